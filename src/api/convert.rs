@@ -1,0 +1,124 @@
+//! Conversions between the job model and the protobuf messages.
+
+use crate::control::{ResultMessage, StreamEndReason};
+use crate::job::{
+    Job, JobKind, JobState, StateTransition, StatementRecord, StatementState, UnixMillis,
+};
+use crate::proto;
+
+/// Converts milliseconds since the epoch into a protobuf timestamp.
+pub fn timestamp(millis: UnixMillis) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: millis.div_euclid(1000),
+        nanos: i32::try_from(millis.rem_euclid(1000) * 1_000_000).unwrap_or(0),
+    }
+}
+
+/// Converts a job state.
+pub fn job_state(state: JobState) -> proto::JobState {
+    match state {
+        JobState::Pending => proto::JobState::Pending,
+        JobState::Submitting => proto::JobState::Submitting,
+        JobState::Running => proto::JobState::Running,
+        JobState::Finished => proto::JobState::Finished,
+        JobState::Failed => proto::JobState::Failed,
+        JobState::Canceled => proto::JobState::Canceled,
+    }
+}
+
+/// Converts a job kind.
+pub fn job_kind(kind: JobKind) -> proto::JobKind {
+    match kind {
+        JobKind::Sql => proto::JobKind::Sql,
+        JobKind::Python => proto::JobKind::Python,
+    }
+}
+
+fn statement_state(state: StatementState) -> proto::StatementState {
+    match state {
+        StatementState::Pending => proto::StatementState::Pending,
+        StatementState::Running => proto::StatementState::Running,
+        StatementState::Finished => proto::StatementState::Finished,
+        StatementState::Failed => proto::StatementState::Failed,
+        StatementState::Canceled => proto::StatementState::Canceled,
+    }
+}
+
+fn statement(record: &StatementRecord) -> proto::StatementStatus {
+    proto::StatementStatus {
+        index: record.index,
+        sql: record.sql.clone(),
+        state: statement_state(record.state) as i32,
+        operation_handle: record.operation_handle.clone().unwrap_or_default(),
+        flink_job_id: record.flink_job_id.clone().unwrap_or_default(),
+        error: record.error.clone().unwrap_or_default(),
+        is_query: record.is_query,
+    }
+}
+
+fn transition(entry: &StateTransition) -> proto::StateTransition {
+    proto::StateTransition {
+        state: job_state(entry.state) as i32,
+        reason: entry.reason.clone(),
+        time: Some(timestamp(entry.at)),
+    }
+}
+
+/// Converts a job.
+pub fn job(job: &Job) -> proto::Job {
+    proto::Job {
+        id: job.id.to_string(),
+        kind: job_kind(job.kind) as i32,
+        state: job_state(job.state) as i32,
+        state_reason: job.state_reason.clone(),
+        request_id: job.request_id.clone().unwrap_or_default(),
+        labels: job.labels.clone().into_iter().collect(),
+        create_time: Some(timestamp(job.created_at)),
+        update_time: Some(timestamp(job.updated_at)),
+        end_time: job.ended_at.map(timestamp),
+        statements: job.statements.iter().map(statement).collect(),
+        flink_job_id: job.flink_job_id.clone().unwrap_or_default(),
+        submitter_output: job.submitter_output.clone().unwrap_or_default(),
+        history: job.history.iter().map(transition).collect(),
+    }
+}
+
+/// Converts one message of a result stream.
+pub fn result_message(message: ResultMessage) -> proto::StreamOperationResultsResponse {
+    use proto::stream_operation_results_response::Message;
+    let message = match message {
+        ResultMessage::Schema(schema) => Message::Schema(schema),
+        ResultMessage::Rows {
+            rows,
+            first_row_offset,
+        } => Message::Rows(proto::RowBatch {
+            rows,
+            first_row_offset,
+        }),
+        ResultMessage::End {
+            reason,
+            error,
+            rows_sent,
+            next_row_offset,
+        } => Message::End(proto::StreamEnd {
+            reason: end_reason(reason) as i32,
+            error: error.unwrap_or_default(),
+            rows_sent,
+            next_row_offset,
+        }),
+    };
+    proto::StreamOperationResultsResponse {
+        message: Some(message),
+    }
+}
+
+fn end_reason(reason: StreamEndReason) -> proto::stream_end::Reason {
+    use proto::stream_end::Reason;
+    match reason {
+        StreamEndReason::EndOfResults => Reason::EndOfResults,
+        StreamEndReason::RowLimitReached => Reason::RowLimitReached,
+        StreamEndReason::TimeLimitReached => Reason::TimeLimitReached,
+        StreamEndReason::Canceled => Reason::Canceled,
+        StreamEndReason::Failed => Reason::Failed,
+    }
+}

@@ -1,0 +1,144 @@
+//! The tonic service: decodes and validates requests, calls `control`, encodes replies.
+
+pub mod convert;
+mod validate;
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::control::{CancelOptions, Controller, ResultRequest};
+use crate::error::Error;
+use crate::proto;
+use crate::proto::job_service_server::JobService;
+use crate::store::JobFilter;
+
+/// The `flinkbroker.v1.JobService` implementation.
+pub struct JobApi {
+    controller: Arc<Controller>,
+}
+
+impl JobApi {
+    /// Creates the service over a controller.
+    pub fn new(controller: Arc<Controller>) -> Self {
+        Self { controller }
+    }
+
+    /// Wraps the service into its tonic server.
+    pub fn into_server(self) -> proto::job_service_server::JobServiceServer<Self> {
+        proto::job_service_server::JobServiceServer::new(self)
+    }
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl JobService for JobApi {
+    async fn submit_sql(
+        &self,
+        request: Request<proto::SubmitSqlRequest>,
+    ) -> Result<Response<proto::Job>, Status> {
+        let submission = validate::sql_submission(request.into_inner())?;
+        let job = self.controller.submit_sql(submission).await?;
+        Ok(Response::new(convert::job(&job)))
+    }
+
+    async fn submit_python(
+        &self,
+        _request: Request<proto::SubmitPythonRequest>,
+    ) -> Result<Response<proto::Job>, Status> {
+        Err(Error::Unimplemented(
+            "SubmitPython: python jobs are not available in this version of flinkbroker; submit SQL with SubmitSql".into(),
+        )
+        .into())
+    }
+
+    type StreamOperationResultsStream = BoxStream<proto::StreamOperationResultsResponse>;
+
+    async fn stream_operation_results(
+        &self,
+        request: Request<proto::StreamOperationResultsRequest>,
+    ) -> Result<Response<Self::StreamOperationResultsStream>, Status> {
+        let request = request.into_inner();
+        let job_id = validate::job_id(&request.job_id)?;
+        if request.max_rows < 0 {
+            return Err(Error::invalid(
+                "max_rows",
+                format!("must not be negative, got {}", request.max_rows),
+            )
+            .into());
+        }
+        let max_duration = request
+            .max_duration
+            .map(|d| validate::duration("max_duration", &d))
+            .transpose()?;
+        let receiver = self
+            .controller
+            .stream_results(ResultRequest {
+                job_id,
+                statement_index: request.statement_index,
+                max_rows: (request.max_rows > 0).then_some(request.max_rows as u64),
+                max_duration,
+                resume_from_row: request.resume_from_row,
+            })
+            .await?;
+        let stream = ReceiverStream::new(receiver)
+            .map(|item| item.map(convert::result_message).map_err(Status::from));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn get_job(
+        &self,
+        request: Request<proto::GetJobRequest>,
+    ) -> Result<Response<proto::Job>, Status> {
+        let id = validate::job_id(&request.into_inner().job_id)?;
+        let job = self.controller.get_job(id).await?;
+        Ok(Response::new(convert::job(&job)))
+    }
+
+    async fn list_jobs(
+        &self,
+        request: Request<proto::ListJobsRequest>,
+    ) -> Result<Response<proto::ListJobsResponse>, Status> {
+        let request = request.into_inner();
+        let (filter, page_size): (JobFilter, u32) = validate::list_request(&request)?;
+        let token = (!request.page_token.is_empty()).then_some(request.page_token.as_str());
+        let page = self.controller.list_jobs(&filter, page_size, token).await?;
+        Ok(Response::new(proto::ListJobsResponse {
+            jobs: page.jobs.iter().map(convert::job).collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        }))
+    }
+
+    async fn cancel_job(
+        &self,
+        request: Request<proto::CancelJobRequest>,
+    ) -> Result<Response<proto::Job>, Status> {
+        let request = request.into_inner();
+        let id = validate::job_id(&request.job_id)?;
+        let options = CancelOptions {
+            stop_with_savepoint: request.stop_with_savepoint,
+            savepoint_directory: (!request.savepoint_directory.is_empty())
+                .then_some(request.savepoint_directory),
+        };
+        let job = self.controller.cancel_job(id, options).await?;
+        Ok(Response::new(convert::job(&job)))
+    }
+
+    type WatchJobStream = BoxStream<proto::Job>;
+
+    async fn watch_job(
+        &self,
+        request: Request<proto::WatchJobRequest>,
+    ) -> Result<Response<Self::WatchJobStream>, Status> {
+        let id = validate::job_id(&request.into_inner().job_id)?;
+        let receiver = self.controller.watch_job(id).await?;
+        let stream = ReceiverStream::new(receiver)
+            .map(|item| item.map(|job| convert::job(&job)).map_err(Status::from));
+        Ok(Response::new(Box::pin(stream)))
+    }
+}

@@ -1,0 +1,238 @@
+//! Wiring: store, clients, controller, gRPC services, health and reflection; serves until shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+use tracing::{info, warn};
+
+use crate::api::JobApi;
+use crate::config::ServeConfig;
+use crate::control::{Controller, Limits};
+use crate::error::{Error, Result};
+use crate::flink::{JobManager, RestJobManager};
+use crate::proto;
+use crate::sql_gateway::{RestSqlGateway, SqlGateway};
+use crate::store::{SeaStore, Store};
+
+/// Health service name reporting whether the SQL Gateway answers.
+pub const SQL_GATEWAY_HEALTH: &str = "flinkbroker.dependency.SqlGateway";
+/// Health service name reporting whether the JobManager REST API answers.
+pub const JOBMANAGER_HEALTH: &str = "flinkbroker.dependency.JobManager";
+/// Health service name of the API itself (also reported as the overall status, "").
+pub const JOB_SERVICE_HEALTH: &str = "flinkbroker.v1.JobService";
+
+/// The external systems the broker talks to.
+#[derive(Clone)]
+pub struct Dependencies {
+    pub store: Arc<dyn Store>,
+    pub gateway: Arc<dyn SqlGateway>,
+    pub jobmanager: Arc<dyn JobManager>,
+}
+
+/// Installs the process-wide TLS crypto provider (ring) once; later calls do nothing.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Connects the real store (running its migrations) and clients named in the configuration.
+pub async fn connect(config: &ServeConfig) -> Result<Dependencies> {
+    install_crypto_provider();
+    let store = SeaStore::connect(&config.database_url).await?;
+    info!(database = %redact(&config.database_url), "store ready, migrations applied");
+    let gateway = RestSqlGateway::new(&config.sql_gateway_url, config.http_timeout)?;
+    let jobmanager = RestJobManager::new(&config.jobmanager_url, config.http_timeout)?;
+    Ok(Dependencies {
+        store: Arc::new(store),
+        gateway: Arc::new(gateway),
+        jobmanager: Arc::new(jobmanager),
+    })
+}
+
+/// Runs the broker on `config.listen` until `shutdown` is cancelled.
+pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> Result<()> {
+    let dependencies = connect(&config).await?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| Error::Internal(format!("cannot listen on {}: {e}", config.listen)))?;
+    serve(dependencies, &config, listener, shutdown).await
+}
+
+/// Serves the API on `listener` with the given dependencies until `shutdown` is cancelled,
+/// then lets in-flight calls finish within the configured grace period.
+pub async fn serve(
+    dependencies: Dependencies,
+    config: &ServeConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let local = listener
+        .local_addr()
+        .map_err(|e| Error::Internal(format!("cannot read the listening address: {e}")))?;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    health
+        .set_service_status(JOB_SERVICE_HEALTH, ServingStatus::NotServing)
+        .await;
+
+    let controller = Controller::new(
+        Arc::clone(&dependencies.store),
+        Arc::clone(&dependencies.gateway),
+        Arc::clone(&dependencies.jobmanager),
+        limits(config),
+        shutdown.clone(),
+    );
+    controller.recover().await?;
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| Error::Internal(format!("cannot build reflection v1: {e}")))?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| Error::Internal(format!("cannot build reflection v1alpha: {e}")))?;
+
+    let probes = tokio::spawn(probe_dependencies(
+        dependencies.clone(),
+        health.clone(),
+        config.health_interval,
+        shutdown.clone(),
+    ));
+
+    let server = Server::builder()
+        .concurrency_limit_per_connection(256)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(JobApi::new(Arc::clone(&controller)).into_server())
+        .serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener),
+            announce_shutdown(shutdown.clone(), health.clone()),
+        );
+    health.set_service_status("", ServingStatus::Serving).await;
+    health
+        .set_service_status(JOB_SERVICE_HEALTH, ServingStatus::Serving)
+        .await;
+    info!(listen = %local, "flinkbroker serving");
+
+    let grace = config.shutdown_grace;
+    tokio::pin!(server);
+    let outcome = tokio::select! {
+        served = &mut server => served.map_err(|e| Error::Internal(format!("grpc server failed: {e}"))),
+        _ = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+            warn!(grace_ms = grace.as_millis() as u64, "in-flight calls did not finish within the shutdown grace period; dropping them");
+            Ok(())
+        }
+    };
+    probes.abort();
+    controller.drain(grace).await;
+    info!("flinkbroker stopped");
+    outcome
+}
+
+async fn announce_shutdown(shutdown: CancellationToken, health: HealthReporter) {
+    shutdown.cancelled().await;
+    info!("shutting down: no new calls, in-flight calls may finish");
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    health
+        .set_service_status(JOB_SERVICE_HEALTH, ServingStatus::NotServing)
+        .await;
+}
+
+/// Reports the SQL Gateway's and the JobManager's reachability under their own names.
+async fn probe_dependencies(
+    dependencies: Dependencies,
+    health: HealthReporter,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut gateway_up: Option<bool> = None;
+    let mut jobmanager_up: Option<bool> = None;
+    loop {
+        let gateway = dependencies.gateway.negotiate_version().await;
+        let up = gateway.is_ok();
+        if gateway_up != Some(up) {
+            match &gateway {
+                Ok(version) => info!(?version, "sql gateway reachable"),
+                Err(error) => warn!(%error, "sql gateway not usable"),
+            }
+            health
+                .set_service_status(SQL_GATEWAY_HEALTH, serving(up))
+                .await;
+            gateway_up = Some(up);
+        }
+        let jobmanager = dependencies.jobmanager.ping().await;
+        let up = jobmanager.is_ok();
+        if jobmanager_up != Some(up) {
+            match &jobmanager {
+                Ok(()) => info!("flink jobmanager reachable"),
+                Err(error) => warn!(%error, "flink jobmanager not reachable"),
+            }
+            health
+                .set_service_status(JOBMANAGER_HEALTH, serving(up))
+                .await;
+            jobmanager_up = Some(up);
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+fn serving(up: bool) -> ServingStatus {
+    if up {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    }
+}
+
+fn limits(config: &ServeConfig) -> Limits {
+    Limits {
+        max_script_bytes: config.max_script_bytes,
+        max_statements: config.max_statements,
+        heartbeat_interval: config.heartbeat_interval,
+        poll_interval: config.poll_interval,
+        max_fetch_backoff: config.max_fetch_backoff,
+        max_stream_duration: config.max_stream_duration,
+    }
+}
+
+/// Hides a password in a database URL before it is logged.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_in_database_urls_are_hidden() {
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("sqlite::memory:"), "sqlite::memory:");
+    }
+}

@@ -1,0 +1,126 @@
+//! The Flink JobManager REST API: job status, root causes, cancel and stop-with-savepoint.
+
+pub mod client;
+
+use async_trait::async_trait;
+use thiserror::Error;
+use uuid::Uuid;
+
+pub use client::RestJobManager;
+
+/// Namespace of the name-based UUIDs that serve as stop-with-savepoint trigger ids.
+const SAVEPOINT_TRIGGER_NAMESPACE: Uuid =
+    Uuid::from_u128(0x5f1c_2b8e_7d4a_4c39_9e61_0a3b_f7d2_c845);
+
+/// Derives the stop-with-savepoint trigger id of a Flink job: 32 lowercase hex digits, the
+/// format of Flink's `TriggerId`.
+///
+/// The same job id always gives the same trigger id, so a stop request repeated after a
+/// retry or a restart joins the savepoint already under way instead of starting another.
+pub fn savepoint_trigger_id(flink_job_id: &str) -> String {
+    let name = format!(
+        "stop-with-savepoint:{}",
+        flink_job_id.trim().to_ascii_lowercase()
+    );
+    Uuid::new_v5(&SAVEPOINT_TRIGGER_NAMESPACE, name.as_bytes())
+        .simple()
+        .to_string()
+}
+
+/// A Flink job's status (`GET /jobs/{id}` → `state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlinkJobStatus {
+    Initializing,
+    Created,
+    Running,
+    Failing,
+    Failed,
+    Cancelling,
+    Canceled,
+    Finished,
+    Restarting,
+    Suspended,
+    Reconciling,
+}
+
+impl FlinkJobStatus {
+    /// Parses Flink's state name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "INITIALIZING" => FlinkJobStatus::Initializing,
+            "CREATED" => FlinkJobStatus::Created,
+            "RUNNING" => FlinkJobStatus::Running,
+            "FAILING" => FlinkJobStatus::Failing,
+            "FAILED" => FlinkJobStatus::Failed,
+            "CANCELLING" => FlinkJobStatus::Cancelling,
+            "CANCELED" => FlinkJobStatus::Canceled,
+            "FINISHED" => FlinkJobStatus::Finished,
+            "RESTARTING" => FlinkJobStatus::Restarting,
+            "SUSPENDED" => FlinkJobStatus::Suspended,
+            "RECONCILING" => FlinkJobStatus::Reconciling,
+            _ => return None,
+        })
+    }
+
+    /// Returns true for globally terminal states (FINISHED, FAILED, CANCELED).
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            FlinkJobStatus::Finished | FlinkJobStatus::Failed | FlinkJobStatus::Canceled
+        )
+    }
+}
+
+/// Where a stop-with-savepoint is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SavepointStatus {
+    InProgress,
+    Completed { location: String },
+    Failed { cause: String },
+}
+
+/// What went wrong talking to the JobManager.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum FlinkError {
+    #[error("flink jobmanager unreachable: {0}")]
+    Unreachable(String),
+    #[error("flink job {0} not found")]
+    JobNotFound(String),
+    #[error("flink jobmanager error (http {status}): {message}")]
+    Server { status: u16, message: String },
+    #[error("unexpected flink jobmanager response: {0}")]
+    Protocol(String),
+}
+
+/// The JobManager REST endpoints the broker uses.
+#[async_trait]
+pub trait JobManager: Send + Sync {
+    /// Checks that the JobManager answers (`GET /overview`).
+    async fn ping(&self) -> Result<(), FlinkError>;
+
+    /// Reads a job's status (`GET /jobs/{id}`); `JobNotFound` for an unknown id.
+    async fn job_status(&self, flink_job_id: &str) -> Result<FlinkJobStatus, FlinkError>;
+
+    /// Reads the root cause of a failed job (`GET /jobs/{id}/exceptions`), reduced to its
+    /// first meaningful line.
+    async fn root_cause(&self, flink_job_id: &str) -> Result<Option<String>, FlinkError>;
+
+    /// Cancels a job (`PATCH /jobs/{id}?mode=cancel`); cancelling an ended job is not an error.
+    async fn cancel(&self, flink_job_id: &str) -> Result<(), FlinkError>;
+
+    /// Triggers stop-with-savepoint (`POST /jobs/{id}/stop`) with a caller-chosen trigger id,
+    /// so a repeated request is idempotent; returns the trigger id.
+    async fn stop_with_savepoint(
+        &self,
+        flink_job_id: &str,
+        trigger_id: &str,
+        target_directory: Option<&str>,
+    ) -> Result<String, FlinkError>;
+
+    /// Reads a stop-with-savepoint's status (`GET /jobs/{id}/savepoints/{trigger}`).
+    async fn savepoint_status(
+        &self,
+        flink_job_id: &str,
+        trigger_id: &str,
+    ) -> Result<SavepointStatus, FlinkError>;
+}

@@ -1,0 +1,44 @@
+//! flinkbroker: a gRPC control plane in front of Apache Flink for PyFlink scripts and Flink SQL.
+//!
+//! Callers submit SQL scripts (run statement by statement through the Flink SQL Gateway) and
+//! PyFlink programs (run with `flink run -py` by a Kubernetes Job or a local process), follow
+//! them to their end and stream SQL results. Every job is recorded durably.
+//!
+//! # Layout
+//! - [`proto`]: the generated gRPC code and the descriptor set served by reflection.
+//! - [`app`]: wiring: store, clients, services, health, reflection; serves until shutdown.
+//! - [`config`]: command-line flags, each readable from a `FLINKBROKER_*` variable.
+//! - [`error`]: the crate error and its one mapping to `tonic::Status`.
+//! - [`api`]: the tonic service: decodes, validates, calls `control`, encodes.
+//! - [`control`]: the use cases: submit SQL, stream results, cancel, watch.
+//! - [`job`]: the job model.
+//! - [`sql_script`]: splits SQL scripts into statements and classifies them.
+//! - [`rows`]: converts the gateway's JSON rows into typed protobuf values.
+//! - [`sql_gateway`]: the `SqlGateway` trait and its REST client.
+//! - [`flink`]: the `JobManager` trait and its REST client.
+//! - [`store`]: the `Store` trait and its sea-orm implementation.
+//! - [`telemetry`], [`shutdown`]: logging, and the shutdown signal.
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod control;
+pub mod error;
+pub mod flink;
+pub mod job;
+pub mod rows;
+pub mod shutdown;
+pub mod sql_gateway;
+pub mod sql_script;
+pub mod store;
+pub mod telemetry;
+
+/// The generated gRPC code of `proto/flinkbroker/v1`.
+pub mod proto {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("flinkbroker.v1");
+
+    /// The encoded descriptor set of the API, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("flinkbroker_descriptor");
+}

@@ -1,0 +1,60 @@
+//! A row of `jobs`: one recorded job.
+
+use sea_orm::entity::prelude::*;
+
+/// A recorded job; enums are stored by name, the spec and labels as JSON text.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "jobs")]
+pub struct Model {
+    /// The job id, a hyphenated lowercase UUID.
+    #[sea_orm(primary_key, auto_increment = false, column_type = "Text")]
+    pub id: String,
+    /// `JobKind::as_str`.
+    #[sea_orm(column_type = "Text")]
+    pub kind: String,
+    /// `JobState::as_str`.
+    #[sea_orm(column_type = "Text")]
+    pub state: String,
+    #[sea_orm(column_type = "Text")]
+    pub state_reason: String,
+    /// Unique when present.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub request_id: Option<String>,
+    /// `JobSpec` as JSON.
+    #[sea_orm(column_type = "Text")]
+    pub spec_json: String,
+    /// The labels as a JSON object of strings.
+    #[sea_orm(column_type = "Text")]
+    pub labels_json: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub ended_at: Option<i64>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub gateway_session: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub flink_job_id: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub submitter_output: Option<String>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(has_many = "super::job_statement::Entity")]
+    Statements,
+    #[sea_orm(has_many = "super::job_state_transition::Entity")]
+    StateTransitions,
+}
+
+impl Related<super::job_statement::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Statements.def()
+    }
+}
+
+impl Related<super::job_state_transition::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::StateTransitions.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,45 @@
+//! A row of `job_statements`: one statement of a SQL job.
+
+use sea_orm::entity::prelude::*;
+
+/// One statement of a SQL job, keyed by job and position in the script.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "job_statements")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false, column_type = "Text")]
+    pub job_id: String,
+    /// The position in the script, from 0; wide enough for any `u32`.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub idx: i64,
+    #[sea_orm(column_type = "Text")]
+    pub sql: String,
+    /// `StatementState::as_str`.
+    #[sea_orm(column_type = "Text")]
+    pub state: String,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub operation_handle: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub flink_job_id: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub error: Option<String>,
+    pub is_query: bool,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::job::Entity",
+        from = "Column::JobId",
+        to = "super::job::Column::Id",
+        on_delete = "Cascade"
+    )]
+    Job,
+}
+
+impl Related<super::job::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Job.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

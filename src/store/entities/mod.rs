@@ -1,0 +1,8 @@
+//! sea-orm entities of the job tables.
+//!
+//! The tables themselves are created by [`super::migration`]; these entities only describe
+//! them for queries.
+
+pub mod job;
+pub mod job_state_transition;
+pub mod job_statement;

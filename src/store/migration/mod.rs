@@ -1,0 +1,19 @@
+//! Schema migrations, run at startup.
+//!
+//! One migration per `mYYYYMMDD_HHMMSS_name.rs` file: the migration is named after its file
+//! and recorded under that name in `seaql_migrations`, so a file is never renamed or edited
+//! once released; a schema change is a new file.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_create_job_tables;
+
+/// Every migration of the job store, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261123_000001_create_job_tables::Migration)]
+    }
+}

@@ -1,0 +1,1197 @@
+//! One `Store` suite, run against every backend: SQLite file, SQLite memory and PostgreSQL.
+//!
+//! PostgreSQL is expected at `postgres://postgres@127.0.0.1:5432/test` (override with
+//! `FLINKBROKER_TEST_POSTGRES_URL`); each test gets a database of its own, dropped afterwards.
+//! When PostgreSQL cannot be reached the PostgreSQL tests fail.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+use tempfile::TempDir;
+
+use flinkbroker::job::{
+    Job, JobId, JobKind, JobSpec, JobState, NewJob, PythonSpec, RuntimeMode, SqlSpec,
+    StatementState,
+};
+use flinkbroker::store::{
+    CreateOutcome, JobFilter, SeaStore, StatementUpdate, Store, StoreError, pending_statements,
+};
+
+const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+const T0: i64 = 1_767_225_600_000;
+
+// ---------------------------------------------------------------------------------------------
+// Backends
+
+/// A store under test and what keeps its database alive.
+struct TestStore {
+    store: Arc<dyn Store>,
+    /// Where a second connection finds the same database (not for memory).
+    url: String,
+    _dir: Option<TempDir>,
+    _postgres: Option<PostgresDatabase>,
+}
+
+async fn sqlite_file() -> TestStore {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A directory that does not exist yet: connect creates it.
+    let path = dir
+        .path()
+        .join("nested")
+        .join("data")
+        .join("flinkbroker.db");
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let store = SeaStore::connect(&url).await.expect("connect sqlite file");
+    assert!(path.exists(), "the database file is created");
+    TestStore {
+        store: Arc::new(store),
+        url,
+        _dir: Some(dir),
+        _postgres: None,
+    }
+}
+
+async fn sqlite_memory() -> TestStore {
+    let url = "sqlite::memory:".to_owned();
+    let store = SeaStore::connect(&url)
+        .await
+        .expect("connect sqlite memory");
+    TestStore {
+        store: Arc::new(store),
+        url,
+        _dir: None,
+        _postgres: None,
+    }
+}
+
+async fn postgres() -> TestStore {
+    let database = PostgresDatabase::create().await;
+    let store = SeaStore::connect(&database.url)
+        .await
+        .expect("connect the test database");
+    TestStore {
+        store: Arc::new(store),
+        url: database.url.clone(),
+        _dir: None,
+        _postgres: Some(database),
+    }
+}
+
+/// A fresh PostgreSQL database, dropped (with its connections) when this value is.
+struct PostgresDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl PostgresDatabase {
+    async fn create() -> PostgresDatabase {
+        let admin_url = std::env::var("FLINKBROKER_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+        let name = format!("fb_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = admin_connection(&admin_url).await.unwrap_or_else(|e| {
+            panic!("PostgreSQL must be reachable at {admin_url} for these tests: {e}")
+        });
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .expect("create the test database");
+        admin.close().await.expect("close the admin connection");
+        let url = with_database(&admin_url, &name);
+        PostgresDatabase {
+            admin_url,
+            name,
+            url,
+        }
+    }
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop may run inside the test's runtime (or while unwinding): use a runtime of its own.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("cleanup runtime");
+            runtime.block_on(async move {
+                if let Ok(admin) = admin_connection(&admin_url).await {
+                    let _ = admin
+                        .execute_unprepared(&format!(
+                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                        ))
+                        .await;
+                    let _ = admin.close().await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+async fn admin_connection(url: &str) -> Result<DatabaseConnection, sea_orm::DbErr> {
+    let mut options = ConnectOptions::new(url);
+    options
+        .max_connections(1)
+        .acquire_timeout(std::time::Duration::from_secs(10))
+        .sqlx_logging(false);
+    Database::connect(options).await
+}
+
+/// Replaces the database name of a PostgreSQL URL.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (url, String::new()),
+    };
+    let (scheme, rest) = base.split_once("://").expect("a url with a scheme");
+    let authority = rest
+        .split_once('/')
+        .map_or(rest, |(authority, _)| authority);
+    format!("{scheme}://{authority}/{name}{query}")
+}
+
+/// A raw connection to the database behind a test store.
+async fn raw_connection(url: &str) -> DatabaseConnection {
+    let mut options = ConnectOptions::new(url);
+    options.max_connections(1).sqlx_logging(false);
+    Database::connect(options).await.expect("raw connection")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Instantiation: every case of the suite against every backend
+
+macro_rules! store_suite {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite_file {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let test_store = super::sqlite_file().await;
+                    super::$case(test_store.store.clone()).await;
+                }
+            )*
+        }
+        mod sqlite_memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let test_store = super::sqlite_memory().await;
+                    super::$case(test_store.store.clone()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let test_store = super::postgres().await;
+                    super::$case(test_store.store.clone()).await;
+                }
+            )*
+        }
+    };
+}
+
+/// Cases that open a second connection to the same database: not for memory.
+macro_rules! shared_database_suite {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite_file_shared {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let test_store = super::sqlite_file().await;
+                    super::$case(&test_store).await;
+                }
+            )*
+        }
+        mod postgres_shared {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let test_store = super::postgres().await;
+                    super::$case(&test_store).await;
+                }
+            )*
+        }
+    };
+}
+
+store_suite!(
+    created_job_reads_back_with_statements_and_history,
+    python_job_reads_back_with_its_spec,
+    same_request_id_and_payload_returns_the_existing_job,
+    same_request_id_with_another_payload_conflicts,
+    jobs_without_request_id_are_never_deduplicated,
+    recording_one_job_id_twice_is_an_error,
+    concurrent_creates_with_one_request_id_record_one_job,
+    transitions_append_history_and_end_terminal_jobs,
+    same_state_transition_only_updates_the_reason,
+    terminal_jobs_refuse_to_move,
+    racing_terminal_transitions_let_exactly_one_win,
+    statement_updates_change_only_the_given_fields,
+    list_filters_by_state_kind_and_labels,
+    list_pages_through_every_job_once,
+    list_pages_stay_stable_while_jobs_are_added,
+    list_page_size_zero_uses_the_default,
+    malformed_page_tokens_are_rejected,
+    unknown_ids_are_not_found,
+    list_unfinished_returns_jobs_not_ended,
+    gateway_session_is_recorded_and_cleared,
+    submitter_output_is_recorded,
+);
+
+shared_database_suite!(
+    migrations_run_again_without_changes,
+    corrupt_rows_are_reported_not_panicked_on,
+);
+
+// ---------------------------------------------------------------------------------------------
+// Builders
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn sql_job(request_id: Option<&str>, label_pairs: &[(&str, &str)], created_at: i64) -> NewJob {
+    let statements = [
+        "CREATE TABLE src (x INT) WITH ('connector' = 'datagen')",
+        "INSERT INTO sink SELECT * FROM src",
+        "SELECT 1",
+    ]
+    .map(str::to_owned);
+    NewJob {
+        id: JobId::new_random(),
+        request_id: request_id.map(str::to_owned),
+        labels: labels(label_pairs),
+        spec: JobSpec::Sql(SqlSpec {
+            script: statements.join(";\n"),
+            runtime_mode: RuntimeMode::Streaming,
+            properties: labels(&[("parallelism.default", "2")]),
+        }),
+        statements: pending_statements(&statements),
+        flink_job_id: None,
+        created_at,
+    }
+}
+
+fn python_job(label_pairs: &[(&str, &str)], created_at: i64) -> NewJob {
+    let id = JobId::new_random();
+    NewJob {
+        id,
+        request_id: None,
+        labels: labels(label_pairs),
+        spec: JobSpec::Python(PythonSpec {
+            script: None,
+            script_url: Some("s3://bucket/jobs/wordcount.py".into()),
+            entry_module: None,
+            py_files: vec!["s3://bucket/lib.zip".into()],
+            py_archives: vec![],
+            py_requirements: Some("requirements.txt".into()),
+            program_args: vec!["--input".into(), "/data/in".into()],
+            parallelism: Some(4),
+            flink_configuration: labels(&[("taskmanager.numberOfTaskSlots", "2")]),
+        }),
+        statements: vec![],
+        flink_job_id: Some(id.flink_job_id_for_program()),
+        created_at,
+    }
+}
+
+async fn create(store: &Arc<dyn Store>, job: NewJob) -> Job {
+    match store.create_job(job).await.expect("create job") {
+        CreateOutcome::Created(job) => job,
+        other => panic!("expected Created, got {other:?}"),
+    }
+}
+
+/// Pages through ListJobs and returns the ids in the order they came, checking each page.
+async fn all_pages(store: &Arc<dyn Store>, filter: &JobFilter, page_size: u32) -> Vec<JobId> {
+    let mut ids = Vec::new();
+    let mut token: Option<String> = None;
+    for _ in 0..1000 {
+        let page = store
+            .list_jobs(filter, page_size, token.as_deref())
+            .await
+            .expect("list jobs");
+        assert!(page.jobs.len() <= page_size as usize);
+        ids.extend(page.jobs.iter().map(|job| job.id));
+        match page.next_page_token {
+            Some(next) => {
+                assert_eq!(
+                    page.jobs.len(),
+                    page_size as usize,
+                    "only the last page is short"
+                );
+                token = Some(next);
+            }
+            None => return ids,
+        }
+    }
+    panic!("pagination does not end");
+}
+
+/// The order ListJobs promises: newest first, then by id.
+fn newest_first(jobs: &[Job]) -> Vec<JobId> {
+    let mut keyed: Vec<(i64, String, JobId)> = jobs
+        .iter()
+        .map(|job| (job.created_at, job.id.to_string(), job.id))
+        .collect();
+    keyed.sort_by(|a, b| (b.0, &b.1).cmp(&(a.0, &a.1)));
+    keyed.into_iter().map(|(_, _, id)| id).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The suite
+
+async fn created_job_reads_back_with_statements_and_history(store: Arc<dyn Store>) {
+    let new_job = sql_job(
+        Some("order-42:v1"),
+        &[("team", "recs"), ("env", "prod")],
+        T0,
+    );
+    let created = create(&store, new_job.clone()).await;
+
+    assert_eq!(created.id, new_job.id);
+    assert_eq!(created.kind, JobKind::Sql);
+    assert_eq!(created.state, JobState::Pending);
+    assert_eq!(created.request_id.as_deref(), Some("order-42:v1"));
+    assert_eq!(created.labels, new_job.labels);
+    assert_eq!(created.spec, new_job.spec);
+    assert_eq!(created.created_at, T0);
+    assert_eq!(created.updated_at, T0);
+    assert_eq!(created.ended_at, None);
+    assert_eq!(created.gateway_session, None);
+    assert_eq!(created.statements, new_job.statements);
+    assert_eq!(created.history.len(), 1);
+    assert_eq!(created.history[0].state, JobState::Pending);
+    assert_eq!(created.history[0].at, T0);
+    assert_eq!(created.state_reason, created.history[0].reason);
+
+    let read = store.get_job(new_job.id).await.expect("get job");
+    assert_eq!(read, created, "what create returns is what get reads");
+    let indexes: Vec<u32> = read.statements.iter().map(|s| s.index).collect();
+    assert_eq!(indexes, vec![0, 1, 2]);
+    assert!(
+        read.statements
+            .iter()
+            .all(|s| s.state == StatementState::Pending)
+    );
+}
+
+async fn python_job_reads_back_with_its_spec(store: Arc<dyn Store>) {
+    let new_job = python_job(&[("team", "ml")], T0);
+    let created = create(&store, new_job.clone()).await;
+    let read = store.get_job(new_job.id).await.expect("get job");
+    assert_eq!(read, created);
+    assert_eq!(read.kind, JobKind::Python);
+    assert_eq!(read.spec, new_job.spec);
+    assert_eq!(read.flink_job_id, new_job.flink_job_id);
+    assert!(read.statements.is_empty());
+}
+
+async fn same_request_id_and_payload_returns_the_existing_job(store: Arc<dyn Store>) {
+    let first = sql_job(Some("req-1"), &[("team", "recs")], T0);
+    let created = create(&store, first.clone()).await;
+
+    let mut again = first.clone();
+    again.id = JobId::new_random();
+    again.created_at = T0 + 5_000;
+    match store.create_job(again.clone()).await.expect("create again") {
+        CreateOutcome::Existing(job) => assert_eq!(job, created),
+        other => panic!("expected Existing, got {other:?}"),
+    }
+    assert!(matches!(
+        store.get_job(again.id).await,
+        Err(StoreError::JobNotFound(id)) if id == again.id
+    ));
+}
+
+async fn same_request_id_with_another_payload_conflicts(store: Arc<dyn Store>) {
+    let first = sql_job(Some("req-2"), &[("team", "recs")], T0);
+    let created = create(&store, first.clone()).await;
+
+    let mut other_spec = first.clone();
+    other_spec.id = JobId::new_random();
+    if let JobSpec::Sql(spec) = &mut other_spec.spec {
+        spec.runtime_mode = RuntimeMode::Batch;
+    }
+    match store.create_job(other_spec).await.expect("create") {
+        CreateOutcome::Conflict(job) => assert_eq!(job, created),
+        other => panic!("expected Conflict for another spec, got {other:?}"),
+    }
+
+    let mut other_labels = first.clone();
+    other_labels.id = JobId::new_random();
+    other_labels.labels = labels(&[("team", "search")]);
+    match store.create_job(other_labels).await.expect("create") {
+        CreateOutcome::Conflict(job) => assert_eq!(job.id, first.id),
+        other => panic!("expected Conflict for other labels, got {other:?}"),
+    }
+
+    let all = store
+        .list_jobs(&JobFilter::default(), 10, None)
+        .await
+        .expect("list");
+    assert_eq!(
+        all.jobs.len(),
+        1,
+        "neither conflicting create recorded a job"
+    );
+}
+
+async fn jobs_without_request_id_are_never_deduplicated(store: Arc<dyn Store>) {
+    let first = sql_job(None, &[], T0);
+    let mut second = first.clone();
+    second.id = JobId::new_random();
+    create(&store, first).await;
+    create(&store, second).await;
+    let all = store
+        .list_jobs(&JobFilter::default(), 10, None)
+        .await
+        .expect("list");
+    assert_eq!(all.jobs.len(), 2);
+}
+
+async fn recording_one_job_id_twice_is_an_error(store: Arc<dyn Store>) {
+    let job = sql_job(None, &[], T0);
+    let created = create(&store, job.clone()).await;
+    match store.create_job(job.clone()).await {
+        Err(StoreError::Database(message)) => {
+            assert!(message.contains("already recorded"), "{message}");
+        }
+        other => panic!("expected a database error, got {other:?}"),
+    }
+
+    let mut duplicate_statements = sql_job(None, &[], T0);
+    duplicate_statements.statements[1].index = 0;
+    assert!(matches!(
+        store.create_job(duplicate_statements.clone()).await,
+        Err(StoreError::Database(_))
+    ));
+    assert!(
+        matches!(
+            store.get_job(duplicate_statements.id).await,
+            Err(StoreError::JobNotFound(_))
+        ),
+        "a failed create leaves nothing behind"
+    );
+    assert_eq!(store.get_job(job.id).await.expect("get"), created);
+}
+
+async fn concurrent_creates_with_one_request_id_record_one_job(store: Arc<dyn Store>) {
+    let template = sql_job(Some("burst"), &[("team", "recs")], T0);
+    let mut tasks = Vec::new();
+    for _ in 0..12 {
+        let store = store.clone();
+        let mut job = template.clone();
+        job.id = JobId::new_random();
+        tasks.push(tokio::spawn(async move { store.create_job(job).await }));
+    }
+    let mut created = Vec::new();
+    let mut existing = Vec::new();
+    for task in tasks {
+        match task.await.expect("task").expect("create") {
+            CreateOutcome::Created(job) => created.push(job),
+            CreateOutcome::Existing(job) => existing.push(job),
+            CreateOutcome::Conflict(job) => panic!("same payload conflicts: {job:?}"),
+        }
+    }
+    assert_eq!(created.len(), 1, "exactly one create wins");
+    assert_eq!(existing.len(), 11);
+    assert!(existing.iter().all(|job| job.id == created[0].id));
+    let all = store
+        .list_jobs(&JobFilter::default(), 50, None)
+        .await
+        .expect("list");
+    assert_eq!(all.jobs.len(), 1);
+    assert_eq!(all.jobs[0].history.len(), 1);
+}
+
+async fn transitions_append_history_and_end_terminal_jobs(store: Arc<dyn Store>) {
+    let job = create(&store, sql_job(None, &[], T0)).await;
+
+    let submitting = store
+        .transition(job.id, JobState::Submitting, "opening a session")
+        .await
+        .expect("to submitting");
+    assert_eq!(submitting.state, JobState::Submitting);
+    assert_eq!(submitting.state_reason, "opening a session");
+    assert_eq!(submitting.ended_at, None);
+    assert!(submitting.updated_at >= T0);
+
+    let running = store
+        .transition(job.id, JobState::Running, "all statements submitted")
+        .await
+        .expect("to running");
+    assert_eq!(running.ended_at, None);
+
+    let finished = store
+        .transition(job.id, JobState::Finished, "done")
+        .await
+        .expect("to finished");
+    assert_eq!(finished.state, JobState::Finished);
+    let ended_at = finished
+        .ended_at
+        .expect("ended_at is set on a terminal state");
+    assert_eq!(ended_at, finished.updated_at);
+    assert!(finished.updated_at >= running.updated_at);
+
+    let states: Vec<JobState> = finished.history.iter().map(|t| t.state).collect();
+    assert_eq!(
+        states,
+        vec![
+            JobState::Pending,
+            JobState::Submitting,
+            JobState::Running,
+            JobState::Finished
+        ]
+    );
+    let reasons: Vec<&str> = finished.history[1..]
+        .iter()
+        .map(|t| t.reason.as_str())
+        .collect();
+    assert_eq!(
+        reasons,
+        vec!["opening a session", "all statements submitted", "done"]
+    );
+    assert!(finished.history.windows(2).all(|w| w[0].at <= w[1].at));
+    assert_eq!(store.get_job(job.id).await.expect("get"), finished);
+}
+
+async fn same_state_transition_only_updates_the_reason(store: Arc<dyn Store>) {
+    let job = create(&store, sql_job(None, &[], T0)).await;
+    store
+        .transition(job.id, JobState::Running, "statement 1 of 3 running")
+        .await
+        .expect("to running");
+    let updated = store
+        .transition(job.id, JobState::Running, "statement 2 of 3 running")
+        .await
+        .expect("same state");
+    assert_eq!(updated.state, JobState::Running);
+    assert_eq!(updated.state_reason, "statement 2 of 3 running");
+    assert_eq!(
+        updated.history.len(),
+        2,
+        "no history entry for the same state"
+    );
+    assert_eq!(updated.history[1].reason, "statement 1 of 3 running");
+
+    let repeated = store
+        .transition(job.id, JobState::Running, "statement 2 of 3 running")
+        .await
+        .expect("same state, same reason");
+    assert_eq!(repeated, updated, "an identical transition changes nothing");
+
+    let failed = store
+        .transition(job.id, JobState::Failed, "statement 2 failed")
+        .await
+        .expect("to failed");
+    let refailed = store
+        .transition(
+            job.id,
+            JobState::Failed,
+            "statement 2 failed: table not found",
+        )
+        .await
+        .expect("same terminal state");
+    assert_eq!(refailed.state_reason, "statement 2 failed: table not found");
+    assert_eq!(refailed.ended_at, failed.ended_at, "the end time stays");
+    assert_eq!(refailed.history, failed.history);
+}
+
+async fn terminal_jobs_refuse_to_move(store: Arc<dyn Store>) {
+    for terminal in [JobState::Finished, JobState::Failed, JobState::Canceled] {
+        let job = create(&store, sql_job(None, &[], T0)).await;
+        let ended = store
+            .transition(job.id, terminal, "ended")
+            .await
+            .expect("to terminal");
+        for target in [
+            JobState::Pending,
+            JobState::Submitting,
+            JobState::Running,
+            JobState::Finished,
+            JobState::Failed,
+            JobState::Canceled,
+        ] {
+            if target == terminal {
+                continue;
+            }
+            match store.transition(job.id, target, "too late").await {
+                Err(StoreError::TerminalState { job_id, from, to }) => {
+                    assert_eq!((job_id, from, to), (job.id, terminal, target));
+                }
+                other => {
+                    panic!("{terminal:?} -> {target:?}: expected TerminalState, got {other:?}")
+                }
+            }
+        }
+        assert_eq!(
+            store.get_job(job.id).await.expect("get"),
+            ended,
+            "nothing changed"
+        );
+    }
+}
+
+async fn racing_terminal_transitions_let_exactly_one_win(store: Arc<dyn Store>) {
+    for _ in 0..8 {
+        let job = create(&store, sql_job(None, &[], T0)).await;
+        store
+            .transition(job.id, JobState::Running, "running")
+            .await
+            .expect("to running");
+        let targets = [JobState::Canceled, JobState::Failed, JobState::Finished];
+        let tasks: Vec<_> = targets
+            .into_iter()
+            .map(|target| {
+                let store = store.clone();
+                tokio::spawn(async move { store.transition(job.id, target, "race").await })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for task in tasks {
+            match task.await.expect("task") {
+                Ok(job) => winners.push(job.state),
+                Err(StoreError::TerminalState { .. }) => {}
+                Err(other) => panic!("unexpected error: {other}"),
+            }
+        }
+        assert_eq!(
+            winners.len(),
+            1,
+            "exactly one terminal transition wins: {winners:?}"
+        );
+        let read = store.get_job(job.id).await.expect("get");
+        assert_eq!(read.state, winners[0]);
+        let terminal_entries = read
+            .history
+            .iter()
+            .filter(|t| t.state.is_terminal())
+            .count();
+        assert_eq!(terminal_entries, 1);
+    }
+}
+
+async fn statement_updates_change_only_the_given_fields(store: Arc<dyn Store>) {
+    let job = create(&store, sql_job(None, &[], T0)).await;
+    let flink_job_id = job.id.flink_job_id_for_statement(1);
+
+    store
+        .update_statement(
+            job.id,
+            1,
+            StatementUpdate {
+                state: Some(StatementState::Running),
+                operation_handle: Some("op-1".into()),
+                ..StatementUpdate::default()
+            },
+        )
+        .await
+        .expect("update 1");
+    store
+        .update_statement(
+            job.id,
+            1,
+            StatementUpdate {
+                flink_job_id: Some(flink_job_id.clone()),
+                is_query: Some(false),
+                ..StatementUpdate::default()
+            },
+        )
+        .await
+        .expect("update 2");
+    store
+        .update_statement(
+            job.id,
+            2,
+            StatementUpdate {
+                state: Some(StatementState::Failed),
+                error: Some("table sink not found".into()),
+                is_query: Some(true),
+                ..StatementUpdate::default()
+            },
+        )
+        .await
+        .expect("update 3");
+    store
+        .update_statement(job.id, 0, StatementUpdate::default())
+        .await
+        .expect("an empty update of an existing statement");
+
+    let read = store.get_job(job.id).await.expect("get");
+    assert_eq!(
+        read.statements[0], job.statements[0],
+        "statement 0 untouched"
+    );
+    let second = &read.statements[1];
+    assert_eq!(second.state, StatementState::Running);
+    assert_eq!(second.operation_handle.as_deref(), Some("op-1"));
+    assert_eq!(second.flink_job_id.as_deref(), Some(flink_job_id.as_str()));
+    assert_eq!(second.error, None);
+    assert!(!second.is_query);
+    assert_eq!(second.sql, job.statements[1].sql);
+    let third = &read.statements[2];
+    assert_eq!(third.state, StatementState::Failed);
+    assert_eq!(third.error.as_deref(), Some("table sink not found"));
+    assert_eq!(third.operation_handle, None);
+    assert!(third.is_query);
+
+    for (id, index) in [(job.id, 3), (JobId::new_random(), 0)] {
+        let update = StatementUpdate {
+            state: Some(StatementState::Finished),
+            ..StatementUpdate::default()
+        };
+        assert!(matches!(
+            store.update_statement(id, index, update).await,
+            Err(StoreError::JobNotFound(missing)) if missing == id
+        ));
+    }
+}
+
+async fn list_filters_by_state_kind_and_labels(store: Arc<dyn Store>) {
+    let recs_prod = create(
+        &store,
+        sql_job(None, &[("team", "recs"), ("env", "prod")], T0),
+    )
+    .await;
+    let recs_dev = create(
+        &store,
+        sql_job(None, &[("team", "recs"), ("env", "dev")], T0 + 1),
+    )
+    .await;
+    let search = create(&store, sql_job(None, &[("team", "search")], T0 + 2)).await;
+    let python = create(&store, python_job(&[("team", "recs")], T0 + 3)).await;
+    let odd = create(
+        &store,
+        sql_job(
+            None,
+            &[
+                ("example.com/owner", "o'brien \"quoted\" %_"),
+                ("team", "recs"),
+            ],
+            T0 + 4,
+        ),
+    )
+    .await;
+    store
+        .transition(recs_dev.id, JobState::Running, "running")
+        .await
+        .expect("running");
+    store
+        .transition(search.id, JobState::Failed, "failed")
+        .await
+        .expect("failed");
+
+    let ids = |filter: JobFilter| {
+        let store = store.clone();
+        async move {
+            let page = store.list_jobs(&filter, 100, None).await.expect("list");
+            assert_eq!(page.next_page_token, None);
+            page.jobs.iter().map(|job| job.id).collect::<Vec<_>>()
+        }
+    };
+
+    assert_eq!(
+        ids(JobFilter::default()).await,
+        vec![odd.id, python.id, search.id, recs_dev.id, recs_prod.id]
+    );
+    assert_eq!(
+        ids(JobFilter {
+            states: vec![JobState::Running],
+            ..JobFilter::default()
+        })
+        .await,
+        vec![recs_dev.id]
+    );
+    assert_eq!(
+        ids(JobFilter {
+            states: vec![JobState::Running, JobState::Failed],
+            ..JobFilter::default()
+        })
+        .await,
+        vec![search.id, recs_dev.id]
+    );
+    assert_eq!(
+        ids(JobFilter {
+            kind: Some(JobKind::Python),
+            ..JobFilter::default()
+        })
+        .await,
+        vec![python.id]
+    );
+    assert_eq!(
+        ids(JobFilter {
+            labels: labels(&[("team", "recs")]),
+            ..JobFilter::default()
+        })
+        .await,
+        vec![odd.id, python.id, recs_dev.id, recs_prod.id]
+    );
+    assert_eq!(
+        ids(JobFilter {
+            labels: labels(&[("team", "recs"), ("env", "prod")]),
+            ..JobFilter::default()
+        })
+        .await,
+        vec![recs_prod.id]
+    );
+    assert_eq!(
+        ids(JobFilter {
+            labels: labels(&[("example.com/owner", "o'brien \"quoted\" %_")]),
+            ..JobFilter::default()
+        })
+        .await,
+        vec![odd.id]
+    );
+    assert_eq!(
+        ids(JobFilter {
+            labels: labels(&[("team", "rec")]),
+            ..JobFilter::default()
+        })
+        .await,
+        Vec::<JobId>::new(),
+        "label values match exactly"
+    );
+    assert_eq!(
+        ids(JobFilter {
+            states: vec![JobState::Pending],
+            kind: Some(JobKind::Sql),
+            labels: labels(&[("team", "recs")]),
+        })
+        .await,
+        vec![odd.id, recs_prod.id]
+    );
+}
+
+async fn list_pages_through_every_job_once(store: Arc<dyn Store>) {
+    // Groups of three jobs share a creation time, so pages split ties and rely on the id.
+    let mut jobs = Vec::new();
+    for n in 0..23_i64 {
+        let label = if n % 2 == 0 { "even" } else { "odd" };
+        jobs.push(create(&store, sql_job(None, &[("parity", label)], T0 + n / 3)).await);
+    }
+
+    let expected = newest_first(&jobs);
+    for page_size in [1, 5, 6, 23, 50] {
+        let ids = all_pages(&store, &JobFilter::default(), page_size).await;
+        assert_eq!(ids, expected, "page size {page_size}");
+    }
+
+    let even: Vec<Job> = jobs
+        .iter()
+        .filter(|job| job.labels["parity"] == "even")
+        .cloned()
+        .collect();
+    let filter = JobFilter {
+        labels: labels(&[("parity", "even")]),
+        ..JobFilter::default()
+    };
+    let ids = all_pages(&store, &filter, 4).await;
+    assert_eq!(ids, newest_first(&even));
+    let distinct: HashSet<JobId> = ids.iter().copied().collect();
+    assert_eq!(distinct.len(), ids.len(), "no job twice");
+}
+
+async fn list_pages_stay_stable_while_jobs_are_added(store: Arc<dyn Store>) {
+    let mut jobs = Vec::new();
+    for n in 0..10_i64 {
+        jobs.push(create(&store, sql_job(None, &[], T0 + n)).await);
+    }
+    let first = store
+        .list_jobs(&JobFilter::default(), 4, None)
+        .await
+        .expect("first page");
+    // A newer job arrives between pages: it belongs before the first page, not in the rest.
+    create(&store, sql_job(None, &[], T0 + 100)).await;
+    let mut seen: Vec<JobId> = first.jobs.iter().map(|job| job.id).collect();
+    let mut token = first.next_page_token;
+    while let Some(current) = token {
+        let page = store
+            .list_jobs(&JobFilter::default(), 4, Some(&current))
+            .await
+            .expect("next page");
+        seen.extend(page.jobs.iter().map(|job| job.id));
+        token = page.next_page_token;
+    }
+    assert_eq!(seen, newest_first(&jobs));
+}
+
+async fn list_page_size_zero_uses_the_default(store: Arc<dyn Store>) {
+    for n in 0..3_i64 {
+        create(&store, sql_job(None, &[], T0 + n)).await;
+    }
+    let page = store
+        .list_jobs(&JobFilter::default(), 0, None)
+        .await
+        .expect("list");
+    assert_eq!(page.jobs.len(), 3);
+    assert_eq!(page.next_page_token, None);
+}
+
+async fn malformed_page_tokens_are_rejected(store: Arc<dyn Store>) {
+    create(&store, sql_job(None, &[], T0)).await;
+    let encode = |text: &str| URL_SAFE_NO_PAD.encode(text);
+    let tokens = [
+        String::new(),
+        "not base64 at all!".to_owned(),
+        encode("no separator"),
+        encode("12:not-a-uuid"),
+        encode(&format!("yesterday:{}", JobId::new_random())),
+        encode(&format!(":{}", JobId::new_random())),
+        URL_SAFE_NO_PAD.encode([0xff, 0xfe, b':', b'1']),
+    ];
+    for token in tokens {
+        assert!(
+            matches!(
+                store
+                    .list_jobs(&JobFilter::default(), 10, Some(&token))
+                    .await,
+                Err(StoreError::InvalidPageToken)
+            ),
+            "token {token:?} is rejected"
+        );
+    }
+}
+
+async fn unknown_ids_are_not_found(store: Arc<dyn Store>) {
+    create(&store, sql_job(None, &[], T0)).await;
+    let unknown = JobId::new_random();
+    let is_not_found = |result: Result<(), StoreError>| matches!(result, Err(StoreError::JobNotFound(id)) if id == unknown);
+    assert!(is_not_found(store.get_job(unknown).await.map(|_| ())));
+    assert!(is_not_found(
+        store
+            .transition(unknown, JobState::Running, "x")
+            .await
+            .map(|_| ())
+    ));
+    assert!(is_not_found(
+        store.set_gateway_session(unknown, Some("s")).await
+    ));
+    assert!(is_not_found(
+        store.set_submitter_output(unknown, "out").await
+    ));
+    assert!(is_not_found(
+        store
+            .update_statement(unknown, 0, StatementUpdate::default())
+            .await
+    ));
+}
+
+async fn list_unfinished_returns_jobs_not_ended(store: Arc<dyn Store>) {
+    let pending = create(&store, sql_job(None, &[], T0)).await;
+    let running = create(&store, sql_job(None, &[], T0 + 1)).await;
+    let finished = create(&store, sql_job(None, &[], T0 + 2)).await;
+    let canceled = create(&store, python_job(&[], T0 + 3)).await;
+    let submitting = create(&store, python_job(&[], T0 + 4)).await;
+    store
+        .transition(running.id, JobState::Running, "running")
+        .await
+        .expect("running");
+    store
+        .transition(finished.id, JobState::Finished, "done")
+        .await
+        .expect("finished");
+    store
+        .transition(canceled.id, JobState::Canceled, "canceled")
+        .await
+        .expect("canceled");
+    store
+        .transition(submitting.id, JobState::Submitting, "submitting")
+        .await
+        .expect("submitting");
+
+    let unfinished = store.list_unfinished().await.expect("list unfinished");
+    let ids: BTreeSet<JobId> = unfinished.iter().map(|job| job.id).collect();
+    assert_eq!(ids, BTreeSet::from([pending.id, running.id, submitting.id]));
+    for job in &unfinished {
+        assert_eq!(
+            *job,
+            store.get_job(job.id).await.expect("get"),
+            "jobs come complete"
+        );
+    }
+    assert_eq!(
+        unfinished
+            .iter()
+            .find(|job| job.id == pending.id)
+            .map(|job| job.statements.len()),
+        Some(3)
+    );
+}
+
+async fn gateway_session_is_recorded_and_cleared(store: Arc<dyn Store>) {
+    let job = create(&store, sql_job(None, &[], T0)).await;
+    store
+        .set_gateway_session(job.id, Some("a1b2c3d4-session"))
+        .await
+        .expect("set session");
+    let read = store.get_job(job.id).await.expect("get");
+    assert_eq!(read.gateway_session.as_deref(), Some("a1b2c3d4-session"));
+    assert!(read.updated_at >= T0);
+    assert_eq!(read.history, job.history, "no history entry");
+
+    store
+        .set_gateway_session(job.id, None)
+        .await
+        .expect("clear session");
+    assert_eq!(
+        store.get_job(job.id).await.expect("get").gateway_session,
+        None
+    );
+}
+
+async fn submitter_output_is_recorded(store: Arc<dyn Store>) {
+    let job = create(&store, python_job(&[], T0)).await;
+    store
+        .set_submitter_output(job.id, "Job has been submitted with JobID 1234\n")
+        .await
+        .expect("set output");
+    let tail = "line\n".repeat(2_000);
+    store
+        .set_submitter_output(job.id, &tail)
+        .await
+        .expect("replace output");
+    let read = store.get_job(job.id).await.expect("get");
+    assert_eq!(read.submitter_output.as_deref(), Some(tail.as_str()));
+    assert_eq!(read.state, JobState::Pending);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cases that look at the database directly
+
+async fn migrations_run_again_without_changes(test_store: &TestStore) {
+    let job = create(&test_store.store, sql_job(Some("kept"), &[], T0)).await;
+
+    // A second store on the same database while the first is open, then a third after both.
+    // (PostgreSQL: the second one spells the scheme the other accepted way.)
+    let second_url = test_store.url.replacen("postgres://", "postgresql://", 1);
+    let second = SeaStore::connect(&second_url).await.expect("connect again");
+    assert_eq!(second.get_job(job.id).await.expect("get"), job);
+    second.ping().await.expect("ping");
+    drop(second);
+    let third = SeaStore::connect(&test_store.url)
+        .await
+        .expect("connect a third time");
+    assert_eq!(third.get_job(job.id).await.expect("get"), job);
+
+    let raw = raw_connection(&test_store.url).await;
+    let row = raw
+        .query_one_raw(sea_orm::Statement::from_string(
+            raw.get_database_backend(),
+            "SELECT COUNT(*) AS applied FROM seaql_migrations",
+        ))
+        .await
+        .expect("count migrations")
+        .expect("a row");
+    let applied: i64 = row.try_get("", "applied").expect("count");
+    assert_eq!(applied, 1, "each migration is recorded once");
+}
+
+async fn corrupt_rows_are_reported_not_panicked_on(test_store: &TestStore) {
+    let store = &test_store.store;
+    let bad_state = create(store, sql_job(None, &[], T0)).await;
+    let bad_spec = create(store, sql_job(None, &[], T0 + 1)).await;
+    let bad_index = create(store, sql_job(None, &[], T0 + 2)).await;
+    let raw = raw_connection(&test_store.url).await;
+    for sql in [
+        format!(
+            "UPDATE jobs SET state = 'EXPLODED' WHERE id = '{}'",
+            bad_state.id
+        ),
+        format!(
+            "UPDATE jobs SET spec_json = '{{\"kind\":' WHERE id = '{}'",
+            bad_spec.id
+        ),
+        format!(
+            "UPDATE job_statements SET idx = -1 WHERE job_id = '{}' AND idx = 0",
+            bad_index.id
+        ),
+    ] {
+        raw.execute_unprepared(&sql).await.expect("corrupt a row");
+    }
+
+    for id in [bad_state.id, bad_spec.id, bad_index.id] {
+        match store.get_job(id).await {
+            Err(StoreError::Corrupt { job_id, detail }) => {
+                assert_eq!(job_id, id.to_string());
+                assert!(!detail.is_empty());
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+    assert!(matches!(
+        store.list_jobs(&JobFilter::default(), 10, None).await,
+        Err(StoreError::Corrupt { .. })
+    ));
+    assert!(matches!(
+        store.transition(bad_state.id, JobState::Running, "x").await,
+        Err(StoreError::Corrupt { .. })
+    ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connecting
+
+#[tokio::test]
+async fn unsupported_database_urls_are_refused() {
+    match SeaStore::connect("mysql://root@127.0.0.1/flinkbroker").await {
+        Err(StoreError::Database(message)) => {
+            assert!(message.contains("mysql"), "{message}");
+            assert_eq!(message, message.to_lowercase());
+        }
+        other => panic!("expected a database error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn malformed_postgres_urls_are_refused_without_echoing_them() {
+    match SeaStore::connect("postgres://user:s3cret@[bad-host/test").await {
+        Err(StoreError::Database(message)) => {
+            assert!(
+                message.starts_with("invalid postgres database url"),
+                "{message}"
+            );
+            assert!(!message.contains("s3cret"), "{message}");
+        }
+        other => panic!("expected a database error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn unreachable_postgres_is_a_lowercase_database_error() {
+    // Port 1 on loopback: nothing listens there.
+    match SeaStore::connect("postgres://postgres@127.0.0.1:1/test").await {
+        Err(StoreError::Database(message)) => {
+            assert!(
+                message.starts_with("cannot connect to the database"),
+                "{message}"
+            );
+            assert_eq!(message, message.to_lowercase());
+        }
+        other => panic!("expected a database error, got {other:?}"),
+    }
+}
+
+#[test]
+fn postgres_urls_get_the_test_database_name() {
+    assert_eq!(
+        with_database("postgres://postgres@127.0.0.1:5432/test", "fb_test_1"),
+        "postgres://postgres@127.0.0.1:5432/fb_test_1"
+    );
+    assert_eq!(
+        with_database("postgres://u:p@db:5432/test?sslmode=disable", "x"),
+        "postgres://u:p@db:5432/x?sslmode=disable"
+    );
+    assert_eq!(with_database("postgres://db", "x"), "postgres://db/x");
+}

@@ -1,0 +1,176 @@
+//! A stateful stand-in for the Flink 1.20 SQL Gateway REST endpoint.
+//!
+//! It answers the way the recorded transcripts of a real gateway do: sessions with their
+//! properties, operations that go RUNNING -> FINISHED/ERROR/CANCELED, NOT_READY pages before the
+//! first PAYLOAD page, empty PAYLOAD pages between data pages, result tokens where only the
+//! current and the previous token may be fetched, errors that surface at status/fetch time as
+//! HTTP 500 bodies with Java stack text, and Flink jobs started by SELECT and INSERT statements
+//! (including a caller-chosen `$internal.pipeline.job-id`).
+//!
+//! A small SQL front end understands literal SELECTs, `CREATE TABLE ... WITH (...)` for the
+//! `datagen`, `print` and `blackhole` connectors, `SELECT ... FROM t [WHERE ...] [GROUP BY ...]`,
+//! `INSERT INTO ... SELECT/VALUES`, `EXECUTE STATEMENT SET`, `SET`/`RESET`, `STOP JOB`, `SHOW`
+//! and `DESCRIBE`. Datagen rows are produced lazily, page by page, from a seeded generator.
+#![allow(dead_code)]
+
+mod completion;
+mod datagen;
+mod exceptions;
+mod gateway;
+mod http;
+mod lexer;
+mod parser;
+mod pipeline;
+mod planner;
+mod types;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use gateway::Gateway;
+
+/// How the stand-in paces results.
+#[derive(Clone, Debug)]
+pub struct StandinConfig {
+    /// NOT_READY pages served before a statement's first PAYLOAD page. The statement also turns
+    /// ready once `submit_delay` has passed, whichever comes first.
+    pub not_ready_pages: u32,
+    /// Max rows per PAYLOAD page.
+    pub rows_per_page: usize,
+    /// Whether an empty PAYLOAD page precedes each page with rows (as in the datagen transcripts).
+    pub empty_payload_pages: bool,
+    /// How long a job-submitting statement stays RUNNING when nobody fetches its results.
+    pub submit_delay: Duration,
+    /// Whether datagen tables are throttled to their `rows-per-second` (default 10 000).
+    pub honor_rows_per_second: bool,
+    /// Sessions without any request for this long are closed (`sql-gateway.session.idle-timeout`).
+    pub session_idle_timeout: Duration,
+    /// The version `/info` reports.
+    pub flink_version: String,
+}
+
+impl Default for StandinConfig {
+    fn default() -> Self {
+        StandinConfig {
+            not_ready_pages: 2,
+            rows_per_page: 1000,
+            empty_payload_pages: true,
+            submit_delay: Duration::from_secs(1),
+            honor_rows_per_second: true,
+            session_idle_timeout: Duration::from_secs(600),
+            flink_version: "1.20.3".to_string(),
+        }
+    }
+}
+
+/// One `POST .../statements` request as the stand-in received it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedStatement {
+    /// The session handle from the request path.
+    pub session_handle: String,
+    /// The statement text (the raw body when the body did not parse).
+    pub statement: String,
+    /// The request's `executionConfig`.
+    pub execution_config: BTreeMap<String, String>,
+    /// The HTTP status the stand-in answered.
+    pub http_status: u16,
+    /// The operation handle returned, if any.
+    pub operation_handle: Option<String>,
+}
+
+/// A running stand-in server.
+pub struct Standin {
+    /// E.g. `http://127.0.0.1:41234`.
+    pub base_url: String,
+    pub addr: SocketAddr,
+    gateway: Arc<Gateway>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Standin {
+    /// Starts a stand-in on an ephemeral port of 127.0.0.1.
+    pub async fn spawn(config: StandinConfig) -> std::io::Result<Standin> {
+        Standin::spawn_on(SocketAddr::from(([127, 0, 0, 1], 0)), config).await
+    }
+
+    /// Starts a stand-in on `addr`.
+    pub async fn spawn_on(addr: SocketAddr, config: StandinConfig) -> std::io::Result<Standin> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let gateway = Arc::new(Gateway::new(config));
+        let app = axum::Router::new()
+            .fallback(http::handle)
+            .with_state(gateway.clone());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Ok(Standin {
+            base_url: format!("http://{addr}"),
+            addr,
+            gateway,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    /// Sessions currently open.
+    pub fn open_session_count(&self) -> usize {
+        self.gateway.open_session_count()
+    }
+
+    /// Every `POST .../statements` received, in order.
+    pub fn statements(&self) -> Vec<RecordedStatement> {
+        self.gateway.statements()
+    }
+
+    /// Successful heartbeats received.
+    pub fn heartbeats(&self) -> usize {
+        self.gateway.heartbeats()
+    }
+
+    /// Operation handles that were canceled (cancel requests answered `CANCELED`), in order.
+    pub fn canceled_operations(&self) -> Vec<String> {
+        self.gateway.canceled_operations()
+    }
+
+    /// Jobs started by SELECT and INSERT statements: id and RUNNING/FINISHED/CANCELED/FAILED.
+    pub fn flink_jobs(&self) -> Vec<(String, String)> {
+        self.gateway.flink_jobs()
+    }
+
+    /// Stops accepting requests and waits (briefly) for the server task to end.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(mut task) = self.task.take()
+            && tokio::time::timeout(Duration::from_secs(5), &mut task)
+                .await
+                .is_err()
+        {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Standin {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
