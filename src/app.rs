@@ -12,11 +12,14 @@ use tonic_health::server::HealthReporter;
 use tracing::{info, warn};
 
 use crate::api::JobApi;
-use crate::config::ServeConfig;
+use crate::config::{RunnerKind, ServeConfig};
 use crate::control::{Controller, Limits};
 use crate::error::{Error, Result};
 use crate::flink::{JobManager, RestJobManager};
+use crate::k8s::{KubernetesRunner, KubernetesRunnerConfig};
+use crate::local::{LocalRunner, LocalRunnerConfig};
 use crate::proto;
+use crate::runner::JobRunner;
 use crate::sql_gateway::{RestSqlGateway, SqlGateway};
 use crate::store::{SeaStore, Store};
 
@@ -33,6 +36,7 @@ pub struct Dependencies {
     pub store: Arc<dyn Store>,
     pub gateway: Arc<dyn SqlGateway>,
     pub jobmanager: Arc<dyn JobManager>,
+    pub runner: Arc<dyn JobRunner>,
 }
 
 /// Installs the process-wide TLS crypto provider (ring) once; later calls do nothing.
@@ -47,11 +51,55 @@ pub async fn connect(config: &ServeConfig) -> Result<Dependencies> {
     info!(database = %redact(&config.database_url), "store ready, migrations applied");
     let gateway = RestSqlGateway::new(&config.sql_gateway_url, config.http_timeout)?;
     let jobmanager = RestJobManager::new(&config.jobmanager_url, config.http_timeout)?;
+    let runner = connect_runner(config).await?;
     Ok(Dependencies {
         store: Arc::new(store),
         gateway: Arc::new(gateway),
         jobmanager: Arc::new(jobmanager),
+        runner,
     })
+}
+
+/// Creates the runner of Python submitters the configuration names.
+pub async fn connect_runner(config: &ServeConfig) -> Result<Arc<dyn JobRunner>> {
+    let runner: Arc<dyn JobRunner> = match config.job_runner {
+        RunnerKind::Local => {
+            info!(flink_home = %config.flink_home.display(), "python jobs run as local processes");
+            Arc::new(
+                LocalRunner::new(LocalRunnerConfig {
+                    flink_home: config.flink_home.clone(),
+                    jobmanager_address: config.jobmanager_address(),
+                    python_executable: config.python_executable.clone(),
+                    work_dir: config.submitter_work_dir.clone(),
+                })
+                .map_err(|e| Error::Internal(e.to_string()))?,
+            )
+        }
+        RunnerKind::Kubernetes => {
+            info!(namespace = %config.kube_namespace, "python jobs run as kubernetes jobs");
+            let runner = KubernetesRunner::connect(
+                KubernetesRunnerConfig {
+                    namespace: config.kube_namespace.clone(),
+                    service_account: config.kube_service_account.clone(),
+                    image: config.submitter_image.clone(),
+                    flink_executable: "/opt/flink/bin/flink".into(),
+                    jobmanager_address: config.jobmanager_address(),
+                    python_executable: config.python_executable.clone(),
+                    active_deadline: config.submitter_deadline,
+                    ttl_after_finished: config.submitter_ttl,
+                    cpu_request: config.submitter_cpu_request.clone(),
+                    cpu_limit: config.submitter_cpu_limit.clone(),
+                    memory_request: config.submitter_memory_request.clone(),
+                    memory_limit: config.submitter_memory_limit.clone(),
+                },
+                config.kubeconfig.as_deref(),
+            )
+            .await
+            .map_err(|e| Error::Internal(format!("cannot connect to kubernetes: {e}")))?;
+            Arc::new(runner)
+        }
+    };
+    Ok(runner)
 }
 
 /// Runs the broker on `config.listen` until `shutdown` is cancelled.
@@ -81,11 +129,18 @@ pub async fn serve(
     health
         .set_service_status(JOB_SERVICE_HEALTH, ServingStatus::NotServing)
         .await;
+    // UNKNOWN until the first probe has answered.
+    for dependency in [SQL_GATEWAY_HEALTH, JOBMANAGER_HEALTH] {
+        health
+            .set_service_status(dependency, ServingStatus::Unknown)
+            .await;
+    }
 
     let controller = Controller::new(
         Arc::clone(&dependencies.store),
         Arc::clone(&dependencies.gateway),
         Arc::clone(&dependencies.jobmanager),
+        Arc::clone(&dependencies.runner),
         limits(config),
         shutdown.clone(),
     );
@@ -208,6 +263,8 @@ fn limits(config: &ServeConfig) -> Limits {
         poll_interval: config.poll_interval,
         max_fetch_backoff: config.max_fetch_backoff,
         max_stream_duration: config.max_stream_duration,
+        max_parallelism: config.max_parallelism,
+        script_url_prefixes: config.script_url_prefixes.clone(),
     }
 }
 

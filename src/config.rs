@@ -5,6 +5,13 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+/// Where Python submitters run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RunnerKind {
+    Local,
+    Kubernetes,
+}
+
 /// The `flinkbroker` command line.
 #[derive(Debug, Parser)]
 #[command(
@@ -87,31 +94,131 @@ pub struct ServeConfig {
     #[arg(long, env = "FLINKBROKER_HEALTH_INTERVAL", default_value = "10s", value_parser = parse_duration)]
     pub health_interval: Duration,
 
+    /// Where Python submitters run: `local` (a `flink run` child process) or `kubernetes`
+    /// (a batch/v1 Job per submission).
+    #[arg(long, env = "FLINKBROKER_JOB_RUNNER", value_enum, default_value_t = RunnerKind::Local)]
+    pub job_runner: RunnerKind,
+
+    /// Flink distribution of the local runner (its `bin/flink` runs the submissions).
+    #[arg(long, env = "FLINKBROKER_FLINK_HOME", default_value = "/opt/flink")]
+    pub flink_home: std::path::PathBuf,
+
+    /// Python interpreter passed to `flink run -pyexec/-pyclientexec` (default: `python` on PATH).
+    #[arg(long, env = "FLINKBROKER_PYTHON_EXECUTABLE")]
+    pub python_executable: Option<String>,
+
+    /// Directory under which the local runner keeps each submission's private files.
+    #[arg(
+        long,
+        env = "FLINKBROKER_SUBMITTER_WORK_DIR",
+        default_value = "data/submitters"
+    )]
+    pub submitter_work_dir: std::path::PathBuf,
+
+    /// JobManager address for `flink run -m` (default: host and port of --jobmanager-url).
+    #[arg(long, env = "FLINKBROKER_JOBMANAGER_ADDRESS")]
+    pub jobmanager_address: Option<String>,
+
+    /// URL prefixes a Python script may be downloaded from (comma-separated; empty: none).
+    #[arg(long, env = "FLINKBROKER_SCRIPT_URL_PREFIXES", value_delimiter = ',')]
+    pub script_url_prefixes: Vec<String>,
+
+    /// Highest parallelism a Python job may ask for.
+    #[arg(long, env = "FLINKBROKER_MAX_PARALLELISM", default_value_t = 64)]
+    pub max_parallelism: u32,
+
+    /// Namespace of the submitter Jobs and ConfigMaps.
+    #[arg(
+        long,
+        env = "FLINKBROKER_KUBE_NAMESPACE",
+        default_value = "flinkbroker"
+    )]
+    pub kube_namespace: String,
+
+    /// Service account of the submitter pods.
+    #[arg(
+        long,
+        env = "FLINKBROKER_KUBE_SERVICE_ACCOUNT",
+        default_value = "flinkbroker-submitter"
+    )]
+    pub kube_service_account: String,
+
+    /// Kubeconfig file; in-cluster configuration when unset.
+    #[arg(long, env = "FLINKBROKER_KUBECONFIG")]
+    pub kubeconfig: Option<std::path::PathBuf>,
+
+    /// Image of the submitter pods (Flink 1.20 with Python and PyFlink).
+    #[arg(
+        long,
+        env = "FLINKBROKER_SUBMITTER_IMAGE",
+        default_value = "flinkbroker/flink-python:1.20.3"
+    )]
+    pub submitter_image: String,
+
+    /// Longest a submitter pod may run (`activeDeadlineSeconds`).
+    #[arg(long, env = "FLINKBROKER_SUBMITTER_DEADLINE", default_value = "10m", value_parser = parse_duration)]
+    pub submitter_deadline: Duration,
+
+    /// How long a finished submitter Job is kept (`ttlSecondsAfterFinished`).
+    #[arg(long, env = "FLINKBROKER_SUBMITTER_TTL", default_value = "1h", value_parser = parse_duration)]
+    pub submitter_ttl: Duration,
+
+    /// CPU request and limit of a submitter pod.
+    #[arg(
+        long,
+        env = "FLINKBROKER_SUBMITTER_CPU_REQUEST",
+        default_value = "250m"
+    )]
+    pub submitter_cpu_request: String,
+    #[arg(long, env = "FLINKBROKER_SUBMITTER_CPU_LIMIT", default_value = "1")]
+    pub submitter_cpu_limit: String,
+
+    /// Memory request and limit of a submitter pod.
+    #[arg(
+        long,
+        env = "FLINKBROKER_SUBMITTER_MEMORY_REQUEST",
+        default_value = "768Mi"
+    )]
+    pub submitter_memory_request: String,
+    #[arg(
+        long,
+        env = "FLINKBROKER_SUBMITTER_MEMORY_LIMIT",
+        default_value = "1536Mi"
+    )]
+    pub submitter_memory_limit: String,
+
     /// How long in-flight calls may run on after a shutdown signal.
     #[arg(long, env = "FLINKBROKER_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
 }
 
 impl ServeConfig {
-    /// Returns the configuration `flinkbroker serve` uses with no flags (environment ignored).
-    pub fn defaults() -> Self {
-        let mut config = Self::from_args(&[]);
-        config.listen = SocketAddr::from(([127, 0, 0, 1], 50051));
-        config
+    /// Returns the JobManager address for `flink run -m`: the flag, or host:port of the URL.
+    pub fn jobmanager_address(&self) -> String {
+        if let Some(address) = &self.jobmanager_address {
+            return address.clone();
+        }
+        let without_scheme = self
+            .jobmanager_url
+            .split_once("://")
+            .map(|(_, rest)| rest)
+            .unwrap_or(&self.jobmanager_url);
+        without_scheme
+            .split('/')
+            .next()
+            .unwrap_or(without_scheme)
+            .to_string()
     }
 
-    /// Parses `serve` flags as if given on the command line, ignoring nothing but the binary name.
-    pub fn from_args(args: &[&str]) -> Self {
+    /// Parses `serve` flags as if given on the command line (environment variables apply).
+    pub fn from_args(args: &[&str]) -> Result<Self, clap::Error> {
         #[derive(Parser)]
         struct Wrapper {
             #[command(flatten)]
             serve: ServeConfig,
         }
         let argv = std::iter::once("flinkbroker").chain(args.iter().copied());
-        match Wrapper::try_parse_from(argv) {
-            Ok(wrapper) => wrapper.serve,
-            Err(error) => error.exit(),
-        }
+        Wrapper::try_parse_from(argv).map(|wrapper| wrapper.serve)
     }
 }
 
@@ -155,9 +262,12 @@ mod tests {
 
     #[test]
     fn serve_alone_gives_working_defaults() {
-        let config = ServeConfig::from_args(&["--listen", "127.0.0.1:0"]);
+        let config = ServeConfig::from_args(&["--listen", "127.0.0.1:0"]).unwrap();
         assert_eq!(config.max_script_bytes, 1024 * 1024);
         assert_eq!(config.sql_gateway_url, "http://127.0.0.1:8083");
         assert_eq!(config.jobmanager_url, "http://127.0.0.1:8081");
+        assert_eq!(config.jobmanager_address(), "127.0.0.1:8081");
+        assert_eq!(config.job_runner, RunnerKind::Local);
+        assert!(config.script_url_prefixes.is_empty());
     }
 }

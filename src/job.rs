@@ -202,6 +202,9 @@ pub struct PythonSpec {
     pub program_args: Vec<String>,
     pub parallelism: Option<u32>,
     pub flink_configuration: BTreeMap<String, String>,
+    /// Small extra modules shipped next to the script: file name to source.
+    #[serde(default)]
+    pub inline_py_files: BTreeMap<String, String>,
 }
 
 /// The payload of a job, stored as JSON.

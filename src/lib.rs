@@ -14,9 +14,11 @@
 //! - [`job`]: the job model.
 //! - [`sql_script`]: splits SQL scripts into statements and classifies them.
 //! - [`rows`]: converts the gateway's JSON rows into typed protobuf values.
+//! - [`runner`]: the `JobRunner` trait of Python submitters and the `flink run` argv.
 //! - [`sql_gateway`]: the `SqlGateway` trait and its REST client.
 //! - [`flink`]: the `JobManager` trait and its REST client.
 //! - [`store`]: the `Store` trait and its sea-orm implementation.
+//! - [`k8s`], [`local`]: the two `JobRunner`s (Kubernetes Jobs, local processes).
 //! - [`telemetry`], [`shutdown`]: logging, and the shutdown signal.
 
 pub mod api;
@@ -26,7 +28,10 @@ pub mod control;
 pub mod error;
 pub mod flink;
 pub mod job;
+pub mod k8s;
+pub mod local;
 pub mod rows;
+pub mod runner;
 pub mod shutdown;
 pub mod sql_gateway;
 pub mod sql_script;

@@ -1476,29 +1476,4 @@ mod tests {
             other => panic!("{other:?}"),
         }
     }
-
-    #[test]
-    #[ignore]
-    fn timing_one_million_rows() {
-        let columns: Vec<ColumnInfo> = serde_json::from_str(r#"[{"name":"id","logicalType":{"type":"INTEGER","nullable":true}},{"name":"name","logicalType":{"type":"VARCHAR","nullable":true,"length":2147483647}},{"name":"price","logicalType":{"type":"DOUBLE","nullable":true}},{"name":"ts","logicalType":{"type":"TIMESTAMP_WITHOUT_TIME_ZONE","nullable":true,"precision":3}},{"name":"d","logicalType":{"type":"DECIMAL","nullable":true,"precision":10,"scale":2}}]"#).unwrap_or_default();
-        let mut page = String::from("[");
-        for i in 0..1_000_000 {
-            if i > 0 {
-                page.push(',');
-            }
-            page.push_str(&format!(r#"{{"kind":"INSERT","fields":[{i},"a35eab",60.240259610903415,"2026-11-23T21:36:51.68",1.5]}}"#));
-        }
-        page.push(']');
-        let rows: Vec<RowData> = serde_json::from_str(&page).unwrap_or_default();
-        for _ in 0..3 {
-            let start = std::time::Instant::now();
-            let mut n = 0;
-            for row in &rows {
-                if convert_row(row, &columns).is_ok() {
-                    n += 1;
-                }
-            }
-            eprintln!("TIMING converted {n} rows in {:?}", start.elapsed());
-        }
-    }
 }

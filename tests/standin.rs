@@ -105,7 +105,10 @@ impl Client {
             .call(Method::POST, "/v2/sessions", Some(&body.to_string()))
             .await;
         assert_eq!(status, 200);
-        reply["sessionHandle"].as_str().expect("session handle").to_string()
+        reply["sessionHandle"]
+            .as_str()
+            .expect("session handle")
+            .to_string()
     }
 
     async fn submit_body(&self, session: &str, body: Value) -> String {
@@ -117,11 +120,15 @@ impl Client {
             )
             .await;
         assert_eq!(status, 200, "submission of {body}: {reply}");
-        reply["operationHandle"].as_str().expect("operation handle").to_string()
+        reply["operationHandle"]
+            .as_str()
+            .expect("operation handle")
+            .to_string()
     }
 
     async fn submit(&self, session: &str, statement: &str) -> String {
-        self.submit_body(session, json!({ "statement": statement })).await
+        self.submit_body(session, json!({ "statement": statement }))
+            .await
     }
 
     async fn status(&self, session: &str, op: &str) -> (u16, Value) {
@@ -179,31 +186,51 @@ fn rows_of(pages: &[(u16, Value)]) -> Vec<Value> {
 fn error_text(body: &Value) -> String {
     body["errors"]
         .as_array()
-        .map(|e| e.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("\n"))
+        .map(|e| {
+            e.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
         .unwrap_or_default()
 }
 
 #[tokio::test]
 async fn api_versions_and_info_answer_like_flink_1_20() {
-    let standin = Standin::spawn(StandinConfig::default()).await.expect("spawn");
+    let standin = Standin::spawn(StandinConfig::default())
+        .await
+        .expect("spawn");
     let client = Client::new(&standin);
     let (status, body) = client.call(Method::GET, "/api_versions", None).await;
-    assert_eq!((status, body), (200, json!({"versions": ["V1", "V2", "V3"]})));
+    assert_eq!(
+        (status, body),
+        (200, json!({"versions": ["V1", "V2", "V3"]}))
+    );
     for version in ["v1", "v2", "v3"] {
-        let (status, body) = client.call(Method::GET, &format!("/{version}/info"), None).await;
+        let (status, body) = client
+            .call(Method::GET, &format!("/{version}/info"), None)
+            .await;
         assert_eq!(
             (status, body),
-            (200, json!({"productName": "Apache Flink", "version": "1.20.3"}))
+            (
+                200,
+                json!({"productName": "Apache Flink", "version": "1.20.3"})
+            )
         );
     }
     let (status, body) = client.call(Method::GET, "/v9/info", None).await;
-    assert_eq!((status, body), (404, json!({"errors": ["Not found: /v9/info"]})));
+    assert_eq!(
+        (status, body),
+        (404, json!({"errors": ["Not found: /v9/info"]}))
+    );
     standin.shutdown().await;
 }
 
 #[tokio::test]
 async fn sessions_report_their_properties_and_close() {
-    let standin = Standin::spawn(StandinConfig::default()).await.expect("spawn");
+    let standin = Standin::spawn(StandinConfig::default())
+        .await
+        .expect("spawn");
     let client = Client::new(&standin);
     let session = client.open_session("batch").await;
     assert_eq!(standin.open_session_count(), 1);
@@ -231,12 +258,18 @@ async fn sessions_report_their_properties_and_close() {
 
 #[tokio::test]
 async fn heartbeats_are_counted_and_answer_an_empty_object() {
-    let standin = Standin::spawn(StandinConfig::default()).await.expect("spawn");
+    let standin = Standin::spawn(StandinConfig::default())
+        .await
+        .expect("spawn");
     let client = Client::new(&standin);
     let session = client.open_session("streaming").await;
     for _ in 0..3 {
         let (status, body) = client
-            .call(Method::POST, &format!("/v2/sessions/{session}/heartbeat"), None)
+            .call(
+                Method::POST,
+                &format!("/v2/sessions/{session}/heartbeat"),
+                None,
+            )
             .await;
         assert_eq!((status, body), (200, json!({})));
     }
@@ -246,10 +279,14 @@ async fn heartbeats_are_counted_and_answer_an_empty_object() {
 
 #[tokio::test]
 async fn unknown_session_fails_on_every_endpoint_like_the_recording() {
-    let standin = Standin::spawn(StandinConfig::default()).await.expect("spawn");
+    let standin = Standin::spawn(StandinConfig::default())
+        .await
+        .expect("spawn");
     let client = Client::new(&standin);
     let zero = "00000000-0000-0000-0000-000000000000";
-    let (s, b) = client.call(Method::GET, &format!("/v2/sessions/{zero}"), None).await;
+    let (s, b) = client
+        .call(Method::GET, &format!("/v2/sessions/{zero}"), None)
+        .await;
     assert_recorded("unknown-session-get", s, &b);
     let (s, b) = client
         .call(
@@ -260,10 +297,16 @@ async fn unknown_session_fails_on_every_endpoint_like_the_recording() {
         .await;
     assert_recorded("unknown-session-statement", s, &b);
     let (s, b) = client
-        .call(Method::POST, &format!("/v2/sessions/{zero}/heartbeat"), None)
+        .call(
+            Method::POST,
+            &format!("/v2/sessions/{zero}/heartbeat"),
+            None,
+        )
         .await;
     assert_recorded("unknown-session-heartbeat", s, &b);
-    let (s, b) = client.call(Method::DELETE, &format!("/v2/sessions/{zero}"), None).await;
+    let (s, b) = client
+        .call(Method::DELETE, &format!("/v2/sessions/{zero}"), None)
+        .await;
     assert_recorded("unknown-session-close", s, &b);
     let (s, b) = client
         .call(
@@ -279,11 +322,17 @@ async fn unknown_session_fails_on_every_endpoint_like_the_recording() {
 
 #[tokio::test]
 async fn malformed_handles_and_bodies_are_rejected_with_400_like_the_recording() {
-    let standin = Standin::spawn(StandinConfig::default()).await.expect("spawn");
+    let standin = Standin::spawn(StandinConfig::default())
+        .await
+        .expect("spawn");
     let client = Client::new(&standin);
-    let (s, b) = client.call(Method::GET, "/v2/sessions/not-a-uuid", None).await;
+    let (s, b) = client
+        .call(Method::GET, "/v2/sessions/not-a-uuid", None)
+        .await;
     assert_recorded("malformed-session-handle", s, &b);
-    let (s, b) = client.call(Method::POST, "/v2/sessions", Some("{bad json")).await;
+    let (s, b) = client
+        .call(Method::POST, "/v2/sessions", Some("{bad json"))
+        .await;
     assert_recorded("malformed-open-session-body", s, &b);
     let session = client.open_session("batch").await;
     let (s, b) = client
@@ -327,7 +376,10 @@ async fn fetch_retries_not_ready_pages_then_payload_then_eos() {
     let client = Client::new(&standin);
     let session = client.open_session("streaming").await;
     let op = client.submit(&session, "SELECT 1").await;
-    assert_eq!(client.status(&session, &op).await, (200, json!({"status": "RUNNING"})));
+    assert_eq!(
+        client.status(&session, &op).await,
+        (200, json!({"status": "RUNNING"}))
+    );
     let pages = client.fetch_all(&session, &op).await;
     let kinds: Vec<(&str, usize)> = pages
         .iter()
@@ -364,12 +416,18 @@ async fn fetch_retries_not_ready_pages_then_payload_then_eos() {
         payload["results"]["columns"],
         json!([{"name": "EXPR$0", "logicalType": {"type": "INTEGER", "nullable": false}, "comment": null}])
     );
-    assert_eq!(payload["results"]["data"], json!([{"kind": "INSERT", "fields": [1]}]));
+    assert_eq!(
+        payload["results"]["data"],
+        json!([{"kind": "INSERT", "fields": [1]}])
+    );
     let job = payload["jobID"].as_str().expect("jobID");
     assert_eq!(job.len(), 32);
     assert_eq!(pages[5].1["jobID"], job);
     assert!(pages[5].1.get("nextResultUri").is_none());
-    assert_eq!(client.status(&session, &op).await, (200, json!({"status": "FINISHED"})));
+    assert_eq!(
+        client.status(&session, &op).await,
+        (200, json!({"status": "FINISHED"}))
+    );
     assert!(standin.flink_jobs().iter().any(|(id, _)| id == job));
     standin.shutdown().await;
 }
@@ -384,7 +442,10 @@ async fn status_turns_finished_after_the_submit_delay_without_fetches() {
     let client = Client::new(&standin);
     let session = client.open_session("streaming").await;
     let op = client.submit(&session, "SELECT 42 AS answer").await;
-    assert_eq!(client.status(&session, &op).await, (200, json!({"status": "FINISHED"})));
+    assert_eq!(
+        client.status(&session, &op).await,
+        (200, json!({"status": "FINISHED"}))
+    );
     let rows = rows_of(&client.fetch_all(&session, &op).await);
     assert_eq!(rows, vec![json!({"kind": "INSERT", "fields": [42]})]);
     standin.shutdown().await;
@@ -404,7 +465,11 @@ async fn select_of_every_type_matches_the_recording() {
     let pages = client.fetch_all(&session, &op).await;
     let data_page = pages
         .iter()
-        .find(|(_, p)| p["results"]["data"].as_array().is_some_and(|d| !d.is_empty()))
+        .find(|(_, p)| {
+            p["results"]["data"]
+                .as_array()
+                .is_some_and(|d| !d.is_empty())
+        })
         .expect("a page with the row");
     let (_, want) = recorded("all-types-page");
     assert_eq!(data_page.1["results"], want["results"]);
@@ -419,7 +484,10 @@ async fn bad_sql_is_accepted_then_fails_at_status_and_fetch_like_the_recording()
     let client = Client::new(&standin);
     let session = client.open_session("streaming").await;
     let op = client.submit(&session, "SELEC 1").await;
-    assert_eq!(client.status(&session, &op).await, (200, json!({"status": "ERROR"})));
+    assert_eq!(
+        client.status(&session, &op).await,
+        (200, json!({"status": "ERROR"}))
+    );
     let (s, b) = client.fetch(&session, &op, 0).await;
     assert_recorded("parse-error-fetch", s, &b);
     let (s, b) = client
@@ -440,7 +508,9 @@ async fn bad_sql_is_accepted_then_fails_at_status_and_fetch_like_the_recording()
     assert_eq!(s, 500);
     let text = error_text(&b);
     assert!(
-        text.contains("SqlParserException: SQL parse failed. Encountered \"WHERE\" at line 2, column 3."),
+        text.contains(
+            "SqlParserException: SQL parse failed. Encountered \"WHERE\" at line 2, column 3."
+        ),
         "{text}"
     );
     standin.shutdown().await;
@@ -470,7 +540,10 @@ async fn token_rules_allow_only_the_current_and_the_previous_token() {
     let (_, first) = client.fetch(&session, &op, 0).await;
     assert_eq!(first["results"]["data"], three);
     let (_, again) = client.fetch(&session, &op, 0).await;
-    assert_eq!(again["results"]["data"], three, "the current page can be fetched again");
+    assert_eq!(
+        again["results"]["data"], three,
+        "the current page can be fetched again"
+    );
     let (s, b) = client.fetch(&session, &op, 5).await;
     assert_recorded("fetch-token-ahead", s, &b);
     let (_, eos) = client.fetch(&session, &op, 1).await;
@@ -529,7 +602,10 @@ async fn bounded_datagen_select_streams_every_row_in_pages() {
         .collect();
     assert_eq!(sizes, vec![0, 1000, 0, 1000, 0, 500]);
     let rows = rows_of(&pages);
-    let ids: Vec<i64> = rows.iter().map(|r| r["fields"][0].as_i64().expect("id")).collect();
+    let ids: Vec<i64> = rows
+        .iter()
+        .map(|r| r["fields"][0].as_i64().expect("id"))
+        .collect();
     assert_eq!(ids, (1..=2500).collect::<Vec<_>>());
     for row in &rows {
         assert_eq!(row["kind"], "INSERT");
@@ -569,7 +645,9 @@ async fn datagen_values_are_deterministic_per_table() {
         let session = client.open_session("batch").await;
         client.run(&session, GEN_2500).await;
         runs.push(strip_time(
-            client.run(&session, "SELECT * FROM gen WHERE id <= 10").await,
+            client
+                .run(&session, "SELECT * FROM gen WHERE id <= 10")
+                .await,
         ));
     }
     assert_eq!(runs[0].len(), 10);
@@ -586,7 +664,10 @@ async fn streaming_group_by_emits_update_before_and_update_after() {
     let session = client.open_session("streaming").await;
     client.run(&session, GEN_KEYS).await;
     let op = client
-        .submit(&session, "SELECT k, COUNT(*) AS cnt, SUM(v) AS total FROM gen_keys GROUP BY k")
+        .submit(
+            &session,
+            "SELECT k, COUNT(*) AS cnt, SUM(v) AS total FROM gen_keys GROUP BY k",
+        )
         .await;
     let pages = client.fetch_all(&session, &op).await;
     let columns = &pages
@@ -627,10 +708,16 @@ async fn batch_group_by_emits_only_final_rows() {
     let session = client.open_session("batch").await;
     client.run(&session, GEN_KEYS).await;
     let rows = client
-        .run(&session, "SELECT k, COUNT(*) AS cnt, SUM(v) AS total FROM gen_keys GROUP BY k")
+        .run(
+            &session,
+            "SELECT k, COUNT(*) AS cnt, SUM(v) AS total FROM gen_keys GROUP BY k",
+        )
         .await;
     assert!(rows.iter().all(|r| r["kind"] == "INSERT"));
-    let total: i64 = rows.iter().map(|r| r["fields"][1].as_i64().expect("cnt")).sum();
+    let total: i64 = rows
+        .iter()
+        .map(|r| r["fields"][1].as_i64().expect("cnt"))
+        .sum();
     assert_eq!(total, 30);
     standin.shutdown().await;
 }
@@ -640,13 +727,27 @@ async fn insert_returns_its_job_id_and_runs_a_flink_job() {
     let standin = Standin::spawn(paced_by_fetches()).await.expect("spawn");
     let client = Client::new(&standin);
     let session = client.open_session("streaming").await;
-    client.run(&session, "CREATE TABLE src (id INT) WITH ('connector'='datagen')").await;
     client
-        .run(&session, "CREATE TABLE print_sink (id INT) WITH ('connector'='print')")
+        .run(
+            &session,
+            "CREATE TABLE src (id INT) WITH ('connector'='datagen')",
+        )
         .await;
-    let op = client.submit(&session, "INSERT INTO print_sink SELECT * FROM src").await;
+    client
+        .run(
+            &session,
+            "CREATE TABLE print_sink (id INT) WITH ('connector'='print')",
+        )
+        .await;
+    let op = client
+        .submit(&session, "INSERT INTO print_sink SELECT * FROM src")
+        .await;
     let pages = client.fetch_all(&session, &op).await;
-    let payload = &pages.iter().find(|(_, p)| p["resultType"] == "PAYLOAD").expect("payload").1;
+    let payload = &pages
+        .iter()
+        .find(|(_, p)| p["resultType"] == "PAYLOAD")
+        .expect("payload")
+        .1;
     let job = payload["jobID"].as_str().expect("jobID").to_string();
     assert_eq!(payload["isQueryResult"], false);
     assert_eq!(payload["resultKind"], "SUCCESS_WITH_CONTENT");
@@ -655,12 +756,21 @@ async fn insert_returns_its_job_id_and_runs_a_flink_job() {
         payload["results"]["data"],
         json!([{"kind": "INSERT", "fields": [job]}])
     );
-    assert_eq!(client.status(&session, &op).await.1, json!({"status": "FINISHED"}));
-    assert_eq!(standin.flink_jobs(), vec![(job.clone(), "RUNNING".to_string())]);
+    assert_eq!(
+        client.status(&session, &op).await.1,
+        json!({"status": "FINISHED"})
+    );
+    assert_eq!(
+        standin.flink_jobs(),
+        vec![(job.clone(), "RUNNING".to_string())]
+    );
 
     let stop = client.run(&session, &format!("STOP JOB '{job}'")).await;
     assert_eq!(stop, vec![json!({"kind": "INSERT", "fields": ["OK"]})]);
-    assert_eq!(standin.flink_jobs(), vec![(job.clone(), "CANCELED".to_string())]);
+    assert_eq!(
+        standin.flink_jobs(),
+        vec![(job.clone(), "CANCELED".to_string())]
+    );
     let op = client.submit(&session, &format!("STOP JOB '{job}'")).await;
     let (s, b) = client.fetch(&session, &op, 0).await;
     assert_eq!(s, 500);
@@ -674,10 +784,16 @@ async fn pinned_job_id_becomes_the_job_id_and_cannot_be_reused() {
     let client = Client::new(&standin);
     let session = client.open_session("streaming").await;
     client
-        .run(&session, "CREATE TABLE src15 (x INT) WITH ('connector'='datagen','number-of-rows'='10')")
+        .run(
+            &session,
+            "CREATE TABLE src15 (x INT) WITH ('connector'='datagen','number-of-rows'='10')",
+        )
         .await;
     client
-        .run(&session, "CREATE TABLE snk15 (x INT) WITH ('connector'='blackhole')")
+        .run(
+            &session,
+            "CREATE TABLE snk15 (x INT) WITH ('connector'='blackhole')",
+        )
         .await;
     let pinned = "0000000000000000000000000000f15a";
     let body = json!({
@@ -704,16 +820,28 @@ async fn pinned_job_id_becomes_the_job_id_and_cannot_be_reused() {
             .map(|t| t.lines().count()),
         b["errors"][1].as_str().map(|t| t.lines().count())
     );
-    assert_eq!(client.status(&session, &op).await.1, json!({"status": "ERROR"}));
+    assert_eq!(
+        client.status(&session, &op).await.1,
+        json!({"status": "ERROR"})
+    );
 
     let recorded = standin.statements();
     let last = recorded.last().expect("recorded");
-    assert_eq!(last.execution_config.get("$internal.pipeline.job-id").map(String::as_str), Some(pinned));
+    assert_eq!(
+        last.execution_config
+            .get("$internal.pipeline.job-id")
+            .map(String::as_str),
+        Some(pinned)
+    );
     assert_eq!(last.http_status, 200);
     assert_eq!(last.session_handle, session);
     assert_eq!(last.operation_handle.as_deref(), Some(op.as_str()));
     assert_eq!(
-        standin.flink_jobs().iter().filter(|(id, _)| id == pinned).count(),
+        standin
+            .flink_jobs()
+            .iter()
+            .filter(|(id, _)| id == pinned)
+            .count(),
         1
     );
     standin.shutdown().await;
@@ -728,7 +856,10 @@ async fn cancel_of_a_running_sync_insert_cancels_its_job() {
         .run(&session, "CREATE TABLE gen_unbounded (id INT) WITH ('connector'='datagen', 'rows-per-second'='2')")
         .await;
     client
-        .run(&session, "CREATE TABLE bh_sink (id INT) WITH ('connector'='blackhole')")
+        .run(
+            &session,
+            "CREATE TABLE bh_sink (id INT) WITH ('connector'='blackhole')",
+        )
         .await;
     let op = client
         .submit_body(
@@ -738,9 +869,15 @@ async fn cancel_of_a_running_sync_insert_cancels_its_job() {
         .await;
     for _ in 0..5 {
         let (_, page) = client.fetch(&session, &op, 0).await;
-        assert_eq!(page["resultType"], "NOT_READY", "a sync INSERT waits for its job");
+        assert_eq!(
+            page["resultType"], "NOT_READY",
+            "a sync INSERT waits for its job"
+        );
     }
-    assert_eq!(client.status(&session, &op).await.1, json!({"status": "RUNNING"}));
+    assert_eq!(
+        client.status(&session, &op).await.1,
+        json!({"status": "RUNNING"})
+    );
     let jobs = standin.flink_jobs();
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].1, "RUNNING");
@@ -752,7 +889,10 @@ async fn cancel_of_a_running_sync_insert_cancels_its_job() {
         )
         .await;
     assert_eq!((s, b), (200, json!({"status": "CANCELED"})));
-    assert_eq!(client.status(&session, &op).await.1, json!({"status": "CANCELED"}));
+    assert_eq!(
+        client.status(&session, &op).await.1,
+        json!({"status": "CANCELED"})
+    );
     let (s, b) = client.fetch(&session, &op, 0).await;
     assert_eq!(s, 500);
     assert!(error_text(&b).contains(&format!(
@@ -782,21 +922,40 @@ async fn cancel_and_close_of_a_finished_select_follow_the_recording() {
             rows += page["results"]["data"].as_array().map_or(0, Vec::len);
         }
     }
-    assert_eq!(client.status(&session, &op).await.1, json!({"status": "FINISHED"}));
+    assert_eq!(
+        client.status(&session, &op).await.1,
+        json!({"status": "FINISHED"})
+    );
     let (s, b) = client
-        .call(Method::POST, &format!("/v2/sessions/{session}/operations/{op}/cancel"), None)
+        .call(
+            Method::POST,
+            &format!("/v2/sessions/{session}/operations/{op}/cancel"),
+            None,
+        )
         .await;
     assert_recorded("cancel-finished-operation", s, &b);
     assert_eq!(standin.flink_jobs()[0].1, "RUNNING");
     let (s, b) = client
-        .call(Method::DELETE, &format!("/v2/sessions/{session}/operations/{op}/close"), None)
+        .call(
+            Method::DELETE,
+            &format!("/v2/sessions/{session}/operations/{op}/close"),
+            None,
+        )
         .await;
     assert_eq!((s, b), (200, json!({"status": "CLOSED"})));
-    assert_eq!(standin.flink_jobs()[0].1, "CANCELED", "closing a SELECT cancels its job");
+    assert_eq!(
+        standin.flink_jobs()[0].1,
+        "CANCELED",
+        "closing a SELECT cancels its job"
+    );
     let (s, b) = client.status(&session, &op).await;
     assert_recorded("status-closed-operation", s, &b);
     let (s, b) = client
-        .call(Method::POST, &format!("/v2/sessions/{session}/operations/{op}/cancel"), None)
+        .call(
+            Method::POST,
+            &format!("/v2/sessions/{session}/operations/{op}/cancel"),
+            None,
+        )
         .await;
     assert_recorded("cancel-closed-operation", s, &b);
     let (s, b) = client.fetch(&session, &op, token).await;
@@ -821,16 +980,25 @@ async fn set_and_reset_change_the_session_configuration() {
     let ok = vec![json!({"kind": "INSERT", "fields": ["OK"]})];
     assert_eq!(client.run(&session, "SET 'k' = 'v'").await, ok);
     let listing = client.run(&session, "SET").await;
-    let keys: Vec<&str> = listing.iter().filter_map(|r| r["fields"][0].as_str()).collect();
+    let keys: Vec<&str> = listing
+        .iter()
+        .filter_map(|r| r["fields"][0].as_str())
+        .collect();
     let mut sorted = keys.clone();
     sorted.sort();
     assert_eq!(keys, sorted);
     assert!(listing.contains(&json!({"kind": "INSERT", "fields": ["k", "v"]})));
-    assert!(listing.contains(&json!({"kind": "INSERT", "fields": ["table.local-time-zone", "UTC"]})));
-    let (_, props) = client.call(Method::GET, &format!("/v2/sessions/{session}"), None).await;
+    assert!(
+        listing.contains(&json!({"kind": "INSERT", "fields": ["table.local-time-zone", "UTC"]}))
+    );
+    let (_, props) = client
+        .call(Method::GET, &format!("/v2/sessions/{session}"), None)
+        .await;
     assert_eq!(props["properties"]["k"], "v");
     assert_eq!(client.run(&session, "RESET 'k'").await, ok);
-    let (_, props) = client.call(Method::GET, &format!("/v2/sessions/{session}"), None).await;
+    let (_, props) = client
+        .call(Method::GET, &format!("/v2/sessions/{session}"), None)
+        .await;
     assert!(props["properties"].get("k").is_none());
     assert_eq!(props["properties"]["table.local-time-zone"], "UTC");
     standin.shutdown().await;
@@ -846,16 +1014,24 @@ async fn v1_and_plain_text_fetches_follow_the_recording() {
     let standin = Standin::spawn(config).await.expect("spawn");
     let client = Client::new(&standin);
     let session = client.open_session("streaming").await;
-    let op = client.submit(&session, "SELECT 1 AS c_int, 'x' AS c_str").await;
+    let op = client
+        .submit(&session, "SELECT 1 AS c_int, 'x' AS c_str")
+        .await;
     let (_, page) = client
-        .call(Method::GET, &format!("/v1/sessions/{session}/operations/{op}/result/0"), None)
+        .call(
+            Method::GET,
+            &format!("/v1/sessions/{session}/operations/{op}/result/0"),
+            None,
+        )
         .await;
     assert_eq!(page["results"]["rowFormat"], "JSON");
     assert_eq!(
         page["nextResultUri"],
         format!("/v1/sessions/{session}/operations/{op}/result/1")
     );
-    let op = client.submit(&session, "SELECT 1 AS c_int, 'x' AS c_str").await;
+    let op = client
+        .submit(&session, "SELECT 1 AS c_int, 'x' AS c_str")
+        .await;
     let (_, page) = client
         .call(
             Method::GET,
@@ -864,7 +1040,10 @@ async fn v1_and_plain_text_fetches_follow_the_recording() {
         )
         .await;
     assert_eq!(page["results"]["rowFormat"], "PLAIN_TEXT");
-    assert_eq!(page["results"]["data"], json!([{"kind": "INSERT", "fields": ["1", "x"]}]));
+    assert_eq!(
+        page["results"]["data"],
+        json!([{"kind": "INSERT", "fields": ["1", "x"]}])
+    );
     assert_eq!(
         page["nextResultUri"],
         format!("/v2/sessions/{session}/operations/{op}/result/1?rowFormat=PLAIN_TEXT")
@@ -905,10 +1084,16 @@ async fn statement_set_runs_one_job_listed_by_show_jobs() {
     let client = Client::new(&standin);
     let session = client.open_session("streaming").await;
     client
-        .run(&session, "CREATE TABLE src15 (x INT) WITH ('connector'='datagen','number-of-rows'='10')")
+        .run(
+            &session,
+            "CREATE TABLE src15 (x INT) WITH ('connector'='datagen','number-of-rows'='10')",
+        )
         .await;
     client
-        .run(&session, "CREATE TABLE snk15 (x INT) WITH ('connector'='blackhole')")
+        .run(
+            &session,
+            "CREATE TABLE snk15 (x INT) WITH ('connector'='blackhole')",
+        )
         .await;
     let rows = client
         .run(
@@ -925,7 +1110,12 @@ async fn statement_set_runs_one_job_listed_by_show_jobs() {
         "insert-into_default_catalog.default_database.snk15_1,default_catalog.default_database.snk15_2"
     );
     assert_eq!(jobs[0]["fields"][2], "FINISHED");
-    assert!(jobs[0]["fields"][3].as_str().expect("start time").ends_with('Z'));
+    assert!(
+        jobs[0]["fields"][3]
+            .as_str()
+            .expect("start time")
+            .ends_with('Z')
+    );
     let tables = client.run(&session, "SHOW TABLES").await;
     assert_eq!(
         tables,
@@ -943,10 +1133,16 @@ async fn sources_and_sinks_are_checked_like_flink() {
     let client = Client::new(&standin);
     let session = client.open_session("batch").await;
     client
-        .run(&session, "CREATE TABLE print_sink (id INT) WITH ('connector'='print')")
+        .run(
+            &session,
+            "CREATE TABLE print_sink (id INT) WITH ('connector'='print')",
+        )
         .await;
     client
-        .run(&session, "CREATE TABLE forever (id INT) WITH ('connector'='datagen')")
+        .run(
+            &session,
+            "CREATE TABLE forever (id INT) WITH ('connector'='datagen')",
+        )
         .await;
     for (statement, message) in [
         (
@@ -970,7 +1166,11 @@ async fn sources_and_sinks_are_checked_like_flink() {
         let pages = client.fetch_all(&session, &op).await;
         let (s, b) = pages.last().expect("a page");
         assert_eq!(*s, 500, "{statement}");
-        assert!(error_text(b).contains(message), "{statement}: {}", error_text(b));
+        assert!(
+            error_text(b).contains(message),
+            "{statement}: {}",
+            error_text(b)
+        );
     }
     standin.shutdown().await;
 }
@@ -981,7 +1181,10 @@ async fn closing_a_session_cancels_its_select_jobs() {
     let client = Client::new(&standin);
     let session = client.open_session("streaming").await;
     client
-        .run(&session, "CREATE TABLE forever (id INT) WITH ('connector'='datagen')")
+        .run(
+            &session,
+            "CREATE TABLE forever (id INT) WITH ('connector'='datagen')",
+        )
         .await;
     let op = client.submit(&session, "SELECT id FROM forever").await;
     while client.fetch(&session, &op, 0).await.1["resultType"] == "NOT_READY" {}

@@ -299,6 +299,7 @@ fn python_job(label_pairs: &[(&str, &str)], created_at: i64) -> NewJob {
             program_args: vec!["--input".into(), "/data/in".into()],
             parallelism: Some(4),
             flink_configuration: labels(&[("taskmanager.numberOfTaskSlots", "2")]),
+            inline_py_files: Default::default(),
         }),
         statements: vec![],
         flink_job_id: Some(id.flink_job_id_for_program()),

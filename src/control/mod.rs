@@ -20,6 +20,7 @@ use tracing::{info, warn};
 use crate::error::{Error, Result};
 use crate::flink::JobManager;
 use crate::job::{Job, JobId, JobSpec, JobState, NewJob, RuntimeMode, SqlSpec, now_millis};
+use crate::runner::JobRunner;
 use crate::sql_gateway::{SessionHandle, SqlGateway};
 use crate::sql_script;
 use crate::store::{CreateOutcome, JobFilter, JobPage, Store, StoreError, pending_statements};
@@ -35,6 +36,10 @@ pub struct Limits {
     pub poll_interval: Duration,
     pub max_fetch_backoff: Duration,
     pub max_stream_duration: Duration,
+    /// Highest parallelism a Python job may ask for.
+    pub max_parallelism: u32,
+    /// URL prefixes a Python script may be downloaded from.
+    pub script_url_prefixes: Vec<String>,
 }
 
 impl Default for Limits {
@@ -46,6 +51,8 @@ impl Default for Limits {
             poll_interval: Duration::from_secs(1),
             max_fetch_backoff: Duration::from_millis(500),
             max_stream_duration: Duration::from_secs(24 * 3600),
+            max_parallelism: 64,
+            script_url_prefixes: Vec::new(),
         }
     }
 }
@@ -78,6 +85,7 @@ pub struct Controller {
     store: Arc<dyn Store>,
     gateway: Arc<dyn SqlGateway>,
     jobmanager: Arc<dyn JobManager>,
+    runner: Arc<dyn JobRunner>,
     limits: Limits,
     events: broadcast::Sender<JobId>,
     active: Mutex<HashMap<JobId, ActiveJob>>,
@@ -92,6 +100,7 @@ impl Controller {
         store: Arc<dyn Store>,
         gateway: Arc<dyn SqlGateway>,
         jobmanager: Arc<dyn JobManager>,
+        runner: Arc<dyn JobRunner>,
         limits: Limits,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
@@ -100,6 +109,7 @@ impl Controller {
             store,
             gateway,
             jobmanager,
+            runner,
             limits,
             events,
             active: Mutex::new(HashMap::new()),

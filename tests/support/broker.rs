@@ -118,6 +118,19 @@ impl TestBroker {
 
     /// Starts a broker with the given stand-in configuration and extra `serve` flags.
     pub async fn start_with(standin_config: StandinConfig, flags: &[&str]) -> Self {
+        Self::start_full(standin_config, flags, None).await
+    }
+
+    /// Starts a broker whose SQL Gateway client talks to `gateway_url` instead of the stand-in.
+    pub async fn start_against_gateway(gateway_url: &str) -> Self {
+        Self::start_full(StandinConfig::default(), &[], Some(gateway_url)).await
+    }
+
+    async fn start_full(
+        standin_config: StandinConfig,
+        flags: &[&str],
+        gateway_url: Option<&str>,
+    ) -> Self {
         app::install_crypto_provider();
         let standin = Standin::spawn(standin_config)
             .await
@@ -133,17 +146,21 @@ impl TestBroker {
             "1s",
             "--shutdown-grace",
             "5s",
+            "--health-interval",
+            "100ms",
         ];
         args.extend_from_slice(flags);
-        let config = ServeConfig::from_args(&args);
+        let config = ServeConfig::from_args(&args).expect("serve flags");
         let store = SeaStore::connect("sqlite::memory:").await.expect("store");
-        let gateway = RestSqlGateway::new(&standin.base_url, Duration::from_secs(10))
-            .expect("gateway client");
+        let gateway_url = gateway_url.unwrap_or(&standin.base_url);
+        let gateway =
+            RestSqlGateway::new(gateway_url, Duration::from_secs(10)).expect("gateway client");
         let jobmanager = Arc::new(ScriptedJobManager::default());
         let dependencies = Dependencies {
             store: Arc::new(store),
             gateway: Arc::new(gateway),
             jobmanager: jobmanager.clone(),
+            runner: app::connect_runner(&config).await.expect("runner"),
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
@@ -177,6 +194,16 @@ impl TestBroker {
             .connect()
             .await
             .expect("connect")
+    }
+
+    /// Signals shutdown without waiting.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Waits for the server to stop after `begin_shutdown`; false if it did not within `limit`.
+    pub async fn stopped_within(&mut self, limit: Duration) -> bool {
+        tokio::time::timeout(limit, &mut self.server).await.is_ok()
     }
 
     /// Shuts the broker down and waits for it.

@@ -246,6 +246,11 @@ impl Value {
 /// Appends `s` as a JSON string literal.
 pub fn write_json_string(out: &mut String, s: &str) {
     out.push('"');
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -271,6 +276,13 @@ pub fn write_json_value(out: &mut String, value: &Value, ty: &DataType) {
             let _ = write!(out, "{i}");
         }
         Value::Float(f) => write_json_number_text(out, &java_float(*f)),
+        Value::Double(d) if d.is_finite() && (1e-3..1e7).contains(&d.abs()) => {
+            let start = out.len();
+            let _ = write!(out, "{d}");
+            if !out[start..].contains('.') {
+                out.push_str(".0");
+            }
+        }
         Value::Double(d) => write_json_number_text(out, &java_double(*d)),
         Value::Decimal(unscaled, scale) => out.push_str(&json_decimal(*unscaled, *scale)),
         Value::Str(s) => write_json_string(out, s),
@@ -289,12 +301,12 @@ pub fn write_json_value(out: &mut String, value: &Value, ty: &DataType) {
         }
         Value::Timestamp(ts) => {
             out.push('"');
-            out.push_str(&format_iso_timestamp(*ts));
+            write_iso_timestamp(out, *ts);
             out.push('"');
         }
         Value::TimestampLtz(ts) => {
             out.push('"');
-            out.push_str(&format_iso_timestamp(*ts));
+            write_iso_timestamp(out, *ts);
             out.push_str("Z\"");
         }
         Value::Array(items) => {
@@ -617,20 +629,31 @@ fn split_timestamp(ts: Timestamp) -> (i64, i64, u32) {
 
 /// ISO-8601 without zone, fraction digits stripped of trailing zeros (Java's ISO_LOCAL_DATE_TIME).
 pub fn format_iso_timestamp(ts: Timestamp) -> String {
+    let mut s = String::with_capacity(32);
+    write_iso_timestamp(&mut s, ts);
+    s
+}
+
+/// Appends [`format_iso_timestamp`] to `out`.
+pub fn write_iso_timestamp(out: &mut String, ts: Timestamp) {
     let (days, seconds_of_day, nanos) = split_timestamp(ts);
     let (y, m, d) = civil_from_days(days);
-    let mut s = format!(
+    let _ = write!(
+        out,
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
         seconds_of_day / 3600,
         (seconds_of_day / 60) % 60,
         seconds_of_day % 60
     );
     if nanos > 0 {
-        let fraction = format!("{nanos:09}");
-        s.push('.');
-        s.push_str(fraction.trim_end_matches('0'));
+        let mut digits = 9;
+        let mut fraction = nanos;
+        while fraction % 10 == 0 {
+            fraction /= 10;
+            digits -= 1;
+        }
+        let _ = write!(out, ".{fraction:0digits$}");
     }
-    s
 }
 
 /// `yyyy-MM-dd HH:mm:ss` plus `precision` fraction digits (`CAST(ts AS STRING)`).
