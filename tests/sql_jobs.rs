@@ -18,8 +18,8 @@ use flinkbroker::proto::stream_operation_results_response::Message;
 use flinkbroker::proto::value::Kind;
 use flinkbroker::proto::{
     CancelJobRequest, GetJobRequest, Job, JobState, ListJobsRequest, ResultSchema, Row, RowKind,
-    RuntimeMode, StatementState, StreamEnd, StreamOperationResultsRequest, SubmitPythonRequest,
-    SubmitSqlRequest, Value, WatchJobRequest,
+    RuntimeMode, StatementState, StreamEnd, StreamOperationResultsRequest, SubmitSqlRequest, Value,
+    WatchJobRequest,
 };
 use sql_gateway_standin::StandinConfig;
 use tonic::Code;
@@ -948,18 +948,5 @@ async fn a_second_concurrent_reader_of_the_same_statement_is_refused() {
         })
         .await
         .expect("cancel");
-    broker.stop().await;
-}
-
-#[tokio::test]
-async fn submit_python_answers_unimplemented_with_a_clear_message() {
-    let broker = TestBroker::start().await;
-    let mut client = broker.client().await;
-    let error = client
-        .submit_python(SubmitPythonRequest::default())
-        .await
-        .expect_err("not available");
-    assert_eq!(error.code(), Code::Unimplemented);
-    assert!(error.message().contains("SubmitPython"));
     broker.stop().await;
 }

@@ -49,12 +49,12 @@ impl JobService for JobApi {
 
     async fn submit_python(
         &self,
-        _request: Request<proto::SubmitPythonRequest>,
+        request: Request<proto::SubmitPythonRequest>,
     ) -> Result<Response<proto::Job>, Status> {
-        Err(Error::Unimplemented(
-            "SubmitPython: python jobs are not available in this version of flinkbroker; submit SQL with SubmitSql".into(),
-        )
-        .into())
+        let submission =
+            validate::python_submission(request.into_inner(), self.controller.limits())?;
+        let job = self.controller.submit_python(submission).await?;
+        Ok(Response::new(convert::job(&job)))
     }
 
     type StreamOperationResultsStream = BoxStream<proto::StreamOperationResultsResponse>;

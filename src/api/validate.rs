@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::control::SqlSubmission;
+use crate::control::{Limits, PythonSubmission, SqlSubmission};
 use crate::error::{Error, Result};
-use crate::job::{JobId, JobKind, JobState, RuntimeMode};
+use crate::job::{JobId, JobKind, JobState, PythonSpec, RuntimeMode};
 use crate::proto;
 use crate::store::JobFilter;
 
@@ -187,6 +187,220 @@ pub fn sql_submission(request: proto::SubmitSqlRequest) -> Result<SqlSubmission>
     })
 }
 
+const MAX_REQUIREMENTS_BYTES: usize = 64 * 1024;
+const MAX_INLINE_PY_FILES: usize = 32;
+const MAX_PATH_CHARS: usize = 1024;
+const MAX_PROGRAM_ARGS: usize = 256;
+const MAX_PROGRAM_ARG_BYTES: usize = 8 * 1024;
+const MAX_MODULE_CHARS: usize = 256;
+
+/// Returns true for a dotted Python module path such as `recs.jobs.main`.
+fn is_module_path(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= MAX_MODULE_CHARS
+        && text.split('.').all(|part| {
+            part.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+}
+
+fn checked_list(field: &str, items: Vec<String>) -> Result<Vec<String>> {
+    for item in &items {
+        if item.is_empty() || item.len() > MAX_PATH_CHARS {
+            return Err(Error::invalid(
+                field,
+                format!("entries must be 1 to {MAX_PATH_CHARS} characters"),
+            ));
+        }
+        if item.contains([',', '\n', '\r', '\0']) {
+            return Err(Error::invalid(
+                field,
+                format!("{item:?} must not contain commas or line breaks"),
+            ));
+        }
+    }
+    Ok(items)
+}
+
+/// Decodes and checks a SubmitPython request against the broker's limits.
+pub fn python_submission(
+    request: proto::SubmitPythonRequest,
+    limits: &Limits,
+) -> Result<PythonSubmission> {
+    use proto::submit_python_request::Program;
+    let (script, script_url) = match request.program {
+        Some(Program::Script(script)) => {
+            if script.trim().is_empty() {
+                return Err(Error::invalid("script", "must not be empty"));
+            }
+            (Some(script), None)
+        }
+        Some(Program::ScriptUrl(url)) => {
+            let allowed = limits
+                .script_url_prefixes
+                .iter()
+                .any(|prefix| !prefix.is_empty() && url.starts_with(prefix.as_str()));
+            if !allowed {
+                return Err(Error::invalid(
+                    "script_url",
+                    format!(
+                        "{url:?} is not under an allowed prefix ({})",
+                        if limits.script_url_prefixes.is_empty() {
+                            "none are configured".to_string()
+                        } else {
+                            limits.script_url_prefixes.join(", ")
+                        }
+                    ),
+                ));
+            }
+            if !(url.starts_with("https://") || url.starts_with("http://"))
+                || url.contains(char::is_whitespace)
+            {
+                return Err(Error::invalid(
+                    "script_url",
+                    format!("{url:?} is not an http(s) URL"),
+                ));
+            }
+            (None, Some(url))
+        }
+        None => {
+            return Err(Error::invalid(
+                "script",
+                "must not be empty (give script or script_url)",
+            ));
+        }
+    };
+    let entry_module = if request.entry_module.is_empty() {
+        None
+    } else if is_module_path(&request.entry_module) {
+        Some(request.entry_module)
+    } else {
+        return Err(Error::invalid(
+            "entry_module",
+            format!(
+                "{:?} is not a python module path like package.module",
+                request.entry_module
+            ),
+        ));
+    };
+    let mut inline_py_files = BTreeMap::new();
+    if request.inline_py_files.len() > MAX_INLINE_PY_FILES {
+        return Err(Error::invalid(
+            "inline_py_files",
+            format!("at most {MAX_INLINE_PY_FILES} files"),
+        ));
+    }
+    for (name, source) in request.inline_py_files {
+        let stem = name.strip_suffix(".py").unwrap_or("");
+        if !is_module_path(stem) || stem.contains('.') {
+            return Err(Error::invalid(
+                "inline_py_files",
+                format!("{name:?} is not a python file name like helpers.py"),
+            ));
+        }
+        inline_py_files.insert(name, source);
+    }
+    if let Some(module) = &entry_module
+        && inline_py_files.contains_key(&format!("{module}.py"))
+    {
+        return Err(Error::invalid(
+            "inline_py_files",
+            format!("{module}.py would replace the script"),
+        ));
+    }
+    let program_bytes = script.as_ref().map_or(0, String::len)
+        + inline_py_files
+            .iter()
+            .map(|(n, s)| n.len() + s.len())
+            .sum::<usize>();
+    if program_bytes > limits.max_script_bytes {
+        return Err(Error::invalid(
+            "script",
+            format!(
+                "{program_bytes} bytes with inline_py_files exceeds the limit of {} bytes",
+                limits.max_script_bytes
+            ),
+        ));
+    }
+    let py_requirements = if request.py_requirements.is_empty() {
+        None
+    } else if request.py_requirements.len() > MAX_REQUIREMENTS_BYTES {
+        return Err(Error::invalid(
+            "py_requirements",
+            format!(
+                "{} bytes exceeds the limit of {MAX_REQUIREMENTS_BYTES} bytes",
+                request.py_requirements.len()
+            ),
+        ));
+    } else {
+        Some(request.py_requirements)
+    };
+    let parallelism = match request.parallelism {
+        0 => None,
+        p if p < 0 => {
+            return Err(Error::invalid(
+                "parallelism",
+                format!("must be positive, got {p}"),
+            ));
+        }
+        p if p as u32 > limits.max_parallelism => {
+            return Err(Error::invalid(
+                "parallelism",
+                format!("{p} exceeds the maximum of {}", limits.max_parallelism),
+            ));
+        }
+        p => Some(p as u32),
+    };
+    let flink_configuration = flink_properties("flink_configuration", request.flink_configuration)?;
+    if flink_configuration
+        .keys()
+        .any(|k| k.starts_with("$internal"))
+    {
+        return Err(Error::invalid(
+            "flink_configuration",
+            "$internal keys are set by the broker (the flink job id is chosen from the job id)",
+        ));
+    }
+    if request.program_args.len() > MAX_PROGRAM_ARGS {
+        return Err(Error::invalid(
+            "program_args",
+            format!("at most {MAX_PROGRAM_ARGS} arguments"),
+        ));
+    }
+    if let Some(arg) = request
+        .program_args
+        .iter()
+        .find(|a| a.len() > MAX_PROGRAM_ARG_BYTES || a.contains('\0'))
+    {
+        return Err(Error::invalid(
+            "program_args",
+            format!(
+                "an argument of {} bytes is too long or contains NUL",
+                arg.len()
+            ),
+        ));
+    }
+    let program = PythonSpec {
+        script,
+        script_url,
+        entry_module,
+        py_files: checked_list("py_files", request.py_files)?,
+        py_archives: checked_list("py_archives", request.py_archives)?,
+        py_requirements,
+        program_args: request.program_args,
+        parallelism,
+        flink_configuration,
+        inline_py_files,
+    };
+    Ok(PythonSubmission {
+        program,
+        request_id: request_id(&request.request_id)?,
+        labels: labels(request.labels)?,
+    })
+}
+
 /// Converts a protobuf duration, rejecting negative ones.
 pub fn duration(field: &str, duration: &prost_types::Duration) -> Result<Duration> {
     if duration.seconds < 0 || duration.nanos < 0 {
@@ -269,6 +483,16 @@ mod tests {
         );
         assert!(flink_properties("properties", [("bad key".into(), "2".into())]).is_err());
         assert!(flink_properties("properties", [("".into(), "2".into())]).is_err());
+    }
+
+    #[test]
+    fn module_paths_are_checked() {
+        assert!(is_module_path("recs.jobs.main"));
+        assert!(is_module_path("_private"));
+        assert!(!is_module_path("recs..main"));
+        assert!(!is_module_path("1bad"));
+        assert!(!is_module_path("recs/main"));
+        assert!(!is_module_path(""));
     }
 
     #[test]

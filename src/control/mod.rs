@@ -4,6 +4,7 @@
 //! is driven by one background task (`sql_job`) that submits its statements and then follows
 //! it to its end; result streams (`results`) read query statements page by page.
 
+mod python_job;
 mod results;
 mod sql_job;
 mod watch;
@@ -25,6 +26,7 @@ use crate::sql_gateway::{SessionHandle, SqlGateway};
 use crate::sql_script;
 use crate::store::{CreateOutcome, JobFilter, JobPage, Store, StoreError, pending_statements};
 
+pub use python_job::PythonSubmission;
 pub use results::{ResultMessage, ResultRequest, StreamEndReason};
 
 /// Limits and pacing of the use cases.
@@ -163,8 +165,16 @@ impl Controller {
                     info!(job_id = %job.id, "following a running job again after a restart");
                     self.spawn_sql_follow(job);
                 }
-                (kind, state) => {
-                    warn!(job_id = %job.id, ?kind, ?state, "no runner for this unfinished job; leaving it as it is");
+                (crate::job::JobKind::Python, JobState::Pending) => {
+                    info!(job_id = %job.id, "starting a python job recorded before the broker restarted");
+                    self.spawn_python_job(job, true);
+                }
+                (crate::job::JobKind::Python, _) => {
+                    info!(job_id = %job.id, "following a python job again after a restart");
+                    self.spawn_python_job(job, false);
+                }
+                (crate::job::JobKind::Sql, state) => {
+                    warn!(job_id = %job.id, ?state, "unfinished sql job in an unexpected state");
                 }
             }
         }
@@ -261,9 +271,7 @@ impl Controller {
         }
         match job.kind {
             crate::job::JobKind::Sql => self.cancel_sql_job(job, options).await,
-            crate::job::JobKind::Python => Err(Error::FailedPrecondition(format!(
-                "job {id} is a python job, which this broker cannot cancel"
-            ))),
+            crate::job::JobKind::Python => self.cancel_python_job(job, options).await,
         }
     }
 

@@ -101,11 +101,26 @@ impl JobManager for ScriptedJobManager {
     }
 }
 
+/// How to start a test broker.
+#[derive(Default)]
+pub struct Options<'a> {
+    pub standin_config: StandinConfig,
+    /// Extra `serve` flags.
+    pub flags: &'a [&'a str],
+    /// A SQL Gateway URL instead of the stand-in's.
+    pub gateway_url: Option<&'a str>,
+    /// A JobManager instead of the scripted one (e.g. the REST client of a real cluster).
+    pub jobmanager: Option<Arc<dyn JobManager>>,
+}
+
 /// A running broker, its stand-in gateway and its scripted JobManager.
 pub struct TestBroker {
     pub addr: SocketAddr,
     pub standin: Standin,
+    /// The scripted JobManager (unused when another one was given).
     pub jobmanager: Arc<ScriptedJobManager>,
+    /// The local runner's work directory.
+    pub work_dir: tempfile::TempDir,
     shutdown: CancellationToken,
     server: JoinHandle<()>,
 }
@@ -118,23 +133,31 @@ impl TestBroker {
 
     /// Starts a broker with the given stand-in configuration and extra `serve` flags.
     pub async fn start_with(standin_config: StandinConfig, flags: &[&str]) -> Self {
-        Self::start_full(standin_config, flags, None).await
+        Self::start_options(Options {
+            standin_config,
+            flags,
+            ..Options::default()
+        })
+        .await
     }
 
     /// Starts a broker whose SQL Gateway client talks to `gateway_url` instead of the stand-in.
     pub async fn start_against_gateway(gateway_url: &str) -> Self {
-        Self::start_full(StandinConfig::default(), &[], Some(gateway_url)).await
+        Self::start_options(Options {
+            gateway_url: Some(gateway_url),
+            ..Options::default()
+        })
+        .await
     }
 
-    async fn start_full(
-        standin_config: StandinConfig,
-        flags: &[&str],
-        gateway_url: Option<&str>,
-    ) -> Self {
+    /// Starts a broker as the options say.
+    pub async fn start_options(options: Options<'_>) -> Self {
         app::install_crypto_provider();
-        let standin = Standin::spawn(standin_config)
+        let standin = Standin::spawn(options.standin_config)
             .await
             .expect("stand-in starts");
+        let work_dir = tempfile::tempdir().expect("submitter work dir");
+        let work_dir_arg = work_dir.path().display().to_string();
         let mut args = vec![
             "--listen",
             "127.0.0.1:0",
@@ -148,18 +171,24 @@ impl TestBroker {
             "5s",
             "--health-interval",
             "100ms",
+            "--submitter-work-dir",
+            &work_dir_arg,
         ];
-        args.extend_from_slice(flags);
+        args.extend_from_slice(options.flags);
         let config = ServeConfig::from_args(&args).expect("serve flags");
         let store = SeaStore::connect("sqlite::memory:").await.expect("store");
-        let gateway_url = gateway_url.unwrap_or(&standin.base_url);
+        let gateway_url = options.gateway_url.unwrap_or(&standin.base_url);
         let gateway =
             RestSqlGateway::new(gateway_url, Duration::from_secs(10)).expect("gateway client");
-        let jobmanager = Arc::new(ScriptedJobManager::default());
+        let scripted = Arc::new(ScriptedJobManager::default());
+        let jobmanager: Arc<dyn JobManager> = match options.jobmanager {
+            Some(jobmanager) => jobmanager,
+            None => scripted.clone(),
+        };
         let dependencies = Dependencies {
             store: Arc::new(store),
             gateway: Arc::new(gateway),
-            jobmanager: jobmanager.clone(),
+            jobmanager,
             runner: app::connect_runner(&config).await.expect("runner"),
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -174,7 +203,8 @@ impl TestBroker {
         Self {
             addr,
             standin,
-            jobmanager,
+            jobmanager: scripted,
+            work_dir,
             shutdown,
             server,
         }

@@ -164,6 +164,11 @@ impl Datagen {
         })
     }
 
+    /// Columns of a row.
+    pub fn width(&self) -> usize {
+        self.fields.len()
+    }
+
     /// The values of row `index`; `now_millis` is when the row is emitted.
     pub fn row(&self, index: u64, now_millis: i64) -> Vec<Value> {
         self.fields

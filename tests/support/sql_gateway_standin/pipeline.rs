@@ -140,6 +140,8 @@ pub struct ProjectSource {
     scan: Scan,
     filter: Option<Bound>,
     projection: Vec<Bound>,
+    /// The projection passes the input row through unchanged (`SELECT *`).
+    identity: bool,
     limit: Option<u64>,
     emitted: u64,
 }
@@ -169,11 +171,14 @@ impl RowSource for ProjectSource {
             {
                 continue;
             }
-            let fields = self
-                .projection
-                .iter()
-                .map(|b| b.eval(&input, &ctx))
-                .collect();
+            let fields = if self.identity {
+                input
+            } else {
+                self.projection
+                    .iter()
+                    .map(|b| b.eval(&input, &ctx))
+                    .collect()
+            };
             out.push(Row::insert(fields));
             self.emitted += 1;
         }
@@ -431,6 +436,11 @@ pub fn source_for(
     let scan = Scan::new(plan, honor_rate, started, started_millis);
     match &plan.shape {
         Shape::Project(projection) => Box::new(ProjectSource {
+            identity: projection.len() == plan.input_width()
+                && projection
+                    .iter()
+                    .enumerate()
+                    .all(|(i, b)| matches!(b, Bound::Col(c) if *c == i)),
             scan,
             filter: plan.filter.clone(),
             projection: projection.clone(),

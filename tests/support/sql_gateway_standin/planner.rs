@@ -130,6 +130,15 @@ impl QueryPlan {
         }
     }
 
+    /// Columns of an input row.
+    pub fn input_width(&self) -> usize {
+        match &self.input {
+            Input::OneRow | Input::Empty => 0,
+            Input::Values(rows) => rows.first().map_or(0, Vec::len),
+            Input::Datagen(d) => d.width(),
+        }
+    }
+
     /// Rows per second the input is throttled to, if any.
     pub fn rate(&self) -> Option<f64> {
         match &self.input {
