@@ -1197,3 +1197,26 @@ async fn closing_a_session_cancels_its_select_jobs() {
     assert_eq!(standin.open_session_count(), 0);
     standin.shutdown().await;
 }
+
+#[tokio::test]
+async fn idle_sessions_expire() {
+    let config = StandinConfig {
+        session_idle_timeout: Duration::ZERO,
+        ..paced_by_fetches()
+    };
+    let standin = Standin::spawn(config).await.expect("spawn");
+    let client = Client::new(&standin);
+    let session = client.open_session("streaming").await;
+    let (s, b) = client
+        .call(
+            Method::POST,
+            &format!("/v2/sessions/{session}/heartbeat"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 500);
+    assert!(error_text(&b).contains(&format!("Session '{session}' does not exist.")));
+    assert_eq!(standin.open_session_count(), 0);
+    assert_eq!(standin.heartbeats(), 0);
+    standin.shutdown().await;
+}

@@ -334,33 +334,37 @@ impl Controller {
     }
 }
 
-/// Returns the last meaningful lines of a submitter's output: the Python traceback's last
-/// lines or the launcher's error, without blank lines and log noise.
+/// Returns the meaningful lines of a submitter's output: from the Python traceback (or the
+/// launcher's "program finished with the following exception"), without Java stack frames,
+/// blank lines and log noise; otherwise its last lines.
 pub(crate) fn meaningful_tail(output: &str) -> Option<String> {
     let lines: Vec<&str> = output
         .lines()
         .map(str::trim_end)
         .filter(|line| !line.trim().is_empty())
         .filter(|line| {
-            !line.starts_with("SLF4J:") && !line.contains("WARNING: An illegal reflective")
+            let trimmed = line.trim_start();
+            !(trimmed.starts_with("at ") && line.starts_with(char::is_whitespace))
+                && !(trimmed.starts_with("... ") && trimmed.ends_with(" more"))
+                && !line.starts_with("SLF4J:")
         })
         .collect();
     if lines.is_empty() {
         return None;
     }
-    // Prefer the Python exception line and what follows the last "Caused by" / traceback.
     let start = lines
         .iter()
         .rposition(|line| line.starts_with("Traceback (most recent call last)"))
         .or_else(|| {
-            lines
-                .iter()
-                .rposition(|line| line.starts_with("Caused by:"))
-        })
-        .unwrap_or(0);
-    let window = &lines[start..];
-    let tail = &window[window.len().saturating_sub(REASON_LINES)..];
-    Some(tail.join("\n"))
+            lines.iter().rposition(|line| {
+                line.contains("The program finished with the following exception")
+            })
+        });
+    let chosen = match start {
+        Some(start) => &lines[start..(start + REASON_LINES).min(lines.len())],
+        None => &lines[lines.len().saturating_sub(REASON_LINES)..],
+    };
+    Some(chosen.join("\n"))
 }
 
 #[cfg(test)]
@@ -373,6 +377,19 @@ mod tests {
         let tail = meaningful_tail(output).unwrap_or_default();
         assert!(tail.starts_with("Traceback"), "{tail}");
         assert!(tail.contains("ValueError: boom"), "{tail}");
+        let recorded = "Traceback (most recent call last):\n  File \"/jobs/bad_driver.py\", line 1, in <module>\n    raise ValueError(\"broken driver: missing config\")\nValueError: broken driver: missing config\norg.apache.flink.client.program.ProgramAbortException: java.lang.RuntimeException: Python process exits with code: 1\n\tat org.apache.flink.client.python.PythonDriver.main(PythonDriver.java:134)\n\tat org.apache.flink.client.cli.CliFrontend.main(CliFrontend.java:1335)\nCaused by: java.lang.RuntimeException: Python process exits with code: 1\n\tat org.apache.flink.client.python.PythonDriver.main(PythonDriver.java:124)\n\t... 14 more\n";
+        let tail = meaningful_tail(recorded).unwrap_or_default();
+        assert!(!tail.contains("\tat "), "{tail}");
+        assert!(
+            tail.contains("ValueError: broken driver: missing config"),
+            "{tail}"
+        );
+        assert!(
+            tail.ends_with(
+                "Caused by: java.lang.RuntimeException: Python process exits with code: 1"
+            ),
+            "{tail}"
+        );
         assert_eq!(meaningful_tail("\n  \n"), None);
     }
 }

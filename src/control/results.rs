@@ -443,7 +443,8 @@ impl Pump<'_> {
                         Some(next) => token = next,
                         None => return self.reached_eos(rows_sent, start).await,
                     }
-                    backoff = FIRST_BACKOFF;
+                    // Right after rows, an empty page is asked again at once.
+                    backoff = Duration::ZERO;
                     if page.data.len() < SMALL_PAGE_ROWS {
                         match self.wait(SMALL_PAGE_PAUSE).await {
                             Waited::Elapsed => {}
@@ -453,13 +454,17 @@ impl Pump<'_> {
                     continue;
                 }
             }
-            // Nothing new yet: back off.
+            // Nothing new yet: back off, doubling while nothing comes.
             debug!(job_id = %self.job_id, statement = self.index, token, "no rows yet");
-            match self.wait(backoff).await {
-                Waited::Elapsed => {}
-                other => return self.finish_waiting(other, rows_sent, start + skip).await,
+            if !backoff.is_zero() {
+                match self.wait(backoff).await {
+                    Waited::Elapsed => {}
+                    other => return self.finish_waiting(other, rows_sent, start + skip).await,
+                }
             }
-            backoff = (backoff * 2).min(self.controller.limits.max_fetch_backoff);
+            backoff = (backoff * 2)
+                .max(FIRST_BACKOFF)
+                .min(self.controller.limits.max_fetch_backoff);
         }
     }
 

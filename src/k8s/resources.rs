@@ -7,8 +7,8 @@ use std::time::Duration;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar,
-    KeyToPath, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements,
-    SeccompProfile, SecurityContext, Volume, VolumeMount,
+    KeyToPath, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile,
+    SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -62,6 +62,8 @@ pub const FETCH_PROGRAM_PY: &str = r#"import os, shutil, sys, urllib.error, urll
 
 url, program_dir, script, limit, config_dir = sys.argv[1:6]
 limit = int(limit)
+if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+    sys.exit("refusing to download " + url + ": only http and https are allowed")
 
 
 def target(relative):
@@ -72,9 +74,6 @@ def target(relative):
 
 for relative in sys.argv[6:]:
     shutil.copyfile(os.path.join(config_dir, relative), target(relative))
-
-if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
-    sys.exit("refusing to download " + url + ": only http and https are allowed")
 
 
 class RefuseRedirects(urllib.request.HTTPRedirectHandler):
@@ -273,7 +272,11 @@ pub fn fetch_program_argv(
         MAX_SCRIPT_BYTES.to_string(),
         CONFIG_DIR.to_string(),
     ];
-    argv.extend(program_files(&spec.program).into_iter().map(|(path, _)| path));
+    argv.extend(
+        program_files(&spec.program)
+            .into_iter()
+            .map(|(path, _)| path),
+    );
     argv
 }
 
@@ -323,7 +326,10 @@ fn base_container(config: &KubernetesRunnerConfig) -> Container {
         resources: Some(ResourceRequirements {
             requests: Some(BTreeMap::from([
                 ("cpu".to_string(), Quantity(config.cpu_request.clone())),
-                ("memory".to_string(), Quantity(config.memory_request.clone())),
+                (
+                    "memory".to_string(),
+                    Quantity(config.memory_request.clone()),
+                ),
             ])),
             limits: Some(BTreeMap::from([
                 ("cpu".to_string(), Quantity(config.cpu_limit.clone())),
@@ -678,7 +684,10 @@ mod tests {
         let program = &volumes[0];
         assert_eq!(program.name, "program");
         let source = program.config_map.as_ref().expect("config map volume");
-        assert_eq!(source.name, "flinkbroker-py-0123456789abcdef0123456789abcdef");
+        assert_eq!(
+            source.name,
+            "flinkbroker-py-0123456789abcdef0123456789abcdef"
+        );
         let items: Vec<(&str, &str)> = source
             .items
             .iter()
@@ -781,7 +790,9 @@ mod tests {
         );
 
         let command = pod.containers[0].command.as_ref().expect("command");
-        assert!(command.ends_with(&["-pym".to_string(), "recs.jobs.main".to_string()]));
+        assert!(command.ends_with(
+            &["-pym", "recs.jobs.main", "--date", "2026-11-23; rm -rf /"].map(String::from)
+        ));
         assert!(command.contains(&"/opt/flinkbroker/job/requirements.txt".to_string()));
     }
 
@@ -802,7 +813,17 @@ mod tests {
         let fetch = &pod.init_containers.as_ref().expect("init containers")[0];
         let command = fetch.command.as_ref().expect("command");
         assert_eq!(command[0], "python3");
-        assert_eq!(&command[3..], ["https://scripts.example.com/main.py", "/opt/flinkbroker/job", "main.py", "10485760", "/opt/flinkbroker/config"].map(String::from));
+        assert_eq!(
+            &command[3..],
+            [
+                "https://scripts.example.com/main.py",
+                "/opt/flinkbroker/job",
+                "main.py",
+                "10485760",
+                "/opt/flinkbroker/config"
+            ]
+            .map(String::from)
+        );
     }
 
     #[test]

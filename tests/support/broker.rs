@@ -158,22 +158,21 @@ impl TestBroker {
             .expect("stand-in starts");
         let work_dir = tempfile::tempdir().expect("submitter work dir");
         let work_dir_arg = work_dir.path().display().to_string();
-        let mut args = vec![
-            "--listen",
-            "127.0.0.1:0",
-            "--poll-interval",
-            "50ms",
-            "--max-fetch-backoff",
-            "50ms",
-            "--heartbeat-interval",
-            "1s",
-            "--shutdown-grace",
-            "5s",
-            "--health-interval",
-            "100ms",
-            "--submitter-work-dir",
-            &work_dir_arg,
+        let defaults = [
+            ("--listen", "127.0.0.1:0"),
+            ("--poll-interval", "50ms"),
+            ("--max-fetch-backoff", "50ms"),
+            ("--heartbeat-interval", "1s"),
+            ("--shutdown-grace", "5s"),
+            ("--health-interval", "100ms"),
+            ("--submitter-work-dir", work_dir_arg.as_str()),
         ];
+        // A flag given in the options replaces its default.
+        let mut args: Vec<&str> = defaults
+            .iter()
+            .filter(|(flag, _)| !options.flags.contains(flag))
+            .flat_map(|(flag, value)| [*flag, *value])
+            .collect();
         args.extend_from_slice(options.flags);
         let config = ServeConfig::from_args(&args).expect("serve flags");
         let store = SeaStore::connect("sqlite::memory:").await.expect("store");

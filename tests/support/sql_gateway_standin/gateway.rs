@@ -686,7 +686,7 @@ impl Gateway {
                         )
                     }),
                     pinned,
-                    duration: duration.map(|d| d.unwrap_or(Duration::ZERO)),
+                    duration,
                     sync,
                 }),
                 Err(e) => Outcome::Failed(plan_error_chain(&e)),
@@ -695,10 +695,7 @@ impl Gateway {
                 let mut longest: Option<Duration> = Some(Duration::ZERO);
                 for insert in &inserts {
                     match plan_insert(insert, &ctx) {
-                        Ok(Some(d)) => {
-                            longest = longest.map(|l| l.max(d.unwrap_or(Duration::ZERO)))
-                        }
-                        Ok(None) => longest = None,
+                        Ok(duration) => longest = longest.zip(duration).map(|(a, b)| a.max(b)),
                         Err(e) => return Outcome::Failed(plan_error_chain(&e)),
                     }
                 }
@@ -1211,9 +1208,8 @@ fn run_work(
     }
 }
 
-/// Validates an INSERT; returns how long its job runs (`Some(None)` means instantly,
-/// `None` means unbounded).
-fn plan_insert(insert: &Insert, ctx: &PlanContext) -> Result<Option<Option<Duration>>, PlanError> {
+/// Validates an INSERT; returns how long its job runs (`None`: unbounded).
+fn plan_insert(insert: &Insert, ctx: &PlanContext) -> Result<Option<Duration>, PlanError> {
     let sink = ctx
         .tables
         .get(&insert.table.name)
@@ -1271,7 +1267,7 @@ fn plan_insert(insert: &Insert, ctx: &PlanContext) -> Result<Option<Option<Durat
             causes: vec![],
         });
     }
-    Ok(plan.duration(true).map(Some))
+    Ok(plan.duration(true))
 }
 
 fn stop_job(

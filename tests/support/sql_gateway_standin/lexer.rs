@@ -83,7 +83,7 @@ impl Cursor<'_> {
     }
 }
 
-const SYMBOLS2: [&str; 6] = ["<>", "<=", ">=", "!=", "||", "=="];
+const SYMBOLS2: [&str; 5] = ["<>", "<=", ">=", "!=", "||"];
 
 /// Splits a statement into tokens, ending with an `Eof` token.
 pub fn tokenize(text: &str) -> Result<Vec<Token>, LexError> {
@@ -306,8 +306,7 @@ pub fn tokenize(text: &str) -> Result<Vec<Token>, LexError> {
                 return Err(LexError {
                     message: format!(
                         "Lexical error at line {line}, column {}.  Encountered: \"{ch}\" ({}), after : \"\"",
-                        col + 1,
-                        ch as u32
+                        col, ch as u32
                     ),
                 });
             }

