@@ -334,6 +334,15 @@ impl Controller {
     }
 }
 
+/// Returns true for a Java stack frame line (`\tat …`, `\t... 14 more`).
+fn is_java_frame(line: &str) -> bool {
+    let trimmed = line.trim_start();
+    let indented = line.starts_with(char::is_whitespace);
+    let frame = trimmed.starts_with("at ");
+    let elided = trimmed.starts_with("... ") && trimmed.ends_with(" more");
+    elided || (indented && frame)
+}
+
 /// Returns the meaningful lines of a submitter's output: from the Python traceback (or the
 /// launcher's "program finished with the following exception"), without Java stack frames,
 /// blank lines and log noise; otherwise its last lines.
@@ -342,12 +351,7 @@ pub(crate) fn meaningful_tail(output: &str) -> Option<String> {
         .lines()
         .map(str::trim_end)
         .filter(|line| !line.trim().is_empty())
-        .filter(|line| {
-            let trimmed = line.trim_start();
-            !(trimmed.starts_with("at ") && line.starts_with(char::is_whitespace))
-                && !(trimmed.starts_with("... ") && trimmed.ends_with(" more"))
-                && !line.starts_with("SLF4J:")
-        })
+        .filter(|line| !is_java_frame(line) && !line.starts_with("SLF4J:"))
         .collect();
     if lines.is_empty() {
         return None;
