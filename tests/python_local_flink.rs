@@ -100,7 +100,7 @@ async fn python_jobs_run_fail_and_cancel_on_a_real_flink_cluster() {
     .await;
     let mut client = broker.client().await;
 
-    // All four submissions run side by side.
+    // All submissions run side by side.
     let finishes = client
         .submit_python(program(
             include_str!("fixtures/pyflink/job.py"),
@@ -127,6 +127,11 @@ async fn python_jobs_run_fail_and_cancel_on_a_real_flink_cluster() {
         .into_inner();
     let unbounded = client
         .submit_python(program(UNBOUNDED, "py-unbounded"))
+        .await
+        .expect("submit")
+        .into_inner();
+    let to_stop = client
+        .submit_python(program(UNBOUNDED, "py-stop-with-savepoint"))
         .await
         .expect("submit")
         .into_inner();
@@ -260,5 +265,42 @@ async fn python_jobs_run_fail_and_cancel_on_a_real_flink_cluster() {
         .expect("get")
         .into_inner();
     assert_eq!(job.state(), JobState::Canceled);
+
+    // Stop with a savepoint: the Flink job ends FINISHED with its savepoint written.
+    let savepoints = tempfile::tempdir().expect("savepoint dir");
+    let (_, running) = watch(&mut client.clone(), &to_stop.id, JobState::Running).await;
+    assert_eq!(
+        running.state(),
+        JobState::Running,
+        "{}",
+        running.state_reason
+    );
+    let stopped = client
+        .cancel_job(CancelJobRequest {
+            job_id: to_stop.id.clone(),
+            stop_with_savepoint: true,
+            savepoint_directory: format!("file://{}", savepoints.path().display()),
+        })
+        .await
+        .expect("stop with savepoint")
+        .into_inner();
+    assert_eq!(stopped.state(), JobState::Canceled);
+    assert!(
+        stopped
+            .state_reason
+            .contains("stopped by request with a savepoint at file:"),
+        "{}",
+        stopped.state_reason
+    );
+    assert_eq!(
+        cluster
+            .wait_for_job_state(&to_stop.flink_job_id, &["FINISHED"], LIMIT)
+            .await,
+        "FINISHED"
+    );
+    let written = std::fs::read_dir(savepoints.path())
+        .expect("savepoints")
+        .count();
+    assert!(written > 0, "a savepoint was written");
     broker.stop().await;
 }

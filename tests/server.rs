@@ -8,12 +8,12 @@ mod sql_gateway_standin;
 
 use std::time::Duration;
 
-use broker::{TestBroker, eventually};
+use broker::{TestBroker, eventually, wait_for_state};
 use flinkbroker::app::{JOB_SERVICE_HEALTH, JOBMANAGER_HEALTH, SQL_GATEWAY_HEALTH};
 use flinkbroker::proto::stream_operation_results_response::Message;
 use flinkbroker::proto::{
-    CancelJobRequest, GetJobRequest, JobState, RuntimeMode, StreamOperationResultsRequest,
-    SubmitSqlRequest, WatchJobRequest,
+    CancelJobRequest, JobState, RuntimeMode, StreamOperationResultsRequest, SubmitSqlRequest,
+    WatchJobRequest,
 };
 use tokio_stream::StreamExt;
 use tonic::Code;
@@ -163,19 +163,7 @@ async fn unreachable_gateway_fails_the_job_and_shows_in_health_only() {
         .await
         .expect("recorded even when the gateway is down")
         .into_inner();
-    let failed = eventually("the job fails", LIMIT, || {
-        let mut client = client.clone();
-        let id = job.id.clone();
-        async move {
-            let job = client
-                .get_job(GetJobRequest { job_id: id })
-                .await
-                .ok()?
-                .into_inner();
-            (job.state() == JobState::Failed).then_some(job)
-        }
-    })
-    .await;
+    let failed = wait_for_state(&client, &job.id, JobState::Failed).await;
     assert!(
         failed.state_reason.contains("sql gateway unreachable"),
         "{}",
@@ -205,19 +193,7 @@ async fn a_v1_only_gateway_is_refused_with_a_clear_error() {
         .await
         .expect("submit")
         .into_inner();
-    let failed = eventually("the job fails", LIMIT, || {
-        let mut client = client.clone();
-        let id = job.id.clone();
-        async move {
-            let job = client
-                .get_job(GetJobRequest { job_id: id })
-                .await
-                .ok()?
-                .into_inner();
-            (job.state() == JobState::Failed).then_some(job)
-        }
-    })
-    .await;
+    let failed = wait_for_state(&client, &job.id, JobState::Failed).await;
     assert!(
         failed.state_reason.contains("V2 or newer"),
         "{}",

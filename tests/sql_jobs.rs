@@ -9,7 +9,7 @@ mod sql_gateway_standin;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use broker::{TestBroker, eventually};
+use broker::{TestBroker, eventually, wait_for_state};
 use flinkbroker::flink::FlinkJobStatus;
 use flinkbroker::job::JobId;
 use flinkbroker::proto::job_service_client::JobServiceClient;
@@ -67,23 +67,6 @@ async fn watch_to_end(client: &mut Client, id: &str) -> (Vec<JobState>, Job) {
         last = Some(job);
     }
     (states, last.expect("at least one job message"))
-}
-
-/// Waits until the job is in `state` (through GetJob).
-async fn wait_for_state(client: &Client, id: &str, state: JobState) -> Job {
-    eventually(&format!("job {id} {state:?}"), LIMIT, || {
-        let mut client = client.clone();
-        let id = id.to_string();
-        async move {
-            let job = client
-                .get_job(GetJobRequest { job_id: id })
-                .await
-                .ok()?
-                .into_inner();
-            (job.state() == state).then_some(job)
-        }
-    })
-    .await
 }
 
 struct Streamed {

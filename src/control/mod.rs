@@ -76,6 +76,20 @@ pub struct CancelOptions {
     pub savepoint_directory: Option<String>,
 }
 
+/// Why a job's driving task stopped before the job's end.
+enum Stop {
+    /// CancelJob or shutdown: the canceller records the state.
+    Cancelled,
+    /// The job failed for this reason.
+    Failed(String),
+}
+
+impl From<Error> for Stop {
+    fn from(error: Error) -> Self {
+        Stop::Failed(error.to_string())
+    }
+}
+
 /// A job this process drives: the token that stops its task, and a bell that wakes it.
 struct ActiveJob {
     cancel: CancellationToken,
@@ -229,19 +243,29 @@ impl Controller {
             flink_job_id: None,
             created_at: now_millis(),
         };
+        let (job, created) = self.record(new_job).await?;
+        if created {
+            info!(job_id = %job.id, statements = job.statements.len(), request_id = ?job.request_id, "sql job recorded");
+            self.spawn_sql_job(job.clone());
+        }
+        Ok(job)
+    }
+
+    /// Records a new job, or finds the one recorded under the same request id; true when the
+    /// job was recorded now and must be started.
+    async fn record(&self, new_job: NewJob) -> Result<(Job, bool)> {
+        let request_id = new_job.request_id.clone();
         match self.store.create_job(new_job).await? {
             CreateOutcome::Created(job) => {
-                info!(job_id = %job.id, statements = job.statements.len(), request_id = ?job.request_id, "sql job recorded");
                 self.publish(job.id);
-                self.spawn_sql_job(job.clone());
-                Ok(job)
+                Ok((job, true))
             }
             CreateOutcome::Existing(job) => {
                 info!(job_id = %job.id, request_id = ?job.request_id, "repeated submission returns the existing job");
-                Ok(job)
+                Ok((job, false))
             }
             CreateOutcome::Conflict(job) => Err(Error::RequestIdConflict {
-                request_id: submission.request_id.unwrap_or_default(),
+                request_id: request_id.unwrap_or_default(),
                 job_id: job.id,
             }),
         }
@@ -338,6 +362,15 @@ impl Controller {
         self.forget_active(job.id);
         self.close_session_of(job).await;
         self.cursors.forget_job(job.id);
+    }
+
+    /// Returns the root cause of a failed Flink job as the JobManager reports it.
+    async fn flink_root_cause(&self, flink_job_id: &str) -> String {
+        match self.jobmanager.root_cause(flink_job_id).await {
+            Ok(Some(cause)) => cause,
+            Ok(None) => "no root cause reported".into(),
+            Err(error) => format!("root cause unavailable: {error}"),
+        }
     }
 
     async fn close_session_of(&self, job: &Job) {

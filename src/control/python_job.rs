@@ -7,12 +7,11 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::{CancelOptions, Controller};
+use super::{CancelOptions, Controller, Stop};
 use crate::error::{Error, Result};
 use crate::flink::{FlinkError, FlinkJobStatus, SavepointStatus, savepoint_trigger_id};
 use crate::job::{Job, JobId, JobSpec, JobState, NewJob, PythonSpec, now_millis};
 use crate::runner::{SubmitterSpec, SubmitterState};
-use crate::store::CreateOutcome;
 
 /// Lines of submitter output quoted in a failure reason.
 const REASON_LINES: usize = 12;
@@ -23,18 +22,6 @@ pub struct PythonSubmission {
     pub program: PythonSpec,
     pub request_id: Option<String>,
     pub labels: std::collections::BTreeMap<String, String>,
-}
-
-/// How a Python job's task stopped early.
-enum Stop {
-    Cancelled,
-    Failed(String),
-}
-
-impl From<Error> for Stop {
-    fn from(error: Error) -> Self {
-        Stop::Failed(error.to_string())
-    }
 }
 
 impl Controller {
@@ -51,22 +38,12 @@ impl Controller {
             flink_job_id: Some(id.flink_job_id_for_program()),
             created_at: now_millis(),
         };
-        match self.store.create_job(new_job).await? {
-            CreateOutcome::Created(job) => {
-                info!(job_id = %job.id, flink_job_id = ?job.flink_job_id, request_id = ?job.request_id, "python job recorded");
-                self.publish(job.id);
-                self.spawn_python_job(job.clone(), true);
-                Ok(job)
-            }
-            CreateOutcome::Existing(job) => {
-                info!(job_id = %job.id, request_id = ?job.request_id, "repeated submission returns the existing job");
-                Ok(job)
-            }
-            CreateOutcome::Conflict(job) => Err(Error::RequestIdConflict {
-                request_id: submission.request_id.unwrap_or_default(),
-                job_id: job.id,
-            }),
+        let (job, created) = self.record(new_job).await?;
+        if created {
+            info!(job_id = %job.id, flink_job_id = ?job.flink_job_id, request_id = ?job.request_id, "python job recorded");
+            self.spawn_python_job(job.clone(), true);
         }
+        Ok(job)
     }
 
     /// Starts the task that drives a Python job; `start` false follows a submitter started by
@@ -196,13 +173,7 @@ impl Controller {
                     return Ok(());
                 }
                 Ok(FlinkJobStatus::Failed) => {
-                    let cause = self
-                        .jobmanager
-                        .root_cause(&flink_job_id)
-                        .await
-                        .ok()
-                        .flatten()
-                        .unwrap_or_else(|| "no root cause reported".into());
+                    let cause = self.flink_root_cause(&flink_job_id).await;
                     return Err(Stop::Failed(format!(
                         "flink job {flink_job_id} failed: {cause}"
                     )));

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::{CancelOptions, Controller};
+use super::{CancelOptions, Controller, Stop};
 use crate::error::{Error, Result};
 use crate::flink::{FlinkError, FlinkJobStatus};
 use crate::job::{Job, JobSpec, JobState, StatementRecord, StatementState};
@@ -27,20 +27,6 @@ pub(crate) fn is_result_statement(kind: StatementKind, index: usize, count: usiz
 /// Returns true when the statement's Flink job runs on after submission (INSERT, statement sets).
 fn is_followed_flink_job(kind: StatementKind) -> bool {
     matches!(kind, StatementKind::Insert | StatementKind::StatementSet)
-}
-
-/// Why a job's driving task stopped early.
-enum Stop {
-    /// CancelJob or shutdown: the canceller records the state.
-    Cancelled,
-    /// The job failed for this reason.
-    Failed(String),
-}
-
-impl From<Error> for Stop {
-    fn from(error: Error) -> Self {
-        Stop::Failed(error.to_string())
-    }
 }
 
 impl Controller {
@@ -349,13 +335,7 @@ impl Controller {
                         ended_flink_jobs.insert(flink_job_id.to_string());
                     }
                     Ok(FlinkJobStatus::Failed) => {
-                        let cause = self
-                            .jobmanager
-                            .root_cause(flink_job_id)
-                            .await
-                            .ok()
-                            .flatten()
-                            .unwrap_or_else(|| "no root cause reported".into());
+                        let cause = self.flink_root_cause(flink_job_id).await;
                         return Err(Stop::Failed(format!(
                             "flink job {flink_job_id} of statement {} failed: {cause}",
                             statement.index + 1

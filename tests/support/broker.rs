@@ -261,3 +261,28 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Waits until the job is in `state` (through GetJob), failing the test after 30 s.
+pub async fn wait_for_state(
+    client: &JobServiceClient<Channel>,
+    id: &str,
+    state: flinkbroker::proto::JobState,
+) -> flinkbroker::proto::Job {
+    eventually(
+        &format!("job {id} {state:?}"),
+        Duration::from_secs(30),
+        || {
+            let mut client = client.clone();
+            let id = id.to_string();
+            async move {
+                let job = client
+                    .get_job(flinkbroker::proto::GetJobRequest { job_id: id })
+                    .await
+                    .ok()?
+                    .into_inner();
+                (job.state() == state).then_some(job)
+            }
+        },
+    )
+    .await
+}
