@@ -191,6 +191,8 @@ pub async fn serve(
         }
     };
     probes.abort();
+    // Dropping the server drops the streams' receivers, so their tasks see the client gone.
+    drop(server);
     controller.drain(grace).await;
     info!("flinkbroker stopped");
     outcome

@@ -4,6 +4,7 @@ use thiserror::Error;
 
 use crate::flink::FlinkError;
 use crate::job::JobId;
+use crate::runner::RunnerError;
 use crate::sql_gateway::GatewayError;
 use crate::store::StoreError;
 
@@ -37,6 +38,11 @@ pub enum Error {
     Flink(#[from] FlinkError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Runner(#[from] RunnerError),
+    /// The request conflicts with another one in flight; retrying later may succeed.
+    #[error("{0}")]
+    Aborted(String),
     /// The broker's own bug or an unusable configuration.
     #[error("internal error: {0}")]
     Internal(String),
@@ -74,7 +80,7 @@ impl From<Error> for tonic::Status {
                 GatewayError::StatementFailed { .. } => Code::InvalidArgument,
                 GatewayError::InvalidToken { .. } => Code::OutOfRange,
                 GatewayError::BadRequest { .. } => Code::Internal,
-                GatewayError::Server { .. } => Code::Unavailable,
+                GatewayError::Server { .. } => Code::FailedPrecondition,
                 GatewayError::Protocol(_) => Code::Internal,
             },
             Error::Flink(flink) => match flink {
@@ -90,6 +96,8 @@ impl From<Error> for tonic::Status {
                 StoreError::Corrupt { .. } => Code::Internal,
                 StoreError::InvalidPageToken => Code::InvalidArgument,
             },
+            Error::Runner(_) => Code::Unavailable,
+            Error::Aborted(_) => Code::Aborted,
             Error::Internal(_) => Code::Internal,
         };
         let message = match &error {

@@ -253,7 +253,7 @@ async fn a_client_that_leaves_stops_the_fetching_and_frees_the_statement() {
         async move {
             match client.stream_operation_results(request).await {
                 Ok(stream) => Some(stream.into_inner()),
-                Err(status) if status.code() == Code::FailedPrecondition => None,
+                Err(status) if status.code() == Code::Aborted => None,
                 Err(status) => panic!("unexpected {status}"),
             }
         }

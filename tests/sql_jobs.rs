@@ -647,6 +647,47 @@ async fn cancel_stops_the_query_and_its_flink_jobs_and_repeating_it_changes_noth
 }
 
 #[tokio::test]
+async fn cancel_stops_flink_jobs_through_the_gateway_when_the_jobmanager_is_down() {
+    let broker = TestBroker::start().await;
+    broker.jobmanager.refuse_cancels();
+    let mut client = broker.client().await;
+    let script = format!(
+        "{UNBOUNDED_GEN};\nCREATE TABLE bh_sink (id INT) WITH ('connector'='blackhole');\nINSERT INTO bh_sink SELECT * FROM gen_unbounded;"
+    );
+    let job = submit(&mut client, sql(&script, RuntimeMode::Streaming)).await;
+    let running = wait_for_state(&client, &job.id, JobState::Running).await;
+    let flink_job_id = running.statements[2].flink_job_id.clone();
+    let canceled = client
+        .cancel_job(CancelJobRequest {
+            job_id: job.id.clone(),
+            ..CancelJobRequest::default()
+        })
+        .await
+        .expect("cancel")
+        .into_inner();
+    assert_eq!(canceled.state(), JobState::Canceled);
+    let stop = format!("STOP JOB '{flink_job_id}'");
+    assert!(
+        broker
+            .standin
+            .statements()
+            .iter()
+            .any(|s| s.statement == stop),
+        "the gateway was asked to {stop}"
+    );
+    assert!(
+        broker
+            .standin
+            .flink_jobs()
+            .iter()
+            .any(|(id, status)| id == &flink_job_id && status != "RUNNING"),
+        "{:?}",
+        broker.standin.flink_jobs()
+    );
+    broker.stop().await;
+}
+
+#[tokio::test]
 async fn watch_job_streams_each_state_in_order_until_the_end() {
     let broker = TestBroker::start().await;
     let mut client = broker.client().await;
@@ -917,7 +958,7 @@ async fn a_second_concurrent_reader_of_the_same_statement_is_refused() {
         .stream_operation_results(request(&job))
         .await
         .expect_err("second reader");
-    assert_eq!(error.code(), Code::FailedPrecondition);
+    assert_eq!(error.code(), Code::Aborted);
     assert!(
         error.message().contains("already being streamed"),
         "{}",

@@ -152,6 +152,12 @@ pub fn sql_submission(request: proto::SubmitSqlRequest) -> Result<SqlSubmission>
         }
     };
     let properties = flink_properties("properties", request.properties)?;
+    if let Some(key) = properties.keys().find(|k| k.starts_with("$internal")) {
+        return Err(Error::invalid(
+            "properties",
+            format!("{key:?}: $internal keys are set by the broker"),
+        ));
+    }
     if let Some(mode) = properties.get("execution.runtime-mode")
         && request.runtime_mode != proto::RuntimeMode::Unspecified as i32
         && !mode.eq_ignore_ascii_case(runtime_mode.as_str())

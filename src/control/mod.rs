@@ -163,6 +163,11 @@ impl Controller {
                     self.spawn_sql_job(job);
                 }
                 (crate::job::JobKind::Sql, JobState::Submitting) => {
+                    // Statements already submitted may have started Flink jobs: stop them, so
+                    // that submitting again cannot leave duplicates running.
+                    if let Err(error) = self.stop_statements(&job).await {
+                        warn!(job_id = %job.id, %error, "cannot stop what the interrupted submission started");
+                    }
                     let done = job
                         .statements
                         .iter()
@@ -334,8 +339,12 @@ impl Controller {
         }
     }
 
+    /// Forgets the task of a job once it stopped; a task registered since (after a failed
+    /// cancel) holds a live token and stays.
     fn forget_active(&self, id: JobId) {
-        if let Ok(mut active) = self.active.lock() {
+        if let Ok(mut active) = self.active.lock()
+            && active.get(&id).is_some_and(|a| a.cancel.is_cancelled())
+        {
             active.remove(&id);
         }
     }

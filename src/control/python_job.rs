@@ -225,11 +225,25 @@ impl Controller {
         if let Some(token) = self.active_cancel_token(job.id) {
             token.cancel();
         }
+        match self.stop_python(&job, &options).await {
+            Ok(reason) => {
+                self.end_job(&job, JobState::Canceled, &reason).await;
+                self.get_job(job.id).await
+            }
+            Err(error) => {
+                // The job goes on running: follow it again, so that a later CancelJob can retry.
+                warn!(job_id = %job.id, %error, "cancel failed; the job is followed again");
+                self.spawn_python_job(job, false);
+                Err(error)
+            }
+        }
+    }
+
+    /// Deletes the submitter and cancels (or stops with a savepoint) the Flink job; returns
+    /// the reason to record.
+    async fn stop_python(&self, job: &Job, options: &CancelOptions) -> Result<String> {
         let output_before_delete = self.runner.output(job.id).await.ok();
-        self.runner
-            .delete(job.id)
-            .await
-            .map_err(|e| Error::Internal(format!("cannot delete the submitter: {e}")))?;
+        self.runner.delete(job.id).await?;
         if let Some(output) = output_before_delete.filter(|o| !o.is_empty())
             && let Err(error) = self.store.set_submitter_output(job.id, &output).await
         {
@@ -247,22 +261,20 @@ impl Controller {
                 format!("canceled by request; the flink job had already ended as {status:?}")
             }
             Ok(_) if options.stop_with_savepoint => {
-                self.stop_with_savepoint(
-                    &job,
-                    &flink_job_id,
-                    options.savepoint_directory.as_deref(),
-                )
-                .await?
+                self.stop_with_savepoint(job, &flink_job_id, options.savepoint_directory.as_deref())
+                    .await?
             }
             Ok(_) => {
-                self.jobmanager.cancel(&flink_job_id).await?;
+                match self.jobmanager.cancel(&flink_job_id).await {
+                    Ok(()) | Err(FlinkError::JobNotFound(_)) => {}
+                    Err(error) => return Err(error.into()),
+                }
                 info!(job_id = %job.id, flink_job_id = %flink_job_id, "flink job cancelled");
                 "canceled by request".to_string()
             }
             Err(error) => return Err(error.into()),
         };
-        self.end_job(&job, JobState::Canceled, &reason).await;
-        self.get_job(job.id).await
+        Ok(reason)
     }
 
     async fn stop_with_savepoint(

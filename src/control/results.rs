@@ -1,10 +1,12 @@
 //! StreamOperationResults: reads a query statement's result pages and turns them into typed
 //! row batches, one page in flight at a time.
 //!
-//! Resuming: the SQL Gateway serves a page again only for the current and the previous token.
-//! The broker remembers, in memory, the row range of the last two pages it fetched for each
-//! statement, so a client can resume from any row inside them, or from the end of what was
-//! sent. Older offsets, and any offset after the broker restarted, are OUT_OF_RANGE.
+//! Resuming: the SQL Gateway accepts only the token it served last and the next one, and an
+//! empty page often follows a page of rows, so an earlier page cannot be fetched again. The
+//! broker therefore keeps, in memory, the rows of the last page with rows it fetched for each
+//! statement (one page, bounded), and a client can resume from any row of that page or from the
+//! end of what was read. Older offsets, and any offset after the broker restarted, are
+//! OUT_OF_RANGE.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,7 +23,9 @@ use crate::error::{Error, Result};
 use crate::job::{Job, JobId, JobKind, JobState, StatementState};
 use crate::proto;
 use crate::rows;
-use crate::sql_gateway::{ColumnInfo, GatewayError, OperationHandle, ResultType, SessionHandle};
+use crate::sql_gateway::{
+    ColumnInfo, GatewayError, OperationHandle, ResultType, RowData, SessionHandle,
+};
 use crate::sql_script;
 use crate::store::StatementUpdate;
 
@@ -69,14 +73,6 @@ pub enum ResultMessage {
     },
 }
 
-/// A fetched page's token and the rows it held, as offsets from the first row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct PageRange {
-    token: u64,
-    start: u64,
-    end: u64,
-}
-
 /// How far a statement's results were read.
 #[derive(Debug, Default)]
 struct Cursor {
@@ -84,44 +80,55 @@ struct Cursor {
     /// The token not fetched yet, and the rows before it.
     next_token: u64,
     rows_before_next: u64,
-    /// The last two pages fetched, oldest first.
-    recent: Vec<PageRange>,
+    /// The rows of the last page that had rows, and the offset of its first row.
+    last_rows: Vec<RowData>,
+    last_rows_start: u64,
     eos: bool,
 }
 
+/// Where a stream starts: rows served again from the kept page, then the next token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ResumePoint {
+    /// The offset of the first row to send.
+    row: u64,
+    /// How many rows of the kept page come before it (None: start at the next token).
+    kept_rows_skip: Option<usize>,
+}
+
 impl Cursor {
-    /// Returns the token to fetch and the rows of it to skip to resume from `row`.
-    fn resume_point(&self, row: u64) -> Result<(u64, u64, u64)> {
+    /// Returns where a stream resuming from `row` starts.
+    fn resume_point(&self, row: u64) -> Result<ResumePoint> {
         if row == self.rows_before_next {
-            return Ok((self.next_token, self.rows_before_next, 0));
+            return Ok(ResumePoint {
+                row,
+                kept_rows_skip: None,
+            });
         }
-        if let Some(page) = self.recent.iter().find(|p| p.start <= row && row < p.end) {
-            return Ok((page.token, page.start, row - page.start));
+        let kept_end = self.last_rows_start + self.last_rows.len() as u64;
+        if self.last_rows_start <= row && row < kept_end {
+            return Ok(ResumePoint {
+                row,
+                kept_rows_skip: usize::try_from(row - self.last_rows_start).ok(),
+            });
         }
-        let from = self
-            .recent
-            .first()
-            .map(|p| p.start)
-            .unwrap_or(self.rows_before_next);
+        let from = if self.last_rows.is_empty() {
+            self.rows_before_next
+        } else {
+            self.last_rows_start
+        };
         Err(Error::OutOfRange(format!(
-            "resume_from_row: {row} cannot be served; the sql gateway keeps only the last two pages, so resuming is possible from row {from} to row {}",
+            "resume_from_row: {row} cannot be served; the sql gateway serves no page twice, so resuming is possible from row {from} to row {}",
             self.rows_before_next
         )))
     }
 
-    fn record_page(&mut self, token: u64, start: u64, rows: u64, next: Option<u64>) {
-        if token != self.next_token {
-            return;
+    /// Records the page fetched at the next token: `rows` are kept when there are any.
+    fn record_page(&mut self, start: u64, rows: Vec<RowData>, next: Option<u64>) {
+        self.rows_before_next = start + rows.len() as u64;
+        if !rows.is_empty() {
+            self.last_rows_start = start;
+            self.last_rows = rows;
         }
-        self.recent.push(PageRange {
-            token,
-            start,
-            end: start + rows,
-        });
-        if self.recent.len() > 2 {
-            self.recent.remove(0);
-        }
-        self.rows_before_next = start + rows;
         match next {
             Some(next) => self.next_token = next,
             None => self.eos = true,
@@ -148,7 +155,7 @@ impl Cursors {
             Arc::clone(map.entry((job_id, index)).or_default())
         };
         cursor.try_lock_owned().map_err(|_| {
-            Error::FailedPrecondition(format!(
+            Error::Aborted(format!(
                 "results of statement {} of job {job_id} are already being streamed by another call",
                 index + 1
             ))
@@ -188,7 +195,7 @@ impl Controller {
             )));
         }
         let cursor = self.cursors.lock(job.id, index)?;
-        let fresh = cursor.next_token == 0 && cursor.recent.is_empty() && !cursor.eos;
+        let fresh = cursor.next_token == 0 && cursor.last_rows.is_empty() && !cursor.eos;
         if fresh && statement.state == StatementState::Finished && statement.is_query {
             return Err(Error::FailedPrecondition(format!(
                 "results of statement {} of job {} were already read to their end",
@@ -304,41 +311,58 @@ impl Pump<'_> {
     async fn run(
         &self,
         mut cursor: OwnedMutexGuard<Cursor>,
-        (mut token, mut start, mut skip): (u64, u64, u64),
+        resume: ResumePoint,
     ) -> Result<Option<StreamEndReason>> {
         let mut rows_sent: u64 = 0;
-        let mut schema_sent = false;
         let (session, operation) = match self.wait_for_operation().await? {
             Ok(handles) => handles,
-            Err(end) => return self.end(end, None, rows_sent, start + skip).await,
+            Err(end) => return self.end(end, None, rows_sent, resume.row).await,
         };
+        let mut schema_sent = false;
         if let Some(columns) = &cursor.columns {
             if let Err(waited) = self
                 .send(ResultMessage::Schema(rows::schema_to_proto(columns)))
                 .await
             {
-                return self.finish_waiting(waited, rows_sent, start + skip).await;
+                return self.finish_waiting(waited, rows_sent, resume.row).await;
             }
             schema_sent = true;
         }
-        if cursor.eos && token == cursor.next_token && start == cursor.rows_before_next {
+        // Rows of the kept page first, when resuming inside it.
+        if let Some(skip) = resume.kept_rows_skip {
+            let batch = self.batch(&cursor, &cursor.last_rows, skip, rows_sent)?;
+            let taken = batch.len() as u64;
+            if let Err(waited) = self
+                .send(ResultMessage::Rows {
+                    rows: batch,
+                    first_row_offset: resume.row,
+                })
+                .await
+            {
+                return self.finish_waiting(waited, rows_sent, resume.row).await;
+            }
+            rows_sent += taken;
+            if self.max_rows.is_some_and(|max| rows_sent >= max) {
+                let next = resume.row + taken;
+                return self
+                    .end(StreamEndReason::RowLimitReached, None, rows_sent, next)
+                    .await;
+            }
+        }
+        if cursor.eos {
             return self
-                .end(StreamEndReason::EndOfResults, None, rows_sent, start)
+                .end(
+                    StreamEndReason::EndOfResults,
+                    None,
+                    rows_sent,
+                    cursor.rows_before_next,
+                )
                 .await;
         }
         let mut backoff = FIRST_BACKOFF;
         let mut unreachable = 0;
         loop {
-            if self.max_rows.is_some_and(|max| rows_sent >= max) {
-                return self
-                    .end(
-                        StreamEndReason::RowLimitReached,
-                        None,
-                        rows_sent,
-                        start + skip,
-                    )
-                    .await;
-            }
+            let offset = cursor.rows_before_next;
             // One page in flight: fetch only once the previous batch left the channel.
             let permit = tokio::select! {
                 permit = self.tx.reserve() => match permit {
@@ -347,13 +371,13 @@ impl Pump<'_> {
                 },
                 waited = self.wait(Duration::MAX) => match waited {
                     Waited::Elapsed => continue,
-                    other => return self.finish_waiting(other, rows_sent, start + skip).await,
+                    other => return self.finish_waiting(other, rows_sent, offset).await,
                 },
             };
             let page = match self
                 .controller
                 .gateway
-                .fetch_results(&session, &operation, token)
+                .fetch_results(&session, &operation, cursor.next_token)
                 .await
             {
                 Ok(page) => page,
@@ -363,25 +387,14 @@ impl Pump<'_> {
                     warn!(job_id = %self.job_id, statement = self.index, %message, attempt = unreachable, "sql gateway unreachable while fetching results; retrying");
                     match self.wait(backoff).await {
                         Waited::Elapsed => {}
-                        other => return self.finish_waiting(other, rows_sent, start + skip).await,
+                        other => return self.finish_waiting(other, rows_sent, offset).await,
                     }
                     backoff = (backoff * 2).min(self.controller.limits.max_fetch_backoff);
                     continue;
                 }
-                Err(error @ GatewayError::Unreachable(_)) => return Err(error.into()),
                 Err(error) => {
                     drop(permit);
-                    let message = error.to_string();
-                    self.mark_statement(StatementState::Failed, Some(message.clone()))
-                        .await;
-                    return self
-                        .end(
-                            StreamEndReason::Failed,
-                            Some(message),
-                            rows_sent,
-                            start + skip,
-                        )
-                        .await;
+                    return self.fetch_failed(error, rows_sent, offset).await;
                 }
             };
             unreachable = 0;
@@ -398,31 +411,24 @@ impl Pump<'_> {
             match page.result_type {
                 ResultType::NotReady => {}
                 ResultType::Eos => {
-                    cursor.record_page(token, start, 0, None);
+                    cursor.record_page(offset, Vec::new(), None);
                     if !schema_sent {
                         let columns = cursor.columns.clone().unwrap_or_default();
                         if let Err(waited) = self
                             .send(ResultMessage::Schema(rows::schema_to_proto(&columns)))
                             .await
                         {
-                            return self.finish_waiting(waited, rows_sent, start).await;
+                            return self.finish_waiting(waited, rows_sent, offset).await;
                         }
                     }
-                    return self.reached_eos(rows_sent, start).await;
-                }
-                ResultType::Payload if page.data.is_empty() => {
-                    cursor.record_page(token, start, 0, page.next_token);
-                    match page.next_token {
-                        Some(next) => token = next,
-                        None => return self.reached_eos(rows_sent, start).await,
-                    }
+                    return self.reached_eos(rows_sent, offset).await;
                 }
                 ResultType::Payload => {
-                    let rows_in_page = page.data.len() as u64;
-                    cursor.record_page(token, start, rows_in_page, page.next_token);
-                    let (batch, taken) = self.batch(&cursor, &page.data, skip, rows_sent)?;
-                    let offset = start + skip;
-                    if !batch.is_empty()
+                    let count = page.data.len();
+                    let batch = self.batch(&cursor, &page.data, 0, rows_sent)?;
+                    let taken = batch.len() as u64;
+                    cursor.record_page(offset, page.data, page.next_token);
+                    if taken > 0
                         && let Err(waited) = self
                             .send(ResultMessage::Rows {
                                 rows: batch,
@@ -433,33 +439,45 @@ impl Pump<'_> {
                         return self.finish_waiting(waited, rows_sent, offset).await;
                     }
                     rows_sent += taken;
-                    if skip + taken < rows_in_page {
-                        skip += taken;
+                    if self.max_rows.is_some_and(|max| rows_sent >= max) {
+                        return self
+                            .end(
+                                StreamEndReason::RowLimitReached,
+                                None,
+                                rows_sent,
+                                offset + taken,
+                            )
+                            .await;
+                    }
+                    if cursor.eos {
+                        return self.reached_eos(rows_sent, cursor.rows_before_next).await;
+                    }
+                    if count > 0 {
+                        // Right after rows, an empty page is asked again at once; a small page
+                        // is followed by a short pause so that the next one can be larger.
+                        backoff = Duration::ZERO;
+                        if count < SMALL_PAGE_ROWS {
+                            match self.wait(SMALL_PAGE_PAUSE).await {
+                                Waited::Elapsed => {}
+                                other => {
+                                    let next = cursor.rows_before_next;
+                                    return self.finish_waiting(other, rows_sent, next).await;
+                                }
+                            }
+                        }
                         continue;
                     }
-                    start += rows_in_page;
-                    skip = 0;
-                    match page.next_token {
-                        Some(next) => token = next,
-                        None => return self.reached_eos(rows_sent, start).await,
-                    }
-                    // Right after rows, an empty page is asked again at once.
-                    backoff = Duration::ZERO;
-                    if page.data.len() < SMALL_PAGE_ROWS {
-                        match self.wait(SMALL_PAGE_PAUSE).await {
-                            Waited::Elapsed => {}
-                            other => return self.finish_waiting(other, rows_sent, start).await,
-                        }
-                    }
-                    continue;
                 }
             }
             // Nothing new yet: back off, doubling while nothing comes.
-            debug!(job_id = %self.job_id, statement = self.index, token, "no rows yet");
+            debug!(job_id = %self.job_id, statement = self.index, token = cursor.next_token, "no rows yet");
             if !backoff.is_zero() {
                 match self.wait(backoff).await {
                     Waited::Elapsed => {}
-                    other => return self.finish_waiting(other, rows_sent, start + skip).await,
+                    other => {
+                        let next = cursor.rows_before_next;
+                        return self.finish_waiting(other, rows_sent, next).await;
+                    }
                 }
             }
             backoff = (backoff * 2)
@@ -468,16 +486,44 @@ impl Pump<'_> {
         }
     }
 
+    /// Ends the stream after a failed fetch. Only a failure of the statement itself marks it
+    /// FAILED; a token the gateway no longer serves is OUT_OF_RANGE; a cancel wins over both.
+    async fn fetch_failed(
+        &self,
+        error: GatewayError,
+        rows_sent: u64,
+        next: u64,
+    ) -> Result<Option<StreamEndReason>> {
+        if self.job_cancel.as_ref().is_some_and(|t| t.is_cancelled()) {
+            return self
+                .finish_waiting(self.cancel_or_shutdown(), rows_sent, next)
+                .await;
+        }
+        match error {
+            GatewayError::StatementFailed { .. } => {
+                let message = error.to_string();
+                self.mark_statement(StatementState::Failed, Some(message.clone()))
+                    .await;
+                self.end(StreamEndReason::Failed, Some(message), rows_sent, next)
+                    .await
+            }
+            GatewayError::InvalidToken { message, .. } => Err(Error::OutOfRange(format!(
+                "resume_from_row: the sql gateway no longer serves these results ({message})"
+            ))),
+            other => Err(other.into()),
+        }
+    }
+
     /// Converts the rows of a page from `skip`, at most what `max_rows` still allows.
     fn batch(
         &self,
         cursor: &Cursor,
-        data: &[crate::sql_gateway::RowData],
-        skip: u64,
+        data: &[RowData],
+        skip: usize,
         rows_sent: u64,
-    ) -> Result<(Vec<proto::Row>, u64)> {
+    ) -> Result<Vec<proto::Row>> {
         let columns = cursor.columns.as_deref().unwrap_or_default();
-        let available = data.len().saturating_sub(skip as usize);
+        let available = data.len().saturating_sub(skip);
         let allowed = match self.max_rows {
             Some(max) => {
                 available.min(usize::try_from(max.saturating_sub(rows_sent)).unwrap_or(usize::MAX))
@@ -485,7 +531,7 @@ impl Pump<'_> {
             None => available,
         };
         let mut batch = Vec::with_capacity(allowed);
-        for row in data.iter().skip(skip as usize).take(allowed) {
+        for row in data.iter().skip(skip).take(allowed) {
             let converted = rows::convert_row(row, columns).map_err(|e| {
                 Error::Internal(format!(
                     "cannot convert a result row of statement {}: {e}",
@@ -494,7 +540,7 @@ impl Pump<'_> {
             })?;
             batch.push(converted);
         }
-        Ok((batch, allowed as u64))
+        Ok(batch)
     }
 
     async fn reached_eos(&self, rows_sent: u64, next: u64) -> Result<Option<StreamEndReason>> {
@@ -534,8 +580,18 @@ impl Pump<'_> {
                     .await
             }
             Waited::Canceled => {
-                self.end(StreamEndReason::Canceled, None, rows_sent, next)
-                    .await
+                // The job's token also fires when the job fails: say which it was.
+                match self.controller.get_job(self.job_id).await {
+                    Ok(job) if job.state == JobState::Failed => {
+                        let reason = Some(job.state_reason);
+                        self.end(StreamEndReason::Failed, reason, rows_sent, next)
+                            .await
+                    }
+                    _ => {
+                        self.end(StreamEndReason::Canceled, None, rows_sent, next)
+                            .await
+                    }
+                }
             }
             Waited::Shutdown => Err(Error::ShuttingDown),
         }
@@ -673,27 +729,69 @@ impl Pump<'_> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn resume_is_possible_within_the_last_two_pages_only() {
-        let mut cursor = Cursor::default();
-        cursor.record_page(0, 0, 0, Some(1));
-        cursor.record_page(1, 0, 10, Some(2));
-        cursor.record_page(2, 10, 5, Some(3));
-        cursor.record_page(3, 15, 7, Some(4));
-        assert_eq!(cursor.resume_point(22).ok(), Some((4, 22, 0)));
-        assert_eq!(cursor.resume_point(20).ok(), Some((3, 15, 5)));
-        assert_eq!(cursor.resume_point(10).ok(), Some((2, 10, 0)));
-        assert!(matches!(cursor.resume_point(9), Err(Error::OutOfRange(_))));
-        assert!(matches!(cursor.resume_point(23), Err(Error::OutOfRange(_))));
+    fn rows(count: usize) -> Vec<RowData> {
+        (0..count)
+            .map(|i| {
+                serde_json::from_str(&format!(r#"{{"kind":"INSERT","fields":[{i}]}}"#))
+                    .unwrap_or_else(|e| panic!("row json: {e}"))
+            })
+            .collect()
     }
 
     #[test]
-    fn refetching_an_old_page_does_not_move_the_cursor() {
+    fn resume_is_possible_within_the_kept_page_or_at_the_end() {
         let mut cursor = Cursor::default();
-        cursor.record_page(0, 0, 3, Some(1));
-        cursor.record_page(1, 3, 3, Some(2));
-        cursor.record_page(0, 0, 3, Some(1));
-        assert_eq!(cursor.next_token, 2);
-        assert_eq!(cursor.rows_before_next, 6);
+        cursor.record_page(0, Vec::new(), Some(1));
+        cursor.record_page(0, rows(10), Some(2));
+        cursor.record_page(10, rows(5), Some(3));
+        // An empty page after rows keeps the rows of the page before it.
+        cursor.record_page(15, Vec::new(), Some(4));
+        assert_eq!(cursor.next_token, 4);
+        assert_eq!(cursor.rows_before_next, 15);
+        assert_eq!(
+            cursor.resume_point(15).ok(),
+            Some(ResumePoint {
+                row: 15,
+                kept_rows_skip: None
+            })
+        );
+        assert_eq!(
+            cursor.resume_point(12).ok(),
+            Some(ResumePoint {
+                row: 12,
+                kept_rows_skip: Some(2)
+            })
+        );
+        assert_eq!(
+            cursor.resume_point(10).ok(),
+            Some(ResumePoint {
+                row: 10,
+                kept_rows_skip: Some(0)
+            })
+        );
+        assert!(matches!(cursor.resume_point(9), Err(Error::OutOfRange(_))));
+        assert!(matches!(cursor.resume_point(16), Err(Error::OutOfRange(_))));
+    }
+
+    #[test]
+    fn a_fresh_cursor_resumes_only_from_row_zero() {
+        let cursor = Cursor::default();
+        assert!(cursor.resume_point(0).is_ok());
+        assert!(matches!(cursor.resume_point(1), Err(Error::OutOfRange(_))));
+    }
+
+    #[test]
+    fn end_of_results_keeps_the_last_rows() {
+        let mut cursor = Cursor::default();
+        cursor.record_page(0, rows(3), Some(1));
+        cursor.record_page(3, Vec::new(), None);
+        assert!(cursor.eos);
+        assert_eq!(
+            cursor.resume_point(1).ok(),
+            Some(ResumePoint {
+                row: 1,
+                kept_rows_skip: Some(1)
+            })
+        );
     }
 }

@@ -13,7 +13,10 @@ use crate::flink::{FlinkError, FlinkJobStatus};
 use crate::job::{Job, JobSpec, JobState, StatementRecord, StatementState};
 use crate::sql_gateway::{GatewayError, OperationHandle, OperationStatus, SessionHandle};
 use crate::sql_script::{self, StatementKind};
-use crate::store::StatementUpdate;
+use crate::store::{StatementUpdate, StoreError};
+
+/// How long a `STOP JOB` through the gateway may take.
+const STOP_JOB_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The executionConfig key that pins the Flink job id of a statement.
 pub const PIPELINE_JOB_ID_KEY: &str = "$internal.pipeline.job-id";
@@ -39,7 +42,7 @@ impl Controller {
                 Ok(()) => this.follow(&job, &cancel).await,
                 Err(stop) => Err(stop),
             };
-            this.conclude(&job, &cancel, outcome).await;
+            this.conclude(&job, outcome).await;
         });
     }
 
@@ -52,11 +55,11 @@ impl Controller {
                 this.spawn_heartbeat(&job, SessionHandle(session), &cancel);
             }
             let outcome = this.follow(&job, &cancel).await;
-            this.conclude(&job, &cancel, outcome).await;
+            this.conclude(&job, outcome).await;
         });
     }
 
-    async fn conclude(&self, job: &Job, cancel: &CancellationToken, outcome: Result<(), Stop>) {
+    async fn conclude(&self, job: &Job, outcome: Result<(), Stop>) {
         match outcome {
             Ok(()) => {
                 self.end_job(job, JobState::Finished, "all statements ran to their end")
@@ -66,9 +69,7 @@ impl Controller {
                 warn!(job_id = %job.id, reason = %reason, "sql job failed");
                 self.end_job(job, JobState::Failed, &reason).await;
             }
-            Err(Stop::Cancelled)
-                if self.shutdown.is_cancelled() && !cancel_requested(cancel, &self.shutdown) =>
-            {
+            Err(Stop::Cancelled) if self.shutdown.is_cancelled() => {
                 info!(job_id = %job.id, "broker shutting down; the job is followed again at the next start");
                 self.forget_active(job.id);
             }
@@ -140,6 +141,7 @@ impl Controller {
                 StatementUpdate {
                     state: Some(StatementState::Running),
                     is_query: Some(is_result),
+                    flink_job_id: flink_job_id.clone(),
                     ..StatementUpdate::default()
                 },
             )
@@ -155,6 +157,15 @@ impl Controller {
             Err(error) => return Err(self.statement_failed(job, index, &error).await),
         };
         info!(job_id = %job.id, statement = index, operation = %operation.0, flink_job_id = ?flink_job_id, "statement submitted");
+        if cancel.is_cancelled() && !self.shutdown.is_cancelled() {
+            // CancelJob ran while this statement was being submitted.
+            if let Some(id) = &flink_job_id
+                && let Err(error) = self.stop_flink_job(job, Some(session), id).await
+            {
+                warn!(job_id = %job.id, flink_job_id = %id, %error, "cannot stop the flink job of a statement submitted during cancel");
+            }
+            return Err(Stop::Cancelled);
+        }
         self.store
             .update_statement(
                 job.id,
@@ -302,7 +313,18 @@ impl Controller {
         let mut announced_running = false;
         let mut ended_flink_jobs: HashSet<String> = HashSet::new();
         loop {
-            let current = self.get_job(job.id).await?;
+            let current = match self.get_job(job.id).await {
+                Ok(current) => current,
+                Err(Error::Store(error)) => {
+                    // A database hiccup must not fail a running job: look again later.
+                    warn!(job_id = %job.id, %error, "cannot read the job; retrying");
+                    tokio::select! {
+                        _ = cancel.cancelled() => return Err(Stop::Cancelled),
+                        _ = tokio::time::sleep(self.limits.poll_interval) => continue,
+                    }
+                }
+                Err(error) => return Err(error.into()),
+            };
             if current.state.is_terminal() {
                 return Err(Stop::Cancelled);
             }
@@ -364,8 +386,15 @@ impl Controller {
             }
             if !announced_running || current.state != JobState::Running {
                 let reason = format!("waiting for {}", waiting_for.join(", "));
-                self.transition(job.id, JobState::Running, &reason).await?;
-                announced_running = true;
+                match self.transition(job.id, JobState::Running, &reason).await {
+                    Ok(_) => announced_running = true,
+                    Err(Error::Store(StoreError::TerminalState { .. })) => {
+                        return Err(Stop::Cancelled);
+                    }
+                    Err(error) => {
+                        warn!(job_id = %job.id, %error, "cannot record the running state; retrying")
+                    }
+                }
             }
             let notified = async {
                 match &wake {
@@ -387,6 +416,7 @@ impl Controller {
         job: Job,
         _options: CancelOptions,
     ) -> Result<Job> {
+        // Stop the job's task first, so that no further statement is submitted.
         if let Some(token) = self.active_cancel_token(job.id) {
             token.cancel();
         }
@@ -394,8 +424,21 @@ impl Controller {
         if current.state.is_terminal() {
             return Ok(current);
         }
-        let session = current.gateway_session.clone().map(SessionHandle);
-        for statement in &current.statements {
+        if let Err(error) = self.stop_statements(&current).await {
+            // The job goes on running: follow it again, so that a later CancelJob can retry.
+            warn!(job_id = %job.id, %error, "cancel failed; the job is followed again");
+            self.spawn_sql_follow(current);
+            return Err(error);
+        }
+        self.end_job(&current, JobState::Canceled, "canceled by request")
+            .await;
+        self.get_job(job.id).await
+    }
+
+    /// Cancels the running operations of a SQL job and the Flink jobs its statements started.
+    pub(super) async fn stop_statements(&self, job: &Job) -> Result<()> {
+        let session = job.gateway_session.clone().map(SessionHandle);
+        for statement in &job.statements {
             if statement.state == StatementState::Running
                 && let (Some(session), Some(operation)) = (&session, &statement.operation_handle)
             {
@@ -414,13 +457,17 @@ impl Controller {
                     }
                 }
             }
-            if let Some(flink_job_id) = &statement.flink_job_id
-                && matches!(
-                    statement.state,
-                    StatementState::Running | StatementState::Finished
-                )
-            {
-                self.stop_flink_job(&current, session.as_ref(), flink_job_id)
+            // The id is derived, so a statement whose submission was under way is covered too.
+            let started = matches!(
+                statement.state,
+                StatementState::Running | StatementState::Finished
+            );
+            if started && sql_script::classify(&statement.sql).starts_flink_job() {
+                let flink_job_id = statement
+                    .flink_job_id
+                    .clone()
+                    .unwrap_or_else(|| job.id.flink_job_id_for_statement(statement.index));
+                self.stop_flink_job(job, session.as_ref(), &flink_job_id)
                     .await?;
             }
             if matches!(
@@ -439,9 +486,7 @@ impl Controller {
                     .await?;
             }
         }
-        self.end_job(&current, JobState::Canceled, "canceled by request")
-            .await;
-        self.get_job(job.id).await
+        Ok(())
     }
 
     /// Cancels a Flink job through the JobManager, or with `STOP JOB` through the gateway
@@ -467,14 +512,26 @@ impl Controller {
                     .gateway
                     .execute_statement(session, &statement, &BTreeMap::new())
                     .await?;
-                let never = CancellationToken::new();
-                match self
-                    .wait_for_operation(session, &operation, false, &never)
-                    .await
-                {
-                    Ok(_) => Ok(()),
-                    Err(WaitError::Gateway(error)) => Err(error.into()),
-                    Err(WaitError::Cancelled) => Err(Error::ShuttingDown),
+                // Bounded, and interrupted by shutdown.
+                let waited = tokio::time::timeout(
+                    STOP_JOB_TIMEOUT,
+                    self.wait_for_operation(session, &operation, false, &self.shutdown),
+                )
+                .await;
+                match waited {
+                    Ok(Ok(OperationStatus::Finished)) => {
+                        info!(job_id = %job.id, flink_job_id, "flink job stopped through the sql gateway");
+                        Ok(())
+                    }
+                    Ok(Ok(status)) => Err(Error::FailedPrecondition(format!(
+                        "STOP JOB '{flink_job_id}' ended as {status:?} in the sql gateway; the flink job may still run"
+                    ))),
+                    Ok(Err(WaitError::Gateway(error))) => Err(error.into()),
+                    Ok(Err(WaitError::Cancelled)) => Err(Error::ShuttingDown),
+                    Err(_) => Err(Error::FailedPrecondition(format!(
+                        "STOP JOB '{flink_job_id}' did not finish within {} s; the flink job may still run",
+                        STOP_JOB_TIMEOUT.as_secs()
+                    ))),
                 }
             }
         }
@@ -485,9 +542,4 @@ impl Controller {
 enum WaitError {
     Cancelled,
     Gateway(GatewayError),
-}
-
-/// True when the token was cancelled by CancelJob rather than by the shutdown it derives from.
-fn cancel_requested(cancel: &CancellationToken, shutdown: &CancellationToken) -> bool {
-    cancel.is_cancelled() && !shutdown.is_cancelled()
 }

@@ -22,14 +22,14 @@ impl Controller {
             let mut last = first.state;
             let mut last_history = first.history.len();
             let ended = first.state.is_terminal();
-            if tx.send(Ok(first)).await.is_err() || ended {
+            if !send_bounded(&tx, Ok(first)).await || ended {
                 return;
             }
             loop {
                 tokio::select! {
                     _ = tx.closed() => return,
                     _ = this.shutdown.cancelled() => {
-                        let _ = tx.send(Err(Error::ShuttingDown)).await;
+                        send_bounded(&tx, Err(Error::ShuttingDown)).await;
                         return;
                     }
                     event = events.recv() => match event {
@@ -43,7 +43,7 @@ impl Controller {
                 let job = match this.get_job(id).await {
                     Ok(job) => job,
                     Err(error) => {
-                        let _ = tx.send(Err(error)).await;
+                        send_bounded(&tx, Err(error)).await;
                         return;
                     }
                 };
@@ -54,11 +54,22 @@ impl Controller {
                 last = job.state;
                 last_history = job.history.len();
                 let ended = job.state.is_terminal();
-                if tx.send(Ok(job)).await.is_err() || ended {
+                if !send_bounded(&tx, Ok(job)).await || ended {
                     return;
                 }
             }
         });
         Ok(rx)
     }
+}
+
+/// How long a watcher waits for a client that stopped reading.
+const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Sends one message; false when the client left or stopped reading for too long.
+async fn send_bounded(tx: &mpsc::Sender<Result<Job>>, message: Result<Job>) -> bool {
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, tx.send(message)).await,
+        Ok(Ok(()))
+    )
 }

@@ -26,6 +26,7 @@ pub struct ScriptedJobManager {
     statuses: Mutex<HashMap<String, FlinkJobStatus>>,
     root_causes: Mutex<HashMap<String, String>>,
     cancelled: Mutex<Vec<String>>,
+    unreachable_for_cancel: std::sync::atomic::AtomicBool,
 }
 
 impl ScriptedJobManager {
@@ -42,6 +43,12 @@ impl ScriptedJobManager {
         if let Ok(mut causes) = self.root_causes.lock() {
             causes.insert(flink_job_id.to_string(), cause.to_string());
         }
+    }
+
+    /// Makes cancel requests fail as if the JobManager could not be reached.
+    pub fn refuse_cancels(&self) {
+        self.unreachable_for_cancel
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Returns the Flink job ids cancelled so far.
@@ -74,6 +81,12 @@ impl JobManager for ScriptedJobManager {
     }
 
     async fn cancel(&self, flink_job_id: &str) -> Result<(), FlinkError> {
+        if self
+            .unreachable_for_cancel
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(FlinkError::Unreachable("connection refused".into()));
+        }
         if let Ok(mut cancelled) = self.cancelled.lock() {
             cancelled.push(flink_job_id.to_string());
         }
