@@ -182,7 +182,7 @@ pub async fn serve(
     info!(listen = %local, "flinkbroker serving");
 
     let grace = config.shutdown_grace;
-    tokio::pin!(server);
+    let mut server = Box::pin(server);
     let outcome = tokio::select! {
         served = &mut server => served.map_err(|e| Error::Internal(format!("grpc server failed: {e}"))),
         _ = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
