@@ -32,9 +32,9 @@ fn standin_config() -> StandinConfig {
     }
 }
 
-/// The baseline: a plain reqwest client following `nextResultUri` back to back.
-async fn plain_client_rows_per_second(base: &str, rows: u64) -> (u64, f64) {
-    let http = reqwest::Client::new();
+/// Opens a batch session, creates a `rows`-row table `name` and starts `SELECT * FROM name`;
+/// returns the URI of the first result page.
+async fn start_query(http: &reqwest::Client, base: &str, name: &str, rows: u64) -> String {
     let session: serde_json::Value = http
         .post(format!("{base}/v2/sessions"))
         .json(&serde_json::json!({"properties": {"execution.runtime-mode": "batch"}}))
@@ -50,10 +50,7 @@ async fn plain_client_rows_per_second(base: &str, rows: u64) -> (u64, f64) {
         .expect("session handle")
         .to_string();
     let mut operation = String::new();
-    for statement in [
-        table_ddl("plain_big", rows),
-        "SELECT * FROM plain_big".to_string(),
-    ] {
+    for statement in [table_ddl(name, rows), format!("SELECT * FROM {name}")] {
         let answer: serde_json::Value = http
             .post(format!("{base}/v2/sessions/{session}/statements"))
             .json(&serde_json::json!({"statement": statement, "executionTimeout": 0}))
@@ -69,8 +66,14 @@ async fn plain_client_rows_per_second(base: &str, rows: u64) -> (u64, f64) {
             .expect("operation")
             .to_string();
     }
+    format!("/v2/sessions/{session}/operations/{operation}/result/0?rowFormat=JSON")
+}
+
+/// The baseline: a plain reqwest client following `nextResultUri` back to back.
+async fn plain_client_rows_per_second(base: &str, rows: u64) -> (u64, f64) {
+    let http = reqwest::Client::new();
+    let mut uri = start_query(&http, base, "plain_big", rows).await;
     let started = Instant::now();
-    let mut uri = format!("/v2/sessions/{session}/operations/{operation}/result/0?rowFormat=JSON");
     let mut count = 0u64;
     loop {
         let body = http
@@ -134,39 +137,7 @@ async fn broker_rows_per_second(broker: &TestBroker, rows: u64) -> (u64, f64) {
 async fn conversion_rows_per_second(base: &str, rows: u64) -> (u64, f64) {
     // One real page from the stand-in, converted over and over.
     let http = reqwest::Client::new();
-    let session: serde_json::Value = http
-        .post(format!("{base}/v2/sessions"))
-        .json(&serde_json::json!({"properties": {"execution.runtime-mode": "batch"}}))
-        .send()
-        .await
-        .expect("session")
-        .json()
-        .await
-        .expect("json");
-    let session = session["sessionHandle"]
-        .as_str()
-        .expect("handle")
-        .to_string();
-    let mut operation = String::new();
-    for statement in [
-        table_ddl("page_big", 5000),
-        "SELECT * FROM page_big".to_string(),
-    ] {
-        let answer: serde_json::Value = http
-            .post(format!("{base}/v2/sessions/{session}/statements"))
-            .json(&serde_json::json!({"statement": statement, "executionTimeout": 0}))
-            .send()
-            .await
-            .expect("statement")
-            .json()
-            .await
-            .expect("json");
-        operation = answer["operationHandle"]
-            .as_str()
-            .expect("operation")
-            .to_string();
-    }
-    let mut uri = format!("/v2/sessions/{session}/operations/{operation}/result/0?rowFormat=JSON");
+    let mut uri = start_query(&http, base, "page_big", 5000).await;
     let page = loop {
         let body = http
             .get(format!("{base}{uri}"))
