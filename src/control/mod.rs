@@ -19,7 +19,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::error::{Error, Result};
-use crate::flink::JobManager;
+use crate::flink::{FlinkJobStatus, JobManager};
 use crate::job::{Job, JobId, JobSpec, JobState, NewJob, RuntimeMode, SqlSpec, now_millis};
 use crate::runner::JobRunner;
 use crate::sql_gateway::{SessionHandle, SqlGateway};
@@ -373,12 +373,26 @@ impl Controller {
         self.cursors.forget_job(job.id);
     }
 
-    /// Returns the root cause of a failed Flink job as the JobManager reports it.
-    async fn flink_root_cause(&self, flink_job_id: &str) -> String {
-        match self.jobmanager.root_cause(flink_job_id).await {
-            Ok(Some(cause)) => cause,
-            Ok(None) => "no root cause reported".into(),
-            Err(error) => format!("root cause unavailable: {error}"),
+    /// Returns why a Flink job that ended without finishing ended (FAILED with its root cause,
+    /// or CANCELED), or None while it runs or after it finished.
+    async fn flink_job_failure(
+        &self,
+        flink_job_id: &str,
+        status: FlinkJobStatus,
+    ) -> Option<String> {
+        match status {
+            FlinkJobStatus::Failed => {
+                let cause = match self.jobmanager.root_cause(flink_job_id).await {
+                    Ok(Some(cause)) => cause,
+                    Ok(None) => "no root cause reported".into(),
+                    Err(error) => format!("root cause unavailable: {error}"),
+                };
+                Some(format!("flink job {flink_job_id} failed: {cause}"))
+            }
+            FlinkJobStatus::Canceled => Some(format!(
+                "flink job {flink_job_id} was canceled outside the broker"
+            )),
+            _ => None,
         }
     }
 
@@ -402,6 +416,14 @@ impl Controller {
             warn!(job_id = %job.id, %error, "cannot record the closed session");
         }
     }
+}
+
+/// Sends one message unless the receiver is gone or does not take it within `limit`.
+async fn send_within<T>(tx: &tokio::sync::mpsc::Sender<T>, message: T, limit: Duration) -> bool {
+    matches!(
+        tokio::time::timeout(limit, tx.send(message)).await,
+        Ok(Ok(()))
+    )
 }
 
 /// Maps the store's not-found to the crate's, so the message names the job.

@@ -76,10 +76,7 @@ impl Controller {
         let JobSpec::Python(program) = &job.spec else {
             return Err(Stop::Failed("not a python job".into()));
         };
-        let flink_job_id = job
-            .flink_job_id
-            .clone()
-            .unwrap_or_else(|| job.id.flink_job_id_for_program());
+        let flink_job_id = program_flink_job_id(job);
         if start {
             self.transition(job.id, JobState::Submitting, "starting the submitter")
                 .await?;
@@ -172,18 +169,11 @@ impl Controller {
                     }
                     return Ok(());
                 }
-                Ok(FlinkJobStatus::Failed) => {
-                    let cause = self.flink_root_cause(&flink_job_id).await;
-                    return Err(Stop::Failed(format!(
-                        "flink job {flink_job_id} failed: {cause}"
-                    )));
+                Ok(status) => {
+                    if let Some(reason) = self.flink_job_failure(&flink_job_id, status).await {
+                        return Err(Stop::Failed(reason));
+                    }
                 }
-                Ok(FlinkJobStatus::Canceled) => {
-                    return Err(Stop::Failed(format!(
-                        "flink job {flink_job_id} was canceled outside the broker"
-                    )));
-                }
-                Ok(_) => {}
                 Err(error) => {
                     warn!(job_id = %job.id, flink_job_id = %flink_job_id, %error, "cannot read the flink job's status");
                 }
@@ -249,10 +239,7 @@ impl Controller {
         {
             warn!(job_id = %job.id, %error, "cannot record the submitter's output");
         }
-        let flink_job_id = job
-            .flink_job_id
-            .clone()
-            .unwrap_or_else(|| job.id.flink_job_id_for_program());
+        let flink_job_id = program_flink_job_id(job);
         let reason = match self.jobmanager.job_status(&flink_job_id).await {
             Err(FlinkError::JobNotFound(_)) => {
                 "canceled by request before the flink job started".to_string()
@@ -315,6 +302,13 @@ impl Controller {
             pause = (pause * 2).min(self.limits.poll_interval);
         }
     }
+}
+
+/// Returns the Flink job id of a Python job: the one recorded, else the one derived from its id.
+fn program_flink_job_id(job: &Job) -> String {
+    job.flink_job_id
+        .clone()
+        .unwrap_or_else(|| job.id.flink_job_id_for_program())
 }
 
 /// Returns true for a Java stack frame line (`\tat …`, `\t... 14 more`).

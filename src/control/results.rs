@@ -612,8 +612,8 @@ impl Pump<'_> {
         };
         // The end is delivered even after the deadline, but a client that stopped reading
         // does not hold the stream open for long.
-        let sent = tokio::time::timeout(END_SEND_TIMEOUT, self.tx.send(Ok(end))).await;
-        Ok(matches!(sent, Ok(Ok(()))).then_some(reason))
+        let sent = super::send_within(self.tx, Ok(end), END_SEND_TIMEOUT).await;
+        Ok(sent.then_some(reason))
     }
 
     /// Sends a message unless the deadline passes, the client leaves or the broker stops first.

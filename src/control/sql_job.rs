@@ -356,20 +356,15 @@ impl Controller {
                         info!(job_id = %job.id, flink_job_id, "flink job finished");
                         ended_flink_jobs.insert(flink_job_id.to_string());
                     }
-                    Ok(FlinkJobStatus::Failed) => {
-                        let cause = self.flink_root_cause(flink_job_id).await;
-                        return Err(Stop::Failed(format!(
-                            "flink job {flink_job_id} of statement {} failed: {cause}",
-                            statement.index + 1
-                        )));
+                    Ok(status) => {
+                        if let Some(reason) = self.flink_job_failure(flink_job_id, status).await {
+                            return Err(Stop::Failed(format!(
+                                "statement {}: {reason}",
+                                statement.index + 1
+                            )));
+                        }
+                        waiting_for.push(format!("flink job {flink_job_id}"));
                     }
-                    Ok(FlinkJobStatus::Canceled) => {
-                        return Err(Stop::Failed(format!(
-                            "flink job {flink_job_id} of statement {} was canceled outside the broker",
-                            statement.index + 1
-                        )));
-                    }
-                    Ok(_) => waiting_for.push(format!("flink job {flink_job_id}")),
                     Err(FlinkError::JobNotFound(_)) => {
                         waiting_for.push(format!(
                             "flink job {flink_job_id} (not yet known to the jobmanager)"

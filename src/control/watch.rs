@@ -68,8 +68,5 @@ const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Sends one message; false when the client left or stopped reading for too long.
 async fn send_bounded(tx: &mpsc::Sender<Result<Job>>, message: Result<Job>) -> bool {
-    matches!(
-        tokio::time::timeout(SEND_TIMEOUT, tx.send(message)).await,
-        Ok(Ok(()))
-    )
+    super::send_within(tx, message, SEND_TIMEOUT).await
 }
