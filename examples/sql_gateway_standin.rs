@@ -1,4 +1,5 @@
-//! Runs the SQL Gateway stand-in as a standalone HTTP server.
+//! Runs the SQL Gateway stand-in (with the JobManager REST API of its Flink jobs on the same
+//! port) as a standalone HTTP server.
 //!
 //! `cargo run --example sql_gateway_standin -- --listen 127.0.0.1:8083`
 
@@ -12,7 +13,7 @@ use clap::Parser;
 
 use sql_gateway_standin::{Standin, StandinConfig};
 
-/// A stateful stand-in for the Flink SQL Gateway REST API.
+/// A stateful stand-in for the Flink SQL Gateway and JobManager REST APIs.
 #[derive(Parser, Debug)]
 struct Args {
     /// Address to listen on.
@@ -33,6 +34,10 @@ struct Args {
     /// Serve datagen rows as fast as they are fetched, ignoring `rows-per-second`.
     #[arg(long)]
     ignore_rows_per_second: bool,
+    /// Milliseconds `GET /jobs/{id}` keeps reporting a cancelled Flink job RUNNING, and a stop
+    /// with savepoint takes.
+    #[arg(long)]
+    cancel_delay_ms: Option<u64>,
 }
 
 #[tokio::main]
@@ -53,6 +58,9 @@ async fn main() -> std::io::Result<()> {
     }
     if args.ignore_rows_per_second {
         config.honor_rows_per_second = false;
+    }
+    if let Some(ms) = args.cancel_delay_ms {
+        config.cancel_delay = Duration::from_millis(ms);
     }
     let standin = Standin::spawn_on(args.listen, config).await?;
     println!("SQL Gateway stand-in listening on {}", standin.base_url);

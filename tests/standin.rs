@@ -1,25 +1,60 @@
 //! Behaviour of the SQL Gateway stand-in, checked against responses recorded from a real
-//! Flink 1.20.3 gateway (`tests/fixtures/sql-gateway/`).
+//! Flink 1.20.3 gateway and JobManager (`tests/fixtures/`); its JobManager REST API is also
+//! driven through the broker's own client.
 
 #[path = "support/sql_gateway_standin/mod.rs"]
 mod sql_gateway_standin;
 
-use std::time::Duration;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use flinkbroker::flink::{FlinkError, FlinkJobStatus, JobManager, RestJobManager, SavepointStatus};
 use sql_gateway_standin::{Standin, StandinConfig};
 
 const RECORDED: &str = include_str!("fixtures/sql-gateway/recorded-responses.json");
+const JOB_NOT_FOUND: &str = include_str!("fixtures/jobmanager/job-not-found.json");
+const JOB_ID_MALFORMED: &str = include_str!("fixtures/jobmanager/job-id-malformed.json");
+const EXCEPTIONS_NONE: &str = include_str!("fixtures/jobmanager/exceptions-none.json");
+/// The job id of those recordings.
+const RECORDED_UNKNOWN_JOB: &str = "ffffffffffffffffffffffffffffffff";
 
-/// A configuration where only fetches make statements ready, so page sequences are exact.
+/// A configuration where only fetches make statements ready, so page sequences are exact, and
+/// cancels land at once.
 fn paced_by_fetches() -> StandinConfig {
     StandinConfig {
         submit_delay: Duration::from_secs(3600),
         honor_rows_per_second: false,
+        cancel_delay: Duration::ZERO,
         ..StandinConfig::default()
     }
+}
+
+/// Polls `probe` until it answers, failing the test after `limit`.
+async fn eventually<T, F, Fut>(limit: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "condition not met within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The broker's JobManager client, pointed at the stand-in.
+fn jobmanager(standin: &Standin) -> RestJobManager {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    RestJobManager::new(&standin.base_url, Duration::from_secs(5)).expect("client builds")
 }
 
 fn recorded(name: &str) -> (u16, Value) {
@@ -1218,5 +1253,524 @@ async fn idle_sessions_expire() {
     assert!(error_text(&b).contains(&format!("Session '{session}' does not exist.")));
     assert_eq!(standin.open_session_count(), 0);
     assert_eq!(standin.heartbeats(), 0);
+    standin.shutdown().await;
+}
+
+#[tokio::test]
+async fn failing_query_in_a_script_errors_at_fetch_while_the_next_statement_runs() {
+    let standin = Standin::spawn(StandinConfig {
+        submit_delay: Duration::from_millis(50),
+        ..StandinConfig::default()
+    })
+    .await
+    .expect("spawn");
+    let client = Client::new(&standin);
+    let session = client.open_session("batch").await;
+    let view = client
+        .submit(&session, "CREATE TEMPORARY VIEW ok AS SELECT 1 AS x")
+        .await;
+    assert_eq!(
+        client.status(&session, &view).await,
+        (200, json!({"status": "FINISHED"}))
+    );
+    let failing = client.submit(&session, "SELECT * FROM no_such_table").await;
+    let after = client
+        .submit(&session, "SELECT 'submitted right after'")
+        .await;
+
+    assert_eq!(
+        client.status(&session, &failing).await,
+        (200, json!({"status": "ERROR"}))
+    );
+    let (status, body) = client.fetch(&session, &failing, 0).await;
+    assert_recorded("validation-error-fetch", status, &body);
+    let text = error_text(&body);
+    assert!(text.contains(
+        "Caused by: org.apache.calcite.sql.validate.SqlValidatorException: Object 'no_such_table' not found"
+    ));
+    assert!(text.contains("From line 1, column 15 to line 1, column 27"));
+
+    let finished = eventually(Duration::from_secs(10), || async {
+        let (_, body) = client.status(&session, &after).await;
+        (body["status"] != "RUNNING").then_some(body)
+    })
+    .await;
+    assert_eq!(finished, json!({"status": "FINISHED"}));
+    let pages = client.fetch_all(&session, &after).await;
+    let first = &pages[0].1;
+    assert_eq!(
+        first["results"]["columns"],
+        json!([{"name": "EXPR$0", "logicalType": {"type": "CHAR", "nullable": false, "length": 21}, "comment": null}])
+    );
+    assert!(first["jobID"].is_string());
+    assert_eq!(
+        rows_of(&pages),
+        vec![json!({"kind": "INSERT", "fields": ["submitted right after"]})]
+    );
+    assert_eq!(
+        client.run(&session, "SELECT x FROM ok").await,
+        vec![json!({"kind": "INSERT", "fields": [1]})]
+    );
+    standin.shutdown().await;
+}
+
+#[tokio::test]
+async fn temporary_views_are_read_like_tables() {
+    let standin = Standin::spawn(paced_by_fetches()).await.expect("spawn");
+    let client = Client::new(&standin);
+    let session = client.open_session("batch").await;
+    client
+        .run(
+            &session,
+            "CREATE TABLE seq (id BIGINT) WITH ('connector'='datagen', 'number-of-rows'='6', 'fields.id.kind'='sequence', 'fields.id.start'='1', 'fields.id.end'='6')",
+        )
+        .await;
+    client
+        .run(
+            &session,
+            "CREATE TEMPORARY VIEW big AS SELECT id, id * 10 AS tens FROM seq WHERE id > 2",
+        )
+        .await;
+    assert_eq!(
+        client
+            .run(&session, "SELECT tens FROM big WHERE id < 5")
+            .await,
+        vec![
+            json!({"kind": "INSERT", "fields": [30]}),
+            json!({"kind": "INSERT", "fields": [40]})
+        ]
+    );
+    assert_eq!(
+        client
+            .run(
+                &session,
+                "SELECT COUNT(*) AS n, SUM(tens) AS total FROM big"
+            )
+            .await,
+        vec![json!({"kind": "INSERT", "fields": [4, 180]})]
+    );
+    assert_eq!(
+        client
+            .run(
+                &session,
+                "SELECT tens FROM (SELECT id * 10 AS tens FROM seq) WHERE tens > 50"
+            )
+            .await,
+        vec![json!({"kind": "INSERT", "fields": [60]})]
+    );
+    assert_eq!(
+        client.run(&session, "SHOW VIEWS").await,
+        vec![json!({"kind": "INSERT", "fields": ["big"]})]
+    );
+    let described = client.run(&session, "DESCRIBE big").await;
+    assert_eq!(described[1]["fields"][0], "tens");
+    assert_eq!(described[1]["fields"][1], "BIGINT");
+
+    let op = client
+        .submit(&session, "CREATE TEMPORARY VIEW big AS SELECT 1")
+        .await;
+    let (s, b) = client.fetch(&session, &op, 0).await;
+    assert_eq!(s, 500);
+    assert!(
+        error_text(&b).contains("already exists"),
+        "{}",
+        error_text(&b)
+    );
+    let op = client
+        .submit(
+            &session,
+            "CREATE TEMPORARY VIEW broken AS SELECT nope FROM seq",
+        )
+        .await;
+    let (s, b) = client.fetch(&session, &op, 0).await;
+    assert_eq!(s, 500);
+    assert!(error_text(&b).contains("Column 'nope' not found in any table"));
+    client.run(&session, "DROP TEMPORARY VIEW big").await;
+    assert!(client.run(&session, "SHOW VIEWS").await.is_empty());
+    standin.shutdown().await;
+}
+
+/// Creates an unbounded source and a sink, then starts an INSERT whose Flink job id is `pinned`.
+async fn start_pinned_insert(client: &Client, session: &str, pinned: &str) {
+    client
+        .run(
+            session,
+            "CREATE TABLE IF NOT EXISTS src (x INT) WITH ('connector'='datagen', 'rows-per-second'='5')",
+        )
+        .await;
+    client
+        .run(
+            session,
+            "CREATE TABLE IF NOT EXISTS snk (x INT) WITH ('connector'='blackhole')",
+        )
+        .await;
+    let op = client
+        .submit_body(
+            session,
+            json!({
+                "statement": "INSERT INTO snk SELECT x FROM src",
+                "executionConfig": {"$internal.pipeline.job-id": pinned}
+            }),
+        )
+        .await;
+    let rows = rows_of(&client.fetch_all(session, &op).await);
+    assert_eq!(rows, vec![json!({"kind": "INSERT", "fields": [pinned]})]);
+}
+
+#[tokio::test]
+async fn jobmanager_reports_gateway_jobs_under_their_pinned_ids() {
+    let standin = Standin::spawn(paced_by_fetches()).await.expect("spawn");
+    let client = Client::new(&standin);
+    let flink = jobmanager(&standin);
+    let session = client.open_session("streaming").await;
+    let pinned = "c0ffee00000000000000000000000016";
+    start_pinned_insert(&client, &session, pinned).await;
+
+    flink.ping().await.expect("ping");
+    assert_eq!(flink.job_status(pinned).await, Ok(FlinkJobStatus::Running));
+    assert_eq!(flink.root_cause(pinned).await, Ok(None));
+    let (s, exceptions) = client
+        .call(Method::GET, &format!("/jobs/{pinned}/exceptions"), None)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        exceptions,
+        serde_json::from_str::<Value>(EXCEPTIONS_NONE).unwrap()
+    );
+    let (s, details) = client
+        .call(Method::GET, &format!("/jobs/{pinned}"), None)
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(details["jid"], pinned);
+    assert_eq!(
+        details["name"],
+        "insert-into_default_catalog.default_database.snk"
+    );
+    assert_eq!(details["state"], "RUNNING");
+    assert_eq!(details["job-type"], "STREAMING");
+    assert_eq!(details["end-time"], -1);
+    let (_, overview) = client.call(Method::GET, "/jobs/overview", None).await;
+    assert_eq!(overview["jobs"][0]["jid"], pinned);
+    assert_eq!(overview["jobs"][0]["state"], "RUNNING");
+    let (_, cluster) = client.call(Method::GET, "/overview", None).await;
+    assert_eq!(cluster["jobs-running"], 1);
+    assert_eq!(cluster["flink-version"], "1.20.3");
+    let (_, config) = client.call(Method::GET, "/config", None).await;
+    assert_eq!(config["flink-version"], "1.20.3");
+
+    // Flink rejects the id a second time; the error shows at fetch time.
+    let again = client
+        .submit_body(
+            &session,
+            json!({
+                "statement": "INSERT INTO snk SELECT x FROM src",
+                "executionConfig": {"$internal.pipeline.job-id": pinned}
+            }),
+        )
+        .await;
+    let pages = client.fetch_all(&session, &again).await;
+    let (s, b) = pages.last().expect("a page");
+    assert_eq!(*s, 500);
+    assert!(error_text(b).contains("DuplicateJobSubmissionException"));
+    let attempts: Vec<String> = standin
+        .statements()
+        .iter()
+        .filter_map(|s| s.execution_config.get("$internal.pipeline.job-id").cloned())
+        .collect();
+    assert_eq!(attempts, vec![pinned.to_string(), pinned.to_string()]);
+    assert_eq!(
+        standin.flink_jobs(),
+        vec![(pinned.to_string(), "RUNNING".to_string())]
+    );
+    let (_, overview) = client.call(Method::GET, "/jobs/overview", None).await;
+    assert_eq!(overview["jobs"].as_array().map(Vec::len), Some(1));
+    standin.shutdown().await;
+}
+
+#[tokio::test]
+async fn jobmanager_answers_unknown_and_malformed_job_ids_like_the_recording() {
+    let standin = Standin::spawn(paced_by_fetches()).await.expect("spawn");
+    let client = Client::new(&standin);
+    let flink = jobmanager(&standin);
+    let (s, b) = client
+        .call(Method::GET, &format!("/jobs/{RECORDED_UNKNOWN_JOB}"), None)
+        .await;
+    assert_eq!((s, b), (404, serde_json::from_str(JOB_NOT_FOUND).unwrap()));
+    let (s, b) = client.call(Method::GET, "/jobs/not-a-job-id", None).await;
+    assert_eq!(
+        (s, b),
+        (400, serde_json::from_str(JOB_ID_MALFORMED).unwrap())
+    );
+
+    let unknown = "0123456789abcdef0123456789abcdef";
+    for result in [
+        flink.job_status(unknown).await.map(|_| ()),
+        flink.root_cause(unknown).await.map(|_| ()),
+        flink.cancel(unknown).await,
+    ] {
+        assert_eq!(result, Err(FlinkError::JobNotFound(unknown.to_string())));
+    }
+    let (s, b) = client.call(Method::GET, "/jobs/overview/extra", None).await;
+    assert_eq!(
+        (s, b),
+        (404, json!({"errors": ["Not found: /jobs/overview/extra"]}))
+    );
+    standin.shutdown().await;
+}
+
+#[tokio::test]
+async fn cancel_is_acknowledged_at_once_and_lands_after_the_cancel_delay() {
+    let cancel_delay = Duration::from_millis(300);
+    let standin = Standin::spawn(StandinConfig {
+        cancel_delay,
+        ..paced_by_fetches()
+    })
+    .await
+    .expect("spawn");
+    let client = Client::new(&standin);
+    let flink = jobmanager(&standin);
+    let session = client.open_session("streaming").await;
+    let pinned = "c0ffee00000000000000000000000020";
+    start_pinned_insert(&client, &session, pinned).await;
+
+    let asked = Instant::now();
+    let (s, b) = client
+        .call(Method::PATCH, &format!("/jobs/{pinned}?mode=cancel"), None)
+        .await;
+    assert_eq!((s, b), (202, json!({})));
+    assert_eq!(
+        flink.job_status(pinned).await,
+        Ok(FlinkJobStatus::Running),
+        "the cancel is asynchronous"
+    );
+    let (_, overview) = client.call(Method::GET, "/jobs/overview", None).await;
+    assert_eq!(
+        overview["jobs"][0]["state"], "CANCELED",
+        "the overview is not cached"
+    );
+    flink.cancel(pinned).await.expect("a second cancel");
+    eventually(Duration::from_secs(10), || async {
+        (flink.job_status(pinned).await == Ok(FlinkJobStatus::Canceled)).then_some(())
+    })
+    .await;
+    assert!(asked.elapsed() >= cancel_delay);
+    let (s, b) = client
+        .call(Method::PATCH, &format!("/jobs/{pinned}?mode=cancel"), None)
+        .await;
+    assert_eq!((s, b), (202, json!({})), "cancelling a cancelled job");
+    let (_, details) = client
+        .call(Method::GET, &format!("/jobs/{pinned}"), None)
+        .await;
+    assert_ne!(details["timestamps"]["CANCELLING"], 0);
+    assert_eq!(details["timestamps"]["CANCELED"], details["end-time"]);
+    assert_eq!(flink.root_cause(pinned).await, Ok(None));
+    assert_eq!(
+        standin.flink_jobs(),
+        vec![(pinned.to_string(), "CANCELED".to_string())]
+    );
+    standin.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_long_cancel_delay_keeps_cancelled_jobs_running() {
+    let standin = Standin::spawn(StandinConfig {
+        cancel_delay: Duration::from_secs(3600),
+        ..paced_by_fetches()
+    })
+    .await
+    .expect("spawn");
+    let client = Client::new(&standin);
+    let flink = jobmanager(&standin);
+    let session = client.open_session("streaming").await;
+    let by_jobmanager = "c0ffee00000000000000000000000021";
+    let by_gateway = "c0ffee00000000000000000000000022";
+    start_pinned_insert(&client, &session, by_jobmanager).await;
+    start_pinned_insert(&client, &session, by_gateway).await;
+    flink.cancel(by_jobmanager).await.expect("cancel");
+    client
+        .run(&session, &format!("STOP JOB '{by_gateway}'"))
+        .await;
+    for _ in 0..20 {
+        for job in [by_jobmanager, by_gateway] {
+            assert_eq!(flink.job_status(job).await, Ok(FlinkJobStatus::Running));
+        }
+    }
+    standin.shutdown().await;
+}
+
+#[tokio::test]
+async fn failed_job_reports_its_root_cause() {
+    let standin = Standin::spawn(paced_by_fetches()).await.expect("spawn");
+    let client = Client::new(&standin);
+    let flink = jobmanager(&standin);
+    let session = client.open_session("streaming").await;
+    let pinned = "0000000000000000000000000000dead";
+    start_pinned_insert(&client, &session, pinned).await;
+    let select = client.submit(&session, "SELECT x FROM src").await;
+    while client.fetch(&session, &select, 0).await.1["resultType"] == "NOT_READY" {}
+    let select_job = standin
+        .flink_jobs()
+        .into_iter()
+        .map(|(id, _)| id)
+        .find(|id| id != pinned)
+        .expect("the SELECT's job");
+
+    assert!(standin.fail_flink_job(pinned, "java.lang.RuntimeException: row 3 is poison"));
+    assert!(!standin.fail_flink_job(pinned, "java.lang.RuntimeException: twice"));
+    assert_eq!(flink.job_status(pinned).await, Ok(FlinkJobStatus::Failed));
+    assert_eq!(
+        flink.root_cause(pinned).await,
+        Ok(Some(
+            "java.lang.RuntimeException: row 3 is poison".to_string()
+        ))
+    );
+    let (_, exceptions) = client
+        .call(Method::GET, &format!("/jobs/{pinned}/exceptions"), None)
+        .await;
+    assert!(
+        exceptions["root-exception"]
+            .as_str()
+            .expect("root exception")
+            .starts_with("org.apache.flink.runtime.JobException: Recovery is suppressed by NoRestartBackoffTimeStrategy")
+    );
+    assert_eq!(
+        exceptions["exceptionHistory"]["entries"][0]["exceptionName"],
+        "org.apache.flink.runtime.JobException"
+    );
+    let (s, b) = client
+        .call(Method::PATCH, &format!("/jobs/{pinned}?mode=cancel"), None)
+        .await;
+    assert_eq!(s, 409);
+    assert!(error_text(&b).contains("already reached another terminal state (FAILED)"));
+    flink
+        .cancel(pinned)
+        .await
+        .expect("the client accepts a job that already ended");
+
+    // A SELECT whose job fails reports the cause at its next fetch.
+    assert!(standin.fail_flink_job(&select_job, "java.lang.IllegalStateException: sink gone"));
+    let (s, b) = client.fetch(&session, &select, 1).await;
+    assert_eq!(s, 500);
+    let text = error_text(&b);
+    assert!(
+        text.contains(
+            "org.apache.flink.runtime.client.JobExecutionException: Job execution failed."
+        )
+    );
+    assert!(text.contains("Caused by: java.lang.IllegalStateException: sink gone"));
+    standin.shutdown().await;
+}
+
+#[tokio::test]
+async fn stop_with_savepoint_is_idempotent_and_finishes_the_job() {
+    let standin = Standin::spawn(StandinConfig {
+        cancel_delay: Duration::from_millis(200),
+        ..paced_by_fetches()
+    })
+    .await
+    .expect("spawn");
+    let client = Client::new(&standin);
+    let flink = jobmanager(&standin);
+    let session = client.open_session("streaming").await;
+    let pinned = "0000000000000000000000000000a017";
+    start_pinned_insert(&client, &session, pinned).await;
+    let trigger = "1234567890abcdef1234567890abcdef";
+    let target = Some("file:///opt/flink-local/rt-tmp/savepoints");
+
+    assert_eq!(
+        flink.stop_with_savepoint(pinned, trigger, target).await,
+        Ok(trigger.to_string())
+    );
+    assert_eq!(
+        flink.stop_with_savepoint(pinned, trigger, target).await,
+        Ok(trigger.to_string()),
+        "the same trigger id joins the first stop"
+    );
+    assert_eq!(
+        flink.savepoint_status(pinned, trigger).await,
+        Ok(SavepointStatus::InProgress)
+    );
+    assert_eq!(flink.job_status(pinned).await, Ok(FlinkJobStatus::Running));
+    let location = eventually(Duration::from_secs(10), || async {
+        match flink.savepoint_status(pinned, trigger).await {
+            Ok(SavepointStatus::Completed { location }) => Some(location),
+            Ok(SavepointStatus::InProgress) => None,
+            other => panic!("savepoint status {other:?}"),
+        }
+    })
+    .await;
+    assert!(
+        location.starts_with("file:/opt/flink-local/rt-tmp/savepoints/savepoint-000000-"),
+        "{location}"
+    );
+    assert_eq!(flink.job_status(pinned).await, Ok(FlinkJobStatus::Finished));
+
+    let unknown_trigger = "ffffffffffffffffffffffffffffffff";
+    assert!(matches!(
+        flink.savepoint_status(pinned, unknown_trigger).await,
+        Err(FlinkError::Server { status: 404, .. })
+    ));
+    // A stop of a job that no longer runs is accepted; its savepoint fails.
+    let late = "00000000000000000000000000000bad";
+    flink
+        .stop_with_savepoint(pinned, late, target)
+        .await
+        .expect("accepted");
+    match flink.savepoint_status(pinned, late).await {
+        Ok(SavepointStatus::Failed { cause }) => assert_eq!(
+            cause,
+            format!(
+                "org.apache.flink.runtime.messages.FlinkJobNotFoundException: Could not find Flink job ({pinned})"
+            )
+        ),
+        other => panic!("savepoint status {other:?}"),
+    }
+    let (s, b) = client
+        .call(
+            Method::POST,
+            &format!("/jobs/{pinned}/stop"),
+            Some(r#"{"drain":false}"#),
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert!(error_text(&b).contains("Property [targetDirectory] must be provided."));
+    standin.shutdown().await;
+}
+
+#[tokio::test]
+async fn stop_job_through_the_gateway_stops_the_job_the_jobmanager_reports() {
+    let standin = Standin::spawn(paced_by_fetches()).await.expect("spawn");
+    let client = Client::new(&standin);
+    let flink = jobmanager(&standin);
+    let session = client.open_session("streaming").await;
+    let pinned = "c0ffee00000000000000000000000010";
+    start_pinned_insert(&client, &session, pinned).await;
+    let rows = client.run(&session, &format!("STOP JOB '{pinned}'")).await;
+    assert_eq!(rows, vec![json!({"kind": "INSERT", "fields": ["OK"]})]);
+    assert_eq!(flink.job_status(pinned).await, Ok(FlinkJobStatus::Canceled));
+
+    let savepointed = "c0ffee00000000000000000000000011";
+    start_pinned_insert(&client, &session, savepointed).await;
+    client
+        .run(
+            &session,
+            "SET 'execution.checkpointing.savepoint-dir' = 'file:///tmp/savepoints'",
+        )
+        .await;
+    let rows = client
+        .run(
+            &session,
+            &format!("STOP JOB '{savepointed}' WITH SAVEPOINT"),
+        )
+        .await;
+    let path = rows[0]["fields"][0].as_str().expect("savepoint path");
+    assert!(
+        path.starts_with("file:/tmp/savepoints/savepoint-c0ffee-"),
+        "{path}"
+    );
+    assert_eq!(
+        flink.job_status(savepointed).await,
+        Ok(FlinkJobStatus::Finished)
+    );
     standin.shutdown().await;
 }

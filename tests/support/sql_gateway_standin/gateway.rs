@@ -6,16 +6,18 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
+use axum::http::Method;
 use uuid::Uuid;
 
 use super::completion;
 use super::exceptions::{
     self, Endpoint, ErrorBody, ExecuteStatementRoot, FetchFailure, ServiceFailure, Throwable,
 };
+use super::jobmanager::{Cluster, JobStatus, parse_job_id, savepoint_location};
 use super::lexer::split_statements;
 use super::parser::{self, Insert, ParseError, ShowKind, Statement};
 use super::pipeline::{Fetcher, Page, Row, StaticRows, source_for};
-use super::planner::{self, Column, PlanContext, PlanError, QueryPlan, TableDef};
+use super::planner::{self, Column, PlanContext, PlanError, QueryPlan, TableDef, ViewDef};
 use super::types::{
     DataType, LogicalType, Timestamp, Value, epoch_millis, plain_text, write_json_string,
     write_json_value,
@@ -77,50 +79,6 @@ impl RowFormat {
             RowFormat::Json => "JSON",
             RowFormat::PlainText => "PLAIN_TEXT",
         }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum JobStatus {
-    Running,
-    Finished,
-    Canceled,
-    Failed,
-}
-
-impl JobStatus {
-    pub fn name(self) -> &'static str {
-        match self {
-            JobStatus::Running => "RUNNING",
-            JobStatus::Finished => "FINISHED",
-            JobStatus::Canceled => "CANCELED",
-            JobStatus::Failed => "FAILED",
-        }
-    }
-}
-
-struct Job {
-    id: String,
-    name: String,
-    status: JobStatus,
-    start_wall: SystemTime,
-    ends_at: Option<Instant>,
-}
-
-fn refresh_jobs(jobs: &mut [Job], now: Instant) {
-    for job in jobs.iter_mut() {
-        if job.status == JobStatus::Running && job.ends_at.is_some_and(|e| e <= now) {
-            job.status = JobStatus::Finished;
-        }
-    }
-}
-
-fn cancel_job(jobs: &mut [Job], id: &str, now: Instant) {
-    refresh_jobs(jobs, now);
-    if let Some(job) = jobs.iter_mut().find(|j| j.id == id)
-        && job.status == JobStatus::Running
-    {
-        job.status = JobStatus::Canceled;
     }
 }
 
@@ -203,6 +161,7 @@ enum Work {
         pinned: Option<String>,
         duration: Option<Duration>,
         sync: bool,
+        streaming: bool,
     },
 }
 
@@ -286,10 +245,9 @@ impl Session {
     }
 }
 
-#[derive(Default)]
 struct State {
     sessions: HashMap<Uuid, Session>,
-    jobs: Vec<Job>,
+    cluster: Cluster,
     statements: Vec<RecordedStatement>,
     heartbeats: usize,
     canceled: Vec<String>,
@@ -310,10 +268,6 @@ pub struct Gateway {
     state: Mutex<State>,
 }
 
-fn new_job_id() -> String {
-    Uuid::new_v4().simple().to_string()
-}
-
 impl Gateway {
     pub fn new(config: StandinConfig) -> Gateway {
         let base: serde_json::Map<String, serde_json::Value> =
@@ -322,10 +276,17 @@ impl Gateway {
             .into_iter()
             .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string()))
             .collect();
+        let cluster = Cluster::new(config.cancel_delay);
         Gateway {
             config,
             base_properties,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                sessions: HashMap::new(),
+                cluster,
+                statements: Vec::new(),
+                heartbeats: 0,
+                canceled: Vec::new(),
+            }),
         }
     }
 
@@ -334,7 +295,7 @@ impl Gateway {
     }
 
     /// Drops sessions idle for longer than the idle timeout (closing their operations).
-    fn evict(&self, sessions: &mut HashMap<Uuid, Session>, jobs: &mut [Job], now: Instant) {
+    fn evict(&self, sessions: &mut HashMap<Uuid, Session>, cluster: &mut Cluster, now: Instant) {
         let timeout = self.config.session_idle_timeout;
         let expired: Vec<Uuid> = sessions
             .iter()
@@ -343,7 +304,7 @@ impl Gateway {
             .collect();
         for id in expired {
             if let Some(session) = sessions.remove(&id) {
-                close_operations(session, jobs, now);
+                close_operations(session, cluster, now);
             }
         }
     }
@@ -365,7 +326,7 @@ impl Gateway {
     pub fn open_session_count(&self) -> usize {
         let mut state = self.lock();
         let state = &mut *state;
-        self.evict(&mut state.sessions, &mut state.jobs, Instant::now());
+        self.evict(&mut state.sessions, &mut state.cluster, Instant::now());
         state.sessions.len()
     }
 
@@ -382,14 +343,31 @@ impl Gateway {
     }
 
     pub fn flink_jobs(&self) -> Vec<(String, String)> {
-        let mut state = self.lock();
-        let state = &mut *state;
-        refresh_jobs(&mut state.jobs, Instant::now());
-        state
-            .jobs
+        self.lock()
+            .cluster
+            .jobs(Instant::now())
             .iter()
             .map(|j| (j.id.clone(), j.status.name().to_string()))
             .collect()
+    }
+
+    pub fn fail_flink_job(&self, flink_job_id: &str, root_cause: &str) -> bool {
+        let id = flink_job_id.to_ascii_lowercase();
+        self.lock().cluster.fail(&id, root_cause, Instant::now())
+    }
+
+    /// Answers a JobManager REST request; `None` when the path is not the JobManager's.
+    pub fn jobmanager(
+        &self,
+        method: &Method,
+        segments: &[&str],
+        query: Option<&str>,
+        body: &[u8],
+    ) -> Option<Reply> {
+        let flink_version = self.config.flink_version.as_str();
+        self.lock()
+            .cluster
+            .handle(method, segments, query, body, flink_version, Instant::now())
     }
 
     // ------------------------------------------------------------------ sessions
@@ -398,7 +376,7 @@ impl Gateway {
         let now = Instant::now();
         let mut state = self.lock();
         let state = &mut *state;
-        self.evict(&mut state.sessions, &mut state.jobs, now);
+        self.evict(&mut state.sessions, &mut state.cluster, now);
         let id = Uuid::new_v4();
         let mut session = Session {
             properties: self.default_properties(&id),
@@ -416,11 +394,11 @@ impl Gateway {
     fn touch<'a>(
         &self,
         sessions: &'a mut HashMap<Uuid, Session>,
-        jobs: &mut [Job],
+        cluster: &mut Cluster,
         session: Uuid,
         now: Instant,
     ) -> Option<&'a mut Session> {
-        self.evict(sessions, jobs, now);
+        self.evict(sessions, cluster, now);
         let s = sessions.get_mut(&session)?;
         s.last_access = now;
         Some(s)
@@ -430,7 +408,7 @@ impl Gateway {
         let now = Instant::now();
         let mut state = self.lock();
         let state = &mut *state;
-        let Some(s) = self.touch(&mut state.sessions, &mut state.jobs, session, now) else {
+        let Some(s) = self.touch(&mut state.sessions, &mut state.cluster, session, now) else {
             return Reply::error(exceptions::handler_failure(
                 Endpoint::GetSessionConfig,
                 &ServiceFailure::SessionNotFound(session.to_string()),
@@ -454,7 +432,7 @@ impl Gateway {
         let mut state = self.lock();
         let state = &mut *state;
         if self
-            .touch(&mut state.sessions, &mut state.jobs, session, now)
+            .touch(&mut state.sessions, &mut state.cluster, session, now)
             .is_none()
         {
             return Reply::error(exceptions::handler_failure(
@@ -470,10 +448,10 @@ impl Gateway {
         let now = Instant::now();
         let mut state = self.lock();
         let state = &mut *state;
-        self.evict(&mut state.sessions, &mut state.jobs, now);
+        self.evict(&mut state.sessions, &mut state.cluster, now);
         match state.sessions.remove(&session) {
             Some(s) => {
-                close_operations(s, &mut state.jobs, now);
+                close_operations(s, &mut state.cluster, now);
                 Reply::ok("{\"status\":\"CLOSED\"}")
             }
             None => Reply::error(exceptions::handler_failure(
@@ -487,7 +465,7 @@ impl Gateway {
         let now = Instant::now();
         let mut state = self.lock();
         let state = &mut *state;
-        let Some(s) = self.touch(&mut state.sessions, &mut state.jobs, session, now) else {
+        let Some(s) = self.touch(&mut state.sessions, &mut state.cluster, session, now) else {
             return Reply::error(exceptions::handler_failure(
                 Endpoint::ConfigureSession,
                 &ServiceFailure::SessionNotFound(session.to_string()),
@@ -525,7 +503,7 @@ impl Gateway {
         let base = self.default_properties(&session);
         match self.run_statement(
             s,
-            &mut state.jobs,
+            &mut state.cluster,
             parsed,
             statement,
             &BTreeMap::new(),
@@ -544,7 +522,7 @@ impl Gateway {
         let now = Instant::now();
         let mut state = self.lock();
         let state = &mut *state;
-        let Some(s) = self.touch(&mut state.sessions, &mut state.jobs, session, now) else {
+        let Some(s) = self.touch(&mut state.sessions, &mut state.cluster, session, now) else {
             return Reply::error(exceptions::handler_failure(
                 Endpoint::CompleteStatement,
                 &ServiceFailure::SessionNotFound(session.to_string()),
@@ -599,7 +577,7 @@ impl Gateway {
             );
         }
         let base = self.default_properties(&session);
-        let Some(s) = self.touch(&mut state.sessions, &mut state.jobs, session, now) else {
+        let Some(s) = self.touch(&mut state.sessions, &mut state.cluster, session, now) else {
             return (
                 Reply::error(exceptions::execute_statement_failure(
                     ExecuteStatementRoot::SessionNotFound(session.to_string()),
@@ -614,7 +592,7 @@ impl Gateway {
             match parser::parse_statement(text) {
                 Ok(parsed) => self.run_statement(
                     s,
-                    &mut state.jobs,
+                    &mut state.cluster,
                     parsed,
                     text,
                     &request.execution_config,
@@ -629,7 +607,7 @@ impl Gateway {
             Outcome::Failed(chain) => Operation::failed(chain, now),
             Outcome::Job(work) => Operation::pending(work, now),
         };
-        advance(&self.config, &mut operation, &mut state.jobs, now);
+        advance(&self.config, &mut operation, &mut state.cluster, now);
         let handle = Uuid::new_v4();
         s.operations.insert(handle, operation);
         (
@@ -643,7 +621,7 @@ impl Gateway {
     fn run_statement(
         &self,
         session: &mut Session,
-        jobs: &mut [Job],
+        cluster: &mut Cluster,
         statement: Statement,
         text: &str,
         execution_config: &BTreeMap<String, String>,
@@ -688,6 +666,7 @@ impl Gateway {
                     pinned,
                     duration,
                     sync,
+                    streaming,
                 }),
                 Err(e) => Outcome::Failed(plan_error_chain(&e)),
             },
@@ -722,27 +701,12 @@ impl Gateway {
                     pinned,
                     duration: longest,
                     sync,
+                    streaming,
                 })
             }
             Statement::CreateTable(create) => {
-                if session.tables.contains_key(&create.name.name) {
-                    if create.if_not_exists {
-                        return Outcome::Done(ResultSet::ok());
-                    }
-                    return Outcome::Failed(exceptions::operation_failure(
-                        "org.apache.flink.table.api.ValidationException",
-                        &format!(
-                            "Could not execute CreateTable in path `default_catalog`.`default_database`.`{}`",
-                            create.name.name
-                        ),
-                        &[(
-                            "org.apache.flink.table.catalog.exceptions.TableAlreadyExistException",
-                            format!(
-                                "Table (or view) default_database.{} already exists in Catalog default_catalog.",
-                                create.name.name
-                            ),
-                        )],
-                    ));
+                if let Some(existing) = exists(session, &create.name.name, create.if_not_exists) {
+                    return existing;
                 }
                 session.tables.insert(
                     create.name.name.clone(),
@@ -750,14 +714,39 @@ impl Gateway {
                         name: create.name.name.clone(),
                         columns: create.columns,
                         options: create.options,
+                        view: None,
                     },
                 );
                 Outcome::Done(ResultSet::ok())
             }
-            Statement::CreateView { .. } => Outcome::Failed(exceptions::table_failure(
-                "Unsupported query: CREATE VIEW",
-                &[],
-            )),
+            Statement::CreateView {
+                name,
+                query,
+                if_not_exists,
+            } => {
+                if let Some(existing) = exists(session, &name.name, if_not_exists) {
+                    return existing;
+                }
+                let plan = match planner::plan_query(&query, &ctx) {
+                    Ok(plan) => plan,
+                    Err(e) => return Outcome::Failed(plan_error_chain(&e)),
+                };
+                let columns = plan.columns.into_iter().map(|c| (c.name, c.ty)).collect();
+                let view = Some(ViewDef {
+                    query,
+                    text: text.to_string(),
+                });
+                session.tables.insert(
+                    name.name.clone(),
+                    TableDef {
+                        name: name.name,
+                        columns,
+                        options: vec![],
+                        view,
+                    },
+                );
+                Outcome::Done(ResultSet::ok())
+            }
             Statement::Drop {
                 name,
                 if_exists,
@@ -814,8 +803,8 @@ impl Gateway {
             }
             Statement::StopJob {
                 job_id, savepoint, ..
-            } => stop_job(session, jobs, &job_id, savepoint, now),
-            Statement::Show(kind) => Outcome::Done(show(session, jobs, kind, now)),
+            } => stop_job(session, cluster, &job_id, savepoint, now),
+            Statement::Show(kind) => Outcome::Done(show(session, cluster, kind, now)),
             Statement::Describe(name) => match session.tables.get(&name.name) {
                 Some(table) => Outcome::Done(describe(table)),
                 None => Outcome::Failed(exceptions::operation_failure(
@@ -860,7 +849,7 @@ impl Gateway {
         let now = Instant::now();
         let mut state = self.lock();
         let state = &mut *state;
-        let Some(s) = self.touch(&mut state.sessions, &mut state.jobs, session, now) else {
+        let Some(s) = self.touch(&mut state.sessions, &mut state.cluster, session, now) else {
             return Reply::error(exceptions::handler_failure(
                 Endpoint::OperationStatus,
                 &ServiceFailure::SessionNotFound(session.to_string()),
@@ -872,7 +861,7 @@ impl Gateway {
                 &ServiceFailure::OperationNotFound(operation.to_string()),
             ));
         };
-        advance(&self.config, op, &mut state.jobs, now);
+        advance(&self.config, op, &mut state.cluster, now);
         Reply::ok(format!("{{\"status\":\"{}\"}}", op.status.name()))
     }
 
@@ -880,7 +869,7 @@ impl Gateway {
         let now = Instant::now();
         let mut state = self.lock();
         let state = &mut *state;
-        let Some(s) = self.touch(&mut state.sessions, &mut state.jobs, session, now) else {
+        let Some(s) = self.touch(&mut state.sessions, &mut state.cluster, session, now) else {
             return Reply::error(exceptions::handler_failure(
                 Endpoint::CancelOperation,
                 &ServiceFailure::SessionNotFound(session.to_string()),
@@ -892,7 +881,7 @@ impl Gateway {
                 &ServiceFailure::OperationNotFound(operation.to_string()),
             ));
         };
-        advance(&self.config, op, &mut state.jobs, now);
+        advance(&self.config, op, &mut state.cluster, now);
         if op.status != OpStatus::Running {
             return Reply::error(exceptions::handler_failure(
                 Endpoint::CancelOperation,
@@ -909,7 +898,7 @@ impl Gateway {
         if op.owns_job
             && let Some(job) = &op.job_id
         {
-            cancel_job(&mut state.jobs, job, now);
+            state.cluster.end(job, JobStatus::Canceled, now);
         }
         state.canceled.push(operation.to_string());
         Reply::ok("{\"status\":\"CANCELED\"}")
@@ -919,14 +908,14 @@ impl Gateway {
         let now = Instant::now();
         let mut state = self.lock();
         let state = &mut *state;
-        let Some(s) = self.touch(&mut state.sessions, &mut state.jobs, session, now) else {
+        let Some(s) = self.touch(&mut state.sessions, &mut state.cluster, session, now) else {
             return Reply::error(exceptions::handler_failure(
                 Endpoint::CloseOperation,
                 &ServiceFailure::SessionNotFound(session.to_string()),
             ));
         };
         if let Some(op) = s.operations.remove(&operation) {
-            close_operation(op, &mut state.jobs, now);
+            close_operation(op, &mut state.cluster, now);
         }
         Reply::ok("{\"status\":\"CLOSED\"}")
     }
@@ -942,7 +931,7 @@ impl Gateway {
         let now = Instant::now();
         let mut state = self.lock();
         let state = &mut *state;
-        let Some(s) = self.touch(&mut state.sessions, &mut state.jobs, session, now) else {
+        let Some(s) = self.touch(&mut state.sessions, &mut state.cluster, session, now) else {
             return Reply::error(exceptions::fetch_failure(&FetchFailure::SessionNotFound(
                 session.to_string(),
             )));
@@ -952,7 +941,7 @@ impl Gateway {
                 operation.to_string(),
             )));
         };
-        advance(&self.config, op, &mut state.jobs, now);
+        advance(&self.config, op, &mut state.cluster, now);
         let next_uri = |next: i64| -> String {
             match version {
                 ApiVersion::V1 => {
@@ -968,7 +957,7 @@ impl Gateway {
         match op.status {
             OpStatus::Running => {
                 op.not_ready_served += 1;
-                advance(&self.config, op, &mut state.jobs, now);
+                advance(&self.config, op, &mut state.cluster, now);
                 let mut body = String::from("{\"resultType\":\"NOT_READY\",\"nextResultUri\":");
                 write_json_string(&mut body, &next_uri(token));
                 body.push('}');
@@ -993,18 +982,37 @@ impl Gateway {
                         status: "FINISHED",
                     }));
                 };
+                if result.is_query
+                    && !result.fetcher.finished()
+                    && let Some(job) = &result.job_id
+                    && let Some(status @ (JobStatus::Failed | JobStatus::Canceled)) =
+                        state.cluster.status(job, now)
+                {
+                    // the collect sink lost its job
+                    let mut causes = vec![
+                        Throwable::new("java.lang.RuntimeException", "Failed to fetch next result")
+                            .more(16),
+                        Throwable::new(
+                            "java.io.IOException",
+                            "Failed to fetch job execution result",
+                        )
+                        .more(16),
+                    ];
+                    causes.extend(job_end_chain(&state.cluster, job, status));
+                    return Reply::error(exceptions::fetch_failure(
+                        &FetchFailure::OperationFailed {
+                            operation: operation.to_string(),
+                            causes,
+                        },
+                    ));
+                }
                 let page = result.fetcher.fetch(token, now);
                 if result.fetcher.finished()
                     && result.is_query
                     && let Some(job) = &result.job_id
                 {
                     // the collect sink drained: the job is over
-                    if let Some(j) = state.jobs.iter_mut().find(|j| &j.id == job)
-                        && j.status == JobStatus::Running
-                        && j.ends_at.is_some()
-                    {
-                        j.status = JobStatus::Finished;
-                    }
+                    state.cluster.drained(job, now);
                 }
                 match page {
                     Page::BadToken(message) => {
@@ -1033,39 +1041,56 @@ enum Outcome {
     Job(Work),
 }
 
-fn close_operation(op: Operation, jobs: &mut [Job], now: Instant) {
+/// What `CREATE TABLE` or `CREATE VIEW` of a name the catalog already holds results in.
+fn exists(session: &Session, name: &str, if_not_exists: bool) -> Option<Outcome> {
+    if !session.tables.contains_key(name) {
+        return None;
+    }
+    if if_not_exists {
+        return Some(Outcome::Done(ResultSet::ok()));
+    }
+    Some(Outcome::Failed(exceptions::operation_failure(
+        "org.apache.flink.table.api.ValidationException",
+        &format!(
+            "Could not execute CreateTable in path `default_catalog`.`default_database`.`{name}`"
+        ),
+        &[(
+            "org.apache.flink.table.catalog.exceptions.TableAlreadyExistException",
+            format!(
+                "Table (or view) default_database.{name} already exists in Catalog default_catalog."
+            ),
+        )],
+    )))
+}
+
+fn close_operation(op: Operation, cluster: &mut Cluster, now: Instant) {
     if op.owns_job
         && let Some(job) = &op.job_id
     {
-        cancel_job(jobs, job, now);
+        cluster.end(job, JobStatus::Canceled, now);
     }
 }
 
-fn close_operations(session: Session, jobs: &mut [Job], now: Instant) {
+fn close_operations(session: Session, cluster: &mut Cluster, now: Instant) {
     for (_, op) in session.operations {
-        close_operation(op, jobs, now);
+        close_operation(op, cluster, now);
     }
 }
 
 /// Moves an operation along: runs its work once ready, follows a synchronous job.
-fn advance(config: &StandinConfig, op: &mut Operation, jobs: &mut Vec<Job>, now: Instant) {
+fn advance(config: &StandinConfig, op: &mut Operation, cluster: &mut Cluster, now: Instant) {
     if op.status != OpStatus::Running {
         return;
     }
     let ready = op.not_ready_served >= config.not_ready_pages
         || now.saturating_duration_since(op.submitted) >= config.submit_delay;
     if ready && let Some(work) = op.work.take() {
-        run_work(config, op, work, jobs, now);
+        run_work(config, op, work, cluster, now);
     }
     if op.awaiting_job
         && let Some(id) = op.job_id.clone()
     {
-        refresh_jobs(jobs, now);
-        let status = jobs
-            .iter()
-            .find(|j| j.id == id)
-            .map(|j| j.status)
-            .unwrap_or(JobStatus::Failed);
+        let status = cluster.status(&id, now).unwrap_or(JobStatus::Failed);
         match status {
             JobStatus::Running => {}
             JobStatus::Finished => {
@@ -1076,79 +1101,67 @@ fn advance(config: &StandinConfig, op: &mut Operation, jobs: &mut Vec<Job>, now:
             JobStatus::Canceled | JobStatus::Failed => {
                 op.awaiting_job = false;
                 op.status = OpStatus::Error;
-                op.error = Some(exceptions::execution_failure(
-                    "Failed to wait job finish",
-                    &[
-                        (
-                            "java.util.concurrent.ExecutionException",
-                            "org.apache.flink.runtime.client.JobCancellationException: Job was cancelled."
-                                .to_string(),
-                        ),
-                        (
-                            "org.apache.flink.runtime.client.JobCancellationException",
-                            "Job was cancelled.".to_string(),
-                        ),
-                    ],
-                ));
+                let mut chain = exceptions::execution_failure("Failed to wait job finish", &[]);
+                chain.extend(job_end_chain(cluster, &id, status));
+                op.error = Some(chain);
             }
         }
     }
 }
 
-fn start_job(
-    jobs: &mut Vec<Job>,
-    name: &str,
-    pinned: Option<String>,
-    duration: Option<Duration>,
-    now: Instant,
-) -> Result<String, Vec<Throwable>> {
-    refresh_jobs(jobs, now);
-    let id = match pinned {
-        Some(pinned) => {
-            let valid = pinned.len() == 32 && pinned.chars().all(|c| c.is_ascii_hexdigit());
-            if !valid {
-                return Err(exceptions::table_failure(
-                    "Failed to execute sql",
-                    &[(
-                        "java.lang.IllegalArgumentException",
-                        format!(
-                            "Cannot parse JobID from \"{pinned}\". The expected format is [0-9a-fA-F]{{32}}, e.g. fd72014d4c864993a2e5a9287b4a9c5d."
-                        ),
-                    )],
-                ));
-            }
-            let pinned = pinned.to_ascii_lowercase();
-            if let Some(existing) = jobs.iter().find(|j| j.id == pinned) {
-                return Err(exceptions::duplicate_job_failure(
-                    name,
-                    existing.status != JobStatus::Running,
-                ));
-            }
-            pinned
-        }
-        None => new_job_id(),
-    };
-    jobs.push(Job {
-        id: id.clone(),
-        name: name.to_string(),
-        status: JobStatus::Running,
-        start_wall: SystemTime::now(),
-        ends_at: duration.map(|d| now + d),
-    });
-    Ok(id)
+/// The causes a client of a job sees once the job was cancelled or failed.
+fn job_end_chain(cluster: &Cluster, job_id: &str, status: JobStatus) -> Vec<Throwable> {
+    let cause = |class: &str, message: String| Throwable::new(class, message).more(16);
+    if status == JobStatus::Canceled {
+        return vec![
+            cause(
+                "java.util.concurrent.ExecutionException",
+                "org.apache.flink.runtime.client.JobCancellationException: Job was cancelled."
+                    .into(),
+            ),
+            cause(
+                "org.apache.flink.runtime.client.JobCancellationException",
+                "Job was cancelled.".into(),
+            ),
+        ];
+    }
+    let failed = format!("Job failed (JobID: {job_id})");
+    let root = cluster
+        .root_cause(job_id)
+        .unwrap_or("java.lang.RuntimeException");
+    let (class, message) = root.split_once(": ").unwrap_or((root, ""));
+    vec![
+        cause(
+            "java.util.concurrent.ExecutionException",
+            format!("org.apache.flink.client.program.ProgramInvocationException: {failed}"),
+        ),
+        cause(
+            "org.apache.flink.client.program.ProgramInvocationException",
+            failed,
+        ),
+        cause(
+            "org.apache.flink.runtime.client.JobExecutionException",
+            "Job execution failed.".into(),
+        ),
+        cause(
+            "org.apache.flink.runtime.JobException",
+            "Recovery is suppressed by NoRestartBackoffTimeStrategy".into(),
+        ),
+        cause(class, message.to_string()),
+    ]
 }
 
 fn run_work(
     config: &StandinConfig,
     op: &mut Operation,
     work: Work,
-    jobs: &mut Vec<Job>,
+    cluster: &mut Cluster,
     now: Instant,
 ) {
     match work {
         Work::Query { plan, pinned } => {
             let duration = plan.duration(config.honor_rows_per_second);
-            match start_job(jobs, &plan.job_name, pinned, duration, now) {
+            match cluster.start(&plan.job_name, pinned, duration, plan.streaming, now) {
                 Ok(id) => {
                     let source = source_for(
                         &plan,
@@ -1182,13 +1195,14 @@ fn run_work(
             pinned,
             duration,
             sync,
+            streaming,
         } => {
             let duration = if config.honor_rows_per_second {
                 duration
             } else {
                 duration.map(|_| Duration::ZERO)
             };
-            match start_job(jobs, &job_name, pinned, duration, now) {
+            match cluster.start(&job_name, pinned, duration, streaming, now) {
                 Ok(id) => {
                     op.job_id = Some(id.clone());
                     if sync {
@@ -1272,19 +1286,18 @@ fn plan_insert(insert: &Insert, ctx: &PlanContext) -> Result<Option<Duration>, P
 
 fn stop_job(
     session: &Session,
-    jobs: &mut [Job],
+    cluster: &mut Cluster,
     job_id: &str,
     savepoint: bool,
     now: Instant,
 ) -> Outcome {
-    refresh_jobs(jobs, now);
     let failure = |cause: (&str, String)| {
         Outcome::Failed(exceptions::execution_failure(
             &format!("Could not stop job {job_id}"),
             &[cause],
         ))
     };
-    if job_id.len() != 32 || !job_id.chars().all(|c| c.is_ascii_hexdigit()) {
+    let Some(id) = parse_job_id(job_id) else {
         return Outcome::Failed(exceptions::operation_failure(
             "java.lang.IllegalArgumentException",
             &format!(
@@ -1292,56 +1305,48 @@ fn stop_job(
             ),
             &[],
         ));
-    }
-    let Some(job) = jobs
-        .iter_mut()
-        .find(|j| j.id == job_id.to_ascii_lowercase())
-    else {
+    };
+    let directory = session
+        .property("execution.checkpointing.savepoint-dir")
+        .or_else(|| session.property("state.savepoints.dir"));
+    if savepoint && directory.is_none() && cluster.status(&id, now) == Some(JobStatus::Running) {
         return failure((
+            "java.lang.IllegalStateException",
+            "No savepoint directory configured. You can either specify a directory while cancelling via -s :targetDirectory or configure a cluster-wide default via key 'execution.checkpointing.savepoint-dir'.".to_string(),
+        ));
+    }
+    let to = if savepoint {
+        JobStatus::Finished
+    } else {
+        JobStatus::Canceled
+    };
+    match cluster.end(&id, to, now) {
+        None => failure((
             "org.apache.flink.runtime.messages.FlinkJobNotFoundException",
             format!("Could not find Flink job ({job_id})"),
-        ));
-    };
-    if job.status != JobStatus::Running {
-        return failure((
+        )),
+        Some(JobStatus::Running) => match directory.filter(|_| savepoint) {
+            Some(directory) => Outcome::Done(ResultSet::rows(
+                vec![Column {
+                    name: "savepoint path".into(),
+                    ty: DataType::string(),
+                }],
+                vec![vec![Value::Str(savepoint_location(directory, &id))]],
+                true,
+            )),
+            None => Outcome::Done(ResultSet::ok()),
+        },
+        Some(status) => failure((
             "org.apache.flink.runtime.messages.FlinkJobTerminatedWithoutCancellationException",
             format!(
                 "Flink job ({job_id}) was not canceled, but instead {}.",
-                job.status.name()
+                status.name()
             ),
-        ));
+        )),
     }
-    if savepoint {
-        let dir = session
-            .property("execution.checkpointing.savepoint-dir")
-            .or_else(|| session.property("state.savepoints.dir"));
-        let Some(dir) = dir else {
-            return failure((
-                "java.lang.IllegalStateException",
-                "No savepoint directory configured. You can either specify a directory while cancelling via -s :targetDirectory or configure a cluster-wide default via key 'execution.checkpointing.savepoint-dir'.".to_string(),
-            ));
-        };
-        job.status = JobStatus::Finished;
-        let path = format!(
-            "{}/savepoint-{}-{}",
-            dir.trim_end_matches('/'),
-            &job.id[..6],
-            &new_job_id()[..12]
-        );
-        return Outcome::Done(ResultSet::rows(
-            vec![Column {
-                name: "savepoint path".into(),
-                ty: DataType::string(),
-            }],
-            vec![vec![Value::Str(path)]],
-            true,
-        ));
-    }
-    job.status = JobStatus::Canceled;
-    Outcome::Done(ResultSet::ok())
 }
 
-fn show(session: &Session, jobs: &mut [Job], kind: ShowKind, now: Instant) -> ResultSet {
+fn show(session: &Session, cluster: &mut Cluster, kind: ShowKind, now: Instant) -> ResultSet {
     let single = |name: &str, rows: Vec<String>| {
         ResultSet::rows(
             vec![Column {
@@ -1354,50 +1359,57 @@ fn show(session: &Session, jobs: &mut [Job], kind: ShowKind, now: Instant) -> Re
     };
     match kind {
         ShowKind::Tables => single("table name", session.tables.keys().cloned().collect()),
-        ShowKind::Views => single("view name", vec![]),
+        ShowKind::Views => single(
+            "view name",
+            session
+                .tables
+                .values()
+                .filter(|t| t.view.is_some())
+                .map(|t| t.name.clone())
+                .collect(),
+        ),
         ShowKind::Catalogs => single("catalog name", vec!["default_catalog".into()]),
         ShowKind::Databases => single("database name", vec!["default_database".into()]),
         ShowKind::CurrentCatalog => single("current catalog name", vec!["default_catalog".into()]),
         ShowKind::CurrentDatabase => {
             single("current database name", vec!["default_database".into()])
         }
-        ShowKind::Jobs => {
-            refresh_jobs(jobs, now);
-            ResultSet::rows(
-                vec![
-                    Column {
-                        name: "job id".into(),
-                        ty: DataType::string(),
-                    },
-                    Column {
-                        name: "job name".into(),
-                        ty: DataType::string(),
-                    },
-                    Column {
-                        name: "status".into(),
-                        ty: DataType::string(),
-                    },
-                    Column {
-                        name: "start time".into(),
-                        ty: DataType::nullable(LogicalType::TimestampLtz(6)),
-                    },
-                ],
-                jobs.iter()
-                    .map(|j| {
-                        vec![
-                            Value::Str(j.id.clone()),
-                            Value::Str(j.name.clone()),
-                            Value::Str(j.status.name().to_string()),
-                            Value::TimestampLtz(Timestamp {
-                                millis: epoch_millis(j.start_wall),
-                                nanos: 0,
-                            }),
-                        ]
-                    })
-                    .collect(),
-                true,
-            )
-        }
+        ShowKind::Jobs => ResultSet::rows(
+            vec![
+                Column {
+                    name: "job id".into(),
+                    ty: DataType::string(),
+                },
+                Column {
+                    name: "job name".into(),
+                    ty: DataType::string(),
+                },
+                Column {
+                    name: "status".into(),
+                    ty: DataType::string(),
+                },
+                Column {
+                    name: "start time".into(),
+                    ty: DataType::nullable(LogicalType::TimestampLtz(6)),
+                },
+            ],
+            cluster
+                .jobs(now)
+                .iter()
+                .map(|j| {
+                    vec![
+                        Value::Str(j.id.clone()),
+                        Value::Str(j.name.clone()),
+                        Value::Str(j.status.name().to_string()),
+                        Value::TimestampLtz(Timestamp {
+                            millis: epoch_millis(j.start_wall),
+                            nanos: 0,
+                        }),
+                    ]
+                })
+                .collect(),
+            true,
+        ),
     }
 }
 

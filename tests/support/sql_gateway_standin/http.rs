@@ -1,5 +1,6 @@
 //! HTTP routing of the SQL Gateway REST API (`/v1`, `/v2`, `/v3` and unversioned paths) onto the
-//! gateway, including the REST layer's own 400 and 404 answers.
+//! gateway, including the REST layer's own 400 and 404 answers, and of the JobManager REST API
+//! (`/config`, `/overview`, `/jobs/...`) onto the cluster.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -70,6 +71,11 @@ pub fn route(
     body: &[u8],
 ) -> Reply {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    if matches!(segments.first(), Some(&("config" | "overview" | "jobs")))
+        && let Some(reply) = gateway.jobmanager(method, &segments, query, body)
+    {
+        return reply;
+    }
     let (version, rest) = match segments.first() {
         Some(first)
             if first.len() >= 2

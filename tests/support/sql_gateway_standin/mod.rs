@@ -1,14 +1,23 @@
-//! A stateful stand-in for the Flink 1.20 SQL Gateway REST endpoint.
+//! A stateful stand-in for the Flink 1.20 SQL Gateway REST endpoint and, on the same port, the
+//! JobManager REST API of the cluster behind it.
 //!
 //! It answers the way the recorded transcripts of a real gateway do: sessions with their
 //! properties, operations that go RUNNING -> FINISHED/ERROR/CANCELED, NOT_READY pages before the
 //! first PAYLOAD page, empty PAYLOAD pages between data pages, result tokens where only the
 //! current and the previous token may be fetched, errors that surface at status/fetch time as
 //! HTTP 500 bodies with Java stack text, and Flink jobs started by SELECT and INSERT statements
-//! (including a caller-chosen `$internal.pipeline.job-id`).
+//! (including a caller-chosen `$internal.pipeline.job-id`; a second submission of the same id
+//! fails at status/fetch time, as Flink rejects it).
+//!
+//! The JobManager API answers `GET /config`, `/overview`, `/jobs`, `/jobs/overview`,
+//! `/jobs/{id}`, `/jobs/{id}/exceptions`, `PATCH /jobs/{id}?mode=cancel`,
+//! `POST /jobs/{id}/stop` (stop-with-savepoint under the client's `triggerId`) and
+//! `GET /jobs/{id}/savepoints/{triggerId}` for those jobs, with the recorded bodies for unknown
+//! and malformed ids. [`Standin::fail_flink_job`] makes a running job fail with a root cause.
 //!
 //! A small SQL front end understands literal SELECTs, `CREATE TABLE ... WITH (...)` for the
-//! `datagen`, `print` and `blackhole` connectors, `SELECT ... FROM t [WHERE ...] [GROUP BY ...]`,
+//! `datagen`, `print` and `blackhole` connectors, `CREATE [TEMPORARY] VIEW v AS SELECT ...` (a
+//! projection or filter, read by later queries), `SELECT ... FROM t [WHERE ...] [GROUP BY ...]`,
 //! `INSERT INTO ... SELECT/VALUES`, `EXECUTE STATEMENT SET`, `SET`/`RESET`, `STOP JOB`, `SHOW`
 //! and `DESCRIBE`. Datagen rows are produced lazily, page by page, from a seeded generator.
 //!
@@ -20,6 +29,12 @@
 //! Bounded INSERT jobs end after `number-of-rows / rows-per-second`; unbounded ones run until
 //! `STOP JOB`; SELECT jobs end with their last row or are canceled when their operation or
 //! session closes.
+//!
+//! A cancel (`PATCH /jobs/{id}`, `STOP JOB`, closing a SELECT's operation) ends the job at once,
+//! but `GET /jobs/{id}` keeps reporting RUNNING for [`StandinConfig::cancel_delay`], as a real
+//! JobManager's cached view does; a stop with savepoint (`POST /jobs/{id}/stop`,
+//! `STOP JOB ... WITH SAVEPOINT`) leaves the job RUNNING that long, then FINISHED. A very long
+//! delay makes cancels never complete for a client polling `GET /jobs/{id}`.
 //!
 //! # Large results
 //! For a fast stream of many rows, create a bounded datagen table with a high
@@ -36,6 +51,7 @@ mod datagen;
 mod exceptions;
 mod gateway;
 mod http;
+mod jobmanager;
 mod lexer;
 mod parser;
 mod pipeline;
@@ -68,7 +84,10 @@ pub struct StandinConfig {
     pub honor_rows_per_second: bool,
     /// Sessions without any request for this long are closed (`sql-gateway.session.idle-timeout`).
     pub session_idle_timeout: Duration,
-    /// The version `/info` reports.
+    /// How long `GET /jobs/{id}` keeps reporting a cancelled job RUNNING (about 1 s recorded),
+    /// and how long a stop with savepoint takes.
+    pub cancel_delay: Duration,
+    /// The version `/info`, `/config` and `/overview` report.
     pub flink_version: String,
 }
 
@@ -81,6 +100,7 @@ impl Default for StandinConfig {
             submit_delay: Duration::from_secs(1),
             honor_rows_per_second: true,
             session_idle_timeout: Duration::from_secs(600),
+            cancel_delay: Duration::from_secs(1),
             flink_version: "1.20.3".to_string(),
         }
     }
@@ -103,7 +123,7 @@ pub struct RecordedStatement {
 
 /// A running stand-in server.
 pub struct Standin {
-    /// E.g. `http://127.0.0.1:41234`.
+    /// E.g. `http://127.0.0.1:41234`: the SQL Gateway and the JobManager REST API.
     pub base_url: String,
     pub addr: SocketAddr,
     gateway: Arc<Gateway>,
@@ -147,7 +167,8 @@ impl Standin {
         self.gateway.open_session_count()
     }
 
-    /// Every `POST .../statements` received, in order.
+    /// Every `POST .../statements` received, in order; with their `executionConfig` these are
+    /// also every submission of a pinned `$internal.pipeline.job-id`, rejected duplicates too.
     pub fn statements(&self) -> Vec<RecordedStatement> {
         self.gateway.statements()
     }
@@ -162,9 +183,17 @@ impl Standin {
         self.gateway.canceled_operations()
     }
 
-    /// Jobs started by SELECT and INSERT statements: id and RUNNING/FINISHED/CANCELED/FAILED.
+    /// Jobs started by SELECT and INSERT statements: id and RUNNING/FINISHED/CANCELED/FAILED, as
+    /// `/jobs/overview` reports them (a cancelled job at once, unlike `GET /jobs/{id}`).
     pub fn flink_jobs(&self) -> Vec<(String, String)> {
         self.gateway.flink_jobs()
+    }
+
+    /// Makes a running Flink job fail at once with `root_cause` (`class: message`, e.g.
+    /// `java.lang.RuntimeException: boom`), which `/jobs/{id}/exceptions` then reports; false
+    /// when no such job runs.
+    pub fn fail_flink_job(&self, flink_job_id: &str, root_cause: &str) -> bool {
+        self.gateway.fail_flink_job(flink_job_id, root_cause)
     }
 
     /// Stops accepting requests and waits (briefly) for the server task to end.

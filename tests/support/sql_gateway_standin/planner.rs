@@ -11,12 +11,21 @@ use super::types::{
     DataType, LogicalType, MAX_LENGTH, Timestamp, Value, parse_date, parse_time, parse_timestamp,
 };
 
-/// A table of the session's in-memory catalog.
+/// A table (or view) of the session's in-memory catalog.
 #[derive(Clone, Debug)]
 pub struct TableDef {
     pub name: String,
     pub columns: Vec<(String, DataType)>,
     pub options: Vec<(String, String)>,
+    /// The query of a view; `None` for a table.
+    pub view: Option<ViewDef>,
+}
+
+/// A view's query and the statement text its spans point into.
+#[derive(Clone, Debug)]
+pub struct ViewDef {
+    pub query: Query,
+    pub text: String,
 }
 
 impl TableDef {
@@ -208,6 +217,43 @@ pub struct EvalCtx {
 }
 
 impl Bound {
+    /// Replaces each column reference by the expression that computes it from an inner row,
+    /// which turns an expression over a view's rows into one over the view's input.
+    pub fn substitute(&self, columns: &[Bound]) -> Bound {
+        let sub = |b: &Bound| Box::new(b.substitute(columns));
+        let all = |bs: &[Bound]| bs.iter().map(|b| b.substitute(columns)).collect();
+        let pairs = |ps: &[(Bound, Bound)]| {
+            ps.iter()
+                .map(|(a, b)| (a.substitute(columns), b.substitute(columns)))
+                .collect()
+        };
+        match self {
+            Bound::Const(v) => Bound::Const(v.clone()),
+            Bound::Col(i) => columns
+                .get(*i)
+                .cloned()
+                .unwrap_or(Bound::Const(Value::Null)),
+            Bound::Cast(b, ty) => Bound::Cast(sub(b), ty.clone()),
+            Bound::Neg(b) => Bound::Neg(sub(b)),
+            Bound::Not(b) => Bound::Not(sub(b)),
+            Bound::Arith(op, l, r, ty) => Bound::Arith(*op, sub(l), sub(r), ty.clone()),
+            Bound::Compare(op, l, r) => Bound::Compare(*op, sub(l), sub(r)),
+            Bound::And(l, r) => Bound::And(sub(l), sub(r)),
+            Bound::Or(l, r) => Bound::Or(sub(l), sub(r)),
+            Bound::Concat(l, r) => Bound::Concat(sub(l), sub(r)),
+            Bound::IsNull(b, negated) => Bound::IsNull(sub(b), *negated),
+            Bound::Like(l, r, negated) => Bound::Like(sub(l), sub(r), *negated),
+            Bound::InList(b, list, negated) => Bound::InList(sub(b), all(list), *negated),
+            Bound::Case(whens, otherwise) => {
+                Bound::Case(pairs(whens), otherwise.as_ref().map(|o| sub(o)))
+            }
+            Bound::Array(items) => Bound::Array(all(items)),
+            Bound::Map(entries) => Bound::Map(pairs(entries)),
+            Bound::Row(items) => Bound::Row(all(items)),
+            Bound::Func(func, args, ty) => Bound::Func(*func, all(args), ty.clone()),
+        }
+    }
+
     pub fn eval(&self, row: &[Value], ctx: &EvalCtx) -> Value {
         match self {
             Bound::Const(v) => v.clone(),
@@ -1354,6 +1400,7 @@ fn cannot_apply(span: Span, op: &str, types: &[&DataType]) -> PlanError {
 // Queries.
 
 /// Everything planning needs from the session.
+#[derive(Clone, Copy)]
 pub struct PlanContext<'a> {
     pub tables: &'a BTreeMap<String, TableDef>,
     pub streaming: bool,
@@ -1506,16 +1553,20 @@ pub fn plan_query(query: &Query, ctx: &PlanContext) -> Result<QueryPlan, PlanErr
         }
         QueryBody::Select(select) => select,
     };
-    let (input, scope_columns, table_name) = match &select.from {
-        None => (Input::OneRow, vec![], None),
+    let (input, scope_columns, table_name, nested) = match &select.from {
+        None => (Input::OneRow, vec![], None, None),
         Some(FromItem::Values { rows, columns, .. }) => {
             let (input, cols) = values_input(rows, columns, ctx)?;
-            (input, cols, None)
+            (input, cols, None, None)
         }
-        Some(FromItem::Subquery { .. }) => {
-            return Err(PlanError::Table(
-                "Unsupported query: subqueries in FROM".into(),
-            ));
+        Some(FromItem::Subquery { query, .. }) => {
+            let inner = Nested::of(plan_query(query, ctx)?)?;
+            (
+                inner.input.clone(),
+                inner.columns.clone(),
+                None,
+                Some(inner),
+            )
         }
         Some(FromItem::Table { name, .. }) => {
             let table = ctx
@@ -1525,8 +1576,23 @@ pub fn plan_query(query: &Query, ctx: &PlanContext) -> Result<QueryPlan, PlanErr
                     span: Some(name.span),
                     message: format!("Object '{}' not found", name.name),
                 })?;
-            // the connector is resolved after validation, as the planner does
-            (Input::Empty, table.columns.clone(), Some(table))
+            match &table.view {
+                Some(view) => {
+                    let view_ctx = PlanContext {
+                        text: &view.text,
+                        ..*ctx
+                    };
+                    let inner = Nested::of(plan_query(&view.query, &view_ctx)?)?;
+                    (
+                        inner.input.clone(),
+                        inner.columns.clone(),
+                        None,
+                        Some(inner),
+                    )
+                }
+                // the connector is resolved after validation, as the planner does
+                None => (Input::Empty, table.columns.clone(), Some(table), None),
+            }
         }
     };
     let scope = Scope {
@@ -1681,6 +1747,10 @@ pub fn plan_query(query: &Query, ctx: &PlanContext) -> Result<QueryPlan, PlanErr
         }
         Shape::Aggregate { keys, aggs, output }
     };
+    let (filter, shape) = match nested {
+        None => (filter, shape),
+        Some(inner) => inner.compose(filter, shape),
+    };
     let input = match table_name {
         None => input,
         Some(table) => {
@@ -1709,6 +1779,55 @@ pub fn plan_query(query: &Query, ctx: &PlanContext) -> Result<QueryPlan, PlanErr
         streaming: ctx.streaming,
         job_name: job_name_of(ctx, query),
     })
+}
+
+/// A view or subquery read by another query: its rows are a projection of its own input, so
+/// the outer query is rewritten to read that input directly.
+struct Nested {
+    input: Input,
+    columns: Vec<(String, DataType)>,
+    projection: Vec<Bound>,
+    filter: Option<Bound>,
+}
+
+impl Nested {
+    fn of(plan: QueryPlan) -> Result<Nested, PlanError> {
+        match plan.shape {
+            Shape::Project(projection) if plan.limit.is_none() => Ok(Nested {
+                input: plan.input,
+                columns: plan.columns.into_iter().map(|c| (c.name, c.ty)).collect(),
+                projection,
+                filter: plan.filter,
+            }),
+            _ => Err(PlanError::Table(
+                "Unsupported query: aggregations or LIMIT in a view or subquery".into(),
+            )),
+        }
+    }
+
+    /// Rewrites the filter and shape of the outer query over the nested query's input.
+    fn compose(self, filter: Option<Bound>, shape: Shape) -> (Option<Bound>, Shape) {
+        let sub = |b: &Bound| b.substitute(&self.projection);
+        let filter = match (self.filter.clone(), filter.as_ref().map(sub)) {
+            (Some(inner), Some(outer)) => Some(Bound::And(Box::new(inner), Box::new(outer))),
+            (inner, outer) => inner.or(outer),
+        };
+        let shape = match shape {
+            Shape::Project(items) => Shape::Project(items.iter().map(sub).collect()),
+            Shape::Aggregate { keys, aggs, output } => Shape::Aggregate {
+                keys: keys.iter().map(sub).collect(),
+                aggs: aggs
+                    .into_iter()
+                    .map(|a| AggSpec {
+                        arg: a.arg.as_ref().map(sub),
+                        ..a
+                    })
+                    .collect(),
+                output,
+            },
+        };
+        (filter, shape)
+    }
 }
 
 fn output_name(e: &Expr, alias: &Option<String>, index: usize) -> String {
