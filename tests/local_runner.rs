@@ -120,14 +120,22 @@ async fn wait_until_ended(runner: &LocalRunner, job_id: JobId) -> SubmitterState
 
 /// Polls until `check` holds.
 async fn wait_until(what: &str, limit: Duration, check: impl Fn() -> bool) {
+    assert!(
+        holds_within(limit, check).await,
+        "timed out waiting for {what}"
+    );
+}
+
+/// Polls until `check` holds; false when it still does not after `limit`.
+async fn holds_within(limit: Duration, check: impl Fn() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + limit;
     while !check() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    true
 }
 
 /// Returns the arguments the stand-in launcher printed.
@@ -151,14 +159,17 @@ fn printed_value(output: &str, key: &str) -> Option<String> {
 async fn launcher_pid(fake: &FakeFlink) -> u32 {
     let pid_file = fake.file("pid");
     wait_until("the launcher's pid", LIMIT, || {
-        std::fs::read_to_string(&pid_file).is_ok_and(|pid| pid.ends_with('\n'))
+        read_pid(&pid_file).is_some()
     })
     .await;
-    std::fs::read_to_string(&pid_file)
-        .expect("pid")
-        .trim()
-        .parse()
-        .expect("pid number")
+    read_pid(&pid_file).expect("pid")
+}
+
+/// Reads a pid a launcher wrote with `echo` (None until the whole line is there).
+fn read_pid(file: &Path) -> Option<u32> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let line = text.strip_suffix('\n')?;
+    Some(line.parse().expect("pid number"))
 }
 
 /// Returns the processes whose command line mentions `needle`.
@@ -178,13 +189,21 @@ fn processes_mentioning(needle: &str) -> Vec<u32> {
 }
 
 fn is_running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            stat.rsplit_once(") ")
-                .and_then(|(_, rest)| rest.chars().next())
-        })
+    stat_fields(pid)
+        .and_then(|fields| fields.first().and_then(|state| state.chars().next()))
         .is_some_and(|state| state != 'Z' && state != 'X')
+}
+
+/// Returns the parent of a process.
+fn parent_of(pid: u32) -> Option<u32> {
+    stat_fields(pid)?.get(1)?.parse().ok()
+}
+
+/// Returns the fields of `/proc/<pid>/stat` after the command name: state, ppid, ...
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(") ")?;
+    Some(rest.split_whitespace().map(str::to_string).collect())
 }
 
 #[tokio::test]
@@ -536,15 +555,57 @@ async fn delete_kills_a_running_submitter_and_removes_its_directory() {
 }
 
 #[tokio::test]
-async fn delete_kills_a_submitter_that_ignores_sigterm() {
-    let fake = FakeFlink::new("trap '' TERM\necho $$ > \"$FLINK_HOME/pid\"\nexec sleep 600\n");
+async fn delete_stops_the_processes_a_submitter_started() {
+    let fake = FakeFlink::new(
+        "sleep 600 &\n\
+         echo $! > \"$FLINK_HOME/grandchild\"\n\
+         echo $$ > \"$FLINK_HOME/pid\"\n\
+         exec sleep 600\n",
+    );
     let runner = fake.runner();
     let spec = submitter(program("print(1)"));
     runner.start(&spec).await.expect("start");
     let pid = launcher_pid(&fake).await;
+    let grandchild = read_pid(&fake.file("grandchild")).expect("grandchild pid");
+    assert_eq!(parent_of(grandchild), Some(pid));
+
+    let started = std::time::Instant::now();
+    runner.delete(spec.job_id).await.expect("delete");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "delete took {:?}",
+        started.elapsed()
+    );
+    assert!(!is_running(pid), "launcher {pid} survived delete");
+    // Signalled with its group; its new parent reaps it in its own time.
+    wait_until("the launcher's child to stop", LIMIT, || {
+        !is_running(grandchild)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn delete_kills_a_submitter_that_ignores_sigterm() {
+    // The background child inherits the ignored SIGTERM.
+    let fake = FakeFlink::new(
+        "trap '' TERM\n\
+         sleep 600 &\n\
+         echo $! > \"$FLINK_HOME/grandchild\"\n\
+         echo $$ > \"$FLINK_HOME/pid\"\n\
+         exec sleep 600\n",
+    );
+    let runner = fake.runner();
+    let spec = submitter(program("print(1)"));
+    runner.start(&spec).await.expect("start");
+    let pid = launcher_pid(&fake).await;
+    let grandchild = read_pid(&fake.file("grandchild")).expect("grandchild pid");
     runner.delete(spec.job_id).await.expect("delete");
     assert!(!is_running(pid), "launcher {pid} survived delete");
     assert!(!runner.job_dir(spec.job_id).exists());
+    wait_until("the launcher's child to be killed", LIMIT, || {
+        !is_running(grandchild)
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -556,6 +617,114 @@ async fn dropping_the_runner_kills_its_submitters() {
     let pid = launcher_pid(&fake).await;
     drop(runner);
     wait_until("the launcher to be killed", LIMIT, || !is_running(pid)).await;
+}
+
+/// Names the FLINK_HOME of the broker a re-executed copy of this test binary plays.
+const BROKER_FLINK_HOME_VAR: &str = "FLINKBROKER_TEST_BROKER_FLINK_HOME";
+/// Names the work directory of that broker.
+const BROKER_WORK_DIR_VAR: &str = "FLINKBROKER_TEST_BROKER_WORK_DIR";
+
+/// A copy of this test binary running [`broker_process_for_parent_death_tests`]; killed and
+/// reaped when dropped.
+struct BrokerProcess {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl BrokerProcess {
+    /// Starts a broker process whose runner uses `fake`'s launcher.
+    fn start(fake: &FakeFlink) -> Self {
+        let log = fake.work.path().join("broker.log");
+        let log_file = std::fs::File::create(&log).expect("broker log");
+        let child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "broker_process_for_parent_death_tests",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(BROKER_FLINK_HOME_VAR, fake.home.path())
+            .env(BROKER_WORK_DIR_VAR, fake.work.path().join("submitters"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(log_file.try_clone().expect("broker log"))
+            .stderr(log_file)
+            .spawn()
+            .expect("broker process");
+        Self { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Plays the broker for the parent-death tests, in a process of its own: starts a submitter
+/// with the launcher of the FLINK_HOME it is given, then runs until its stdin closes or it is
+/// killed.
+#[tokio::test]
+#[ignore = "run in a child process by the parent-death tests"]
+async fn broker_process_for_parent_death_tests() {
+    let (Some(flink_home), Some(work_dir)) = (
+        std::env::var_os(BROKER_FLINK_HOME_VAR),
+        std::env::var_os(BROKER_WORK_DIR_VAR),
+    ) else {
+        return;
+    };
+    let runner = LocalRunner::new(LocalRunnerConfig {
+        flink_home: flink_home.into(),
+        jobmanager_address: "127.0.0.1:8081".into(),
+        python_executable: None,
+        work_dir: work_dir.into(),
+    })
+    .expect("runner");
+    let spec = submitter(program("print(1)"));
+    runner.start(&spec).await.expect("start");
+    // The submitter was spawned from this thread, which stays alive (in block_on) until then.
+    tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink()))
+        .await
+        .expect("stdin reader")
+        .expect("read stdin");
+}
+
+#[tokio::test]
+async fn a_submitter_dies_with_its_killed_broker() {
+    let fake = FakeFlink::new("echo $$ > \"$FLINK_HOME/pid\"\nexec sleep 600\n");
+    let mut broker = BrokerProcess::start(&fake);
+    let pid_file = fake.file("pid");
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    let pid = loop {
+        if let Some(pid) = read_pid(&pid_file) {
+            break pid;
+        }
+        if let Some(status) = broker.child.try_wait().expect("broker status") {
+            panic!("broker process ended ({status}):\n{}", broker.log());
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no submitter started; broker log:\n{}",
+            broker.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(parent_of(pid), Some(broker.child.id()));
+    assert!(is_running(pid));
+
+    broker.child.kill().expect("SIGKILL the broker");
+    broker.child.wait().expect("reap the broker");
+
+    if !holds_within(Duration::from_secs(10), || !is_running(pid)).await {
+        // SAFETY: kill(2) takes no pointers; the launcher still runs, so its pid is its own.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        panic!("submitter {pid} outlived its killed broker");
+    }
 }
 
 #[tokio::test]

@@ -3,11 +3,13 @@
 //! Each submission gets a private directory, `<work_dir>/<job id>/` (mode 0700), holding
 //! `program/` (the program's files, the `-py`/`-pyfs` directory and the child's working
 //! directory) and `log/` (the `flink` client's log, unless `FLINK_LOG_DIR` is set). The child
-//! is started without a shell; its stdout and stderr land in one bounded tail. Children are
-//! stopped (SIGTERM, then SIGKILL) when they are deleted and when the runner is dropped, and
-//! killed when the runtime shuts down.
+//! is started without a shell, in a process group of its own; its stdout and stderr land in
+//! one bounded tail. A child's group is stopped (SIGTERM, then SIGKILL) when the child is
+//! deleted and when the runner is dropped. The child is killed when the runtime shuts down
+//! and, on Linux, when the broker dies (a parent-death signal).
 
 mod output;
+mod process;
 mod program;
 
 use std::collections::HashMap;
@@ -198,6 +200,9 @@ impl LocalRunner {
         if std::env::var_os("FLINK_LOG_DIR").is_none() {
             command.env("FLINK_LOG_DIR", job_dir.join(LOG_DIR));
         }
+        process::tie_to_broker(&mut command);
+        // The parent-death signal follows the thread that spawns: this runs on the thread
+        // polling `start`, a runtime worker, not on a `spawn_blocking` thread.
         let mut child = command
             .spawn()
             .map_err(|error| RunnerError::Local(format!("cannot run {launcher}: {error}")))?;
@@ -391,7 +396,7 @@ async fn supervise(
             Err(error) => Outcome::Lost(format!("cannot wait for flink run: {error}")),
         },
         () = stop.cancelled() => {
-            stop_child(job_id, &mut child).await;
+            process::stop(job_id, &mut child, TERM_GRACE).await;
             Outcome::Killed
         }
     };
@@ -408,35 +413,6 @@ async fn supervise(
         Outcome::Lost(reason) => warn!(job_id = %job_id, %reason, "submitter lost"),
     }
     outcome.send_replace(Some(ended));
-}
-
-/// Stops a child: SIGTERM first, so that `flink`'s shutdown hooks stop the Python driver it
-/// started (a SIGKILL leaves the driver running), then SIGKILL after [`TERM_GRACE`].
-async fn stop_child(job_id: JobId, child: &mut Child) {
-    // The pid cannot be reused before the child is reaped, and only `child` reaps it.
-    if let Some(pid) = child.id()
-        && send_sigterm(pid).await
-        && let Ok(Ok(_)) = tokio::time::timeout(TERM_GRACE, child.wait()).await
-    {
-        return;
-    }
-    if let Err(error) = child.kill().await {
-        warn!(job_id = %job_id, %error, "cannot kill the submitter");
-    }
-}
-
-/// Sends SIGTERM with kill(1), since the standard library can only send SIGKILL; false when
-/// it could not be sent.
-async fn send_sigterm(pid: u32) -> bool {
-    Command::new("kill")
-        .arg("-TERM")
-        .arg(pid.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await
-        .is_ok_and(|status| status.success())
 }
 
 /// Lets the output readers reach end of file (within [`OUTPUT_DRAIN_TIMEOUT`]), or aborts
