@@ -268,6 +268,7 @@ fn limits(config: &ServeConfig) -> Limits {
         max_stream_duration: config.max_stream_duration,
         max_parallelism: config.max_parallelism,
         script_url_prefixes: config.script_url_prefixes.clone(),
+        cancel_timeout: config.cancel_timeout,
     }
 }
 

@@ -86,6 +86,10 @@ pub struct ServeConfig {
     #[arg(long, env = "FLINKBROKER_MAX_FETCH_BACKOFF", default_value = "500ms", value_parser = parse_duration)]
     pub max_fetch_backoff: Duration,
 
+    /// How long a cancelled job's Flink jobs may take to stop before the job turns FAILED.
+    #[arg(long, env = "FLINKBROKER_CANCEL_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub cancel_timeout: Duration,
+
     /// Longest a StreamOperationResults call may run, whatever the caller asks.
     #[arg(long, env = "FLINKBROKER_MAX_STREAM_DURATION", default_value = "24h", value_parser = parse_duration)]
     pub max_stream_duration: Duration,

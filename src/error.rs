@@ -32,6 +32,9 @@ pub enum Error {
     /// The broker is shutting down.
     #[error("flinkbroker is shutting down")]
     ShuttingDown,
+    /// The broker cannot serve the request right now; retrying later may succeed.
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Gateway(#[from] GatewayError),
     #[error(transparent)]
@@ -71,7 +74,7 @@ impl From<Error> for tonic::Status {
             Error::FailedPrecondition(_) => Code::FailedPrecondition,
             Error::OutOfRange(_) => Code::OutOfRange,
             Error::Unimplemented(_) => Code::Unimplemented,
-            Error::ShuttingDown => Code::Unavailable,
+            Error::ShuttingDown | Error::Unavailable(_) => Code::Unavailable,
             Error::Gateway(gateway) => match gateway {
                 GatewayError::Unreachable(_) => Code::Unavailable,
                 GatewayError::UnsupportedVersion { .. } => Code::FailedPrecondition,

@@ -7,6 +7,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::sql_script::StatementKind;
+
 /// Namespace for the Flink job ids the broker derives from its own job ids.
 const FLINK_JOB_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_6b1e_2a8d_4c59_9d0e_5a3b_f1c2_7e44);
 
@@ -25,7 +27,17 @@ impl JobId {
     /// The same broker job and index always give the same id, so a retried submission can
     /// never start a second Flink job: Flink rejects a duplicate job id.
     pub fn flink_job_id_for_statement(&self, statement_index: u32) -> String {
-        self.derive_flink_job_id(&format!("statement/{statement_index}"))
+        self.flink_job_id_for_statement_attempt(statement_index, 0)
+    }
+
+    /// Derives the Flink job id of one attempt at a statement. Attempt 0 is the first run;
+    /// a query re-run after a broker restart gets the next attempt, and so a new id.
+    pub fn flink_job_id_for_statement_attempt(&self, statement_index: u32, attempt: u32) -> String {
+        if attempt == 0 {
+            self.derive_flink_job_id(&format!("statement/{statement_index}"))
+        } else {
+            self.derive_flink_job_id(&format!("statement/{statement_index}/attempt/{attempt}"))
+        }
     }
 
     /// Derives the Flink job id (32 lowercase hex) for a Python program.
@@ -87,6 +99,8 @@ pub enum JobState {
     Pending,
     Submitting,
     Running,
+    /// CancelJob was accepted; the job's Flink jobs are being stopped.
+    Canceling,
     Finished,
     Failed,
     Canceled,
@@ -107,6 +121,7 @@ impl JobState {
             JobState::Pending => "PENDING",
             JobState::Submitting => "SUBMITTING",
             JobState::Running => "RUNNING",
+            JobState::Canceling => "CANCELING",
             JobState::Finished => "FINISHED",
             JobState::Failed => "FAILED",
             JobState::Canceled => "CANCELED",
@@ -119,6 +134,7 @@ impl JobState {
             "PENDING" => JobState::Pending,
             "SUBMITTING" => JobState::Submitting,
             "RUNNING" => JobState::Running,
+            "CANCELING" => JobState::Canceling,
             "FINISHED" => JobState::Finished,
             "FAILED" => JobState::Failed,
             "CANCELED" => JobState::Canceled,
@@ -245,7 +261,14 @@ pub struct StatementRecord {
     pub operation_handle: Option<String>,
     pub flink_job_id: Option<String>,
     pub error: Option<String>,
+    /// True when the statement's results are part of the job's outcome (see
+    /// [`StatementKind::is_result`]): the job waits until they were read to their end.
     pub is_query: bool,
+    /// What the statement is, classified once when the job was submitted.
+    pub kind: StatementKind,
+    /// How many times the statement was re-run after a broker restart (its Flink job id
+    /// follows the attempt).
+    pub attempt: u32,
 }
 
 /// One change of a job's state.
@@ -275,6 +298,8 @@ pub struct Job {
     pub flink_job_id: Option<String>,
     /// Python jobs: the tail of the submitter's output.
     pub submitter_output: Option<String>,
+    /// Where the savepoint of a stop-with-savepoint was written.
+    pub savepoint_path: Option<String>,
     pub statements: Vec<StatementRecord>,
     pub history: Vec<StateTransition>,
 }

@@ -127,6 +127,66 @@ impl StatementKind {
     pub fn returns_rows(&self) -> bool {
         matches!(self, Self::Query | Self::Show)
     }
+
+    /// True when the statement's results are part of its job's outcome: queries, and a last
+    /// statement that returns rows. The job waits until they were read to their end.
+    pub fn is_result(&self, index: usize, count: usize) -> bool {
+        *self == Self::Query || (self.returns_rows() && index + 1 == count)
+    }
+
+    /// True when the statement starts a Flink job that runs on after its submission and is
+    /// followed to its end (INSERT, statement sets).
+    pub fn runs_on_after_submission(&self) -> bool {
+        matches!(self, Self::Insert | Self::StatementSet)
+    }
+
+    /// Returns the name stored in the database.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Query => "QUERY",
+            Self::Insert => "INSERT",
+            Self::StatementSet => "STATEMENT_SET",
+            Self::Set => "SET",
+            Self::Reset => "RESET",
+            Self::Ddl => "DDL",
+            Self::Show => "SHOW",
+            Self::StopJob => "STOP_JOB",
+            Self::Other => "OTHER",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(stored: &str) -> Option<Self> {
+        Some(match stored {
+            "QUERY" => Self::Query,
+            "INSERT" => Self::Insert,
+            "STATEMENT_SET" => Self::StatementSet,
+            "SET" => Self::Set,
+            "RESET" => Self::Reset,
+            "DDL" => Self::Ddl,
+            "SHOW" => Self::Show,
+            "STOP_JOB" => Self::StopJob,
+            "OTHER" => Self::Other,
+            _ => return None,
+        })
+    }
+}
+
+/// Returns true when `statement` (of `kind`) builds the state of its gateway session: `SET`,
+/// `RESET`, and catalog and session changes (`CREATE`, `DROP`, `ALTER`, `USE`, `LOAD`,
+/// `UNLOAD`, `ADD JAR`, `REMOVE JAR`). A new session must see them again before the script
+/// goes on; data changes (`TRUNCATE`) and `ANALYZE` are not repeated.
+pub fn builds_session_state(kind: StatementKind, statement: &str) -> bool {
+    match kind {
+        StatementKind::Set | StatementKind::Reset => true,
+        StatementKind::Ddl => match Lexer::new(statement).map_while(Result::ok).next() {
+            Some(first) => !["TRUNCATE", "ANALYZE"]
+                .iter()
+                .any(|keyword| first.is_keyword(statement, keyword)),
+            None => false,
+        },
+        _ => false,
+    }
 }
 
 /// Splits a script into its statements.

@@ -13,7 +13,7 @@ mod sql_gateway_standin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use broker::{Options, TestBroker};
+use broker::{Options, TestBroker, wait_for_state};
 use flink_cluster::FlinkCluster;
 use flinkbroker::flink::RestJobManager;
 use flinkbroker::job::JobId;
@@ -240,10 +240,16 @@ async fn python_jobs_run_fail_and_cancel_on_a_real_flink_cluster() {
         .await
         .expect("cancel")
         .into_inner();
-    assert_eq!(canceled.state(), JobState::Canceled);
+    assert_eq!(canceled.state(), JobState::Canceling);
+    // CANCELED is said only once the JobManager says the Flink job stopped.
+    let canceled = wait_for_state(&client, &unbounded.id, JobState::Canceled).await;
     assert_eq!(
         cluster
-            .wait_for_job_state(&unbounded.flink_job_id, &["CANCELED"], LIMIT)
+            .wait_for_job_state(
+                &unbounded.flink_job_id,
+                &["CANCELED"],
+                Duration::from_secs(1)
+            )
             .await,
         "CANCELED"
     );
@@ -284,7 +290,13 @@ async fn python_jobs_run_fail_and_cancel_on_a_real_flink_cluster() {
         .await
         .expect("stop with savepoint")
         .into_inner();
-    assert_eq!(stopped.state(), JobState::Canceled);
+    assert_eq!(stopped.state(), JobState::Canceling);
+    let stopped = wait_for_state(&client, &to_stop.id, JobState::Canceled).await;
+    assert!(
+        stopped.savepoint_path.starts_with("file:"),
+        "{}",
+        stopped.savepoint_path
+    );
     assert!(
         stopped
             .state_reason

@@ -12,8 +12,8 @@ use broker::{TestBroker, eventually, wait_for_state};
 use flinkbroker::app::{JOB_SERVICE_HEALTH, JOBMANAGER_HEALTH, SQL_GATEWAY_HEALTH};
 use flinkbroker::proto::stream_operation_results_response::Message;
 use flinkbroker::proto::{
-    CancelJobRequest, JobState, RuntimeMode, StreamOperationResultsRequest, SubmitSqlRequest,
-    WatchJobRequest,
+    CancelJobRequest, GetJobRequest, JobState, RuntimeMode, StreamOperationResultsRequest,
+    SubmitSqlRequest, WatchJobRequest,
 };
 use tokio_stream::StreamExt;
 use tonic::Code;
@@ -146,7 +146,7 @@ async fn health_reports_the_broker_and_each_dependency_by_name() {
 }
 
 #[tokio::test]
-async fn unreachable_gateway_fails_the_job_and_shows_in_health_only() {
+async fn unreachable_gateway_holds_the_job_until_cancelled_and_shows_in_health_only() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}", closed.local_addr().expect("addr"));
     drop(closed);
@@ -163,12 +163,33 @@ async fn unreachable_gateway_fails_the_job_and_shows_in_health_only() {
         .await
         .expect("recorded even when the gateway is down")
         .into_inner();
-    let failed = wait_for_state(&client, &job.id, JobState::Failed).await;
-    assert!(
-        failed.state_reason.contains("sql gateway unreachable"),
-        "{}",
-        failed.state_reason
-    );
+    // A gateway that is down is no reason for the job to fail: it waits, and says why.
+    let waiting = eventually("the job waits for the gateway", LIMIT, || {
+        let mut client = client.clone();
+        let id = job.id.clone();
+        async move {
+            let job = client
+                .get_job(GetJobRequest { job_id: id })
+                .await
+                .ok()?
+                .into_inner();
+            job.state_reason
+                .starts_with("waiting for the sql gateway: sql gateway unreachable")
+                .then_some(job)
+        }
+    })
+    .await;
+    assert_eq!(waiting.state(), JobState::Submitting);
+    let canceling = client
+        .cancel_job(CancelJobRequest {
+            job_id: job.id.clone(),
+            ..CancelJobRequest::default()
+        })
+        .await
+        .expect("cancel")
+        .into_inner();
+    assert_eq!(canceling.state(), JobState::Canceling);
+    wait_for_state(&client, &job.id, JobState::Canceled).await;
     broker.stop().await;
 }
 

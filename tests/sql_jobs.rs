@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use broker::{TestBroker, eventually, wait_for_state};
-use flinkbroker::flink::FlinkJobStatus;
 use flinkbroker::job::JobId;
 use flinkbroker::proto::job_service_client::JobServiceClient;
 use flinkbroker::proto::stream_end::Reason;
@@ -404,13 +403,21 @@ async fn insert_runs_under_its_derived_flink_job_id_until_the_flink_job_finishes
         .parse::<JobId>()
         .expect("job id")
         .flink_job_id_for_statement(2);
-    let running = wait_for_state(&client, &job.id, JobState::Running).await;
-    assert_eq!(running.statements[2].flink_job_id, expected);
-    assert!(
-        running.state_reason.contains(&expected),
+    let (states, finished) = watch_to_end(&mut client, &job.id).await;
+    assert_eq!(
+        finished.state(),
+        JobState::Finished,
         "{}",
-        running.state_reason
+        finished.state_reason
     );
+    assert!(states.contains(&JobState::Running), "{states:?}");
+    assert_eq!(finished.statements[2].flink_job_id, expected);
+    let running = finished
+        .history
+        .iter()
+        .find(|entry| entry.state() == JobState::Running)
+        .expect("a RUNNING entry");
+    assert!(running.reason.contains(&expected), "{}", running.reason);
     let sent = broker.standin.statements();
     assert_eq!(
         sent[2].execution_config.get("$internal.pipeline.job-id"),
@@ -421,19 +428,9 @@ async fn insert_runs_under_its_derived_flink_job_id_until_the_flink_job_finishes
             .standin
             .flink_jobs()
             .iter()
-            .any(|(id, _)| id == &expected),
-        "the gateway started the job under the pinned id"
-    );
-
-    broker
-        .jobmanager
-        .set_status(&expected, FlinkJobStatus::Finished);
-    let (_, finished) = watch_to_end(&mut client, &job.id).await;
-    assert_eq!(
-        finished.state(),
-        JobState::Finished,
-        "{}",
-        finished.state_reason
+            .any(|(id, status)| id == &expected && status == "FINISHED"),
+        "the gateway ran the job under the pinned id to its end: {:?}",
+        broker.standin.flink_jobs()
     );
     broker.stop().await;
 }
@@ -443,14 +440,17 @@ async fn flink_job_failing_in_the_cluster_fails_the_job_with_the_root_cause() {
     let broker = TestBroker::start().await;
     let mut client = broker.client().await;
     let script = format!(
-        "{BOUNDED_GEN};\nCREATE TABLE bh_sink (id INT, name STRING, price DOUBLE, ts TIMESTAMP(3)) WITH ('connector'='blackhole');\nINSERT INTO bh_sink SELECT * FROM gen;"
+        "{UNBOUNDED_GEN};\nCREATE TABLE bh_sink (id INT) WITH ('connector'='blackhole');\nINSERT INTO bh_sink SELECT * FROM gen_unbounded;"
     );
     let job = submit(&mut client, sql(&script, RuntimeMode::Streaming)).await;
     let running = wait_for_state(&client, &job.id, JobState::Running).await;
     let flink_job_id = running.statements[2].flink_job_id.clone();
-    broker
-        .jobmanager
-        .fail(&flink_job_id, "java.lang.RuntimeException: poison row");
+    assert!(
+        broker
+            .standin
+            .fail_flink_job(&flink_job_id, "java.lang.RuntimeException: poison row"),
+        "the flink job runs"
+    );
     let (_, failed) = watch_to_end(&mut client, &job.id).await;
     assert_eq!(failed.state(), JobState::Failed);
     assert!(
@@ -572,7 +572,8 @@ async fn max_duration_ends_a_quiet_stream_with_the_time_limit() {
         .await
         .expect("cancel")
         .into_inner();
-    assert_eq!(canceled.state(), JobState::Canceled);
+    assert_eq!(canceled.state(), JobState::Canceling);
+    wait_for_state(&client, &job.id, JobState::Canceled).await;
     broker.stop().await;
 }
 
@@ -617,16 +618,26 @@ async fn cancel_stops_the_query_and_its_flink_jobs_and_repeating_it_changes_noth
         .await
         .expect("cancel")
         .into_inner();
-    assert_eq!(canceled.state(), JobState::Canceled);
-    assert_eq!(canceled.state_reason, "canceled by request");
+    assert_eq!(canceled.state(), JobState::Canceling);
     let end = read.await.expect("reader");
     assert_eq!(end.reason(), Reason::Canceled);
+    let canceled = wait_for_state(&client, &job.id, JobState::Canceled).await;
+    assert_eq!(
+        canceled.state_reason,
+        "canceled by request; every flink job it started has stopped"
+    );
 
     let insert_job = &running.statements[2].flink_job_id;
     let query_job = &running.statements[3].flink_job_id;
-    let cancelled = broker.jobmanager.cancelled();
-    assert!(cancelled.contains(insert_job), "{cancelled:?}");
-    assert!(cancelled.contains(query_job), "{cancelled:?}");
+    let flink_jobs = broker.standin.flink_jobs();
+    for stopped in [insert_job, query_job] {
+        assert!(
+            flink_jobs
+                .iter()
+                .any(|(id, status)| id == stopped && status == "CANCELED"),
+            "{stopped}: {flink_jobs:?}"
+        );
+    }
     eventually("the gateway session closed", LIMIT, || async {
         (broker.standin.open_session_count() == 0).then_some(())
     })
@@ -648,8 +659,11 @@ async fn cancel_stops_the_query_and_its_flink_jobs_and_repeating_it_changes_noth
 
 #[tokio::test]
 async fn cancel_stops_flink_jobs_through_the_gateway_when_the_jobmanager_is_down() {
-    let broker = TestBroker::start().await;
-    broker.jobmanager.refuse_cancels();
+    let broker = TestBroker::start_options(broker::Options {
+        refuse_jobmanager_cancels: true,
+        ..broker::Options::default()
+    })
+    .await;
     let mut client = broker.client().await;
     let script = format!(
         "{UNBOUNDED_GEN};\nCREATE TABLE bh_sink (id INT) WITH ('connector'='blackhole');\nINSERT INTO bh_sink SELECT * FROM gen_unbounded;"
@@ -665,7 +679,8 @@ async fn cancel_stops_flink_jobs_through_the_gateway_when_the_jobmanager_is_down
         .await
         .expect("cancel")
         .into_inner();
-    assert_eq!(canceled.state(), JobState::Canceled);
+    assert_eq!(canceled.state(), JobState::Canceling);
+    wait_for_state(&client, &job.id, JobState::Canceled).await;
     let stop = format!("STOP JOB '{flink_job_id}'");
     assert!(
         broker

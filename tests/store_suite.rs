@@ -16,6 +16,7 @@ use flinkbroker::job::{
     Job, JobId, JobKind, JobSpec, JobState, NewJob, PythonSpec, RuntimeMode, SqlSpec,
     StatementState,
 };
+use flinkbroker::sql_script::StatementKind;
 use flinkbroker::store::{
     CreateOutcome, JobFilter, SeaStore, StatementUpdate, Store, StoreError, pending_statements,
 };
@@ -231,7 +232,7 @@ store_suite!(
     recording_one_job_id_twice_is_an_error,
     concurrent_creates_with_one_request_id_record_one_job,
     transitions_append_history_and_end_terminal_jobs,
-    same_state_transition_only_updates_the_reason,
+    same_state_transition_records_the_new_reason,
     terminal_jobs_refuse_to_move,
     racing_terminal_transitions_let_exactly_one_win,
     statement_updates_change_only_the_given_fields,
@@ -243,6 +244,8 @@ store_suite!(
     unknown_ids_are_not_found,
     list_unfinished_returns_jobs_not_ended,
     gateway_session_is_recorded_and_cleared,
+    statement_kinds_and_attempts_are_recorded,
+    savepoint_path_is_recorded,
     submitter_output_is_recorded,
 );
 
@@ -568,7 +571,7 @@ async fn transitions_append_history_and_end_terminal_jobs(store: Arc<dyn Store>)
     assert_eq!(store.get_job(job.id).await.expect("get"), finished);
 }
 
-async fn same_state_transition_only_updates_the_reason(store: Arc<dyn Store>) {
+async fn same_state_transition_records_the_new_reason(store: Arc<dyn Store>) {
     let job = create(&store, sql_job(None, &[], T0)).await;
     store
         .transition(job.id, JobState::Running, "statement 1 of 3 running")
@@ -582,10 +585,11 @@ async fn same_state_transition_only_updates_the_reason(store: Arc<dyn Store>) {
     assert_eq!(updated.state_reason, "statement 2 of 3 running");
     assert_eq!(
         updated.history.len(),
-        2,
-        "no history entry for the same state"
+        3,
+        "a new reason in the same state is history"
     );
     assert_eq!(updated.history[1].reason, "statement 1 of 3 running");
+    assert_eq!(updated.history[2].reason, "statement 2 of 3 running");
 
     let repeated = store
         .transition(job.id, JobState::Running, "statement 2 of 3 running")
@@ -1052,6 +1056,65 @@ async fn gateway_session_is_recorded_and_cleared(store: Arc<dyn Store>) {
     );
 }
 
+async fn statement_kinds_and_attempts_are_recorded(store: Arc<dyn Store>) {
+    let job = create(&store, sql_job(None, &[], T0)).await;
+    let kinds: Vec<StatementKind> = job.statements.iter().map(|s| s.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            StatementKind::Ddl,
+            StatementKind::Insert,
+            StatementKind::Query
+        ]
+    );
+    assert_eq!(
+        store.get_job(job.id).await.expect("get").statements,
+        job.statements,
+        "kinds read back as classified at submission"
+    );
+    assert!(job.statements.iter().all(|s| s.attempt == 0));
+    store
+        .update_statement(
+            job.id,
+            2,
+            StatementUpdate {
+                attempt: Some(3),
+                flink_job_id: Some(job.id.flink_job_id_for_statement_attempt(2, 3)),
+                ..StatementUpdate::default()
+            },
+        )
+        .await
+        .expect("attempt");
+    let read = store.get_job(job.id).await.expect("get");
+    assert_eq!(read.statements[2].attempt, 3);
+    assert_eq!(read.statements[2].kind, StatementKind::Query);
+    assert_ne!(
+        read.statements[2].flink_job_id.as_deref(),
+        Some(job.id.flink_job_id_for_statement(2).as_str()),
+        "a new attempt runs under a new flink job id"
+    );
+}
+
+async fn savepoint_path_is_recorded(store: Arc<dyn Store>) {
+    let job = create(&store, python_job(&[], T0)).await;
+    assert_eq!(job.savepoint_path, None);
+    store
+        .set_savepoint_path(job.id, "file:/savepoints/savepoint-4f2a1c-0123456789ab")
+        .await
+        .expect("set savepoint path");
+    let read = store.get_job(job.id).await.expect("get");
+    assert_eq!(
+        read.savepoint_path.as_deref(),
+        Some("file:/savepoints/savepoint-4f2a1c-0123456789ab")
+    );
+    assert!(matches!(
+        store
+            .set_savepoint_path(JobId::new_random(), "file:/x")
+            .await,
+        Err(StoreError::JobNotFound(_))
+    ));
+}
+
 async fn submitter_output_is_recorded(store: Arc<dyn Store>) {
     let job = create(&store, python_job(&[], T0)).await;
     store
@@ -1096,7 +1159,10 @@ async fn migrations_run_again_without_changes(test_store: &TestStore) {
         .expect("count migrations")
         .expect("a row");
     let applied: i64 = row.try_get("", "applied").expect("count");
-    assert_eq!(applied, 1, "each migration is recorded once");
+    use sea_orm_migration::MigratorTrait;
+    let migrations =
+        i64::try_from(flinkbroker::store::migration::Migrator::migrations().len()).expect("count");
+    assert_eq!(applied, migrations, "each migration is recorded once");
 }
 
 async fn corrupt_rows_are_reported_not_panicked_on(test_store: &TestStore) {

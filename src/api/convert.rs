@@ -20,6 +20,7 @@ pub fn job_state(state: JobState) -> proto::JobState {
         JobState::Pending => proto::JobState::Pending,
         JobState::Submitting => proto::JobState::Submitting,
         JobState::Running => proto::JobState::Running,
+        JobState::Canceling => proto::JobState::Canceling,
         JobState::Finished => proto::JobState::Finished,
         JobState::Failed => proto::JobState::Failed,
         JobState::Canceled => proto::JobState::Canceled,
@@ -53,6 +54,7 @@ fn statement(record: &StatementRecord) -> proto::StatementStatus {
         flink_job_id: record.flink_job_id.clone().unwrap_or_default(),
         error: record.error.clone().unwrap_or_default(),
         is_query: record.is_query,
+        attempt: record.attempt,
     }
 }
 
@@ -78,6 +80,7 @@ pub fn job(job: &Job) -> proto::Job {
         end_time: job.ended_at.map(timestamp),
         statements: job.statements.iter().map(statement).collect(),
         flink_job_id: job.flink_job_id.clone().unwrap_or_default(),
+        savepoint_path: job.savepoint_path.clone().unwrap_or_default(),
         submitter_output: job.submitter_output.clone().unwrap_or_default(),
         history: job.history.iter().map(transition).collect(),
     }

@@ -51,8 +51,7 @@ impl JobService for JobApi {
         &self,
         request: Request<proto::SubmitPythonRequest>,
     ) -> Result<Response<proto::Job>, Status> {
-        let submission =
-            validate::python_submission(request.into_inner(), self.controller.limits())?;
+        let submission = validate::python_submission(request.into_inner())?;
         let job = self.controller.submit_python(submission).await?;
         Ok(Response::new(convert::job(&job)))
     }

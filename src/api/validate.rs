@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::control::{Limits, PythonSubmission, SqlSubmission};
+use crate::control::{PythonSubmission, SqlSubmission};
 use crate::error::{Error, Result};
 use crate::job::{JobId, JobKind, JobState, PythonSpec, RuntimeMode};
 use crate::proto;
@@ -230,11 +230,9 @@ fn checked_list(field: &str, items: Vec<String>) -> Result<Vec<String>> {
     Ok(items)
 }
 
-/// Decodes and checks a SubmitPython request against the broker's limits.
-pub fn python_submission(
-    request: proto::SubmitPythonRequest,
-    limits: &Limits,
-) -> Result<PythonSubmission> {
+/// Decodes and checks the shape of a SubmitPython request (the broker's limits are checked
+/// on admission, in `control`).
+pub fn python_submission(request: proto::SubmitPythonRequest) -> Result<PythonSubmission> {
     use proto::submit_python_request::Program;
     let (script, script_url) = match request.program {
         Some(Program::Script(script)) => {
@@ -244,23 +242,6 @@ pub fn python_submission(
             (Some(script), None)
         }
         Some(Program::ScriptUrl(url)) => {
-            let allowed = limits
-                .script_url_prefixes
-                .iter()
-                .any(|prefix| !prefix.is_empty() && url.starts_with(prefix.as_str()));
-            if !allowed {
-                return Err(Error::invalid(
-                    "script_url",
-                    format!(
-                        "{url:?} is not under an allowed prefix ({})",
-                        if limits.script_url_prefixes.is_empty() {
-                            "none are configured".to_string()
-                        } else {
-                            limits.script_url_prefixes.join(", ")
-                        }
-                    ),
-                ));
-            }
             if !(url.starts_with("https://") || url.starts_with("http://"))
                 || url.contains(char::is_whitespace)
             {
@@ -316,20 +297,6 @@ pub fn python_submission(
             format!("{module}.py would replace the script"),
         ));
     }
-    let program_bytes = script.as_ref().map_or(0, String::len)
-        + inline_py_files
-            .iter()
-            .map(|(n, s)| n.len() + s.len())
-            .sum::<usize>();
-    if program_bytes > limits.max_script_bytes {
-        return Err(Error::invalid(
-            "script",
-            format!(
-                "{program_bytes} bytes with inline_py_files exceeds the limit of {} bytes",
-                limits.max_script_bytes
-            ),
-        ));
-    }
     let py_requirements = if request.py_requirements.is_empty() {
         None
     } else if request.py_requirements.len() > MAX_REQUIREMENTS_BYTES {
@@ -349,12 +316,6 @@ pub fn python_submission(
             return Err(Error::invalid(
                 "parallelism",
                 format!("must be positive, got {p}"),
-            ));
-        }
-        p if p as u32 > limits.max_parallelism => {
-            return Err(Error::invalid(
-                "parallelism",
-                format!("{p} exceeds the maximum of {}", limits.max_parallelism),
             ));
         }
         p => Some(p as u32),
@@ -426,6 +387,7 @@ pub fn list_request(request: &proto::ListJobsRequest) -> Result<(JobFilter, u32)
             Ok(proto::JobState::Pending) => JobState::Pending,
             Ok(proto::JobState::Submitting) => JobState::Submitting,
             Ok(proto::JobState::Running) => JobState::Running,
+            Ok(proto::JobState::Canceling) => JobState::Canceling,
             Ok(proto::JobState::Finished) => JobState::Finished,
             Ok(proto::JobState::Failed) => JobState::Failed,
             Ok(proto::JobState::Canceled) => JobState::Canceled,

@@ -16,11 +16,11 @@ pub use error::GatewayError;
 pub use wire::{ColumnInfo, LogicalTypeJson, ResultPage, ResultType, RowData, RowKindJson};
 
 /// A gateway session handle (a UUID chosen by the gateway).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct SessionHandle(pub String);
 
 /// A gateway operation handle (a UUID chosen by the gateway).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct OperationHandle(pub String);
 
 /// The REST API version the client talks.

@@ -74,6 +74,7 @@ pub struct StatementUpdate {
     pub flink_job_id: Option<String>,
     pub error: Option<String>,
     pub is_query: Option<bool>,
+    pub attempt: Option<u32>,
 }
 
 /// Durable job records. Every method is atomic.
@@ -95,7 +96,9 @@ pub trait Store: Send + Sync {
     ) -> Result<JobPage, StoreError>;
 
     /// Moves a job to `state` with `reason`, appending to its history. A job in a terminal
-    /// state cannot move (`TerminalState`); moving to the state it is in only updates the reason.
+    /// state cannot move (`TerminalState`); moving to the live state it is in with a new reason
+    /// records that reason in the history too (the same reason changes nothing; a terminal
+    /// state's history stays as it is).
     /// Sets `ended_at` when the new state is terminal.
     async fn transition(&self, id: JobId, state: JobState, reason: &str)
     -> Result<Job, StoreError>;
@@ -115,23 +118,33 @@ pub trait Store: Send + Sync {
     /// Records the tail of a Python job's submitter output.
     async fn set_submitter_output(&self, id: JobId, output: &str) -> Result<(), StoreError>;
 
+    /// Records where a stop-with-savepoint wrote the savepoint.
+    async fn set_savepoint_path(&self, id: JobId, path: &str) -> Result<(), StoreError>;
+
     /// Lists the jobs not in a terminal state (for reconciling after a restart).
     async fn list_unfinished(&self) -> Result<Vec<Job>, StoreError>;
 }
 
-/// Returns the statements of a job in the shape `NewJob` wants, all PENDING.
+/// Returns the statements of a job in the shape `NewJob` wants, all PENDING, each classified
+/// once here.
 pub fn pending_statements(statements: &[String]) -> Vec<StatementRecord> {
+    let count = statements.len();
     statements
         .iter()
         .enumerate()
-        .map(|(index, sql)| StatementRecord {
-            index: u32::try_from(index).unwrap_or(u32::MAX),
-            sql: sql.clone(),
-            state: crate::job::StatementState::Pending,
-            operation_handle: None,
-            flink_job_id: None,
-            error: None,
-            is_query: false,
+        .map(|(index, sql)| {
+            let kind = crate::sql_script::classify(sql);
+            StatementRecord {
+                index: u32::try_from(index).unwrap_or(u32::MAX),
+                sql: sql.clone(),
+                state: crate::job::StatementState::Pending,
+                operation_handle: None,
+                flink_job_id: None,
+                error: None,
+                is_query: kind.is_result(index, count),
+                kind,
+                attempt: 0,
+            }
         })
         .collect()
 }

@@ -36,6 +36,7 @@ use crate::job::{
     Job, JobId, JobKind, JobSpec, JobState, NewJob, StateTransition, StatementRecord,
     StatementState, UnixMillis, now_millis,
 };
+use crate::sql_script::StatementKind;
 
 /// The page size used when the caller asks for 0.
 const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -240,6 +241,7 @@ impl SeaStore {
             gateway_session: ActiveValue::Set(None),
             flink_job_id: ActiveValue::Set(new_job.flink_job_id.clone()),
             submitter_output: ActiveValue::Set(None),
+            savepoint_path: ActiveValue::Set(None),
         })
         .exec_without_returning(txn)
         .await?;
@@ -257,6 +259,8 @@ impl SeaStore {
                         flink_job_id: ActiveValue::Set(statement.flink_job_id.clone()),
                         error: ActiveValue::Set(statement.error.clone()),
                         is_query: ActiveValue::Set(statement.is_query),
+                        kind: ActiveValue::Set(Some(statement.kind.as_str().to_owned())),
+                        attempt: ActiveValue::Set(i64::from(statement.attempt)),
                     });
             job_statement::Entity::insert_many(statements)
                 .exec_without_returning(txn)
@@ -358,7 +362,9 @@ async fn transition_in(
     if result.rows_affected == 0 {
         return Ok(None);
     }
-    if current != state {
+    // A new reason in the same live state (a resumption, say) is history too; an ended job's
+    // history stays as it ended.
+    if current != state || !state.is_terminal() {
         insert_history(txn, &row.id, state, reason, now)
             .await
             .map_err(db_error("cannot record the state change"))?;
@@ -501,6 +507,7 @@ impl Store for SeaStore {
             flink_job_id,
             error,
             is_query,
+            attempt,
         } = update;
         let mut query = job_statement::Entity::update_many();
         let mut changes = 0;
@@ -522,6 +529,13 @@ impl Store for SeaStore {
         }
         if let Some(is_query) = is_query {
             query = query.col_expr(job_statement::Column::IsQuery, Expr::value(is_query));
+            changes += 1;
+        }
+        if let Some(attempt) = attempt {
+            query = query.col_expr(
+                job_statement::Column::Attempt,
+                Expr::value(i64::from(attempt)),
+            );
             changes += 1;
         }
         let statement_key = Condition::all()
@@ -571,6 +585,14 @@ impl Store for SeaStore {
             .col_expr(job::Column::SubmitterOutput, Expr::value(output))
             .col_expr(job::Column::UpdatedAt, updated_now());
         self.update_job_columns(id, "cannot record the submitter output", update)
+            .await
+    }
+
+    async fn set_savepoint_path(&self, id: JobId, path: &str) -> Result<(), StoreError> {
+        let update = job::Entity::update_many()
+            .col_expr(job::Column::SavepointPath, Expr::value(path))
+            .col_expr(job::Column::UpdatedAt, updated_now());
+        self.update_job_columns(id, "cannot record the savepoint path", update)
             .await
     }
 
@@ -720,6 +742,7 @@ fn created_job(new_job: NewJob) -> Job {
         gateway_session: None,
         flink_job_id: new_job.flink_job_id,
         submitter_output: None,
+        savepoint_path: None,
         statements,
         history: vec![StateTransition {
             state: JobState::Pending,
@@ -839,6 +862,14 @@ fn job_from_rows(
                         statement.idx, statement.state
                     ))
                 })?,
+                kind: match statement.kind.as_deref() {
+                    Some(stored) => StatementKind::parse(stored).ok_or_else(|| {
+                        corrupt(format!("statement {} kind {stored:?}", statement.idx))
+                    })?,
+                    None => crate::sql_script::classify(&statement.sql),
+                },
+                attempt: u32::try_from(statement.attempt)
+                    .map_err(|_| corrupt(format!("statement attempt {}", statement.attempt)))?,
                 sql: statement.sql,
                 operation_handle: statement.operation_handle,
                 flink_job_id: statement.flink_job_id,
@@ -871,6 +902,7 @@ fn job_from_rows(
         gateway_session: row.gateway_session,
         flink_job_id: row.flink_job_id,
         submitter_output: row.submitter_output,
+        savepoint_path: row.savepoint_path,
         statements,
         history,
     })

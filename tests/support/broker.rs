@@ -1,15 +1,14 @@
 //! A broker served on a free port against the SQL Gateway stand-in, for black-box tests.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use flinkbroker::app::{self, Dependencies};
 use flinkbroker::config::ServeConfig;
-use flinkbroker::flink::{FlinkError, FlinkJobStatus, JobManager, SavepointStatus};
+use flinkbroker::flink::{FlinkError, FlinkJobStatus, JobManager, RestJobManager, SavepointStatus};
 use flinkbroker::proto::job_service_client::JobServiceClient;
 use flinkbroker::sql_gateway::RestSqlGateway;
 use flinkbroker::store::SeaStore;
@@ -20,97 +19,44 @@ use tonic::transport::Channel;
 
 use super::sql_gateway_standin::{Standin, StandinConfig};
 
-/// A JobManager whose jobs the test drives: unknown jobs are RUNNING until told otherwise.
-#[derive(Default)]
-pub struct ScriptedJobManager {
-    statuses: Mutex<HashMap<String, FlinkJobStatus>>,
-    root_causes: Mutex<HashMap<String, String>>,
-    cancelled: Mutex<Vec<String>>,
-    unreachable_for_cancel: std::sync::atomic::AtomicBool,
-}
-
-impl ScriptedJobManager {
-    /// Sets the status the JobManager reports for a Flink job.
-    pub fn set_status(&self, flink_job_id: &str, status: FlinkJobStatus) {
-        if let Ok(mut statuses) = self.statuses.lock() {
-            statuses.insert(flink_job_id.to_string(), status);
-        }
-    }
-
-    /// Makes a Flink job FAILED with a root cause.
-    pub fn fail(&self, flink_job_id: &str, cause: &str) {
-        self.set_status(flink_job_id, FlinkJobStatus::Failed);
-        if let Ok(mut causes) = self.root_causes.lock() {
-            causes.insert(flink_job_id.to_string(), cause.to_string());
-        }
-    }
-
-    /// Makes cancel requests fail as if the JobManager could not be reached.
-    pub fn refuse_cancels(&self) {
-        self.unreachable_for_cancel
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    /// Returns the Flink job ids cancelled so far.
-    pub fn cancelled(&self) -> Vec<String> {
-        self.cancelled.lock().map(|c| c.clone()).unwrap_or_default()
-    }
-}
+/// The stand-in's JobManager, except that cancel requests fail as if it could not be reached.
+pub struct RefusingCancels(pub RestJobManager);
 
 #[async_trait]
-impl JobManager for ScriptedJobManager {
+impl JobManager for RefusingCancels {
     async fn ping(&self) -> Result<(), FlinkError> {
-        Ok(())
+        self.0.ping().await
     }
 
     async fn job_status(&self, flink_job_id: &str) -> Result<FlinkJobStatus, FlinkError> {
-        Ok(self
-            .statuses
-            .lock()
-            .ok()
-            .and_then(|s| s.get(flink_job_id).copied())
-            .unwrap_or(FlinkJobStatus::Running))
+        self.0.job_status(flink_job_id).await
     }
 
     async fn root_cause(&self, flink_job_id: &str) -> Result<Option<String>, FlinkError> {
-        Ok(self
-            .root_causes
-            .lock()
-            .ok()
-            .and_then(|c| c.get(flink_job_id).cloned()))
+        self.0.root_cause(flink_job_id).await
     }
 
-    async fn cancel(&self, flink_job_id: &str) -> Result<(), FlinkError> {
-        if self
-            .unreachable_for_cancel
-            .load(std::sync::atomic::Ordering::SeqCst)
-        {
-            return Err(FlinkError::Unreachable("connection refused".into()));
-        }
-        if let Ok(mut cancelled) = self.cancelled.lock() {
-            cancelled.push(flink_job_id.to_string());
-        }
-        self.set_status(flink_job_id, FlinkJobStatus::Canceled);
-        Ok(())
+    async fn cancel(&self, _flink_job_id: &str) -> Result<(), FlinkError> {
+        Err(FlinkError::Unreachable("connection refused".into()))
     }
 
     async fn stop_with_savepoint(
         &self,
-        _flink_job_id: &str,
+        flink_job_id: &str,
         trigger_id: &str,
-        _target_directory: Option<&str>,
+        target_directory: Option<&str>,
     ) -> Result<String, FlinkError> {
-        Ok(trigger_id.to_string())
+        self.0
+            .stop_with_savepoint(flink_job_id, trigger_id, target_directory)
+            .await
     }
 
     async fn savepoint_status(
         &self,
-        _flink_job_id: &str,
-        _trigger_id: &str,
+        flink_job_id: &str,
+        trigger_id: &str,
     ) -> Result<SavepointStatus, FlinkError> {
-        Ok(SavepointStatus::Completed {
-            location: "file:///tmp/savepoint".into(),
-        })
+        self.0.savepoint_status(flink_job_id, trigger_id).await
     }
 }
 
@@ -122,18 +68,22 @@ pub struct Options<'a> {
     pub flags: &'a [&'a str],
     /// A SQL Gateway URL instead of the stand-in's.
     pub gateway_url: Option<&'a str>,
-    /// A JobManager instead of the scripted one (e.g. the REST client of a real cluster).
+    /// A JobManager instead of the stand-in's (e.g. the REST client of a real cluster).
     pub jobmanager: Option<Arc<dyn JobManager>>,
+    /// The stand-in's JobManager refuses cancels, as if it could not be reached.
+    pub refuse_jobmanager_cancels: bool,
 }
 
-/// A running broker, its stand-in gateway and its scripted JobManager.
+/// A running broker and its stand-in gateway (which also plays the JobManager).
 pub struct TestBroker {
     pub addr: SocketAddr,
     pub standin: Standin,
-    /// The scripted JobManager (unused when another one was given).
-    pub jobmanager: Arc<ScriptedJobManager>,
     /// The local runner's work directory.
     pub work_dir: tempfile::TempDir,
+    /// Holds the broker's SQLite database.
+    _database_dir: tempfile::TempDir,
+    args: Vec<String>,
+    jobmanager: Arc<dyn JobManager>,
     shutdown: CancellationToken,
     server: JoinHandle<()>,
 }
@@ -171,6 +121,12 @@ impl TestBroker {
             .expect("stand-in starts");
         let work_dir = tempfile::tempdir().expect("submitter work dir");
         let work_dir_arg = work_dir.path().display().to_string();
+        let database_dir = tempfile::tempdir().expect("database dir");
+        let database_url = format!(
+            "sqlite://{}?mode=rwc",
+            database_dir.path().join("broker.db").display()
+        );
+        let gateway_url = options.gateway_url.unwrap_or(&standin.base_url).to_string();
         let defaults = [
             ("--listen", "127.0.0.1:0"),
             ("--poll-interval", "50ms"),
@@ -179,47 +135,48 @@ impl TestBroker {
             ("--shutdown-grace", "5s"),
             ("--health-interval", "100ms"),
             ("--submitter-work-dir", work_dir_arg.as_str()),
+            ("--database-url", database_url.as_str()),
+            ("--sql-gateway-url", gateway_url.as_str()),
         ];
         // A flag given in the options replaces its default.
-        let mut args: Vec<&str> = defaults
+        let mut args: Vec<String> = defaults
             .iter()
             .filter(|(flag, _)| !options.flags.contains(flag))
-            .flat_map(|(flag, value)| [*flag, *value])
+            .flat_map(|(flag, value)| [flag.to_string(), value.to_string()])
             .collect();
-        args.extend_from_slice(options.flags);
-        let config = ServeConfig::from_args(&args).expect("serve flags");
-        let store = SeaStore::connect("sqlite::memory:").await.expect("store");
-        let gateway_url = options.gateway_url.unwrap_or(&standin.base_url);
-        let gateway =
-            RestSqlGateway::new(gateway_url, Duration::from_secs(10)).expect("gateway client");
-        let scripted = Arc::new(ScriptedJobManager::default());
+        args.extend(options.flags.iter().map(|flag| flag.to_string()));
+        let stand_in_jobmanager =
+            RestJobManager::new(&standin.base_url, Duration::from_secs(10)).expect("jobmanager");
         let jobmanager: Arc<dyn JobManager> = match options.jobmanager {
             Some(jobmanager) => jobmanager,
-            None => scripted.clone(),
-        };
-        let dependencies = Dependencies {
-            store: Arc::new(store),
-            gateway: Arc::new(gateway),
-            jobmanager,
-            runner: app::connect_runner(&config).await.expect("runner"),
-        };
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("local addr");
-        let shutdown = CancellationToken::new();
-        let token = shutdown.clone();
-        let server = tokio::spawn(async move {
-            if let Err(error) = app::serve(dependencies, &config, listener, token).await {
-                panic!("broker failed: {error}");
+            None if options.refuse_jobmanager_cancels => {
+                Arc::new(RefusingCancels(stand_in_jobmanager))
             }
-        });
+            None => Arc::new(stand_in_jobmanager),
+        };
+        let (addr, shutdown, server) = serve(&args, jobmanager.clone()).await;
         Self {
             addr,
             standin,
-            jobmanager: scripted,
             work_dir,
+            _database_dir: database_dir,
+            args,
+            jobmanager,
             shutdown,
             server,
         }
+    }
+
+    /// Shuts the broker down (as SIGTERM does) and starts it again on the same database, the
+    /// same stand-in and a new port; the jobs it ran are resumed.
+    pub async fn restart(mut self) -> Self {
+        self.shutdown.cancel();
+        let _ = (&mut self.server).await;
+        let (addr, shutdown, server) = serve(&self.args, self.jobmanager.clone()).await;
+        self.addr = addr;
+        self.shutdown = shutdown;
+        self.server = server;
+        self
     }
 
     /// Connects a generated client.
@@ -254,6 +211,36 @@ impl TestBroker {
         let _ = self.server.await;
         self.standin.shutdown().await;
     }
+}
+
+/// Serves a broker with these `serve` flags until the returned token is cancelled.
+async fn serve(
+    args: &[String],
+    jobmanager: Arc<dyn JobManager>,
+) -> (SocketAddr, CancellationToken, JoinHandle<()>) {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let config = ServeConfig::from_args(&args).expect("serve flags");
+    let store = SeaStore::connect(&config.database_url)
+        .await
+        .expect("store");
+    let gateway = RestSqlGateway::new(&config.sql_gateway_url, Duration::from_secs(10))
+        .expect("gateway client");
+    let dependencies = Dependencies {
+        store: Arc::new(store),
+        gateway: Arc::new(gateway),
+        jobmanager,
+        runner: app::connect_runner(&config).await.expect("runner"),
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    let shutdown = CancellationToken::new();
+    let token = shutdown.clone();
+    let server = tokio::spawn(async move {
+        if let Err(error) = app::serve(dependencies, &config, listener, token).await {
+            panic!("broker failed: {error}");
+        }
+    });
+    (addr, shutdown, server)
 }
 
 /// Polls `check` until it returns Some, failing the test after `limit`.

@@ -1,306 +1,504 @@
-//! Drives a Python job: starts its submitter, follows the submitter and then the Flink job to
-//! their end, keeps the submitter's output with the job.
+//! Drives a Python job: starts its submitter (`flink run -d` with the pinned Flink job id),
+//! follows the submitter and then the Flink job to their end, keeps the submitter's output
+//! with the job, and cancels or stops it with a savepoint.
+//!
+//! Resuming after a restart: a Flink job under the pinned id is adopted and followed; when
+//! there is none and the submitter is gone, the submitter starts again with the same id (Flink
+//! refuses a second job under one id, and that refusal means "already submitted").
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::{CancelOptions, Controller, Stop};
-use crate::error::{Error, Result};
+use super::super::CancelOptions;
+use super::super::driver::{Core, Interrupt};
+use super::super::stop::Stopped;
 use crate::flink::{FlinkError, FlinkJobStatus, SavepointStatus, savepoint_trigger_id};
-use crate::job::{Job, JobId, JobSpec, JobState, NewJob, PythonSpec, now_millis};
+use crate::job::{Job, JobSpec, JobState};
 use crate::runner::{SubmitterSpec, SubmitterState};
 
 /// Lines of submitter output quoted in a failure reason.
 const REASON_LINES: usize = 12;
+const FIRST_POLL: Duration = Duration::from_millis(100);
+/// How long a savepoint may take before the stop is given up (the Flink job keeps running).
+const SAVEPOINT_TIMEOUT: Duration = Duration::from_secs(300);
+/// The CANCELING reason of a stop with a savepoint; a resumed cancel reads the directory back.
+const STOP_WITH_SAVEPOINT: &str = "stop with a savepoint requested";
+const SAVEPOINT_DIRECTORY: &str = "; directory: ";
 
-/// A Python submission, decoded and checked by the API layer.
-#[derive(Debug, Clone)]
-pub struct PythonSubmission {
-    pub program: PythonSpec,
-    pub request_id: Option<String>,
-    pub labels: std::collections::BTreeMap<String, String>,
+/// Runs a Python job's driver to the job's end (or the broker's shutdown).
+pub(in crate::control) async fn run(core: Core) {
+    let mut driver = PythonDriver {
+        flink_job_id: program_flink_job_id(&core.job),
+        core,
+        submitter_done: false,
+    };
+    loop {
+        match driver.drive().await {
+            Ok(()) => {
+                if let Err(interrupt) = driver
+                    .core
+                    .transition(JobState::Finished, "the flink job finished")
+                    .await
+                {
+                    driver.core.conclude(interrupt).await;
+                }
+                return;
+            }
+            Err(Interrupt::Cancel { options, replies }) => {
+                if driver.cancel(options, replies).await == AfterCancel::Ended {
+                    return;
+                }
+            }
+            Err(other) => {
+                driver.core.conclude(other).await;
+                return;
+            }
+        }
+    }
 }
 
-impl Controller {
-    /// Records a Python job and starts its submitter, or returns the job already recorded for
-    /// its request id.
-    pub async fn submit_python(self: &Arc<Self>, submission: PythonSubmission) -> Result<Job> {
-        let id = JobId::new_random();
-        let new_job = NewJob {
-            id,
-            request_id: submission.request_id.clone(),
-            labels: submission.labels,
-            spec: JobSpec::Python(submission.program),
-            statements: Vec::new(),
-            flink_job_id: Some(id.flink_job_id_for_program()),
-            created_at: now_millis(),
-        };
-        let (job, created) = self.record(new_job).await?;
-        if created {
-            info!(job_id = %job.id, flink_job_id = ?job.flink_job_id, request_id = ?job.request_id, "python job recorded");
-            self.spawn_python_job(job.clone(), true);
+/// What follows a cancel.
+#[derive(PartialEq, Eq)]
+enum AfterCancel {
+    /// The job ended (or the driver stopped).
+    Ended,
+    /// The stop with a savepoint failed and the Flink job runs on: follow it again.
+    KeepsRunning,
+}
+
+struct PythonDriver {
+    core: Core,
+    flink_job_id: String,
+    /// True once the submitter exited (or is known to be gone).
+    submitter_done: bool,
+}
+
+impl PythonDriver {
+    async fn drive(&mut self) -> Result<(), Interrupt> {
+        if self.core.job.state == JobState::Canceling {
+            // A cancel was under way when the broker stopped: finish it as it was asked.
+            return Err(Interrupt::Cancel {
+                options: options_from_reason(&self.core.job.state_reason),
+                replies: Vec::new(),
+            });
         }
-        Ok(job)
-    }
-
-    /// Starts the task that drives a Python job; `start` false follows a submitter started by
-    /// an earlier run of the broker.
-    pub(super) fn spawn_python_job(self: &Arc<Self>, job: Job, start: bool) {
-        let (cancel, _) = self.register_active(job.id);
-        let this = Arc::clone(self);
-        self.tasks.spawn(async move {
-            let outcome = this.drive_python(&job, start, &cancel).await;
-            match outcome {
-                Ok(()) => {
-                    this.end_job(&job, JobState::Finished, "the flink job finished")
-                        .await;
-                }
-                Err(Stop::Failed(reason)) => {
-                    warn!(job_id = %job.id, reason = %reason, "python job failed");
-                    this.end_job(&job, JobState::Failed, &reason).await;
-                }
-                Err(Stop::Cancelled) => this.forget_active(job.id),
-            }
-        });
-    }
-
-    async fn drive_python(
-        &self,
-        job: &Job,
-        start: bool,
-        cancel: &CancellationToken,
-    ) -> Result<(), Stop> {
-        let JobSpec::Python(program) = &job.spec else {
-            return Err(Stop::Failed("not a python job".into()));
-        };
-        let flink_job_id = program_flink_job_id(job);
-        if start {
-            self.transition(job.id, JobState::Submitting, "starting the submitter")
+        if self.core.job.state == JobState::Pending {
+            self.core
+                .transition(JobState::Submitting, "starting the submitter")
                 .await?;
-            let spec = SubmitterSpec {
-                job_id: job.id,
-                flink_job_id: flink_job_id.clone(),
-                program: program.clone(),
-            };
-            self.runner
-                .start(&spec)
-                .await
-                .map_err(|e| Stop::Failed(format!("cannot start the submitter: {e}")))?;
-            info!(job_id = %job.id, flink_job_id = %flink_job_id, "submitter started");
+            self.start_submitter().await?;
+        } else if self.core.resuming {
+            self.core.resuming = false;
+            self.resume().await?;
         }
+        self.await_flink_job().await?;
+        if self.core.job.state != JobState::Running {
+            let reason = format!("flink job {} is running", self.flink_job_id);
+            self.core.transition(JobState::Running, &reason).await?;
+        }
+        self.follow().await
+    }
 
-        // Until the Flink job is seen: watch the submitter and the JobManager.
-        let mut submitter_done = false;
-        let mut pause = Duration::from_millis(100);
-        loop {
-            if !submitter_done {
-                match self.runner.state(job.id).await {
-                    Ok(SubmitterState::Succeeded) => {
-                        submitter_done = true;
-                        self.keep_output(job.id).await;
-                    }
-                    Ok(SubmitterState::Failed { exit_code, reason }) => {
-                        let output = self.keep_output(job.id).await;
-                        // A detached submission whose job already exists (a retry) is fine.
-                        if !self.flink_job_known(&flink_job_id).await {
-                            let code = exit_code
-                                .map(|c| format!(" (exit code {c})"))
-                                .unwrap_or_default();
-                            return Err(Stop::Failed(format!(
-                                "the submitter failed{code}: {}",
-                                meaningful_tail(&output).unwrap_or(reason)
-                            )));
-                        }
-                        submitter_done = true;
-                    }
-                    Ok(SubmitterState::Missing) if !start => submitter_done = true,
-                    Ok(SubmitterState::Missing) => {
-                        return Err(Stop::Failed(
-                            "the submitter disappeared before it reported an outcome".into(),
-                        ));
-                    }
-                    Ok(SubmitterState::Pending | SubmitterState::Running) => {}
-                    Err(error) => {
-                        warn!(job_id = %job.id, %error, "cannot read the submitter's state");
-                    }
-                }
+    /// Takes over a job an earlier run of the broker started.
+    async fn resume(&mut self) -> Result<(), Interrupt> {
+        let flink_job_id = self.flink_job_id.clone();
+        match self
+            .core
+            .controller
+            .jobmanager
+            .job_status(&flink_job_id)
+            .await
+        {
+            Ok(status) => {
+                self.submitter_done = true;
+                return self
+                    .core
+                    .note(&format!(
+                        "resumed after a broker restart: adopted flink job {flink_job_id} ({status:?})"
+                    ))
+                    .await;
             }
-            match self.jobmanager.job_status(&flink_job_id).await {
-                Ok(_) => break,
-                Err(FlinkError::JobNotFound(_)) if submitter_done => {
-                    return Err(Stop::Failed(format!(
-                        "the submitter finished but flink knows no job {flink_job_id}"
+            Err(FlinkError::JobNotFound(_)) => {}
+            Err(error) => {
+                warn!(job_id = %self.core.job.id, flink_job_id = %flink_job_id, %error, "cannot look the flink job up while resuming");
+            }
+        }
+        match self.core.controller.runner.state(self.core.job.id).await {
+            Ok(SubmitterState::Pending | SubmitterState::Running) => {
+                self.core
+                    .note(&format!(
+                        "resumed after a broker restart: the submitter of flink job {flink_job_id} still runs"
+                    ))
+                    .await
+            }
+            _ => {
+                // Gone, or ended without the job being seen: submit again under the same id.
+                if let Err(error) = self.core.controller.runner.delete(self.core.job.id).await {
+                    warn!(job_id = %self.core.job.id, %error, "cannot remove the earlier submitter");
+                }
+                self.core
+                    .note(&format!(
+                        "resumed after a broker restart: flink job {flink_job_id} was not seen; the submitter starts again"
+                    ))
+                    .await?;
+                self.start_submitter().await
+            }
+        }
+    }
+
+    async fn start_submitter(&mut self) -> Result<(), Interrupt> {
+        let JobSpec::Python(program) = &self.core.job.spec else {
+            return Err(Interrupt::Failed("not a python job".into()));
+        };
+        let spec = SubmitterSpec {
+            job_id: self.core.job.id,
+            flink_job_id: self.flink_job_id.clone(),
+            program: program.clone(),
+        };
+        self.core
+            .controller
+            .runner
+            .start(&spec)
+            .await
+            .map_err(|e| Interrupt::Failed(format!("cannot start the submitter: {e}")))?;
+        self.submitter_done = false;
+        info!(job_id = %self.core.job.id, flink_job_id = %self.flink_job_id, "submitter started");
+        Ok(())
+    }
+
+    /// Watches the submitter and the JobManager until the Flink job is seen.
+    async fn await_flink_job(&mut self) -> Result<(), Interrupt> {
+        let mut pause = FIRST_POLL;
+        loop {
+            self.core.take_commands().await?;
+            if !self.submitter_done {
+                self.check_submitter().await?;
+            }
+            match self
+                .core
+                .controller
+                .jobmanager
+                .job_status(&self.flink_job_id)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(FlinkError::JobNotFound(_)) if self.submitter_done => {
+                    return Err(Interrupt::Failed(format!(
+                        "the submitter finished but flink knows no job {}",
+                        self.flink_job_id
                     )));
                 }
                 Err(FlinkError::JobNotFound(_)) => {}
                 Err(error) => {
-                    warn!(job_id = %job.id, %error, "cannot read the flink job's status");
+                    warn!(job_id = %self.core.job.id, %error, "cannot read the flink job's status");
                 }
             }
-            tokio::select! {
-                _ = cancel.cancelled() => return Err(Stop::Cancelled),
-                _ = tokio::time::sleep(pause) => {}
-            }
-            pause = (pause * 2).min(self.limits.poll_interval);
+            self.core.pause(pause).await?;
+            pause = (pause * 2).min(self.core.controller.limits.poll_interval);
         }
+    }
 
-        self.transition(
-            job.id,
-            JobState::Running,
-            &format!("flink job {flink_job_id} is running"),
-        )
-        .await?;
-        loop {
-            if !submitter_done
-                && let Ok(SubmitterState::Succeeded | SubmitterState::Failed { .. }) =
-                    self.runner.state(job.id).await
-            {
-                submitter_done = true;
-                self.keep_output(job.id).await;
+    /// Reads the submitter's state; a failure is the job's unless Flink already has the job.
+    async fn check_submitter(&mut self) -> Result<(), Interrupt> {
+        match self.core.controller.runner.state(self.core.job.id).await {
+            Ok(SubmitterState::Succeeded) => {
+                self.submitter_done = true;
+                self.keep_output().await;
             }
-            match self.jobmanager.job_status(&flink_job_id).await {
+            Ok(SubmitterState::Failed { exit_code, reason }) => {
+                let output = self.keep_output().await;
+                self.submitter_done = true;
+                let known = self
+                    .core
+                    .controller
+                    .jobmanager
+                    .job_status(&self.flink_job_id)
+                    .await
+                    .is_ok();
+                if known || output.contains("DuplicateJobSubmissionException") {
+                    // A submission under an id Flink already has: the job was submitted.
+                    info!(job_id = %self.core.job.id, flink_job_id = %self.flink_job_id, "flink already has the job; the submitter's refusal is not a failure");
+                    return Ok(());
+                }
+                let code = exit_code
+                    .map(|c| format!(" (exit code {c})"))
+                    .unwrap_or_default();
+                return Err(Interrupt::Failed(format!(
+                    "the submitter failed{code}: {}",
+                    meaningful_tail(&output).unwrap_or(reason)
+                )));
+            }
+            Ok(SubmitterState::Missing) => {
+                // Removed after it ended; the JobManager tells whether it submitted.
+                self.submitter_done = true;
+            }
+            Ok(SubmitterState::Pending | SubmitterState::Running) => {}
+            Err(error) => {
+                warn!(job_id = %self.core.job.id, %error, "cannot read the submitter's state");
+            }
+        }
+        Ok(())
+    }
+
+    /// Follows the Flink job to its end.
+    async fn follow(&mut self) -> Result<(), Interrupt> {
+        loop {
+            self.core.take_commands().await?;
+            if !self.submitter_done
+                && let Ok(SubmitterState::Succeeded | SubmitterState::Failed { .. }) =
+                    self.core.controller.runner.state(self.core.job.id).await
+            {
+                self.submitter_done = true;
+                self.keep_output().await;
+            }
+            match self
+                .core
+                .controller
+                .jobmanager
+                .job_status(&self.flink_job_id)
+                .await
+            {
                 Ok(FlinkJobStatus::Finished) => {
-                    info!(job_id = %job.id, flink_job_id = %flink_job_id, "flink job finished");
-                    if !submitter_done {
-                        self.keep_output(job.id).await;
+                    info!(job_id = %self.core.job.id, flink_job_id = %self.flink_job_id, "flink job finished");
+                    if !self.submitter_done {
+                        self.keep_output().await;
                     }
                     return Ok(());
                 }
                 Ok(status) => {
-                    if let Some(reason) = self.flink_job_failure(&flink_job_id, status).await {
-                        return Err(Stop::Failed(reason));
+                    if let Some(reason) = self
+                        .core
+                        .controller
+                        .flink_job_failure(&self.flink_job_id, status)
+                        .await
+                    {
+                        return Err(Interrupt::Failed(reason));
                     }
                 }
                 Err(error) => {
-                    warn!(job_id = %job.id, flink_job_id = %flink_job_id, %error, "cannot read the flink job's status");
+                    warn!(job_id = %self.core.job.id, flink_job_id = %self.flink_job_id, %error, "cannot read the flink job's status");
                 }
             }
-            tokio::select! {
-                _ = cancel.cancelled() => return Err(Stop::Cancelled),
-                _ = tokio::time::sleep(self.limits.poll_interval) => {}
-            }
+            self.core
+                .pause(self.core.controller.limits.poll_interval)
+                .await?;
         }
     }
 
-    async fn flink_job_known(&self, flink_job_id: &str) -> bool {
-        self.jobmanager.job_status(flink_job_id).await.is_ok()
-    }
-
     /// Reads the submitter's output and records it with the job; returns it.
-    async fn keep_output(&self, id: JobId) -> String {
-        let output = match self.runner.output(id).await {
+    async fn keep_output(&mut self) -> String {
+        let id = self.core.job.id;
+        let output = match self.core.controller.runner.output(id).await {
             Ok(output) => output,
             Err(error) => {
                 warn!(job_id = %id, %error, "cannot read the submitter's output");
                 return String::new();
             }
         };
-        if let Err(error) = self.store.set_submitter_output(id, &output).await {
-            warn!(job_id = %id, %error, "cannot record the submitter's output");
+        if output.is_empty() {
+            return output;
         }
-        self.publish(id);
+        match self
+            .core
+            .controller
+            .store
+            .set_submitter_output(id, &output)
+            .await
+        {
+            Ok(()) => {
+                self.core.job.submitter_output = Some(output.clone());
+                self.core.publish();
+            }
+            Err(error) => warn!(job_id = %id, %error, "cannot record the submitter's output"),
+        }
         output
     }
 
-    /// Cancels a Python job: deletes its submitter and cancels (or stops with a savepoint) its
-    /// Flink job.
-    pub(super) async fn cancel_python_job(
-        self: &Arc<Self>,
-        job: Job,
+    /// Moves the job to CANCELING (answering the callers), removes the submitter, and stops
+    /// the Flink job; CANCELED once the JobManager says it stopped.
+    async fn cancel(
+        &mut self,
         options: CancelOptions,
-    ) -> Result<Job> {
-        if let Some(token) = self.active_cancel_token(job.id) {
-            token.cancel();
-        }
-        match self.stop_python(&job, &options).await {
-            Ok(reason) => {
-                self.end_job(&job, JobState::Canceled, &reason).await;
-                self.get_job(job.id).await
-            }
-            Err(error) => {
-                // The job goes on running: follow it again, so that a later CancelJob can retry.
-                warn!(job_id = %job.id, %error, "cancel failed; the job is followed again");
-                self.spawn_python_job(job, false);
-                Err(error)
+        replies: Vec<oneshot::Sender<Job>>,
+    ) -> AfterCancel {
+        if self.core.job.state != JobState::Canceling {
+            let reason = reason_for(&options);
+            if let Err(interrupt) = self.core.transition(JobState::Canceling, &reason).await {
+                self.core.answer(replies);
+                self.core.conclude(interrupt).await;
+                return AfterCancel::Ended;
             }
         }
-    }
-
-    /// Deletes the submitter and cancels (or stops with a savepoint) the Flink job; returns
-    /// the reason to record.
-    async fn stop_python(&self, job: &Job, options: &CancelOptions) -> Result<String> {
-        let output_before_delete = self.runner.output(job.id).await.ok();
-        self.runner.delete(job.id).await?;
-        if let Some(output) = output_before_delete.filter(|o| !o.is_empty())
-            && let Err(error) = self.store.set_submitter_output(job.id, &output).await
-        {
-            warn!(job_id = %job.id, %error, "cannot record the submitter's output");
-        }
-        let flink_job_id = program_flink_job_id(job);
-        let reason = match self.jobmanager.job_status(&flink_job_id).await {
-            Err(FlinkError::JobNotFound(_)) => {
-                "canceled by request before the flink job started".to_string()
-            }
-            Ok(status) if status.is_terminal() => {
-                format!("canceled by request; the flink job had already ended as {status:?}")
-            }
-            Ok(_) if options.stop_with_savepoint => {
-                self.stop_with_savepoint(job, &flink_job_id, options.savepoint_directory.as_deref())
-                    .await?
-            }
-            Ok(_) => {
-                match self.jobmanager.cancel(&flink_job_id).await {
-                    Ok(()) | Err(FlinkError::JobNotFound(_)) => {}
-                    Err(error) => return Err(error.into()),
+        self.core.answer(replies);
+        match self.stop(&options).await {
+            Ok(Ok(reason)) => {
+                if let Err(interrupt) = self.core.transition(JobState::Canceled, &reason).await {
+                    self.core.conclude(interrupt).await;
                 }
-                info!(job_id = %job.id, flink_job_id = %flink_job_id, "flink job cancelled");
-                "canceled by request".to_string()
+                AfterCancel::Ended
             }
-            Err(error) => return Err(error.into()),
-        };
-        Ok(reason)
+            Ok(Err(KeepsRunning(reason))) => {
+                match self.core.transition(JobState::Running, &reason).await {
+                    Ok(()) => AfterCancel::KeepsRunning,
+                    Err(interrupt) => {
+                        self.core.conclude(interrupt).await;
+                        AfterCancel::Ended
+                    }
+                }
+            }
+            Err(interrupt) => {
+                self.core.conclude(interrupt).await;
+                AfterCancel::Ended
+            }
+        }
     }
 
-    async fn stop_with_savepoint(
-        &self,
-        job: &Job,
-        flink_job_id: &str,
-        directory: Option<&str>,
-    ) -> Result<String> {
-        let trigger = savepoint_trigger_id(flink_job_id);
-        self.jobmanager
-            .stop_with_savepoint(flink_job_id, &trigger, directory)
-            .await?;
-        info!(job_id = %job.id, flink_job_id, trigger_id = %trigger, "stop with savepoint triggered");
-        let mut pause = Duration::from_millis(100);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
-        loop {
+    /// Removes the submitter and cancels (or stops with a savepoint) the Flink job; returns
+    /// the reason to record once it stopped.
+    async fn stop(
+        &mut self,
+        options: &CancelOptions,
+    ) -> Result<Result<String, KeepsRunning>, Interrupt> {
+        let id = self.core.job.id;
+        if !self.submitter_done {
+            self.keep_output().await;
+        }
+        if let Err(error) = self.core.controller.runner.delete(id).await {
+            warn!(job_id = %id, %error, "cannot remove the submitter");
+        }
+        let flink_job_id = self.flink_job_id.clone();
+        let status = loop {
             match self
+                .core
+                .controller
                 .jobmanager
-                .savepoint_status(flink_job_id, &trigger)
-                .await?
+                .job_status(&flink_job_id)
+                .await
             {
-                SavepointStatus::Completed { location } => {
-                    return Ok(format!("stopped by request with a savepoint at {location}"));
+                Ok(status) => break Some(status),
+                Err(FlinkError::JobNotFound(_)) => break None,
+                Err(error) => {
+                    warn!(job_id = %id, flink_job_id = %flink_job_id, %error, "cannot read the flink job's status to cancel it; retrying");
+                    self.core
+                        .pause(self.core.controller.limits.poll_interval)
+                        .await?;
                 }
-                SavepointStatus::Failed { cause } => {
-                    return Err(Error::FailedPrecondition(format!(
-                        "stop with savepoint of flink job {flink_job_id} failed: {cause}; the job keeps running"
-                    )));
-                }
-                SavepointStatus::InProgress => {}
             }
-            if tokio::time::Instant::now() > deadline {
-                return Err(Error::FailedPrecondition(format!(
-                    "stop with savepoint of flink job {flink_job_id} did not complete within 5 minutes; retry CancelJob to keep waiting"
+        };
+        let reason = match status {
+            None => return Ok(Ok("canceled by request before the flink job started".into())),
+            Some(status) if status.is_terminal() => {
+                return Ok(Ok(format!(
+                    "canceled by request; flink job {flink_job_id} had already ended as {status:?}"
                 )));
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(self.limits.poll_interval);
+            Some(_) if options.stop_with_savepoint => {
+                match self
+                    .stop_with_savepoint(options.savepoint_directory.as_deref())
+                    .await?
+                {
+                    Ok(location) => format!("stopped by request with a savepoint at {location}"),
+                    Err(keeps_running) => return Ok(Err(keeps_running)),
+                }
+            }
+            Some(_) => {
+                if let Err(error) = self
+                    .core
+                    .controller
+                    .request_cancel(None, &flink_job_id)
+                    .await
+                {
+                    warn!(job_id = %id, flink_job_id = %flink_job_id, %error, "cannot request the flink job's cancel");
+                }
+                format!("canceled by request; flink job {flink_job_id} stopped")
+            }
+        };
+        match self
+            .core
+            .await_stopped(std::slice::from_ref(&flink_job_id))
+            .await?
+        {
+            Stopped::All => Ok(Ok(reason)),
+            Stopped::StillRunning(flink_job_id) => Err(Interrupt::Failed(format!(
+                "cancel failed: flink job {flink_job_id} did not stop within {} s (--cancel-timeout)",
+                self.core.controller.limits.cancel_timeout.as_secs()
+            ))),
         }
+    }
+
+    /// Triggers a stop with a savepoint (its trigger id derived from the Flink job id, so a
+    /// resumed stop joins the one under way) and waits for the savepoint.
+    async fn stop_with_savepoint(
+        &mut self,
+        directory: Option<&str>,
+    ) -> Result<Result<String, KeepsRunning>, Interrupt> {
+        let flink_job_id = self.flink_job_id.clone();
+        let trigger = savepoint_trigger_id(&flink_job_id);
+        let jobmanager = self.core.controller.jobmanager.clone();
+        if let Err(error) = jobmanager
+            .stop_with_savepoint(&flink_job_id, &trigger, directory)
+            .await
+        {
+            return Ok(Err(KeepsRunning(format!(
+                "stop with a savepoint of flink job {flink_job_id} was refused: {error}; the flink job keeps running"
+            ))));
+        }
+        info!(job_id = %self.core.job.id, flink_job_id = %flink_job_id, trigger_id = %trigger, "stop with savepoint triggered");
+        let deadline = Instant::now() + SAVEPOINT_TIMEOUT;
+        let mut pause = FIRST_POLL;
+        loop {
+            match jobmanager.savepoint_status(&flink_job_id, &trigger).await {
+                Ok(SavepointStatus::Completed { location }) => {
+                    self.core.set_savepoint_path(&location).await?;
+                    return Ok(Ok(location));
+                }
+                Ok(SavepointStatus::Failed { cause }) => {
+                    return Ok(Err(KeepsRunning(format!(
+                        "stop with a savepoint of flink job {flink_job_id} failed: {cause}; the flink job keeps running"
+                    ))));
+                }
+                Ok(SavepointStatus::InProgress) => {}
+                Err(error) => {
+                    warn!(job_id = %self.core.job.id, flink_job_id = %flink_job_id, %error, "cannot read the savepoint's status");
+                }
+            }
+            if Instant::now() >= deadline {
+                return Ok(Err(KeepsRunning(format!(
+                    "the savepoint of flink job {flink_job_id} did not complete within {} s; the flink job keeps running",
+                    SAVEPOINT_TIMEOUT.as_secs()
+                ))));
+            }
+            self.core.pause(pause).await?;
+            pause = (pause * 2).min(self.core.controller.limits.poll_interval);
+        }
+    }
+}
+
+/// Why a stop with a savepoint did not stop the Flink job (it runs on).
+struct KeepsRunning(String);
+
+/// The CANCELING reason recorded for a cancel, from which a resumed cancel reads its options.
+fn reason_for(options: &CancelOptions) -> String {
+    if !options.stop_with_savepoint {
+        return "cancel requested; stopping the flink job".into();
+    }
+    match &options.savepoint_directory {
+        Some(directory) => format!("{STOP_WITH_SAVEPOINT}{SAVEPOINT_DIRECTORY}{directory}"),
+        None => STOP_WITH_SAVEPOINT.into(),
+    }
+}
+
+/// Reads the options of a cancel back from its CANCELING reason.
+fn options_from_reason(reason: &str) -> CancelOptions {
+    match reason.strip_prefix(STOP_WITH_SAVEPOINT) {
+        Some(rest) => CancelOptions {
+            stop_with_savepoint: true,
+            savepoint_directory: rest.strip_prefix(SAVEPOINT_DIRECTORY).map(str::to_owned),
+        },
+        None => CancelOptions::default(),
     }
 }
 
@@ -350,7 +548,26 @@ pub(crate) fn meaningful_tail(output: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::meaningful_tail;
+    use super::{CancelOptions, meaningful_tail, options_from_reason, reason_for};
+
+    #[test]
+    fn a_resumed_cancel_reads_its_options_back_from_the_reason() {
+        for options in [
+            CancelOptions::default(),
+            CancelOptions {
+                stop_with_savepoint: true,
+                savepoint_directory: None,
+            },
+            CancelOptions {
+                stop_with_savepoint: true,
+                savepoint_directory: Some("file:///savepoints/recs".into()),
+            },
+        ] {
+            let back = options_from_reason(&reason_for(&options));
+            assert_eq!(back.stop_with_savepoint, options.stop_with_savepoint);
+            assert_eq!(back.savepoint_directory, options.savepoint_directory);
+        }
+    }
 
     #[test]
     fn tail_prefers_the_python_traceback_end() {

@@ -1,33 +1,28 @@
 //! StreamOperationResults: reads a query statement's result pages and turns them into typed
 //! row batches, one page in flight at a time.
 //!
-//! Resuming: the SQL Gateway accepts only the token it served last and the next one, and an
-//! empty page often follows a page of rows, so an earlier page cannot be fetched again. The
-//! broker therefore keeps, in memory, the rows of the last page with rows it fetched for each
-//! statement (one page, bounded), and a client can resume from any row of that page or from the
-//! end of what was read. Older offsets, and any offset after the broker restarted, are
-//! OUT_OF_RANGE.
+//! A stream reads from the cursor the job's driver created with the query's first page (its
+//! verdict); a stream opened earlier waits for it. Resuming: the SQL Gateway accepts only the
+//! token it served last and the next one, so the broker keeps the rows of the last page with
+//! rows it fetched for each statement (one page, bounded), and a client can resume from any row
+//! of that page or from the end of what was read. Older offsets, and any offset of a query that
+//! runs again after a broker restart, are OUT_OF_RANGE.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{OwnedMutexGuard, mpsc};
+use tokio::sync::{OwnedMutexGuard, mpsc, watch};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::Controller;
-use super::sql_job::is_result_statement;
+use super::super::driver::Command;
+use super::super::{Controller, not_found};
+use super::cursor::{Cursor, ResumePoint};
 use crate::error::{Error, Result};
 use crate::job::{Job, JobId, JobKind, JobState, StatementState};
 use crate::proto;
 use crate::rows;
-use crate::sql_gateway::{
-    ColumnInfo, GatewayError, OperationHandle, ResultType, RowData, SessionHandle,
-};
-use crate::sql_script;
-use crate::store::StatementUpdate;
+use crate::sql_gateway::{GatewayError, ResultType, RowData};
 
 /// Pages with fewer rows than this are followed by a short pause, so that the gateway can
 /// gather a larger next page instead of being polled back to back.
@@ -73,102 +68,6 @@ pub enum ResultMessage {
     },
 }
 
-/// How far a statement's results were read.
-#[derive(Debug, Default)]
-struct Cursor {
-    columns: Option<Vec<ColumnInfo>>,
-    /// The token not fetched yet, and the rows before it.
-    next_token: u64,
-    rows_before_next: u64,
-    /// The rows of the last page that had rows, and the offset of its first row.
-    last_rows: Vec<RowData>,
-    last_rows_start: u64,
-    eos: bool,
-}
-
-/// Where a stream starts: rows served again from the kept page, then the next token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct ResumePoint {
-    /// The offset of the first row to send.
-    row: u64,
-    /// How many rows of the kept page come before it (None: start at the next token).
-    kept_rows_skip: Option<usize>,
-}
-
-impl Cursor {
-    /// Returns where a stream resuming from `row` starts.
-    fn resume_point(&self, row: u64) -> Result<ResumePoint> {
-        if row == self.rows_before_next {
-            return Ok(ResumePoint {
-                row,
-                kept_rows_skip: None,
-            });
-        }
-        let kept_end = self.last_rows_start + self.last_rows.len() as u64;
-        if self.last_rows_start <= row && row < kept_end {
-            return Ok(ResumePoint {
-                row,
-                kept_rows_skip: usize::try_from(row - self.last_rows_start).ok(),
-            });
-        }
-        let from = if self.last_rows.is_empty() {
-            self.rows_before_next
-        } else {
-            self.last_rows_start
-        };
-        Err(Error::OutOfRange(format!(
-            "resume_from_row: {row} cannot be served; the sql gateway serves no page twice, so resuming is possible from row {from} to row {}",
-            self.rows_before_next
-        )))
-    }
-
-    /// Records the page fetched at the next token: `rows` are kept when there are any.
-    fn record_page(&mut self, start: u64, rows: Vec<RowData>, next: Option<u64>) {
-        self.rows_before_next = start + rows.len() as u64;
-        if !rows.is_empty() {
-            self.last_rows_start = start;
-            self.last_rows = rows;
-        }
-        match next {
-            Some(next) => self.next_token = next,
-            None => self.eos = true,
-        }
-    }
-}
-
-/// A statement's cursor, held by the one stream reading it.
-type SharedCursor = Arc<tokio::sync::Mutex<Cursor>>;
-
-/// The cursors of the statements read in this process.
-#[derive(Default)]
-pub(super) struct Cursors {
-    by_statement: Mutex<HashMap<(JobId, u32), SharedCursor>>,
-}
-
-impl Cursors {
-    fn lock(&self, job_id: JobId, index: u32) -> Result<OwnedMutexGuard<Cursor>> {
-        let cursor = {
-            let mut map = self
-                .by_statement
-                .lock()
-                .map_err(|_| Error::Internal("result cursor table poisoned".into()))?;
-            Arc::clone(map.entry((job_id, index)).or_default())
-        };
-        cursor.try_lock_owned().map_err(|_| {
-            Error::Aborted(format!(
-                "results of statement {} of job {job_id} are already being streamed by another call",
-                index + 1
-            ))
-        })
-    }
-
-    pub(super) fn forget_job(&self, job_id: JobId) {
-        if let Ok(mut map) = self.by_statement.lock() {
-            map.retain(|(id, _), _| *id != job_id);
-        }
-    }
-}
-
 type Sender = mpsc::Sender<Result<ResultMessage>>;
 
 impl Controller {
@@ -177,7 +76,15 @@ impl Controller {
         self: &Arc<Self>,
         request: ResultRequest,
     ) -> Result<mpsc::Receiver<Result<ResultMessage>>> {
-        let job = self.get_job(request.job_id).await?;
+        let live = self.live.get(request.job_id);
+        let job = match &live {
+            Some(live) => live.job.borrow().clone(),
+            None => self
+                .store
+                .get_job(request.job_id)
+                .await
+                .map_err(not_found)?,
+        };
         if job.kind != JobKind::Sql {
             return Err(Error::FailedPrecondition(format!(
                 "job {} is a python job; only sql jobs have results",
@@ -186,7 +93,10 @@ impl Controller {
         }
         let index = select_statement(&job, request.statement_index)?;
         let statement = &job.statements[index as usize];
-        if matches!(job.state, JobState::Failed | JobState::Canceled) {
+        if matches!(
+            job.state,
+            JobState::Failed | JobState::Canceled | JobState::Canceling
+        ) {
             return Err(Error::FailedPrecondition(format!(
                 "job {} is {}: {}",
                 job.id,
@@ -194,23 +104,52 @@ impl Controller {
                 job.state_reason
             )));
         }
-        let cursor = self.cursors.lock(job.id, index)?;
-        let fresh = cursor.next_token == 0 && cursor.last_rows.is_empty() && !cursor.eos;
-        if fresh && statement.state == StatementState::Finished && statement.is_query {
-            return Err(Error::FailedPrecondition(format!(
+        let already_read = || {
+            Error::FailedPrecondition(format!(
                 "results of statement {} of job {} were already read to their end",
                 index + 1,
                 job.id
+            ))
+        };
+        let Some(live) = live else {
+            if job.state == JobState::Finished {
+                return Err(already_read());
+            }
+            return Err(Error::Unavailable(format!(
+                "job {} is {} but not driven by this broker right now; retry shortly",
+                job.id,
+                job.state.as_str()
             )));
-        }
-        let start = cursor.resume_point(request.resume_from_row)?;
+        };
+        let cursor = self.cursors.lock(job.id, index)?;
+        let start = match &cursor {
+            Some(cursor) => Some(cursor.resume_point(request.resume_from_row)?),
+            None if statement.state == StatementState::Finished && statement.is_query => {
+                return Err(already_read());
+            }
+            None if request.resume_from_row > 0 => {
+                let rerun = if statement.attempt > 0 {
+                    format!(
+                        "; it runs again after a broker restart (attempt {}), so its results start again at row 0",
+                        statement.attempt + 1
+                    )
+                } else {
+                    String::new()
+                };
+                return Err(Error::OutOfRange(format!(
+                    "resume_from_row: {} cannot be served; no rows of statement {} were read yet{rerun}",
+                    request.resume_from_row,
+                    index + 1
+                )));
+            }
+            None => None,
+        };
         let limit = request
             .max_duration
             .unwrap_or(self.limits.max_stream_duration)
             .min(self.limits.max_stream_duration);
         let (tx, rx) = mpsc::channel(1);
         let this = Arc::clone(self);
-        let job_cancel = self.active_cancel_token(job.id);
         self.tasks.spawn(async move {
             let pump = Pump {
                 controller: &this,
@@ -219,9 +158,23 @@ impl Controller {
                 tx: &tx,
                 deadline: Instant::now() + limit,
                 max_rows: request.max_rows,
-                job_cancel,
+                job: live.job,
+                driver: live.commands,
             };
-            let outcome = pump.run(cursor, start).await;
+            let outcome = match (cursor, start) {
+                (Some(cursor), Some(start)) => pump.run(cursor, start).await,
+                _ => match pump.wait_for_verdict().await {
+                    Ok(Ok(cursor)) => {
+                        let start = ResumePoint {
+                            row: 0,
+                            kept_rows_skip: (!cursor.last_rows.is_empty()).then_some(0),
+                        };
+                        pump.run(cursor, start).await
+                    }
+                    Ok(Err((end, error))) => pump.end(end, error, 0, 0).await,
+                    Err(error) => Err(error),
+                },
+            };
             match outcome {
                 Ok(Some(end)) => {
                     info!(job_id = %job.id, statement = index, ?end, "result stream ended");
@@ -239,13 +192,10 @@ impl Controller {
     }
 }
 
-/// Picks the statement to read: the one asked for, or the last query.
+/// Picks the statement to read: the one asked for, or the last one whose results are part of
+/// the job's outcome.
 fn select_statement(job: &Job, asked: Option<u32>) -> Result<u32> {
     let count = job.statements.len();
-    let is_result = |i: usize| {
-        let kind = sql_script::classify(&job.statements[i].sql);
-        (kind.returns_rows(), is_result_statement(kind, i, count))
-    };
     match asked {
         Some(index) => {
             let i = index as usize;
@@ -255,19 +205,28 @@ fn select_statement(job: &Job, asked: Option<u32>) -> Result<u32> {
                     format!("{index} is out of range; the job has {count} statements"),
                 ));
             }
-            if !is_result(i).0 {
+            if !job.statements[i].kind.returns_rows() {
                 return Err(Error::FailedPrecondition(format!(
                     "statement {index} of job {} returns no rows: {}",
                     job.id,
                     abbreviate(&job.statements[i].sql)
                 )));
             }
+            if !job.statements[i].is_query {
+                return Err(Error::FailedPrecondition(format!(
+                    "the rows of statement {index} of job {} are not kept; queries and a last SHOW, DESCRIBE or EXPLAIN can be streamed: {}",
+                    job.id,
+                    abbreviate(&job.statements[i].sql)
+                )));
+            }
             Ok(index)
         }
-        None => (0..count)
+        None => job
+            .statements
+            .iter()
             .rev()
-            .find(|&i| is_result(i).1)
-            .map(|i| i as u32)
+            .find(|statement| statement.is_query)
+            .map(|statement| statement.index)
             .ok_or_else(|| {
                 Error::FailedPrecondition(format!(
                     "job {} has no statement that returns rows",
@@ -294,7 +253,10 @@ struct Pump<'a> {
     tx: &'a Sender,
     deadline: Instant,
     max_rows: Option<u64>,
-    job_cancel: Option<CancellationToken>,
+    /// The job as its driver publishes it.
+    job: watch::Receiver<Job>,
+    /// The job's driver, told when the results were read to their end.
+    driver: mpsc::Sender<Command>,
 }
 
 /// How waiting ended.
@@ -314,10 +276,8 @@ impl Pump<'_> {
         resume: ResumePoint,
     ) -> Result<Option<StreamEndReason>> {
         let mut rows_sent: u64 = 0;
-        let (session, operation) = match self.wait_for_operation().await? {
-            Ok(handles) => handles,
-            Err(end) => return self.end(end, None, rows_sent, resume.row).await,
-        };
+        let session = cursor.session.clone();
+        let operation = cursor.operation.clone();
         let mut schema_sent = false;
         if let Some(columns) = &cursor.columns {
             if let Err(waited) = self
@@ -494,7 +454,7 @@ impl Pump<'_> {
         rows_sent: u64,
         next: u64,
     ) -> Result<Option<StreamEndReason>> {
-        if self.job_cancel.as_ref().is_some_and(|t| t.is_cancelled()) {
+        if stopped(&self.job.borrow()) {
             return self
                 .finish_waiting(self.cancel_or_shutdown(), rows_sent, next)
                 .await;
@@ -502,8 +462,7 @@ impl Pump<'_> {
         match error {
             GatewayError::StatementFailed { .. } => {
                 let message = error.to_string();
-                self.mark_statement(StatementState::Failed, Some(message.clone()))
-                    .await;
+                self.tell_driver(Some(message.clone())).await;
                 self.end(StreamEndReason::Failed, Some(message), rows_sent, next)
                     .await
             }
@@ -544,27 +503,20 @@ impl Pump<'_> {
     }
 
     async fn reached_eos(&self, rows_sent: u64, next: u64) -> Result<Option<StreamEndReason>> {
-        self.mark_statement(StatementState::Finished, None).await;
+        self.tell_driver(None).await;
         self.end(StreamEndReason::EndOfResults, None, rows_sent, next)
             .await
     }
 
-    async fn mark_statement(&self, state: StatementState, error: Option<String>) {
-        let update = StatementUpdate {
-            state: Some(state),
-            error,
-            ..StatementUpdate::default()
+    /// Tells the job's driver that the results were read to their end, or failed.
+    async fn tell_driver(&self, failure: Option<String>) {
+        let command = Command::ResultsEnded {
+            index: self.index,
+            failure,
         };
-        if let Err(store_error) = self
-            .controller
-            .store
-            .update_statement(self.job_id, self.index, update)
-            .await
-        {
-            warn!(job_id = %self.job_id, statement = self.index, %store_error, "cannot record the statement's state");
+        if self.driver.send(command).await.is_err() {
+            debug!(job_id = %self.job_id, statement = self.index, "the job's driver ended before the results did");
         }
-        self.controller.publish(self.job_id);
-        self.controller.wake(self.job_id);
     }
 
     async fn finish_waiting(
@@ -580,18 +532,8 @@ impl Pump<'_> {
                     .await
             }
             Waited::Canceled => {
-                // The job's token also fires when the job fails: say which it was.
-                match self.controller.get_job(self.job_id).await {
-                    Ok(job) if job.state == JobState::Failed => {
-                        let reason = Some(job.state_reason);
-                        self.end(StreamEndReason::Failed, reason, rows_sent, next)
-                            .await
-                    }
-                    _ => {
-                        self.end(StreamEndReason::Canceled, None, rows_sent, next)
-                            .await
-                    }
-                }
+                let (reason, error) = stop_reason(&self.job.borrow());
+                self.end(reason, error, rows_sent, next).await
             }
             Waited::Shutdown => Err(Error::ShuttingDown),
         }
@@ -612,7 +554,7 @@ impl Pump<'_> {
         };
         // The end is delivered even after the deadline, but a client that stopped reading
         // does not hold the stream open for long.
-        let sent = super::send_within(self.tx, Ok(end), END_SEND_TIMEOUT).await;
+        let sent = super::super::send_within(self.tx, Ok(end), END_SEND_TIMEOUT).await;
         Ok(sent.then_some(reason))
     }
 
@@ -627,12 +569,7 @@ impl Pump<'_> {
 
     /// Sleeps up to `pause`, waking early for the deadline, the client leaving, a cancel or shutdown.
     async fn wait(&self, pause: Duration) -> Waited {
-        let job_cancel = async {
-            match &self.job_cancel {
-                Some(token) => token.cancelled().await,
-                None => std::future::pending().await,
-            }
-        };
+        let job_stopped = job_stopped(self.job.clone());
         let sleep = async {
             match Instant::now().checked_add(pause) {
                 Some(until) if until < self.deadline => {
@@ -649,7 +586,7 @@ impl Pump<'_> {
             biased;
             _ = self.controller.shutdown.cancelled() => Waited::Shutdown,
             _ = self.tx.closed() => Waited::ClientGone,
-            _ = job_cancel => self.cancel_or_shutdown(),
+            _ = job_stopped => self.cancel_or_shutdown(),
             waited = sleep => waited,
         }
     }
@@ -662,136 +599,83 @@ impl Pump<'_> {
         }
     }
 
-    /// Waits until the statement was submitted; Err(end) when the job ended first.
-    async fn wait_for_operation(
+    /// Waits until the job's driver gave the statement its verdict and takes its cursor;
+    /// Err((end, error)) when the statement failed or the job stopped first.
+    async fn wait_for_verdict(
         &self,
-    ) -> Result<Result<(SessionHandle, OperationHandle), StreamEndReason>> {
-        let mut events = self.controller.events.subscribe();
+    ) -> Result<Result<OwnedMutexGuard<Cursor>, (StreamEndReason, Option<String>)>> {
+        let mut job = self.job.clone();
         loop {
-            let job = self.controller.get_job(self.job_id).await?;
-            let statement = &job.statements[self.index as usize];
-            if let (Some(session), Some(operation)) =
-                (&job.gateway_session, &statement.operation_handle)
-                && statement.state != StatementState::Pending
+            if let Some(cursor) = self.controller.cursors.lock(self.job_id, self.index)? {
+                return Ok(Ok(cursor));
+            }
             {
-                if statement.state == StatementState::Failed {
-                    return Err(Error::FailedPrecondition(format!(
+                let current = job.borrow_and_update();
+                if let Some(statement) = current.statements.get(self.index as usize)
+                    && statement.state == StatementState::Failed
+                {
+                    let error = format!(
                         "statement {} failed: {}",
                         self.index + 1,
                         statement.error.clone().unwrap_or_default()
-                    )));
+                    );
+                    return Ok(Err((StreamEndReason::Failed, Some(error))));
                 }
-                return Ok(Ok((
-                    SessionHandle(session.clone()),
-                    OperationHandle(operation.clone()),
-                )));
-            }
-            match job.state {
-                JobState::Canceled => return Ok(Err(StreamEndReason::Canceled)),
-                JobState::Failed | JobState::Finished => {
+                if stopped(&current) {
+                    return Ok(Err(stop_reason(&current)));
+                }
+                if current.state == JobState::Finished {
                     return Err(Error::FailedPrecondition(format!(
-                        "job {} is {} and statement {} never ran: {}",
-                        job.id,
-                        job.state.as_str(),
-                        self.index + 1,
-                        job.state_reason
+                        "job {} is FINISHED and statement {} produced no results to read",
+                        self.job_id,
+                        self.index + 1
                     )));
                 }
-                _ => {}
             }
-            let event = async {
-                loop {
-                    match events.recv().await {
-                        Ok(id) if id == self.job_id => return,
-                        Ok(_) => continue,
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                            std::future::pending::<()>().await
-                        }
-                    }
-                }
-            };
             tokio::select! {
-                _ = event => {}
-                waited = self.wait(self.controller.limits.poll_interval) => match waited {
-                    Waited::Elapsed => {}
-                    Waited::Deadline => return Ok(Err(StreamEndReason::TimeLimitReached)),
-                    Waited::ClientGone => return Ok(Err(StreamEndReason::Canceled)),
-                    Waited::Canceled => return Ok(Err(StreamEndReason::Canceled)),
-                    Waited::Shutdown => return Err(Error::ShuttingDown),
+                changed = job.changed() => if changed.is_err() {
+                    // The driver ended: look once more, then give up.
+                    if let Some(cursor) = self.controller.cursors.lock(self.job_id, self.index)? {
+                        return Ok(Ok(cursor));
+                    }
+                    let current = self.controller.get_job(self.job_id).await?;
+                    return Ok(Err(stop_reason(&current)));
                 },
+                _ = tokio::time::sleep_until(self.deadline) => {
+                    return Ok(Err((StreamEndReason::TimeLimitReached, None)));
+                }
+                _ = self.tx.closed() => return Ok(Err((StreamEndReason::Canceled, None))),
+                _ = self.controller.shutdown.cancelled() => return Err(Error::ShuttingDown),
             }
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Returns true when a job no longer runs toward FINISHED: CANCELING, CANCELED or FAILED.
+fn stopped(job: &Job) -> bool {
+    matches!(
+        job.state,
+        JobState::Canceling | JobState::Canceled | JobState::Failed
+    )
+}
 
-    fn rows(count: usize) -> Vec<RowData> {
-        (0..count)
-            .map(|i| {
-                serde_json::from_str(&format!(r#"{{"kind":"INSERT","fields":[{i}]}}"#))
-                    .unwrap_or_else(|e| panic!("row json: {e}"))
-            })
-            .collect()
+/// How a stream ends when its job stopped: FAILED with the job's reason, or CANCELED.
+fn stop_reason(job: &Job) -> (StreamEndReason, Option<String>) {
+    if job.state == JobState::Failed {
+        (StreamEndReason::Failed, Some(job.state_reason.clone()))
+    } else {
+        (StreamEndReason::Canceled, None)
     }
+}
 
-    #[test]
-    fn resume_is_possible_within_the_kept_page_or_at_the_end() {
-        let mut cursor = Cursor::default();
-        cursor.record_page(0, Vec::new(), Some(1));
-        cursor.record_page(0, rows(10), Some(2));
-        cursor.record_page(10, rows(5), Some(3));
-        // An empty page after rows keeps the rows of the page before it.
-        cursor.record_page(15, Vec::new(), Some(4));
-        assert_eq!(cursor.next_token, 4);
-        assert_eq!(cursor.rows_before_next, 15);
-        assert_eq!(
-            cursor.resume_point(15).ok(),
-            Some(ResumePoint {
-                row: 15,
-                kept_rows_skip: None
-            })
-        );
-        assert_eq!(
-            cursor.resume_point(12).ok(),
-            Some(ResumePoint {
-                row: 12,
-                kept_rows_skip: Some(2)
-            })
-        );
-        assert_eq!(
-            cursor.resume_point(10).ok(),
-            Some(ResumePoint {
-                row: 10,
-                kept_rows_skip: Some(0)
-            })
-        );
-        assert!(matches!(cursor.resume_point(9), Err(Error::OutOfRange(_))));
-        assert!(matches!(cursor.resume_point(16), Err(Error::OutOfRange(_))));
-    }
-
-    #[test]
-    fn a_fresh_cursor_resumes_only_from_row_zero() {
-        let cursor = Cursor::default();
-        assert!(cursor.resume_point(0).is_ok());
-        assert!(matches!(cursor.resume_point(1), Err(Error::OutOfRange(_))));
-    }
-
-    #[test]
-    fn end_of_results_keeps_the_last_rows() {
-        let mut cursor = Cursor::default();
-        cursor.record_page(0, rows(3), Some(1));
-        cursor.record_page(3, Vec::new(), None);
-        assert!(cursor.eos);
-        assert_eq!(
-            cursor.resume_point(1).ok(),
-            Some(ResumePoint {
-                row: 1,
-                kept_rows_skip: Some(1)
-            })
-        );
+/// Resolves once the job stopped (see [`stopped`]); never when its driver ends otherwise.
+async fn job_stopped(mut job: watch::Receiver<Job>) {
+    loop {
+        if stopped(&job.borrow_and_update()) {
+            return;
+        }
+        if job.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 }

@@ -1,240 +1,513 @@
-//! Drives a SQL job: opens its session, submits its statements in order, follows it to its end.
+//! Drives a SQL job: opens (or reuses) its gateway session, gives every statement its verdict
+//! before submitting the next, follows the job to its end, and cancels it.
+//!
+//! A statement's verdict: DDL and SET finished; an INSERT or statement set submitted under its
+//! pinned Flink job id; a query failed, or produced its first result page (its schema is known
+//! and its Flink job started). The gateway never stops a script by itself, so nothing after a
+//! statement without a verdict is submitted.
+//!
+//! Resuming after a restart: the recorded session is reused when it still answers; otherwise a
+//! new one is opened and the statements that build session state are replayed. A statement that
+//! may have started a Flink job is looked up by its pinned id on the JobManager and adopted
+//! instead of being submitted again; a query whose results could not be delivered is cancelled
+//! and re-run under the id of its next attempt.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
+use std::future::Future;
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::{info, warn};
 
-use super::{CancelOptions, Controller, Stop};
-use crate::error::{Error, Result};
+use super::super::driver::{Core, Interrupt};
+use super::super::results::Cursor;
+use super::super::stop::Stopped;
+use super::PIPELINE_JOB_ID_KEY;
 use crate::flink::{FlinkError, FlinkJobStatus};
-use crate::job::{Job, JobSpec, JobState, StatementRecord, StatementState};
-use crate::sql_gateway::{GatewayError, OperationHandle, OperationStatus, SessionHandle};
-use crate::sql_script::{self, StatementKind};
-use crate::store::{StatementUpdate, StoreError};
+use crate::job::{JobSpec, JobState, StatementRecord, StatementState};
+use crate::sql_gateway::{
+    GatewayError, OperationHandle, OperationStatus, ResultType, SessionHandle,
+};
+use crate::sql_script::builds_session_state;
+use crate::store::StatementUpdate;
 
-/// How long a `STOP JOB` through the gateway may take.
-const STOP_JOB_TIMEOUT: Duration = Duration::from_secs(60);
+const FIRST_POLL: Duration = Duration::from_millis(10);
+/// The longest pause between attempts to reach an unreachable SQL Gateway.
+const MAX_UNREACHABLE_PAUSE: Duration = Duration::from_secs(10);
 
-/// The executionConfig key that pins the Flink job id of a statement.
-pub const PIPELINE_JOB_ID_KEY: &str = "$internal.pipeline.job-id";
-
-/// Returns true when the statement's results are part of the job's outcome: queries, and a
-/// last statement that returns rows. Such a statement stays RUNNING until read to its end.
-pub(crate) fn is_result_statement(kind: StatementKind, index: usize, count: usize) -> bool {
-    kind == StatementKind::Query || (kind.returns_rows() && index + 1 == count)
-}
-
-/// Returns true when the statement's Flink job runs on after submission (INSERT, statement sets).
-fn is_followed_flink_job(kind: StatementKind) -> bool {
-    matches!(kind, StatementKind::Insert | StatementKind::StatementSet)
-}
-
-impl Controller {
-    /// Starts the task that submits and then follows a freshly recorded SQL job.
-    pub(super) fn spawn_sql_job(self: &Arc<Self>, job: Job) {
-        let (cancel, _) = self.register_active(job.id);
-        let this = Arc::clone(self);
-        self.tasks.spawn(async move {
-            let outcome = match this.submit_statements(&job, &cancel).await {
-                Ok(()) => this.follow(&job, &cancel).await,
-                Err(stop) => Err(stop),
-            };
-            this.conclude(&job, outcome).await;
-        });
-    }
-
-    /// Starts the task that follows an already submitted SQL job (after a restart).
-    pub(super) fn spawn_sql_follow(self: &Arc<Self>, job: Job) {
-        let (cancel, _) = self.register_active(job.id);
-        let this = Arc::clone(self);
-        self.tasks.spawn(async move {
-            if let Some(session) = job.gateway_session.clone() {
-                this.spawn_heartbeat(&job, SessionHandle(session), &cancel);
-            }
-            let outcome = this.follow(&job, &cancel).await;
-            this.conclude(&job, outcome).await;
-        });
-    }
-
-    async fn conclude(&self, job: &Job, outcome: Result<(), Stop>) {
-        match outcome {
-            Ok(()) => {
-                self.end_job(job, JobState::Finished, "all statements ran to their end")
-                    .await
-            }
-            Err(Stop::Failed(reason)) => {
-                warn!(job_id = %job.id, reason = %reason, "sql job failed");
-                self.end_job(job, JobState::Failed, &reason).await;
-            }
-            Err(Stop::Cancelled) if self.shutdown.is_cancelled() => {
-                info!(job_id = %job.id, "broker shutting down; the job is followed again at the next start");
-                self.forget_active(job.id);
-            }
-            Err(Stop::Cancelled) => self.forget_active(job.id),
+/// Runs a SQL job's driver to the job's end (or the broker's shutdown).
+pub(in crate::control) async fn run(core: Core) {
+    let mut driver = SqlDriver {
+        core,
+        session: None,
+        heartbeat: None,
+    };
+    match driver.drive().await {
+        Ok(()) => driver.finish().await,
+        Err(Interrupt::Cancel { replies, .. }) => driver.cancel(replies).await,
+        Err(Interrupt::Failed(reason)) => {
+            driver.core.conclude(Interrupt::Failed(reason)).await;
+            driver.close_session().await;
         }
+        Err(other) => driver.core.conclude(other).await,
+    }
+    driver.heartbeat = None;
+    if driver.core.job.state.is_terminal() {
+        driver
+            .core
+            .controller
+            .cursors
+            .forget_job(driver.core.job.id);
+    }
+}
+
+struct SqlDriver {
+    core: Core,
+    /// The session the statements run in.
+    session: Option<SessionHandle>,
+    /// Stops the session's heartbeats when dropped.
+    heartbeat: Option<DropGuard>,
+}
+
+impl SqlDriver {
+    async fn drive(&mut self) -> Result<(), Interrupt> {
+        if self.core.job.state == JobState::Canceling {
+            // A cancel was under way when the broker stopped: finish it.
+            return Err(Interrupt::Cancel {
+                options: Default::default(),
+                replies: Vec::new(),
+            });
+        }
+        if self.core.job.state == JobState::Pending {
+            self.core
+                .transition(JobState::Submitting, "opening a sql gateway session")
+                .await?;
+        }
+        self.open_session().await?;
+        for index in 0..self.core.job.statements.len() {
+            self.core.take_commands().await?;
+            self.give_verdict(index).await?;
+        }
+        if self.core.job.state != JobState::Running {
+            let reason = running_reason(&self.core.job.statements);
+            self.core.transition(JobState::Running, &reason).await?;
+        }
+        self.follow().await
     }
 
-    /// Opens the session and submits every statement in order, stopping at the first failure.
-    async fn submit_statements(&self, job: &Job, cancel: &CancellationToken) -> Result<(), Stop> {
-        let JobSpec::Sql(spec) = &job.spec else {
-            return Err(Stop::Failed("not a sql job".into()));
+    /// Reuses the recorded session when it still answers; otherwise opens one and, when the
+    /// job is resumed, replays the statements that build session state.
+    async fn open_session(&mut self) -> Result<(), Interrupt> {
+        let gateway = self.core.controller.gateway.clone();
+        if let Some(recorded) = self.core.job.gateway_session.clone() {
+            let handle = SessionHandle(recorded.clone());
+            match self
+                .retrying("heartbeat", || gateway.heartbeat(&handle))
+                .await?
+            {
+                Ok(()) => {
+                    if self.core.resuming {
+                        self.core
+                            .note(&format!("resumed after a broker restart: continuing in sql gateway session {recorded}"))
+                            .await?;
+                    }
+                    self.use_session(handle);
+                    return Ok(());
+                }
+                Err(error) => {
+                    info!(job_id = %self.core.job.id, session = %recorded, %error, "the recorded sql gateway session is gone");
+                }
+            }
+        }
+        let needs_session = self
+            .core
+            .job
+            .statements
+            .iter()
+            .any(|s| s.state != StatementState::Finished);
+        if !needs_session {
+            // Every statement has its verdict: the rest is followed on the JobManager.
+            return Ok(());
+        }
+        let JobSpec::Sql(spec) = &self.core.job.spec else {
+            return Err(Interrupt::Failed("not a sql job".into()));
         };
-        self.transition(
-            job.id,
-            JobState::Submitting,
-            "opening a sql gateway session",
-        )
-        .await?;
         let mut properties = spec.properties.clone();
         properties.insert(
             "execution.runtime-mode".into(),
             spec.runtime_mode.as_str().into(),
         );
-        let session = self
-            .gateway
-            .open_session(&format!("flinkbroker-{}", job.id), &properties)
-            .await
-            .map_err(|e| Stop::Failed(format!("cannot open a sql gateway session: {e}")))?;
-        self.store
-            .set_gateway_session(job.id, Some(&session.0))
-            .await
-            .map_err(Error::from)?;
-        info!(job_id = %job.id, session = %session.0, "sql gateway session opened");
-        self.spawn_heartbeat(job, session.clone(), cancel);
-
-        let count = job.statements.len();
-        for statement in &job.statements {
-            if cancel.is_cancelled() {
-                return Err(Stop::Cancelled);
+        let name = format!("flinkbroker-{}", self.core.job.id);
+        let handle = self
+            .retrying("open session", || gateway.open_session(&name, &properties))
+            .await?
+            .map_err(|e| Interrupt::Failed(format!("cannot open a sql gateway session: {e}")))?;
+        self.core.set_gateway_session(Some(&handle.0)).await?;
+        info!(job_id = %self.core.job.id, session = %handle.0, "sql gateway session opened");
+        self.use_session(handle.clone());
+        let replay: Vec<StatementRecord> = self
+            .core
+            .job
+            .statements
+            .iter()
+            .filter(|s| s.state == StatementState::Finished && builds_session_state(s.kind, &s.sql))
+            .cloned()
+            .collect();
+        if self.core.resuming {
+            for statement in &replay {
+                self.replay(&handle, statement).await?;
             }
-            self.submit_statement(job, &session, statement, count, cancel)
+            self.core
+                .note(&format!(
+                    "resumed after a broker restart: the sql gateway session was gone; opened session {} and replayed {} statement(s) that build session state",
+                    handle.0,
+                    replay.len()
+                ))
                 .await?;
         }
         Ok(())
     }
 
-    async fn submit_statement(
-        &self,
-        job: &Job,
+    fn use_session(&mut self, handle: SessionHandle) {
+        let token = self.core.controller.shutdown.child_token();
+        spawn_heartbeat(&self.core, handle.clone(), token.clone());
+        self.heartbeat = Some(token.drop_guard());
+        self.session = Some(handle);
+    }
+
+    /// Runs a statement that built session state again in a new session. Its failure is
+    /// logged, not the job's: the statements after it fail on their own if they needed it.
+    async fn replay(
+        &mut self,
         session: &SessionHandle,
         statement: &StatementRecord,
-        count: usize,
-        cancel: &CancellationToken,
-    ) -> Result<(), Stop> {
+    ) -> Result<(), Interrupt> {
+        let gateway = self.core.controller.gateway.clone();
+        let sql = statement.sql.clone();
+        let none = BTreeMap::new();
+        let operation = match self
+            .retrying("replay", || gateway.execute_statement(session, &sql, &none))
+            .await?
+        {
+            Ok(operation) => operation,
+            Err(error) => {
+                warn!(job_id = %self.core.job.id, statement = statement.index, %error, "statement not replayed in the new session");
+                return Ok(());
+            }
+        };
+        let mut pause = FIRST_POLL;
+        loop {
+            match self
+                .retrying("status", || gateway.operation_status(session, &operation))
+                .await?
+            {
+                Ok(OperationStatus::Finished) => {
+                    info!(job_id = %self.core.job.id, statement = statement.index, "statement replayed in the new session");
+                    return Ok(());
+                }
+                Ok(status) if status.is_terminal() => {
+                    warn!(job_id = %self.core.job.id, statement = statement.index, ?status, "statement not replayed in the new session");
+                    return Ok(());
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    warn!(job_id = %self.core.job.id, statement = statement.index, %error, "statement not replayed in the new session");
+                    return Ok(());
+                }
+            }
+            self.core.pause(pause).await?;
+            pause = (pause * 2).min(self.core.controller.limits.poll_interval);
+        }
+    }
+
+    /// Gives one statement its verdict, unless it has one.
+    async fn give_verdict(&mut self, index: usize) -> Result<(), Interrupt> {
+        let statement = self.core.job.statements[index].clone();
+        match statement.state {
+            StatementState::Finished => Ok(()),
+            StatementState::Failed | StatementState::Canceled => Err(Interrupt::Failed(format!(
+                "statement {} failed: {}",
+                statement.index + 1,
+                statement.error.unwrap_or_default()
+            ))),
+            StatementState::Running
+                if self
+                    .core
+                    .controller
+                    .cursors
+                    .has(self.core.job.id, statement.index) =>
+            {
+                Ok(())
+            }
+            StatementState::Running => self.resume_statement(statement).await,
+            StatementState::Pending => self.submit(statement.index, statement.attempt).await,
+        }
+    }
+
+    /// Resumes a statement an earlier run of the broker submitted (or was submitting).
+    async fn resume_statement(&mut self, statement: StatementRecord) -> Result<(), Interrupt> {
         let index = statement.index;
-        let kind = sql_script::classify(&statement.sql);
-        let is_result = is_result_statement(kind, index as usize, count);
+        let id = self.core.job.id;
+        let pinned = statement
+            .flink_job_id
+            .clone()
+            .unwrap_or_else(|| id.flink_job_id_for_statement_attempt(index, statement.attempt));
+        if statement.is_query {
+            // Its results lived in the earlier run: stop that run's Flink job, run it again.
+            let mut attempt = statement.attempt;
+            if let (Some(operation), Some(session)) = (&statement.operation_handle, &self.session)
+                && self.core.job.gateway_session.as_deref() == Some(session.0.as_str())
+            {
+                // Closing the earlier run's operation ends its Flink job, started or not yet.
+                let operation = OperationHandle(operation.clone());
+                if let Err(error) = self
+                    .core
+                    .controller
+                    .gateway
+                    .close_operation(session, &operation)
+                    .await
+                {
+                    info!(job_id = %id, statement = index, %error, "the earlier run's operation was not closed");
+                }
+            }
+            if statement.kind.starts_flink_job() {
+                if let Err(error) = self
+                    .core
+                    .controller
+                    .request_cancel(self.session.as_ref(), &pinned)
+                    .await
+                {
+                    warn!(job_id = %id, statement = index, flink_job_id = %pinned, %error, "cannot cancel the earlier run of the query");
+                }
+                attempt += 1;
+            }
+            self.core
+                .note(&format!(
+                    "resumed after a broker restart: statement {} runs again (attempt {}), its earlier results cannot be served again",
+                    index + 1,
+                    attempt + 1
+                ))
+                .await?;
+            return self.submit(index, attempt).await;
+        }
+        if statement.kind.starts_flink_job() {
+            match self.core.controller.jobmanager.job_status(&pinned).await {
+                Ok(status) => {
+                    self.core
+                        .update_statement(
+                            index,
+                            StatementUpdate {
+                                state: Some(StatementState::Finished),
+                                flink_job_id: Some(pinned.clone()),
+                                ..StatementUpdate::default()
+                            },
+                        )
+                        .await?;
+                    return self
+                        .core
+                        .note(&format!(
+                            "resumed after a broker restart: adopted flink job {pinned} of statement {} ({status:?})",
+                            index + 1
+                        ))
+                        .await;
+                }
+                Err(FlinkError::JobNotFound(_)) => {}
+                Err(error) => {
+                    // Submitting again is safe: flink refuses a second job under the same id.
+                    warn!(job_id = %id, statement = index, flink_job_id = %pinned, %error, "cannot look the flink job up; submitting again");
+                }
+            }
+        }
+        // An operation in the session this driver continues can still give its verdict.
+        if let (Some(operation), Some(session)) = (&statement.operation_handle, &self.session)
+            && self.core.job.gateway_session.as_deref() == Some(session.0.as_str())
+        {
+            let operation = OperationHandle(operation.clone());
+            let session = session.clone();
+            let gateway = self.core.controller.gateway.clone();
+            if let Ok(Ok(_)) = self
+                .retrying("status", || gateway.operation_status(&session, &operation))
+                .await
+            {
+                self.core
+                    .note(&format!(
+                        "resumed after a broker restart: statement {} is still in the sql gateway",
+                        index + 1
+                    ))
+                    .await?;
+                return self.await_verdict(index, operation).await;
+            }
+        }
+        self.core
+            .note(&format!(
+                "resumed after a broker restart: statement {} is submitted again",
+                index + 1
+            ))
+            .await?;
+        self.submit(index, statement.attempt).await
+    }
+
+    /// Submits a statement (recorded RUNNING first, with its pinned Flink job id) and waits
+    /// for its verdict.
+    async fn submit(&mut self, index: u32, attempt: u32) -> Result<(), Interrupt> {
+        let statement = self.core.job.statements[index as usize].clone();
+        let pinned = statement.kind.starts_flink_job().then(|| {
+            self.core
+                .job
+                .id
+                .flink_job_id_for_statement_attempt(index, attempt)
+        });
         let mut execution_config = BTreeMap::new();
-        let flink_job_id = kind
-            .starts_flink_job()
-            .then(|| job.id.flink_job_id_for_statement(index));
-        if let Some(id) = &flink_job_id {
+        if let Some(id) = &pinned {
             execution_config.insert(PIPELINE_JOB_ID_KEY.to_string(), id.clone());
         }
-        self.store
+        self.core
             .update_statement(
-                job.id,
                 index,
                 StatementUpdate {
                     state: Some(StatementState::Running),
-                    is_query: Some(is_result),
-                    flink_job_id: flink_job_id.clone(),
+                    flink_job_id: pinned.clone(),
+                    attempt: Some(attempt),
                     ..StatementUpdate::default()
                 },
             )
-            .await
-            .map_err(Error::from)?;
-        self.publish(job.id);
-        let operation = match self
-            .gateway
-            .execute_statement(session, &statement.sql, &execution_config)
-            .await
-        {
+            .await?;
+        let session = self.require_session()?;
+        let gateway = self.core.controller.gateway.clone();
+        let submitted = self
+            .retrying("submit", || {
+                gateway.execute_statement(&session, &statement.sql, &execution_config)
+            })
+            .await?;
+        let operation = match submitted {
             Ok(operation) => operation,
-            Err(error) => return Err(self.statement_failed(job, index, &error).await),
+            Err(error) => return Err(self.statement_failed(index, &error).await),
         };
-        info!(job_id = %job.id, statement = index, operation = %operation.0, flink_job_id = ?flink_job_id, "statement submitted");
-        if cancel.is_cancelled() && !self.shutdown.is_cancelled() {
-            // CancelJob ran while this statement was being submitted.
-            if let Some(id) = &flink_job_id
-                && let Err(error) = self.stop_flink_job(job, Some(session), id).await
-            {
-                warn!(job_id = %job.id, flink_job_id = %id, %error, "cannot stop the flink job of a statement submitted during cancel");
-            }
-            return Err(Stop::Cancelled);
-        }
-        self.store
+        info!(job_id = %self.core.job.id, statement = index, operation = %operation.0, flink_job_id = ?pinned, "statement submitted");
+        self.core
             .update_statement(
-                job.id,
                 index,
                 StatementUpdate {
                     operation_handle: Some(operation.0.clone()),
-                    flink_job_id: flink_job_id.clone(),
                     ..StatementUpdate::default()
                 },
             )
-            .await
-            .map_err(Error::from)?;
-        self.publish(job.id);
+            .await?;
+        self.await_verdict(index, operation).await
+    }
 
-        // Queries are accepted once they run; everything else once the gateway finished it
-        // (for an INSERT: once its Flink job was submitted).
-        let status = match self
-            .wait_for_operation(session, &operation, is_result, cancel)
-            .await
-        {
-            Ok(status) => status,
-            Err(WaitError::Cancelled) => return Err(Stop::Cancelled),
-            Err(WaitError::Gateway(error)) => {
-                return Err(self.statement_failed(job, index, &error).await);
-            }
-        };
-        if matches!(status, OperationStatus::Error) {
-            // The cause is served at fetch time.
-            let error = match self.gateway.fetch_results(session, &operation, 0).await {
-                Err(error) => error,
-                Ok(_) => GatewayError::StatementFailed {
-                    message: "the sql gateway reported the statement as failed".into(),
-                },
+    /// Polls a statement's operation until it has its verdict.
+    async fn await_verdict(
+        &mut self,
+        index: u32,
+        operation: OperationHandle,
+    ) -> Result<(), Interrupt> {
+        let statement = self.core.job.statements[index as usize].clone();
+        let session = self.require_session()?;
+        let gateway = self.core.controller.gateway.clone();
+        let mut pause = FIRST_POLL;
+        loop {
+            let status = match self
+                .retrying("status", || gateway.operation_status(&session, &operation))
+                .await?
+            {
+                Ok(status) => status,
+                Err(error) => return Err(self.statement_failed(index, &error).await),
             };
-            return Err(self.statement_failed(job, index, &error).await);
+            match status {
+                OperationStatus::Error => {
+                    // The cause is served at fetch time.
+                    let error = match gateway.fetch_results(&session, &operation, 0).await {
+                        Err(error) => error,
+                        Ok(_) => GatewayError::StatementFailed {
+                            message: "the sql gateway reported the statement as failed".into(),
+                        },
+                    };
+                    if statement.kind.starts_flink_job() && is_duplicate_submission(&error) {
+                        return self.adopt_duplicate(index).await;
+                    }
+                    return Err(self.statement_failed(index, &error).await);
+                }
+                OperationStatus::Canceled | OperationStatus::Closed | OperationStatus::Timeout => {
+                    let error = GatewayError::StatementFailed {
+                        message: format!("the sql gateway reports the statement {status:?}"),
+                    };
+                    return Err(self.statement_failed(index, &error).await);
+                }
+                OperationStatus::Finished if !statement.is_query => {
+                    return self
+                        .core
+                        .statement_state(index, StatementState::Finished)
+                        .await;
+                }
+                OperationStatus::Running | OperationStatus::Finished if statement.is_query => {
+                    return self.first_page(index, session, operation).await;
+                }
+                _ => {}
+            }
+            self.core.pause(pause).await?;
+            pause = (pause * 2).min(self.core.controller.limits.poll_interval);
         }
-        if matches!(
-            status,
-            OperationStatus::Canceled | OperationStatus::Closed | OperationStatus::Timeout
-        ) {
-            return Err(Stop::Failed(format!(
-                "statement {} ended as {status:?} in the sql gateway",
+    }
+
+    /// Fetches a query's first result page: its failure, or its schema and first rows, which
+    /// are kept for the result streams.
+    async fn first_page(
+        &mut self,
+        index: u32,
+        session: SessionHandle,
+        operation: OperationHandle,
+    ) -> Result<(), Interrupt> {
+        let gateway = self.core.controller.gateway.clone();
+        let mut pause = FIRST_POLL;
+        loop {
+            let page = match self
+                .retrying("fetch", || gateway.fetch_results(&session, &operation, 0))
+                .await?
+            {
+                Ok(page) => page,
+                Err(error) => return Err(self.statement_failed(index, &error).await),
+            };
+            if page.result_type != ResultType::NotReady {
+                let rows = page.data.len();
+                let cursor = Cursor::first_page(session.clone(), operation.clone(), page);
+                self.core
+                    .controller
+                    .cursors
+                    .insert(self.core.job.id, index, cursor);
+                info!(job_id = %self.core.job.id, statement = index, rows, "query produced its first result page");
+                // Result streams waiting for the verdict look again.
+                self.core.publish();
+                return Ok(());
+            }
+            self.core.pause(pause).await?;
+            pause = (pause * 2).min(self.core.controller.limits.max_fetch_backoff);
+        }
+    }
+
+    /// Flink refused a second job under the statement's pinned id: the first one is followed.
+    async fn adopt_duplicate(&mut self, index: u32) -> Result<(), Interrupt> {
+        let flink_job_id = self.core.job.statements[index as usize]
+            .flink_job_id
+            .clone()
+            .unwrap_or_default();
+        self.core
+            .statement_state(index, StatementState::Finished)
+            .await?;
+        self.core
+            .note(&format!(
+                "resumed after a broker restart: adopted flink job {flink_job_id} of statement {} (already submitted)",
                 index + 1
-            )));
-        }
-        if !is_result {
-            self.store
-                .update_statement(
-                    job.id,
-                    index,
-                    StatementUpdate {
-                        state: Some(StatementState::Finished),
-                        ..StatementUpdate::default()
-                    },
-                )
-                .await
-                .map_err(Error::from)?;
-            self.publish(job.id);
-        }
-        Ok(())
+            ))
+            .await
     }
 
     /// Records a failed statement and returns the job's failure.
-    async fn statement_failed(&self, job: &Job, index: u32, error: &GatewayError) -> Stop {
+    async fn statement_failed(&mut self, index: u32, error: &GatewayError) -> Interrupt {
         let message = error.to_string();
-        if let Err(store_error) = self
-            .store
+        let recorded = self
+            .core
             .update_statement(
-                job.id,
                 index,
                 StatementUpdate {
                     state: Some(StatementState::Failed),
@@ -242,299 +515,315 @@ impl Controller {
                     ..StatementUpdate::default()
                 },
             )
-            .await
-        {
-            warn!(job_id = %job.id, %store_error, "cannot record the failed statement");
+            .await;
+        if let Err(interrupt) = recorded {
+            return interrupt;
         }
-        self.publish(job.id);
-        Stop::Failed(format!("statement {} failed: {message}", index + 1))
+        Interrupt::Failed(format!("statement {} failed: {message}", index + 1))
     }
 
-    /// Polls an operation until it runs (`accept_running`) or reaches a terminal status.
-    async fn wait_for_operation(
-        &self,
-        session: &SessionHandle,
-        operation: &OperationHandle,
-        accept_running: bool,
-        cancel: &CancellationToken,
-    ) -> Result<OperationStatus, WaitError> {
-        let mut pause = Duration::from_millis(10);
+    /// Waits until every query's results were read and every INSERT's Flink job ended.
+    async fn follow(&mut self) -> Result<(), Interrupt> {
+        let mut ended: HashSet<String> = HashSet::new();
         loop {
-            let status = self
-                .gateway
-                .operation_status(session, operation)
-                .await
-                .map_err(WaitError::Gateway)?;
-            if status.is_terminal() || (accept_running && status == OperationStatus::Running) {
-                return Ok(status);
-            }
-            tokio::select! {
-                _ = cancel.cancelled() => return Err(WaitError::Cancelled),
-                _ = tokio::time::sleep(pause) => {}
-            }
-            pause = (pause * 2).min(self.limits.poll_interval);
-        }
-    }
-
-    fn spawn_heartbeat(&self, job: &Job, session: SessionHandle, cancel: &CancellationToken) {
-        let gateway = Arc::clone(&self.gateway);
-        let cancel = cancel.clone();
-        let interval = self.limits.heartbeat_interval;
-        let job_id = job.id;
-        self.tasks.spawn(async move {
-            let mut ticker = tokio::time::interval(interval);
-            ticker.tick().await;
-            loop {
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    _ = ticker.tick() => {}
-                }
-                match gateway.heartbeat(&session).await {
-                    Ok(()) => {}
-                    Err(error @ GatewayError::UnknownSession { .. }) => {
-                        warn!(job_id = %job_id, session = %session.0, %error, "sql gateway session is gone; heartbeats stop");
-                        return;
-                    }
-                    Err(error) => {
-                        warn!(job_id = %job_id, session = %session.0, %error, "sql gateway heartbeat failed");
-                    }
-                }
-            }
-        });
-    }
-
-    /// Follows a submitted job until its results were read and its Flink jobs ended.
-    async fn follow(&self, job: &Job, cancel: &CancellationToken) -> Result<(), Stop> {
-        let wake = self
-            .active
-            .lock()
-            .ok()
-            .and_then(|active| active.get(&job.id).map(|a| a.wake.clone()));
-        let mut announced_running = false;
-        let mut ended_flink_jobs: HashSet<String> = HashSet::new();
-        loop {
-            let current = match self.get_job(job.id).await {
-                Ok(current) => current,
-                Err(Error::Store(error)) => {
-                    // A database hiccup must not fail a running job: look again later.
-                    warn!(job_id = %job.id, %error, "cannot read the job; retrying");
-                    tokio::select! {
-                        _ = cancel.cancelled() => return Err(Stop::Cancelled),
-                        _ = tokio::time::sleep(self.limits.poll_interval) => continue,
-                    }
-                }
-                Err(error) => return Err(error.into()),
-            };
-            if current.state.is_terminal() {
-                return Err(Stop::Cancelled);
-            }
-            if let Some(failed) = current
-                .statements
-                .iter()
-                .find(|s| s.state == StatementState::Failed)
-            {
-                return Err(Stop::Failed(format!(
-                    "statement {} failed: {}",
-                    failed.index + 1,
-                    failed.error.clone().unwrap_or_default()
-                )));
-            }
-            let mut waiting_for = Vec::new();
-            for statement in &current.statements {
+            self.core.take_commands().await?;
+            let mut waiting = 0;
+            for statement in self.core.job.statements.clone() {
                 if statement.is_query && statement.state != StatementState::Finished {
-                    waiting_for.push(format!("results of statement {}", statement.index + 1));
+                    waiting += 1;
                 }
-                let kind = sql_script::classify(&statement.sql);
-                let Some(flink_job_id) = statement.flink_job_id.as_deref() else {
+                if !statement.kind.runs_on_after_submission() {
+                    continue;
+                }
+                let Some(flink_job_id) = statement.flink_job_id else {
                     continue;
                 };
-                if !is_followed_flink_job(kind) || ended_flink_jobs.contains(flink_job_id) {
+                if ended.contains(&flink_job_id) {
                     continue;
                 }
-                match self.jobmanager.job_status(flink_job_id).await {
+                match self
+                    .core
+                    .controller
+                    .jobmanager
+                    .job_status(&flink_job_id)
+                    .await
+                {
                     Ok(FlinkJobStatus::Finished) => {
-                        info!(job_id = %job.id, flink_job_id, "flink job finished");
-                        ended_flink_jobs.insert(flink_job_id.to_string());
+                        info!(job_id = %self.core.job.id, flink_job_id = %flink_job_id, "flink job finished");
+                        ended.insert(flink_job_id);
                     }
                     Ok(status) => {
-                        if let Some(reason) = self.flink_job_failure(flink_job_id, status).await {
-                            return Err(Stop::Failed(format!(
+                        if let Some(reason) = self
+                            .core
+                            .controller
+                            .flink_job_failure(&flink_job_id, status)
+                            .await
+                        {
+                            return Err(Interrupt::Failed(format!(
                                 "statement {}: {reason}",
                                 statement.index + 1
                             )));
                         }
-                        waiting_for.push(format!("flink job {flink_job_id}"));
-                    }
-                    Err(FlinkError::JobNotFound(_)) => {
-                        waiting_for.push(format!(
-                            "flink job {flink_job_id} (not yet known to the jobmanager)"
-                        ));
+                        waiting += 1;
                     }
                     Err(error) => {
-                        warn!(job_id = %job.id, flink_job_id, %error, "cannot read the flink job's status");
-                        waiting_for.push(format!("flink job {flink_job_id}"));
+                        warn!(job_id = %self.core.job.id, flink_job_id = %flink_job_id, %error, "cannot read the flink job's status");
+                        waiting += 1;
                     }
                 }
             }
-            if waiting_for.is_empty() {
+            if waiting == 0 {
                 return Ok(());
             }
-            if !announced_running || current.state != JobState::Running {
-                let reason = format!("waiting for {}", waiting_for.join(", "));
-                match self.transition(job.id, JobState::Running, &reason).await {
-                    Ok(_) => announced_running = true,
-                    Err(Error::Store(StoreError::TerminalState { .. })) => {
-                        return Err(Stop::Cancelled);
-                    }
-                    Err(error) => {
-                        warn!(job_id = %job.id, %error, "cannot record the running state; retrying")
-                    }
-                }
-            }
-            let notified = async {
-                match &wake {
-                    Some(wake) => wake.notified().await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                _ = cancel.cancelled() => return Err(Stop::Cancelled),
-                _ = notified => {}
-                _ = tokio::time::sleep(self.limits.poll_interval) => {}
-            }
+            self.core
+                .pause(self.core.controller.limits.poll_interval)
+                .await?;
         }
     }
 
-    /// Cancels a SQL job's operations and Flink jobs, then records it CANCELED.
-    pub(super) async fn cancel_sql_job(
-        self: &Arc<Self>,
-        job: Job,
-        _options: CancelOptions,
-    ) -> Result<Job> {
-        // Stop the job's task first, so that no further statement is submitted.
-        if let Some(token) = self.active_cancel_token(job.id) {
-            token.cancel();
+    async fn finish(&mut self) {
+        if let Err(interrupt) = self
+            .core
+            .transition(JobState::Finished, "all statements ran to their end")
+            .await
+        {
+            self.core.conclude(interrupt).await;
+            return;
         }
-        let current = self.get_job(job.id).await?;
-        if current.state.is_terminal() {
-            return Ok(current);
-        }
-        if let Err(error) = self.stop_statements(&current).await {
-            // The job goes on running: follow it again, so that a later CancelJob can retry.
-            warn!(job_id = %job.id, %error, "cancel failed; the job is followed again");
-            self.spawn_sql_follow(current);
-            return Err(error);
-        }
-        self.end_job(&current, JobState::Canceled, "canceled by request")
-            .await;
-        self.get_job(job.id).await
+        self.close_session().await;
     }
 
-    /// Cancels the running operations of a SQL job and the Flink jobs its statements started.
-    pub(super) async fn stop_statements(&self, job: &Job) -> Result<()> {
-        let session = job.gateway_session.clone().map(SessionHandle);
-        for statement in &job.statements {
+    /// Moves the job to CANCELING (answering the callers), cancels its operations, stops its
+    /// Flink jobs, and records CANCELED once the JobManager says each stopped.
+    async fn cancel(&mut self, replies: Vec<tokio::sync::oneshot::Sender<crate::job::Job>>) {
+        if self.core.job.state != JobState::Canceling
+            && let Err(interrupt) = self
+                .core
+                .transition(
+                    JobState::Canceling,
+                    "cancel requested; stopping the job's flink jobs",
+                )
+                .await
+        {
+            self.core.answer(replies);
+            self.core.conclude(interrupt).await;
+            return;
+        }
+        self.core.answer(replies);
+        match self.stop_everything().await {
+            Ok(Stopped::All) => {
+                let open: Vec<u32> = self
+                    .core
+                    .job
+                    .statements
+                    .iter()
+                    .filter(|s| {
+                        matches!(s.state, StatementState::Running | StatementState::Pending)
+                    })
+                    .map(|s| s.index)
+                    .collect();
+                for index in open {
+                    if let Err(interrupt) = self
+                        .core
+                        .statement_state(index, StatementState::Canceled)
+                        .await
+                    {
+                        self.core.conclude(interrupt).await;
+                        return;
+                    }
+                }
+                let ended = self
+                    .core
+                    .transition(
+                        JobState::Canceled,
+                        "canceled by request; every flink job it started has stopped",
+                    )
+                    .await;
+                match ended {
+                    Ok(()) => self.close_session().await,
+                    Err(interrupt) => self.core.conclude(interrupt).await,
+                }
+            }
+            Ok(Stopped::StillRunning(flink_job_id)) => {
+                let reason = format!(
+                    "cancel failed: flink job {flink_job_id} did not stop within {} s (--cancel-timeout)",
+                    self.core.controller.limits.cancel_timeout.as_secs()
+                );
+                self.core.conclude(Interrupt::Failed(reason)).await;
+                self.close_session().await;
+            }
+            Err(interrupt) => self.core.conclude(interrupt).await,
+        }
+    }
+
+    /// Cancels running operations and asks the JobManager to stop every Flink job the job
+    /// started; then waits until they stopped.
+    async fn stop_everything(&mut self) -> Result<Stopped, Interrupt> {
+        let session = self
+            .session
+            .clone()
+            .or_else(|| self.core.job.gateway_session.clone().map(SessionHandle));
+        let gateway = self.core.controller.gateway.clone();
+        let mut flink_jobs = Vec::new();
+        for statement in self.core.job.statements.clone() {
             if statement.state == StatementState::Running
                 && let (Some(session), Some(operation)) = (&session, &statement.operation_handle)
-            {
-                // A query's operation turns FINISHED while its rows are still being read, and
-                // the gateway refuses to cancel a FINISHED operation: its Flink job is stopped
-                // below, and closing the session releases the operation.
-                match self
-                    .gateway
+                && let Err(error) = gateway
                     .cancel_operation(session, &OperationHandle(operation.clone()))
                     .await
-                {
-                    Ok(_) => {}
-                    Err(error @ GatewayError::Unreachable(_)) => return Err(error.into()),
-                    Err(error) => {
-                        info!(job_id = %job.id, statement = statement.index, %error, "operation not cancelled by the sql gateway");
-                    }
-                }
+            {
+                // A query's operation is FINISHED while its rows are read; its Flink job is
+                // stopped below.
+                info!(job_id = %self.core.job.id, statement = statement.index, %error, "operation not cancelled by the sql gateway");
             }
-            // The id is derived, so a statement whose submission was under way is covered too.
             let started = matches!(
                 statement.state,
                 StatementState::Running | StatementState::Finished
             );
-            if started && sql_script::classify(&statement.sql).starts_flink_job() {
-                let flink_job_id = statement
-                    .flink_job_id
-                    .clone()
-                    .unwrap_or_else(|| job.id.flink_job_id_for_statement(statement.index));
-                self.stop_flink_job(job, session.as_ref(), &flink_job_id)
-                    .await?;
+            if !(started && statement.kind.starts_flink_job()) {
+                continue;
             }
-            if matches!(
-                statement.state,
-                StatementState::Running | StatementState::Pending
-            ) {
-                self.store
-                    .update_statement(
-                        job.id,
-                        statement.index,
-                        StatementUpdate {
-                            state: Some(StatementState::Canceled),
-                            ..StatementUpdate::default()
-                        },
-                    )
-                    .await?;
+            // The id is derived, so a statement whose submission was under way is covered too.
+            let flink_job_id = statement.flink_job_id.clone().unwrap_or_else(|| {
+                self.core
+                    .job
+                    .id
+                    .flink_job_id_for_statement_attempt(statement.index, statement.attempt)
+            });
+            match self
+                .core
+                .controller
+                .request_cancel(session.as_ref(), &flink_job_id)
+                .await
+            {
+                Ok(()) => {
+                    info!(job_id = %self.core.job.id, flink_job_id = %flink_job_id, "flink job cancel requested")
+                }
+                Err(error) => {
+                    warn!(job_id = %self.core.job.id, flink_job_id = %flink_job_id, %error, "cannot request the flink job's cancel")
+                }
             }
+            flink_jobs.push(flink_job_id);
         }
-        Ok(())
+        self.core.await_stopped(&flink_jobs).await
     }
 
-    /// Cancels a Flink job through the JobManager, or with `STOP JOB` through the gateway
-    /// when the JobManager cannot be reached.
-    async fn stop_flink_job(
-        &self,
-        job: &Job,
-        session: Option<&SessionHandle>,
-        flink_job_id: &str,
-    ) -> Result<()> {
-        match self.jobmanager.cancel(flink_job_id).await {
-            Ok(()) | Err(FlinkError::JobNotFound(_)) => {
-                info!(job_id = %job.id, flink_job_id, "flink job cancelled");
-                Ok(())
+    /// Closes the job's gateway session (the session's operations end with it).
+    async fn close_session(&mut self) {
+        self.heartbeat = None;
+        let session = self
+            .session
+            .take()
+            .or_else(|| self.core.job.gateway_session.clone().map(SessionHandle));
+        let Some(session) = session else { return };
+        match self.core.controller.gateway.close_session(&session).await {
+            Ok(()) => {
+                info!(job_id = %self.core.job.id, session = %session.0, "sql gateway session closed")
             }
             Err(error) => {
-                let Some(session) = session else {
-                    return Err(error.into());
-                };
-                warn!(job_id = %job.id, flink_job_id, %error, "jobmanager cannot cancel; trying STOP JOB through the sql gateway");
-                let statement = format!("STOP JOB '{flink_job_id}'");
-                let operation = self
-                    .gateway
-                    .execute_statement(session, &statement, &BTreeMap::new())
-                    .await?;
-                // Bounded, and interrupted by shutdown.
-                let waited = tokio::time::timeout(
-                    STOP_JOB_TIMEOUT,
-                    self.wait_for_operation(session, &operation, false, &self.shutdown),
-                )
-                .await;
-                match waited {
-                    Ok(Ok(OperationStatus::Finished)) => {
-                        info!(job_id = %job.id, flink_job_id, "flink job stopped through the sql gateway");
-                        Ok(())
+                warn!(job_id = %self.core.job.id, session = %session.0, %error, "cannot close the sql gateway session")
+            }
+        }
+        if let Err(Interrupt::Lost(error)) = self.core.set_gateway_session(None).await {
+            warn!(job_id = %self.core.job.id, %error, "cannot record the closed session");
+        }
+    }
+
+    fn require_session(&self) -> Result<SessionHandle, Interrupt> {
+        self.session.clone().ok_or_else(|| {
+            Interrupt::Lost(crate::error::Error::Internal(
+                "no sql gateway session to submit in".into(),
+            ))
+        })
+    }
+
+    /// Calls the gateway until it answers: an unreachable gateway is waited for (with
+    /// growing pauses, taking commands meanwhile), not a reason for the job to fail.
+    async fn retrying<T, F, Fut>(
+        &mut self,
+        what: &'static str,
+        mut call: F,
+    ) -> Result<Result<T, GatewayError>, Interrupt>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, GatewayError>>,
+    {
+        let mut pause = Duration::from_millis(100);
+        let mut noted = false;
+        loop {
+            match call().await {
+                Err(error @ GatewayError::Unreachable(_)) => {
+                    warn!(job_id = %self.core.job.id, what, %error, retry_ms = pause.as_millis() as u64, "sql gateway unreachable; waiting for it");
+                    if !noted {
+                        noted = true;
+                        self.core
+                            .note(&format!("waiting for the sql gateway: {error}"))
+                            .await?;
                     }
-                    Ok(Ok(status)) => Err(Error::FailedPrecondition(format!(
-                        "STOP JOB '{flink_job_id}' ended as {status:?} in the sql gateway; the flink job may still run"
-                    ))),
-                    Ok(Err(WaitError::Gateway(error))) => Err(error.into()),
-                    Ok(Err(WaitError::Cancelled)) => Err(Error::ShuttingDown),
-                    Err(_) => Err(Error::FailedPrecondition(format!(
-                        "STOP JOB '{flink_job_id}' did not finish within {} s; the flink job may still run",
-                        STOP_JOB_TIMEOUT.as_secs()
-                    ))),
+                    self.core.pause(pause).await?;
+                    pause = (pause * 2).min(MAX_UNREACHABLE_PAUSE);
                 }
+                other => return Ok(other),
             }
         }
     }
 }
 
-/// Why waiting for an operation stopped.
-enum WaitError {
-    Cancelled,
-    Gateway(GatewayError),
+/// Says what a job whose statements all have their verdict waits for.
+fn running_reason(statements: &[StatementRecord]) -> String {
+    let mut waiting = Vec::new();
+    for statement in statements {
+        if statement.is_query && statement.state != StatementState::Finished {
+            waiting.push(format!(
+                "the results of statement {} to be read",
+                statement.index + 1
+            ));
+        }
+        if statement.kind.runs_on_after_submission()
+            && let Some(flink_job_id) = &statement.flink_job_id
+        {
+            waiting.push(format!("flink job {flink_job_id} to end"));
+        }
+    }
+    if waiting.is_empty() {
+        "every statement ran".into()
+    } else {
+        format!(
+            "every statement was submitted; waiting for {}",
+            waiting.join(", ")
+        )
+    }
+}
+
+/// Returns true when Flink refused a job because one with the same id was submitted before.
+fn is_duplicate_submission(error: &GatewayError) -> bool {
+    let message = error.to_string();
+    message.contains("DuplicateJobSubmission") || message.contains("has already been submitted")
+}
+
+/// Keeps a session alive until `stop` fires or the session is gone.
+fn spawn_heartbeat(core: &Core, session: SessionHandle, stop: CancellationToken) {
+    let gateway = core.controller.gateway.clone();
+    let interval = core.controller.limits.heartbeat_interval;
+    let job_id = core.job.id;
+    core.controller.tasks.spawn(async move {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            match gateway.heartbeat(&session).await {
+                Ok(()) => {}
+                Err(error @ GatewayError::UnknownSession { .. }) => {
+                    warn!(job_id = %job_id, session = %session.0, %error, "sql gateway session is gone; heartbeats stop");
+                    return;
+                }
+                Err(error) => {
+                    warn!(job_id = %job_id, session = %session.0, %error, "sql gateway heartbeat failed");
+                }
+            }
+        }
+    });
 }

@@ -35,6 +35,8 @@ pub struct Model {
     pub flink_job_id: Option<String>,
     #[sea_orm(column_type = "Text", nullable)]
     pub submitter_output: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub savepoint_path: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

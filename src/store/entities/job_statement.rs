@@ -23,6 +23,11 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub error: Option<String>,
     pub is_query: bool,
+    /// `StatementKind::as_str`; absent on rows recorded before kinds were stored.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub kind: Option<String>,
+    /// Re-runs after a broker restart.
+    pub attempt: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -7,6 +7,7 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_create_job_tables;
+mod m20261130_000001_statement_kind_attempt_savepoint;
 
 /// Every migration of the job store, oldest first.
 pub struct Migrator;
@@ -14,6 +15,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261123_000001_create_job_tables::Migration)]
+        vec![
+            Box::new(m20261123_000001_create_job_tables::Migration),
+            Box::new(m20261130_000001_statement_kind_attempt_savepoint::Migration),
+        ]
     }
 }

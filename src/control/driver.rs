@@ -1,0 +1,327 @@
+//! What every job driver shares: the job it owns, its durable writes, the `watch` channel it
+//! publishes on, and the commands it takes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{info, warn};
+
+use super::registry::LiveJob;
+use super::{CancelOptions, Controller};
+use crate::error::Error;
+use crate::job::{Job, JobState, StatementState};
+use crate::store::{StatementUpdate, StoreError};
+
+/// Commands waiting for a driver; senders wait when it is full.
+const COMMAND_BUFFER: usize = 16;
+/// Attempts at one durable write before the driver gives the job up to the next start.
+const STORE_ATTEMPTS: u32 = 5;
+
+/// A command to a job's driver.
+pub(super) enum Command {
+    /// CancelJob: the driver answers with the job once it is CANCELING (or already over).
+    Cancel {
+        options: CancelOptions,
+        reply: oneshot::Sender<Job>,
+    },
+    /// A result stream read a statement's results to their end (`failure` None) or saw the
+    /// statement fail.
+    ResultsEnded { index: u32, failure: Option<String> },
+}
+
+/// Why a driver's work stopped before the job's end.
+pub(super) enum Interrupt {
+    /// CancelJob: the callers wait for the job once it is CANCELING.
+    Cancel {
+        options: CancelOptions,
+        replies: Vec<oneshot::Sender<Job>>,
+    },
+    /// The job failed for this reason, which is true of the job.
+    Failed(String),
+    /// The broker shuts down: the job is resumed at the next start.
+    Shutdown,
+    /// The store cannot record the job's progress: the job is resumed at the next start.
+    Lost(Error),
+}
+
+impl From<StoreError> for Interrupt {
+    fn from(error: StoreError) -> Self {
+        Interrupt::Lost(Error::Store(error))
+    }
+}
+
+/// The part of a driver every kind of job shares.
+pub(super) struct Core {
+    pub controller: Arc<Controller>,
+    /// The job as recorded; the driver changes it only through the methods below.
+    pub job: Job,
+    /// True when the driver took the job over from an earlier run of the broker.
+    pub resuming: bool,
+    published: watch::Sender<Job>,
+    commands: mpsc::Receiver<Command>,
+    /// Callers of CancelJob answered once the job is CANCELING.
+    canceling: bool,
+}
+
+impl Core {
+    /// Registers a job as live; None when it already has a driver.
+    pub fn register(controller: Arc<Controller>, job: Job, resuming: bool) -> Option<Core> {
+        let (commands_tx, commands) = mpsc::channel(COMMAND_BUFFER);
+        let (published, job_rx) = watch::channel(job.clone());
+        let live = LiveJob {
+            commands: commands_tx,
+            job: job_rx,
+        };
+        if !controller.live.insert(job.id, live) {
+            return None;
+        }
+        Some(Core {
+            controller,
+            canceling: job.state == JobState::Canceling,
+            job,
+            resuming,
+            published,
+            commands,
+        })
+    }
+
+    /// Publishes the job as it is now to GetJob, WatchJob and result streams.
+    pub fn publish(&self) {
+        self.published.send_replace(self.job.clone());
+    }
+
+    /// Moves the job to `state`, durably, and publishes it.
+    pub async fn transition(&mut self, state: JobState, reason: &str) -> Result<(), Interrupt> {
+        let mut attempt = 0;
+        let job = loop {
+            attempt += 1;
+            match self
+                .controller
+                .store
+                .transition(self.job.id, state, reason)
+                .await
+            {
+                Ok(job) => break job,
+                Err(StoreError::Database(message)) if attempt < STORE_ATTEMPTS => {
+                    warn!(job_id = %self.job.id, %message, attempt, "cannot record the job's state; retrying");
+                    self.backoff(attempt).await?;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        };
+        info!(job_id = %self.job.id, state = state.as_str(), reason, "job state changed");
+        // The store reads statements back as written; the driver's copy is the same.
+        self.job = job;
+        self.canceling = state == JobState::Canceling;
+        self.publish();
+        Ok(())
+    }
+
+    /// Records a new reason in the job's current state (a resumption, say) in its history.
+    pub async fn note(&mut self, reason: &str) -> Result<(), Interrupt> {
+        let state = self.job.state;
+        self.transition(state, reason).await
+    }
+
+    /// Changes one statement, durably, and publishes the job.
+    pub async fn update_statement(
+        &mut self,
+        index: u32,
+        update: StatementUpdate,
+    ) -> Result<(), Interrupt> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self
+                .controller
+                .store
+                .update_statement(self.job.id, index, update.clone())
+                .await
+            {
+                Ok(()) => break,
+                Err(StoreError::Database(message)) if attempt < STORE_ATTEMPTS => {
+                    warn!(job_id = %self.job.id, statement = index, %message, attempt, "cannot record the statement; retrying");
+                    self.backoff(attempt).await?;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        if let Some(statement) = self.job.statements.get_mut(index as usize) {
+            if let Some(state) = update.state {
+                statement.state = state;
+            }
+            if let Some(handle) = update.operation_handle {
+                statement.operation_handle = Some(handle);
+            }
+            if let Some(flink_job_id) = update.flink_job_id {
+                statement.flink_job_id = Some(flink_job_id);
+            }
+            if let Some(error) = update.error {
+                statement.error = Some(error);
+            }
+            if let Some(is_query) = update.is_query {
+                statement.is_query = is_query;
+            }
+            if let Some(attempt) = update.attempt {
+                statement.attempt = attempt;
+            }
+        }
+        self.publish();
+        Ok(())
+    }
+
+    /// Records the gateway session the job runs in (None once closed), durably.
+    pub async fn set_gateway_session(&mut self, session: Option<&str>) -> Result<(), Interrupt> {
+        self.controller
+            .store
+            .set_gateway_session(self.job.id, session)
+            .await?;
+        self.job.gateway_session = session.map(str::to_owned);
+        self.publish();
+        Ok(())
+    }
+
+    /// Records where a stop with a savepoint wrote the savepoint, durably.
+    pub async fn set_savepoint_path(&mut self, path: &str) -> Result<(), Interrupt> {
+        self.controller
+            .store
+            .set_savepoint_path(self.job.id, path)
+            .await?;
+        self.job.savepoint_path = Some(path.to_owned());
+        self.publish();
+        Ok(())
+    }
+
+    /// Sets a statement's state, durably.
+    pub async fn statement_state(
+        &mut self,
+        index: u32,
+        state: StatementState,
+    ) -> Result<(), Interrupt> {
+        self.update_statement(
+            index,
+            StatementUpdate {
+                state: Some(state),
+                ..StatementUpdate::default()
+            },
+        )
+        .await
+    }
+
+    /// Waits `pause`, taking commands meanwhile: returns early after a command changed
+    /// something, and with the interrupt a cancel or shutdown is.
+    pub async fn pause(&mut self, pause: Duration) -> Result<(), Interrupt> {
+        let sleep = tokio::time::sleep(pause);
+        tokio::pin!(sleep);
+        tokio::select! {
+            biased;
+            _ = self.controller.shutdown.cancelled() => Err(Interrupt::Shutdown),
+            command = self.commands.recv() => match command {
+                Some(command) => self.handle(command).await,
+                // The registry holds a sender for as long as the driver runs.
+                None => Ok(()),
+            },
+            _ = &mut sleep => Ok(()),
+        }
+    }
+
+    /// Takes every command already waiting, without waiting for more.
+    pub async fn take_commands(&mut self) -> Result<(), Interrupt> {
+        while let Ok(command) = self.commands.try_recv() {
+            self.handle(command).await?;
+        }
+        if self.controller.shutdown.is_cancelled() {
+            return Err(Interrupt::Shutdown);
+        }
+        Ok(())
+    }
+
+    async fn handle(&mut self, command: Command) -> Result<(), Interrupt> {
+        match command {
+            Command::Cancel { options, reply } => {
+                if self.canceling || self.job.state.is_terminal() {
+                    // A second cancel changes nothing.
+                    let _ = reply.send(self.job.clone());
+                    Ok(())
+                } else {
+                    Err(Interrupt::Cancel {
+                        options,
+                        replies: vec![reply],
+                    })
+                }
+            }
+            Command::ResultsEnded { .. } if self.canceling => Ok(()),
+            Command::ResultsEnded { index, failure } => {
+                let Some(statement) = self.job.statements.get(index as usize) else {
+                    return Ok(());
+                };
+                if statement.state != StatementState::Running {
+                    return Ok(());
+                }
+                match failure {
+                    None => {
+                        info!(job_id = %self.job.id, statement = index, "results read to their end");
+                        self.statement_state(index, StatementState::Finished).await
+                    }
+                    Some(message) => {
+                        self.update_statement(
+                            index,
+                            StatementUpdate {
+                                state: Some(StatementState::Failed),
+                                error: Some(message.clone()),
+                                ..StatementUpdate::default()
+                            },
+                        )
+                        .await?;
+                        Err(Interrupt::Failed(format!(
+                            "statement {} failed: {message}",
+                            index + 1
+                        )))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Answers the callers of CancelJob with the job as it is now.
+    pub fn answer(&self, replies: Vec<oneshot::Sender<Job>>) {
+        for reply in replies {
+            let _ = reply.send(self.job.clone());
+        }
+    }
+
+    /// Waits before another attempt at a write; shutdown interrupts.
+    async fn backoff(&self, attempt: u32) -> Result<(), Interrupt> {
+        let pause = Duration::from_millis(100 * u64::from(attempt));
+        tokio::select! {
+            _ = self.controller.shutdown.cancelled() => Err(Interrupt::Shutdown),
+            _ = tokio::time::sleep(pause) => Ok(()),
+        }
+    }
+
+    /// Ends the driver's work on an interrupt that is not a cancel: records a failure, or
+    /// leaves the job as it is for the next start.
+    pub async fn conclude(&mut self, interrupt: Interrupt) {
+        match interrupt {
+            Interrupt::Failed(reason) => {
+                warn!(job_id = %self.job.id, reason = %reason, "job failed");
+                if let Err(Interrupt::Lost(error)) =
+                    self.transition(JobState::Failed, &reason).await
+                {
+                    warn!(job_id = %self.job.id, %error, "cannot record the job's failure; it is resumed at the next start");
+                }
+            }
+            Interrupt::Shutdown => {
+                info!(job_id = %self.job.id, state = self.job.state.as_str(), "broker shutting down; the job is resumed at the next start");
+            }
+            Interrupt::Lost(error) => {
+                warn!(job_id = %self.job.id, %error, "cannot record the job's progress; it is resumed at the next start");
+            }
+            Interrupt::Cancel { replies, .. } => {
+                // Only reached when the cancel itself could not be recorded.
+                self.answer(replies);
+            }
+        }
+    }
+}

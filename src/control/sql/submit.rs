@@ -1,0 +1,30 @@
+//! SubmitSql.
+
+use std::sync::Arc;
+
+use super::super::{Controller, SqlSubmission, admission};
+use crate::error::Result;
+use crate::job::{Job, JobId, JobSpec, NewJob, SqlSpec, now_millis};
+use crate::store::pending_statements;
+
+impl Controller {
+    /// Records a SQL job (its statements split and classified once, here) and starts its
+    /// driver, or returns the job already recorded for its request id.
+    pub async fn submit_sql(self: &Arc<Self>, submission: SqlSubmission) -> Result<Job> {
+        let texts = admission::sql_statements(&self.limits, &submission.script)?;
+        let new_job = NewJob {
+            id: JobId::new_random(),
+            request_id: submission.request_id,
+            labels: submission.labels,
+            spec: JobSpec::Sql(SqlSpec {
+                script: submission.script,
+                runtime_mode: submission.runtime_mode,
+                properties: submission.properties,
+            }),
+            statements: pending_statements(&texts),
+            flink_job_id: None,
+            created_at: now_millis(),
+        };
+        self.record(new_job).await
+    }
+}
