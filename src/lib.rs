@@ -17,6 +17,7 @@
 //! - [`runner`]: the `JobRunner` trait of Python submitters and the `flink run` argv.
 //! - [`sql_gateway`]: the `SqlGateway` trait and its REST client.
 //! - [`flink`]: the `JobManager` trait and its REST client.
+//! - [`java_error`]: reduces Java exception and stack text to the root cause a caller needs.
 //! - [`store`]: the `Store` trait and its sea-orm implementation.
 //! - [`k8s`], [`local`]: the two `JobRunner`s (Kubernetes Jobs, local processes).
 //! - [`telemetry`], [`shutdown`]: logging, and the shutdown signal.
@@ -27,6 +28,7 @@ pub mod config;
 pub mod control;
 pub mod error;
 pub mod flink;
+pub mod java_error;
 pub mod job;
 pub mod k8s;
 pub mod local;

@@ -13,9 +13,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{debug, warn};
 
 use super::{FlinkError, FlinkJobStatus, JobManager, SavepointStatus};
-
-/// Longest message, in characters, kept from a Flink error or root cause.
-const MAX_MESSAGE_CHARS: usize = 500;
+use crate::java_error::{MAX_MESSAGE_CHARS, innermost_cause, strip_server_side_wrapper, truncate};
 
 /// What Flink's router answers (HTTP 404) for a path no handler serves, as opposed to a
 /// handler's own "job not found".
@@ -118,7 +116,7 @@ impl JobManager for RestJobManager {
         let exceptions: JobExceptions = reply.decode("GET /jobs/{jobid}/exceptions")?;
         Ok(exceptions
             .latest_stack_trace()
-            .map(root_cause_message)
+            .map(innermost_cause)
             .filter(|message| !message.is_empty()))
     }
 
@@ -346,7 +344,7 @@ impl SavepointOperation {
                     ..
                 }) => {
                     let message = non_blank(cause.stack_trace.as_deref())
-                        .map(root_cause_message)
+                        .map(innermost_cause)
                         .filter(|message| !message.is_empty())
                         .or(cause.class)
                         .unwrap_or_else(|| "savepoint failed without a cause".to_owned());
@@ -375,7 +373,7 @@ struct ErrorBody {
 fn error_message(errors: &[String], raw_body: &str) -> String {
     let mut messages: Vec<String> = Vec::new();
     for error in errors {
-        let message = root_cause_message(strip_server_side_wrapper(error));
+        let message = innermost_cause(strip_server_side_wrapper(error));
         if !message.is_empty() && !messages.contains(&message) {
             messages.push(message);
         }
@@ -385,84 +383,15 @@ fn error_message(errors: &[String], raw_body: &str) -> String {
         return if raw_body.is_empty() {
             "empty response body".to_owned()
         } else {
-            truncate(raw_body)
+            truncate(raw_body, MAX_MESSAGE_CHARS, "…")
         };
     }
-    truncate(&messages.join("; "))
-}
-
-/// Unwraps the `<Exception on server side: ... End of exception on server side>` text Flink
-/// puts around the stack trace of an unexpected handler failure.
-fn strip_server_side_wrapper(error: &str) -> &str {
-    let error = error.trim();
-    match error.strip_prefix("<Exception on server side:") {
-        Some(inner) => inner
-            .strip_suffix("End of exception on server side>")
-            .unwrap_or(inner)
-            .trim(),
-        None => error,
-    }
-}
-
-/// Reduces a Java stack trace to the first line of its innermost cause, e.g.
-/// `java.lang.RuntimeException: boom`. When that cause carries a Python traceback (an
-/// exception raised in a PyFlink function), the Python exception line is returned instead,
-/// e.g. `RuntimeError: row 3 is poison`.
-fn root_cause_message(stack_trace: &str) -> String {
-    // The message lines of the innermost throwable: its header line plus any continuation
-    // lines, up to its first tab-indented frame (`\tat`, `\t...`, `\tSuppressed:`).
-    let mut innermost: Vec<&str> = Vec::new();
-    let mut in_message = true;
-    for line in stack_trace.lines() {
-        if let Some(cause) = line.strip_prefix("Caused by: ") {
-            innermost.clear();
-            innermost.push(cause);
-            in_message = true;
-        } else if line.starts_with('\t') {
-            in_message = false;
-        } else if in_message {
-            innermost.push(line);
-        }
-    }
-    let message = python_exception_line(&innermost)
-        .or_else(|| {
-            innermost
-                .iter()
-                .map(|line| line.trim())
-                .find(|line| !line.is_empty())
-        })
-        .unwrap_or_default();
-    truncate(message)
-}
-
-/// Finds the exception line of a Python traceback: the first unindented line after the
-/// last `  File "...", line N` frame.
-fn python_exception_line<'a>(lines: &[&'a str]) -> Option<&'a str> {
-    let traceback_start = lines
-        .iter()
-        .position(|line| line.contains("Traceback (most recent call last):"))?;
-    let frames = &lines[traceback_start + 1..];
-    let after_last_frame = frames
-        .iter()
-        .rposition(|line| line.trim_start().starts_with("File \""))
-        .map_or(0, |index| index + 1);
-    frames[after_last_frame..]
-        .iter()
-        .map(|line| line.trim_end())
-        .find(|line| !line.is_empty() && !line.starts_with(char::is_whitespace))
+    truncate(&messages.join("; "), MAX_MESSAGE_CHARS, "…")
 }
 
 /// Returns the text unless it is missing or blank.
 fn non_blank(text: Option<&str>) -> Option<&str> {
     text.filter(|text| !text.trim().is_empty())
-}
-
-/// Cuts a message to [`MAX_MESSAGE_CHARS`] characters.
-fn truncate(text: &str) -> String {
-    match text.char_indices().nth(MAX_MESSAGE_CHARS) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text.to_owned(),
-    }
 }
 
 /// Maps a failure to send a request or read its reply.
@@ -490,57 +419,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reduces_java_trace_to_innermost_cause() {
-        let trace = "org.apache.flink.runtime.JobException: Recovery is suppressed\n\
-                     \tat org.apache.flink.A.b(A.java:1)\n\
-                     Caused by: java.lang.RuntimeException: boom\n\
-                     \tat org.apache.flink.C.d(C.java:2)\n\
-                     \t... 3 more\n";
-        assert_eq!(
-            root_cause_message(trace),
-            "java.lang.RuntimeException: boom"
-        );
-    }
-
-    #[test]
-    fn ignores_causes_of_suppressed_exceptions() {
-        let trace = "java.lang.IllegalStateException: outer\n\
-                     \tat A.b(A.java:1)\n\
-                     \tSuppressed: java.io.IOException: close failed\n\
-                     \t\tat C.d(C.java:2)\n\
-                     \tCaused by: java.io.IOException: disk gone\n\
-                     Caused by: java.lang.ArithmeticException: / by zero\n\
-                     \tat E.f(E.java:3)\n";
-        assert_eq!(
-            root_cause_message(trace),
-            "java.lang.ArithmeticException: / by zero"
-        );
-    }
-
-    #[test]
-    fn takes_the_exception_line_of_a_python_traceback() {
-        let trace = "java.lang.RuntimeException: wrapper\n\
-                     \tat A.b(A.java:1)\n\
-                     Caused by: java.lang.RuntimeException: Error received from SDK harness: Traceback (most recent call last):\n  \
-                       File \"/jobs/job.py\", line 6, in explode\n    \
-                         raise ValueError(\"bad row\\nsecond line\")\n\
-                     ValueError: bad row\n\
-                     second line\n\
-                     \n\
-                     \t... 3 more\n";
-        assert_eq!(root_cause_message(trace), "ValueError: bad row");
-    }
-
-    #[test]
-    fn keeps_a_single_line_message() {
-        assert_eq!(
-            root_cause_message("Job could not be found."),
-            "Job could not be found."
-        );
-        assert_eq!(root_cause_message(""), "");
-    }
-
-    #[test]
     fn unwraps_unexpected_server_side_exceptions() {
         let errors = vec![
             "Internal server error.".to_owned(),
@@ -550,13 +428,5 @@ mod tests {
             error_message(&errors, ""),
             "Internal server error.; java.lang.IllegalStateException: bad state"
         );
-    }
-
-    #[test]
-    fn truncates_long_messages() {
-        let long = "x".repeat(MAX_MESSAGE_CHARS + 10);
-        let message = truncate(&long);
-        assert_eq!(message.chars().count(), MAX_MESSAGE_CHARS + 1);
-        assert!(message.ends_with('…'));
     }
 }

@@ -1,8 +1,9 @@
-//! Errors of the SQL Gateway client, in the gateway's terms, and the reduction of the
-//! gateway's `{"errors": [...]}` bodies (Java stack text) to their root cause.
+//! Errors of the SQL Gateway client, in the gateway's terms, and the classification of the
+//! gateway's `{"errors": [...]}` bodies by their root cause ([`crate::java_error`]).
 
 use thiserror::Error;
 
+use crate::java_error::{ExceptionChain, truncate};
 use crate::sql_gateway::wire::ErrorBody;
 
 /// What went wrong talking to the SQL Gateway.
@@ -55,7 +56,7 @@ impl GatewayError {
                 let message = if text.is_empty() {
                     format!("http status {status} with an empty body")
                 } else {
-                    truncate_chars(text, MAX_PLAIN_BODY_CHARS)
+                    truncate(text, MAX_PLAIN_BODY_CHARS, "...")
                 };
                 match status {
                     400 => GatewayError::BadRequest { message },
@@ -69,8 +70,8 @@ impl GatewayError {
 
 /// Classifies the `errors` of a failed response into the error the caller can act on.
 pub fn classify(status: u16, errors: &[String], requested_token: Option<u64>) -> GatewayError {
-    let chain = exception_chain(errors);
-    let message = pick_root_cause(&chain);
+    let chain = ExceptionChain::from_gateway_errors(errors);
+    let message = chain.root_cause();
     if status == 400 {
         return GatewayError::BadRequest { message };
     }
@@ -96,174 +97,14 @@ pub fn classify(status: u16, errors: &[String], requested_token: Option<u64>) ->
         // An unknown path, e.g. an API version the gateway no longer serves.
         return GatewayError::Server { status, message };
     }
-    let statement_failed = chain.iter().any(|entry| {
-        entry.message.starts_with("Failed to execute the operation")
-            || entry.message == "Failed to execute statement."
+    let statement_failed = chain.messages().any(|message| {
+        message.starts_with("Failed to execute the operation")
+            || message == "Failed to execute statement."
     });
     if statement_failed {
         return GatewayError::StatementFailed { message };
     }
     GatewayError::Server { status, message }
-}
-
-/// Reduces the gateway's `errors` (plain messages and Java stack text) to the message a
-/// caller needs: the deepest cause, widened to the enclosing causes that only add context to
-/// it (`SQL parse failed. ...`, `SQL validation failed. From line 1, column 15 ...`). Stack
-/// frames, wrapper exceptions and class names are dropped.
-pub fn root_cause(errors: &[String]) -> String {
-    pick_root_cause(&exception_chain(errors))
-}
-
-/// One exception of a Java cause chain.
-#[derive(Debug)]
-struct ChainEntry {
-    /// The simple class name, when the text named one.
-    class: Option<String>,
-    message: String,
-}
-
-/// Splits the error texts into the chain of exceptions they describe, outermost first.
-fn exception_chain(errors: &[String]) -> Vec<ChainEntry> {
-    let mut chain: Vec<ChainEntry> = Vec::new();
-    let has_details = errors.iter().any(|e| e.contains('\n'));
-    for text in errors {
-        if has_details && text.trim() == "Internal server error." {
-            // The generic first entry that precedes the real stack text.
-            continue;
-        }
-        let mut current: Option<(Option<String>, Vec<String>)> = None;
-        for raw_line in text.lines() {
-            if raw_line.starts_with('\t') {
-                // Stack frames, `... N more`, suppressed exceptions: never part of a message.
-                continue;
-            }
-            let line = raw_line
-                .trim_end()
-                .trim_start_matches("<Exception on server side:")
-                .trim_end_matches("End of exception on server side>]")
-                .trim_end_matches("End of exception on server side>");
-            if line.trim().is_empty() {
-                continue;
-            }
-            let header = line.strip_prefix("Caused by: ").unwrap_or(line);
-            if let Some((class, message)) = split_exception_header(header) {
-                if let Some((class, lines)) = current.take() {
-                    chain.push(finish_entry(class, &lines));
-                }
-                current = Some((Some(class), vec![message.to_owned()]));
-            } else if let Some((_, lines)) = current.as_mut() {
-                lines.push(line.to_owned());
-            } else {
-                current = Some((None, vec![line.to_owned()]));
-            }
-        }
-        if let Some((class, lines)) = current.take() {
-            chain.push(finish_entry(class, &lines));
-        }
-    }
-    chain
-}
-
-fn finish_entry(class: Option<String>, lines: &[String]) -> ChainEntry {
-    ChainEntry {
-        class,
-        message: clean_message(lines),
-    }
-}
-
-/// Joins a message's lines, keeping what a reader needs: Calcite's "Was expecting one of"
-/// lists are cut, Jackson's source locations reduced to line and column.
-fn clean_message(lines: &[String]) -> String {
-    let mut out = String::new();
-    for (index, line) in lines.iter().enumerate() {
-        let trimmed = line.trim();
-        if trimmed.starts_with("Was expecting") {
-            break;
-        }
-        let piece = if index == 0 {
-            strip_class_prefixes(trimmed).to_owned()
-        } else if let Some(location) = jackson_location(trimmed) {
-            location
-        } else {
-            trimmed.to_owned()
-        };
-        if piece.is_empty() {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(&piece);
-    }
-    out
-}
-
-/// Turns ` at [Source: (...); line: 1, column: 5]` into `at line 1, column 5`.
-fn jackson_location(line: &str) -> Option<String> {
-    let rest = line.strip_prefix("at [Source:")?;
-    let at = rest.rfind("line: ")?;
-    let position = rest[at..].trim_end_matches(']').replace("line: ", "line ");
-    Some(format!("at {}", position.replace("column: ", "column ")))
-}
-
-/// Drops leading `org.example.SomeException: ` prefixes (Java's `Throwable(cause)` repeats
-/// the cause's class name in the message).
-fn strip_class_prefixes(mut message: &str) -> &str {
-    while let Some((_, rest)) = split_exception_header(message) {
-        message = rest;
-    }
-    message.trim()
-}
-
-/// Splits `org.example.SomeException: message` into the simple class name and the message.
-fn split_exception_header(line: &str) -> Option<(String, &str)> {
-    let (name, message) = match line.find(": ") {
-        Some(at) => (&line[..at], &line[at + 2..]),
-        None => (line.trim_end(), ""),
-    };
-    if !is_exception_class_name(name) {
-        return None;
-    }
-    let simple = name.rsplit('.').next().unwrap_or(name);
-    Some((simple.to_owned(), message))
-}
-
-fn is_exception_class_name(name: &str) -> bool {
-    let mut segments = 0;
-    for segment in name.split('.') {
-        let mut chars = segment.chars();
-        let Some(first) = chars.next() else {
-            return false;
-        };
-        if !(first.is_ascii_alphabetic() || first == '_' || first == '$')
-            || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
-        {
-            return false;
-        }
-        segments += 1;
-    }
-    let simple = name.rsplit('.').next().unwrap_or(name);
-    segments >= 2
-        && (simple.ends_with("Exception") || simple.ends_with("Error") || simple == "Throwable")
-}
-
-fn pick_root_cause(chain: &[ChainEntry]) -> String {
-    let Some(deepest) = chain.iter().rposition(|entry| !entry.message.is_empty()) else {
-        return chain
-            .last()
-            .and_then(|entry| entry.class.clone())
-            .unwrap_or_else(|| "unknown sql gateway error".to_owned());
-    };
-    let mut chosen = deepest;
-    while chosen > 0 {
-        let outer = &chain[chosen - 1].message;
-        if outer.contains(chain[chosen].message.as_str()) {
-            chosen -= 1;
-        } else {
-            break;
-        }
-    }
-    chain[chosen].message.clone()
 }
 
 /// `Session '<id>' does not exist.` → the id.
@@ -290,16 +131,10 @@ fn found_token(message: &str) -> Option<u64> {
         .ok()
 }
 
-fn truncate_chars(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((at, _)) => format!("{}...", &text[..at]),
-        None => text.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::java_error::gateway_root_cause;
 
     fn errors_of(body: &str) -> Vec<String> {
         match serde_json::from_str::<ErrorBody>(body) {
@@ -530,7 +365,7 @@ mod tests {
     fn root_cause_of_every_recorded_error_body() {
         for (name, _, expected, _) in cases() {
             let errors = errors_of(fixture(name));
-            assert_eq!(root_cause(&errors), expected, "fixture {name}");
+            assert_eq!(gateway_root_cause(&errors), expected, "fixture {name}");
         }
     }
 
@@ -625,22 +460,12 @@ mod tests {
             "<Exception on server side:\norg.apache.flink.table.gateway.api.utils.SqlGatewayException: Failed to fetchResults.\n\tat org.apache.X.y(X.java:1)\nCaused by: org.apache.flink.table.gateway.service.utils.SqlExecutionException: Failed to execute the operation abc.\n\tat org.apache.X.y(X.java:1)\nCaused by: org.apache.flink.table.api.SqlParserException: SQL parse failed. Encountered \"FROM\" at line 1, column 8.\nWas expecting one of:\n    \"ABS\" ...\n    \"ALL\" ...\n\n\tat org.apache.X.y(X.java:1)\nCaused by: org.apache.calcite.sql.parser.SqlParseException: Encountered \"FROM\" at line 1, column 8.\nWas expecting one of:\n    \"ABS\" ...\n\n\tat org.apache.X.y(X.java:1)\n\nEnd of exception on server side>".to_owned(),
         ];
         assert_eq!(
-            root_cause(&errors),
+            gateway_root_cause(&errors),
             "SQL parse failed. Encountered \"FROM\" at line 1, column 8."
         );
         assert!(matches!(
             classify(500, &errors, None),
             GatewayError::StatementFailed { .. }
         ));
-    }
-
-    #[test]
-    fn exceptions_without_message_fall_back_to_the_outer_message() {
-        let errors = vec![
-            "org.apache.flink.runtime.rest.handler.RestHandlerException: Failed to getOperationInfo.\n\tat a.b(C.java:1)\nCaused by: java.lang.NullPointerException\n\tat a.b(C.java:1)\n".to_owned(),
-        ];
-        assert_eq!(root_cause(&errors), "Failed to getOperationInfo.");
-        let nameless = vec!["Caused by: java.lang.NullPointerException".to_owned()];
-        assert_eq!(root_cause(&nameless), "NullPointerException");
     }
 }
