@@ -7,11 +7,12 @@ mod broker;
 #[path = "support/sql_gateway_standin/mod.rs"]
 mod sql_gateway_standin;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use broker::{TestBroker, wait_for_state};
 use flinkbroker::flink::{FlinkJobStatus, JobManager, RestJobManager};
-use flinkbroker::job::JobId;
+use flinkbroker::job::{JobId, JobSpec, NewJob, PythonSpec, SqlSpec};
 use flinkbroker::proto::job_service_client::JobServiceClient;
 use flinkbroker::proto::stream_end::Reason;
 use flinkbroker::proto::stream_operation_results_response::Message;
@@ -19,6 +20,8 @@ use flinkbroker::proto::{
     CancelJobRequest, Job, JobState, RuntimeMode, StatementState, StreamEnd,
     StreamOperationResultsRequest, SubmitSqlRequest, WatchJobRequest,
 };
+use flinkbroker::sql_gateway::{OperationStatus, RestSqlGateway, SqlGateway};
+use flinkbroker::store::{SeaStore, Store, pending_statements};
 use sql_gateway_standin::StandinConfig;
 use tonic::Code;
 use tonic::transport::Channel;
@@ -412,6 +415,223 @@ async fn a_query_without_its_results_after_a_restart_runs_again_under_a_new_flin
             .all(|(id, status)| id != &first_id || status != "RUNNING"),
         "the first attempt does not run: {:?}",
         broker.standin.flink_jobs()
+    );
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn a_query_without_rows_ends_its_stream_and_its_job() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    let script = "CREATE TABLE nothing (id INT) WITH ('connector'='datagen', 'number-of-rows'='0');\nSELECT id FROM nothing;";
+    let job = submit(&mut client, script, RuntimeMode::Batch).await;
+    let (ids, end) = read_to_end(&mut client, results_of(&job, None)).await;
+    assert!(ids.is_empty());
+    assert_eq!(end.reason(), Reason::EndOfResults);
+    let finished = wait_for_state(&client, &job.id, JobState::Finished).await;
+    assert_eq!(finished.statements[1].state(), StatementState::Finished);
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn a_sql_job_cannot_be_stopped_with_a_savepoint() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    let job = submit(&mut client, UNBOUNDED_INSERT, RuntimeMode::Streaming).await;
+    let error = client
+        .cancel_job(CancelJobRequest {
+            job_id: job.id.clone(),
+            stop_with_savepoint: true,
+            ..CancelJobRequest::default()
+        })
+        .await
+        .expect_err("savepoints are for python jobs");
+    assert_eq!(error.code(), Code::InvalidArgument);
+    assert!(
+        error.message().starts_with("stop_with_savepoint:"),
+        "{}",
+        error.message()
+    );
+    assert_eq!(
+        cancel(&mut client, &job.id).await.state(),
+        JobState::Canceling
+    );
+    wait_for_state(&client, &job.id, JobState::Canceled).await;
+    broker.stop().await;
+}
+
+/// Records a job as an earlier run of the broker left it, straight into the broker's database.
+async fn record_as_left(database_url: &str, new_job: NewJob, state: JobState) -> JobId {
+    use flinkbroker::job::JobState as Stored;
+    let store = SeaStore::connect(database_url).await.expect("store");
+    let id = new_job.id;
+    store.create_job(new_job).await.expect("create");
+    let stored = match state {
+        JobState::Submitting => Stored::Submitting,
+        JobState::Running => Stored::Running,
+        other => panic!("not a state a job is left in: {other:?}"),
+    };
+    store
+        .transition(id, stored, "left by an earlier run")
+        .await
+        .expect("transition");
+    id
+}
+
+/// Starts a Flink job under `pinned` through the stand-in's gateway, as an earlier run of the
+/// broker would have (an unbounded INSERT).
+async fn start_flink_job(broker: &TestBroker, pinned: &str) {
+    let gateway = RestSqlGateway::new(&broker.standin.base_url, Duration::from_secs(5))
+        .expect("gateway client");
+    let session = gateway
+        .open_session("an earlier run", &BTreeMap::new())
+        .await
+        .expect("session");
+    let statements: Vec<&str> = UNBOUNDED_INSERT.split(";\n").collect();
+    for (index, statement) in statements.iter().enumerate() {
+        let mut config = BTreeMap::new();
+        if index == 2 {
+            config.insert("$internal.pipeline.job-id".to_string(), pinned.to_string());
+        }
+        let operation = gateway
+            .execute_statement(&session, statement.trim_end_matches(';'), &config)
+            .await
+            .expect("statement");
+        broker::eventually("the statement ran", LIMIT, || async {
+            let status = gateway.operation_status(&session, &operation).await.ok()?;
+            (status == OperationStatus::Finished).then_some(())
+        })
+        .await;
+    }
+    let jobmanager = jobmanager(broker);
+    broker::eventually("the flink job runs", LIMIT, || async {
+        (jobmanager.job_status(pinned).await.ok() == Some(FlinkJobStatus::Running)).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_resumed_insert_whose_flink_job_exists_is_adopted_not_submitted_again() {
+    let database = tempfile::tempdir().expect("database dir");
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        database.path().join("broker.db").display()
+    );
+    let broker = TestBroker::start_with(StandinConfig::default(), &["--database-url", &url]).await;
+    // An earlier run recorded the INSERT as being submitted, and the gateway started its Flink
+    // job, when the broker died.
+    let texts: Vec<String> = UNBOUNDED_INSERT
+        .split(";\n")
+        .map(|s| s.trim_end_matches(';').to_string())
+        .collect();
+    let mut statements = pending_statements(&texts);
+    let id = JobId::new_random();
+    let pinned = id.flink_job_id_for_statement(2);
+    statements[0].state = flinkbroker::job::StatementState::Finished;
+    statements[1].state = flinkbroker::job::StatementState::Finished;
+    statements[2].state = flinkbroker::job::StatementState::Running;
+    statements[2].flink_job_id = Some(pinned.clone());
+    let new_job = NewJob {
+        id,
+        request_id: Some("left-mid-insert".into()),
+        labels: BTreeMap::new(),
+        spec: JobSpec::Sql(SqlSpec {
+            script: UNBOUNDED_INSERT.into(),
+            runtime_mode: flinkbroker::job::RuntimeMode::Streaming,
+            properties: BTreeMap::new(),
+        }),
+        statements,
+        flink_job_id: None,
+        created_at: flinkbroker::job::now_millis(),
+    };
+    start_flink_job(&broker, &pinned).await;
+    record_as_left(&url, new_job, JobState::Submitting).await;
+    let submitted_before = broker.standin.statements().len();
+
+    let broker = broker.restart().await;
+    let client = broker.client().await;
+    let running = wait_for_state(&client, &id.to_string(), JobState::Running).await;
+    assert!(
+        running
+            .history
+            .iter()
+            .any(|h| h.reason == format!("resumed after a broker restart: adopted flink job {pinned} of statement 3 (Running)")),
+        "{:?}",
+        running.history
+    );
+    let again: Vec<_> = broker.standin.statements()[submitted_before..]
+        .iter()
+        .filter(|s| s.execution_config.contains_key("$internal.pipeline.job-id"))
+        .map(|s| s.statement.clone())
+        .collect();
+    assert!(again.is_empty(), "submitted again: {again:?}");
+    let mut client = client;
+    assert_eq!(
+        cancel(&mut client, &id.to_string()).await.state(),
+        JobState::Canceling
+    );
+    wait_for_state(&client, &id.to_string(), JobState::Canceled).await;
+    assert_eq!(
+        jobmanager(&broker)
+            .job_status(&pinned)
+            .await
+            .expect("status"),
+        FlinkJobStatus::Canceled
+    );
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn a_resumed_python_job_whose_flink_job_exists_is_adopted_and_followed() {
+    let database = tempfile::tempdir().expect("database dir");
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        database.path().join("broker.db").display()
+    );
+    let broker = TestBroker::start_with(StandinConfig::default(), &["--database-url", &url]).await;
+    let id = JobId::new_random();
+    let pinned = id.flink_job_id_for_program();
+    let new_job = NewJob {
+        id,
+        request_id: None,
+        labels: BTreeMap::new(),
+        spec: JobSpec::Python(PythonSpec {
+            script: Some("print('submitted before the restart')".into()),
+            script_url: None,
+            entry_module: None,
+            py_files: vec![],
+            py_archives: vec![],
+            py_requirements: None,
+            program_args: vec![],
+            parallelism: None,
+            flink_configuration: BTreeMap::new(),
+            inline_py_files: BTreeMap::new(),
+        }),
+        statements: vec![],
+        flink_job_id: Some(pinned.clone()),
+        created_at: flinkbroker::job::now_millis(),
+    };
+    // The submitter had submitted the program's Flink job when the broker died.
+    start_flink_job(&broker, &pinned).await;
+    record_as_left(&url, new_job, JobState::Submitting).await;
+
+    let broker = broker.restart().await;
+    let mut client = broker.client().await;
+    let running = wait_for_state(&client, &id.to_string(), JobState::Running).await;
+    assert!(
+        running.history.iter().any(|h| h.reason
+            == format!("resumed after a broker restart: adopted flink job {pinned} (Running)")),
+        "{:?}",
+        running.history
+    );
+    assert_eq!(
+        cancel(&mut client, &id.to_string()).await.state(),
+        JobState::Canceling
+    );
+    let canceled = wait_for_state(&client, &id.to_string(), JobState::Canceled).await;
+    assert_eq!(
+        canceled.state_reason,
+        format!("canceled by request; flink job {pinned} stopped")
     );
     broker.stop().await;
 }

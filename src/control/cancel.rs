@@ -6,26 +6,50 @@ use tracing::info;
 use super::driver::Command;
 use super::{CancelOptions, Controller, not_found};
 use crate::error::{Error, Result};
-use crate::job::{Job, JobId, JobState};
+use crate::job::{Job, JobId, JobKind, JobState};
+
+/// How long CancelJob waits for a driver busy with a call to the gateway or the JobManager.
+const CANCEL_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Controller {
     /// Cancels a job: its driver moves it to CANCELING and answers at once, then stops what
     /// the job started. A job that is CANCELING or over is returned as it is.
     pub async fn cancel_job(&self, id: JobId, options: CancelOptions) -> Result<Job> {
         if let Some(live) = self.live.get(id) {
-            let (reply, answer) = oneshot::channel();
-            if live
-                .commands
-                .send(Command::Cancel { options, reply })
-                .await
-                .is_ok()
-                && let Ok(job) = answer.await
-            {
-                return Ok(job);
+            if options.stop_with_savepoint && live.job.borrow().kind == JobKind::Sql {
+                return Err(Error::invalid(
+                    "stop_with_savepoint",
+                    "only python jobs can be stopped with a savepoint",
+                ));
             }
-            // The driver ended meanwhile: the store holds how.
+            let (reply, answer) = oneshot::channel();
+            let command = Command::Cancel {
+                options: options.clone(),
+                reply,
+            };
+            let asked = async {
+                live.commands.send(command).await.ok()?;
+                answer.await.ok()
+            };
+            match tokio::time::timeout(CANCEL_ANSWER_TIMEOUT, asked).await {
+                Ok(Some(job)) => return Ok(job),
+                // The driver ended meanwhile, or could not record the cancel: the store tells.
+                Ok(None) => {}
+                Err(_) => {
+                    return Err(Error::Unavailable(format!(
+                        "job {id} did not take the cancel within {} s; retry",
+                        CANCEL_ANSWER_TIMEOUT.as_secs()
+                    )));
+                }
+            }
         }
         let job = self.store.get_job(id).await.map_err(not_found)?;
+        if options.stop_with_savepoint && job.kind == JobKind::Sql {
+            return Err(Error::invalid(
+                "stop_with_savepoint",
+                "only python jobs can be stopped with a savepoint",
+            ));
+        }
         if job.state.is_terminal() || job.state == JobState::Canceling {
             return Ok(job);
         }

@@ -41,8 +41,11 @@ pub(super) enum Interrupt {
     Failed(String),
     /// The broker shuts down: the job is resumed at the next start.
     Shutdown,
-    /// The store cannot record the job's progress: the job is resumed at the next start.
+    /// The store cannot record the job's progress: the job is resumed later.
     Lost(Error),
+    /// Something is in doubt (a submission went unanswered): the driver takes the job up
+    /// again from what is recorded, as after a restart.
+    Resume(String),
 }
 
 impl From<StoreError> for Interrupt {
@@ -62,6 +65,8 @@ pub(super) struct Core {
     commands: mpsc::Receiver<Command>,
     /// Callers of CancelJob answered once the job is CANCELING.
     canceling: bool,
+    /// True when the driver stopped without the job's end and the job must be taken up again.
+    pub lost: bool,
 }
 
 impl Core {
@@ -79,6 +84,7 @@ impl Core {
         Some(Core {
             controller,
             canceling: job.state == JobState::Canceling,
+            lost: false,
             job,
             resuming,
             published,
@@ -316,11 +322,18 @@ impl Core {
                 info!(job_id = %self.job.id, state = self.job.state.as_str(), "broker shutting down; the job is resumed at the next start");
             }
             Interrupt::Lost(error) => {
-                warn!(job_id = %self.job.id, %error, "cannot record the job's progress; it is resumed at the next start");
+                warn!(job_id = %self.job.id, %error, "cannot record the job's progress; it is resumed later");
+                self.lost = true;
+            }
+            Interrupt::Resume(why) => {
+                // Drivers take the job up again themselves; reaching here is a driver's bug.
+                warn!(job_id = %self.job.id, why = %why, "job left to be resumed later");
+                self.lost = true;
             }
             Interrupt::Cancel { replies, .. } => {
-                // Only reached when the cancel itself could not be recorded.
-                self.answer(replies);
+                // Only reached when the cancel itself could not be recorded: the dropped
+                // answers tell the callers.
+                drop(replies);
             }
         }
     }

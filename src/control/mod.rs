@@ -191,14 +191,47 @@ impl Controller {
         let this = Arc::clone(self);
         self.tasks.spawn(async move {
             let id = core.job.id;
-            match core.job.kind {
+            // The registry forgets the job however the driver ends, a panic included.
+            let guard = registry::Registration::new(&this.live, id);
+            let lost = match core.job.kind {
                 JobKind::Sql => sql::driver::run(core).await,
                 JobKind::Python => python::driver::run(core).await,
+            };
+            drop(guard);
+            if lost {
+                this.take_up_again(id).await;
             }
-            this.live.remove(id);
         });
     }
+
+    /// Starts a new driver for a job whose driver could not record its progress, once the
+    /// store answers again (shutdown leaves it to the next start).
+    async fn take_up_again(self: &Arc<Self>, id: crate::job::JobId) {
+        let mut pause = LOST_JOB_FIRST_PAUSE;
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(pause) => {}
+            }
+            match self.store.get_job(id).await {
+                Ok(job) if job.state.is_terminal() => return,
+                Ok(job) => {
+                    info!(job_id = %id, "taking up a job whose progress could not be recorded");
+                    self.spawn_driver(job, true);
+                    return;
+                }
+                Err(error) => {
+                    warn!(job_id = %id, %error, "cannot read the job to take it up again; retrying");
+                    pause = (pause * 2).min(LOST_JOB_MAX_PAUSE);
+                }
+            }
+        }
+    }
 }
+
+/// The first and the longest pause before a job whose driver lost the store is taken up again.
+const LOST_JOB_FIRST_PAUSE: Duration = Duration::from_secs(1);
+const LOST_JOB_MAX_PAUSE: Duration = Duration::from_secs(30);
 
 /// Sends one message unless the receiver is gone or does not take it within `limit`.
 async fn send_within<T>(tx: &tokio::sync::mpsc::Sender<T>, message: T, limit: Duration) -> bool {

@@ -52,3 +52,21 @@ impl Registry {
         }
     }
 }
+
+/// Removes a job from the registry when dropped.
+pub(super) struct Registration<'a> {
+    registry: &'a Registry,
+    id: JobId,
+}
+
+impl<'a> Registration<'a> {
+    pub fn new(registry: &'a Registry, id: JobId) -> Self {
+        Registration { registry, id }
+    }
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.registry.remove(self.id);
+    }
+}

@@ -15,6 +15,8 @@ use crate::sql_gateway::{OperationStatus, SessionHandle};
 /// How long a `STOP JOB` through the gateway may take to be accepted.
 const STOP_JOB_TIMEOUT: Duration = Duration::from_secs(60);
 const FIRST_POLL: Duration = Duration::from_millis(50);
+/// Polls between two requests to cancel a Flink job that has not stopped yet.
+const RESEND_EVERY_POLLS: u32 = 10;
 
 /// How the Flink jobs a cancel stopped ended.
 pub(super) enum Stopped {
@@ -99,15 +101,19 @@ impl Controller {
 
 impl Core {
     /// Waits until the JobManager reports each Flink job over (or unknown), at most the cancel
-    /// timeout; CancelJob calls meanwhile are answered with the CANCELING job.
+    /// timeout; CancelJob calls meanwhile are answered with the CANCELING job. With `resend`,
+    /// the cancel is asked for again now and then, so that one lost request does not decide.
     pub(super) async fn await_stopped(
         &mut self,
         flink_job_ids: &[String],
+        resend: bool,
     ) -> Result<Stopped, Interrupt> {
         let deadline = Instant::now() + self.controller.limits.cancel_timeout;
         let mut pending: Vec<String> = flink_job_ids.to_vec();
         let mut pause = FIRST_POLL;
+        let mut polls: u32 = 0;
         loop {
+            polls += 1;
             let mut still = Vec::new();
             for flink_job_id in pending {
                 match self.controller.jobmanager.job_status(&flink_job_id).await {
@@ -127,6 +133,13 @@ impl Core {
             };
             if Instant::now() >= deadline {
                 return Ok(Stopped::StillRunning(first.clone()));
+            }
+            if resend && polls.is_multiple_of(RESEND_EVERY_POLLS) {
+                for flink_job_id in &still {
+                    if let Err(error) = self.controller.jobmanager.cancel(flink_job_id).await {
+                        warn!(job_id = %self.job.id, flink_job_id = %flink_job_id, %error, "cannot ask for the flink job's cancel again");
+                    }
+                }
             }
             let left = deadline.saturating_duration_since(Instant::now());
             self.pause(pause.min(left)).await?;

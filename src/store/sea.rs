@@ -850,9 +850,24 @@ fn job_from_rows(
     }
     let labels: BTreeMap<String, String> = serde_json::from_str(&row.labels_json)
         .map_err(|e| corrupt(format!("labels_json does not parse: {e}")))?;
+    let statement_count = statements.len();
     let statements = statements
         .into_iter()
         .map(|statement| {
+            // Rows recorded before kinds were stored are classified here, as at submission.
+            let (kind, is_query) = match statement.kind.as_deref() {
+                Some(stored) => (
+                    StatementKind::parse(stored).ok_or_else(|| {
+                        corrupt(format!("statement {} kind {stored:?}", statement.idx))
+                    })?,
+                    statement.is_query,
+                ),
+                None => {
+                    let kind = crate::sql_script::classify(&statement.sql);
+                    let index = usize::try_from(statement.idx).unwrap_or(usize::MAX);
+                    (kind, kind.is_result(index, statement_count))
+                }
+            };
             Ok(StatementRecord {
                 index: u32::try_from(statement.idx)
                     .map_err(|_| corrupt(format!("statement index {}", statement.idx)))?,
@@ -862,19 +877,14 @@ fn job_from_rows(
                         statement.idx, statement.state
                     ))
                 })?,
-                kind: match statement.kind.as_deref() {
-                    Some(stored) => StatementKind::parse(stored).ok_or_else(|| {
-                        corrupt(format!("statement {} kind {stored:?}", statement.idx))
-                    })?,
-                    None => crate::sql_script::classify(&statement.sql),
-                },
+                kind,
                 attempt: u32::try_from(statement.attempt)
                     .map_err(|_| corrupt(format!("statement attempt {}", statement.attempt)))?,
                 sql: statement.sql,
                 operation_handle: statement.operation_handle,
                 flink_job_id: statement.flink_job_id,
                 error: statement.error,
-                is_query: statement.is_query,
+                is_query,
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;

@@ -19,8 +19,6 @@ use crate::flink::{FlinkError, FlinkJobStatus, SavepointStatus, savepoint_trigge
 use crate::job::{Job, JobSpec, JobState};
 use crate::runner::{SubmitterSpec, SubmitterState};
 
-/// Lines of submitter output quoted in a failure reason.
-const REASON_LINES: usize = 12;
 const FIRST_POLL: Duration = Duration::from_millis(100);
 /// How long a savepoint may take before the stop is given up (the Flink job keeps running).
 const SAVEPOINT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -29,7 +27,8 @@ const STOP_WITH_SAVEPOINT: &str = "stop with a savepoint requested";
 const SAVEPOINT_DIRECTORY: &str = "; directory: ";
 
 /// Runs a Python job's driver to the job's end (or the broker's shutdown).
-pub(in crate::control) async fn run(core: Core) {
+/// Returns true when the job must be taken up again (its progress could not be recorded).
+pub(in crate::control) async fn run(core: Core) -> bool {
     let mut driver = PythonDriver {
         flink_job_id: program_flink_job_id(&core.job),
         core,
@@ -45,16 +44,16 @@ pub(in crate::control) async fn run(core: Core) {
                 {
                     driver.core.conclude(interrupt).await;
                 }
-                return;
+                return driver.core.lost;
             }
             Err(Interrupt::Cancel { options, replies }) => {
                 if driver.cancel(options, replies).await == AfterCancel::Ended {
-                    return;
+                    return driver.core.lost;
                 }
             }
             Err(other) => {
                 driver.core.conclude(other).await;
-                return;
+                return driver.core.lost;
             }
         }
     }
@@ -105,37 +104,71 @@ impl PythonDriver {
     /// Takes over a job an earlier run of the broker started.
     async fn resume(&mut self) -> Result<(), Interrupt> {
         let flink_job_id = self.flink_job_id.clone();
-        match self
-            .core
-            .controller
-            .jobmanager
-            .job_status(&flink_job_id)
-            .await
-        {
-            Ok(status) => {
-                self.submitter_done = true;
-                return self
-                    .core
-                    .note(&format!(
-                        "resumed after a broker restart: adopted flink job {flink_job_id} ({status:?})"
-                    ))
-                    .await;
+        // Only a clear answer decides: a JobManager that cannot be reached is waited for.
+        let known = loop {
+            match self
+                .core
+                .controller
+                .jobmanager
+                .job_status(&flink_job_id)
+                .await
+            {
+                Ok(status) => break Some(status),
+                Err(FlinkError::JobNotFound(_)) => break None,
+                Err(error) => {
+                    warn!(job_id = %self.core.job.id, flink_job_id = %flink_job_id, %error, "cannot look the flink job up while resuming; retrying");
+                    self.core
+                        .pause(self.core.controller.limits.poll_interval)
+                        .await?;
+                }
             }
-            Err(FlinkError::JobNotFound(_)) => {}
-            Err(error) => {
-                warn!(job_id = %self.core.job.id, flink_job_id = %flink_job_id, %error, "cannot look the flink job up while resuming");
-            }
+        };
+        if let Some(status) = known {
+            self.submitter_done = true;
+            return self
+                .core
+                .note(&format!(
+                    "resumed after a broker restart: adopted flink job {flink_job_id} ({status:?})"
+                ))
+                .await;
         }
-        match self.core.controller.runner.state(self.core.job.id).await {
-            Ok(SubmitterState::Pending | SubmitterState::Running) => {
+        if self.core.job.state == JobState::Running {
+            // The Flink job was seen before: submitting again would run the program twice.
+            return Err(Interrupt::Failed(format!(
+                "the jobmanager no longer knows flink job {flink_job_id} (its end is unknown; it may have ended and expired from the jobmanager's history)"
+            )));
+        }
+        let submitter = loop {
+            match self.core.controller.runner.state(self.core.job.id).await {
+                Ok(state) => break state,
+                Err(error) => {
+                    warn!(job_id = %self.core.job.id, %error, "cannot read the submitter's state while resuming; retrying");
+                    self.core
+                        .pause(self.core.controller.limits.poll_interval)
+                        .await?;
+                }
+            }
+        };
+        match submitter {
+            SubmitterState::Pending | SubmitterState::Running => {
                 self.core
                     .note(&format!(
                         "resumed after a broker restart: the submitter of flink job {flink_job_id} still runs"
                     ))
                     .await
             }
-            _ => {
-                // Gone, or ended without the job being seen: submit again under the same id.
+            SubmitterState::Succeeded => {
+                // `flink run -d` said it submitted the job; the JobManager is asked again.
+                self.submitter_done = true;
+                self.core
+                    .note(&format!(
+                        "resumed after a broker restart: the submitter of flink job {flink_job_id} succeeded"
+                    ))
+                    .await
+            }
+            SubmitterState::Missing | SubmitterState::Failed { .. } => {
+                // Gone, or ended without the job being seen: submit again under the same id;
+                // flink refuses a second job under it.
                 if let Err(error) = self.core.controller.runner.delete(self.core.job.id).await {
                     warn!(job_id = %self.core.job.id, %error, "cannot remove the earlier submitter");
                 }
@@ -228,7 +261,7 @@ impl PythonDriver {
                     .unwrap_or_default();
                 return Err(Interrupt::Failed(format!(
                     "the submitter failed{code}: {}",
-                    meaningful_tail(&output).unwrap_or(reason)
+                    crate::java_error::submitter_failure(&output).unwrap_or(reason)
                 )));
             }
             Ok(SubmitterState::Missing) => {
@@ -327,7 +360,8 @@ impl PythonDriver {
         if self.core.job.state != JobState::Canceling {
             let reason = reason_for(&options);
             if let Err(interrupt) = self.core.transition(JobState::Canceling, &reason).await {
-                self.core.answer(replies);
+                // The callers learn from the dropped answer that the cancel was not recorded.
+                drop(replies);
                 self.core.conclude(interrupt).await;
                 return AfterCancel::Ended;
             }
@@ -366,10 +400,26 @@ impl PythonDriver {
         if !self.submitter_done {
             self.keep_output().await;
         }
-        if let Err(error) = self.core.controller.runner.delete(id).await {
-            warn!(job_id = %id, %error, "cannot remove the submitter");
-        }
         let flink_job_id = self.flink_job_id.clone();
+        let deadline = Instant::now() + self.core.controller.limits.cancel_timeout;
+        // A submission under way must be over before "the flink job never started" is true.
+        loop {
+            match self.core.controller.runner.delete(id).await {
+                Ok(()) => match self.core.controller.runner.state(id).await {
+                    Ok(SubmitterState::Pending | SubmitterState::Running) => {}
+                    Ok(_) => break,
+                    Err(error) => warn!(job_id = %id, %error, "cannot read the submitter's state"),
+                },
+                Err(error) => warn!(job_id = %id, %error, "cannot remove the submitter"),
+            }
+            if Instant::now() >= deadline {
+                return Err(Interrupt::Failed(format!(
+                    "cancel failed: the submitter of flink job {flink_job_id} could not be removed within {} s (--cancel-timeout)",
+                    self.core.controller.limits.cancel_timeout.as_secs()
+                )));
+            }
+            self.core.pause(FIRST_POLL).await?;
+        }
         let status = loop {
             match self
                 .core
@@ -380,6 +430,12 @@ impl PythonDriver {
             {
                 Ok(status) => break Some(status),
                 Err(FlinkError::JobNotFound(_)) => break None,
+                Err(error) if Instant::now() >= deadline => {
+                    return Err(Interrupt::Failed(format!(
+                        "cancel failed: the jobmanager could not be asked about flink job {flink_job_id} within {} s (--cancel-timeout): {error}",
+                        self.core.controller.limits.cancel_timeout.as_secs()
+                    )));
+                }
                 Err(error) => {
                     warn!(job_id = %id, flink_job_id = %flink_job_id, %error, "cannot read the flink job's status to cancel it; retrying");
                     self.core
@@ -418,7 +474,10 @@ impl PythonDriver {
         };
         match self
             .core
-            .await_stopped(std::slice::from_ref(&flink_job_id))
+            .await_stopped(
+                std::slice::from_ref(&flink_job_id),
+                !options.stop_with_savepoint,
+            )
             .await?
         {
             Stopped::All => Ok(Ok(reason)),
@@ -509,46 +568,9 @@ fn program_flink_job_id(job: &Job) -> String {
         .unwrap_or_else(|| job.id.flink_job_id_for_program())
 }
 
-/// Returns true for a Java stack frame line (`\tat …`, `\t... 14 more`).
-fn is_java_frame(line: &str) -> bool {
-    let trimmed = line.trim_start();
-    let indented = line.starts_with(char::is_whitespace);
-    let frame = trimmed.starts_with("at ");
-    let elided = trimmed.starts_with("... ") && trimmed.ends_with(" more");
-    elided || (indented && frame)
-}
-
-/// Returns the meaningful lines of a submitter's output: from the Python traceback (or the
-/// launcher's "program finished with the following exception"), without Java stack frames,
-/// blank lines and log noise; otherwise its last lines.
-pub(crate) fn meaningful_tail(output: &str) -> Option<String> {
-    let lines: Vec<&str> = output
-        .lines()
-        .map(str::trim_end)
-        .filter(|line| !line.trim().is_empty())
-        .filter(|line| !is_java_frame(line) && !line.starts_with("SLF4J:"))
-        .collect();
-    if lines.is_empty() {
-        return None;
-    }
-    let start = lines
-        .iter()
-        .rposition(|line| line.starts_with("Traceback (most recent call last)"))
-        .or_else(|| {
-            lines.iter().rposition(|line| {
-                line.contains("The program finished with the following exception")
-            })
-        });
-    let chosen = match start {
-        Some(start) => &lines[start..(start + REASON_LINES).min(lines.len())],
-        None => &lines[lines.len().saturating_sub(REASON_LINES)..],
-    };
-    Some(chosen.join("\n"))
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{CancelOptions, meaningful_tail, options_from_reason, reason_for};
+    use super::{CancelOptions, options_from_reason, reason_for};
 
     #[test]
     fn a_resumed_cancel_reads_its_options_back_from_the_reason() {
@@ -567,27 +589,5 @@ mod tests {
             assert_eq!(back.stop_with_savepoint, options.stop_with_savepoint);
             assert_eq!(back.savepoint_directory, options.savepoint_directory);
         }
-    }
-
-    #[test]
-    fn tail_prefers_the_python_traceback_end() {
-        let output = "Some log\n\nTraceback (most recent call last):\n  File \"bad_driver.py\", line 1, in <module>\n    raise ValueError('boom')\nValueError: boom\norg.apache.flink.client.program.ProgramAbortException: java.lang.RuntimeException: Python process exits with code: 1\n";
-        let tail = meaningful_tail(output).unwrap_or_default();
-        assert!(tail.starts_with("Traceback"), "{tail}");
-        assert!(tail.contains("ValueError: boom"), "{tail}");
-        let recorded = "Traceback (most recent call last):\n  File \"/jobs/bad_driver.py\", line 1, in <module>\n    raise ValueError(\"broken driver: missing config\")\nValueError: broken driver: missing config\norg.apache.flink.client.program.ProgramAbortException: java.lang.RuntimeException: Python process exits with code: 1\n\tat org.apache.flink.client.python.PythonDriver.main(PythonDriver.java:134)\n\tat org.apache.flink.client.cli.CliFrontend.main(CliFrontend.java:1335)\nCaused by: java.lang.RuntimeException: Python process exits with code: 1\n\tat org.apache.flink.client.python.PythonDriver.main(PythonDriver.java:124)\n\t... 14 more\n";
-        let tail = meaningful_tail(recorded).unwrap_or_default();
-        assert!(!tail.contains("\tat "), "{tail}");
-        assert!(
-            tail.contains("ValueError: broken driver: missing config"),
-            "{tail}"
-        );
-        assert!(
-            tail.ends_with(
-                "Caused by: java.lang.RuntimeException: Python process exits with code: 1"
-            ),
-            "{tail}"
-        );
-        assert_eq!(meaningful_tail("\n  \n"), None);
     }
 }

@@ -29,6 +29,8 @@ pub(in crate::control) struct Cursor {
     pub last_rows: Vec<RowData>,
     pub last_rows_start: u64,
     pub eos: bool,
+    /// True once a stream read from this cursor.
+    pub served: bool,
 }
 
 /// Where a stream starts: rows served again from the kept page, then the next token.

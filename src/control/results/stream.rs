@@ -122,22 +122,32 @@ impl Controller {
             )));
         };
         let cursor = self.cursors.lock(job.id, index)?;
+        // Rows of an earlier run of the query (before a broker restart) cannot be served: a
+        // resume before this run served anything comes from an earlier one.
+        let earlier_run = || {
+            Error::OutOfRange(format!(
+                "resume_from_row: {} cannot be served; statement {} runs again after a broker restart (attempt {}), so its results start again at row 0",
+                request.resume_from_row,
+                index + 1,
+                statement.attempt + 1
+            ))
+        };
         let start = match &cursor {
+            Some(cursor)
+                if request.resume_from_row > 0 && !cursor.served && statement.attempt > 0 =>
+            {
+                return Err(earlier_run());
+            }
             Some(cursor) => Some(cursor.resume_point(request.resume_from_row)?),
             None if statement.state == StatementState::Finished && statement.is_query => {
                 return Err(already_read());
             }
+            None if request.resume_from_row > 0 && statement.attempt > 0 => {
+                return Err(earlier_run());
+            }
             None if request.resume_from_row > 0 => {
-                let rerun = if statement.attempt > 0 {
-                    format!(
-                        "; it runs again after a broker restart (attempt {}), so its results start again at row 0",
-                        statement.attempt + 1
-                    )
-                } else {
-                    String::new()
-                };
                 return Err(Error::OutOfRange(format!(
-                    "resume_from_row: {} cannot be served; no rows of statement {} were read yet{rerun}",
+                    "resume_from_row: {} cannot be served; this broker holds no rows of statement {} yet (a query interrupted by a broker restart runs again, and its results start again at row 0)",
                     request.resume_from_row,
                     index + 1
                 )));
@@ -276,6 +286,7 @@ impl Pump<'_> {
         resume: ResumePoint,
     ) -> Result<Option<StreamEndReason>> {
         let mut rows_sent: u64 = 0;
+        cursor.served = true;
         let session = cursor.session.clone();
         let operation = cursor.operation.clone();
         let mut schema_sent = false;
@@ -310,14 +321,8 @@ impl Pump<'_> {
             }
         }
         if cursor.eos {
-            return self
-                .end(
-                    StreamEndReason::EndOfResults,
-                    None,
-                    rows_sent,
-                    cursor.rows_before_next,
-                )
-                .await;
+            // Also when the first page was the last: the driver learns the results were read.
+            return self.reached_eos(rows_sent, cursor.rows_before_next).await;
         }
         let mut backoff = FIRST_BACKOFF;
         let mut unreachable = 0;
@@ -606,11 +611,13 @@ impl Pump<'_> {
     ) -> Result<Result<OwnedMutexGuard<Cursor>, (StreamEndReason, Option<String>)>> {
         let mut job = self.job.clone();
         loop {
-            if let Some(cursor) = self.controller.cursors.lock(self.job_id, self.index)? {
-                return Ok(Ok(cursor));
-            }
             {
+                // Marked seen before the cursor is looked for, so that a cursor the driver
+                // adds later always comes with a change to wait for.
                 let current = job.borrow_and_update();
+                if let Some(cursor) = self.controller.cursors.lock(self.job_id, self.index)? {
+                    return Ok(Ok(cursor));
+                }
                 if let Some(statement) = current.statements.get(self.index as usize)
                     && statement.state == StatementState::Failed
                 {

@@ -32,24 +32,43 @@ use crate::sql_script::builds_session_state;
 use crate::store::StatementUpdate;
 
 const FIRST_POLL: Duration = Duration::from_millis(10);
+/// Polls in a row that must find a submitted Flink job unknown before the job fails.
+const UNKNOWN_FLINK_JOB_POLLS: u32 = 20;
 /// The longest pause between attempts to reach an unreachable SQL Gateway.
 const MAX_UNREACHABLE_PAUSE: Duration = Duration::from_secs(10);
 
 /// Runs a SQL job's driver to the job's end (or the broker's shutdown).
-pub(in crate::control) async fn run(core: Core) {
+/// Returns true when the job must be taken up again (its progress could not be recorded).
+pub(in crate::control) async fn run(core: Core) -> bool {
     let mut driver = SqlDriver {
         core,
         session: None,
+        continued_session: false,
         heartbeat: None,
     };
-    match driver.drive().await {
-        Ok(()) => driver.finish().await,
-        Err(Interrupt::Cancel { replies, .. }) => driver.cancel(replies).await,
-        Err(Interrupt::Failed(reason)) => {
-            driver.core.conclude(Interrupt::Failed(reason)).await;
-            driver.close_session().await;
+    loop {
+        match driver.drive().await {
+            Ok(()) => driver.finish().await,
+            Err(Interrupt::Cancel { replies, .. }) => driver.cancel(replies).await,
+            Err(Interrupt::Failed(reason)) => {
+                driver.core.conclude(Interrupt::Failed(reason)).await;
+                if driver.core.job.state == JobState::Failed {
+                    driver.stop_after_failure().await;
+                }
+                driver.close_session().await;
+            }
+            Err(Interrupt::Resume(why)) => {
+                // Take the job up again as after a restart, from what is recorded.
+                info!(job_id = %driver.core.job.id, why = %why, "resuming the job");
+                driver.heartbeat = None;
+                driver.session = None;
+                driver.continued_session = false;
+                driver.core.resuming = true;
+                continue;
+            }
+            Err(other) => driver.core.conclude(other).await,
         }
-        Err(other) => driver.core.conclude(other).await,
+        break;
     }
     driver.heartbeat = None;
     if driver.core.job.state.is_terminal() {
@@ -59,12 +78,16 @@ pub(in crate::control) async fn run(core: Core) {
             .cursors
             .forget_job(driver.core.job.id);
     }
+    driver.core.lost
 }
 
 struct SqlDriver {
     core: Core,
     /// The session the statements run in.
     session: Option<SessionHandle>,
+    /// True when `session` is the one recorded before the driver took the job up, so the
+    /// operations recorded with the statements live in it.
+    continued_session: bool,
     /// Stops the session's heartbeats when dropped.
     heartbeat: Option<DropGuard>,
 }
@@ -99,7 +122,18 @@ impl SqlDriver {
     /// job is resumed, replays the statements that build session state.
     async fn open_session(&mut self) -> Result<(), Interrupt> {
         let gateway = self.core.controller.gateway.clone();
-        if let Some(recorded) = self.core.job.gateway_session.clone() {
+        // A statement submitted without its operation recorded (the broker stopped in
+        // between) may have run in the recorded session: submitting it there again could
+        // collide with itself (`CREATE TABLE` twice). A new session starts clean.
+        let in_doubt = self
+            .core
+            .job
+            .statements
+            .iter()
+            .any(|s| s.state == StatementState::Running && s.operation_handle.is_none());
+        if let Some(recorded) = self.core.job.gateway_session.clone()
+            && !in_doubt
+        {
             let handle = SessionHandle(recorded.clone());
             match self
                 .retrying("heartbeat", || gateway.heartbeat(&handle))
@@ -112,11 +146,21 @@ impl SqlDriver {
                             .await?;
                     }
                     self.use_session(handle);
+                    self.continued_session = true;
                     return Ok(());
                 }
                 Err(error) => {
                     info!(job_id = %self.core.job.id, session = %recorded, %error, "the recorded sql gateway session is gone");
                 }
+            }
+        }
+        if in_doubt && let Some(recorded) = self.core.job.gateway_session.clone() {
+            // Its operations end with it; the Flink jobs they started are adopted by their ids.
+            if let Err(error) = gateway
+                .close_session(&SessionHandle(recorded.clone()))
+                .await
+            {
+                info!(job_id = %self.core.job.id, session = %recorded, %error, "the earlier sql gateway session was not closed");
             }
         }
         let needs_session = self
@@ -255,9 +299,11 @@ impl SqlDriver {
         if statement.is_query {
             // Its results lived in the earlier run: stop that run's Flink job, run it again.
             let mut attempt = statement.attempt;
-            if let (Some(operation), Some(session)) = (&statement.operation_handle, &self.session)
-                && self.core.job.gateway_session.as_deref() == Some(session.0.as_str())
-            {
+            if let (Some(operation), Some(session), true) = (
+                &statement.operation_handle,
+                &self.session,
+                self.continued_session,
+            ) {
                 // Closing the earlier run's operation ends its Flink job, started or not yet.
                 let operation = OperationHandle(operation.clone());
                 if let Err(error) = self
@@ -319,15 +365,18 @@ impl SqlDriver {
             }
         }
         // An operation in the session this driver continues can still give its verdict.
-        if let (Some(operation), Some(session)) = (&statement.operation_handle, &self.session)
-            && self.core.job.gateway_session.as_deref() == Some(session.0.as_str())
-        {
+        if let (Some(operation), Some(session), true) = (
+            &statement.operation_handle,
+            &self.session,
+            self.continued_session,
+        ) {
             let operation = OperationHandle(operation.clone());
             let session = session.clone();
             let gateway = self.core.controller.gateway.clone();
-            if let Ok(Ok(_)) = self
+            if self
                 .retrying("status", || gateway.operation_status(&session, &operation))
-                .await
+                .await?
+                .is_ok()
             {
                 self.core
                     .note(&format!(
@@ -374,13 +423,23 @@ impl SqlDriver {
             .await?;
         let session = self.require_session()?;
         let gateway = self.core.controller.gateway.clone();
-        let submitted = self
-            .retrying("submit", || {
-                gateway.execute_statement(&session, &statement.sql, &execution_config)
-            })
-            .await?;
+        let submitted = gateway
+            .execute_statement(&session, &statement.sql, &execution_config)
+            .await;
         let operation = match submitted {
             Ok(operation) => operation,
+            Err(error @ GatewayError::Unreachable(_)) => {
+                // The gateway may or may not have taken the statement: it is in doubt, and is
+                // taken up as after a restart once the gateway answers again.
+                warn!(job_id = %self.core.job.id, statement = index, %error, "statement submission unanswered");
+                self.retrying("heartbeat", || gateway.heartbeat(&session))
+                    .await?
+                    .ok();
+                return Err(Interrupt::Resume(format!(
+                    "the submission of statement {} went unanswered: {error}",
+                    index + 1
+                )));
+            }
             Err(error) => return Err(self.statement_failed(index, &error).await),
         };
         info!(job_id = %self.core.job.id, statement = index, operation = %operation.0, flink_job_id = ?pinned, "statement submitted");
@@ -417,13 +476,18 @@ impl SqlDriver {
             match status {
                 OperationStatus::Error => {
                     // The cause is served at fetch time.
-                    let error = match gateway.fetch_results(&session, &operation, 0).await {
+                    let error = match self
+                        .retrying("fetch", || gateway.fetch_results(&session, &operation, 0))
+                        .await?
+                    {
                         Err(error) => error,
                         Ok(_) => GatewayError::StatementFailed {
                             message: "the sql gateway reported the statement as failed".into(),
                         },
                     };
-                    if statement.kind.starts_flink_job() && is_duplicate_submission(&error) {
+                    // A query's rows belong to its own operation: a duplicate is no result.
+                    if statement.kind.runs_on_after_submission() && is_duplicate_submission(&error)
+                    {
                         return self.adopt_duplicate(index).await;
                     }
                     return Err(self.statement_failed(index, &error).await);
@@ -525,6 +589,7 @@ impl SqlDriver {
     /// Waits until every query's results were read and every INSERT's Flink job ended.
     async fn follow(&mut self) -> Result<(), Interrupt> {
         let mut ended: HashSet<String> = HashSet::new();
+        let mut unknown: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
         loop {
             self.core.take_commands().await?;
             let mut waiting = 0;
@@ -552,6 +617,7 @@ impl SqlDriver {
                         info!(job_id = %self.core.job.id, flink_job_id = %flink_job_id, "flink job finished");
                         ended.insert(flink_job_id);
                     }
+                    Ok(_) if unknown.remove(&flink_job_id).is_some() => waiting += 1,
                     Ok(status) => {
                         if let Some(reason) = self
                             .core
@@ -561,6 +627,17 @@ impl SqlDriver {
                         {
                             return Err(Interrupt::Failed(format!(
                                 "statement {}: {reason}",
+                                statement.index + 1
+                            )));
+                        }
+                        waiting += 1;
+                    }
+                    Err(FlinkError::JobNotFound(_)) => {
+                        let misses = unknown.entry(flink_job_id.clone()).or_insert(0);
+                        *misses += 1;
+                        if *misses >= UNKNOWN_FLINK_JOB_POLLS {
+                            return Err(Interrupt::Failed(format!(
+                                "statement {}: the jobmanager no longer knows flink job {flink_job_id} (its end is unknown; it may have ended and expired from the jobmanager's history)",
                                 statement.index + 1
                             )));
                         }
@@ -605,7 +682,8 @@ impl SqlDriver {
                 )
                 .await
         {
-            self.core.answer(replies);
+            // The callers learn from the dropped answer that the cancel was not recorded.
+            drop(replies);
             self.core.conclude(interrupt).await;
             return;
         }
@@ -664,6 +742,19 @@ impl SqlDriver {
             .clone()
             .or_else(|| self.core.job.gateway_session.clone().map(SessionHandle));
         let gateway = self.core.controller.gateway.clone();
+        let in_flight = self
+            .core
+            .job
+            .statements
+            .iter()
+            .any(|s| s.state == StatementState::Running && s.operation_handle.is_none());
+        if in_flight && let Some(session) = &session {
+            // A statement whose operation is not known may still start a Flink job: closing
+            // the session ends every operation in it first.
+            if let Err(error) = gateway.close_session(session).await {
+                warn!(job_id = %self.core.job.id, session = %session.0, %error, "cannot close the sql gateway session to stop a statement in flight");
+            }
+        }
         let mut flink_jobs = Vec::new();
         for statement in self.core.job.statements.clone() {
             if statement.state == StatementState::Running
@@ -705,7 +796,50 @@ impl SqlDriver {
             }
             flink_jobs.push(flink_job_id);
         }
-        self.core.await_stopped(&flink_jobs).await
+        self.core.await_stopped(&flink_jobs, true).await
+    }
+
+    /// After a failure, asks the JobManager to stop the Flink jobs the job's other statements
+    /// started (an INSERT before the failing statement, say): a failed job leaves nothing
+    /// running. Not waited for.
+    async fn stop_after_failure(&mut self) {
+        let session = self.session.clone();
+        for statement in self.core.job.statements.clone() {
+            let started = matches!(
+                statement.state,
+                StatementState::Running | StatementState::Finished
+            );
+            let Some(flink_job_id) = statement.flink_job_id.clone() else {
+                continue;
+            };
+            if !(started && statement.kind.starts_flink_job()) {
+                continue;
+            }
+            match self
+                .core
+                .controller
+                .jobmanager
+                .job_status(&flink_job_id)
+                .await
+            {
+                Ok(status) if status.is_terminal() => continue,
+                Err(FlinkError::JobNotFound(_)) => continue,
+                _ => {}
+            }
+            match self
+                .core
+                .controller
+                .request_cancel(session.as_ref(), &flink_job_id)
+                .await
+            {
+                Ok(()) => {
+                    info!(job_id = %self.core.job.id, flink_job_id = %flink_job_id, "flink job of the failed job cancelled")
+                }
+                Err(error) => {
+                    warn!(job_id = %self.core.job.id, flink_job_id = %flink_job_id, %error, "cannot cancel a flink job of the failed job")
+                }
+            }
+        }
     }
 
     /// Closes the job's gateway session (the session's operations end with it).
