@@ -10,7 +10,8 @@
 //! - [`config`]: command-line flags, each readable from a `FLINKBROKER_*` variable.
 //! - [`error`]: the crate error and its one mapping to `tonic::Status`.
 //! - [`api`]: the tonic service: decodes, validates, calls `control`, encodes.
-//! - [`control`]: the use cases: submit SQL, stream results, cancel, watch.
+//! - [`control`]: one file per RPC, and the one driver task of each live job (`control/sql`,
+//!   `control/python`) that owns its state, resumes it after a restart and cancels it.
 //! - [`job`]: the job model.
 //! - [`sql_script`]: splits SQL scripts into statements and classifies them.
 //! - [`rows`]: converts the gateway's JSON rows into typed protobuf values.

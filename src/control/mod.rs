@@ -8,22 +8,29 @@
 //! publishes. After a restart (or a crash), `recover` starts a driver for every unfinished
 //! job, and each driver resumes where the job was.
 //!
+//! One file per RPC:
 //! - `sql/submit.rs`: SubmitSql. `python/submit.rs`: SubmitPython.
 //! - `results/stream.rs`: StreamOperationResults.
-//! - `get_job.rs`: GetJob and ListJobs. `watch.rs`: WatchJob. `cancel.rs`: CancelJob.
+//! - `get_job.rs`: GetJob. `list_jobs.rs`: ListJobs. `watch_job.rs`: WatchJob.
+//!   `cancel_job.rs`: CancelJob.
+//!
+//! And what they share:
+//! - `driver.rs`: what every driver shares (durable writes, the published job, commands);
+//!   `registry.rs`: the live jobs of this process.
 //! - `admission.rs`: the limits a submission must stay within.
 //! - `stop.rs`: stopping Flink jobs and waiting until the JobManager says they stopped.
 
 mod admission;
-mod cancel;
+mod cancel_job;
 mod driver;
 mod get_job;
+mod list_jobs;
 mod python;
 mod registry;
 mod results;
 mod sql;
 mod stop;
-mod watch;
+mod watch_job;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
