@@ -755,8 +755,7 @@ impl SqlDriver {
                 warn!(job_id = %self.core.job.id, session = %session.0, %error, "cannot close the sql gateway session to stop a statement in flight");
             }
         }
-        let mut flink_jobs = Vec::new();
-        for statement in self.core.job.statements.clone() {
+        for statement in &self.core.job.statements {
             if statement.state == StatementState::Running
                 && let (Some(session), Some(operation)) = (&session, &statement.operation_handle)
                 && let Err(error) = gateway
@@ -767,34 +766,10 @@ impl SqlDriver {
                 // stopped below.
                 info!(job_id = %self.core.job.id, statement = statement.index, %error, "operation not cancelled by the sql gateway");
             }
-            let started = matches!(
-                statement.state,
-                StatementState::Running | StatementState::Finished
-            );
-            if !(started && statement.kind.starts_flink_job()) {
-                continue;
-            }
-            // The id is derived, so a statement whose submission was under way is covered too.
-            let flink_job_id = statement.flink_job_id.clone().unwrap_or_else(|| {
-                self.core
-                    .job
-                    .id
-                    .flink_job_id_for_statement_attempt(statement.index, statement.attempt)
-            });
-            match self
-                .core
-                .controller
-                .request_cancel(session.as_ref(), &flink_job_id)
-                .await
-            {
-                Ok(()) => {
-                    info!(job_id = %self.core.job.id, flink_job_id = %flink_job_id, "flink job cancel requested")
-                }
-                Err(error) => {
-                    warn!(job_id = %self.core.job.id, flink_job_id = %flink_job_id, %error, "cannot request the flink job's cancel")
-                }
-            }
-            flink_jobs.push(flink_job_id);
+        }
+        let flink_jobs = self.started_flink_jobs();
+        for flink_job_id in &flink_jobs {
+            self.ask_to_cancel(session.as_ref(), flink_job_id).await;
         }
         self.core.await_stopped(&flink_jobs, true).await
     }
@@ -804,17 +779,7 @@ impl SqlDriver {
     /// running. Not waited for.
     async fn stop_after_failure(&mut self) {
         let session = self.session.clone();
-        for statement in self.core.job.statements.clone() {
-            let started = matches!(
-                statement.state,
-                StatementState::Running | StatementState::Finished
-            );
-            let Some(flink_job_id) = statement.flink_job_id.clone() else {
-                continue;
-            };
-            if !(started && statement.kind.starts_flink_job()) {
-                continue;
-            }
+        for flink_job_id in self.started_flink_jobs() {
             match self
                 .core
                 .controller
@@ -822,22 +787,52 @@ impl SqlDriver {
                 .job_status(&flink_job_id)
                 .await
             {
-                Ok(status) if status.is_terminal() => continue,
-                Err(FlinkError::JobNotFound(_)) => continue,
-                _ => {}
+                Ok(status) if status.is_terminal() => {}
+                Err(FlinkError::JobNotFound(_)) => {}
+                _ => self.ask_to_cancel(session.as_ref(), &flink_job_id).await,
             }
-            match self
-                .core
-                .controller
-                .request_cancel(session.as_ref(), &flink_job_id)
-                .await
-            {
-                Ok(()) => {
-                    info!(job_id = %self.core.job.id, flink_job_id = %flink_job_id, "flink job of the failed job cancelled")
-                }
-                Err(error) => {
-                    warn!(job_id = %self.core.job.id, flink_job_id = %flink_job_id, %error, "cannot cancel a flink job of the failed job")
-                }
+        }
+    }
+
+    /// The Flink jobs the job's statements started (or were starting: the id is derived, so a
+    /// statement whose submission was under way is covered too).
+    fn started_flink_jobs(&self) -> Vec<String> {
+        self.core
+            .job
+            .statements
+            .iter()
+            .filter(|statement| {
+                statement.kind.starts_flink_job()
+                    && matches!(
+                        statement.state,
+                        StatementState::Running | StatementState::Finished
+                    )
+            })
+            .map(|statement| {
+                statement.flink_job_id.clone().unwrap_or_else(|| {
+                    self.core
+                        .job
+                        .id
+                        .flink_job_id_for_statement_attempt(statement.index, statement.attempt)
+                })
+            })
+            .collect()
+    }
+
+    /// Asks the JobManager (or the gateway) to cancel one Flink job; a refusal is logged, and
+    /// the wait that follows tells whether the job stopped.
+    async fn ask_to_cancel(&self, session: Option<&SessionHandle>, flink_job_id: &str) {
+        match self
+            .core
+            .controller
+            .request_cancel(session, flink_job_id)
+            .await
+        {
+            Ok(()) => {
+                info!(job_id = %self.core.job.id, flink_job_id, "flink job cancel requested")
+            }
+            Err(error) => {
+                warn!(job_id = %self.core.job.id, flink_job_id, %error, "cannot request the flink job's cancel")
             }
         }
     }
