@@ -7,10 +7,15 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
+#[path = "support/postgres.rs"]
+mod postgres_support;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
 use tempfile::TempDir;
+
+use postgres_support::{PostgresDatabase, with_database};
 
 use flinkbroker::job::{
     Job, JobId, JobKind, JobSpec, JobState, NewJob, PythonSpec, RuntimeMode, SqlSpec,
@@ -21,7 +26,6 @@ use flinkbroker::store::{
     CreateOutcome, JobFilter, SeaStore, StatementUpdate, Store, StoreError, pending_statements,
 };
 
-const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 const T0: i64 = 1_767_225_600_000;
 
 // ---------------------------------------------------------------------------------------------
@@ -69,7 +73,7 @@ async fn sqlite_memory() -> TestStore {
 }
 
 async fn postgres() -> TestStore {
-    let database = PostgresDatabase::create().await;
+    let database = PostgresDatabase::create("fb_test").await;
     let store = SeaStore::connect(&database.url)
         .await
         .expect("connect the test database");
@@ -79,82 +83,6 @@ async fn postgres() -> TestStore {
         _dir: None,
         _postgres: Some(database),
     }
-}
-
-/// A fresh PostgreSQL database, dropped (with its connections) when this value is.
-struct PostgresDatabase {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl PostgresDatabase {
-    async fn create() -> PostgresDatabase {
-        let admin_url = std::env::var("FLINKBROKER_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
-        let name = format!("fb_test_{}", uuid::Uuid::new_v4().simple());
-        let admin = admin_connection(&admin_url).await.unwrap_or_else(|e| {
-            panic!("PostgreSQL must be reachable at {admin_url} for these tests: {e}")
-        });
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-            .await
-            .expect("create the test database");
-        admin.close().await.expect("close the admin connection");
-        let url = with_database(&admin_url, &name);
-        PostgresDatabase {
-            admin_url,
-            name,
-            url,
-        }
-    }
-}
-
-impl Drop for PostgresDatabase {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let name = self.name.clone();
-        // Drop may run inside the test's runtime (or while unwinding): use a runtime of its own.
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("cleanup runtime");
-            runtime.block_on(async move {
-                if let Ok(admin) = admin_connection(&admin_url).await {
-                    let _ = admin
-                        .execute_unprepared(&format!(
-                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                        ))
-                        .await;
-                    let _ = admin.close().await;
-                }
-            });
-        });
-        let _ = cleanup.join();
-    }
-}
-
-async fn admin_connection(url: &str) -> Result<DatabaseConnection, sea_orm::DbErr> {
-    let mut options = ConnectOptions::new(url);
-    options
-        .max_connections(1)
-        .acquire_timeout(std::time::Duration::from_secs(10))
-        .sqlx_logging(false);
-    Database::connect(options).await
-}
-
-/// Replaces the database name of a PostgreSQL URL.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, format!("?{query}")),
-        None => (url, String::new()),
-    };
-    let (scheme, rest) = base.split_once("://").expect("a url with a scheme");
-    let authority = rest
-        .split_once('/')
-        .map_or(rest, |(authority, _)| authority);
-    format!("{scheme}://{authority}/{name}{query}")
 }
 
 /// A raw connection to the database behind a test store.

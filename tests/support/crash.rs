@@ -26,8 +26,9 @@ use flinkbroker::proto::value::Kind;
 use flinkbroker::proto::{
     GetJobRequest, Job, JobState, ListJobsRequest, StatementState, StreamOperationResultsRequest,
 };
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
 use tokio::process::{Child, Command};
+
+use super::postgres_support::PostgresDatabase;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
@@ -39,8 +40,6 @@ use tonic_health::pb::health_client::HealthClient;
 /// The variable that fixes the random schedule of a run (printed by every run).
 pub const SEED_VAR: &str = "FLINKBROKER_TEST_CRASH_SEED";
 /// The variable naming the PostgreSQL server (any database on it; a fresh one is created).
-pub const POSTGRES_VAR: &str = "FLINKBROKER_TEST_POSTGRES_URL";
-const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 /// Longest wait for one unary answer or one stream message from a live broker.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -129,11 +128,7 @@ pub enum TestDatabase {
         _dir: tempfile::TempDir,
     },
     /// A fresh PostgreSQL database, dropped (with its connections) when this value is.
-    Postgres {
-        url: String,
-        admin_url: String,
-        name: String,
-    },
+    Postgres(PostgresDatabase),
 }
 
 impl TestDatabase {
@@ -150,88 +145,17 @@ impl TestDatabase {
         TestDatabase::SqliteFile { url, _dir: dir }
     }
 
-    /// Creates a database of its own on the PostgreSQL server of `FLINKBROKER_TEST_POSTGRES_URL`
-    /// (default `postgres://postgres@127.0.0.1:5432/test`).
+    /// Creates a database of its own on the tests' PostgreSQL server.
     pub async fn postgres() -> Self {
-        let admin_url =
-            std::env::var(POSTGRES_VAR).unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
-        let name = format!("crash_{}", uuid::Uuid::new_v4().simple());
-        let admin = admin_connection(&admin_url).await.unwrap_or_else(|error| {
-            panic!("PostgreSQL must be reachable at {admin_url} for this test: {error}")
-        });
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-            .await
-            .expect("create the test database");
-        admin.close().await.expect("close the admin connection");
-        let url = with_database(&admin_url, &name);
-        TestDatabase::Postgres {
-            url,
-            admin_url,
-            name,
-        }
+        TestDatabase::Postgres(PostgresDatabase::create("crash").await)
     }
 
     pub fn url(&self) -> &str {
         match self {
-            TestDatabase::SqliteFile { url, .. } | TestDatabase::Postgres { url, .. } => url,
+            TestDatabase::SqliteFile { url, .. } => url,
+            TestDatabase::Postgres(database) => &database.url,
         }
     }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        let TestDatabase::Postgres {
-            admin_url, name, ..
-        } = self
-        else {
-            return;
-        };
-        let admin_url = admin_url.clone();
-        let name = name.clone();
-        // Drop may run inside the test's runtime (or while unwinding): use a runtime of its own.
-        let cleanup = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async move {
-                if let Ok(admin) = admin_connection(&admin_url).await {
-                    let _ = admin
-                        .execute_unprepared(&format!(
-                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                        ))
-                        .await;
-                    let _ = admin.close().await;
-                }
-            });
-        });
-        let _ = cleanup.join();
-    }
-}
-
-async fn admin_connection(url: &str) -> Result<DatabaseConnection, sea_orm::DbErr> {
-    let mut options = ConnectOptions::new(url);
-    options
-        .max_connections(1)
-        .acquire_timeout(Duration::from_secs(10))
-        .sqlx_logging(false);
-    Database::connect(options).await
-}
-
-/// Replaces the database name of a PostgreSQL URL.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, format!("?{query}")),
-        None => (url, String::new()),
-    };
-    let (scheme, rest) = base.split_once("://").expect("a url with a scheme");
-    let authority = rest
-        .split_once('/')
-        .map_or(rest, |(authority, _)| authority);
-    format!("{scheme}://{authority}/{name}{query}")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -900,6 +824,43 @@ pub struct ReasonGroup {
     pub count: usize,
     pub blurred: String,
     pub example: String,
+}
+
+/// Checks that a request id has exactly one job, the one every answer to its submission
+/// named; returns that job (the first of many, to check on), or None when none was recorded.
+pub fn the_one_job<'a>(
+    rpc: &str,
+    request_id: &str,
+    answered_ids: &[String],
+    listed: &[&'a Job],
+    problems: &mut Vec<String>,
+) -> Option<&'a Job> {
+    let distinct: std::collections::BTreeSet<&String> = answered_ids.iter().collect();
+    if distinct.len() > 1 {
+        problems.push(format!(
+            "{request_id}: {rpc} answered different jobs: {distinct:?}"
+        ));
+    }
+    let job = match listed {
+        [job] => *job,
+        [] => {
+            problems.push(format!("{request_id}: no job recorded"));
+            return None;
+        }
+        many => {
+            problems.push(format!("{request_id}: {} jobs recorded", many.len()));
+            many[0]
+        }
+    };
+    if let Some(answered) = answered_ids.first()
+        && *answered != job.id
+    {
+        problems.push(format!(
+            "{request_id}: {rpc} answered {answered}, the recorded job is {}",
+            job.id
+        ));
+    }
+    Some(job)
 }
 
 /// The counts every crash test prints last.
