@@ -39,7 +39,6 @@ use tonic_health::pb::health_client::HealthClient;
 
 /// The variable that fixes the random schedule of a run (printed by every run).
 pub const SEED_VAR: &str = "FLINKBROKER_TEST_CRASH_SEED";
-/// The variable naming the PostgreSQL server (any database on it; a fresh one is created).
 
 /// Longest wait for one unary answer or one stream message from a live broker.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
