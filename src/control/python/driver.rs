@@ -20,6 +20,8 @@ use crate::job::{Job, JobSpec, JobState};
 use crate::runner::{SubmitterSpec, SubmitterState};
 
 const FIRST_POLL: Duration = Duration::from_millis(100);
+/// Attempts at starting a submitter (0.1 s, 0.4 s, 1.6 s, 6.4 s apart) before the job fails.
+const SUBMITTER_START_ATTEMPTS: u32 = 5;
 /// How long a savepoint may take before the stop is given up (the Flink job keeps running).
 const SAVEPOINT_TIMEOUT: Duration = Duration::from_secs(300);
 /// The CANCELING reason of a stop with a savepoint; a resumed cancel reads the directory back.
@@ -191,12 +193,26 @@ impl PythonDriver {
             flink_job_id: self.flink_job_id.clone(),
             program: program.clone(),
         };
-        self.core
-            .controller
-            .runner
-            .start(&spec)
-            .await
-            .map_err(|e| Interrupt::Failed(format!("cannot start the submitter: {e}")))?;
+        // The Kubernetes API (or the local file system) may refuse for a moment: a few
+        // attempts, then the refusal is the job's.
+        let mut attempt = 1;
+        let mut pause = FIRST_POLL;
+        loop {
+            match self.core.controller.runner.start(&spec).await {
+                Ok(()) => break,
+                Err(error) if attempt < SUBMITTER_START_ATTEMPTS => {
+                    warn!(job_id = %self.core.job.id, %error, attempt, "cannot start the submitter; retrying");
+                    self.core.pause(pause).await?;
+                    pause *= 4;
+                    attempt += 1;
+                }
+                Err(error) => {
+                    return Err(Interrupt::Failed(format!(
+                        "cannot start the submitter ({attempt} attempts): {error}"
+                    )));
+                }
+            }
+        }
         self.submitter_done = false;
         info!(job_id = %self.core.job.id, flink_job_id = %self.flink_job_id, "submitter started");
         Ok(())
