@@ -26,8 +26,13 @@ pub(super) enum Command {
         reply: oneshot::Sender<Job>,
     },
     /// A result stream read a statement's results to their end (`failure` None) or saw the
-    /// statement fail.
-    ResultsEnded { index: u32, failure: Option<String> },
+    /// statement fail; `recorded` is answered once that is in the store, before the stream
+    /// tells its client.
+    ResultsEnded {
+        index: u32,
+        failure: Option<String>,
+        recorded: oneshot::Sender<()>,
+    },
 }
 
 /// Why a driver's work stopped before the job's end.
@@ -258,17 +263,25 @@ impl Core {
                 }
             }
             Command::ResultsEnded { .. } if self.canceling => Ok(()),
-            Command::ResultsEnded { index, failure } => {
+            Command::ResultsEnded {
+                index,
+                failure,
+                recorded,
+            } => {
                 let Some(statement) = self.job.statements.get(index as usize) else {
                     return Ok(());
                 };
                 if statement.state != StatementState::Running {
+                    let _ = recorded.send(());
                     return Ok(());
                 }
                 match failure {
                     None => {
                         info!(job_id = %self.job.id, statement = index, "results read to their end");
-                        self.statement_state(index, StatementState::Finished).await
+                        self.statement_state(index, StatementState::Finished)
+                            .await?;
+                        let _ = recorded.send(());
+                        Ok(())
                     }
                     Some(message) => {
                         self.update_statement(
@@ -280,6 +293,7 @@ impl Core {
                             },
                         )
                         .await?;
+                        let _ = recorded.send(());
                         Err(Interrupt::Failed(format!(
                             "statement {} failed: {message}",
                             index + 1

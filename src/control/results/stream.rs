@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{OwnedMutexGuard, mpsc, watch};
+use tokio::sync::{OwnedMutexGuard, mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -31,6 +31,8 @@ const SMALL_PAGE_PAUSE: Duration = Duration::from_millis(5);
 const FIRST_BACKOFF: Duration = Duration::from_millis(10);
 const UNREACHABLE_RETRIES: u32 = 3;
 const END_SEND_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a stream waits for the driver to record the end of the results.
+const RECORD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What StreamOperationResults was asked for.
 #[derive(Debug, Clone)]
@@ -513,14 +515,28 @@ impl Pump<'_> {
             .await
     }
 
-    /// Tells the job's driver that the results were read to their end, or failed.
+    /// Tells the job's driver that the results were read to their end, or failed, and waits
+    /// (bounded) until that is recorded: a client that saw the end can rely on it after a
+    /// restart of the broker.
     async fn tell_driver(&self, failure: Option<String>) {
+        let (recorded, answer) = oneshot::channel();
         let command = Command::ResultsEnded {
             index: self.index,
             failure,
+            recorded,
         };
-        if self.driver.send(command).await.is_err() {
-            debug!(job_id = %self.job_id, statement = self.index, "the job's driver ended before the results did");
+        let told = async {
+            self.driver.send(command).await.ok()?;
+            answer.await.ok()
+        };
+        match tokio::time::timeout(RECORD_TIMEOUT, told).await {
+            Ok(Some(())) => {}
+            Ok(None) => {
+                debug!(job_id = %self.job_id, statement = self.index, "the job's driver ended before the results did");
+            }
+            Err(_) => {
+                warn!(job_id = %self.job_id, statement = self.index, "the end of the results was not recorded in time");
+            }
         }
     }
 

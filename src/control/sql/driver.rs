@@ -45,6 +45,7 @@ pub(in crate::control) async fn run(core: Core) -> bool {
         session: None,
         continued_session: false,
         heartbeat: None,
+        resumed_because: "after a broker restart",
     };
     loop {
         match driver.drive().await {
@@ -64,6 +65,7 @@ pub(in crate::control) async fn run(core: Core) -> bool {
                 driver.session = None;
                 driver.continued_session = false;
                 driver.core.resuming = true;
+                driver.resumed_because = "after an unanswered submission";
                 continue;
             }
             Err(other) => driver.core.conclude(other).await,
@@ -90,6 +92,8 @@ struct SqlDriver {
     continued_session: bool,
     /// Stops the session's heartbeats when dropped.
     heartbeat: Option<DropGuard>,
+    /// Why the job is being taken up again, for its history.
+    resumed_because: &'static str,
 }
 
 impl SqlDriver {
@@ -142,7 +146,10 @@ impl SqlDriver {
                 Ok(()) => {
                     if self.core.resuming {
                         self.core
-                            .note(&format!("resumed after a broker restart: continuing in sql gateway session {recorded}"))
+                            .note(&format!(
+                                "resumed {}: continuing in sql gateway session {recorded}",
+                                self.resumed_because
+                            ))
                             .await?;
                     }
                     self.use_session(handle);
@@ -155,6 +162,8 @@ impl SqlDriver {
             }
         }
         if in_doubt && let Some(recorded) = self.core.job.gateway_session.clone() {
+            // Results kept from it cannot be read on: those queries run again.
+            self.core.controller.cursors.forget_job(self.core.job.id);
             // Its operations end with it; the Flink jobs they started are adopted by their ids.
             if let Err(error) = gateway
                 .close_session(&SessionHandle(recorded.clone()))
@@ -203,7 +212,8 @@ impl SqlDriver {
             }
             self.core
                 .note(&format!(
-                    "resumed after a broker restart: the sql gateway session was gone; opened session {} and replayed {} statement(s) that build session state",
+                    "resumed {}: the sql gateway session was gone; opened session {} and replayed {} statement(s) that build session state",
+                    self.resumed_because,
                     handle.0,
                     replay.len()
                 ))
@@ -329,7 +339,8 @@ impl SqlDriver {
             }
             self.core
                 .note(&format!(
-                    "resumed after a broker restart: statement {} runs again (attempt {}), its earlier results cannot be served again",
+                    "resumed {}: statement {} runs again (attempt {}), its earlier results cannot be served again",
+                    self.resumed_because,
                     index + 1,
                     attempt + 1
                 ))
@@ -352,7 +363,8 @@ impl SqlDriver {
                     return self
                         .core
                         .note(&format!(
-                            "resumed after a broker restart: adopted flink job {pinned} of statement {} ({status:?})",
+                            "resumed {}: adopted flink job {pinned} of statement {} ({status:?})",
+                            self.resumed_because,
                             index + 1
                         ))
                         .await;
@@ -380,7 +392,8 @@ impl SqlDriver {
             {
                 self.core
                     .note(&format!(
-                        "resumed after a broker restart: statement {} is still in the sql gateway",
+                        "resumed {}: statement {} is still in the sql gateway",
+                        self.resumed_because,
                         index + 1
                     ))
                     .await?;
@@ -389,7 +402,8 @@ impl SqlDriver {
         }
         self.core
             .note(&format!(
-                "resumed after a broker restart: statement {} is submitted again",
+                "resumed {}: statement {} is submitted again",
+                self.resumed_because,
                 index + 1
             ))
             .await?;
@@ -560,7 +574,8 @@ impl SqlDriver {
             .await?;
         self.core
             .note(&format!(
-                "resumed after a broker restart: adopted flink job {flink_job_id} of statement {} (already submitted)",
+                "resumed {}: adopted flink job {flink_job_id} of statement {} (already submitted)",
+                self.resumed_because,
                 index + 1
             ))
             .await
