@@ -2,13 +2,22 @@
 //!
 //! Handler failures answer `{"errors":["<RestHandlerException stack>"]}`; failures that escape a
 //! handler answer `{"errors":["Internal server error.","<Exception on server side:\n...>"]}`.
-//! Frames and "... N more" counts follow the recorded responses, so a client that digs the root
+//! Failures the recorded responses show (`tests/fixtures/sql-gateway/recorded-responses.json`:
+//! malformed handles and bodies, unknown sessions and operations, token rules, rejected
+//! statements) are answered with those bodies, ids replaced; the root causes of failed statements
+//! are built with the recorded frames and "... N more" counts, so a client that digs the root
 //! cause out of the stack text sees the same layout as with a real gateway.
 
 use std::fmt::Write as _;
+use std::sync::OnceLock;
 
 /// Frames shared by every handler stack, below `AbstractHandler.respondAsLeader`.
 const NETTY_FRAMES: &str = include_str!("../../fixtures/sql-gateway/rest-handler-frames.txt");
+const RECORDED: &str = include_str!("../../fixtures/sql-gateway/recorded-responses.json");
+/// Ids in the recorded bodies that `recorded` callers replace.
+const RECORDED_UNKNOWN_SESSION: &str = "00000000-0000-0000-0000-000000000000";
+const RECORDED_OPERATION: &str = "768cb8c8-c44d-4ea4-bf92-302b9ef018ae";
+const RECORDED_CANCELED_OPERATION: &str = "c8c12e4f-4164-430d-b0cc-da35dedf8c16";
 
 const RESPOND: [&str; 3] = [
     "org.apache.flink.table.gateway.rest.handler.AbstractSqlGatewayRestHandler.respondToRequest(AbstractSqlGatewayRestHandler.java:84)",
@@ -169,96 +178,6 @@ pub enum Endpoint {
     CloseOperation,
 }
 
-struct EndpointFrames {
-    action: &'static str,
-    top: &'static str,
-    service: &'static str,
-    handler: &'static [&'static str],
-    lookup: &'static str,
-}
-
-impl Endpoint {
-    fn frames(self) -> EndpointFrames {
-        match self {
-            Endpoint::GetSessionConfig => EndpointFrames {
-                action: "getSessionConfig",
-                top: "org.apache.flink.table.gateway.rest.handler.session.GetSessionConfigHandler.handleRequest(GetSessionConfigHandler.java:66)",
-                service: "org.apache.flink.table.gateway.service.SqlGatewayServiceImpl.getSessionConfig(SqlGatewayServiceImpl.java:121)",
-                handler: &[
-                    "org.apache.flink.table.gateway.rest.handler.session.GetSessionConfigHandler.handleRequest(GetSessionConfigHandler.java:61)",
-                ],
-                lookup: "org.apache.flink.table.gateway.service.SqlGatewayServiceImpl.getSessionConfig(SqlGatewayServiceImpl.java:118)",
-            },
-            Endpoint::Heartbeat => EndpointFrames {
-                action: "getSessionConfig",
-                top: "org.apache.flink.table.gateway.rest.handler.session.TriggerSessionHeartbeatHandler.handleRequest(TriggerSessionHeartbeatHandler.java:66)",
-                service: "org.apache.flink.table.gateway.service.SqlGatewayServiceImpl.getSessionConfig(SqlGatewayServiceImpl.java:121)",
-                handler: &[
-                    "org.apache.flink.table.gateway.rest.handler.session.TriggerSessionHeartbeatHandler.handleRequest(TriggerSessionHeartbeatHandler.java:62)",
-                ],
-                lookup: "org.apache.flink.table.gateway.service.SqlGatewayServiceImpl.getSessionConfig(SqlGatewayServiceImpl.java:118)",
-            },
-            Endpoint::CloseSession => EndpointFrames {
-                action: "closeSession",
-                top: "org.apache.flink.table.gateway.rest.handler.session.CloseSessionHandler.handleRequest(CloseSessionHandler.java:67)",
-                service: "org.apache.flink.table.gateway.service.SqlGatewayServiceImpl.closeSession(SqlGatewayServiceImpl.java:84)",
-                handler: &[
-                    "org.apache.flink.table.gateway.rest.handler.session.CloseSessionHandler.handleRequest(CloseSessionHandler.java:63)",
-                ],
-                lookup: "org.apache.flink.table.gateway.service.SqlGatewayServiceImpl.closeSession(SqlGatewayServiceImpl.java:81)",
-            },
-            Endpoint::ConfigureSession => EndpointFrames {
-                action: "configureSession",
-                top: "org.apache.flink.table.gateway.rest.handler.session.ConfigureSessionHandler.handleRequest(ConfigureSessionHandler.java:67)",
-                service: "org.apache.flink.table.gateway.service.SqlGatewayServiceImpl.configureSession(SqlGatewayServiceImpl.java:192)",
-                handler: &[
-                    "org.apache.flink.table.gateway.rest.handler.session.ConfigureSessionHandler.handleRequest(ConfigureSessionHandler.java:63)",
-                ],
-                lookup: "org.apache.flink.table.gateway.service.SqlGatewayServiceImpl.configureSession(SqlGatewayServiceImpl.java:186)",
-            },
-            Endpoint::CompleteStatement => EndpointFrames {
-                action: "completeStatement",
-                top: "org.apache.flink.table.gateway.rest.handler.statement.CompleteStatementHandler.handleRequest(CompleteStatementHandler.java:71)",
-                service: "org.apache.flink.table.gateway.service.SqlGatewayServiceImpl.completeStatement(SqlGatewayServiceImpl.java:328)",
-                handler: &[
-                    "org.apache.flink.table.gateway.rest.handler.statement.CompleteStatementHandler.handleRequest(CompleteStatementHandler.java:67)",
-                ],
-                lookup: "org.apache.flink.table.gateway.service.SqlGatewayServiceImpl.completeStatement(SqlGatewayServiceImpl.java:323)",
-            },
-            Endpoint::OperationStatus => EndpointFrames {
-                action: "getOperationInfo",
-                top: "org.apache.flink.table.gateway.rest.handler.operation.AbstractOperationHandler.handleRequest(AbstractOperationHandler.java:79)",
-                service: "org.apache.flink.table.gateway.service.SqlGatewayServiceImpl.getOperationInfo(SqlGatewayServiceImpl.java:176)",
-                handler: &[
-                    "org.apache.flink.table.gateway.rest.handler.operation.AbstractOperationHandler.getStatus(AbstractOperationHandler.java:60)",
-                    "org.apache.flink.table.gateway.rest.handler.operation.AbstractOperationHandler.handleRequest(AbstractOperationHandler.java:75)",
-                ],
-                lookup: "org.apache.flink.table.gateway.service.SqlGatewayServiceImpl.getOperationInfo(SqlGatewayServiceImpl.java:173)",
-            },
-            Endpoint::CancelOperation => EndpointFrames {
-                action: "cancelOperation",
-                top: "org.apache.flink.table.gateway.rest.handler.operation.AbstractOperationHandler.handleRequest(AbstractOperationHandler.java:79)",
-                service: "org.apache.flink.table.gateway.service.SqlGatewayServiceImpl.cancelOperation(SqlGatewayServiceImpl.java:153)",
-                handler: &[
-                    "org.apache.flink.table.gateway.rest.handler.operation.CancelOperationHandler.execute(CancelOperationHandler.java:47)",
-                    "org.apache.flink.table.gateway.rest.handler.operation.AbstractOperationHandler.handleRequest(AbstractOperationHandler.java:74)",
-                ],
-                lookup: "org.apache.flink.table.gateway.service.SqlGatewayServiceImpl.cancelOperation(SqlGatewayServiceImpl.java:150)",
-            },
-            Endpoint::CloseOperation => EndpointFrames {
-                action: "closeOperation",
-                top: "org.apache.flink.table.gateway.rest.handler.operation.AbstractOperationHandler.handleRequest(AbstractOperationHandler.java:79)",
-                service: "org.apache.flink.table.gateway.service.SqlGatewayServiceImpl.closeOperation(SqlGatewayServiceImpl.java:165)",
-                handler: &[
-                    "org.apache.flink.table.gateway.rest.handler.operation.CloseOperationHandler.execute(CloseOperationHandler.java:47)",
-                    "org.apache.flink.table.gateway.rest.handler.operation.AbstractOperationHandler.handleRequest(AbstractOperationHandler.java:74)",
-                ],
-                lookup: "org.apache.flink.table.gateway.service.SqlGatewayServiceImpl.closeOperation(SqlGatewayServiceImpl.java:162)",
-            },
-        }
-    }
-}
-
 /// The reason a session- or operation-level call failed inside the service.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ServiceFailure {
@@ -286,112 +205,65 @@ fn session_not_found(session: &str, lookup_frames: &[&str], more: usize) -> Thro
     .more(more)
 }
 
-fn operation_not_found(operation: &str, manager_frame: &str, lookup: &str) -> Throwable {
-    Throwable::new(
-        SQL_GATEWAY_EXCEPTION,
-        format!("Can not find the submitted operation in the OperationManager with the {operation}."),
-    )
-    .at([
-        "org.apache.flink.table.gateway.service.operation.OperationManager.lambda$getOperation$3(OperationManager.java:487)",
-        "org.apache.flink.table.gateway.service.operation.OperationManager.readLock(OperationManager.java:518)",
-        "org.apache.flink.table.gateway.service.operation.OperationManager.getOperation(OperationManager.java:482)",
-        manager_frame,
-        lookup,
-    ])
-}
-
-/// `RestHandlerException: Failed to <action>.` for a handler-level failure (HTTP 500).
+/// The failure of a REST handler (HTTP 500): the recorded body of the same failure (of
+/// `GET /sessions/{id}` for an unknown session, of status or cancel for an unknown operation and
+/// of cancelling a FINISHED operation), or a `configureSession` failure with `chain` as causes.
 pub fn handler_failure(endpoint: Endpoint, failure: &ServiceFailure) -> ErrorBody {
-    let f = endpoint.frames();
-    let message = format!("Failed to {}.", f.action);
-    let top = Throwable::new(REST_HANDLER_EXCEPTION, message.clone())
-        .at([f.top])
-        .at(RESPOND);
-    let wrapper = Throwable::new(SQL_GATEWAY_EXCEPTION, message)
-        .at([f.service])
-        .at(f.handler.iter().copied())
-        .more(48);
-    let shared = f.handler.len() + 48;
-    let mut causes = vec![wrapper];
     match failure {
         ServiceFailure::SessionNotFound(session) => {
-            let lookup: Vec<&str> = if endpoint == Endpoint::CloseSession {
-                vec![
-                    "org.apache.flink.table.gateway.service.session.SessionManagerImpl.closeSession(SessionManagerImpl.java:170)",
-                    f.lookup,
-                ]
-            } else {
-                vec![
-                    "org.apache.flink.table.gateway.service.SqlGatewayServiceImpl.getSession(SqlGatewayServiceImpl.java:405)",
-                    f.lookup,
-                ]
+            let name = match endpoint {
+                Endpoint::Heartbeat => "unknown-session-heartbeat",
+                Endpoint::CloseSession => "unknown-session-close",
+                _ => "unknown-session-get",
             };
-            causes.push(session_not_found(session, &lookup, shared));
+            recorded(name, &[(RECORDED_UNKNOWN_SESSION, session)])
         }
         ServiceFailure::OperationNotFound(operation) => {
-            let manager = match endpoint {
-                Endpoint::CancelOperation => {
-                    "org.apache.flink.table.gateway.service.operation.OperationManager.cancelOperation(OperationManager.java:130)"
-                }
-                _ => {
-                    "org.apache.flink.table.gateway.service.operation.OperationManager.getOperationInfo(OperationManager.java:158)"
-                }
+            let name = match endpoint {
+                Endpoint::CancelOperation => "cancel-closed-operation",
+                _ => "status-closed-operation",
             };
-            causes.push(operation_not_found(operation, manager, f.lookup).more(shared));
+            recorded(name, &[(RECORDED_OPERATION, operation)])
         }
         ServiceFailure::InvalidTransition {
             operation,
             from,
             to,
-        } => {
-            causes.push(
-                Throwable::new(
-                    SQL_GATEWAY_EXCEPTION,
-                    format!(
-                        "Failed to convert the Operation Status from {from} to {to} for {operation}."
-                    ),
-                )
+        } => recorded(
+            "cancel-finished-operation",
+            &[
+                (RECORDED_OPERATION, operation),
+                ("from FINISHED to CANCELED", &format!("from {from} to {to}")),
+            ],
+        ),
+        ServiceFailure::Chain(chain) => {
+            let message = "Failed to configureSession.";
+            let top = Throwable::new(REST_HANDLER_EXCEPTION, message)
+                .at(["org.apache.flink.table.gateway.rest.handler.session.ConfigureSessionHandler.handleRequest(ConfigureSessionHandler.java:67)"])
+                .at(RESPOND);
+            let wrapper = Throwable::new(SQL_GATEWAY_EXCEPTION, message)
                 .at([
-                    "org.apache.flink.table.gateway.service.operation.OperationManager$Operation.updateState(OperationManager.java:385)",
-                    "org.apache.flink.table.gateway.service.operation.OperationManager$Operation.cancel(OperationManager.java:311)",
-                    "org.apache.flink.table.gateway.service.operation.OperationManager.cancelOperation(OperationManager.java:130)",
-                    f.lookup,
+                    "org.apache.flink.table.gateway.service.SqlGatewayServiceImpl.configureSession(SqlGatewayServiceImpl.java:192)",
+                    "org.apache.flink.table.gateway.rest.handler.session.ConfigureSessionHandler.handleRequest(ConfigureSessionHandler.java:63)",
                 ])
-                .more(shared),
-            );
+                .more(48);
+            let causes: Vec<Throwable> = std::iter::once(wrapper)
+                .chain(chain.iter().cloned())
+                .collect();
+            ErrorBody::handler(500, &top, &causes)
         }
-        ServiceFailure::Chain(chain) => causes.extend(chain.iter().cloned()),
     }
-    ErrorBody::handler(500, &top, &causes)
 }
 
-/// `SqlGatewayException: Failed to execute statement.` (HTTP 500, server-side shape).
+/// `SqlGatewayException: Failed to execute statement.` (HTTP 500), as recorded.
 pub fn execute_statement_failure(root: ExecuteStatementRoot) -> ErrorBody {
-    let top = Throwable::new(SQL_GATEWAY_EXCEPTION, "Failed to execute statement.")
-        .at([
-            "org.apache.flink.table.gateway.service.SqlGatewayServiceImpl.executeStatement(SqlGatewayServiceImpl.java:217)",
-            "org.apache.flink.table.gateway.rest.handler.statement.ExecuteStatementHandler.handleRequest(ExecuteStatementHandler.java:72)",
-        ])
-        .at(RESPOND);
-    let cause = match root {
-        ExecuteStatementRoot::SessionNotFound(session) => session_not_found(
-            &session,
-            &[
-                "org.apache.flink.table.gateway.service.SqlGatewayServiceImpl.getSession(SqlGatewayServiceImpl.java:405)",
-                "org.apache.flink.table.gateway.service.SqlGatewayServiceImpl.executeStatement(SqlGatewayServiceImpl.java:208)",
-            ],
-            49,
+    match root {
+        ExecuteStatementRoot::SessionNotFound(session) => recorded(
+            "unknown-session-statement",
+            &[(RECORDED_UNKNOWN_SESSION, &session)],
         ),
-        ExecuteStatementRoot::TimeoutUnsupported => Throwable::new(
-            "java.lang.UnsupportedOperationException",
-            "SqlGatewayService doesn't support timeout mechanism now.",
-        )
-        .at([
-            "org.apache.flink.table.gateway.service.SqlGatewayServiceImpl.executeStatement(SqlGatewayServiceImpl.java:204)",
-        ])
-        .more(49),
-    };
-    ErrorBody::server_side(&top, &[cause])
+        ExecuteStatementRoot::TimeoutUnsupported => recorded("execution-timeout-rejected", &[]),
+    }
 }
 
 /// Why `POST .../statements` failed before an operation existed.
@@ -436,11 +308,6 @@ pub fn fetch_failure(failure: &FetchFailure) -> ErrorBody {
             "org.apache.flink.table.gateway.rest.handler.statement.FetchResultsHandler.handleRequest(FetchResultsHandler.java:89)",
         ])
         .more(48);
-    let fetch_frames = [
-        "org.apache.flink.table.gateway.service.operation.OperationManager$Operation.fetchResults(OperationManager.java:321)",
-        "org.apache.flink.table.gateway.service.operation.OperationManager.fetchResults(OperationManager.java:180)",
-        "org.apache.flink.table.gateway.service.SqlGatewayServiceImpl.fetchResults(SqlGatewayServiceImpl.java:228)",
-    ];
     let mut causes = vec![wrapper];
     match failure {
         FetchFailure::SessionNotFound(session) => causes.push(session_not_found(
@@ -451,35 +318,24 @@ pub fn fetch_failure(failure: &FetchFailure) -> ErrorBody {
             ],
             49,
         )),
-        FetchFailure::OperationNotFound(operation) => causes.push(
-            operation_not_found(
-                operation,
-                "org.apache.flink.table.gateway.service.operation.OperationManager.fetchResults(OperationManager.java:180)",
-                "org.apache.flink.table.gateway.service.SqlGatewayServiceImpl.fetchResults(SqlGatewayServiceImpl.java:228)",
-            )
-            .more(49),
-        ),
-        FetchFailure::WrongStatus { operation, status } => causes.push(
-            Throwable::new(
-                SQL_GATEWAY_EXCEPTION,
-                format!("Can not fetch results from the {operation} in {status} status."),
-            )
-            .at([
-                "org.apache.flink.table.gateway.service.operation.OperationManager$Operation.fetchResultsInternal(OperationManager.java:369)",
-            ])
-            .at(fetch_frames)
-            .more(49),
-        ),
-        FetchFailure::Token(message) => causes.push(
-            Throwable::new(SQL_EXECUTION_EXCEPTION, message.clone())
-                .at([
-                    "org.apache.flink.table.gateway.service.result.ResultFetcher.fetchResults(ResultFetcher.java:346)",
-                    "org.apache.flink.table.gateway.service.operation.OperationManager$Operation.lambda$fetchResults$1(OperationManager.java:321)",
-                    "org.apache.flink.table.gateway.service.operation.OperationManager$Operation.fetchResultsInternal(OperationManager.java:362)",
-                ])
-                .at(fetch_frames)
-                .more(49),
-        ),
+        FetchFailure::OperationNotFound(operation) => {
+            return recorded("fetch-closed-operation", &[(RECORDED_OPERATION, operation)]);
+        }
+        FetchFailure::WrongStatus { operation, status } => {
+            return recorded(
+                "fetch-canceled-operation",
+                &[
+                    (RECORDED_CANCELED_OPERATION, operation),
+                    ("in CANCELED status", &format!("in {status} status")),
+                ],
+            );
+        }
+        FetchFailure::Token(message) => {
+            return recorded(
+                "fetch-token-ahead",
+                &[("Expecting token to be 1 or 0, but found 5.", message)],
+            );
+        }
         FetchFailure::OperationFailed {
             operation,
             causes: roots,
@@ -498,171 +354,75 @@ pub fn fetch_failure(failure: &FetchFailure) -> ErrorBody {
     ErrorBody::server_side(&top, &causes)
 }
 
-/// `RestHandlerException: Bad request, could not parse parameters: ...` (HTTP 400).
+/// The error body recorded under `name` in `tests/fixtures/sql-gateway/recorded-responses.json`,
+/// with each `(recorded, actual)` pair of `substitutions` replaced.
+fn recorded(name: &str, substitutions: &[(&str, &str)]) -> ErrorBody {
+    static ALL: OnceLock<serde_json::Value> = OnceLock::new();
+    let all = ALL.get_or_init(|| serde_json::from_str(RECORDED).expect("recorded responses parse"));
+    let entry = &all[name];
+    let errors = entry["body"]["errors"]
+        .as_array()
+        .expect("recorded errors")
+        .iter()
+        .map(|error| {
+            let text = error.as_str().expect("recorded error text").to_string();
+            substitutions
+                .iter()
+                .fold(text, |text, (from, to)| text.replace(from, to))
+        })
+        .collect();
+    ErrorBody {
+        status: entry["status"].as_u64().expect("recorded status") as u16,
+        errors,
+    }
+}
+
+/// `RestHandlerException: Bad request, could not parse parameters: ...` (HTTP 400), as recorded
+/// for a malformed session handle.
 pub fn bad_path_parameter(parameter: &str, value: &str) -> ErrorBody {
-    let message = format!("Cannot resolve path parameter ({parameter}) from value \"{value}\".");
-    let top = Throwable::new(
-        REST_HANDLER_EXCEPTION,
-        format!("Bad request, could not parse parameters: {message}"),
+    recorded(
+        "malformed-session-handle",
+        &[
+            ("(session_handle)", &format!("({parameter})")),
+            ("\"not-a-uuid\"", &format!("\"{value}\"")),
+        ],
     )
-    .at(["org.apache.flink.runtime.rest.handler.AbstractHandler.respondAsLeader(AbstractHandler.java:188)"]);
-    let cause = Throwable::new(
-        "org.apache.flink.runtime.rest.handler.HandlerRequestException",
-        message,
-    )
-    .at([
-        "org.apache.flink.runtime.rest.handler.HandlerRequest.resolvePathParameters(HandlerRequest.java:177)",
-        "org.apache.flink.runtime.rest.handler.HandlerRequest.resolveParametersAndCreate(HandlerRequest.java:159)",
-        "org.apache.flink.runtime.rest.handler.AbstractHandler.respondAsLeader(AbstractHandler.java:179)",
-    ])
-    .more(45);
-    ErrorBody::handler(400, &top, &[cause])
 }
 
-/// `RestHandlerException: Bad request, could not parse parameters: ...` for a query parameter.
+/// The same failure for a query parameter.
 pub fn bad_query_parameter(parameter: &str, value: &str) -> ErrorBody {
-    let message = format!("Cannot resolve query parameter ({parameter}) from value \"{value}\".");
-    let top = Throwable::new(
-        REST_HANDLER_EXCEPTION,
-        format!("Bad request, could not parse parameters: {message}"),
+    recorded(
+        "malformed-session-handle",
+        &[
+            (
+                "path parameter (session_handle)",
+                &format!("query parameter ({parameter})"),
+            ),
+            ("\"not-a-uuid\"", &format!("\"{value}\"")),
+            (
+                "resolvePathParameters(HandlerRequest.java:177)",
+                "resolveQueryParameters(HandlerRequest.java:201)",
+            ),
+            (
+                "resolveParametersAndCreate(HandlerRequest.java:159)",
+                "resolveParametersAndCreate(HandlerRequest.java:160)",
+            ),
+        ],
     )
-    .at(["org.apache.flink.runtime.rest.handler.AbstractHandler.respondAsLeader(AbstractHandler.java:188)"]);
-    let cause = Throwable::new(
-        "org.apache.flink.runtime.rest.handler.HandlerRequestException",
-        message,
-    )
-    .at([
-        "org.apache.flink.runtime.rest.handler.HandlerRequest.resolveQueryParameters(HandlerRequest.java:201)",
-        "org.apache.flink.runtime.rest.handler.HandlerRequest.resolveParametersAndCreate(HandlerRequest.java:160)",
-        "org.apache.flink.runtime.rest.handler.AbstractHandler.respondAsLeader(AbstractHandler.java:179)",
-    ])
-    .more(45);
-    ErrorBody::handler(400, &top, &[cause])
 }
 
-/// How a request body failed to bind, in Jackson's words.
-#[derive(Clone, Debug, PartialEq)]
-pub enum BodyFailure {
-    UnexpectedCharacter {
-        character: char,
-        expecting: &'static str,
-        line: usize,
-        column: usize,
-    },
-    UnrecognizedToken {
-        token: String,
-        line: usize,
-        column: usize,
-    },
-    EndOfInput {
-        line: usize,
-        column: usize,
-    },
-    Mismatched {
-        message: String,
-        line: usize,
-        column: usize,
-    },
-}
-
-/// `RestHandlerException: Request did not match expected format <Body>.` (HTTP 400).
-pub fn bad_request_body(body_class: &str, failure: &BodyFailure) -> ErrorBody {
-    let top = Throwable::new(
-        REST_HANDLER_EXCEPTION,
-        format!("Request did not match expected format {body_class}."),
-    )
-    .at(["org.apache.flink.runtime.rest.handler.AbstractHandler.respondAsLeader(AbstractHandler.java:165)"]);
-    let source = "org.apache.flink.shaded.netty4.io.netty.buffer.ByteBufInputStream";
-    let jackson = "org.apache.flink.shaded.jackson2.com.fasterxml.jackson";
-    let cause = match failure {
-        BodyFailure::UnexpectedCharacter {
-            character,
-            expecting,
-            line,
-            column,
-        } => Throwable::new(
-            &format!("{jackson}.core.JsonParseException"),
-            format!(
-                "Unexpected character ('{character}' (code {})): {expecting}\n at [Source: ({source}); line: {line}, column: {column}]",
-                *character as u32
-            ),
+/// `RestHandlerException: Request did not match expected format <Body>.` (HTTP 400). The
+/// Jackson cause is the recorded one (`{bad json` for sessions, `not json` for the rest), whatever
+/// the body was.
+pub fn bad_request_body(body_class: &str) -> ErrorBody {
+    if body_class == "OpenSessionRequestBody" {
+        recorded("malformed-open-session-body", &[])
+    } else {
+        recorded(
+            "malformed-statement-body",
+            &[("ExecuteStatementRequestBody", body_class)],
         )
-        .at([
-            "org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonParser._constructError(JsonParser.java:2418)",
-            "org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.base.ParserMinimalBase._reportError(ParserMinimalBase.java:749)",
-            "org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.base.ParserMinimalBase._reportUnexpectedChar(ParserMinimalBase.java:673)",
-            "org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.json.UTF8StreamJsonParser._handleOddName(UTF8StreamJsonParser.java:2143)",
-            "org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.json.UTF8StreamJsonParser._parseName(UTF8StreamJsonParser.java:1793)",
-            "org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.json.UTF8StreamJsonParser.nextToken(UTF8StreamJsonParser.java:797)",
-            "org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.deser.BeanDeserializer.deserialize(BeanDeserializer.java:181)",
-            "org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.deser.DefaultDeserializationContext.readRootValue(DefaultDeserializationContext.java:323)",
-            "org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMapper._readMapAndClose(ObjectMapper.java:4730)",
-            "org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMapper.readValue(ObjectMapper.java:3714)",
-            "org.apache.flink.runtime.rest.handler.AbstractHandler.respondAsLeader(AbstractHandler.java:162)",
-        ])
-        .more(45),
-        BodyFailure::UnrecognizedToken {
-            token,
-            line,
-            column,
-        } => Throwable::new(
-            &format!("{jackson}.core.JsonParseException"),
-            format!(
-                "Unrecognized token '{token}': was expecting (JSON String, Number, Array, Object or token 'null', 'true' or 'false')\n at [Source: ({source}); line: {line}, column: {column}]"
-            ),
-        )
-        .at([
-            "org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonParser._constructError(JsonParser.java:2418)",
-            "org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.base.ParserMinimalBase._reportError(ParserMinimalBase.java:759)",
-            "org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.json.UTF8StreamJsonParser._reportInvalidToken(UTF8StreamJsonParser.java:3693)",
-            "org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.json.UTF8StreamJsonParser._reportInvalidToken(UTF8StreamJsonParser.java:3666)",
-            "org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.json.UTF8StreamJsonParser._matchToken2(UTF8StreamJsonParser.java:3007)",
-            "org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.json.UTF8StreamJsonParser._matchNull(UTF8StreamJsonParser.java:2978)",
-            "org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.json.UTF8StreamJsonParser._nextTokenNotInObject(UTF8StreamJsonParser.java:884)",
-            "org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.json.UTF8StreamJsonParser.nextToken(UTF8StreamJsonParser.java:793)",
-            "org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMapper._initForReading(ObjectMapper.java:4817)",
-            "org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMapper._readMapAndClose(ObjectMapper.java:4723)",
-            "org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMapper.readValue(ObjectMapper.java:3714)",
-            "org.apache.flink.runtime.rest.handler.AbstractHandler.respondAsLeader(AbstractHandler.java:162)",
-        ])
-        .more(45),
-        BodyFailure::EndOfInput { line, column } => Throwable::new(
-            &format!("{jackson}.core.io.JsonEOFException"),
-            format!(
-                "Unexpected end-of-input: expected close marker for Object\n at [Source: ({source}); line: {line}, column: {column}]"
-            ),
-        )
-        .at([
-            "org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.base.ParserMinimalBase._reportInvalidEOF(ParserMinimalBase.java:697)",
-            "org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.base.ParserBase._handleEOF(ParserBase.java:512)",
-            "org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.base.ParserBase._eofAsNextChar(ParserBase.java:529)",
-            "org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.json.UTF8StreamJsonParser._skipWSOrEnd(UTF8StreamJsonParser.java:3128)",
-            "org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.json.UTF8StreamJsonParser.nextToken(UTF8StreamJsonParser.java:757)",
-            "org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.deser.BeanDeserializer.deserialize(BeanDeserializer.java:181)",
-            "org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMapper._readMapAndClose(ObjectMapper.java:4730)",
-            "org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMapper.readValue(ObjectMapper.java:3714)",
-            "org.apache.flink.runtime.rest.handler.AbstractHandler.respondAsLeader(AbstractHandler.java:162)",
-        ])
-        .more(45),
-        BodyFailure::Mismatched {
-            message,
-            line,
-            column,
-        } => Throwable::new(
-            &format!("{jackson}.databind.exc.MismatchedInputException"),
-            format!("{message}\n at [Source: ({source}); line: {line}, column: {column}]"),
-        )
-        .at([
-            "org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.exc.MismatchedInputException.from(MismatchedInputException.java:59)",
-            "org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.DeserializationContext.reportInputMismatch(DeserializationContext.java:1752)",
-            "org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.deser.BeanDeserializer.deserialize(BeanDeserializer.java:181)",
-            "org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMapper._readMapAndClose(ObjectMapper.java:4730)",
-            "org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMapper.readValue(ObjectMapper.java:3714)",
-            "org.apache.flink.runtime.rest.handler.AbstractHandler.respondAsLeader(AbstractHandler.java:162)",
-        ])
-        .more(45),
-    };
-    ErrorBody::handler(400, &top, &[cause])
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ use axum::response::Response;
 use serde_json::Value as Json;
 use uuid::Uuid;
 
-use super::exceptions::{self, BodyFailure, ErrorBody};
+use super::exceptions::{self, ErrorBody};
 use super::gateway::{ApiVersion, Gateway, Reply, RowFormat, StatementRequest};
 
 const MAX_BODY: usize = 64 * 1024 * 1024;
@@ -177,81 +177,7 @@ fn parse_body(body: &[u8], class: &str) -> Result<serde_json::Map<String, Json>,
     }
     match serde_json::from_str::<Json>(&text) {
         Ok(Json::Object(map)) => Ok(map),
-        Ok(other) => {
-            let kind = match other {
-                Json::Array(_) => "Array value (token `JsonToken.START_ARRAY`)",
-                Json::String(_) => "String value",
-                Json::Number(_) => "Number value",
-                Json::Bool(_) => "Boolean value",
-                _ => "Null value",
-            };
-            Err(Reply::error(exceptions::bad_request_body(
-                class,
-                &BodyFailure::Mismatched {
-                    message: format!(
-                        "Cannot construct instance of `org.apache.flink.table.gateway.rest.message.{}` (although at least one Creator exists): no delegating creator to deserialize from {kind}",
-                        class
-                    ),
-                    line: 1,
-                    column: 1,
-                },
-            )))
-        }
-        Err(e) => Err(Reply::error(exceptions::bad_request_body(
-            class,
-            &json_failure(&text, &e),
-        ))),
-    }
-}
-
-/// Describes a JSON syntax error in Jackson's words and positions.
-fn json_failure(text: &str, error: &serde_json::Error) -> BodyFailure {
-    let chars: Vec<char> = text.chars().collect();
-    let mut i = 0;
-    while i < chars.len() && chars[i].is_whitespace() {
-        i += 1;
-    }
-    if i < chars.len() && chars[i].is_alphabetic() {
-        let start = i;
-        while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
-            i += 1;
-        }
-        return BodyFailure::UnrecognizedToken {
-            token: chars[start..i].iter().collect(),
-            line: 1,
-            column: i + 2,
-        };
-    }
-    if i < chars.len() && chars[i] == '{' {
-        let mut j = i + 1;
-        while j < chars.len() && chars[j].is_whitespace() {
-            j += 1;
-        }
-        if j < chars.len() && chars[j] != '"' && chars[j] != '}' {
-            return BodyFailure::UnexpectedCharacter {
-                character: chars[j],
-                expecting: "was expecting double-quote to start field name",
-                line: 1,
-                column: j + 2,
-            };
-        }
-    }
-    if error.is_eof() {
-        return BodyFailure::EndOfInput {
-            line: error.line(),
-            column: error.column() + 1,
-        };
-    }
-    let offending = text
-        .lines()
-        .nth(error.line().saturating_sub(1))
-        .and_then(|l| l.chars().nth(error.column().saturating_sub(1)))
-        .unwrap_or(' ');
-    BodyFailure::UnexpectedCharacter {
-        character: offending,
-        expecting: "was expecting comma to separate Object entries",
-        line: error.line(),
-        column: error.column() + 1,
+        _ => Err(bad_body(class)),
     }
 }
 
@@ -265,24 +191,11 @@ fn scalar_string(v: &Json) -> Option<String> {
     }
 }
 
-fn mismatched(class: &str, field: &str) -> Reply {
-    Reply::error(exceptions::bad_request_body(
-        class,
-        &BodyFailure::Mismatched {
-            message: format!(
-                "Cannot deserialize value of type `java.lang.String` from Object value (token `JsonToken.START_OBJECT`) (through reference chain: org.apache.flink.table.gateway.rest.message.{class}[\"{field}\"])"
-            ),
-            line: 1,
-            column: 1,
-        },
-    ))
+fn bad_body(class: &str) -> Reply {
+    Reply::error(exceptions::bad_request_body(class))
 }
 
-fn string_map(
-    value: Option<&Json>,
-    class: &str,
-    field: &str,
-) -> Result<BTreeMap<String, String>, Reply> {
+fn string_map(value: Option<&Json>, class: &str) -> Result<BTreeMap<String, String>, Reply> {
     match value {
         None | Some(Json::Null) => Ok(BTreeMap::new()),
         Some(Json::Object(map)) => map
@@ -290,41 +203,40 @@ fn string_map(
             .map(|(k, v)| {
                 scalar_string(v)
                     .map(|s| (k.clone(), s))
-                    .ok_or_else(|| mismatched(class, field))
+                    .ok_or_else(|| bad_body(class))
             })
             .collect(),
-        Some(_) => Err(mismatched(class, field)),
+        Some(_) => Err(bad_body(class)),
     }
 }
 
 fn open_session(gateway: &Gateway, body: &[u8]) -> Result<Reply, Reply> {
-    let class = "session.OpenSessionRequestBody";
-    let map = parse_body(body, "OpenSessionRequestBody")?;
-    let properties = string_map(map.get("properties"), class, "properties")?;
+    let class = "OpenSessionRequestBody";
+    let map = parse_body(body, class)?;
+    let properties = string_map(map.get("properties"), class)?;
     Ok(gateway.open_session(properties.into_iter().collect()))
 }
 
 fn execute_statement(gateway: &Gateway, session: &str, body: &[u8]) -> Result<Reply, Reply> {
-    let class = "statement.ExecuteStatementRequestBody";
+    let class = "ExecuteStatementRequestBody";
     let raw = String::from_utf8_lossy(body).to_string();
     let reject = |reply: Reply| {
         gateway.record_rejected(session, &raw, reply.status);
         reply
     };
     let session_id = parse_uuid("session_handle", session).map_err(reject)?;
-    let map = parse_body(body, "ExecuteStatementRequestBody").map_err(reject)?;
+    let map = parse_body(body, class).map_err(reject)?;
     let statement = match map.get("statement") {
         None | Some(Json::Null) => String::new(),
-        Some(v) => scalar_string(v).ok_or_else(|| reject(mismatched(class, "statement")))?,
+        Some(v) => scalar_string(v).ok_or_else(|| reject(bad_body(class)))?,
     };
-    let execution_config =
-        string_map(map.get("executionConfig"), class, "executionConfig").map_err(reject)?;
+    let execution_config = string_map(map.get("executionConfig"), class).map_err(reject)?;
     let execution_timeout = match map.get("executionTimeout") {
         None | Some(Json::Null) => None,
         Some(v) => Some(
             v.as_i64()
                 .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-                .ok_or_else(|| reject(mismatched(class, "executionTimeout")))?,
+                .ok_or_else(|| reject(bad_body(class)))?,
         ),
     };
     Ok(gateway.execute_statement(

@@ -46,7 +46,6 @@
 //! `SELECT * FROM t` in a batch session.
 #![allow(dead_code)]
 
-mod completion;
 mod datagen;
 mod exceptions;
 mod gateway;
@@ -87,8 +86,6 @@ pub struct StandinConfig {
     /// How long `GET /jobs/{id}` keeps reporting a cancelled job RUNNING (about 1 s recorded),
     /// and how long a stop with savepoint takes.
     pub cancel_delay: Duration,
-    /// The version `/info`, `/config` and `/overview` report.
-    pub flink_version: String,
 }
 
 impl Default for StandinConfig {
@@ -101,7 +98,6 @@ impl Default for StandinConfig {
             honor_rows_per_second: true,
             session_idle_timeout: Duration::from_secs(600),
             cancel_delay: Duration::from_secs(1),
-            flink_version: "1.20.3".to_string(),
         }
     }
 }

@@ -101,16 +101,6 @@ pub enum Expr {
     Neg(Box<Expr>, Span),
     Not(Box<Expr>, Span),
     Binary(BinaryOp, Box<Expr>, Box<Expr>, Span),
-    IsNull(Box<Expr>, bool, Span),
-    Like(Box<Expr>, Box<Expr>, bool, Span),
-    InList(Box<Expr>, Vec<Expr>, bool, Span),
-    Between(Box<Expr>, Box<Expr>, Box<Expr>, bool, Span),
-    Case {
-        operand: Option<Box<Expr>>,
-        whens: Vec<(Expr, Expr)>,
-        otherwise: Option<Box<Expr>>,
-        span: Span,
-    },
 }
 
 impl Expr {
@@ -123,13 +113,9 @@ impl Expr {
             | Expr::Row(_, s)
             | Expr::Neg(_, s)
             | Expr::Not(_, s)
-            | Expr::Binary(_, _, _, s)
-            | Expr::IsNull(_, _, s)
-            | Expr::Like(_, _, _, s)
-            | Expr::InList(_, _, _, s)
-            | Expr::Between(_, _, _, _, s) => *s,
+            | Expr::Binary(_, _, _, s) => *s,
             Expr::Column(ident) => ident.span,
-            Expr::Call { span, .. } | Expr::Case { span, .. } => *span,
+            Expr::Call { span, .. } => *span,
         }
     }
 }
@@ -200,10 +186,6 @@ pub enum ShowKind {
     Tables,
     Views,
     Jobs,
-    Catalogs,
-    Databases,
-    CurrentCatalog,
-    CurrentDatabase,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -231,10 +213,6 @@ pub enum Statement {
     },
     Show(ShowKind),
     Describe(Ident),
-    Use {
-        catalog: bool,
-        name: String,
-    },
 }
 
 /// Why a statement did not parse.
@@ -546,17 +524,6 @@ impl<'a> Parser<'a> {
                     ShowKind::Views
                 } else if self.eat_word("JOBS") {
                     ShowKind::Jobs
-                } else if self.eat_word("CATALOGS") {
-                    ShowKind::Catalogs
-                } else if self.eat_word("DATABASES") {
-                    ShowKind::Databases
-                } else if self.eat_word("CURRENT") {
-                    if self.eat_word("CATALOG") {
-                        ShowKind::CurrentCatalog
-                    } else {
-                        self.expect_word("DATABASE")?;
-                        ShowKind::CurrentDatabase
-                    }
                 } else {
                     return Err(self.unexpected(&[
                         "\"CATALOGS\"",
@@ -573,15 +540,6 @@ impl<'a> Parser<'a> {
                 self.pos += 1;
                 let _ = self.eat_word("TABLE");
                 Ok(Statement::Describe(self.compound_identifier()?))
-            }
-            "USE" => {
-                self.pos += 1;
-                let catalog = self.eat_word("CATALOG");
-                let name = self.compound_identifier()?;
-                Ok(Statement::Use {
-                    catalog,
-                    name: name.name,
-                })
             }
             other => Err(ParseError::Unsupported(format!(
                 "{other} statements are not supported"
@@ -976,53 +934,6 @@ impl<'a> Parser<'a> {
             let span = left.span().to(right.span());
             return Ok(Expr::Binary(op, Box::new(left), Box::new(right), span));
         }
-        if self.eat_word("IS") {
-            let negated = self.eat_word("NOT");
-            let end = self.expect_word("NULL")?;
-            let span = left.span().to(Span::of(end));
-            return Ok(Expr::IsNull(Box::new(left), negated, span));
-        }
-        let negated = if self.peek().is_word("NOT")
-            && (self.peek_at(1).is_word("LIKE")
-                || self.peek_at(1).is_word("IN")
-                || self.peek_at(1).is_word("BETWEEN"))
-        {
-            self.pos += 1;
-            true
-        } else {
-            false
-        };
-        if self.eat_word("LIKE") {
-            let pattern = self.concat()?;
-            let span = left.span().to(pattern.span());
-            return Ok(Expr::Like(Box::new(left), Box::new(pattern), negated, span));
-        }
-        if self.eat_word("IN") {
-            self.expect_symbol("(")?;
-            let mut list = vec![self.expression()?];
-            while self.eat_symbol(",") {
-                list.push(self.expression()?);
-            }
-            let end = self.expect_symbol(")")?;
-            let span = left.span().to(Span::of(end));
-            return Ok(Expr::InList(Box::new(left), list, negated, span));
-        }
-        if self.eat_word("BETWEEN") {
-            let low = self.concat()?;
-            self.expect_word("AND")?;
-            let high = self.concat()?;
-            let span = left.span().to(high.span());
-            return Ok(Expr::Between(
-                Box::new(left),
-                Box::new(low),
-                Box::new(high),
-                negated,
-                span,
-            ));
-        }
-        if negated {
-            return Err(self.unexpected(&["\"LIKE\"", "\"IN\"", "\"BETWEEN\""]));
-        }
         Ok(left)
     }
 
@@ -1214,49 +1125,6 @@ impl<'a> Parser<'a> {
                 }
                 let end = self.expect_symbol(")")?;
                 Ok(Expr::Row(items, span.to(Span::of(end))))
-            }
-            "CASE" => {
-                self.pos += 1;
-                let operand = if self.peek().is_word("WHEN") {
-                    None
-                } else {
-                    Some(Box::new(self.expression()?))
-                };
-                let mut whens = Vec::new();
-                while self.eat_word("WHEN") {
-                    let condition = self.expression()?;
-                    self.expect_word("THEN")?;
-                    let result = self.expression()?;
-                    whens.push((condition, result));
-                }
-                if whens.is_empty() {
-                    return Err(self.unexpected(&["\"WHEN\""]));
-                }
-                let otherwise = if self.eat_word("ELSE") {
-                    Some(Box::new(self.expression()?))
-                } else {
-                    None
-                };
-                let end = self.expect_word("END")?;
-                Ok(Expr::Case {
-                    operand,
-                    whens,
-                    otherwise,
-                    span: span.to(Span::of(end)),
-                })
-            }
-            "CURRENT_TIMESTAMP" | "LOCALTIMESTAMP" | "CURRENT_DATE" | "CURRENT_TIME"
-            | "LOCALTIME"
-                if !self.peek_at(1).is_symbol("(") =>
-            {
-                self.pos += 1;
-                Ok(Expr::Call {
-                    name: upper,
-                    args: vec![],
-                    star: false,
-                    distinct: false,
-                    span,
-                })
             }
             _ if self.peek_at(1).is_symbol("(") => {
                 if RESERVED.contains(&upper.as_str()) {

@@ -4,9 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
-use super::planner::{
-    AggFunc, AggSpec, Bound, EvalCtx, Input, OutputItem, QueryPlan, Shape, compare,
-};
+use super::planner::{AggFunc, AggSpec, Bound, Input, OutputItem, QueryPlan, Shape, compare};
 use super::types::{DataType, LogicalType, Value};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -162,22 +160,16 @@ impl RowSource for ProjectSource {
         let mut budget = max.saturating_mul(64).max(1024);
         while out.len() < max && self.scan.next < available && !self.done() && budget > 0 {
             budget -= 1;
-            let ctx = EvalCtx {
-                now_millis: self.scan.emit_millis(),
-            };
             let input = self.scan.next_row();
             if let Some(f) = &self.filter
-                && f.eval(&input, &ctx) != Value::Bool(true)
+                && f.eval(&input) != Value::Bool(true)
             {
                 continue;
             }
             let fields = if self.identity {
                 input
             } else {
-                self.projection
-                    .iter()
-                    .map(|b| b.eval(&input, &ctx))
-                    .collect()
+                self.projection.iter().map(|b| b.eval(&input)).collect()
             };
             out.push(Row::insert(fields));
             self.emitted += 1;
@@ -336,8 +328,8 @@ impl AggregateSource {
             .collect()
     }
 
-    fn accumulate(&mut self, input: &[Value], ctx: &EvalCtx) {
-        let key: Vec<Value> = self.keys.iter().map(|k| k.eval(input, ctx)).collect();
+    fn accumulate(&mut self, input: &[Value]) {
+        let key: Vec<Value> = self.keys.iter().map(|k| k.eval(input)).collect();
         let mut key_text = String::new();
         for v in &key {
             v.key_text(&mut key_text);
@@ -357,7 +349,7 @@ impl AggregateSource {
             None
         };
         for (i, spec) in self.aggs.iter().enumerate() {
-            let v = spec.arg.as_ref().map(|a| a.eval(input, ctx));
+            let v = spec.arg.as_ref().map(|a| a.eval(input));
             self.groups[group].1[i].add(spec, v);
         }
         if self.streaming {
@@ -390,16 +382,13 @@ impl RowSource for AggregateSource {
             && budget > 0
         {
             budget -= 1;
-            let ctx = EvalCtx {
-                now_millis: self.scan.emit_millis(),
-            };
             let input = self.scan.next_row();
             if let Some(f) = &self.filter
-                && f.eval(&input, &ctx) != Value::Bool(true)
+                && f.eval(&input) != Value::Bool(true)
             {
                 continue;
             }
-            self.accumulate(&input, &ctx);
+            self.accumulate(&input);
         }
         if self.scan.exhausted() && !self.finished {
             self.finished = true;

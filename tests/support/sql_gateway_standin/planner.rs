@@ -173,19 +173,7 @@ impl QueryPlan {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Func {
-    Upper,
-    Lower,
-    CharLength,
-    Concat,
-    Abs,
-    Mod,
-    Coalesce,
     ToTimestampLtz,
-    ToTimestamp,
-    CurrentTimestamp,
-    LocalTimestamp,
-    CurrentDate,
-    CurrentTime,
 }
 
 #[derive(Clone, Debug)]
@@ -200,20 +188,10 @@ pub enum Bound {
     And(Box<Bound>, Box<Bound>),
     Or(Box<Bound>, Box<Bound>),
     Concat(Box<Bound>, Box<Bound>),
-    IsNull(Box<Bound>, bool),
-    Like(Box<Bound>, Box<Bound>, bool),
-    InList(Box<Bound>, Vec<Bound>, bool),
-    Case(Vec<(Bound, Bound)>, Option<Box<Bound>>),
     Array(Vec<Bound>),
     Map(Vec<(Bound, Bound)>),
     Row(Vec<Bound>),
     Func(Func, Vec<Bound>, DataType),
-}
-
-/// What expressions may look at besides the row: the time of evaluation.
-#[derive(Clone, Copy, Debug)]
-pub struct EvalCtx {
-    pub now_millis: i64,
 }
 
 impl Bound {
@@ -241,12 +219,6 @@ impl Bound {
             Bound::And(l, r) => Bound::And(sub(l), sub(r)),
             Bound::Or(l, r) => Bound::Or(sub(l), sub(r)),
             Bound::Concat(l, r) => Bound::Concat(sub(l), sub(r)),
-            Bound::IsNull(b, negated) => Bound::IsNull(sub(b), *negated),
-            Bound::Like(l, r, negated) => Bound::Like(sub(l), sub(r), *negated),
-            Bound::InList(b, list, negated) => Bound::InList(sub(b), all(list), *negated),
-            Bound::Case(whens, otherwise) => {
-                Bound::Case(pairs(whens), otherwise.as_ref().map(|o| sub(o)))
-            }
             Bound::Array(items) => Bound::Array(all(items)),
             Bound::Map(entries) => Bound::Map(pairs(entries)),
             Bound::Row(items) => Bound::Row(all(items)),
@@ -254,25 +226,25 @@ impl Bound {
         }
     }
 
-    pub fn eval(&self, row: &[Value], ctx: &EvalCtx) -> Value {
+    pub fn eval(&self, row: &[Value]) -> Value {
         match self {
             Bound::Const(v) => v.clone(),
             Bound::Col(i) => row.get(*i).cloned().unwrap_or(Value::Null),
-            Bound::Cast(inner, ty) => cast(inner.eval(row, ctx), ty),
-            Bound::Neg(inner) => match inner.eval(row, ctx) {
+            Bound::Cast(inner, ty) => cast(inner.eval(row), ty),
+            Bound::Neg(inner) => match inner.eval(row) {
                 Value::Int(i) => Value::Int(i.wrapping_neg()),
                 Value::Double(d) => Value::Double(-d),
                 Value::Float(f) => Value::Float(-f),
                 Value::Decimal(u, s) => Value::Decimal(-u, s),
                 _ => Value::Null,
             },
-            Bound::Not(inner) => match inner.eval(row, ctx) {
+            Bound::Not(inner) => match inner.eval(row) {
                 Value::Bool(b) => Value::Bool(!b),
                 _ => Value::Null,
             },
-            Bound::Arith(op, l, r, ty) => arith(*op, l.eval(row, ctx), r.eval(row, ctx), ty),
+            Bound::Arith(op, l, r, ty) => arith(*op, l.eval(row), r.eval(row), ty),
             Bound::Compare(op, l, r) => {
-                let (a, b) = (l.eval(row, ctx), r.eval(row, ctx));
+                let (a, b) = (l.eval(row), r.eval(row));
                 match compare(&a, &b) {
                     None => Value::Null,
                     Some(ord) => Value::Bool(match op {
@@ -285,76 +257,34 @@ impl Bound {
                     }),
                 }
             }
-            Bound::And(l, r) => match (l.eval(row, ctx), r.eval(row, ctx)) {
+            Bound::And(l, r) => match (l.eval(row), r.eval(row)) {
                 (Value::Bool(false), _) | (_, Value::Bool(false)) => Value::Bool(false),
                 (Value::Bool(true), Value::Bool(true)) => Value::Bool(true),
                 _ => Value::Null,
             },
-            Bound::Or(l, r) => match (l.eval(row, ctx), r.eval(row, ctx)) {
+            Bound::Or(l, r) => match (l.eval(row), r.eval(row)) {
                 (Value::Bool(true), _) | (_, Value::Bool(true)) => Value::Bool(true),
                 (Value::Bool(false), Value::Bool(false)) => Value::Bool(false),
                 _ => Value::Null,
             },
-            Bound::Concat(l, r) => match (l.eval(row, ctx), r.eval(row, ctx)) {
+            Bound::Concat(l, r) => match (l.eval(row), r.eval(row)) {
                 (Value::Str(a), Value::Str(b)) => Value::Str(a + &b),
                 _ => Value::Null,
             },
-            Bound::IsNull(inner, negated) => {
-                Value::Bool(inner.eval(row, ctx).is_null() != *negated)
-            }
-            Bound::Like(l, r, negated) => match (l.eval(row, ctx), r.eval(row, ctx)) {
-                (Value::Str(s), Value::Str(p)) => Value::Bool(like(&s, &p) != *negated),
-                _ => Value::Null,
-            },
-            Bound::InList(l, list, negated) => {
-                let v = l.eval(row, ctx);
-                if v.is_null() {
-                    return Value::Null;
-                }
-                let found = list
-                    .iter()
-                    .any(|b| compare(&v, &b.eval(row, ctx)) == Some(Ordering::Equal));
-                Value::Bool(found != *negated)
-            }
-            Bound::Case(whens, otherwise) => {
-                for (condition, result) in whens {
-                    if condition.eval(row, ctx) == Value::Bool(true) {
-                        return result.eval(row, ctx);
-                    }
-                }
-                otherwise
-                    .as_ref()
-                    .map(|o| o.eval(row, ctx))
-                    .unwrap_or(Value::Null)
-            }
-            Bound::Array(items) => Value::Array(items.iter().map(|b| b.eval(row, ctx)).collect()),
+            Bound::Array(items) => Value::Array(items.iter().map(|b| b.eval(row)).collect()),
             Bound::Map(entries) => Value::Map(
                 entries
                     .iter()
-                    .map(|(k, v)| (k.eval(row, ctx), v.eval(row, ctx)))
+                    .map(|(k, v)| (k.eval(row), v.eval(row)))
                     .collect(),
             ),
-            Bound::Row(items) => Value::Row(items.iter().map(|b| b.eval(row, ctx)).collect()),
-            Bound::Func(func, args, ty) => {
-                let values: Vec<Value> = args.iter().map(|a| a.eval(row, ctx)).collect();
-                call(*func, values, ty, ctx)
+            Bound::Row(items) => Value::Row(items.iter().map(|b| b.eval(row)).collect()),
+            Bound::Func(func, args, _) => {
+                let values: Vec<Value> = args.iter().map(|a| a.eval(row)).collect();
+                call(*func, values)
             }
         }
     }
-}
-
-fn like(s: &str, pattern: &str) -> bool {
-    fn go(s: &[char], p: &[char]) -> bool {
-        match p.first() {
-            None => s.is_empty(),
-            Some('%') => (0..=s.len()).any(|i| go(&s[i..], &p[1..])),
-            Some('_') => !s.is_empty() && go(&s[1..], &p[1..]),
-            Some(c) => s.first() == Some(c) && go(&s[1..], &p[1..]),
-        }
-    }
-    let s: Vec<char> = s.chars().collect();
-    let p: Vec<char> = pattern.chars().collect();
-    go(&s, &p)
 }
 
 fn decimal_to_scale(unscaled: i128, from: u32, to: u32) -> i128 {
@@ -663,50 +593,11 @@ pub fn compare(a: &Value, b: &Value) -> Option<Ordering> {
     }
 }
 
-fn call(func: Func, args: Vec<Value>, ty: &DataType, ctx: &EvalCtx) -> Value {
-    let now = Timestamp {
-        millis: ctx.now_millis,
-        nanos: 0,
-    };
+fn call(func: Func, args: Vec<Value>) -> Value {
+    if args.iter().any(Value::is_null) {
+        return Value::Null;
+    }
     match func {
-        Func::CurrentTimestamp => Value::TimestampLtz(now),
-        Func::LocalTimestamp => Value::Timestamp(now),
-        Func::CurrentDate => Value::Date(ctx.now_millis.div_euclid(86_400_000) as i32),
-        Func::CurrentTime => Value::Time(ctx.now_millis.rem_euclid(86_400_000) / 1000 * 1000),
-        Func::Coalesce => args
-            .into_iter()
-            .find(|v| !v.is_null())
-            .map(|v| cast(v, ty))
-            .unwrap_or(Value::Null),
-        _ if args.iter().any(Value::is_null) => Value::Null,
-        Func::Upper => match &args[0] {
-            Value::Str(s) => Value::Str(s.to_uppercase()),
-            _ => Value::Null,
-        },
-        Func::Lower => match &args[0] {
-            Value::Str(s) => Value::Str(s.to_lowercase()),
-            _ => Value::Null,
-        },
-        Func::CharLength => match &args[0] {
-            Value::Str(s) => Value::Int(s.chars().count() as i64),
-            _ => Value::Null,
-        },
-        Func::Concat => Value::Str(
-            args.iter()
-                .map(|v| match v {
-                    Value::Str(s) => s.clone(),
-                    other => super::types::plain_text(other, &value_type_hint(other)),
-                })
-                .collect(),
-        ),
-        Func::Abs => match &args[0] {
-            Value::Int(i) => Value::Int(i.wrapping_abs()),
-            Value::Double(d) => Value::Double(d.abs()),
-            Value::Float(f) => Value::Float(f.abs()),
-            Value::Decimal(u, s) => Value::Decimal(u.abs(), *s),
-            _ => Value::Null,
-        },
-        Func::Mod => arith(BinaryOp::Mod, args[0].clone(), args[1].clone(), ty),
         Func::ToTimestampLtz => {
             let precision = match args.get(1) {
                 Some(Value::Int(p)) => *p,
@@ -723,12 +614,6 @@ fn call(func: Func, args: Vec<Value>, ty: &DataType, ctx: &EvalCtx) -> Value {
             };
             Value::TimestampLtz(Timestamp { millis, nanos: 0 })
         }
-        Func::ToTimestamp => match &args[0] {
-            Value::Str(s) => parse_timestamp(s)
-                .map(|(ts, _)| Value::Timestamp(ts))
-                .unwrap_or(Value::Null),
-            _ => Value::Null,
-        },
     }
 }
 
@@ -982,32 +867,10 @@ fn contains_aggregate(expr: &Expr) -> bool {
         Expr::Call { name, args, .. } => {
             is_aggregate(name).is_some() || args.iter().any(contains_aggregate)
         }
-        Expr::Cast(e, _, _) | Expr::Neg(e, _) | Expr::Not(e, _) | Expr::IsNull(e, _, _) => {
-            contains_aggregate(e)
-        }
-        Expr::Binary(_, a, b, _) | Expr::Like(a, b, _, _) => {
-            contains_aggregate(a) || contains_aggregate(b)
-        }
+        Expr::Cast(e, _, _) | Expr::Neg(e, _) | Expr::Not(e, _) => contains_aggregate(e),
+        Expr::Binary(_, a, b, _) => contains_aggregate(a) || contains_aggregate(b),
         Expr::Array(items, _) | Expr::Map(items, _) | Expr::Row(items, _) => {
             items.iter().any(contains_aggregate)
-        }
-        Expr::InList(e, items, _, _) => {
-            contains_aggregate(e) || items.iter().any(contains_aggregate)
-        }
-        Expr::Between(a, b, c, _, _) => {
-            contains_aggregate(a) || contains_aggregate(b) || contains_aggregate(c)
-        }
-        Expr::Case {
-            operand,
-            whens,
-            otherwise,
-            ..
-        } => {
-            operand.as_deref().is_some_and(contains_aggregate)
-                || whens
-                    .iter()
-                    .any(|(a, b)| contains_aggregate(a) || contains_aggregate(b))
-                || otherwise.as_deref().is_some_and(contains_aggregate)
         }
         Expr::Literal(..) | Expr::Column(_) => false,
     }
@@ -1103,87 +966,6 @@ pub fn bind(expr: &Expr, scope: &Scope) -> Result<(Bound, DataType), PlanError> 
                 )),
             }
         }
-        Expr::IsNull(inner, negated, _) => {
-            let (b, _) = bind(inner, scope)?;
-            Ok((
-                Bound::IsNull(Box::new(b), *negated),
-                DataType::not_null(LogicalType::Boolean),
-            ))
-        }
-        Expr::Like(l, r, negated, _) => {
-            let (lb, lt) = bind(l, scope)?;
-            let (rb, rt) = bind(r, scope)?;
-            Ok((
-                Bound::Like(Box::new(lb), Box::new(rb), *negated),
-                DataType::new(LogicalType::Boolean, lt.nullable || rt.nullable),
-            ))
-        }
-        Expr::InList(l, list, negated, _) => {
-            let (lb, lt) = bind(l, scope)?;
-            let mut items = Vec::new();
-            for item in list {
-                items.push(bind(item, scope)?.0);
-            }
-            Ok((
-                Bound::InList(Box::new(lb), items, *negated),
-                DataType::new(LogicalType::Boolean, lt.nullable),
-            ))
-        }
-        Expr::Between(e, low, high, negated, span) => {
-            let ge = Expr::Binary(BinaryOp::GtEq, e.clone(), low.clone(), *span);
-            let le = Expr::Binary(BinaryOp::LtEq, e.clone(), high.clone(), *span);
-            let both = Expr::Binary(BinaryOp::And, Box::new(ge), Box::new(le), *span);
-            if *negated {
-                bind(&Expr::Not(Box::new(both), *span), scope)
-            } else {
-                bind(&both, scope)
-            }
-        }
-        Expr::Case {
-            operand,
-            whens,
-            otherwise,
-            ..
-        } => {
-            let mut bound = Vec::new();
-            let mut ty: Option<DataType> = None;
-            for (condition, result) in whens {
-                let condition = match operand {
-                    Some(op) => Expr::Binary(
-                        BinaryOp::Eq,
-                        op.clone(),
-                        Box::new(condition.clone()),
-                        condition.span(),
-                    ),
-                    None => condition.clone(),
-                };
-                let (cb, _) = bind(&condition, scope)?;
-                let (rb, rt) = bind(result, scope)?;
-                ty = Some(match ty {
-                    None => rt,
-                    Some(t) => common_type(&t, &rt).unwrap_or(t),
-                });
-                bound.push((cb, rb));
-            }
-            let mut ty = ty.unwrap_or_else(|| DataType::nullable(LogicalType::Null));
-            let otherwise = match otherwise {
-                Some(o) => {
-                    let (ob, ot) = bind(o, scope)?;
-                    ty = common_type(&ty, &ot).unwrap_or(ty);
-                    Some(Box::new(ob))
-                }
-                None => {
-                    ty.nullable = true;
-                    None
-                }
-            };
-            let bound = bound
-                .into_iter()
-                .map(|(c, r)| (c, Bound::Cast(Box::new(r), ty.clone())))
-                .collect();
-            let otherwise = otherwise.map(|o| Box::new(Bound::Cast(o, ty.clone())));
-            Ok((Bound::Case(bound, otherwise), ty))
-        }
         Expr::Array(items, span) => {
             let mut bound = Vec::new();
             let mut ty: Option<DataType> = None;
@@ -1259,11 +1041,7 @@ pub fn bind(expr: &Expr, scope: &Scope) -> Result<(Bound, DataType), PlanError> 
             ))
         }
         Expr::Call {
-            name,
-            args,
-            star,
-            span,
-            ..
+            name, args, span, ..
         } => {
             if is_aggregate(name).is_some() {
                 return Err(PlanError::Validation {
@@ -1278,7 +1056,6 @@ pub fn bind(expr: &Expr, scope: &Scope) -> Result<(Bound, DataType), PlanError> 
                 bound.push(b);
                 types.push(t);
             }
-            let nullable = types.iter().any(|t| t.nullable);
             let no_match = || {
                 let signature = types
                     .iter()
@@ -1290,73 +1067,7 @@ pub fn bind(expr: &Expr, scope: &Scope) -> Result<(Bound, DataType), PlanError> 
                     message: format!("No match found for function signature {name}({signature})"),
                 }
             };
-            let arity = |n: usize| {
-                if types.len() == n && !star {
-                    Ok(())
-                } else {
-                    Err(no_match())
-                }
-            };
             let (func, ty) = match name.as_str() {
-                "CURRENT_TIMESTAMP" | "NOW" => (
-                    Func::CurrentTimestamp,
-                    DataType::not_null(LogicalType::TimestampLtz(3)),
-                ),
-                "LOCALTIMESTAMP" => (
-                    Func::LocalTimestamp,
-                    DataType::not_null(LogicalType::Timestamp(3)),
-                ),
-                "CURRENT_DATE" => (Func::CurrentDate, DataType::not_null(LogicalType::Date)),
-                "CURRENT_TIME" | "LOCALTIME" => {
-                    (Func::CurrentTime, DataType::not_null(LogicalType::Time(0)))
-                }
-                "UPPER" | "LOWER" => {
-                    arity(1)?;
-                    if !types[0].is_character() && types[0].logical != LogicalType::Null {
-                        return Err(no_match());
-                    }
-                    let f = if name == "UPPER" {
-                        Func::Upper
-                    } else {
-                        Func::Lower
-                    };
-                    (f, types[0].clone())
-                }
-                "CHAR_LENGTH" | "CHARACTER_LENGTH" => {
-                    arity(1)?;
-                    (
-                        Func::CharLength,
-                        DataType::new(LogicalType::Integer, nullable),
-                    )
-                }
-                "CONCAT" => (
-                    Func::Concat,
-                    DataType::new(LogicalType::Varchar(MAX_LENGTH), nullable),
-                ),
-                "ABS" => {
-                    arity(1)?;
-                    if !types[0].is_numeric() {
-                        return Err(no_match());
-                    }
-                    (Func::Abs, types[0].clone())
-                }
-                "MOD" => {
-                    arity(2)?;
-                    let ty =
-                        arith_type(BinaryOp::Mod, &types[0], &types[1]).ok_or_else(no_match)?;
-                    (Func::Mod, ty)
-                }
-                "COALESCE" => {
-                    if types.is_empty() {
-                        return Err(no_match());
-                    }
-                    let mut ty = types[0].clone();
-                    for t in &types[1..] {
-                        ty = common_type(&ty, t).ok_or_else(no_match)?;
-                    }
-                    ty.nullable = types.iter().all(|t| t.nullable);
-                    (Func::Coalesce, ty)
-                }
                 "TO_TIMESTAMP_LTZ" => {
                     if types.is_empty() || types.len() > 2 {
                         return Err(no_match());
@@ -1364,15 +1075,6 @@ pub fn bind(expr: &Expr, scope: &Scope) -> Result<(Bound, DataType), PlanError> 
                     (
                         Func::ToTimestampLtz,
                         DataType::nullable(LogicalType::TimestampLtz(3)),
-                    )
-                }
-                "TO_TIMESTAMP" => {
-                    if types.is_empty() || types.len() > 2 {
-                        return Err(no_match());
-                    }
-                    (
-                        Func::ToTimestamp,
-                        DataType::nullable(LogicalType::Timestamp(3)),
                     )
                 }
                 _ => return Err(no_match()),
@@ -1405,7 +1107,6 @@ pub struct PlanContext<'a> {
     pub tables: &'a BTreeMap<String, TableDef>,
     pub streaming: bool,
     pub text: &'a str,
-    pub now_millis: i64,
 }
 
 const FACTORIES: &str = "blackhole\ndatagen\nfilesystem\nprint\npython-input-format";
@@ -1465,7 +1166,6 @@ pub fn check_sink(table: &TableDef) -> Result<(), PlanError> {
 fn values_input(
     rows: &[Vec<Expr>],
     names: &[String],
-    ctx: &PlanContext,
 ) -> Result<(Input, Vec<(String, DataType)>), PlanError> {
     let empty = Scope { columns: vec![] };
     let width = rows.first().map(|r| r.len()).unwrap_or(0);
@@ -1496,15 +1196,12 @@ fn values_input(
         .into_iter()
         .map(|t| t.unwrap_or_else(|| DataType::nullable(LogicalType::Null)))
         .collect();
-    let eval = EvalCtx {
-        now_millis: ctx.now_millis,
-    };
     let values: Vec<Vec<Value>> = bound_rows
         .iter()
         .map(|row| {
             row.iter()
                 .zip(&types)
-                .map(|(b, t)| cast(b.eval(&[], &eval), t))
+                .map(|(b, t)| cast(b.eval(&[]), t))
                 .collect()
         })
         .collect();
@@ -1536,7 +1233,7 @@ fn normalized(ctx: &PlanContext, e: &Expr) -> String {
 pub fn plan_query(query: &Query, ctx: &PlanContext) -> Result<QueryPlan, PlanError> {
     let select = match &query.body {
         QueryBody::Values(rows) => {
-            let (input, columns) = values_input(rows, &[], ctx)?;
+            let (input, columns) = values_input(rows, &[])?;
             let projection = (0..columns.len()).map(Bound::Col).collect();
             return Ok(QueryPlan {
                 columns: columns
@@ -1556,7 +1253,7 @@ pub fn plan_query(query: &Query, ctx: &PlanContext) -> Result<QueryPlan, PlanErr
     let (input, scope_columns, table_name, nested) = match &select.from {
         None => (Input::OneRow, vec![], None, None),
         Some(FromItem::Values { rows, columns, .. }) => {
-            let (input, cols) = values_input(rows, columns, ctx)?;
+            let (input, cols) = values_input(rows, columns)?;
             (input, cols, None, None)
         }
         Some(FromItem::Subquery { query, .. }) => {
