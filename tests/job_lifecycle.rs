@@ -10,7 +10,7 @@ mod sql_gateway_standin;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use broker::{TestBroker, wait_for_state};
+use broker::{TestBroker, wait_for_job, wait_for_state};
 use flinkbroker::flink::{FlinkJobStatus, JobManager, RestJobManager};
 use flinkbroker::job::{JobId, JobSpec, NewJob, PythonSpec, SqlSpec};
 use flinkbroker::proto::job_service_client::JobServiceClient;
@@ -303,20 +303,10 @@ async fn a_restarted_broker_continues_its_jobs_in_their_sessions() {
 
     let broker = broker.restart().await;
     let mut client = broker.client().await;
-    let resumed = broker::eventually("the job resumed", LIMIT, || {
-        let mut client = client.clone();
-        let id = job.id.clone();
-        async move {
-            let job = client
-                .get_job(flinkbroker::proto::GetJobRequest { job_id: id })
-                .await
-                .ok()?
-                .into_inner();
-            job.history
-                .iter()
-                .any(|h| h.reason.starts_with("resumed after a broker restart"))
-                .then_some(job)
-        }
+    let resumed = wait_for_job(&client, &job.id, "resumed", |job| {
+        job.history
+            .iter()
+            .any(|h| h.reason.starts_with("resumed after a broker restart"))
     })
     .await;
     assert_eq!(resumed.state(), JobState::Running);

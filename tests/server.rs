@@ -8,12 +8,12 @@ mod sql_gateway_standin;
 
 use std::time::Duration;
 
-use broker::{TestBroker, eventually, wait_for_state};
+use broker::{TestBroker, eventually, wait_for_job, wait_for_state};
 use flinkbroker::app::{JOB_SERVICE_HEALTH, JOBMANAGER_HEALTH, SQL_GATEWAY_HEALTH};
 use flinkbroker::proto::stream_operation_results_response::Message;
 use flinkbroker::proto::{
-    CancelJobRequest, GetJobRequest, JobState, RuntimeMode, StreamOperationResultsRequest,
-    SubmitSqlRequest, WatchJobRequest,
+    CancelJobRequest, JobState, RuntimeMode, StreamOperationResultsRequest, SubmitSqlRequest,
+    WatchJobRequest,
 };
 use tokio_stream::StreamExt;
 use tonic::Code;
@@ -164,19 +164,9 @@ async fn unreachable_gateway_holds_the_job_until_cancelled_and_shows_in_health_o
         .expect("recorded even when the gateway is down")
         .into_inner();
     // A gateway that is down is no reason for the job to fail: it waits, and says why.
-    let waiting = eventually("the job waits for the gateway", LIMIT, || {
-        let mut client = client.clone();
-        let id = job.id.clone();
-        async move {
-            let job = client
-                .get_job(GetJobRequest { job_id: id })
-                .await
-                .ok()?
-                .into_inner();
-            job.state_reason
-                .starts_with("waiting for the sql gateway: sql gateway unreachable")
-                .then_some(job)
-        }
+    let waiting = wait_for_job(&client, &job.id, "waits for the gateway", |job| {
+        job.state_reason
+            .starts_with("waiting for the sql gateway: sql gateway unreachable")
     })
     .await;
     assert_eq!(waiting.state(), JobState::Submitting);

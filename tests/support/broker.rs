@@ -268,8 +268,22 @@ pub async fn wait_for_state(
     id: &str,
     state: flinkbroker::proto::JobState,
 ) -> flinkbroker::proto::Job {
+    wait_for_job(client, id, &format!("{state:?}"), |job| {
+        job.state() == state
+    })
+    .await
+}
+
+/// Waits until GetJob returns the job as `expected` accepts it, failing the test after 30 s.
+pub async fn wait_for_job(
+    client: &JobServiceClient<Channel>,
+    id: &str,
+    what: &str,
+    expected: impl Fn(&flinkbroker::proto::Job) -> bool,
+) -> flinkbroker::proto::Job {
+    let expected = &expected;
     eventually(
-        &format!("job {id} {state:?}"),
+        &format!("job {id}: {what}"),
         Duration::from_secs(30),
         || {
             let mut client = client.clone();
@@ -280,7 +294,7 @@ pub async fn wait_for_state(
                     .await
                     .ok()?
                     .into_inner();
-                (job.state() == state).then_some(job)
+                expected(&job).then_some(job)
             }
         },
     )

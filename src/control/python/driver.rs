@@ -107,24 +107,7 @@ impl PythonDriver {
     async fn resume(&mut self) -> Result<(), Interrupt> {
         let flink_job_id = self.flink_job_id.clone();
         // Only a clear answer decides: a JobManager that cannot be reached is waited for.
-        let known = loop {
-            match self
-                .core
-                .controller
-                .jobmanager
-                .job_status(&flink_job_id)
-                .await
-            {
-                Ok(status) => break Some(status),
-                Err(FlinkError::JobNotFound(_)) => break None,
-                Err(error) => {
-                    warn!(job_id = %self.core.job.id, flink_job_id = %flink_job_id, %error, "cannot look the flink job up while resuming; retrying");
-                    self.core
-                        .pause(self.core.controller.limits.poll_interval)
-                        .await?;
-                }
-            }
-        };
+        let known = self.look_up(None).await?;
         if let Some(status) = known {
             self.submitter_done = true;
             return self
@@ -180,6 +163,39 @@ impl PythonDriver {
                     ))
                     .await?;
                 self.start_submitter().await
+            }
+        }
+    }
+
+    /// Asks the JobManager for the Flink job's status (None: it knows no such job), again
+    /// while it cannot be reached: until `deadline` (then the job fails), or without end.
+    async fn look_up(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Result<Option<FlinkJobStatus>, Interrupt> {
+        loop {
+            match self
+                .core
+                .controller
+                .jobmanager
+                .job_status(&self.flink_job_id)
+                .await
+            {
+                Ok(status) => return Ok(Some(status)),
+                Err(FlinkError::JobNotFound(_)) => return Ok(None),
+                Err(error) if deadline.is_some_and(|deadline| Instant::now() >= deadline) => {
+                    return Err(Interrupt::Failed(format!(
+                        "cancel failed: the jobmanager could not be asked about flink job {} within {} s (--cancel-timeout): {error}",
+                        self.flink_job_id,
+                        self.core.controller.limits.cancel_timeout.as_secs()
+                    )));
+                }
+                Err(error) => {
+                    warn!(job_id = %self.core.job.id, flink_job_id = %self.flink_job_id, %error, "cannot read the flink job's status; asking again");
+                    self.core
+                        .pause(self.core.controller.limits.poll_interval)
+                        .await?;
+                }
             }
         }
     }
@@ -436,30 +452,7 @@ impl PythonDriver {
             }
             self.core.pause(FIRST_POLL).await?;
         }
-        let status = loop {
-            match self
-                .core
-                .controller
-                .jobmanager
-                .job_status(&flink_job_id)
-                .await
-            {
-                Ok(status) => break Some(status),
-                Err(FlinkError::JobNotFound(_)) => break None,
-                Err(error) if Instant::now() >= deadline => {
-                    return Err(Interrupt::Failed(format!(
-                        "cancel failed: the jobmanager could not be asked about flink job {flink_job_id} within {} s (--cancel-timeout): {error}",
-                        self.core.controller.limits.cancel_timeout.as_secs()
-                    )));
-                }
-                Err(error) => {
-                    warn!(job_id = %id, flink_job_id = %flink_job_id, %error, "cannot read the flink job's status to cancel it; retrying");
-                    self.core
-                        .pause(self.core.controller.limits.poll_interval)
-                        .await?;
-                }
-            }
-        };
+        let status = self.look_up(Some(deadline)).await?;
         let reason = match status {
             None => return Ok(Ok("canceled by request before the flink job started".into())),
             Some(status) if status.is_terminal() => {
