@@ -16,12 +16,7 @@ impl Controller {
     /// the job started. A job that is CANCELING or over is returned as it is.
     pub async fn cancel_job(&self, id: JobId, options: CancelOptions) -> Result<Job> {
         if let Some(live) = self.live.get(id) {
-            if options.stop_with_savepoint && live.job.borrow().kind == JobKind::Sql {
-                return Err(Error::invalid(
-                    "stop_with_savepoint",
-                    "only python jobs can be stopped with a savepoint",
-                ));
-            }
+            savepoint_allowed(&options, live.job.borrow().kind)?;
             let (reply, answer) = oneshot::channel();
             let command = Command::Cancel {
                 options: options.clone(),
@@ -44,12 +39,7 @@ impl Controller {
             }
         }
         let job = self.store.get_job(id).await.map_err(not_found)?;
-        if options.stop_with_savepoint && job.kind == JobKind::Sql {
-            return Err(Error::invalid(
-                "stop_with_savepoint",
-                "only python jobs can be stopped with a savepoint",
-            ));
-        }
+        savepoint_allowed(&options, job.kind)?;
         if job.state.is_terminal() || job.state == JobState::Canceling {
             return Ok(job);
         }
@@ -62,4 +52,15 @@ impl Controller {
             job.state.as_str()
         )))
     }
+}
+
+/// Refuses a stop with a savepoint for a SQL job: only a Python job's Flink job has one.
+fn savepoint_allowed(options: &CancelOptions, kind: JobKind) -> Result<()> {
+    if options.stop_with_savepoint && kind == JobKind::Sql {
+        return Err(Error::invalid(
+            "stop_with_savepoint",
+            "only python jobs can be stopped with a savepoint",
+        ));
+    }
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! What every job driver shares: the job it owns, its durable writes, the `watch` channel it
 //! publishes on, and the commands it takes.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -102,25 +103,34 @@ impl Core {
         self.published.send_replace(self.job.clone());
     }
 
-    /// Moves the job to `state`, durably, and publishes it.
-    pub async fn transition(&mut self, state: JobState, reason: &str) -> Result<(), Interrupt> {
+    /// Runs one write to the store, again (a few times, with pauses) while the database
+    /// fails; shutdown interrupts.
+    async fn durably<T, F, Fut>(&self, what: &'static str, mut write: F) -> Result<T, Interrupt>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
         let mut attempt = 0;
-        let job = loop {
+        loop {
             attempt += 1;
-            match self
-                .controller
-                .store
-                .transition(self.job.id, state, reason)
-                .await
-            {
-                Ok(job) => break job,
+            match write().await {
+                Ok(written) => return Ok(written),
                 Err(StoreError::Database(message)) if attempt < STORE_ATTEMPTS => {
-                    warn!(job_id = %self.job.id, %message, attempt, "cannot record the job's state; retrying");
+                    warn!(job_id = %self.job.id, %message, attempt, what, "cannot write to the store; retrying");
                     self.backoff(attempt).await?;
                 }
                 Err(error) => return Err(error.into()),
             }
-        };
+        }
+    }
+
+    /// Moves the job to `state`, durably, and publishes it.
+    pub async fn transition(&mut self, state: JobState, reason: &str) -> Result<(), Interrupt> {
+        let store = &self.controller.store;
+        let id = self.job.id;
+        let job = self
+            .durably("the job's state", || store.transition(id, state, reason))
+            .await?;
         info!(job_id = %self.job.id, state = state.as_str(), reason, "job state changed");
         // The store reads statements back as written; the driver's copy is the same.
         self.job = job;
@@ -141,23 +151,12 @@ impl Core {
         index: u32,
         update: StatementUpdate,
     ) -> Result<(), Interrupt> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self
-                .controller
-                .store
-                .update_statement(self.job.id, index, update.clone())
-                .await
-            {
-                Ok(()) => break,
-                Err(StoreError::Database(message)) if attempt < STORE_ATTEMPTS => {
-                    warn!(job_id = %self.job.id, statement = index, %message, attempt, "cannot record the statement; retrying");
-                    self.backoff(attempt).await?;
-                }
-                Err(error) => return Err(error.into()),
-            }
-        }
+        let store = &self.controller.store;
+        let id = self.job.id;
+        self.durably("a statement", || {
+            store.update_statement(id, index, update.clone())
+        })
+        .await?;
         if let Some(statement) = self.job.statements.get_mut(index as usize) {
             if let Some(state) = update.state {
                 statement.state = state;
@@ -184,10 +183,12 @@ impl Core {
 
     /// Records the gateway session the job runs in (None once closed), durably.
     pub async fn set_gateway_session(&mut self, session: Option<&str>) -> Result<(), Interrupt> {
-        self.controller
-            .store
-            .set_gateway_session(self.job.id, session)
-            .await?;
+        let store = &self.controller.store;
+        let id = self.job.id;
+        self.durably("the gateway session", || {
+            store.set_gateway_session(id, session)
+        })
+        .await?;
         self.job.gateway_session = session.map(str::to_owned);
         self.publish();
         Ok(())
@@ -195,9 +196,9 @@ impl Core {
 
     /// Records where a stop with a savepoint wrote the savepoint, durably.
     pub async fn set_savepoint_path(&mut self, path: &str) -> Result<(), Interrupt> {
-        self.controller
-            .store
-            .set_savepoint_path(self.job.id, path)
+        let store = &self.controller.store;
+        let id = self.job.id;
+        self.durably("the savepoint path", || store.set_savepoint_path(id, path))
             .await?;
         self.job.savepoint_path = Some(path.to_owned());
         self.publish();

@@ -129,12 +129,7 @@ impl SqlDriver {
         // A statement submitted without its operation recorded (the broker stopped in
         // between) may have run in the recorded session: submitting it there again could
         // collide with itself (`CREATE TABLE` twice). A new session starts clean.
-        let in_doubt = self
-            .core
-            .job
-            .statements
-            .iter()
-            .any(|s| s.state == StatementState::Running && s.operation_handle.is_none());
+        let in_doubt = self.statement_in_doubt();
         if let Some(recorded) = self.core.job.gateway_session.clone()
             && !in_doubt
         {
@@ -757,12 +752,7 @@ impl SqlDriver {
             .clone()
             .or_else(|| self.core.job.gateway_session.clone().map(SessionHandle));
         let gateway = self.core.controller.gateway.clone();
-        let in_flight = self
-            .core
-            .job
-            .statements
-            .iter()
-            .any(|s| s.state == StatementState::Running && s.operation_handle.is_none());
+        let in_flight = self.statement_in_doubt();
         if in_flight && let Some(session) = &session {
             // A statement whose operation is not known may still start a Flink job: closing
             // the session ends every operation in it first.
@@ -871,6 +861,16 @@ impl SqlDriver {
         if let Err(Interrupt::Lost(error)) = self.core.set_gateway_session(None).await {
             warn!(job_id = %self.core.job.id, %error, "cannot record the closed session");
         }
+    }
+
+    /// Returns true when a statement was (or was being) submitted without its operation
+    /// recorded: it may run in the recorded session without the broker knowing it.
+    fn statement_in_doubt(&self) -> bool {
+        self.core
+            .job
+            .statements
+            .iter()
+            .any(|s| s.state == StatementState::Running && s.operation_handle.is_none())
     }
 
     fn require_session(&self) -> Result<SessionHandle, Interrupt> {
