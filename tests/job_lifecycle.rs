@@ -10,7 +10,7 @@ mod sql_gateway_standin;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use broker::{TestBroker, wait_for_job, wait_for_state};
+use broker::{TestBroker, cancel, wait_for_job, wait_for_state};
 use flinkbroker::flink::{FlinkJobStatus, JobManager, RestJobManager};
 use flinkbroker::job::{JobId, JobSpec, NewJob, PythonSpec, SqlSpec};
 use flinkbroker::proto::job_service_client::JobServiceClient;
@@ -42,17 +42,6 @@ async fn submit(client: &mut Client, script: &str, mode: RuntimeMode) -> Job {
         })
         .await
         .expect("submit")
-        .into_inner()
-}
-
-async fn cancel(client: &mut Client, id: &str) -> Job {
-    client
-        .cancel_job(CancelJobRequest {
-            job_id: id.into(),
-            ..CancelJobRequest::default()
-        })
-        .await
-        .expect("cancel")
         .into_inner()
 }
 

@@ -232,14 +232,7 @@ async fn python_jobs_run_fail_and_cancel_on_a_real_flink_cluster() {
         "{}",
         running.state_reason
     );
-    let canceled = client
-        .cancel_job(CancelJobRequest {
-            job_id: unbounded.id.clone(),
-            ..CancelJobRequest::default()
-        })
-        .await
-        .expect("cancel")
-        .into_inner();
+    let canceled = broker::cancel(&mut client, &unbounded.id).await;
     assert_eq!(canceled.state(), JobState::Canceling);
     // CANCELED is said only once the JobManager says the Flink job stopped.
     let canceled = wait_for_state(&client, &unbounded.id, JobState::Canceled).await;
@@ -253,14 +246,7 @@ async fn python_jobs_run_fail_and_cancel_on_a_real_flink_cluster() {
             .await,
         "CANCELED"
     );
-    let again = client
-        .cancel_job(CancelJobRequest {
-            job_id: unbounded.id.clone(),
-            ..CancelJobRequest::default()
-        })
-        .await
-        .expect("cancel again")
-        .into_inner();
+    let again = broker::cancel(&mut client, &unbounded.id).await;
     assert_eq!(again.state(), JobState::Canceled);
     assert_eq!(again.history.len(), canceled.history.len());
     let job = client

@@ -12,8 +12,7 @@ use broker::{TestBroker, eventually, wait_for_job, wait_for_state};
 use flinkbroker::app::{JOB_SERVICE_HEALTH, JOBMANAGER_HEALTH, SQL_GATEWAY_HEALTH};
 use flinkbroker::proto::stream_operation_results_response::Message;
 use flinkbroker::proto::{
-    CancelJobRequest, JobState, RuntimeMode, StreamOperationResultsRequest, SubmitSqlRequest,
-    WatchJobRequest,
+    JobState, RuntimeMode, StreamOperationResultsRequest, SubmitSqlRequest, WatchJobRequest,
 };
 use tokio_stream::StreamExt;
 use tonic::Code;
@@ -170,14 +169,7 @@ async fn unreachable_gateway_holds_the_job_until_cancelled_and_shows_in_health_o
     })
     .await;
     assert_eq!(waiting.state(), JobState::Submitting);
-    let canceling = client
-        .cancel_job(CancelJobRequest {
-            job_id: job.id.clone(),
-            ..CancelJobRequest::default()
-        })
-        .await
-        .expect("cancel")
-        .into_inner();
+    let canceling = broker::cancel(&mut client, &job.id).await;
     assert_eq!(canceling.state(), JobState::Canceling);
     wait_for_state(&client, &job.id, JobState::Canceled).await;
     broker.stop().await;
@@ -226,13 +218,7 @@ async fn heartbeats_keep_the_session_of_a_running_job_alive() {
         (broker.standin.heartbeats() > 0).then_some(())
     })
     .await;
-    client
-        .cancel_job(CancelJobRequest {
-            job_id: job.id,
-            ..CancelJobRequest::default()
-        })
-        .await
-        .expect("cancel");
+    broker::cancel(&mut client, &job.id).await;
     broker.stop().await;
 }
 
@@ -273,13 +259,7 @@ async fn a_client_that_leaves_stops_the_fetching_and_frees_the_statement() {
     let schema = second.message().await.expect("message").expect("schema");
     assert!(matches!(schema.message, Some(Message::Schema(_))));
     drop(second);
-    client
-        .cancel_job(CancelJobRequest {
-            job_id: job.id,
-            ..CancelJobRequest::default()
-        })
-        .await
-        .expect("cancel");
+    broker::cancel(&mut client, &job.id).await;
     broker.stop().await;
 }
 

@@ -540,13 +540,7 @@ async fn unbounded_query_stops_at_max_rows_and_resumes_from_the_offset() {
         error.message()
     );
 
-    client
-        .cancel_job(CancelJobRequest {
-            job_id: job.id.clone(),
-            ..CancelJobRequest::default()
-        })
-        .await
-        .expect("cancel");
+    broker::cancel(&mut client, &job.id).await;
     broker.stop().await;
 }
 
@@ -564,14 +558,7 @@ async fn max_duration_ends_a_quiet_stream_with_the_time_limit() {
     let streamed = stream_results(&mut client, limited).await;
     assert_eq!(streamed.end.reason(), Reason::TimeLimitReached);
     assert_eq!(streamed.end.rows_sent, streamed.rows.len() as u64);
-    let canceled = client
-        .cancel_job(CancelJobRequest {
-            job_id: job.id.clone(),
-            ..CancelJobRequest::default()
-        })
-        .await
-        .expect("cancel")
-        .into_inner();
+    let canceled = broker::cancel(&mut client, &job.id).await;
     assert_eq!(canceled.state(), JobState::Canceling);
     wait_for_state(&client, &job.id, JobState::Canceled).await;
     broker.stop().await;
@@ -610,14 +597,7 @@ async fn cancel_stops_the_query_and_its_flink_jobs_and_repeating_it_changes_noth
             }
         }
     });
-    let canceled = client
-        .cancel_job(CancelJobRequest {
-            job_id: job.id.clone(),
-            ..CancelJobRequest::default()
-        })
-        .await
-        .expect("cancel")
-        .into_inner();
+    let canceled = broker::cancel(&mut client, &job.id).await;
     assert_eq!(canceled.state(), JobState::Canceling);
     let end = read.await.expect("reader");
     assert_eq!(end.reason(), Reason::Canceled);
@@ -643,14 +623,7 @@ async fn cancel_stops_the_query_and_its_flink_jobs_and_repeating_it_changes_noth
     })
     .await;
 
-    let again = client
-        .cancel_job(CancelJobRequest {
-            job_id: job.id.clone(),
-            ..CancelJobRequest::default()
-        })
-        .await
-        .expect("cancel again")
-        .into_inner();
+    let again = broker::cancel(&mut client, &job.id).await;
     assert_eq!(again.state(), JobState::Canceled);
     assert_eq!(again.update_time, canceled.update_time);
     assert_eq!(again.history.len(), canceled.history.len());
@@ -671,14 +644,7 @@ async fn cancel_stops_flink_jobs_through_the_gateway_when_the_jobmanager_is_down
     let job = submit(&mut client, sql(&script, RuntimeMode::Streaming)).await;
     let running = wait_for_state(&client, &job.id, JobState::Running).await;
     let flink_job_id = running.statements[2].flink_job_id.clone();
-    let canceled = client
-        .cancel_job(CancelJobRequest {
-            job_id: job.id.clone(),
-            ..CancelJobRequest::default()
-        })
-        .await
-        .expect("cancel")
-        .into_inner();
+    let canceled = broker::cancel(&mut client, &job.id).await;
     assert_eq!(canceled.state(), JobState::Canceling);
     wait_for_state(&client, &job.id, JobState::Canceled).await;
     let stop = format!("STOP JOB '{flink_job_id}'");
@@ -980,12 +946,6 @@ async fn a_second_concurrent_reader_of_the_same_statement_is_refused() {
         error.message()
     );
     drop(first);
-    client
-        .cancel_job(CancelJobRequest {
-            job_id: job.id.clone(),
-            ..CancelJobRequest::default()
-        })
-        .await
-        .expect("cancel");
+    broker::cancel(&mut client, &job.id).await;
     broker.stop().await;
 }

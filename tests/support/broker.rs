@@ -262,6 +262,18 @@ where
     }
 }
 
+/// Cancels a job through CancelJob; returns the job as CancelJob answered it.
+pub async fn cancel(client: &mut JobServiceClient<Channel>, id: &str) -> flinkbroker::proto::Job {
+    client
+        .cancel_job(flinkbroker::proto::CancelJobRequest {
+            job_id: id.into(),
+            ..flinkbroker::proto::CancelJobRequest::default()
+        })
+        .await
+        .expect("cancel")
+        .into_inner()
+}
+
 /// Waits until the job is in `state` (through GetJob), failing the test after 30 s.
 pub async fn wait_for_state(
     client: &JobServiceClient<Channel>,
