@@ -142,9 +142,14 @@ pub async fn serve(
         Arc::clone(&dependencies.jobmanager),
         Arc::clone(&dependencies.runner),
         limits(config),
+        replica_id(config),
         shutdown.clone(),
     );
     controller.recover().await?;
+    info!(
+        replica = controller.replica(),
+        "job leases held under this replica id"
+    );
 
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -269,7 +274,33 @@ fn limits(config: &ServeConfig) -> Limits {
         max_parallelism: config.max_parallelism,
         script_url_prefixes: config.script_url_prefixes.clone(),
         cancel_timeout: config.cancel_timeout,
+        result_log_max_bytes: config.result_log_max_bytes,
+        result_log_window_bytes: config.result_log_window_bytes,
+        result_retention: config.result_retention,
+        janitor_interval: config.janitor_interval,
+        max_message_bytes: config.max_message_bytes,
+        progress_interval: config.progress_interval,
+        lease_duration: config.lease_duration,
+        replica_poll_interval: config.replica_poll_interval,
     }
+}
+
+/// This replica's name in the job leases: the flag, or a default that keeps a single
+/// embedded broker's jobs its own across restarts.
+fn replica_id(config: &ServeConfig) -> String {
+    if let Some(id) = &config.replica_id {
+        return id.clone();
+    }
+    if config.database_url.starts_with("sqlite:") {
+        return "embedded".into();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "flinkbroker".into());
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}", &suffix[..8])
 }
 
 /// Hides a password in a database URL before it is logged.

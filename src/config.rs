@@ -194,6 +194,48 @@ pub struct ServeConfig {
     /// How long in-flight calls may run on after a shutdown signal.
     #[arg(long, env = "FLINKBROKER_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+
+    /// Batch jobs: the most encoded result rows logged per query statement; a query that
+    /// produces more fails its statement (e.g. 1GiB, 512MiB, or bytes).
+    #[arg(long, env = "FLINKBROKER_RESULT_LOG_MAX_BYTES", default_value = "1GiB", value_parser = parse_bytes)]
+    pub result_log_max_bytes: u64,
+
+    /// Streaming jobs: the sliding window of encoded result rows held per query statement;
+    /// older rows are dropped.
+    #[arg(long, env = "FLINKBROKER_RESULT_LOG_WINDOW_BYTES", default_value = "256MiB", value_parser = parse_bytes)]
+    pub result_log_window_bytes: u64,
+
+    /// How long a job's result logs are kept after the job ended.
+    #[arg(long, env = "FLINKBROKER_RESULT_RETENTION", default_value = "24h", value_parser = parse_duration)]
+    pub result_retention: Duration,
+
+    /// How often the janitor deletes the result logs past their retention.
+    #[arg(long, env = "FLINKBROKER_JANITOR_INTERVAL", default_value = "1m", value_parser = parse_duration)]
+    pub janitor_interval: Duration,
+
+    /// The most encoded rows in one StreamOperationResults message.
+    #[arg(long, env = "FLINKBROKER_MAX_MESSAGE_BYTES", default_value = "4MiB", value_parser = parse_bytes)]
+    pub max_message_bytes: u64,
+
+    /// How often a result stream waiting for rows sends a progress message.
+    #[arg(long, env = "FLINKBROKER_PROGRESS_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    pub progress_interval: Duration,
+
+    /// This replica's name in the job leases. Replicas sharing one PostgreSQL need distinct
+    /// ids; a replica restarted under its id takes its jobs back at once. Default: on SQLite
+    /// `embedded`, otherwise `<hostname>-<random>`.
+    #[arg(long, env = "FLINKBROKER_REPLICA_ID")]
+    pub replica_id: Option<String>,
+
+    /// How long a replica's lease on a job lasts without renewal; renewed every quarter of
+    /// it. Another replica takes a job over once its lease expired.
+    #[arg(long, env = "FLINKBROKER_LEASE_DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+
+    /// How often a replica looks at the database for what other replicas changed: results
+    /// another replica logs, jobs it drives (WatchJob), cancels recorded for this replica.
+    #[arg(long, env = "FLINKBROKER_REPLICA_POLL_INTERVAL", default_value = "200ms", value_parser = parse_duration)]
+    pub replica_poll_interval: Duration,
 }
 
 impl ServeConfig {
@@ -250,9 +292,48 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// Parses sizes such as `4MiB`, `1GiB`, `512KiB` or a bare number of bytes.
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid size {text:?}: expected e.g. 4MiB, 1GiB or bytes"))?;
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        other => {
+            return Err(format!(
+                "invalid size unit {other:?} in {text:?}: use KiB, MiB or GiB"
+            ));
+        }
+    };
+    let bytes = value
+        .checked_mul(scale)
+        .ok_or_else(|| format!("size {text:?} is too large"))?;
+    if bytes == 0 {
+        return Err(format!("size {text:?} must be positive"));
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_sizes_with_units() {
+        assert_eq!(parse_bytes("4MiB"), Ok(4 << 20));
+        assert_eq!(parse_bytes("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_bytes("1000"), Ok(1000));
+        assert!(parse_bytes("0").is_err());
+        assert!(parse_bytes("5MB").is_err());
+    }
 
     #[test]
     fn parses_durations_with_units() {

@@ -98,6 +98,7 @@ impl From<Error> for tonic::Status {
                 StoreError::TerminalState { .. } => Code::FailedPrecondition,
                 StoreError::Corrupt { .. } => Code::Internal,
                 StoreError::InvalidPageToken => Code::InvalidArgument,
+                StoreError::StaleLog { .. } => Code::Aborted,
             },
             Error::Runner(_) => Code::Unavailable,
             Error::Aborted(_) => Code::Aborted,

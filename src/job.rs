@@ -202,6 +202,78 @@ pub struct SqlSpec {
     pub script: String,
     pub runtime_mode: RuntimeMode,
     pub properties: BTreeMap<String, String>,
+    /// When the broker stops each query statement's results (unset: at their end).
+    #[serde(default, skip_serializing_if = "ResultLimits::is_unlimited")]
+    pub result_limits: ResultLimits,
+}
+
+/// How much of each query statement's results a SQL job logs before the broker stops the
+/// query's Flink job: "the first 1 000 rows of this stream".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultLimits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rows: Option<u64>,
+    /// Counted from the query's first result page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_duration_ms: Option<u64>,
+}
+
+impl ResultLimits {
+    /// Returns true when neither limit is set.
+    pub fn is_unlimited(&self) -> bool {
+        self.max_rows.is_none() && self.max_duration_ms.is_none()
+    }
+}
+
+/// Why a statement's result log ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LogEnd {
+    /// The query's results ended: every row is logged.
+    EndOfResults,
+    /// `result_limits.max_rows` rows were logged; the query's Flink job was stopped.
+    RowLimit,
+    /// `result_limits.max_duration` passed; the query's Flink job was stopped.
+    TimeLimit,
+}
+
+impl LogEnd {
+    /// Returns the name stored in the database.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            LogEnd::EndOfResults => "END_OF_RESULTS",
+            LogEnd::RowLimit => "ROW_LIMIT",
+            LogEnd::TimeLimit => "TIME_LIMIT",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "END_OF_RESULTS" => LogEnd::EndOfResults,
+            "ROW_LIMIT" => LogEnd::RowLimit,
+            "TIME_LIMIT" => LogEnd::TimeLimit,
+            _ => return None,
+        })
+    }
+}
+
+/// How far a query statement's results are logged (the head of its result log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSummary {
+    /// The statement's attempt the logged rows come from.
+    pub attempt: u32,
+    /// Rows logged since row 0: the offset of the next row.
+    pub rows_logged: u64,
+    /// The first row still held; older rows were dropped by the sliding window.
+    pub earliest_row: u64,
+    pub bytes_held: u64,
+    pub bytes_logged: u64,
+    /// The SQL Gateway token of the next page to fetch (None once the log ended).
+    pub next_token: Option<u64>,
+    pub end: Option<LogEnd>,
+    pub updated_at: UnixMillis,
+    /// When the retention janitor deleted the rows.
+    pub deleted_at: Option<UnixMillis>,
 }
 
 /// What a Python job was asked to run.
@@ -269,6 +341,8 @@ pub struct StatementRecord {
     /// How many times the statement was re-run after a broker restart (its Flink job id
     /// follows the attempt).
     pub attempt: u32,
+    /// Query statements: how far their results are logged.
+    pub log: Option<LogSummary>,
 }
 
 /// One change of a job's state.
@@ -300,6 +374,10 @@ pub struct Job {
     pub submitter_output: Option<String>,
     /// Where the savepoint of a stop-with-savepoint was written.
     pub savepoint_path: Option<String>,
+    /// The replica whose lease lets it drive the job.
+    pub owner: Option<String>,
+    /// A CancelJob recorded for the job's driver (JSON of the cancel's options).
+    pub cancel_request: Option<String>,
     pub statements: Vec<StatementRecord>,
     pub history: Vec<StateTransition>,
 }

@@ -518,6 +518,7 @@ async fn a_resumed_insert_whose_flink_job_exists_is_adopted_not_submitted_again(
             script: UNBOUNDED_INSERT.into(),
             runtime_mode: flinkbroker::job::RuntimeMode::Streaming,
             properties: BTreeMap::new(),
+            result_limits: Default::default(),
         }),
         statements,
         flink_job_id: None,

@@ -207,6 +207,7 @@ fn sql_job(request_id: Option<&str>, label_pairs: &[(&str, &str)], created_at: i
             script: statements.join(";\n"),
             runtime_mode: RuntimeMode::Streaming,
             properties: labels(&[("parallelism.default", "2")]),
+            result_limits: Default::default(),
         }),
         statements: pending_statements(&statements),
         flink_job_id: None,

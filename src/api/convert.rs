@@ -1,8 +1,11 @@
 //! Conversions between the job model and the protobuf messages.
 
 use crate::control::{ResultMessage, StreamEndReason};
+use std::time::Duration;
+
 use crate::job::{
-    Job, JobKind, JobState, StateTransition, StatementRecord, StatementState, UnixMillis,
+    Job, JobKind, JobState, LogSummary, StateTransition, StatementRecord, StatementState,
+    UnixMillis,
 };
 use crate::proto;
 
@@ -45,7 +48,27 @@ fn statement_state(state: StatementState) -> proto::StatementState {
     }
 }
 
-fn statement(record: &StatementRecord) -> proto::StatementStatus {
+fn result_log(
+    log: &LogSummary,
+    ended_at: Option<UnixMillis>,
+    retention: Duration,
+) -> proto::ResultLogStatus {
+    let retention = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    proto::ResultLogStatus {
+        rows_logged: log.rows_logged,
+        earliest_row_offset: log.earliest_row,
+        bytes_held: log.bytes_held,
+        complete: log.end.is_some(),
+        expire_time: ended_at.map(|ended| timestamp(ended.saturating_add(retention))),
+        deleted: log.deleted_at.is_some(),
+    }
+}
+
+fn statement(
+    record: &StatementRecord,
+    ended_at: Option<UnixMillis>,
+    retention: Duration,
+) -> proto::StatementStatus {
     proto::StatementStatus {
         index: record.index,
         sql: record.sql.clone(),
@@ -55,6 +78,10 @@ fn statement(record: &StatementRecord) -> proto::StatementStatus {
         error: record.error.clone().unwrap_or_default(),
         is_query: record.is_query,
         attempt: record.attempt,
+        result_log: record
+            .log
+            .as_ref()
+            .map(|log| result_log(log, ended_at, retention)),
     }
 }
 
@@ -66,8 +93,8 @@ fn transition(entry: &StateTransition) -> proto::StateTransition {
     }
 }
 
-/// Converts a job.
-pub fn job(job: &Job) -> proto::Job {
+/// Converts a job; `retention` is how long result logs are kept after a job ends.
+pub fn job(job: &Job, retention: Duration) -> proto::Job {
     proto::Job {
         id: job.id.to_string(),
         kind: job_kind(job.kind) as i32,
@@ -78,11 +105,20 @@ pub fn job(job: &Job) -> proto::Job {
         create_time: Some(timestamp(job.created_at)),
         update_time: Some(timestamp(job.updated_at)),
         end_time: job.ended_at.map(timestamp),
-        statements: job.statements.iter().map(statement).collect(),
+        statements: job
+            .statements
+            .iter()
+            .map(|s| statement(s, job.ended_at, retention))
+            .collect(),
         flink_job_id: job.flink_job_id.clone().unwrap_or_default(),
         savepoint_path: job.savepoint_path.clone().unwrap_or_default(),
         submitter_output: job.submitter_output.clone().unwrap_or_default(),
         history: job.history.iter().map(transition).collect(),
+        driven_by: if job.state.is_terminal() {
+            String::new()
+        } else {
+            job.owner.clone().unwrap_or_default()
+        },
     }
 }
 
@@ -97,6 +133,15 @@ pub fn result_message(message: ResultMessage) -> proto::StreamOperationResultsRe
         } => Message::Rows(proto::RowBatch {
             rows,
             first_row_offset,
+        }),
+        ResultMessage::Progress {
+            rows_logged,
+            earliest_row_offset,
+            flink_job_status,
+        } => Message::Progress(proto::StreamProgress {
+            rows_logged,
+            earliest_row_offset,
+            flink_job_status,
         }),
         ResultMessage::End {
             reason,

@@ -28,6 +28,10 @@ impl JobApi {
         Self { controller }
     }
 
+    fn retention(&self) -> std::time::Duration {
+        self.controller.limits().result_retention
+    }
+
     /// Wraps the service into its tonic server.
     pub fn into_server(self) -> proto::job_service_server::JobServiceServer<Self> {
         proto::job_service_server::JobServiceServer::new(self)
@@ -44,7 +48,7 @@ impl JobService for JobApi {
     ) -> Result<Response<proto::Job>, Status> {
         let submission = validate::sql_submission(request.into_inner())?;
         let job = self.controller.submit_sql(submission).await?;
-        Ok(Response::new(convert::job(&job)))
+        Ok(Response::new(convert::job(&job, self.retention())))
     }
 
     async fn submit_python(
@@ -53,7 +57,7 @@ impl JobService for JobApi {
     ) -> Result<Response<proto::Job>, Status> {
         let submission = validate::python_submission(request.into_inner())?;
         let job = self.controller.submit_python(submission).await?;
-        Ok(Response::new(convert::job(&job)))
+        Ok(Response::new(convert::job(&job, self.retention())))
     }
 
     type StreamOperationResultsStream = BoxStream<proto::StreamOperationResultsResponse>;
@@ -96,7 +100,7 @@ impl JobService for JobApi {
     ) -> Result<Response<proto::Job>, Status> {
         let id = validate::job_id(&request.into_inner().job_id)?;
         let job = self.controller.get_job(id).await?;
-        Ok(Response::new(convert::job(&job)))
+        Ok(Response::new(convert::job(&job, self.retention())))
     }
 
     async fn list_jobs(
@@ -108,7 +112,11 @@ impl JobService for JobApi {
         let token = (!request.page_token.is_empty()).then_some(request.page_token.as_str());
         let page = self.controller.list_jobs(&filter, page_size, token).await?;
         Ok(Response::new(proto::ListJobsResponse {
-            jobs: page.jobs.iter().map(convert::job).collect(),
+            jobs: page
+                .jobs
+                .iter()
+                .map(|job| convert::job(job, self.retention()))
+                .collect(),
             next_page_token: page.next_page_token.unwrap_or_default(),
         }))
     }
@@ -125,7 +133,7 @@ impl JobService for JobApi {
                 .then_some(request.savepoint_directory),
         };
         let job = self.controller.cancel_job(id, options).await?;
-        Ok(Response::new(convert::job(&job)))
+        Ok(Response::new(convert::job(&job, self.retention())))
     }
 
     type WatchJobStream = BoxStream<proto::Job>;
@@ -136,8 +144,11 @@ impl JobService for JobApi {
     ) -> Result<Response<Self::WatchJobStream>, Status> {
         let id = validate::job_id(&request.into_inner().job_id)?;
         let receiver = self.controller.watch_job(id).await?;
-        let stream = ReceiverStream::new(receiver)
-            .map(|item| item.map(|job| convert::job(&job)).map_err(Status::from));
+        let retention = self.retention();
+        let stream = ReceiverStream::new(receiver).map(move |item| {
+            item.map(|job| convert::job(&job, retention))
+                .map_err(Status::from)
+        });
         Ok(Response::new(Box::pin(stream)))
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::control::{PythonSubmission, SqlSubmission};
 use crate::error::{Error, Result};
-use crate::job::{JobId, JobKind, JobState, PythonSpec, RuntimeMode};
+use crate::job::{JobId, JobKind, JobState, PythonSpec, ResultLimits, RuntimeMode};
 use crate::proto;
 use crate::store::JobFilter;
 
@@ -184,12 +184,27 @@ pub fn sql_submission(request: proto::SubmitSqlRequest) -> Result<SqlSubmission>
         }
         None => runtime_mode,
     };
+    let result_limits = match &request.result_limits {
+        Some(limits) => ResultLimits {
+            max_rows: (limits.max_rows > 0).then_some(limits.max_rows),
+            max_duration_ms: match &limits.max_duration {
+                Some(d) => {
+                    let d = duration("result_limits.max_duration", d)?;
+                    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+                    (!d.is_zero()).then_some(ms.max(1))
+                }
+                None => None,
+            },
+        },
+        None => ResultLimits::default(),
+    };
     Ok(SqlSubmission {
         script: request.script,
         runtime_mode,
         properties,
         request_id: request_id(&request.request_id)?,
         labels: labels(request.labels)?,
+        result_limits,
     })
 }
 

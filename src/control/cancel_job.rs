@@ -13,7 +13,8 @@ const CANCEL_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 
 impl Controller {
     /// Cancels a job: its driver moves it to CANCELING and answers at once, then stops what
-    /// the job started. A job that is CANCELING or over is returned as it is.
+    /// the job started. A job that is CANCELING or over is returned as it is. A job another
+    /// replica drives gets the cancel recorded in the database for that replica's driver.
     pub async fn cancel_job(&self, id: JobId, options: CancelOptions) -> Result<Job> {
         if let Some(live) = self.live.get(id) {
             savepoint_allowed(&options, live.job.borrow().kind)?;
@@ -46,11 +47,33 @@ impl Controller {
         if self.shutdown.is_cancelled() {
             return Err(Error::ShuttingDown);
         }
-        info!(job_id = %id, state = job.state.as_str(), "cancel of a job no driver of this broker holds");
-        Err(Error::Unavailable(format!(
-            "job {id} is {} but not driven by this broker right now; retry shortly",
-            job.state.as_str()
-        )))
+        // Another replica drives the job (or will take it up): record the cancel for its
+        // driver, and wait until the job is CANCELING.
+        let request = serde_json::to_string(&options)
+            .map_err(|e| Error::Internal(format!("cannot record the cancel: {e}")))?;
+        self.store
+            .request_cancel(id, &request)
+            .await
+            .map_err(not_found)?;
+        info!(job_id = %id, owner = ?job.owner, "cancel recorded for the replica that drives the job");
+        let deadline = tokio::time::Instant::now() + CANCEL_ANSWER_TIMEOUT;
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return Err(Error::ShuttingDown),
+                _ = tokio::time::sleep(self.limits.replica_poll_interval) => {}
+            }
+            let job = self.store.get_job(id).await.map_err(not_found)?;
+            if job.state.is_terminal() || job.state == JobState::Canceling {
+                return Ok(job);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Unavailable(format!(
+                    "the cancel of job {id} is recorded, but the replica driving it ({}) has not acted on it within {} s; it is carried out when that replica, or one taking the job over, does",
+                    job.owner.as_deref().unwrap_or("none yet"),
+                    CANCEL_ANSWER_TIMEOUT.as_secs()
+                )));
+            }
+        }
     }
 }
 

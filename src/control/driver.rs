@@ -8,10 +8,13 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
+use tokio_util::sync::CancellationToken;
+
 use super::registry::LiveJob;
+use super::results::drain::DrainOutcome;
 use super::{CancelOptions, Controller};
 use crate::error::Error;
-use crate::job::{Job, JobState, StatementState};
+use crate::job::{Job, JobState, LogEnd, LogSummary, StatementState};
 use crate::store::{StatementUpdate, StoreError};
 
 /// Commands waiting for a driver; senders wait when it is full.
@@ -26,14 +29,9 @@ pub(super) enum Command {
         options: CancelOptions,
         reply: oneshot::Sender<Job>,
     },
-    /// A result stream read a statement's results to their end (`failure` None) or saw the
-    /// statement fail; `recorded` is answered once that is in the store, before the stream
-    /// tells its client.
-    ResultsEnded {
-        index: u32,
-        failure: Option<String>,
-        recorded: oneshot::Sender<()>,
-    },
+    /// A query statement's drain ended: its results are logged (to their end or a result
+    /// limit), it failed, or the gateway lost them.
+    Drained { index: u32, outcome: DrainOutcome },
 }
 
 /// Why a driver's work stopped before the job's end.
@@ -73,6 +71,10 @@ pub(super) struct Core {
     canceling: bool,
     /// True when the driver stopped without the job's end and the job must be taken up again.
     pub lost: bool,
+    /// Cancelled at shutdown, and when this replica lost the job's lease.
+    pub stop: CancellationToken,
+    /// The driver's own command channel, for the tasks it starts (drains).
+    pub to_self: mpsc::Sender<Command>,
 }
 
 impl Core {
@@ -80,9 +82,11 @@ impl Core {
     pub fn register(controller: Arc<Controller>, job: Job, resuming: bool) -> Option<Core> {
         let (commands_tx, commands) = mpsc::channel(COMMAND_BUFFER);
         let (published, job_rx) = watch::channel(job.clone());
+        let stop = controller.shutdown.child_token();
         let live = LiveJob {
-            commands: commands_tx,
+            commands: commands_tx.clone(),
             job: job_rx,
+            stop: stop.clone(),
         };
         if !controller.live.insert(job.id, live) {
             return None;
@@ -91,6 +95,8 @@ impl Core {
             controller,
             canceling: job.state == JobState::Canceling,
             lost: false,
+            stop,
+            to_self: commands_tx,
             job,
             resuming,
             published,
@@ -194,6 +200,21 @@ impl Core {
         Ok(())
     }
 
+    /// Opens the result log of a query statement's attempt, durably.
+    pub async fn open_log(
+        &mut self,
+        index: u32,
+        attempt: u32,
+        schema: Vec<u8>,
+    ) -> Result<LogSummary, Interrupt> {
+        let store = &self.controller.store;
+        let id = self.job.id;
+        self.durably("the result log", || {
+            store.open_log(id, index, attempt, schema.clone())
+        })
+        .await
+    }
+
     /// Records where a stop with a savepoint wrote the savepoint, durably.
     pub async fn set_savepoint_path(&mut self, path: &str) -> Result<(), Interrupt> {
         let store = &self.controller.store;
@@ -228,7 +249,7 @@ impl Core {
         tokio::pin!(sleep);
         tokio::select! {
             biased;
-            _ = self.controller.shutdown.cancelled() => Err(Interrupt::Shutdown),
+            _ = self.stop.cancelled() => Err(Interrupt::Shutdown),
             command = self.commands.recv() => match command {
                 Some(command) => self.handle(command).await,
                 // The registry holds a sender for as long as the driver runs.
@@ -243,7 +264,7 @@ impl Core {
         while let Ok(command) = self.commands.try_recv() {
             self.handle(command).await?;
         }
-        if self.controller.shutdown.is_cancelled() {
+        if self.stop.is_cancelled() {
             return Err(Interrupt::Shutdown);
         }
         Ok(())
@@ -263,28 +284,32 @@ impl Core {
                     })
                 }
             }
-            Command::ResultsEnded { .. } if self.canceling => Ok(()),
-            Command::ResultsEnded {
-                index,
-                failure,
-                recorded,
-            } => {
+            Command::Drained { .. } if self.canceling => Ok(()),
+            Command::Drained { index, outcome } => {
                 let Some(statement) = self.job.statements.get(index as usize) else {
                     return Ok(());
                 };
                 if statement.state != StatementState::Running {
-                    let _ = recorded.send(());
                     return Ok(());
                 }
-                match failure {
-                    None => {
-                        info!(job_id = %self.job.id, statement = index, "results read to their end");
+                match outcome {
+                    DrainOutcome::Logged { end, rows } => {
                         self.statement_state(index, StatementState::Finished)
                             .await?;
-                        let _ = recorded.send(());
+                        if end != LogEnd::EndOfResults {
+                            let limit = match end {
+                                LogEnd::RowLimit => "max_rows",
+                                _ => "max_duration",
+                            };
+                            self.note(&format!(
+                                "statement {}: result limit {limit} reached after {rows} rows; its flink job was asked to stop",
+                                index + 1
+                            ))
+                            .await?;
+                        }
                         Ok(())
                     }
-                    Some(message) => {
+                    DrainOutcome::Failed(message) => {
                         self.update_statement(
                             index,
                             StatementUpdate {
@@ -294,12 +319,15 @@ impl Core {
                             },
                         )
                         .await?;
-                        let _ = recorded.send(());
                         Err(Interrupt::Failed(format!(
                             "statement {} failed: {message}",
                             index + 1
                         )))
                     }
+                    DrainOutcome::Lost(why) => {
+                        Err(Interrupt::Resume(format!("statement {}: {why}", index + 1)))
+                    }
+                    DrainOutcome::StoreLost(error) => Err(Interrupt::Lost(error)),
                 }
             }
         }
@@ -316,7 +344,7 @@ impl Core {
     async fn backoff(&self, attempt: u32) -> Result<(), Interrupt> {
         let pause = Duration::from_millis(100 * u64::from(attempt));
         tokio::select! {
-            _ = self.controller.shutdown.cancelled() => Err(Interrupt::Shutdown),
+            _ = self.stop.cancelled() => Err(Interrupt::Shutdown),
             _ = tokio::time::sleep(pause) => Ok(()),
         }
     }
@@ -333,8 +361,11 @@ impl Core {
                     warn!(job_id = %self.job.id, %error, "cannot record the job's failure; it is resumed at the next start");
                 }
             }
+            Interrupt::Shutdown if !self.controller.shutdown.is_cancelled() => {
+                info!(job_id = %self.job.id, state = self.job.state.as_str(), "driver stopped: this replica no longer holds the job's lease");
+            }
             Interrupt::Shutdown => {
-                info!(job_id = %self.job.id, state = self.job.state.as_str(), "broker shutting down; the job is resumed at the next start");
+                info!(job_id = %self.job.id, state = self.job.state.as_str(), "broker shutting down; the job is resumed at the next start (or by another replica)");
             }
             Interrupt::Lost(error) => {
                 warn!(job_id = %self.job.id, %error, "cannot record the job's progress; it is resumed later");

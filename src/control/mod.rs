@@ -27,6 +27,7 @@ mod get_job;
 mod list_jobs;
 mod python;
 mod registry;
+mod replicas;
 mod results;
 mod sql;
 mod stop;
@@ -65,6 +66,22 @@ pub struct Limits {
     pub script_url_prefixes: Vec<String>,
     /// How long a cancelled Flink job may take to stop before its job turns FAILED.
     pub cancel_timeout: Duration,
+    /// Batch jobs: the most encoded result bytes logged per query statement.
+    pub result_log_max_bytes: u64,
+    /// Streaming jobs: the sliding window of encoded result bytes held per query statement.
+    pub result_log_window_bytes: u64,
+    /// How long result logs are kept after their job ended.
+    pub result_retention: Duration,
+    /// How often expired result logs are deleted.
+    pub janitor_interval: Duration,
+    /// The most encoded rows in one result stream message.
+    pub max_message_bytes: u64,
+    /// How often a result stream waiting for rows says how far the log is.
+    pub progress_interval: Duration,
+    /// How long a lease on a job lasts without renewal.
+    pub lease_duration: Duration,
+    /// How often the database is looked at for what other replicas changed.
+    pub replica_poll_interval: Duration,
 }
 
 impl Default for Limits {
@@ -79,6 +96,14 @@ impl Default for Limits {
             max_parallelism: 64,
             script_url_prefixes: Vec::new(),
             cancel_timeout: Duration::from_secs(60),
+            result_log_max_bytes: 1 << 30,
+            result_log_window_bytes: 256 << 20,
+            result_retention: Duration::from_secs(24 * 3600),
+            janitor_interval: Duration::from_secs(60),
+            max_message_bytes: 4 << 20,
+            progress_interval: Duration::from_secs(2),
+            lease_duration: Duration::from_secs(10),
+            replica_poll_interval: Duration::from_millis(200),
         }
     }
 }
@@ -91,10 +116,11 @@ pub struct SqlSubmission {
     pub properties: BTreeMap<String, String>,
     pub request_id: Option<String>,
     pub labels: BTreeMap<String, String>,
+    pub result_limits: crate::job::ResultLimits,
 }
 
-/// What CancelJob was asked to do.
-#[derive(Debug, Clone, Default)]
+/// What CancelJob was asked to do (recorded as JSON for another replica's driver).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct CancelOptions {
     pub stop_with_savepoint: bool,
     pub savepoint_directory: Option<String>,
@@ -108,7 +134,10 @@ pub struct Controller {
     runner: Arc<dyn JobRunner>,
     limits: Limits,
     live: registry::Registry,
-    cursors: results::Cursors,
+    tails: results::Tails,
+    statuses: results::StatusCache,
+    /// This replica's name in the job leases.
+    replica: String,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -121,6 +150,7 @@ impl Controller {
         jobmanager: Arc<dyn JobManager>,
         runner: Arc<dyn JobRunner>,
         limits: Limits,
+        replica: String,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -130,7 +160,9 @@ impl Controller {
             runner,
             limits,
             live: registry::Registry::default(),
-            cursors: results::Cursors::default(),
+            tails: results::Tails::default(),
+            statuses: results::StatusCache::default(),
+            replica,
             shutdown,
             tasks: TaskTracker::new(),
         })
@@ -155,18 +187,9 @@ impl Controller {
         }
     }
 
-    /// Starts a driver for every job a previous run of the broker left unfinished; each
-    /// resumes the job where it was.
-    pub async fn recover(self: &Arc<Self>) -> Result<()> {
-        let jobs = self.store.list_unfinished().await?;
-        if !jobs.is_empty() {
-            info!(jobs = jobs.len(), "resuming the jobs left unfinished");
-        }
-        for job in jobs {
-            info!(job_id = %job.id, state = job.state.as_str(), kind = job.kind.as_str(), "resuming a job recorded before the broker restarted");
-            self.spawn_driver(job, true);
-        }
-        Ok(())
+    /// Returns this replica's name in the job leases.
+    pub fn replica(&self) -> &str {
+        &self.replica
     }
 
     /// Records a new job, or finds the one recorded under the same request id; starts a
@@ -174,9 +197,19 @@ impl Controller {
     async fn record(self: &Arc<Self>, new_job: NewJob) -> Result<Job> {
         let request_id = new_job.request_id.clone();
         match self.store.create_job(new_job).await? {
-            CreateOutcome::Created(job) => {
+            CreateOutcome::Created(mut job) => {
                 info!(job_id = %job.id, kind = job.kind.as_str(), statements = job.statements.len(), request_id = ?job.request_id, "job recorded");
-                self.spawn_driver(job.clone(), false);
+                let now = crate::job::now_millis();
+                if self
+                    .store
+                    .claim(job.id, &self.replica, now, self.lease_until())
+                    .await?
+                {
+                    job.owner = Some(self.replica.clone());
+                    self.spawn_driver(job.clone(), false);
+                } else {
+                    info!(job_id = %job.id, "another replica took the new job up first");
+                }
                 Ok(job)
             }
             CreateOutcome::Existing(job) => {
@@ -222,6 +255,10 @@ impl Controller {
             }
             match self.store.get_job(id).await {
                 Ok(job) if job.state.is_terminal() => return,
+                Ok(job) if job.owner.as_deref() != Some(self.replica.as_str()) => {
+                    info!(job_id = %id, owner = ?job.owner, "the job is driven by another replica now");
+                    return;
+                }
                 Ok(job) => {
                     info!(job_id = %id, "taking up a job whose progress could not be recorded");
                     self.spawn_driver(job, true);

@@ -15,6 +15,8 @@ pub(super) struct LiveJob {
     pub commands: mpsc::Sender<Command>,
     /// The job as its driver last published it.
     pub job: watch::Receiver<Job>,
+    /// Stops the driver (this replica lost the job's lease).
+    pub stop: tokio_util::sync::CancellationToken,
 }
 
 /// The live jobs, by id. A job is here from its driver's start to its driver's end.
@@ -43,6 +45,14 @@ impl Registry {
     /// Returns the job as its driver last published it.
     pub fn current(&self, id: JobId) -> Option<Job> {
         self.get(id).map(|live| live.job.borrow().clone())
+    }
+
+    /// The ids of the live jobs.
+    pub fn ids(&self) -> Vec<JobId> {
+        self.jobs
+            .lock()
+            .map(|jobs| jobs.keys().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Forgets a job whose driver ended.

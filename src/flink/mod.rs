@@ -62,6 +62,23 @@ impl FlinkJobStatus {
         })
     }
 
+    /// Returns Flink's state name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FlinkJobStatus::Initializing => "INITIALIZING",
+            FlinkJobStatus::Created => "CREATED",
+            FlinkJobStatus::Running => "RUNNING",
+            FlinkJobStatus::Failing => "FAILING",
+            FlinkJobStatus::Failed => "FAILED",
+            FlinkJobStatus::Cancelling => "CANCELLING",
+            FlinkJobStatus::Canceled => "CANCELED",
+            FlinkJobStatus::Finished => "FINISHED",
+            FlinkJobStatus::Restarting => "RESTARTING",
+            FlinkJobStatus::Suspended => "SUSPENDED",
+            FlinkJobStatus::Reconciling => "RECONCILING",
+        }
+    }
+
     /// Returns true for globally terminal states (FINISHED, FAILED, CANCELED).
     pub fn is_terminal(&self) -> bool {
         matches!(

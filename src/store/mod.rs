@@ -3,13 +3,17 @@
 pub mod entities;
 pub mod migration;
 pub mod sea;
+mod sea_lease;
+mod sea_log;
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use thiserror::Error;
 
-use crate::job::{Job, JobId, JobKind, JobState, NewJob, StatementRecord};
+use crate::job::{
+    Job, JobId, JobKind, JobState, LogEnd, LogSummary, NewJob, StatementRecord, UnixMillis,
+};
 
 pub use sea::SeaStore;
 
@@ -35,6 +39,17 @@ pub enum StoreError {
     /// A malformed ListJobs page token.
     #[error("invalid page token")]
     InvalidPageToken,
+    /// An append to a result log of an attempt the log no longer holds (the statement ran
+    /// again, or another replica took the job over).
+    #[error(
+        "the result log of statement {index} of job {job_id} holds attempt {held}, not {appended}"
+    )]
+    StaleLog {
+        job_id: JobId,
+        index: u32,
+        held: u32,
+        appended: u32,
+    },
 }
 
 /// The outcome of recording a job.
@@ -77,9 +92,112 @@ pub struct StatementUpdate {
     pub attempt: Option<u32>,
 }
 
+/// Rows of a statement's results, `first_row..first_row + rows`, as one encoded protobuf
+/// `RowBatch` (its `rows` only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogBatch {
+    pub first_row: u64,
+    pub rows: u64,
+    pub data: Vec<u8>,
+}
+
+/// What one append adds to a result log, atomically.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogAppend {
+    /// The attempt the rows come from; an append of another attempt is `StaleLog`.
+    pub attempt: u32,
+    /// In order, the first starting at the log's `rows_logged`.
+    pub batches: Vec<LogBatch>,
+    /// The gateway token of the next page (None when the log ends with this append).
+    pub next_token: Option<u64>,
+    pub end: Option<LogEnd>,
+    /// Streaming queries: the oldest batches are dropped while more than this many bytes
+    /// are held (the sliding window).
+    pub window_bytes: Option<u64>,
+}
+
+/// A read of a result log: its head, its schema and the batches asked for, from one snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRead {
+    pub head: LogSummary,
+    /// The result columns as the SQL Gateway reports them (JSON).
+    pub schema: Vec<u8>,
+    /// Batches ending after the row asked for, in order.
+    pub batches: Vec<LogBatch>,
+}
+
+/// The result log: every query statement's rows, durably, from any offset still held.
+#[async_trait]
+pub trait ResultLog: Send + Sync {
+    /// Opens the log of a statement's attempt: the log recorded for that attempt as it is,
+    /// or a new empty one (whatever an earlier attempt logged is deleted).
+    async fn open_log(
+        &self,
+        job_id: JobId,
+        index: u32,
+        attempt: u32,
+        schema: Vec<u8>,
+    ) -> Result<LogSummary, StoreError>;
+
+    /// Appends batches (and the next token, or the end) to a statement's log, dropping the
+    /// oldest batches beyond the window; returns the log's new head.
+    async fn append_log(
+        &self,
+        job_id: JobId,
+        index: u32,
+        append: LogAppend,
+    ) -> Result<LogSummary, StoreError>;
+
+    /// Reads a statement's log from `from_row`: at most `max_batches` batches, stopping
+    /// after `max_bytes`. None when the statement has no log.
+    async fn read_log(
+        &self,
+        job_id: JobId,
+        index: u32,
+        from_row: u64,
+        max_batches: u64,
+        max_bytes: u64,
+    ) -> Result<Option<LogRead>, StoreError>;
+
+    /// Deletes the rows of the logs of jobs that ended before `ended_before` (the head
+    /// stays, marked deleted); returns how many logs were deleted. At most `limit` logs per call.
+    async fn expire_logs(&self, ended_before: UnixMillis, limit: u64) -> Result<u64, StoreError>;
+}
+
+/// Leases: which replica drives each live job. A lease is held until a time; the holder
+/// renews it, and another replica may claim it once that time passed.
+#[async_trait]
+pub trait Leases: Send + Sync {
+    /// Takes the lease of an unfinished job for `owner` until `until`, when nobody holds it,
+    /// it expired before `now`, or `owner` holds it already. True when taken.
+    async fn claim(
+        &self,
+        id: JobId,
+        owner: &str,
+        now: UnixMillis,
+        until: UnixMillis,
+    ) -> Result<bool, StoreError>;
+
+    /// Extends every lease `owner` holds on an unfinished job to `until`; returns those jobs.
+    async fn renew(&self, owner: &str, until: UnixMillis) -> Result<Vec<JobId>, StoreError>;
+
+    /// Lists unfinished jobs whose lease nobody holds or expired before `now` (at most `limit`).
+    async fn claimable(&self, now: UnixMillis, limit: u64) -> Result<Vec<JobId>, StoreError>;
+
+    /// Gives up every lease `owner` holds (a replica stopping), so others claim them at once.
+    async fn release(&self, owner: &str) -> Result<(), StoreError>;
+
+    /// Records a CancelJob for the job's driver, unless one is recorded or the job ended.
+    async fn request_cancel(&self, id: JobId, request: &str) -> Result<(), StoreError>;
+
+    /// Lists the jobs `owner` drives with a cancel recorded that their driver did not act
+    /// on yet (still not CANCELING), with the recorded request.
+    async fn cancel_requests(&self, owner: &str) -> Result<Vec<(JobId, String)>, StoreError>;
+}
+
 /// Durable job records. Every method is atomic.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: ResultLog + Leases + Send + Sync {
     /// Records a new job (state PENDING, with its statements and a first history entry), or
     /// finds the job already recorded under the same `request_id`.
     async fn create_job(&self, job: NewJob) -> Result<CreateOutcome, StoreError>;
@@ -144,6 +262,7 @@ pub fn pending_statements(statements: &[String]) -> Vec<StatementRecord> {
                 is_query: kind.is_result(index, count),
                 kind,
                 attempt: 0,
+                log: None,
             }
         })
         .collect()

@@ -29,12 +29,12 @@ use sea_orm::{
 };
 use sea_orm_migration::MigratorTrait;
 
-use super::entities::{job, job_state_transition, job_statement};
+use super::entities::{job, job_state_transition, job_statement, result_log};
 use super::migration::Migrator;
 use super::{CreateOutcome, JobFilter, JobPage, StatementUpdate, Store, StoreError};
 use crate::job::{
-    Job, JobId, JobKind, JobSpec, JobState, NewJob, StateTransition, StatementRecord,
-    StatementState, UnixMillis, now_millis,
+    Job, JobId, JobKind, JobSpec, JobState, LogEnd, LogSummary, NewJob, StateTransition,
+    StatementRecord, StatementState, UnixMillis, now_millis,
 };
 use crate::sql_script::StatementKind;
 
@@ -62,7 +62,7 @@ const TRANSITION_ATTEMPTS: usize = 8;
 /// The sea-orm store (SQLite file or memory, PostgreSQL).
 #[derive(Debug, Clone)]
 pub struct SeaStore {
-    db: DatabaseConnection,
+    pub(super) db: DatabaseConnection,
 }
 
 /// Which database a URL names, and what connecting to it needs.
@@ -160,7 +160,7 @@ impl SeaStore {
     }
 
     /// Begins a transaction that writes; on SQLite it takes the write lock at once.
-    async fn begin_write(&self) -> Result<DatabaseTransaction, StoreError> {
+    pub(super) async fn begin_write(&self) -> Result<DatabaseTransaction, StoreError> {
         let options = match self.backend() {
             DbBackend::Sqlite => TransactionOptions {
                 sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
@@ -175,7 +175,7 @@ impl SeaStore {
     }
 
     /// Begins a transaction that reads one consistent snapshot.
-    async fn begin_read(&self) -> Result<DatabaseTransaction, StoreError> {
+    pub(super) async fn begin_read(&self) -> Result<DatabaseTransaction, StoreError> {
         let options = match self.backend() {
             DbBackend::Postgres => TransactionOptions {
                 isolation_level: Some(IsolationLevel::RepeatableRead),
@@ -242,6 +242,9 @@ impl SeaStore {
             flink_job_id: ActiveValue::Set(new_job.flink_job_id.clone()),
             submitter_output: ActiveValue::Set(None),
             savepoint_path: ActiveValue::Set(None),
+            owner: ActiveValue::Set(None),
+            lease_until: ActiveValue::Set(None),
+            cancel_request: ActiveValue::Set(None),
         })
         .exec_without_returning(txn)
         .await?;
@@ -743,6 +746,8 @@ fn created_job(new_job: NewJob) -> Job {
         flink_job_id: new_job.flink_job_id,
         submitter_output: None,
         savepoint_path: None,
+        owner: None,
+        cancel_request: None,
         statements,
         history: vec![StateTransition {
             state: JobState::Pending,
@@ -788,6 +793,7 @@ async fn load_jobs<C: ConnectionTrait>(
 ) -> Result<Vec<Job>, StoreError> {
     let mut statements: HashMap<String, Vec<job_statement::Model>> = HashMap::new();
     let mut history: HashMap<String, Vec<job_state_transition::Model>> = HashMap::new();
+    let mut logs: HashMap<String, Vec<result_log::Model>> = HashMap::new();
     for chunk in rows.chunks(LOAD_CHUNK) {
         let ids: Vec<&str> = chunk.iter().map(|row| row.id.as_str()).collect();
         let statement_rows = job_statement::Entity::find()
@@ -813,12 +819,43 @@ async fn load_jobs<C: ConnectionTrait>(
         for entry in history_rows {
             history.entry(entry.job_id.clone()).or_default().push(entry);
         }
+        let sql_ids: Vec<&str> = chunk
+            .iter()
+            .filter(|row| row.kind == JobKind::Sql.as_str())
+            .map(|row| row.id.as_str())
+            .collect();
+        if !sql_ids.is_empty() {
+            let log_rows = result_log::Entity::find()
+                .select_only()
+                .columns([
+                    result_log::Column::JobId,
+                    result_log::Column::Idx,
+                    result_log::Column::Attempt,
+                    result_log::Column::RowsLogged,
+                    result_log::Column::EarliestRow,
+                    result_log::Column::BytesHeld,
+                    result_log::Column::BytesLogged,
+                    result_log::Column::NextToken,
+                    result_log::Column::EndReason,
+                    result_log::Column::UpdatedAt,
+                    result_log::Column::DeletedAt,
+                ])
+                .expr_as(Expr::value(Vec::<u8>::new()), "schema")
+                .filter(result_log::Column::JobId.is_in(sql_ids))
+                .all(conn)
+                .await
+                .map_err(db_error("cannot read result logs"))?;
+            for log in log_rows {
+                logs.entry(log.job_id.clone()).or_default().push(log);
+            }
+        }
     }
     rows.into_iter()
         .map(|row| {
             let statements = statements.remove(&row.id).unwrap_or_default();
             let history = history.remove(&row.id).unwrap_or_default();
-            job_from_rows(row, statements, history)
+            let logs = logs.remove(&row.id).unwrap_or_default();
+            job_from_rows(row, statements, history, logs)
         })
         .collect()
 }
@@ -828,7 +865,10 @@ fn job_from_rows(
     row: job::Model,
     statements: Vec<job_statement::Model>,
     history: Vec<job_state_transition::Model>,
+    logs: Vec<result_log::Model>,
 ) -> Result<Job, StoreError> {
+    let mut logs: HashMap<i64, result_log::Model> =
+        logs.into_iter().map(|log| (log.idx, log)).collect();
     let corrupt = |detail: String| StoreError::Corrupt {
         job_id: row.id.clone(),
         detail,
@@ -885,6 +925,10 @@ fn job_from_rows(
                 flink_job_id: statement.flink_job_id,
                 error: statement.error,
                 is_query,
+                log: match logs.remove(&statement.idx) {
+                    Some(log) => Some(log_summary(&log).map_err(&corrupt)?),
+                    None => None,
+                },
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
@@ -913,8 +957,39 @@ fn job_from_rows(
         flink_job_id: row.flink_job_id,
         submitter_output: row.submitter_output,
         savepoint_path: row.savepoint_path,
+        owner: row.owner,
+        cancel_request: row.cancel_request,
         statements,
         history,
+    })
+}
+
+/// Reads a result log's head back.
+pub(super) fn log_summary(log: &result_log::Model) -> Result<LogSummary, String> {
+    let count = |name: &str, value: i64| {
+        u64::try_from(value)
+            .map_err(|_| format!("result log of statement {}: {name} {value}", log.idx))
+    };
+    Ok(LogSummary {
+        attempt: u32::try_from(log.attempt).map_err(|_| {
+            format!(
+                "result log of statement {}: attempt {}",
+                log.idx, log.attempt
+            )
+        })?,
+        rows_logged: count("rows_logged", log.rows_logged)?,
+        earliest_row: count("earliest_row", log.earliest_row)?,
+        bytes_held: count("bytes_held", log.bytes_held)?,
+        bytes_logged: count("bytes_logged", log.bytes_logged)?,
+        next_token: log.next_token.map(|t| count("next_token", t)).transpose()?,
+        end: match &log.end_reason {
+            Some(end) => Some(LogEnd::parse(end).ok_or_else(|| {
+                format!("result log of statement {}: end reason {end:?}", log.idx)
+            })?),
+            None => None,
+        },
+        updated_at: log.updated_at,
+        deleted_at: log.deleted_at,
     })
 }
 
@@ -925,20 +1000,20 @@ fn parse_job_state(job_id: &str, stored: &str) -> Result<JobState, StoreError> {
     })
 }
 
-async fn commit(txn: DatabaseTransaction) -> Result<(), StoreError> {
+pub(super) async fn commit(txn: DatabaseTransaction) -> Result<(), StoreError> {
     txn.commit()
         .await
         .map_err(db_error("cannot commit the transaction"))
 }
 
-async fn rollback(txn: DatabaseTransaction) -> Result<(), StoreError> {
+pub(super) async fn rollback(txn: DatabaseTransaction) -> Result<(), StoreError> {
     txn.rollback()
         .await
         .map_err(db_error("cannot roll back the transaction"))
 }
 
 /// Maps a `DbErr` to `StoreError::Database` with a lowercase message saying what failed.
-fn db_error(what: &'static str) -> impl Fn(DbErr) -> StoreError {
+pub(super) fn db_error(what: &'static str) -> impl Fn(DbErr) -> StoreError {
     move |error| {
         let detail = match &error {
             DbErr::Conn(RuntimeErr::SqlxError(e))

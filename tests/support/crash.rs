@@ -576,13 +576,12 @@ impl Connector {
             .await;
             let interruption = match opened {
                 Err(_) => format!("no answer within {CALL_TIMEOUT:?}"),
-                // ABORTED: the stream of a connection the broker has not yet seen broken.
-                Ok(Err(status)) if is_unanswered(&status) || status.code() == Code::Aborted => {
-                    format!("{:?}: {}", status.code(), status.message())
-                }
                 Ok(Err(status)) if runs_again(&status) => {
                     read.restarted_from_zero += 1;
                     read.ids.clear();
+                    format!("{:?}: {}", status.code(), status.message())
+                }
+                Ok(Err(status)) if is_unanswered(&status) => {
                     format!("{:?}: {}", status.code(), status.message())
                 }
                 Ok(Err(status)) => {
@@ -618,7 +617,7 @@ impl Connector {
                             Ok(Ok(Some(message))) => message,
                         };
                         match message.message {
-                            Some(Message::Schema(_)) | None => {}
+                            Some(Message::Schema(_) | Message::Progress(_)) | None => {}
                             Some(Message::Rows(batch)) => {
                                 if batch.first_row_offset != read.ids.len() as u64 {
                                     read.offset_mismatches.push(format!(
@@ -718,7 +717,8 @@ pub struct ResultRead {
 /// True for the broker's answer that a query runs again after a restart and its results start
 /// again at row 0: a reader starts over.
 fn runs_again(status: &Status) -> bool {
-    status.code() == Code::OutOfRange && status.message().contains("start again at row 0")
+    matches!(status.code(), Code::OutOfRange | Code::Aborted)
+        && status.message().contains("again at row 0")
 }
 
 /// How reading results ended.

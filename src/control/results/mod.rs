@@ -1,8 +1,11 @@
-//! StreamOperationResults (`stream.rs`) and what the drivers keep of each query's results
-//! (`cursor.rs`).
+//! Query results: the drain that logs each query's rows as they are produced (`drain.rs`), the
+//! heads of the logs this process writes (`tails.rs`), and StreamOperationResults, which
+//! reads the log (`stream.rs`).
 
-mod cursor;
+pub(super) mod drain;
 mod stream;
+mod tails;
 
-pub(super) use cursor::{Cursor, Cursors};
+pub(super) use stream::StatusCache;
 pub use stream::{ResultMessage, ResultRequest, StreamEndReason};
+pub(super) use tails::Tails;

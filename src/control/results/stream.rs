@@ -1,38 +1,36 @@
-//! StreamOperationResults: reads a query statement's result pages and turns them into typed
-//! row batches, one page in flight at a time.
+//! StreamOperationResults: reads a query statement's result log, from any offset it still
+//! holds, on any replica, while and after the job runs.
 //!
-//! A stream reads from the cursor the job's driver created with the query's first page (its
-//! verdict); a stream opened earlier waits for it. Resuming: the SQL Gateway accepts only the
-//! token it served last and the next one, so the broker keeps the rows of the last page with
-//! rows it fetched for each statement (one page, bounded), and a client can resume from any row
-//! of that page or from the end of what was read. Older offsets, and any offset of a query that
-//! runs again after a broker restart, are OUT_OF_RANGE.
+//! A stream reads batches from the store and sends them in messages of at most
+//! `--max-message-bytes` of rows. At the end of what is logged it waits: on the log's head
+//! when this process writes the log, otherwise by looking at the store every
+//! `--replica-poll-interval`; while it waits it sends a progress message every
+//! `--progress-interval`. Nothing a stream does drives the job: a client that leaves costs
+//! nothing, and the job's drain goes on without readers.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{OwnedMutexGuard, mpsc, oneshot, watch};
+use prost::Message as _;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::super::driver::Command;
-use super::super::{Controller, not_found};
-use super::cursor::{Cursor, ResumePoint};
+use super::super::Controller;
+use super::drain::decode_batch;
 use crate::error::{Error, Result};
-use crate::job::{Job, JobId, JobKind, JobState, StatementState};
+use crate::job::{Job, JobId, JobKind, JobState, LogEnd, LogSummary, StatementState};
 use crate::proto;
-use crate::rows;
-use crate::sql_gateway::{GatewayError, ResultType, RowData};
+use crate::sql_gateway::ColumnInfo;
+use crate::store::LogRead;
 
-/// Pages with fewer rows than this are followed by a short pause, so that the gateway can
-/// gather a larger next page instead of being polled back to back.
-const SMALL_PAGE_ROWS: usize = 100;
-const SMALL_PAGE_PAUSE: Duration = Duration::from_millis(5);
-const FIRST_BACKOFF: Duration = Duration::from_millis(10);
-const UNREACHABLE_RETRIES: u32 = 3;
+/// How long the end message may wait for a client that stopped reading.
 const END_SEND_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a stream waits for the driver to record the end of the results.
-const RECORD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Batches read from the store at once (bounded in bytes by the message size too).
+const READ_BATCHES: u64 = 16;
+/// Messages queued for the client beyond the one being sent.
+const QUEUED_MESSAGES: usize = 2;
 
 /// What StreamOperationResults was asked for.
 #[derive(Debug, Clone)]
@@ -62,6 +60,11 @@ pub enum ResultMessage {
         rows: Vec<proto::Row>,
         first_row_offset: u64,
     },
+    Progress {
+        rows_logged: u64,
+        earliest_row_offset: u64,
+        flink_job_status: String,
+    },
     End {
         reason: StreamEndReason,
         error: Option<String>,
@@ -72,21 +75,20 @@ pub enum ResultMessage {
 
 type Sender = mpsc::Sender<Result<ResultMessage>>;
 
+/// The Flink job statuses progress messages report, each read at most once per progress
+/// interval however many streams wait on it.
+#[derive(Default)]
+pub(in crate::control) struct StatusCache {
+    statuses: Mutex<HashMap<String, (Instant, String)>>,
+}
+
 impl Controller {
     /// Checks a result request and starts streaming; the receiver yields the messages.
     pub async fn stream_results(
         self: &Arc<Self>,
         request: ResultRequest,
     ) -> Result<mpsc::Receiver<Result<ResultMessage>>> {
-        let live = self.live.get(request.job_id);
-        let job = match &live {
-            Some(live) => live.job.borrow().clone(),
-            None => self
-                .store
-                .get_job(request.job_id)
-                .await
-                .map_err(not_found)?,
-        };
+        let job = self.get_job(request.job_id).await?;
         if job.kind != JobKind::Sql {
             return Err(Error::FailedPrecondition(format!(
                 "job {} is a python job; only sql jobs have results",
@@ -95,104 +97,52 @@ impl Controller {
         }
         let index = select_statement(&job, request.statement_index)?;
         let statement = &job.statements[index as usize];
-        if matches!(
-            job.state,
-            JobState::Failed | JobState::Canceled | JobState::Canceling
-        ) {
-            return Err(Error::FailedPrecondition(format!(
-                "job {} is {}: {}",
-                job.id,
-                job.state.as_str(),
-                job.state_reason
-            )));
-        }
-        let already_read = || {
-            Error::FailedPrecondition(format!(
-                "results of statement {} of job {} were already read to their end",
-                index + 1,
-                job.id
-            ))
-        };
-        let Some(live) = live else {
-            if job.state == JobState::Finished {
-                return Err(already_read());
-            }
-            return Err(Error::Unavailable(format!(
-                "job {} is {} but not driven by this broker right now; retry shortly",
-                job.id,
-                job.state.as_str()
-            )));
-        };
-        let cursor = self.cursors.lock(job.id, index)?;
-        // Rows of an earlier run of the query (before a broker restart) cannot be served: a
-        // resume before this run served anything comes from an earlier one.
-        let earlier_run = || {
-            Error::OutOfRange(format!(
-                "resume_from_row: {} cannot be served; statement {} runs again after a broker restart (attempt {}), so its results start again at row 0",
-                request.resume_from_row,
-                index + 1,
-                statement.attempt + 1
-            ))
-        };
-        let start = match &cursor {
-            Some(cursor)
-                if request.resume_from_row > 0 && !cursor.served && statement.attempt > 0 =>
-            {
-                return Err(earlier_run());
-            }
-            Some(cursor) => Some(cursor.resume_point(request.resume_from_row)?),
-            None if statement.state == StatementState::Finished && statement.is_query => {
-                return Err(already_read());
-            }
-            None if request.resume_from_row > 0 && statement.attempt > 0 => {
-                return Err(earlier_run());
-            }
+        match &statement.log {
+            Some(log) => check_offset(&job, index, log, request.resume_from_row)?,
             None if request.resume_from_row > 0 => {
                 return Err(Error::OutOfRange(format!(
-                    "resume_from_row: {} cannot be served; this broker holds no rows of statement {} yet (a query interrupted by a broker restart runs again, and its results start again at row 0)",
+                    "resume_from_row: {} cannot be served; statement {} has logged no rows yet",
                     request.resume_from_row,
                     index + 1
                 )));
             }
-            None => None,
-        };
+            None if job.state.is_terminal() => {
+                return Err(Error::FailedPrecondition(format!(
+                    "job {} is {} and statement {} logged no results: {}",
+                    job.id,
+                    job.state.as_str(),
+                    index + 1,
+                    job.state_reason
+                )));
+            }
+            None => {}
+        }
         let limit = request
             .max_duration
             .unwrap_or(self.limits.max_stream_duration)
             .min(self.limits.max_stream_duration);
-        let (tx, rx) = mpsc::channel(1);
+        let (tx, rx) = mpsc::channel(QUEUED_MESSAGES);
         let this = Arc::clone(self);
         self.tasks.spawn(async move {
-            let pump = Pump {
+            let mut reader = Reader {
                 controller: &this,
                 job_id: job.id,
                 index,
                 tx: &tx,
                 deadline: Instant::now() + limit,
                 max_rows: request.max_rows,
-                job: live.job,
-                driver: live.commands,
+                offset: request.resume_from_row,
+                rows_sent: 0,
+                attempt: None,
+                tail: None,
+                job: this.live.get(job.id).map(|live| live.job),
             };
-            let outcome = match (cursor, start) {
-                (Some(cursor), Some(start)) => pump.run(cursor, start).await,
-                _ => match pump.wait_for_verdict().await {
-                    Ok(Ok(cursor)) => {
-                        let start = ResumePoint {
-                            row: 0,
-                            kept_rows_skip: (!cursor.last_rows.is_empty()).then_some(0),
-                        };
-                        pump.run(cursor, start).await
-                    }
-                    Ok(Err((end, error))) => pump.end(end, error, 0, 0).await,
-                    Err(error) => Err(error),
-                },
-            };
-            match outcome {
+            match reader.run().await {
                 Ok(Some(end)) => {
-                    info!(job_id = %job.id, statement = index, ?end, "result stream ended");
+                    info!(job_id = %job.id, statement = index, ?end, rows = reader.rows_sent, "result stream ended");
                 }
                 Ok(None) => {
-                    info!(job_id = %job.id, statement = index, "result stream closed by the client");
+                    info!(job_id = %job.id, statement = index, rows = reader.rows_sent, "result stream closed by the client");
                 }
                 Err(error) => {
                     warn!(job_id = %job.id, statement = index, %error, "result stream failed");
@@ -202,6 +152,61 @@ impl Controller {
         });
         Ok(rx)
     }
+
+    /// The status of a Flink job for a progress message (cached for one progress interval).
+    async fn flink_status(&self, flink_job_id: &str) -> String {
+        let fresh = self.limits.progress_interval;
+        if let Ok(statuses) = self.statuses.statuses.lock()
+            && let Some((read, status)) = statuses.get(flink_job_id)
+            && read.elapsed() < fresh
+        {
+            return status.clone();
+        }
+        let status = match self.jobmanager.job_status(flink_job_id).await {
+            Ok(status) => status.as_str().to_owned(),
+            Err(error) => {
+                debug!(flink_job_id, %error, "no flink job status for a progress message");
+                String::new()
+            }
+        };
+        if let Ok(mut statuses) = self.statuses.statuses.lock() {
+            statuses.retain(|_, (read, _)| read.elapsed() < fresh);
+            statuses.insert(flink_job_id.to_owned(), (Instant::now(), status.clone()));
+        }
+        status
+    }
+}
+
+/// Refuses an offset the log does not hold.
+fn check_offset(job: &Job, index: u32, log: &LogSummary, offset: u64) -> Result<()> {
+    if let Some(deleted) = log.deleted_at {
+        return Err(Error::FailedPrecondition(format!(
+            "the results of statement {} of job {} were deleted at {} (ms since the epoch), after the result retention (--result-retention) that follows the job's end; {} rows had been logged",
+            index + 1,
+            job.id,
+            deleted,
+            log.rows_logged
+        )));
+    }
+    if offset < log.earliest_row {
+        return Err(Error::OutOfRange(format!(
+            "resume_from_row: {offset} is no longer held; statement {} keeps a sliding window of its most recent results (--result-log-window-bytes), which now starts at row {} (rows {}..{} can be read)",
+            index + 1,
+            log.earliest_row,
+            log.earliest_row,
+            log.rows_logged
+        )));
+    }
+    if offset > log.rows_logged {
+        return Err(Error::OutOfRange(format!(
+            "resume_from_row: {offset} is beyond the {} rows statement {} logged so far (rows {}..{} can be read)",
+            log.rows_logged,
+            index + 1,
+            log.earliest_row,
+            log.rows_logged
+        )));
+    }
+    Ok(())
 }
 
 /// Picks the statement to read: the one asked for, or the last one whose results are part of
@@ -258,305 +263,407 @@ fn abbreviate(sql: &str) -> String {
 }
 
 /// One running result stream.
-struct Pump<'a> {
-    controller: &'a Controller,
+struct Reader<'a> {
+    controller: &'a Arc<Controller>,
     job_id: JobId,
     index: u32,
     tx: &'a Sender,
     deadline: Instant,
     max_rows: Option<u64>,
-    /// The job as its driver publishes it.
-    job: watch::Receiver<Job>,
-    /// The job's driver, told when the results were read to their end.
-    driver: mpsc::Sender<Command>,
+    /// The offset of the next row to send.
+    offset: u64,
+    rows_sent: u64,
+    /// The statement's attempt the stream reads (the log starts again with another).
+    attempt: Option<u32>,
+    /// The log's head, when this process writes the log.
+    tail: Option<watch::Receiver<LogSummary>>,
+    /// The job as its driver publishes it, when this process drives it.
+    job: Option<watch::Receiver<Job>>,
 }
 
 /// How waiting ended.
 enum Waited {
-    Elapsed,
+    /// Something may have changed: look again.
+    Again,
+    /// Time for a progress message.
+    Progress,
     Deadline,
     ClientGone,
-    Canceled,
     Shutdown,
 }
 
-impl Pump<'_> {
+/// What stops a stream before its rows end.
+enum Stop {
+    End(StreamEndReason, Option<String>),
+    ClientGone,
+}
+
+impl Reader<'_> {
     /// Streams until an end; Ok(None) when the client left.
-    async fn run(
-        &self,
-        mut cursor: OwnedMutexGuard<Cursor>,
-        resume: ResumePoint,
-    ) -> Result<Option<StreamEndReason>> {
-        let mut rows_sent: u64 = 0;
-        cursor.served = true;
-        let session = cursor.session.clone();
-        let operation = cursor.operation.clone();
+    async fn run(&mut self) -> Result<Option<StreamEndReason>> {
         let mut schema_sent = false;
-        if let Some(columns) = &cursor.columns {
-            if let Err(waited) = self
-                .send(ResultMessage::Schema(rows::schema_to_proto(columns)))
-                .await
-            {
-                return self.finish_waiting(waited, rows_sent, resume.row).await;
-            }
-            schema_sent = true;
-        }
-        // Rows of the kept page first, when resuming inside it.
-        if let Some(skip) = resume.kept_rows_skip {
-            let batch = self.batch(&cursor, &cursor.last_rows, skip, rows_sent)?;
-            let taken = batch.len() as u64;
-            if let Err(waited) = self
-                .send(ResultMessage::Rows {
-                    rows: batch,
-                    first_row_offset: resume.row,
-                })
-                .await
-            {
-                return self.finish_waiting(waited, rows_sent, resume.row).await;
-            }
-            rows_sent += taken;
-            if self.max_rows.is_some_and(|max| rows_sent >= max) {
-                let next = resume.row + taken;
-                return self
-                    .end(StreamEndReason::RowLimitReached, None, rows_sent, next)
-                    .await;
-            }
-        }
-        if cursor.eos {
-            // Also when the first page was the last: the driver learns the results were read.
-            return self.reached_eos(rows_sent, cursor.rows_before_next).await;
-        }
-        let mut backoff = FIRST_BACKOFF;
-        let mut unreachable = 0;
+        let mut last_progress = Instant::now();
         loop {
-            let offset = cursor.rows_before_next;
-            // One page in flight: fetch only once the previous batch left the channel.
-            let permit = tokio::select! {
-                permit = self.tx.reserve() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => return Ok(None),
-                },
-                waited = self.wait(Duration::MAX) => match waited {
-                    Waited::Elapsed => continue,
-                    other => return self.finish_waiting(other, rows_sent, offset).await,
-                },
-            };
-            let page = match self
+            self.follow_tail();
+            let read = self
                 .controller
-                .gateway
-                .fetch_results(&session, &operation, cursor.next_token)
-                .await
-            {
-                Ok(page) => page,
-                Err(GatewayError::Unreachable(message)) if unreachable < UNREACHABLE_RETRIES => {
-                    unreachable += 1;
-                    drop(permit);
-                    warn!(job_id = %self.job_id, statement = self.index, %message, attempt = unreachable, "sql gateway unreachable while fetching results; retrying");
-                    match self.wait(backoff).await {
-                        Waited::Elapsed => {}
-                        other => return self.finish_waiting(other, rows_sent, offset).await,
-                    }
-                    backoff = (backoff * 2).min(self.controller.limits.max_fetch_backoff);
-                    continue;
+                .store
+                .read_log(
+                    self.job_id,
+                    self.index,
+                    self.offset,
+                    READ_BATCHES,
+                    self.controller.limits.max_message_bytes,
+                )
+                .await?;
+            let Some(read) = read else {
+                // No log yet: the query has no verdict.
+                if let Some(stop) = self.stopped_before_results().await? {
+                    return self.stop(stop).await;
                 }
-                Err(error) => {
-                    drop(permit);
-                    return self.fetch_failed(error, rows_sent, offset).await;
+                match self.wait(&mut last_progress).await {
+                    Waited::Again | Waited::Progress => continue,
+                    other => return self.end_waiting(other).await,
                 }
             };
-            unreachable = 0;
-            if cursor.columns.is_none() && !page.columns.is_empty() {
-                cursor.columns = Some(page.columns.clone());
-            }
-            match (&cursor.columns, schema_sent) {
-                (Some(columns), false) => {
-                    permit.send(Ok(ResultMessage::Schema(rows::schema_to_proto(columns))));
-                    schema_sent = true;
+            self.check(&read)?;
+            if !schema_sent {
+                let columns: Vec<ColumnInfo> =
+                    serde_json::from_slice(&read.schema).map_err(|e| {
+                        Error::Internal(format!("a stored result schema does not decode: {e}"))
+                    })?;
+                let schema = crate::rows::schema_to_proto(&columns);
+                if let Err(stop) = self.send(ResultMessage::Schema(schema)).await {
+                    return self.stop(stop).await;
                 }
-                _ => drop(permit),
+                schema_sent = true;
             }
-            match page.result_type {
-                ResultType::NotReady => {}
-                ResultType::Eos => {
-                    cursor.record_page(offset, Vec::new(), None);
-                    if !schema_sent {
-                        let columns = cursor.columns.clone().unwrap_or_default();
-                        if let Err(waited) = self
-                            .send(ResultMessage::Schema(rows::schema_to_proto(&columns)))
-                            .await
-                        {
-                            return self.finish_waiting(waited, rows_sent, offset).await;
-                        }
+            if !read.batches.is_empty() {
+                match self.send_batches(read).await {
+                    Ok(true) => {
+                        let next = self.offset;
+                        return self.end(StreamEndReason::RowLimitReached, None, next).await;
                     }
-                    return self.reached_eos(rows_sent, offset).await;
-                }
-                ResultType::Payload => {
-                    let count = page.data.len();
-                    let batch = self.batch(&cursor, &page.data, 0, rows_sent)?;
-                    let taken = batch.len() as u64;
-                    cursor.record_page(offset, page.data, page.next_token);
-                    if taken > 0
-                        && let Err(waited) = self
-                            .send(ResultMessage::Rows {
-                                rows: batch,
-                                first_row_offset: offset,
-                            })
-                            .await
-                    {
-                        return self.finish_waiting(waited, rows_sent, offset).await;
-                    }
-                    rows_sent += taken;
-                    if self.max_rows.is_some_and(|max| rows_sent >= max) {
-                        return self
-                            .end(
-                                StreamEndReason::RowLimitReached,
-                                None,
-                                rows_sent,
-                                offset + taken,
-                            )
-                            .await;
-                    }
-                    if cursor.eos {
-                        return self.reached_eos(rows_sent, cursor.rows_before_next).await;
-                    }
-                    if count > 0 {
-                        // Right after rows, an empty page is asked again at once; a small page
-                        // is followed by a short pause so that the next one can be larger.
-                        backoff = Duration::ZERO;
-                        if count < SMALL_PAGE_ROWS {
-                            match self.wait(SMALL_PAGE_PAUSE).await {
-                                Waited::Elapsed => {}
-                                other => {
-                                    let next = cursor.rows_before_next;
-                                    return self.finish_waiting(other, rows_sent, next).await;
-                                }
-                            }
-                        }
+                    Ok(false) => {
+                        last_progress = Instant::now();
                         continue;
                     }
+                    Err(stop) => return self.stop(stop).await,
                 }
             }
-            // Nothing new yet: back off, doubling while nothing comes.
-            debug!(job_id = %self.job_id, statement = self.index, token = cursor.next_token, "no rows yet");
-            if !backoff.is_zero() {
-                match self.wait(backoff).await {
-                    Waited::Elapsed => {}
-                    other => {
-                        let next = cursor.rows_before_next;
-                        return self.finish_waiting(other, rows_sent, next).await;
+            // At the end of what is logged.
+            if let Some(end) = read.head.end {
+                let reason = match end {
+                    LogEnd::EndOfResults => StreamEndReason::EndOfResults,
+                    LogEnd::RowLimit => StreamEndReason::RowLimitReached,
+                    LogEnd::TimeLimit => StreamEndReason::TimeLimitReached,
+                };
+                let next = self.offset;
+                return self.end(reason, None, next).await;
+            }
+            if let Some(stop) = self.stopped_while_logging().await? {
+                // Rows logged just before the stop are still sent.
+                let again = self
+                    .controller
+                    .store
+                    .read_log(self.job_id, self.index, self.offset, 1, 1)
+                    .await?;
+                if again.is_some_and(|read| !read.batches.is_empty()) {
+                    continue;
+                }
+                return self.stop(stop).await;
+            }
+            match self.wait(&mut last_progress).await {
+                Waited::Again => {}
+                Waited::Progress => {
+                    let status = self.flink_status().await;
+                    let progress = ResultMessage::Progress {
+                        rows_logged: read.head.rows_logged,
+                        earliest_row_offset: read.head.earliest_row,
+                        flink_job_status: status,
+                    };
+                    if let Err(stop) = self.send(progress).await {
+                        return self.stop(stop).await;
                     }
                 }
+                other => return self.end_waiting(other).await,
             }
-            backoff = (backoff * 2)
-                .max(FIRST_BACKOFF)
-                .min(self.controller.limits.max_fetch_backoff);
         }
     }
 
-    /// Ends the stream after a failed fetch. Only a failure of the statement itself marks it
-    /// FAILED; a token the gateway no longer serves is OUT_OF_RANGE; a cancel wins over both.
-    async fn fetch_failed(
-        &self,
-        error: GatewayError,
-        rows_sent: u64,
-        next: u64,
-    ) -> Result<Option<StreamEndReason>> {
-        if stopped(&self.job.borrow()) {
-            return self
-                .finish_waiting(self.cancel_or_shutdown(), rows_sent, next)
-                .await;
-        }
-        match error {
-            GatewayError::StatementFailed { .. } => {
-                let message = error.to_string();
-                self.tell_driver(Some(message.clone())).await;
-                self.end(StreamEndReason::Failed, Some(message), rows_sent, next)
-                    .await
+    /// Refuses a read the log cannot serve (any more).
+    fn check(&mut self, read: &LogRead) -> Result<()> {
+        match self.attempt {
+            None => self.attempt = Some(read.head.attempt),
+            Some(attempt) if attempt != read.head.attempt => {
+                return Err(Error::Aborted(format!(
+                    "statement {} of job {} runs again (attempt {}) after the sql gateway lost its results; its result log starts again at row 0",
+                    self.index + 1,
+                    self.job_id,
+                    read.head.attempt + 1
+                )));
             }
-            GatewayError::InvalidToken { message, .. } => Err(Error::OutOfRange(format!(
-                "resume_from_row: the sql gateway no longer serves these results ({message})"
-            ))),
-            other => Err(other.into()),
+            Some(_) => {}
+        }
+        if let Some(deleted) = read.head.deleted_at {
+            return Err(Error::FailedPrecondition(format!(
+                "the results of statement {} of job {} were deleted at {deleted} (ms since the epoch) after the result retention (--result-retention)",
+                self.index + 1,
+                self.job_id
+            )));
+        }
+        if self.offset < read.head.earliest_row {
+            return Err(Error::OutOfRange(format!(
+                "resume_from_row: row {} is no longer held; statement {} keeps a sliding window of its most recent results (--result-log-window-bytes) and the stream fell behind it; the window now starts at row {}",
+                self.offset,
+                self.index + 1,
+                read.head.earliest_row
+            )));
+        }
+        if self.offset > read.head.rows_logged {
+            return Err(Error::OutOfRange(format!(
+                "resume_from_row: {} is beyond the {} rows statement {} logged",
+                self.offset,
+                read.head.rows_logged,
+                self.index + 1
+            )));
+        }
+        Ok(())
+    }
+
+    /// Sends the rows of the batches read, in messages of at most `--max-message-bytes`;
+    /// Ok(true) when `max_rows` were sent.
+    async fn send_batches(&mut self, read: LogRead) -> std::result::Result<bool, Stop> {
+        let max_bytes =
+            usize::try_from(self.controller.limits.max_message_bytes).unwrap_or(usize::MAX);
+        let mut message: Vec<proto::Row> = Vec::new();
+        let mut message_bytes = 0usize;
+        let mut message_first = self.offset;
+        for batch in read.batches {
+            let rows = decode_batch(&batch.data)
+                .map_err(|e| Stop::End(StreamEndReason::Failed, Some(e.to_string())))?;
+            let skip =
+                usize::try_from(self.offset.saturating_sub(batch.first_row)).unwrap_or(usize::MAX);
+            let whole = batch.data.len() <= max_bytes;
+            for row in rows.into_iter().skip(skip) {
+                let size = if whole {
+                    // A batch that fits in a message is counted whole, once.
+                    0
+                } else {
+                    row.encoded_len() + 8
+                };
+                if !message.is_empty() && message_bytes + size > max_bytes {
+                    self.flush(&mut message, &mut message_first).await?;
+                    message_bytes = 0;
+                }
+                message.push(row);
+                message_bytes += size;
+                self.offset += 1;
+                if self
+                    .max_rows
+                    .is_some_and(|max| self.rows_sent + message.len() as u64 >= max)
+                {
+                    self.flush(&mut message, &mut message_first).await?;
+                    return Ok(true);
+                }
+            }
+            if whole {
+                if message_bytes + batch.data.len() > max_bytes && !message.is_empty() {
+                    // Counted after the rows were added: send before the next batch.
+                    self.flush(&mut message, &mut message_first).await?;
+                    message_bytes = 0;
+                } else {
+                    message_bytes += batch.data.len();
+                }
+            }
+        }
+        self.flush(&mut message, &mut message_first).await?;
+        Ok(false)
+    }
+
+    async fn flush(
+        &mut self,
+        message: &mut Vec<proto::Row>,
+        first: &mut u64,
+    ) -> std::result::Result<(), Stop> {
+        if message.is_empty() {
+            return Ok(());
+        }
+        let rows = std::mem::take(message);
+        let count = rows.len() as u64;
+        self.send(ResultMessage::Rows {
+            rows,
+            first_row_offset: *first,
+        })
+        .await?;
+        self.rows_sent += count;
+        *first += count;
+        Ok(())
+    }
+
+    /// Follows the log's head when this process writes it (and marks it seen before the
+    /// store is read, so that an append after the read always wakes the wait).
+    fn follow_tail(&mut self) {
+        if self.tail.is_none() {
+            self.tail = self.controller.tails.subscribe(self.job_id, self.index);
+        }
+        if let Some(tail) = &mut self.tail {
+            tail.borrow_and_update();
+        }
+        if let Some(job) = &mut self.job {
+            job.borrow_and_update();
         }
     }
 
-    /// Converts the rows of a page from `skip`, at most what `max_rows` still allows.
-    fn batch(
-        &self,
-        cursor: &Cursor,
-        data: &[RowData],
-        skip: usize,
-        rows_sent: u64,
-    ) -> Result<Vec<proto::Row>> {
-        let columns = cursor.columns.as_deref().unwrap_or_default();
-        let available = data.len().saturating_sub(skip);
-        let allowed = match self.max_rows {
-            Some(max) => {
-                available.min(usize::try_from(max.saturating_sub(rows_sent)).unwrap_or(usize::MAX))
-            }
-            None => available,
+    /// The job as it is now: as its driver publishes it, or from the store.
+    async fn current_job(&self) -> Result<Job> {
+        self.controller.get_job(self.job_id).await
+    }
+
+    /// Before the query produced its first page: the end, when the statement failed or the
+    /// job stopped or ended.
+    async fn stopped_before_results(&self) -> Result<Option<Stop>> {
+        let job = self.current_job().await?;
+        if let Some(statement) = job.statements.get(self.index as usize)
+            && statement.state == StatementState::Failed
+        {
+            let error = format!(
+                "statement {} failed: {}",
+                self.index + 1,
+                statement.error.clone().unwrap_or_default()
+            );
+            return Ok(Some(Stop::End(StreamEndReason::Failed, Some(error))));
+        }
+        if stopped(&job) {
+            let (reason, error) = stop_reason(&job);
+            return Ok(Some(Stop::End(reason, error)));
+        }
+        if job.state == JobState::Finished {
+            return Err(Error::FailedPrecondition(format!(
+                "job {} is FINISHED and statement {} logged no results",
+                self.job_id,
+                self.index + 1
+            )));
+        }
+        Ok(None)
+    }
+
+    /// At the end of a log that did not end: the end, when the job stopped.
+    async fn stopped_while_logging(&self) -> Result<Option<Stop>> {
+        let job = self.current_job().await?;
+        if let Some(statement) = job.statements.get(self.index as usize)
+            && statement.state == StatementState::Failed
+        {
+            let error = format!(
+                "statement {} failed: {}",
+                self.index + 1,
+                statement.error.clone().unwrap_or_default()
+            );
+            return Ok(Some(Stop::End(StreamEndReason::Failed, Some(error))));
+        }
+        if stopped(&job) || job.state == JobState::Finished {
+            let (reason, error) = stop_reason(&job);
+            return Ok(Some(Stop::End(reason, error)));
+        }
+        Ok(None)
+    }
+
+    /// Waits for the log or the job to change (or, for a log another replica writes, one
+    /// poll interval), a progress tick, the deadline, the client leaving or shutdown.
+    async fn wait(&mut self, last_progress: &mut Instant) -> Waited {
+        let progress_at = *last_progress + self.controller.limits.progress_interval;
+        let Reader {
+            controller,
+            tx,
+            deadline,
+            tail,
+            job,
+            ..
+        } = self;
+        // A log this process writes wakes the stream; the poll still catches a job whose
+        // driver moved to another replica.
+        let poll = if tail.is_some() {
+            controller
+                .limits
+                .replica_poll_interval
+                .max(Duration::from_secs(1))
+        } else {
+            controller.limits.replica_poll_interval
         };
-        let mut batch = Vec::with_capacity(allowed);
-        for row in data.iter().skip(skip).take(allowed) {
-            let converted = rows::convert_row(row, columns).map_err(|e| {
-                Error::Internal(format!(
-                    "cannot convert a result row of statement {}: {e}",
-                    self.index + 1
-                ))
-            })?;
-            batch.push(converted);
-        }
-        Ok(batch)
-    }
-
-    async fn reached_eos(&self, rows_sent: u64, next: u64) -> Result<Option<StreamEndReason>> {
-        self.tell_driver(None).await;
-        self.end(StreamEndReason::EndOfResults, None, rows_sent, next)
-            .await
-    }
-
-    /// Tells the job's driver that the results were read to their end, or failed, and waits
-    /// (bounded) until that is recorded: a client that saw the end can rely on it after a
-    /// restart of the broker.
-    async fn tell_driver(&self, failure: Option<String>) {
-        let (recorded, answer) = oneshot::channel();
-        let command = Command::ResultsEnded {
-            index: self.index,
-            failure,
-            recorded,
-        };
-        let told = async {
-            self.driver.send(command).await.ok()?;
-            answer.await.ok()
-        };
-        match tokio::time::timeout(RECORD_TIMEOUT, told).await {
-            Ok(Some(())) => {}
-            Ok(None) => {
-                debug!(job_id = %self.job_id, statement = self.index, "the job's driver ended before the results did");
+        let mut tail_gone = false;
+        let mut job_gone = false;
+        let waited = {
+            let tail_changed = async {
+                match tail.as_mut() {
+                    Some(tail) => tail.changed().await.is_err(),
+                    None => std::future::pending().await,
+                }
+            };
+            let job_changed = async {
+                match job.as_mut() {
+                    Some(job) => job.changed().await.is_err(),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = controller.shutdown.cancelled() => Waited::Shutdown,
+                _ = tx.closed() => Waited::ClientGone,
+                _ = tokio::time::sleep_until(*deadline) => Waited::Deadline,
+                gone = tail_changed => {
+                    tail_gone = gone;
+                    Waited::Again
+                }
+                gone = job_changed => {
+                    job_gone = gone;
+                    Waited::Again
+                }
+                _ = tokio::time::sleep(poll) => Waited::Again,
+                _ = tokio::time::sleep_until(progress_at) => Waited::Progress,
             }
-            Err(_) => {
-                warn!(job_id = %self.job_id, statement = self.index, "the end of the results was not recorded in time");
-            }
+        };
+        // A driver that ended leaves the rest to the store.
+        if tail_gone {
+            *tail = None;
+        }
+        if job_gone {
+            *job = None;
+        }
+        if matches!(waited, Waited::Progress) {
+            *last_progress = Instant::now();
+        }
+        waited
+    }
+
+    async fn flink_status(&self) -> String {
+        let Ok(job) = self.current_job().await else {
+            return String::new();
+        };
+        match job
+            .statements
+            .get(self.index as usize)
+            .and_then(|s| s.flink_job_id.clone())
+        {
+            Some(flink_job_id) => self.controller.flink_status(&flink_job_id).await,
+            None => String::new(),
         }
     }
 
-    async fn finish_waiting(
-        &self,
-        waited: Waited,
-        rows_sent: u64,
-        next: u64,
-    ) -> Result<Option<StreamEndReason>> {
+    async fn end_waiting(&self, waited: Waited) -> Result<Option<StreamEndReason>> {
         match waited {
-            Waited::Elapsed | Waited::ClientGone => Ok(None),
+            Waited::Again | Waited::Progress | Waited::ClientGone => Ok(None),
             Waited::Deadline => {
-                self.end(StreamEndReason::TimeLimitReached, None, rows_sent, next)
+                self.end(StreamEndReason::TimeLimitReached, None, self.offset)
                     .await
-            }
-            Waited::Canceled => {
-                let (reason, error) = stop_reason(&self.job.borrow());
-                self.end(reason, error, rows_sent, next).await
             }
             Waited::Shutdown => Err(Error::ShuttingDown),
+        }
+    }
+
+    async fn stop(&self, stop: Stop) -> Result<Option<StreamEndReason>> {
+        match stop {
+            Stop::ClientGone => Ok(None),
+            Stop::End(reason, error) => self.end(reason, error, self.offset).await,
         }
     }
 
@@ -564,13 +671,12 @@ impl Pump<'_> {
         &self,
         reason: StreamEndReason,
         error: Option<String>,
-        rows_sent: u64,
         next_row_offset: u64,
     ) -> Result<Option<StreamEndReason>> {
         let end = ResultMessage::End {
             reason,
             error,
-            rows_sent,
+            rows_sent: self.rows_sent,
             next_row_offset,
         };
         // The end is delivered even after the deadline, but a client that stopped reading
@@ -580,96 +686,13 @@ impl Pump<'_> {
     }
 
     /// Sends a message unless the deadline passes, the client leaves or the broker stops first.
-    async fn send(&self, message: ResultMessage) -> Result<(), Waited> {
+    async fn send(&self, message: ResultMessage) -> std::result::Result<(), Stop> {
         tokio::select! {
-            sent = self.tx.send(Ok(message)) => sent.map_err(|_| Waited::ClientGone),
-            _ = tokio::time::sleep_until(self.deadline) => Err(Waited::Deadline),
-            _ = self.controller.shutdown.cancelled() => Err(Waited::Shutdown),
-        }
-    }
-
-    /// Sleeps up to `pause`, waking early for the deadline, the client leaving, a cancel or shutdown.
-    async fn wait(&self, pause: Duration) -> Waited {
-        let job_stopped = job_stopped(self.job.clone());
-        let sleep = async {
-            match Instant::now().checked_add(pause) {
-                Some(until) if until < self.deadline => {
-                    tokio::time::sleep_until(until).await;
-                    Waited::Elapsed
-                }
-                _ => {
-                    tokio::time::sleep_until(self.deadline).await;
-                    Waited::Deadline
-                }
+            sent = self.tx.send(Ok(message)) => sent.map_err(|_| Stop::ClientGone),
+            _ = tokio::time::sleep_until(self.deadline) => {
+                Err(Stop::End(StreamEndReason::TimeLimitReached, None))
             }
-        };
-        tokio::select! {
-            biased;
-            _ = self.controller.shutdown.cancelled() => Waited::Shutdown,
-            _ = self.tx.closed() => Waited::ClientGone,
-            _ = job_stopped => self.cancel_or_shutdown(),
-            waited = sleep => waited,
-        }
-    }
-
-    fn cancel_or_shutdown(&self) -> Waited {
-        if self.controller.shutdown.is_cancelled() {
-            Waited::Shutdown
-        } else {
-            Waited::Canceled
-        }
-    }
-
-    /// Waits until the job's driver gave the statement its verdict and takes its cursor;
-    /// Err((end, error)) when the statement failed or the job stopped first.
-    async fn wait_for_verdict(
-        &self,
-    ) -> Result<Result<OwnedMutexGuard<Cursor>, (StreamEndReason, Option<String>)>> {
-        let mut job = self.job.clone();
-        loop {
-            {
-                // Marked seen before the cursor is looked for, so that a cursor the driver
-                // adds later always comes with a change to wait for.
-                let current = job.borrow_and_update();
-                if let Some(cursor) = self.controller.cursors.lock(self.job_id, self.index)? {
-                    return Ok(Ok(cursor));
-                }
-                if let Some(statement) = current.statements.get(self.index as usize)
-                    && statement.state == StatementState::Failed
-                {
-                    let error = format!(
-                        "statement {} failed: {}",
-                        self.index + 1,
-                        statement.error.clone().unwrap_or_default()
-                    );
-                    return Ok(Err((StreamEndReason::Failed, Some(error))));
-                }
-                if stopped(&current) {
-                    return Ok(Err(stop_reason(&current)));
-                }
-                if current.state == JobState::Finished {
-                    return Err(Error::FailedPrecondition(format!(
-                        "job {} is FINISHED and statement {} produced no results to read",
-                        self.job_id,
-                        self.index + 1
-                    )));
-                }
-            }
-            tokio::select! {
-                changed = job.changed() => if changed.is_err() {
-                    // The driver ended: look once more, then give up.
-                    if let Some(cursor) = self.controller.cursors.lock(self.job_id, self.index)? {
-                        return Ok(Ok(cursor));
-                    }
-                    let current = self.controller.get_job(self.job_id).await?;
-                    return Ok(Err(stop_reason(&current)));
-                },
-                _ = tokio::time::sleep_until(self.deadline) => {
-                    return Ok(Err((StreamEndReason::TimeLimitReached, None)));
-                }
-                _ = self.tx.closed() => return Ok(Err((StreamEndReason::Canceled, None))),
-                _ = self.controller.shutdown.cancelled() => return Err(Error::ShuttingDown),
-            }
+            _ = self.controller.shutdown.cancelled() => Err(Stop::ClientGone),
         }
     }
 }
@@ -684,21 +707,9 @@ fn stopped(job: &Job) -> bool {
 
 /// How a stream ends when its job stopped: FAILED with the job's reason, or CANCELED.
 fn stop_reason(job: &Job) -> (StreamEndReason, Option<String>) {
-    if job.state == JobState::Failed {
-        (StreamEndReason::Failed, Some(job.state_reason.clone()))
-    } else {
-        (StreamEndReason::Canceled, None)
-    }
-}
-
-/// Resolves once the job stopped (see [`stopped`]); never when its driver ends otherwise.
-async fn job_stopped(mut job: watch::Receiver<Job>) {
-    loop {
-        if stopped(&job.borrow_and_update()) {
-            return;
-        }
-        if job.changed().await.is_err() {
-            std::future::pending::<()>().await;
-        }
+    match job.state {
+        JobState::Failed => (StreamEndReason::Failed, Some(job.state_reason.clone())),
+        JobState::Finished => (StreamEndReason::EndOfResults, None),
+        _ => (StreamEndReason::Canceled, None),
     }
 }

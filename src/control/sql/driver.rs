@@ -12,21 +12,26 @@
 //! instead of being submitted again; a query whose results could not be delivered is cancelled
 //! and re-run under the id of its next attempt.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::time::Duration;
 
 use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::task::AbortOnDropHandle;
 use tracing::{info, warn};
 
 use super::super::driver::{Core, Interrupt};
-use super::super::results::Cursor;
+use super::super::results::drain::Drain;
 use super::super::stop::Stopped;
 use super::PIPELINE_JOB_ID_KEY;
 use crate::flink::{FlinkError, FlinkJobStatus};
-use crate::job::{JobSpec, JobState, StatementRecord, StatementState};
+use crate::job::{
+    JobSpec, JobState, LogEnd, LogSummary, ResultLimits, RuntimeMode, StatementRecord,
+    StatementState,
+};
 use crate::sql_gateway::{
-    GatewayError, OperationHandle, OperationStatus, ResultType, SessionHandle,
+    ColumnInfo, GatewayError, OperationHandle, OperationStatus, ResultPage, ResultType,
+    SessionHandle,
 };
 use crate::sql_script::builds_session_state;
 use crate::store::StatementUpdate;
@@ -46,6 +51,7 @@ pub(in crate::control) async fn run(core: Core) -> bool {
         continued_session: false,
         heartbeat: None,
         resumed_because: "after a broker restart",
+        drains: HashMap::new(),
     };
     loop {
         match driver.drive().await {
@@ -61,6 +67,7 @@ pub(in crate::control) async fn run(core: Core) -> bool {
             Err(Interrupt::Resume(why)) => {
                 // Take the job up again as after a restart, from what is recorded.
                 info!(job_id = %driver.core.job.id, why = %why, "resuming the job");
+                driver.drains.clear();
                 driver.heartbeat = None;
                 driver.session = None;
                 driver.continued_session = false;
@@ -72,14 +79,10 @@ pub(in crate::control) async fn run(core: Core) -> bool {
         }
         break;
     }
+    driver.drains.clear();
     driver.heartbeat = None;
-    if driver.core.job.state.is_terminal() {
-        driver
-            .core
-            .controller
-            .cursors
-            .forget_job(driver.core.job.id);
-    }
+    // Readers follow the store from now on.
+    driver.core.controller.tails.forget_job(driver.core.job.id);
     driver.core.lost
 }
 
@@ -94,6 +97,8 @@ struct SqlDriver {
     heartbeat: Option<DropGuard>,
     /// Why the job is being taken up again, for its history.
     resumed_because: &'static str,
+    /// The drains logging the results of the job's queries, by statement.
+    drains: HashMap<u32, AbortOnDropHandle<()>>,
 }
 
 impl SqlDriver {
@@ -157,8 +162,6 @@ impl SqlDriver {
             }
         }
         if in_doubt && let Some(recorded) = self.core.job.gateway_session.clone() {
-            // Results kept from it cannot be read on: those queries run again.
-            self.core.controller.cursors.forget_job(self.core.job.id);
             // Its operations end with it; the Flink jobs they started are adopted by their ids.
             if let Err(error) = gateway
                 .close_session(&SessionHandle(recorded.clone()))
@@ -279,15 +282,7 @@ impl SqlDriver {
                 statement.index + 1,
                 statement.error.unwrap_or_default()
             ))),
-            StatementState::Running
-                if self
-                    .core
-                    .controller
-                    .cursors
-                    .has(self.core.job.id, statement.index) =>
-            {
-                Ok(())
-            }
+            StatementState::Running if self.drains.contains_key(&statement.index) => Ok(()),
             StatementState::Running => self.resume_statement(statement).await,
             StatementState::Pending => self.submit(statement.index, statement.attempt).await,
         }
@@ -302,7 +297,13 @@ impl SqlDriver {
             .clone()
             .unwrap_or_else(|| id.flink_job_id_for_statement_attempt(index, statement.attempt));
         if statement.is_query {
-            // Its results lived in the earlier run: stop that run's Flink job, run it again.
+            // Its results are logged: the drain goes on from the logged position while the
+            // gateway still serves it.
+            let why = match self.continue_drain(&statement).await? {
+                Ok(()) => return Ok(()),
+                Err(why) => why,
+            };
+            // Otherwise stop the earlier run's Flink job and run the query again.
             let mut attempt = statement.attempt;
             if let (Some(operation), Some(session), true) = (
                 &statement.operation_handle,
@@ -334,7 +335,7 @@ impl SqlDriver {
             }
             self.core
                 .note(&format!(
-                    "resumed {}: statement {} runs again (attempt {}), its earlier results cannot be served again",
+                    "resumed {}: statement {} runs again (attempt {}) and its result log starts again at row 0: {why}",
                     self.resumed_because,
                     index + 1,
                     attempt + 1
@@ -543,12 +544,14 @@ impl SqlDriver {
             };
             if page.result_type != ResultType::NotReady {
                 let rows = page.data.len();
-                let cursor = Cursor::first_page(session.clone(), operation.clone(), page);
-                self.core
-                    .controller
-                    .cursors
-                    .insert(self.core.job.id, index, cursor);
-                info!(job_id = %self.core.job.id, statement = index, rows, "query produced its first result page");
+                let attempt = self.core.job.statements[index as usize].attempt;
+                let columns = page.columns.clone();
+                let schema = serde_json::to_vec(&columns).map_err(|e| {
+                    Interrupt::Failed(format!("cannot record the result schema: {e}"))
+                })?;
+                let head = self.core.open_log(index, attempt, schema).await?;
+                info!(job_id = %self.core.job.id, statement = index, rows, "query produced its first result page; logging its results");
+                self.start_drain(index, session, operation, columns, head, Some(page));
                 // Result streams waiting for the verdict look again.
                 self.core.publish();
                 return Ok(());
@@ -556,6 +559,140 @@ impl SqlDriver {
             self.core.pause(pause).await?;
             pause = (pause * 2).min(self.core.controller.limits.max_fetch_backoff);
         }
+    }
+
+    /// Goes on logging a query's results from where its log stands, when the gateway still
+    /// serves them there; Err(why) when the query must run again.
+    async fn continue_drain(
+        &mut self,
+        statement: &StatementRecord,
+    ) -> Result<Result<(), String>, Interrupt> {
+        let index = statement.index;
+        let id = self.core.job.id;
+        let read = self
+            .core
+            .controller
+            .store
+            .read_log(id, index, u64::MAX, 1, 0)
+            .await?;
+        let Some(read) = read else {
+            return Ok(Err("it had not produced its first result page".into()));
+        };
+        let head = read.head;
+        if head.attempt != statement.attempt {
+            return Ok(Err(format!(
+                "its result log holds attempt {}",
+                head.attempt + 1
+            )));
+        }
+        if let Some(end) = head.end {
+            // Every row it gives was logged before the restart.
+            if end != LogEnd::EndOfResults
+                && let Some(flink_job_id) = &statement.flink_job_id
+                && let Err(error) = self
+                    .core
+                    .controller
+                    .request_cancel(self.session.as_ref(), flink_job_id)
+                    .await
+            {
+                warn!(job_id = %id, statement = index, %flink_job_id, %error, "cannot stop the query's flink job");
+            }
+            self.core
+                .statement_state(index, StatementState::Finished)
+                .await?;
+            return self
+                .core
+                .note(&format!(
+                    "resumed {}: the results of statement {} were logged to their end ({} rows)",
+                    self.resumed_because,
+                    index + 1,
+                    head.rows_logged
+                ))
+                .await
+                .map(Ok);
+        }
+        let (Some(operation), Some(session), true, Some(token)) = (
+            statement.operation_handle.clone(),
+            self.session.clone(),
+            self.continued_session,
+            head.next_token,
+        ) else {
+            return Ok(Err(format!(
+                "the sql gateway session its results were read from is gone ({} rows had been logged)",
+                head.rows_logged
+            )));
+        };
+        let columns: Vec<ColumnInfo> = match serde_json::from_slice(&read.schema) {
+            Ok(columns) => columns,
+            Err(error) => return Ok(Err(format!("its logged schema does not decode: {error}"))),
+        };
+        let operation = OperationHandle(operation);
+        let gateway = self.core.controller.gateway.clone();
+        let page = match self
+            .retrying("fetch", || {
+                gateway.fetch_results(&session, &operation, token)
+            })
+            .await?
+        {
+            Ok(page) => page,
+            Err(error) => {
+                return Ok(Err(format!(
+                    "the sql gateway no longer serves its results after row {} ({error})",
+                    head.rows_logged
+                )));
+            }
+        };
+        let rows = head.rows_logged;
+        self.start_drain(index, session, operation, columns, head, Some(page));
+        self.core
+            .note(&format!(
+                "resumed {}: the results of statement {} are logged on from row {rows}",
+                self.resumed_because,
+                index + 1
+            ))
+            .await
+            .map(Ok)
+    }
+
+    /// Starts the drain that logs a query's results from `head` on; `first` is the page at
+    /// the log's next token, already fetched.
+    fn start_drain(
+        &mut self,
+        index: u32,
+        session: SessionHandle,
+        operation: OperationHandle,
+        columns: Vec<ColumnInfo>,
+        head: LogSummary,
+        first: Option<ResultPage>,
+    ) {
+        let statement = &self.core.job.statements[index as usize];
+        let (bounded, limits) = match &self.core.job.spec {
+            JobSpec::Sql(spec) => (spec.runtime_mode == RuntimeMode::Batch, spec.result_limits),
+            JobSpec::Python(_) => (true, ResultLimits::default()),
+        };
+        let drain = Drain {
+            controller: self.core.controller.clone(),
+            job_id: self.core.job.id,
+            index,
+            attempt: statement.attempt,
+            session,
+            operation,
+            flink_job_id: statement
+                .kind
+                .starts_flink_job()
+                .then(|| statement.flink_job_id.clone())
+                .flatten(),
+            columns,
+            head: head.clone(),
+            bounded,
+            limits,
+            driver: self.core.to_self.clone(),
+        };
+        self.core
+            .controller
+            .tails
+            .publish(self.core.job.id, index, head);
+        self.drains.insert(index, drain.spawn(first));
     }
 
     /// Flink refused a second job under the statement's pinned id: the first one is followed.
@@ -596,7 +733,7 @@ impl SqlDriver {
         Interrupt::Failed(format!("statement {} failed: {message}", index + 1))
     }
 
-    /// Waits until every query's results were read and every INSERT's Flink job ended.
+    /// Waits until every query's results were logged and every INSERT's Flink job ended.
     async fn follow(&mut self) -> Result<(), Interrupt> {
         let mut ended: HashSet<String> = HashSet::new();
         let mut unknown: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
@@ -919,7 +1056,7 @@ fn running_reason(statements: &[StatementRecord]) -> String {
     for statement in statements {
         if statement.is_query && statement.state != StatementState::Finished {
             waiting.push(format!(
-                "the results of statement {} to be read",
+                "the results of statement {} to be logged",
                 statement.index + 1
             ));
         }

@@ -20,6 +20,7 @@ impl Controller {
                 script: submission.script,
                 runtime_mode: submission.runtime_mode,
                 properties: submission.properties,
+                result_limits: submission.result_limits,
             }),
             statements: pending_statements(&texts),
             flink_job_id: None,

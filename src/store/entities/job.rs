@@ -37,6 +37,13 @@ pub struct Model {
     pub submitter_output: Option<String>,
     #[sea_orm(column_type = "Text", nullable)]
     pub savepoint_path: Option<String>,
+    /// The replica driving the job (its lease), and until when (ms since the epoch).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub owner: Option<String>,
+    pub lease_until: Option<i64>,
+    /// A CancelJob recorded for the job's driver, as `CancelRequest` JSON.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub cancel_request: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -6,3 +6,5 @@
 pub mod job;
 pub mod job_state_transition;
 pub mod job_statement;
+pub mod result_batch;
+pub mod result_log;

@@ -1,0 +1,37 @@
+//! A row of `result_logs`: the head of one query statement's result log.
+
+use sea_orm::entity::prelude::*;
+
+/// How far a statement's results were logged; the rows are in `result_batches`.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "result_logs")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false, column_type = "Text")]
+    pub job_id: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub idx: i64,
+    /// The statement's attempt the rows come from.
+    pub attempt: i64,
+    /// The result columns as the SQL Gateway reports them (JSON).
+    #[sea_orm(column_type = "Blob")]
+    pub schema: Vec<u8>,
+    /// Rows logged since row 0 (the offset of the next row).
+    pub rows_logged: i64,
+    /// The first row still held (older ones were dropped by the sliding window).
+    pub earliest_row: i64,
+    pub bytes_held: i64,
+    pub bytes_logged: i64,
+    /// The SQL Gateway's token of the next page to fetch; NULL once the log ended.
+    pub next_token: Option<i64>,
+    /// `LogEnd::as_str` once the log ended.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub end_reason: Option<String>,
+    pub updated_at: i64,
+    /// When the retention janitor deleted the rows.
+    pub deleted_at: Option<i64>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
