@@ -100,7 +100,10 @@ impl Replica {
                 break address.to_string();
             }
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("replica {id} exited during start ({status}):\n{}", tail(&log, 30));
+                panic!(
+                    "replica {id} exited during start ({status}):\n{}",
+                    tail(&log, 30)
+                );
             }
             assert!(
                 Instant::now() < deadline,
@@ -333,6 +336,19 @@ impl Service {
         }
     }
 
+    /// Keeps the replicas' logs after the test and prints where they are and how they end.
+    fn keep_logs(&mut self, replicas: &[&Replica]) {
+        self.work_dir.disable_cleanup(true);
+        for replica in replicas {
+            eprintln!(
+                "--- last lines of {} ({}):\n{}",
+                replica.id,
+                replica.log_path.display(),
+                tail(&replica.log(), 25)
+            );
+        }
+    }
+
     /// Starts the replicas: the first alone (it migrates the fresh database), then the others
     /// together.
     async fn replicas(&self, ids: &[&str]) -> Vec<Replica> {
@@ -344,4 +360,580 @@ impl Service {
         replicas.extend(futures::future::join_all(starts).await);
         replicas
     }
+}
+
+/// Waits for `condition` to hold, looking every [`POLL`], until `deadline`; returns whether
+/// it held.
+async fn wait_until(deadline: Instant, mut condition: impl AsyncFnMut() -> bool) -> bool {
+    loop {
+        if condition().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Readers and watchers
+
+/// What a reader of one job's results saw.
+#[derive(Debug, Default)]
+struct ResultReading {
+    /// The first column of every row received, in order.
+    ids: Vec<i64>,
+    /// Batches whose `first_row_offset` disagrees with the rows received before them.
+    offset_mismatches: Vec<String>,
+    /// The end message's reason and error, if one came.
+    end: Option<(Reason, String)>,
+    /// Streams that broke or could not be opened (none is expected: the replica never dies).
+    breaks: Vec<String>,
+    streams: u32,
+}
+
+/// Reads the results of a job's last query through one replica until an end message,
+/// resuming after a broken stream (which is recorded) from the rows received. Counts the rows
+/// received in `received` as they come.
+async fn read_results(
+    mut client: JobServiceClient<Channel>,
+    job_id: String,
+    received: Arc<AtomicU64>,
+    deadline: Instant,
+) -> ResultReading {
+    let mut reading = ResultReading::default();
+    while reading.streams < MAX_STREAMS && Instant::now() < deadline {
+        reading.streams += 1;
+        let request = StreamOperationResultsRequest {
+            job_id: job_id.clone(),
+            resume_from_row: reading.ids.len() as u64,
+            ..StreamOperationResultsRequest::default()
+        };
+        let mut stream = match tokio::time::timeout(
+            CALL_TIMEOUT,
+            client.stream_operation_results(request),
+        )
+        .await
+        {
+            Ok(Ok(response)) => response.into_inner(),
+            Ok(Err(status)) => {
+                reading.breaks.push(format!(
+                    "opening at row {}: {:?}: {}",
+                    reading.ids.len(),
+                    status.code(),
+                    status.message()
+                ));
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            Err(_) => {
+                reading
+                    .breaks
+                    .push(format!("opening: no answer within {CALL_TIMEOUT:?}"));
+                continue;
+            }
+        };
+        loop {
+            // Progress messages come every half second while no rows flow.
+            let message = match tokio::time::timeout(CALL_TIMEOUT, stream.message()).await {
+                Ok(Ok(Some(message))) => message,
+                Ok(Ok(None)) => {
+                    reading
+                        .breaks
+                        .push("the stream ended without an end message".into());
+                    break;
+                }
+                Ok(Err(status)) => {
+                    reading.breaks.push(format!(
+                        "after row {}: {:?}: {}",
+                        reading.ids.len(),
+                        status.code(),
+                        status.message()
+                    ));
+                    break;
+                }
+                Err(_) => {
+                    reading.breaks.push(format!(
+                        "after row {}: no message within {CALL_TIMEOUT:?}",
+                        reading.ids.len()
+                    ));
+                    break;
+                }
+            };
+            match message.message {
+                Some(Message::Schema(_) | Message::Progress(_)) | None => {}
+                Some(Message::Rows(batch)) => {
+                    if batch.first_row_offset != reading.ids.len() as u64 {
+                        reading.offset_mismatches.push(format!(
+                            "a batch starts at row {} after {} rows were received",
+                            batch.first_row_offset,
+                            reading.ids.len()
+                        ));
+                    }
+                    for row in batch.rows {
+                        match row.values.first().and_then(|value| value.kind.clone()) {
+                            Some(Kind::IntValue(id)) => reading.ids.push(id),
+                            other => {
+                                reading
+                                    .offset_mismatches
+                                    .push(format!("a row whose first value is {other:?}"));
+                                reading.ids.push(i64::MIN);
+                            }
+                        }
+                    }
+                    received.store(reading.ids.len() as u64, Ordering::Relaxed);
+                }
+                Some(Message::End(end)) => {
+                    reading.end = Some((end.reason(), end.error));
+                    return reading;
+                }
+            }
+        }
+    }
+    reading
+}
+
+/// What a watcher of one job saw.
+#[derive(Debug, Default)]
+struct Watching {
+    /// The states the stream reported, without repeats.
+    states: Vec<JobState>,
+    /// The replicas the stream named as the job's driver, without repeats.
+    drivers: Vec<String>,
+    /// The stream ended after its last message (as it does once the job is over).
+    ended: bool,
+    /// Why the stream broke, if it did.
+    error: Option<String>,
+}
+
+/// Follows WatchJob through one replica until the stream ends, breaks or `deadline` passes.
+async fn watch_job(
+    mut client: JobServiceClient<Channel>,
+    job_id: String,
+    deadline: Instant,
+) -> Watching {
+    let mut watching = Watching::default();
+    let request = WatchJobRequest { job_id };
+    let mut stream = match tokio::time::timeout(CALL_TIMEOUT, client.watch_job(request)).await {
+        Ok(Ok(response)) => response.into_inner(),
+        Ok(Err(status)) => {
+            watching.error = Some(format!("{:?}: {}", status.code(), status.message()));
+            return watching;
+        }
+        Err(_) => {
+            watching.error = Some(format!("no answer within {CALL_TIMEOUT:?}"));
+            return watching;
+        }
+    };
+    loop {
+        match tokio::time::timeout_at(deadline, stream.message()).await {
+            Ok(Ok(Some(job))) => {
+                if watching.states.last() != Some(&job.state()) {
+                    watching.states.push(job.state());
+                }
+                if !job.driven_by.is_empty() && watching.drivers.last() != Some(&job.driven_by) {
+                    watching.drivers.push(job.driven_by.clone());
+                }
+            }
+            Ok(Ok(None)) => {
+                watching.ended = true;
+                return watching;
+            }
+            Ok(Err(status)) => {
+                watching.error = Some(format!("{:?}: {}", status.code(), status.message()));
+                return watching;
+            }
+            Err(_) => {
+                watching.error = Some("the deadline passed".into());
+                return watching;
+            }
+        }
+    }
+}
+
+/// The SQL statements of the stand-in that started (or would start) a Flink job and contain
+/// `table`: their pinned Flink job ids, one per submission (an empty id for an unpinned one).
+fn pinned_submissions(standin: &Standin, table: &str) -> Vec<String> {
+    standin
+        .statements()
+        .into_iter()
+        .filter(|sent| {
+            let text = sent.statement.trim_start().to_ascii_uppercase();
+            (text.starts_with("SELECT") || text.starts_with("INSERT"))
+                && sent.statement.contains(table)
+        })
+        .map(|sent| {
+            sent.execution_config
+                .get(PINNED_JOB_ID)
+                .map(|pin| pin.to_ascii_lowercase())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Takeover of a killed replica's jobs
+
+/// Query jobs submitted through the replica that is killed.
+const TAKEOVER_JOBS: usize = 3;
+/// Rows of each job's query, and how fast the stand-in produces them: 8 s of rows, so the
+/// drain still runs when the replica is killed and through the takeover.
+const TAKEOVER_ROWS: u64 = 6000;
+const TAKEOVER_ROWS_PER_SECOND: u64 = 750;
+/// Every job ends within this after the kill.
+const END_BOUND: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_share_jobs_and_a_killed_owner_is_taken_over() {
+    let _turn = crash::one_at_a_time().await;
+    let mut service = Service::start("replicas_takeover").await;
+    let replicas = service
+        .replicas(&["replica-a", "replica-b", "replica-c"])
+        .await;
+    let Ok([mut a, mut b, mut c]) = <[Replica; 3]>::try_from(replicas) else {
+        unreachable!("three replicas were started")
+    };
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(120);
+    eprintln!(
+        "replicas serving on {}, {}, {}; logs in {}",
+        a.address,
+        b.address,
+        c.address,
+        service.work_dir.path().display()
+    );
+
+    // Submit through A; read every job through C and watch every job through B at once.
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let mut job_ids = Vec::new();
+    let mut readers = Vec::new();
+    let mut watchers = Vec::new();
+    let mut received = Vec::new();
+    for index in 0..TAKEOVER_JOBS {
+        let table = format!("gen_{index}");
+        let script = format!(
+            "CREATE TABLE {table} (id BIGINT, name STRING) WITH ('connector'='datagen', \
+             'number-of-rows'='{TAKEOVER_ROWS}', 'rows-per-second'='{TAKEOVER_ROWS_PER_SECOND}', \
+             'fields.id.kind'='sequence', 'fields.id.start'='1', 'fields.id.end'='{TAKEOVER_ROWS}', \
+             'fields.name.length'='8');\nSELECT id, name FROM {table};"
+        );
+        let job = a
+            .submit_sql(SubmitSqlRequest {
+                script,
+                runtime_mode: RuntimeMode::Batch as i32,
+                request_id: format!("takeover-{index}"),
+                labels: HashMap::from([("run".to_string(), run.clone())]),
+                ..SubmitSqlRequest::default()
+            })
+            .await;
+        let counter = Arc::new(AtomicU64::new(0));
+        readers.push(tokio::spawn(read_results(
+            c.client(),
+            job.id.clone(),
+            counter.clone(),
+            deadline,
+        )));
+        watchers.push(tokio::spawn(watch_job(
+            b.client(),
+            job.id.clone(),
+            deadline,
+        )));
+        received.push(counter);
+        job_ids.push(job.id);
+    }
+
+    // Kill A once it drives every job, every drain is under way and every reader on C has
+    // rows: mid-way through every drain.
+    let mut at_kill: Vec<Job> = Vec::new();
+    let mid_drain = wait_until(started + Duration::from_secs(60), async || {
+        at_kill.clear();
+        for (job_id, counter) in job_ids.iter().zip(&received) {
+            let Ok(job) = a.get_job(job_id).await else {
+                return false;
+            };
+            let log = query_log(&job);
+            assert!(
+                !log.complete,
+                "the drain of job {job_id} ended before the kill ({} rows logged): the stand-in produced its rows faster than this test expects",
+                log.rows_logged
+            );
+            if job.driven_by != "replica-a"
+                || log.rows_logged == 0
+                || counter.load(Ordering::Relaxed) == 0
+            {
+                return false;
+            }
+            at_kill.push(job);
+        }
+        true
+    })
+    .await;
+    assert!(
+        mid_drain,
+        "the jobs were not all driven by replica-a with rows logged and read within 60 s: {:?}",
+        at_kill
+            .iter()
+            .map(|job| (&job.driven_by, crash::describe(job)))
+            .collect::<Vec<_>>()
+    );
+    let read_at_kill: Vec<u64> = received
+        .iter()
+        .map(|counter| counter.load(Ordering::Relaxed))
+        .collect();
+    a.kill().await;
+    let killed = Instant::now();
+    eprintln!(
+        "replica-a killed {:.1}s after the submissions; rows logged then: {:?}; rows read on replica-c: {read_at_kill:?}",
+        (killed - started).as_secs_f64(),
+        at_kill
+            .iter()
+            .map(|job| query_log(job).rows_logged)
+            .collect::<Vec<_>>()
+    );
+
+    let mut problems: Vec<String> = Vec::new();
+
+    // Another replica drives each job, within the bound.
+    let mut new_drivers: BTreeMap<String, (String, Duration)> = BTreeMap::new();
+    let mut ended_unseen: BTreeSet<String> = BTreeSet::new();
+    wait_until(killed + TAKEOVER_BOUND, async || {
+        for job_id in &job_ids {
+            if new_drivers.contains_key(job_id) || ended_unseen.contains(job_id) {
+                continue;
+            }
+            match b.get_job(job_id).await {
+                Ok(job) if job.driven_by == "replica-b" || job.driven_by == "replica-c" => {
+                    new_drivers.insert(job_id.clone(), (job.driven_by, killed.elapsed()));
+                }
+                Ok(job) if crash::is_terminal(&job) => {
+                    ended_unseen.insert(job_id.clone());
+                }
+                Ok(_) => {}
+                Err(error) => problems.push(error),
+            }
+        }
+        new_drivers.len() + ended_unseen.len() == job_ids.len()
+    })
+    .await;
+    for job_id in &job_ids {
+        if ended_unseen.contains(job_id) {
+            problems.push(format!(
+                "job {job_id} ended before replica-b or replica-c was seen driving it"
+            ));
+        } else if !new_drivers.contains_key(job_id) {
+            problems.push(format!(
+                "job {job_id}: neither replica-b nor replica-c drives it {TAKEOVER_BOUND:?} after replica-a was killed"
+            ));
+        }
+    }
+
+    // Every job ends.
+    let mut finals: Vec<Job> = Vec::new();
+    let all_ended = wait_until(killed + END_BOUND, async || {
+        finals.clear();
+        for job_id in &job_ids {
+            match c.get_job(job_id).await {
+                Ok(job) if crash::is_terminal(&job) => finals.push(job),
+                _ => return false,
+            }
+        }
+        true
+    })
+    .await;
+    let ended_after = killed.elapsed();
+    if !all_ended {
+        problems.push(format!(
+            "not every job ended within {END_BOUND:?} of the kill"
+        ));
+    }
+    let mut readings = Vec::new();
+    for reader in readers {
+        readings.push(reader.await.expect("reader task"));
+    }
+    let mut watchings = Vec::new();
+    for watcher in watchers {
+        watchings.push(watcher.await.expect("watcher task"));
+    }
+
+    // -- Checks --------------------------------------------------------------------------------
+    let expected_ids: Vec<i64> = (1..=TAKEOVER_ROWS as i64).collect();
+    let flink_jobs: HashMap<String, String> = service.standin.flink_jobs().into_iter().collect();
+    let mut attributed: BTreeSet<String> = BTreeSet::new();
+    let mut takeover_lines = Vec::new();
+    for (index, job_id) in job_ids.iter().enumerate() {
+        if let Some(job) = finals.iter().find(|job| &job.id == job_id) {
+            if job.state() != JobState::Finished {
+                problems.push(format!(
+                    "job {job_id}: not FINISHED: {}",
+                    crash::describe(job)
+                ));
+            }
+            if !job.driven_by.is_empty() {
+                problems.push(format!(
+                    "job {job_id} is over yet names a driver: {}",
+                    job.driven_by
+                ));
+            }
+            if !crash::history_mentions(job, "resumed") {
+                problems.push(format!(
+                    "job {job_id}: its history does not say it was resumed: {:?}",
+                    job.history.iter().map(|t| &t.reason).collect::<Vec<_>>()
+                ));
+            }
+            let query = job.statements.last().expect("a query statement");
+            let log = query_log(job);
+            if query.attempt != 0 {
+                problems.push(format!(
+                    "job {job_id}: its query ran again after the takeover (attempt {})",
+                    query.attempt + 1
+                ));
+            }
+            if !log.complete || log.rows_logged != TAKEOVER_ROWS {
+                problems.push(format!(
+                    "job {job_id}: result log {} rows, complete {}; expected {TAKEOVER_ROWS}, complete",
+                    log.rows_logged, log.complete
+                ));
+            }
+
+            // The query's Flink job was submitted once, under its pinned id, and ran to its end.
+            let pins = pinned_submissions(&service.standin, &format!("gen_{index}"));
+            let distinct: BTreeSet<&String> = pins.iter().collect();
+            if pins.len() != 1 || distinct.len() != 1 {
+                problems.push(format!(
+                    "job {job_id}: its query was submitted {} times under pinned ids {distinct:?}",
+                    pins.len()
+                ));
+            }
+            if pins.iter().any(String::is_empty) {
+                problems.push(format!(
+                    "job {job_id}: its query was sent without a pinned flink job id"
+                ));
+            }
+            let recorded = query.flink_job_id.to_ascii_lowercase();
+            if !distinct.contains(&recorded) {
+                problems.push(format!(
+                    "job {job_id} records flink job {recorded:?}, the stand-in got {distinct:?}"
+                ));
+            }
+            match flink_jobs.get(&recorded).map(String::as_str) {
+                Some("FINISHED") => {}
+                other => problems.push(format!(
+                    "job {job_id}: its flink job {recorded} is {other:?} in the stand-in"
+                )),
+            }
+            attributed.extend(pins);
+        }
+
+        // The reader on C got every row once, in order, through one stream.
+        let reading = &readings[index];
+        match &reading.end {
+            Some((Reason::EndOfResults, _)) => {}
+            other => problems.push(format!(
+                "job {job_id}: the reader on replica-c ended with {other:?} after {} rows",
+                reading.ids.len()
+            )),
+        }
+        if reading.ids != expected_ids {
+            let first_wrong = reading
+                .ids
+                .iter()
+                .zip(&expected_ids)
+                .position(|(got, want)| got != want);
+            problems.push(format!(
+                "job {job_id}: the reader on replica-c received {} rows (first out of place at {first_wrong:?}), expected ids 1..={TAKEOVER_ROWS} in order",
+                reading.ids.len()
+            ));
+        }
+        for mismatch in reading.offset_mismatches.iter().take(3) {
+            problems.push(format!("job {job_id}: reader on replica-c: {mismatch}"));
+        }
+        for broken in &reading.breaks {
+            problems.push(format!(
+                "job {job_id}: the result stream on replica-c broke: {broken}"
+            ));
+        }
+
+        // The watcher on B followed the job to its end.
+        let watching = &watchings[index];
+        if watching.states.last() != Some(&JobState::Finished) || !watching.ended {
+            problems.push(format!(
+                "job {job_id}: WatchJob on replica-b saw {:?} (ended: {}, error: {:?})",
+                watching.states, watching.ended, watching.error
+            ));
+        }
+
+        // Exactly one replica took the job up: two never drove it at once.
+        let lines: Vec<String> = [&b, &c]
+            .iter()
+            .flat_map(|replica| replica.log_lines_containing(&["taking the job up", job_id]))
+            .collect();
+        if lines.len() != 1 {
+            problems.push(format!(
+                "job {job_id}: {} takeovers logged by replica-b and replica-c: {lines:#?}",
+                lines.len()
+            ));
+        }
+        takeover_lines.extend(lines);
+    }
+    let strays: Vec<&String> = flink_jobs
+        .keys()
+        .filter(|id| !attributed.contains(*id))
+        .collect();
+    if !strays.is_empty() {
+        problems.push(format!("flink jobs that belong to no query: {strays:?}"));
+    }
+    for replica in [&mut b, &mut c] {
+        problems.extend(replica.exited());
+    }
+
+    // -- Report --------------------------------------------------------------------------------
+    eprintln!(
+        "takeover: new drivers {:?}; every job ended {:.1}s after the kill, states {:?}",
+        new_drivers
+            .iter()
+            .map(|(job, (replica, after))| format!(
+                "{job}: {replica} after {:.1}s",
+                after.as_secs_f64()
+            ))
+            .collect::<Vec<_>>(),
+        ended_after.as_secs_f64(),
+        crash::states_of(&finals)
+    );
+    for (index, (reading, watching)) in readings.iter().zip(&watchings).enumerate() {
+        eprintln!(
+            "job {index}: reader on replica-c got {} rows in {} stream(s), {} at the kill; watcher on replica-b saw states {:?}, drivers {:?}",
+            reading.ids.len(),
+            reading.streams,
+            read_at_kill[index],
+            watching.states,
+            watching.drivers
+        );
+    }
+    for line in &takeover_lines {
+        eprintln!("  {line}");
+    }
+    for problem in &problems {
+        eprintln!("problem: {problem}");
+    }
+    eprintln!(
+        "test took {:.1}s after the replicas served",
+        started.elapsed().as_secs_f64()
+    );
+    if !problems.is_empty() {
+        service.keep_logs(&[&a, &b, &c]);
+    }
+    assert!(
+        problems.is_empty(),
+        "{} problems; see the lines above and the replica logs",
+        problems.len()
+    );
+}
+
+/// The result log of a job's last statement (its query), or an empty one.
+fn query_log(job: &Job) -> flinkbroker::proto::ResultLogStatus {
+    job.statements
+        .last()
+        .and_then(|statement| statement.result_log)
+        .unwrap_or_default()
 }

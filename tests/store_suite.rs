@@ -17,13 +17,15 @@ use tempfile::TempDir;
 
 use postgres_support::{PostgresDatabase, with_database};
 
+use flinkbroker::job::LogEnd;
 use flinkbroker::job::{
     Job, JobId, JobKind, JobSpec, JobState, NewJob, PythonSpec, RuntimeMode, SqlSpec,
     StatementState,
 };
 use flinkbroker::sql_script::StatementKind;
 use flinkbroker::store::{
-    CreateOutcome, JobFilter, SeaStore, StatementUpdate, Store, StoreError, pending_statements,
+    CreateOutcome, JobFilter, LogAppend, LogBatch, SeaStore, StatementUpdate, Store, StoreError,
+    pending_statements,
 };
 
 const T0: i64 = 1_767_225_600_000;
@@ -175,6 +177,12 @@ store_suite!(
     statement_kinds_and_attempts_are_recorded,
     savepoint_path_is_recorded,
     submitter_output_is_recorded,
+    result_log_appends_reads_from_any_offset_and_ends,
+    result_log_window_drops_the_oldest_batches,
+    result_log_of_a_new_attempt_starts_again_and_refuses_stale_appends,
+    result_logs_expire_after_their_jobs_ended,
+    leases_are_claimed_by_one_owner_renewed_and_taken_over_once_expired,
+    cancel_requests_are_recorded_once_for_the_owner,
 );
 
 shared_database_suite!(
@@ -1190,4 +1198,389 @@ fn postgres_urls_get_the_test_database_name() {
         "postgres://u:p@db:5432/x?sslmode=disable"
     );
     assert_eq!(with_database("postgres://db", "x"), "postgres://db/x");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The result log and leases
+
+fn batch(first_row: u64, rows: u64, bytes: usize) -> LogBatch {
+    LogBatch {
+        first_row,
+        rows,
+        data: vec![u8::try_from(first_row % 251).unwrap_or(0); bytes],
+    }
+}
+
+fn append(
+    attempt: u32,
+    batches: Vec<LogBatch>,
+    next: Option<u64>,
+    end: Option<LogEnd>,
+) -> LogAppend {
+    LogAppend {
+        attempt,
+        batches,
+        next_token: next,
+        end,
+        window_bytes: None,
+    }
+}
+
+async fn result_log_appends_reads_from_any_offset_and_ends(store: Arc<dyn Store>) {
+    let job = create(&store, sql_job(None, &[], T0)).await;
+    assert!(
+        store
+            .read_log(job.id, 2, 0, 10, 1 << 20)
+            .await
+            .expect("read")
+            .is_none()
+    );
+    let head = store
+        .open_log(job.id, 2, 0, b"[]".to_vec())
+        .await
+        .expect("open");
+    assert_eq!(
+        (head.rows_logged, head.next_token, head.end),
+        (0, Some(0), None)
+    );
+    let head = store
+        .append_log(
+            job.id,
+            2,
+            append(0, vec![batch(0, 10, 100), batch(10, 5, 50)], Some(1), None),
+        )
+        .await
+        .expect("append");
+    assert_eq!(
+        (head.rows_logged, head.bytes_held, head.next_token),
+        (15, 150, Some(1))
+    );
+    // Opening the same attempt again returns the log as it is.
+    let again = store
+        .open_log(job.id, 2, 0, b"[]".to_vec())
+        .await
+        .expect("reopen");
+    assert_eq!(again.rows_logged, 15);
+    // A token without rows is recorded too.
+    store
+        .append_log(job.id, 2, append(0, Vec::new(), Some(2), None))
+        .await
+        .expect("empty page");
+    let head = store
+        .append_log(
+            job.id,
+            2,
+            append(0, vec![batch(15, 7, 70)], None, Some(LogEnd::EndOfResults)),
+        )
+        .await
+        .expect("last append");
+    assert_eq!(
+        (head.rows_logged, head.end, head.next_token),
+        (22, Some(LogEnd::EndOfResults), None)
+    );
+    // From any offset: the batches that end after it, in order.
+    let read = store
+        .read_log(job.id, 2, 12, 10, 1 << 20)
+        .await
+        .expect("read")
+        .expect("log");
+    let firsts: Vec<u64> = read.batches.iter().map(|b| b.first_row).collect();
+    assert_eq!(firsts, vec![10, 15]);
+    assert_eq!(read.schema, b"[]".to_vec());
+    let read = store
+        .read_log(job.id, 2, 0, 1, 1 << 20)
+        .await
+        .expect("read")
+        .expect("log");
+    assert_eq!(read.batches.len(), 1, "at most max_batches");
+    let read = store
+        .read_log(job.id, 2, 0, 10, 1)
+        .await
+        .expect("read")
+        .expect("log");
+    assert_eq!(
+        read.batches.len(),
+        1,
+        "at least one batch, then stops at max_bytes"
+    );
+    let read = store
+        .read_log(job.id, 2, 22, 10, 1 << 20)
+        .await
+        .expect("read")
+        .expect("log");
+    assert!(read.batches.is_empty());
+    assert_eq!(read.batches.len(), 0);
+    // A batch that does not start at the end of the log is refused.
+    let gap = store
+        .append_log(job.id, 2, append(0, vec![batch(30, 1, 1)], Some(3), None))
+        .await;
+    assert!(matches!(gap, Err(StoreError::Corrupt { .. })), "{gap:?}");
+    // GetJob shows the head with the statement.
+    let read_back = store.get_job(job.id).await.expect("job");
+    let log = read_back.statements[2].log.clone().expect("log summary");
+    assert_eq!(
+        (log.rows_logged, log.bytes_logged, log.end),
+        (22, 220, Some(LogEnd::EndOfResults))
+    );
+    assert!(read_back.statements[0].log.is_none());
+}
+
+async fn result_log_window_drops_the_oldest_batches(store: Arc<dyn Store>) {
+    let job = create(&store, sql_job(None, &[], T0)).await;
+    store
+        .open_log(job.id, 2, 0, Vec::new())
+        .await
+        .expect("open");
+    let mut next = 0;
+    for i in 0..10u64 {
+        let mut write = append(0, vec![batch(i * 10, 10, 100)], Some(i + 1), None);
+        write.window_bytes = Some(350);
+        let head = store.append_log(job.id, 2, write).await.expect("append");
+        next = head.rows_logged;
+        assert!(head.bytes_held <= 350, "{head:?}");
+    }
+    let read = store
+        .read_log(job.id, 2, 0, 100, 1 << 20)
+        .await
+        .expect("read")
+        .expect("log");
+    assert_eq!(read.head.rows_logged, next);
+    assert_eq!(
+        read.head.earliest_row, 70,
+        "three newest batches of 100 bytes held"
+    );
+    assert_eq!(read.head.bytes_held, 300);
+    assert_eq!(read.head.bytes_logged, 1000);
+    let firsts: Vec<u64> = read.batches.iter().map(|b| b.first_row).collect();
+    assert_eq!(firsts, vec![70, 80, 90]);
+    // The newest batch stays even when alone it exceeds the window.
+    let mut big = append(0, vec![batch(100, 10, 1000)], Some(11), None);
+    big.window_bytes = Some(350);
+    let head = store.append_log(job.id, 2, big).await.expect("append");
+    assert_eq!((head.earliest_row, head.bytes_held), (100, 1000));
+}
+
+async fn result_log_of_a_new_attempt_starts_again_and_refuses_stale_appends(store: Arc<dyn Store>) {
+    let job = create(&store, sql_job(None, &[], T0)).await;
+    store
+        .open_log(job.id, 2, 0, Vec::new())
+        .await
+        .expect("open");
+    store
+        .append_log(job.id, 2, append(0, vec![batch(0, 10, 10)], Some(1), None))
+        .await
+        .expect("append");
+    let head = store
+        .open_log(job.id, 2, 1, b"x".to_vec())
+        .await
+        .expect("new attempt");
+    assert_eq!((head.attempt, head.rows_logged, head.bytes_held), (1, 0, 0));
+    let read = store
+        .read_log(job.id, 2, 0, 10, 1 << 20)
+        .await
+        .expect("read")
+        .expect("log");
+    assert!(
+        read.batches.is_empty(),
+        "the earlier attempt's rows are gone"
+    );
+    let stale = store
+        .append_log(job.id, 2, append(0, vec![batch(10, 1, 1)], Some(2), None))
+        .await;
+    assert!(
+        matches!(
+            stale,
+            Err(StoreError::StaleLog {
+                held: 1,
+                appended: 0,
+                ..
+            })
+        ),
+        "{stale:?}"
+    );
+}
+
+async fn result_logs_expire_after_their_jobs_ended(store: Arc<dyn Store>) {
+    let ended = create(&store, sql_job(None, &[], T0)).await;
+    let running = create(&store, sql_job(None, &[], T0)).await;
+    for job in [&ended, &running] {
+        store
+            .open_log(job.id, 2, 0, Vec::new())
+            .await
+            .expect("open");
+        store
+            .append_log(
+                job.id,
+                2,
+                append(0, vec![batch(0, 4, 40)], None, Some(LogEnd::EndOfResults)),
+            )
+            .await
+            .expect("append");
+    }
+    store
+        .transition(ended.id, JobState::Failed, "boom")
+        .await
+        .expect("end");
+    let ended_at = store
+        .get_job(ended.id)
+        .await
+        .expect("job")
+        .ended_at
+        .expect("ended");
+    assert_eq!(
+        store.expire_logs(ended_at, 10).await.expect("expire"),
+        0,
+        "not yet"
+    );
+    assert_eq!(
+        store.expire_logs(ended_at + 1, 10).await.expect("expire"),
+        1
+    );
+    assert_eq!(
+        store.expire_logs(ended_at + 1, 10).await.expect("expire"),
+        0,
+        "once"
+    );
+    let read = store
+        .read_log(ended.id, 2, 0, 10, 1 << 20)
+        .await
+        .expect("read")
+        .expect("log");
+    assert!(read.batches.is_empty());
+    assert!(read.head.deleted_at.is_some());
+    assert_eq!(
+        (
+            read.head.rows_logged,
+            read.head.bytes_held,
+            read.head.earliest_row
+        ),
+        (4, 0, 4)
+    );
+    let kept = store
+        .read_log(running.id, 2, 0, 10, 1 << 20)
+        .await
+        .expect("read")
+        .expect("log");
+    assert_eq!(kept.batches.len(), 1);
+}
+
+async fn leases_are_claimed_by_one_owner_renewed_and_taken_over_once_expired(
+    store: Arc<dyn Store>,
+) {
+    let job = create(&store, sql_job(None, &[], T0)).await;
+    let other = create(&store, sql_job(None, &[], T0 + 1)).await;
+    assert!(store.claim(job.id, "a", 1_000, 2_000).await.expect("claim"));
+    assert!(
+        store
+            .claim(job.id, "a", 1_500, 2_500)
+            .await
+            .expect("own again")
+    );
+    assert!(
+        !store
+            .claim(job.id, "b", 1_600, 2_600)
+            .await
+            .expect("held by a")
+    );
+    let claimable = store.claimable(1_600, 10).await.expect("claimable");
+    assert_eq!(claimable, vec![other.id], "only the job nobody holds");
+    assert_eq!(store.renew("a", 5_000).await.expect("renew"), vec![job.id]);
+    assert!(
+        !store
+            .claim(job.id, "b", 4_999, 6_000)
+            .await
+            .expect("renewed")
+    );
+    // Expired: another owner takes it, once.
+    let (first, second) = tokio::join!(
+        store.claim(job.id, "b", 5_001, 9_000),
+        store.claim(job.id, "c", 5_001, 9_000)
+    );
+    assert_eq!(
+        u8::from(first.expect("b")) + u8::from(second.expect("c")),
+        1,
+        "exactly one replica takes an expired lease"
+    );
+    assert!(store.renew("a", 10_000).await.expect("renew").is_empty());
+    let owner = store
+        .get_job(job.id)
+        .await
+        .expect("job")
+        .owner
+        .expect("owner");
+    assert!(owner == "b" || owner == "c");
+    store.release(&owner).await.expect("release");
+    assert!(
+        store
+            .claim(job.id, "a", 5_002, 9_000)
+            .await
+            .expect("released")
+    );
+    // Ended jobs are never claimed.
+    store
+        .transition(other.id, JobState::Failed, "boom")
+        .await
+        .expect("end");
+    assert!(!store.claim(other.id, "a", 0, 1).await.expect("ended"));
+    assert!(
+        store
+            .claimable(0, 10)
+            .await
+            .expect("claimable")
+            .is_empty()
+    );
+}
+
+async fn cancel_requests_are_recorded_once_for_the_owner(store: Arc<dyn Store>) {
+    let job = create(&store, sql_job(None, &[], T0)).await;
+    assert!(store.claim(job.id, "a", 0, i64::MAX).await.expect("claim"));
+    assert!(
+        store
+            .cancel_requests("a")
+            .await
+            .expect("requests")
+            .is_empty()
+    );
+    store
+        .request_cancel(job.id, "{\"first\":true}")
+        .await
+        .expect("request");
+    store
+        .request_cancel(job.id, "{\"second\":true}")
+        .await
+        .expect("again");
+    assert_eq!(
+        store.cancel_requests("a").await.expect("requests"),
+        vec![(job.id, "{\"first\":true}".to_owned())]
+    );
+    assert!(
+        store
+            .cancel_requests("b")
+            .await
+            .expect("requests")
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .get_job(job.id)
+            .await
+            .expect("job")
+            .cancel_request
+            .as_deref(),
+        Some("{\"first\":true}")
+    );
+    store
+        .transition(job.id, JobState::Canceling, "cancel requested")
+        .await
+        .expect("canceling");
+    assert!(
+        store
+            .cancel_requests("a")
+            .await
+            .expect("requests")
+            .is_empty(),
+        "acted on"
+    );
+    let missing = store.request_cancel(JobId::new_random(), "{}").await;
+    assert!(matches!(missing, Err(StoreError::JobNotFound(_))));
 }

@@ -573,12 +573,13 @@ impl Store for SeaStore {
         id: JobId,
         session: Option<&str>,
     ) -> Result<(), StoreError> {
-        let update = job::Entity::update_many()
-            .col_expr(
-                job::Column::GatewaySession,
-                Expr::value(session.map(str::to_owned)),
-            )
-            .col_expr(job::Column::UpdatedAt, updated_now());
+        let update = job::Entity::update_many().col_expr(
+            job::Column::GatewaySession,
+            Expr::value(session.map(str::to_owned)),
+        );
+        // Bookkeeping of the broker's own, not a change of the job a caller sees: the job's
+        // update time stays (so an ended job reads the same before and after its session
+        // is closed).
         self.update_job_columns(id, "cannot record the gateway session", update)
             .await
     }
