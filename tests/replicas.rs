@@ -32,7 +32,6 @@ use flinkbroker::proto::{
 use postgres_support::PostgresDatabase;
 use sql_gateway_standin::{Standin, StandinConfig};
 use tokio::process::{Child, Command};
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
@@ -643,8 +642,10 @@ async fn three_replicas_share_jobs_and_a_killed_owner_is_taken_over() {
         job_ids.push(job.id);
     }
 
-    // Kill A once it drives every job, every drain is under way and every reader on C has
-    // rows: mid-way through every drain.
+    // Kill A once every job has a driver, every drain is under way and every reader on C has
+    // rows: mid-way through every drain. A drives the jobs submitted through it, except one
+    // another replica happened to claim between its recording and A's claim (the product
+    // allows that; such a job just goes on where it is).
     let mut at_kill: Vec<Job> = Vec::new();
     let mid_drain = wait_until(started + Duration::from_secs(60), async || {
         at_kill.clear();
@@ -658,7 +659,7 @@ async fn three_replicas_share_jobs_and_a_killed_owner_is_taken_over() {
                 "the drain of job {job_id} ended before the kill ({} rows logged): the stand-in produced its rows faster than this test expects",
                 log.rows_logged
             );
-            if job.driven_by != "replica-a"
+            if job.driven_by.is_empty()
                 || log.rows_logged == 0
                 || counter.load(Ordering::Relaxed) == 0
             {
@@ -671,12 +672,22 @@ async fn three_replicas_share_jobs_and_a_killed_owner_is_taken_over() {
     .await;
     assert!(
         mid_drain,
-        "the jobs were not all driven by replica-a with rows logged and read within 60 s: {:?}",
+        "the jobs were not all driven with rows logged and read within 60 s: {:?}",
         at_kill
             .iter()
             .map(|job| (&job.driven_by, crash::describe(job)))
             .collect::<Vec<_>>()
     );
+    let drivers_at_kill: Vec<&str> = at_kill.iter().map(|job| job.driven_by.as_str()).collect();
+    assert!(
+        drivers_at_kill.contains(&"replica-a"),
+        "replica-a drives none of the jobs submitted through it: {drivers_at_kill:?}"
+    );
+    if drivers_at_kill.iter().any(|driver| *driver != "replica-a") {
+        eprintln!(
+            "note: not every job submitted through replica-a is driven by it: {drivers_at_kill:?}"
+        );
+    }
     let read_at_kill: Vec<u64> = received
         .iter()
         .map(|counter| counter.load(Ordering::Relaxed))
@@ -936,4 +947,578 @@ fn query_log(job: &Job) -> flinkbroker::proto::ResultLogStatus {
         .last()
         .and_then(|statement| statement.result_log)
         .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cancels and reads through any replica
+
+/// An unbounded INSERT: its Flink job runs until it is cancelled.
+fn unbounded_insert(table: &str) -> String {
+    format!(
+        "CREATE TABLE src_{table} (id BIGINT) WITH ('connector'='datagen', 'rows-per-second'='5');\n\
+         CREATE TABLE snk_{table} (id BIGINT) WITH ('connector'='blackhole');\n\
+         INSERT INTO snk_{table} SELECT id FROM src_{table};"
+    )
+}
+
+fn streaming_request(script: String, request_id: &str, run: &str) -> SubmitSqlRequest {
+    SubmitSqlRequest {
+        script,
+        runtime_mode: RuntimeMode::Streaming as i32,
+        request_id: request_id.to_string(),
+        labels: HashMap::from([("run".to_string(), run.to_string())]),
+        ..SubmitSqlRequest::default()
+    }
+}
+
+/// The Flink job id of a job's last statement, lowercase ("" before it started one).
+fn last_flink_job_id(job: &Job) -> String {
+    job.statements
+        .last()
+        .map(|statement| statement.flink_job_id.to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_through_a_replica_that_does_not_drive_the_job() {
+    let _turn = crash::one_at_a_time().await;
+    let mut service = Service::start("replicas_cancel").await;
+    let mut replicas = service.replicas(&["replica-a", "replica-b"]).await;
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(60);
+    let run = uuid::Uuid::new_v4().simple().to_string();
+
+    // An unbounded INSERT and an unbounded query, submitted through A (which drives them,
+    // unless B claimed one first).
+    let insert = replicas[0]
+        .submit_sql(streaming_request(
+            unbounded_insert("insert"),
+            "cancel-insert",
+            &run,
+        ))
+        .await;
+    let query = replicas[0]
+        .submit_sql(streaming_request(
+            "CREATE TABLE ticks (id BIGINT) WITH ('connector'='datagen', 'rows-per-second'='20', \
+             'fields.id.kind'='sequence', 'fields.id.start'='1', 'fields.id.end'='100000000');\n\
+             SELECT id FROM ticks;"
+                .to_string(),
+            "cancel-query",
+            &run,
+        ))
+        .await;
+    let job_ids = [insert.id.clone(), query.id.clone()];
+    let mut running: Vec<Job> = Vec::new();
+    let all_running = wait_until(started + Duration::from_secs(30), async || {
+        running.clear();
+        for job_id in &job_ids {
+            let Ok(job) = replicas[0].get_job(job_id).await else {
+                return false;
+            };
+            let ready = job.state() == JobState::Running
+                && !job.driven_by.is_empty()
+                && !last_flink_job_id(&job).is_empty();
+            running.push(job);
+            if !ready {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    assert!(
+        all_running,
+        "the jobs were not RUNNING with a driver within 30 s: {:?}",
+        running
+            .iter()
+            .map(|job| (job.driven_by.clone(), crash::describe(job)))
+            .collect::<Vec<_>>()
+    );
+    let flink_job_ids: Vec<String> = running.iter().map(last_flink_job_id).collect();
+    // Each job's driver, and the replica that does not drive it.
+    let mut driver_of: Vec<usize> = Vec::new();
+    for job in &running {
+        let driver = replicas
+            .iter()
+            .position(|replica| replica.id == job.driven_by)
+            .unwrap_or_else(|| panic!("job {} is driven by {:?}", job.id, job.driven_by));
+        if driver != 0 {
+            eprintln!(
+                "note: job {} was claimed by {} before replica-a claimed it",
+                job.id, job.driven_by
+            );
+        }
+        driver_of.push(driver);
+    }
+    let bystander_of = |index: usize| &replicas[1 - driver_of[index]];
+
+    // The query's results read through the replica that does not drive it.
+    let received = Arc::new(AtomicU64::new(0));
+    let reader = tokio::spawn(read_results(
+        bystander_of(1).client(),
+        query.id.clone(),
+        received.clone(),
+        deadline,
+    ));
+    let reading_started = wait_until(started + Duration::from_secs(30), async || {
+        received.load(Ordering::Relaxed) > 0
+    })
+    .await;
+    assert!(
+        reading_started,
+        "no row of the query reached its reader on {} within 30 s",
+        bystander_of(1).id
+    );
+
+    // Cancel each through the replica that does not drive it.
+    let mut problems: Vec<String> = Vec::new();
+    let cancel_started = Instant::now();
+    for (index, job_id) in job_ids.iter().enumerate() {
+        let bystander = bystander_of(index);
+        let request = CancelJobRequest {
+            job_id: job_id.clone(),
+            ..CancelJobRequest::default()
+        };
+        match tokio::time::timeout(CALL_TIMEOUT * 4, bystander.client().cancel_job(request)).await {
+            Ok(Ok(answer)) => {
+                let answer = answer.into_inner();
+                if answer.state() != JobState::Canceling {
+                    problems.push(format!(
+                        "job {job_id}: CancelJob on {} answered {}, not CANCELING",
+                        bystander.id,
+                        crash::describe(&answer)
+                    ));
+                }
+            }
+            Ok(Err(status)) => problems.push(format!(
+                "job {job_id}: CancelJob on {}: {:?}: {}",
+                bystander.id,
+                status.code(),
+                status.message()
+            )),
+            Err(_) => problems.push(format!(
+                "job {job_id}: CancelJob on {}: no answer",
+                bystander.id
+            )),
+        }
+    }
+    let answered_after = cancel_started.elapsed();
+
+    // Both end CANCELED, as both replicas tell.
+    let mut finals: Vec<Job> = Vec::new();
+    let all_ended = wait_until(cancel_started + Duration::from_secs(30), async || {
+        finals.clear();
+        for (index, job_id) in job_ids.iter().enumerate() {
+            match bystander_of(index).get_job(job_id).await {
+                Ok(job) if crash::is_terminal(&job) => finals.push(job),
+                _ => return false,
+            }
+        }
+        true
+    })
+    .await;
+    let ended_after = cancel_started.elapsed();
+    if !all_ended {
+        problems.push("the jobs did not end within 30 s of the cancel".into());
+    }
+    for job in &finals {
+        if job.state() != JobState::Canceled {
+            problems.push(format!(
+                "job {}: ended {} instead of CANCELED",
+                job.id,
+                crash::describe(job)
+            ));
+        }
+    }
+    for (index, job_id) in job_ids.iter().enumerate() {
+        let (driver, bystander) = (&replicas[driver_of[index]], bystander_of(index));
+        match driver.get_job(job_id).await {
+            Ok(job) if job.state() == JobState::Canceled => {}
+            Ok(job) => problems.push(format!(
+                "job {job_id}: its driver {} says {}",
+                driver.id,
+                crash::describe(&job)
+            )),
+            Err(error) => problems.push(error),
+        }
+        // The cancel went to the driver: the other replica never took the job up.
+        let taken_up = bystander.log_lines_containing(&["taking the job up", job_id]);
+        if !taken_up.is_empty() {
+            problems.push(format!(
+                "job {job_id}: {} took it up: {taken_up:?}",
+                bystander.id
+            ));
+        }
+        // Cancelling again changes nothing.
+        let request = CancelJobRequest {
+            job_id: job_id.clone(),
+            ..CancelJobRequest::default()
+        };
+        match tokio::time::timeout(CALL_TIMEOUT, bystander.client().cancel_job(request)).await {
+            Ok(Ok(answer)) if answer.get_ref().state() == JobState::Canceled => {}
+            other => problems.push(format!(
+                "job {job_id}: a second CancelJob on {} answered {:?}",
+                bystander.id,
+                other.map(|answer| answer.map(|job| crash::describe(job.get_ref())))
+            )),
+        }
+    }
+
+    // The stand-in stopped both Flink jobs, each submitted once.
+    let flink_jobs: HashMap<String, String> = service.standin.flink_jobs().into_iter().collect();
+    for flink_job_id in &flink_job_ids {
+        match flink_jobs.get(flink_job_id).map(String::as_str) {
+            Some("CANCELED") => {}
+            other => problems.push(format!(
+                "flink job {flink_job_id} is {other:?} in the stand-in, not CANCELED"
+            )),
+        }
+    }
+    for table in ["_insert", "ticks"] {
+        let pins = pinned_submissions(&service.standin, table);
+        if pins.len() != 1 {
+            problems.push(format!(
+                "the statement reading {table} was submitted {} times",
+                pins.len()
+            ));
+        }
+    }
+
+    // The reader saw rows 1.. in order, then the cancel.
+    let reading = reader.await.expect("reader task");
+    match &reading.end {
+        Some((Reason::Canceled, _)) => {}
+        other => problems.push(format!(
+            "the reader on {} ended with {other:?} after {} rows",
+            bystander_of(1).id,
+            reading.ids.len()
+        )),
+    }
+    let expected: Vec<i64> = (1..=reading.ids.len() as i64).collect();
+    if reading.ids != expected || !reading.offset_mismatches.is_empty() {
+        problems.push(format!(
+            "the reader received {} rows not numbered 1.. in order: {:?}",
+            reading.ids.len(),
+            reading.offset_mismatches
+        ));
+    }
+    problems.extend(
+        reading
+            .breaks
+            .iter()
+            .map(|broken| format!("the result stream broke: {broken}")),
+    );
+    for replica in replicas.iter_mut() {
+        problems.extend(replica.exited());
+    }
+
+    eprintln!(
+        "cancel through the replica that does not drive the job: answered after {:.2}s, CANCELED after {:.2}s; the reader there got {} rows; test took {:.1}s",
+        answered_after.as_secs_f64(),
+        ended_after.as_secs_f64(),
+        reading.ids.len(),
+        started.elapsed().as_secs_f64()
+    );
+    for problem in &problems {
+        eprintln!("problem: {problem}");
+    }
+    if !problems.is_empty() {
+        service.keep_logs(&replicas.iter().collect::<Vec<_>>());
+    }
+    assert!(problems.is_empty(), "{} problems", problems.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_replica_answers_get_and_list() {
+    let _turn = crash::one_at_a_time().await;
+    let mut service = Service::start("replicas_everywhere").await;
+    let mut replicas = service
+        .replicas(&["replica-a", "replica-b", "replica-c"])
+        .await;
+    let started = Instant::now();
+    let run = uuid::Uuid::new_v4().simple().to_string();
+
+    // One job submitted through each replica.
+    let mut submitted: Vec<(Job, String)> = Vec::new();
+    for (index, replica) in replicas.iter().enumerate() {
+        let request = streaming_request(
+            unbounded_insert(&format!("everywhere_{index}")),
+            &format!("everywhere-{index}"),
+            &run,
+        );
+        let job = replica.submit_sql(request).await;
+        submitted.push((job, replica.id.clone()));
+    }
+    let mut problems: Vec<String> = Vec::new();
+
+    // The same request through the other replicas returns the same job.
+    for replica in &replicas[1..] {
+        let request = streaming_request(unbounded_insert("everywhere_0"), "everywhere-0", &run);
+        let again = replica.submit_sql(request).await;
+        if again.id != submitted[0].0.id {
+            problems.push(format!(
+                "SubmitSql of request everywhere-0 again on {} answered job {}, not {}",
+                replica.id, again.id, submitted[0].0.id
+            ));
+        }
+    }
+
+    // Every replica tells every job alike: RUNNING, driven by one replica.
+    let mut last_seen: Vec<String> = Vec::new();
+    let mut driver_of: BTreeMap<String, String> = BTreeMap::new();
+    let agreed = wait_until(started + Duration::from_secs(30), async || {
+        last_seen.clear();
+        let mut all = true;
+        for (job, _) in &submitted {
+            let mut drivers = BTreeSet::new();
+            for replica in &replicas {
+                match replica.get_job(&job.id).await {
+                    Ok(seen) => {
+                        let same = seen.id == job.id
+                            && seen.request_id == job.request_id
+                            && seen.labels == job.labels
+                            && seen.statements.len() == job.statements.len();
+                        all &= same && seen.state() == JobState::Running;
+                        drivers.insert(seen.driven_by.clone());
+                        last_seen.push(format!(
+                            "{} on {}: {} driven by {:?}{}",
+                            job.request_id,
+                            replica.id,
+                            crash::describe(&seen),
+                            seen.driven_by,
+                            if same { "" } else { " (differs)" }
+                        ));
+                    }
+                    Err(error) => {
+                        all = false;
+                        last_seen.push(error);
+                    }
+                }
+            }
+            all &= drivers.len() == 1
+                && drivers.iter().all(|driver| {
+                    ["replica-a", "replica-b", "replica-c"].contains(&driver.as_str())
+                });
+            if let Some(driver) = drivers.into_iter().next() {
+                driver_of.insert(job.id.clone(), driver);
+            }
+        }
+        all
+    })
+    .await;
+    if !agreed {
+        problems.push(format!(
+            "the replicas did not all tell every job RUNNING with one driver within 30 s: {last_seen:#?}"
+        ));
+    }
+
+    // Every replica lists the three jobs, and knows none it was not given.
+    let labels = HashMap::from([("run".to_string(), run.clone())]);
+    let expected: BTreeSet<&str> = submitted.iter().map(|(job, _)| job.id.as_str()).collect();
+    for replica in &replicas {
+        let listed = replica.list_jobs(&labels).await;
+        let ids: BTreeSet<&str> = listed.iter().map(|job| job.id.as_str()).collect();
+        if ids != expected || listed.len() != expected.len() {
+            problems.push(format!(
+                "ListJobs on {} lists {ids:?}, expected {expected:?}",
+                replica.id
+            ));
+        }
+        for job in &listed {
+            if job.state() != JobState::Running || driver_of.get(&job.id) != Some(&job.driven_by) {
+                problems.push(format!(
+                    "ListJobs on {} lists {} as {} driven by {:?}; GetJob said RUNNING driven by {:?}",
+                    replica.id,
+                    job.id,
+                    crash::describe(job),
+                    job.driven_by,
+                    driver_of.get(&job.id)
+                ));
+            }
+        }
+        let unknown = uuid::Uuid::new_v4().to_string();
+        match tokio::time::timeout(
+            CALL_TIMEOUT,
+            replica.client().get_job(GetJobRequest {
+                job_id: unknown.clone(),
+            }),
+        )
+        .await
+        {
+            Ok(Err(status)) if status.code() == tonic::Code::NotFound => {}
+            other => problems.push(format!(
+                "GetJob of unknown job {unknown} on {} answered {:?}",
+                replica.id,
+                other.map(|answer| answer.map(|job| job.into_inner().id))
+            )),
+        }
+    }
+    // Each job's Flink job was submitted once, whichever replica drives it.
+    for index in 0..submitted.len() {
+        let pins = pinned_submissions(&service.standin, &format!("snk_everywhere_{index}"));
+        if pins.len() != 1 {
+            problems.push(format!(
+                "the INSERT of everywhere-{index} was submitted {} times",
+                pins.len()
+            ));
+        }
+    }
+    for replica in replicas.iter_mut() {
+        problems.extend(replica.exited());
+    }
+    eprintln!(
+        "every replica answers for every job: {:?}; test took {:.1}s",
+        submitted
+            .iter()
+            .map(|(job, through)| format!(
+                "{} submitted through {through}, driven by {:?}",
+                job.request_id,
+                driver_of.get(&job.id)
+            ))
+            .collect::<Vec<_>>(),
+        started.elapsed().as_secs_f64()
+    );
+    for problem in &problems {
+        eprintln!("problem: {problem}");
+    }
+    if !problems.is_empty() {
+        service.keep_logs(&replicas.iter().collect::<Vec<_>>());
+    }
+    assert!(problems.is_empty(), "{} problems", problems.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_while_the_driving_replica_is_dead_is_carried_out_by_the_one_taking_over() {
+    let _turn = crash::one_at_a_time().await;
+    let mut service = Service::start("replicas_dead_cancel").await;
+    let mut replicas = service
+        .replicas(&["replica-a", "replica-b", "replica-c"])
+        .await;
+    let started = Instant::now();
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let job = replicas[0]
+        .submit_sql(streaming_request(
+            unbounded_insert("dead"),
+            "dead-cancel",
+            &run,
+        ))
+        .await;
+    let mut seen: Option<Job> = None;
+    let running = wait_until(started + Duration::from_secs(30), async || {
+        seen = replicas[0].get_job(&job.id).await.ok();
+        seen.as_ref().is_some_and(|job| {
+            job.state() == JobState::Running
+                && !job.driven_by.is_empty()
+                && !last_flink_job_id(job).is_empty()
+        })
+    })
+    .await;
+    let seen = seen.expect("the job was read");
+    assert!(
+        running,
+        "the job was not RUNNING with a driver within 30 s: {:?} {}",
+        seen.driven_by,
+        crash::describe(&seen)
+    );
+    let flink_job_id = last_flink_job_id(&seen);
+    // Kill the job's driver (replica-a, unless another replica claimed the job first); cancel
+    // through the next replica, follow the job through the last.
+    let driver = replicas
+        .iter()
+        .position(|replica| replica.id == seen.driven_by)
+        .unwrap_or_else(|| panic!("the job is driven by {:?}", seen.driven_by));
+    let canceller = (driver + 1) % 3;
+    let observer = (driver + 2) % 3;
+    replicas[driver].kill().await;
+    let killed = Instant::now();
+
+    // The cancel is recorded at once; the answer waits until a replica drives the job again.
+    let mut problems: Vec<String> = Vec::new();
+    let request = CancelJobRequest {
+        job_id: job.id.clone(),
+        ..CancelJobRequest::default()
+    };
+    let canceller_id = replicas[canceller].id.clone();
+    match tokio::time::timeout(
+        TAKEOVER_BOUND + CALL_TIMEOUT,
+        replicas[canceller].client().cancel_job(request),
+    )
+    .await
+    {
+        Ok(Ok(answer)) => {
+            let answer = answer.into_inner();
+            if !matches!(answer.state(), JobState::Canceling | JobState::Canceled) {
+                problems.push(format!(
+                    "CancelJob on {canceller_id} answered {}",
+                    crash::describe(&answer)
+                ));
+            }
+        }
+        Ok(Err(status)) => problems.push(format!(
+            "CancelJob on {canceller_id}: {:?}: {}",
+            status.code(),
+            status.message()
+        )),
+        Err(_) => problems.push(format!("CancelJob on {canceller_id}: no answer")),
+    }
+    let answered_after = killed.elapsed();
+    let mut last: Option<Job> = None;
+    let ended = wait_until(killed + END_BOUND, async || {
+        last = replicas[observer].get_job(&job.id).await.ok();
+        last.as_ref().is_some_and(crash::is_terminal)
+    })
+    .await;
+    let ended_after = killed.elapsed();
+    match &last {
+        Some(job) if ended && job.state() == JobState::Canceled => {}
+        other => problems.push(format!(
+            "the job did not end CANCELED within {END_BOUND:?} of the kill: {:?}",
+            other.as_ref().map(crash::describe)
+        )),
+    }
+    // One surviving replica took the job over (two, or none, would be wrong).
+    let taken_up: Vec<String> = [canceller, observer]
+        .iter()
+        .flat_map(|index| {
+            replicas[*index].log_lines_containing(&["taking the job up", job.id.as_str()])
+        })
+        .collect();
+    if taken_up.len() != 1 {
+        problems.push(format!(
+            "{} takeovers logged by the surviving replicas: {taken_up:#?}",
+            taken_up.len()
+        ));
+    }
+    let flink_jobs: HashMap<String, String> = service.standin.flink_jobs().into_iter().collect();
+    match flink_jobs.get(&flink_job_id).map(String::as_str) {
+        Some("CANCELED") => {}
+        other => problems.push(format!(
+            "flink job {flink_job_id} is {other:?} in the stand-in, not CANCELED"
+        )),
+    }
+    let pins = pinned_submissions(&service.standin, "_dead");
+    if pins.len() != 1 || flink_jobs.len() != 1 {
+        problems.push(format!(
+            "the INSERT was submitted {} times ({} flink jobs started): {pins:?}",
+            pins.len(),
+            flink_jobs.len()
+        ));
+    }
+    for index in [canceller, observer] {
+        problems.extend(replicas[index].exited());
+    }
+    eprintln!(
+        "cancel while the driver ({}) is dead: answered {:.1}s after the kill, CANCELED after {:.1}s; taken up: {taken_up:?}; test took {:.1}s",
+        replicas[driver].id,
+        answered_after.as_secs_f64(),
+        ended_after.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    for problem in &problems {
+        eprintln!("problem: {problem}");
+    }
+    if !problems.is_empty() {
+        service.keep_logs(&replicas.iter().collect::<Vec<_>>());
+    }
+    assert!(problems.is_empty(), "{} problems", problems.len());
 }

@@ -158,7 +158,7 @@ async fn a_query_nobody_reads_finishes_and_any_reader_reads_it_afterwards_from_a
     let finished = wait_for_state(&client, &job.id, JobState::Finished).await;
     let statement = &finished.statements[1];
     assert_eq!(statement.state(), StatementState::Finished);
-    let log = statement.result_log.clone().expect("result log status");
+    let log = statement.result_log.expect("result log status");
     assert_eq!(log.rows_logged, 2_500);
     assert_eq!(log.earliest_row_offset, 0);
     assert!(log.complete && !log.deleted);
@@ -252,7 +252,7 @@ async fn result_limits_stop_an_unbounded_query_and_the_job_finishes() {
     });
     let job = submit(&mut client, request).await;
     let finished = wait_for_state(&client, &job.id, JobState::Finished).await;
-    let log = finished.statements[1].result_log.clone().expect("log");
+    let log = finished.statements[1].result_log.expect("log");
     assert_eq!(log.rows_logged, 1_000);
     assert!(log.complete);
     assert!(
@@ -319,7 +319,7 @@ async fn a_reader_behind_the_sliding_window_is_out_of_range_naming_the_earliest_
             .is_some_and(|log| log.earliest_row_offset > 0)
     })
     .await;
-    let log = moved.statements[1].result_log.clone().expect("log");
+    let log = moved.statements[1].result_log.expect("log");
     assert!(log.bytes_held < 64 * 1024, "{log:?}");
     let error = client
         .stream_operation_results(read_request(&job.id, 0))
@@ -339,7 +339,6 @@ async fn a_reader_behind_the_sliding_window_is_out_of_range_naming_the_earliest_
         async move {
             let earliest = get(&mut client, &id).await.statements[1]
                 .result_log
-                .clone()
                 .expect("log")
                 .earliest_row_offset;
             let mut request = read_request(&id, earliest);
@@ -419,7 +418,7 @@ async fn logs_are_deleted_after_their_retention_and_the_stream_says_so() {
     })
     .await;
     assert_eq!(deleted.state(), JobState::Finished, "the job record stays");
-    let log = deleted.statements[1].result_log.clone().expect("log");
+    let log = deleted.statements[1].result_log.expect("log");
     assert_eq!((log.rows_logged, log.bytes_held), (100, 0));
     let error = client
         .stream_operation_results(read_request(&job.id, 0))

@@ -1522,13 +1522,7 @@ async fn leases_are_claimed_by_one_owner_renewed_and_taken_over_once_expired(
         .await
         .expect("end");
     assert!(!store.claim(other.id, "a", 0, 1).await.expect("ended"));
-    assert!(
-        store
-            .claimable(0, 10)
-            .await
-            .expect("claimable")
-            .is_empty()
-    );
+    assert!(store.claimable(0, 10).await.expect("claimable").is_empty());
 }
 
 async fn cancel_requests_are_recorded_once_for_the_owner(store: Arc<dyn Store>) {

@@ -130,9 +130,11 @@ pub fn result_message(message: ResultMessage) -> proto::StreamOperationResultsRe
         ResultMessage::Rows {
             rows,
             first_row_offset,
+            attempt,
         } => Message::Rows(proto::RowBatch {
             rows,
             first_row_offset,
+            attempt,
         }),
         ResultMessage::Progress {
             rows_logged,

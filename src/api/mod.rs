@@ -87,6 +87,7 @@ impl JobService for JobApi {
                 max_rows: (request.max_rows > 0).then_some(request.max_rows as u64),
                 max_duration,
                 resume_from_row: request.resume_from_row,
+                attempt: request.attempt,
             })
             .await?;
         let stream = ReceiverStream::new(receiver)

@@ -837,6 +837,7 @@ async fn load_jobs<C: ConnectionTrait>(
                     result_log::Column::BytesHeld,
                     result_log::Column::BytesLogged,
                     result_log::Column::NextToken,
+                    result_log::Column::FetchSent,
                     result_log::Column::EndReason,
                     result_log::Column::UpdatedAt,
                     result_log::Column::DeletedAt,
@@ -983,6 +984,7 @@ pub(super) fn log_summary(log: &result_log::Model) -> Result<LogSummary, String>
         bytes_held: count("bytes_held", log.bytes_held)?,
         bytes_logged: count("bytes_logged", log.bytes_logged)?,
         next_token: log.next_token.map(|t| count("next_token", t)).transpose()?,
+        fetch_sent: log.fetch_sent.map(|t| count("fetch_sent", t)).transpose()?,
         end: match &log.end_reason {
             Some(end) => Some(LogEnd::parse(end).ok_or_else(|| {
                 format!("result log of statement {}: end reason {end:?}", log.idx)

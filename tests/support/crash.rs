@@ -566,6 +566,7 @@ impl Connector {
             let request = StreamOperationResultsRequest {
                 job_id: job_id.to_owned(),
                 resume_from_row: read.ids.len() as u64,
+                attempt: read.attempt,
                 ..StreamOperationResultsRequest::default()
             };
             let resumed = read.streams > 0;
@@ -579,6 +580,7 @@ impl Connector {
                 Ok(Err(status)) if runs_again(&status) => {
                     read.restarted_from_zero += 1;
                     read.ids.clear();
+                    read.attempt = None;
                     format!("{:?}: {}", status.code(), status.message())
                 }
                 Ok(Err(status)) if is_unanswered(&status) => {
@@ -607,6 +609,7 @@ impl Connector {
                             Ok(Err(status)) if runs_again(&status) => {
                                 read.restarted_from_zero += 1;
                                 read.ids.clear();
+                                read.attempt = None;
                                 break format!("{:?}: {}", status.code(), status.message());
                             }
                             Ok(Err(status)) => {
@@ -619,6 +622,13 @@ impl Connector {
                         match message.message {
                             Some(Message::Schema(_) | Message::Progress(_)) | None => {}
                             Some(Message::Rows(batch)) => {
+                                if read.attempt.is_some_and(|a| a != batch.attempt) {
+                                    read.offset_mismatches.push(format!(
+                                        "rows of attempt {} after rows of attempt {:?}",
+                                        batch.attempt, read.attempt
+                                    ));
+                                }
+                                read.attempt = Some(batch.attempt);
                                 if batch.first_row_offset != read.ids.len() as u64 {
                                     read.offset_mismatches.push(format!(
                                         "a batch starts at row {} after {} rows were received",
@@ -712,6 +722,8 @@ pub struct ResultRead {
     pub offset_mismatches: Vec<String>,
     /// Times the broker said the query runs again after a restart, so reading began anew.
     pub restarted_from_zero: u32,
+    /// The statement's attempt the rows received came from.
+    pub attempt: Option<u32>,
 }
 
 /// True for the broker's answer that a query runs again after a restart and its results start

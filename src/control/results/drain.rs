@@ -129,6 +129,15 @@ impl Drain {
         let mut writing: Option<Write> = None;
         let mut pause = Duration::ZERO;
         loop {
+            if next_page.is_none()
+                && writing.is_some()
+                && let Err(outcome) = self.note_fetch(token).await
+            {
+                if let Some(write) = writing.take() {
+                    let _ = self.finish(write).await;
+                }
+                return outcome;
+            }
             let page = match next_page.take() {
                 Some(page) => Some(page),
                 None => match self.fetch(token, deadline).await {
@@ -238,6 +247,28 @@ impl Drain {
                     }
                     None => tokio::time::sleep(pause).await,
                 }
+            }
+        }
+    }
+
+    /// Records, before the fetch is sent, that `token` is fetched while the page before it is
+    /// still being appended: a crash now may leave the gateway past the logged token, and
+    /// the next driver must not take the gateway's answer at that token for the lost page.
+    async fn note_fetch(&self, token: u64) -> Result<(), DrainOutcome> {
+        let store = &self.controller.store;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match store
+                .note_fetch(self.job_id, self.index, self.attempt, token)
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(StoreError::Database(message)) if attempts < STORE_ATTEMPTS => {
+                    warn!(job_id = %self.job_id, statement = self.index, %message, attempts, "cannot record the fetch under way; retrying");
+                    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempts))).await;
+                }
+                Err(error) => return Err(DrainOutcome::StoreLost(Error::Store(error))),
             }
         }
     }

@@ -40,6 +40,8 @@ pub struct ResultRequest {
     pub max_rows: Option<u64>,
     pub max_duration: Option<Duration>,
     pub resume_from_row: u64,
+    /// The attempt the client's rows came from, when resuming.
+    pub attempt: Option<u32>,
 }
 
 /// Why a result stream ended.
@@ -59,6 +61,8 @@ pub enum ResultMessage {
     Rows {
         rows: Vec<proto::Row>,
         first_row_offset: u64,
+        /// The statement's attempt the rows come from.
+        attempt: u32,
     },
     Progress {
         rows_logged: u64,
@@ -98,6 +102,9 @@ impl Controller {
         let index = select_statement(&job, request.statement_index)?;
         let statement = &job.statements[index as usize];
         match &statement.log {
+            Some(log) if request.attempt.is_some_and(|a| a != log.attempt) => {
+                return Err(runs_again(&job, index, log.attempt));
+            }
             Some(log) => check_offset(&job, index, log, request.resume_from_row)?,
             None if request.resume_from_row > 0 => {
                 return Err(Error::OutOfRange(format!(
@@ -133,7 +140,7 @@ impl Controller {
                 max_rows: request.max_rows,
                 offset: request.resume_from_row,
                 rows_sent: 0,
-                attempt: None,
+                attempt: request.attempt,
                 tail: None,
                 job: this.live.get(job.id).map(|live| live.job),
             };
@@ -175,6 +182,15 @@ impl Controller {
         }
         status
     }
+}
+
+/// The answer to a client resuming into an attempt the statement no longer runs.
+fn runs_again(job: &Job, index: u32, attempt: u32) -> Error {
+    Error::Aborted(format!(
+        "statement {} of job {} runs again (attempt {attempt}): the sql gateway no longer served its results after a broker restart, so its results start again at row 0",
+        index + 1,
+        job.id
+    ))
 }
 
 /// Refuses an offset the log does not hold.
@@ -397,10 +413,10 @@ impl Reader<'_> {
             None => self.attempt = Some(read.head.attempt),
             Some(attempt) if attempt != read.head.attempt => {
                 return Err(Error::Aborted(format!(
-                    "statement {} of job {} runs again (attempt {}) after the sql gateway lost its results; its result log starts again at row 0",
+                    "statement {} of job {} runs again (attempt {}): the sql gateway no longer served its results after a broker restart, so its results start again at row 0",
                     self.index + 1,
                     self.job_id,
-                    read.head.attempt + 1
+                    read.head.attempt
                 )));
             }
             Some(_) => {}
@@ -494,6 +510,7 @@ impl Reader<'_> {
         self.send(ResultMessage::Rows {
             rows,
             first_row_offset: *first,
+            attempt: self.attempt.unwrap_or_default(),
         })
         .await?;
         self.rows_sent += count;

@@ -611,6 +611,16 @@ impl SqlDriver {
                 .await
                 .map(Ok);
         }
+        if let (Some(sent), Some(next)) = (head.fetch_sent, head.next_token)
+            && sent > next
+        {
+            // The page at the logged token was fetched, and the next one asked for, before
+            // its rows were logged: the gateway serves neither again.
+            return Ok(Err(format!(
+                "the sql gateway had moved past its results after row {} (token {sent} was asked for before the page at token {next} was logged)",
+                head.rows_logged
+            )));
+        }
         let (Some(operation), Some(session), true, Some(token)) = (
             statement.operation_handle.clone(),
             self.session.clone(),

@@ -38,6 +38,7 @@ impl MigrationTrait for Migration {
                             .not_null(),
                     )
                     .col(ColumnDef::new(ResultLogs::NextToken).big_integer().null())
+                    .col(ColumnDef::new(ResultLogs::FetchSent).big_integer().null())
                     .col(ColumnDef::new(ResultLogs::EndReason).text().null())
                     .col(
                         ColumnDef::new(ResultLogs::UpdatedAt)
@@ -171,6 +172,7 @@ enum ResultLogs {
     BytesHeld,
     BytesLogged,
     NextToken,
+    FetchSent,
     EndReason,
     UpdatedAt,
     DeletedAt,
