@@ -71,8 +71,9 @@ impl Controller {
         }
     }
 
-    /// Reads the job from the store now and then until it ends (a job this process does not
-    /// drive: after its driver ended, or while the next start has not resumed it yet).
+    /// Reads the job from the store every `--replica-poll-interval` until it ends (a job this
+    /// process does not drive: another replica drives it, its driver ended, or no replica
+    /// has taken it up again yet).
     async fn follow_recorded(&self, id: JobId, tx: &mpsc::Sender<Result<Job>>, last: &mut Seen) {
         loop {
             if self.shutdown.is_cancelled() {
@@ -108,7 +109,7 @@ impl Controller {
             tokio::select! {
                 _ = tx.closed() => return,
                 _ = self.shutdown.cancelled() => {}
-                _ = tokio::time::sleep(self.limits.poll_interval) => {}
+                _ = tokio::time::sleep(self.limits.replica_poll_interval) => {}
             }
         }
     }
