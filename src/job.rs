@@ -396,6 +396,8 @@ pub struct NewJob {
     pub statements: Vec<StatementRecord>,
     pub flink_job_id: Option<String>,
     pub created_at: UnixMillis,
+    /// The replica that drives the job from the start, and until when its lease holds.
+    pub lease: Option<(String, UnixMillis)>,
 }
 
 #[cfg(test)]

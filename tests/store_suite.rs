@@ -220,6 +220,7 @@ fn sql_job(request_id: Option<&str>, label_pairs: &[(&str, &str)], created_at: i
         statements: pending_statements(&statements),
         flink_job_id: None,
         created_at,
+        lease: None,
     }
 }
 
@@ -244,6 +245,7 @@ fn python_job(label_pairs: &[(&str, &str)], created_at: i64) -> NewJob {
         statements: vec![],
         flink_job_id: Some(id.flink_job_id_for_program()),
         created_at,
+        lease: None,
     }
 }
 

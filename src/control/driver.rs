@@ -65,6 +65,8 @@ pub(super) struct Core {
     pub job: Job,
     /// True when the driver took the job over from an earlier run of the broker.
     pub resuming: bool,
+    /// Why the job is taken up again (for its history), e.g. "after a broker restart".
+    pub resumed_because: String,
     published: watch::Sender<Job>,
     commands: mpsc::Receiver<Command>,
     /// Callers of CancelJob answered once the job is CANCELING.
@@ -78,8 +80,13 @@ pub(super) struct Core {
 }
 
 impl Core {
-    /// Registers a job as live; None when it already has a driver.
-    pub fn register(controller: Arc<Controller>, job: Job, resuming: bool) -> Option<Core> {
+    /// Registers a job as live; None when it already has a driver. `resumed` says why a job
+    /// an earlier driver left is taken up (None for a new job).
+    pub fn register(
+        controller: Arc<Controller>,
+        job: Job,
+        resumed: Option<String>,
+    ) -> Option<Core> {
         let (commands_tx, commands) = mpsc::channel(COMMAND_BUFFER);
         let (published, job_rx) = watch::channel(job.clone());
         let stop = controller.shutdown.child_token();
@@ -98,7 +105,8 @@ impl Core {
             stop,
             to_self: commands_tx,
             job,
-            resuming,
+            resuming: resumed.is_some(),
+            resumed_because: resumed.unwrap_or_default(),
             published,
             commands,
         })

@@ -194,22 +194,14 @@ impl Controller {
 
     /// Records a new job, or finds the one recorded under the same request id; starts a
     /// driver for a job recorded now.
-    async fn record(self: &Arc<Self>, new_job: NewJob) -> Result<Job> {
+    async fn record(self: &Arc<Self>, mut new_job: NewJob) -> Result<Job> {
+        // Recorded with this replica's lease, so that no other replica takes it up first.
+        new_job.lease = Some((self.replica.clone(), self.lease_until()));
         let request_id = new_job.request_id.clone();
         match self.store.create_job(new_job).await? {
-            CreateOutcome::Created(mut job) => {
+            CreateOutcome::Created(job) => {
                 info!(job_id = %job.id, kind = job.kind.as_str(), statements = job.statements.len(), request_id = ?job.request_id, "job recorded");
-                let now = crate::job::now_millis();
-                if self
-                    .store
-                    .claim(job.id, &self.replica, now, self.lease_until())
-                    .await?
-                {
-                    job.owner = Some(self.replica.clone());
-                    self.spawn_driver(job.clone(), false);
-                } else {
-                    info!(job_id = %job.id, "another replica took the new job up first");
-                }
+                self.spawn_driver(job.clone(), None);
                 Ok(job)
             }
             CreateOutcome::Existing(job) => {
@@ -224,8 +216,8 @@ impl Controller {
     }
 
     /// Starts the one driver of a job, unless it already has one.
-    fn spawn_driver(self: &Arc<Self>, job: Job, resuming: bool) {
-        let Some(core) = driver::Core::register(Arc::clone(self), job, resuming) else {
+    fn spawn_driver(self: &Arc<Self>, job: Job, resumed: Option<String>) {
+        let Some(core) = driver::Core::register(Arc::clone(self), job, resumed) else {
             return;
         };
         let this = Arc::clone(self);
@@ -261,7 +253,7 @@ impl Controller {
                 }
                 Ok(job) => {
                     info!(job_id = %id, "taking up a job whose progress could not be recorded");
-                    self.spawn_driver(job, true);
+                    self.spawn_driver(job, Some("after its progress could not be recorded".into()));
                     return;
                 }
                 Err(error) => {

@@ -62,15 +62,26 @@ impl Controller {
             if self.live.get(id).is_some() {
                 continue;
             }
-            if !self.store.claim(id, &self.replica, now, until).await? {
+            let before = self.store.get_job(id).await?;
+            if before.state.is_terminal()
+                || !self.store.claim(id, &self.replica, now, until).await?
+            {
                 continue;
             }
-            let job = self.store.get_job(id).await?;
+            // Read again: the job as it is now that this replica holds its lease.
+            let mut job = self.store.get_job(id).await?;
             if job.state.is_terminal() {
                 continue;
             }
-            info!(job_id = %id, state = job.state.as_str(), replica = %self.replica, previous_owner = ?job.owner, "taking the job up");
-            self.spawn_driver(job, true);
+            let because = match before.owner.as_deref() {
+                Some(owner) if owner != self.replica => {
+                    format!("after taking the job over from replica {owner}")
+                }
+                _ => "after a broker restart".to_owned(),
+            };
+            info!(job_id = %id, state = job.state.as_str(), replica = %self.replica, previous_owner = ?before.owner, "taking the job up");
+            job.owner = Some(self.replica.clone());
+            self.spawn_driver(job, Some(because));
             taken += 1;
         }
         Ok(taken)

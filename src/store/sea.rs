@@ -242,8 +242,8 @@ impl SeaStore {
             flink_job_id: ActiveValue::Set(new_job.flink_job_id.clone()),
             submitter_output: ActiveValue::Set(None),
             savepoint_path: ActiveValue::Set(None),
-            owner: ActiveValue::Set(None),
-            lease_until: ActiveValue::Set(None),
+            owner: ActiveValue::Set(new_job.lease.as_ref().map(|(owner, _)| owner.clone())),
+            lease_until: ActiveValue::Set(new_job.lease.as_ref().map(|(_, until)| *until)),
             cancel_request: ActiveValue::Set(None),
         })
         .exec_without_returning(txn)
@@ -747,7 +747,7 @@ fn created_job(new_job: NewJob) -> Job {
         flink_job_id: new_job.flink_job_id,
         submitter_output: None,
         savepoint_path: None,
-        owner: None,
+        owner: new_job.lease.as_ref().map(|(owner, _)| owner.clone()),
         cancel_request: None,
         statements,
         history: vec![StateTransition {

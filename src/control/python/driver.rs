@@ -113,7 +113,8 @@ impl PythonDriver {
             return self
                 .core
                 .note(&format!(
-                    "resumed after a broker restart: adopted flink job {flink_job_id} ({status:?})"
+                    "resumed {}: adopted flink job {flink_job_id} ({status:?})",
+                    self.core.resumed_because
                 ))
                 .await;
         }
@@ -138,7 +139,8 @@ impl PythonDriver {
             SubmitterState::Pending | SubmitterState::Running => {
                 self.core
                     .note(&format!(
-                        "resumed after a broker restart: the submitter of flink job {flink_job_id} still runs"
+                        "resumed {}: the submitter of flink job {flink_job_id} still runs",
+                        self.core.resumed_because
                     ))
                     .await
             }
@@ -147,7 +149,8 @@ impl PythonDriver {
                 self.submitter_done = true;
                 self.core
                     .note(&format!(
-                        "resumed after a broker restart: the submitter of flink job {flink_job_id} succeeded"
+                        "resumed {}: the submitter of flink job {flink_job_id} succeeded",
+                        self.core.resumed_because
                     ))
                     .await
             }
@@ -159,7 +162,8 @@ impl PythonDriver {
                 }
                 self.core
                     .note(&format!(
-                        "resumed after a broker restart: flink job {flink_job_id} was not seen; the submitter starts again"
+                        "resumed {}: flink job {flink_job_id} was not seen; the submitter starts again",
+                        self.core.resumed_because
                     ))
                     .await?;
                 self.start_submitter().await

@@ -29,6 +29,7 @@ impl Controller {
             statements: Vec::new(),
             flink_job_id: Some(id.flink_job_id_for_program()),
             created_at: now_millis(),
+            lease: None,
         };
         self.record(new_job).await
     }

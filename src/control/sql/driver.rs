@@ -50,7 +50,6 @@ pub(in crate::control) async fn run(core: Core) -> bool {
         session: None,
         continued_session: false,
         heartbeat: None,
-        resumed_because: "after a broker restart",
         drains: HashMap::new(),
     };
     loop {
@@ -72,7 +71,7 @@ pub(in crate::control) async fn run(core: Core) -> bool {
                 driver.session = None;
                 driver.continued_session = false;
                 driver.core.resuming = true;
-                driver.resumed_because = "after an unanswered submission";
+                driver.core.resumed_because = "after an unanswered submission".into();
                 continue;
             }
             Err(other) => driver.core.conclude(other).await,
@@ -95,8 +94,6 @@ struct SqlDriver {
     continued_session: bool,
     /// Stops the session's heartbeats when dropped.
     heartbeat: Option<DropGuard>,
-    /// Why the job is being taken up again, for its history.
-    resumed_because: &'static str,
     /// The drains logging the results of the job's queries, by statement.
     drains: HashMap<u32, AbortOnDropHandle<()>>,
 }
@@ -148,7 +145,7 @@ impl SqlDriver {
                         self.core
                             .note(&format!(
                                 "resumed {}: continuing in sql gateway session {recorded}",
-                                self.resumed_because
+                                self.core.resumed_because
                             ))
                             .await?;
                     }
@@ -211,7 +208,7 @@ impl SqlDriver {
             self.core
                 .note(&format!(
                     "resumed {}: the sql gateway session was gone; opened session {} and replayed {} statement(s) that build session state",
-                    self.resumed_because,
+                    self.core.resumed_because,
                     handle.0,
                     replay.len()
                 ))
@@ -336,7 +333,7 @@ impl SqlDriver {
             self.core
                 .note(&format!(
                     "resumed {}: statement {} runs again (attempt {}) and its result log starts again at row 0: {why}",
-                    self.resumed_because,
+                    self.core.resumed_because,
                     index + 1,
                     attempt + 1
                 ))
@@ -360,7 +357,7 @@ impl SqlDriver {
                         .core
                         .note(&format!(
                             "resumed {}: adopted flink job {pinned} of statement {} ({status:?})",
-                            self.resumed_because,
+                            self.core.resumed_because,
                             index + 1
                         ))
                         .await;
@@ -389,7 +386,7 @@ impl SqlDriver {
                 self.core
                     .note(&format!(
                         "resumed {}: statement {} is still in the sql gateway",
-                        self.resumed_because,
+                        self.core.resumed_because,
                         index + 1
                     ))
                     .await?;
@@ -399,7 +396,7 @@ impl SqlDriver {
         self.core
             .note(&format!(
                 "resumed {}: statement {} is submitted again",
-                self.resumed_because,
+                self.core.resumed_because,
                 index + 1
             ))
             .await?;
@@ -604,7 +601,7 @@ impl SqlDriver {
                 .core
                 .note(&format!(
                     "resumed {}: the results of statement {} were logged to their end ({} rows)",
-                    self.resumed_because,
+                    self.core.resumed_because,
                     index + 1,
                     head.rows_logged
                 ))
@@ -657,7 +654,7 @@ impl SqlDriver {
         self.core
             .note(&format!(
                 "resumed {}: the results of statement {} are logged on from row {rows}",
-                self.resumed_because,
+                self.core.resumed_because,
                 index + 1
             ))
             .await
@@ -717,7 +714,7 @@ impl SqlDriver {
         self.core
             .note(&format!(
                 "resumed {}: adopted flink job {flink_job_id} of statement {} (already submitted)",
-                self.resumed_because,
+                self.core.resumed_because,
                 index + 1
             ))
             .await

@@ -25,6 +25,7 @@ impl Controller {
             statements: pending_statements(&texts),
             flink_job_id: None,
             created_at: now_millis(),
+            lease: None,
         };
         self.record(new_job).await
     }
