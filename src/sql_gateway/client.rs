@@ -12,7 +12,8 @@ use tracing::{debug, warn};
 use crate::sql_gateway::error::GatewayError;
 use crate::sql_gateway::wire::{
     ApiVersionsBody, ExecuteStatementBody, ExecuteStatementResponse, FetchResultsBody,
-    OpenSessionBody, OpenSessionResponse, OperationStatusBody, ResultPage, ResultType,
+    OpenSessionBody, OpenSessionResponse, OperationStatusBody, PageHeader, RawPage, ResultPage,
+    ResultType,
 };
 use crate::sql_gateway::{ApiVersion, OperationHandle, OperationStatus, SessionHandle, SqlGateway};
 
@@ -157,6 +158,22 @@ impl RestSqlGateway {
         request: RequestBuilder,
         requested_token: Option<u64>,
     ) -> Result<T, GatewayError> {
+        let (status, body) = self.call_raw(request, requested_token).await?;
+        serde_json::from_slice(&body).map_err(|e| {
+            GatewayError::Protocol(format!(
+                "cannot decode the answer (http {}): {e}: {}",
+                status.as_u16(),
+                excerpt(&String::from_utf8_lossy(&body))
+            ))
+        })
+    }
+
+    /// Sends a request; the body of a successful answer, or the gateway's error.
+    async fn call_raw(
+        &self,
+        request: RequestBuilder,
+        requested_token: Option<u64>,
+    ) -> Result<(reqwest::StatusCode, Vec<u8>), GatewayError> {
         let response = request.send().await.map_err(|e| self.transport_error(&e))?;
         let status = response.status();
         let body = response
@@ -172,13 +189,29 @@ impl RestSqlGateway {
             }
             return Err(error);
         }
-        serde_json::from_slice(&body).map_err(|e| {
-            GatewayError::Protocol(format!(
-                "cannot decode the answer (http {}): {e}: {}",
-                status.as_u16(),
-                excerpt(&String::from_utf8_lossy(&body))
-            ))
-        })
+        Ok((status, Vec::from(body)))
+    }
+
+    /// The URL of a result page.
+    async fn result_url(
+        &self,
+        session: &SessionHandle,
+        operation: &OperationHandle,
+        token: u64,
+    ) -> Result<reqwest::Url, GatewayError> {
+        let token_text = token.to_string();
+        let mut url = self
+            .versioned_url(&[
+                "sessions",
+                &session.0,
+                "operations",
+                &operation.0,
+                "result",
+                &token_text,
+            ])
+            .await?;
+        url.set_query(Some("rowFormat=JSON"));
+        Ok(url)
     }
 
     fn transport_error(&self, error: &reqwest::Error) -> GatewayError {
@@ -247,13 +280,18 @@ fn excerpt(text: &str) -> String {
     }
 }
 
-fn into_page(body: FetchResultsBody) -> Result<ResultPage, GatewayError> {
-    let next_token = match (body.result_type, body.next_result_uri.as_deref()) {
-        (ResultType::Eos, _) | (_, None) => None,
-        (_, Some(uri)) => Some(next_token_from_uri(uri).ok_or_else(|| {
+/// The token of the next page: none at EOS or without `nextResultUri`.
+fn next_token(result_type: ResultType, uri: Option<&str>) -> Result<Option<u64>, GatewayError> {
+    match (result_type, uri) {
+        (ResultType::Eos, _) | (_, None) => Ok(None),
+        (_, Some(uri)) => next_token_from_uri(uri).map(Some).ok_or_else(|| {
             GatewayError::Protocol(format!("cannot read the next token of {uri:?}"))
-        })?),
-    };
+        }),
+    }
+}
+
+fn into_page(body: FetchResultsBody) -> Result<ResultPage, GatewayError> {
+    let next_token = next_token(body.result_type, body.next_result_uri.as_deref())?;
     let results = body.results.unwrap_or_default();
     Ok(ResultPage {
         result_type: body.result_type,
@@ -358,20 +396,38 @@ impl SqlGateway for RestSqlGateway {
         operation: &OperationHandle,
         token: u64,
     ) -> Result<ResultPage, GatewayError> {
-        let token_text = token.to_string();
-        let mut url = self
-            .versioned_url(&[
-                "sessions",
-                &session.0,
-                "operations",
-                &operation.0,
-                "result",
-                &token_text,
-            ])
-            .await?;
-        url.set_query(Some("rowFormat=JSON"));
+        let url = self.result_url(session, operation, token).await?;
         let body: FetchResultsBody = self.call(self.http.get(url), Some(token)).await?;
         into_page(body)
+    }
+
+    async fn fetch_page(
+        &self,
+        session: &SessionHandle,
+        operation: &OperationHandle,
+        token: u64,
+    ) -> Result<RawPage, GatewayError> {
+        let url = self.result_url(session, operation, token).await?;
+        let (status, body) = self.call_raw(self.http.get(url), Some(token)).await?;
+        let header: PageHeader = serde_json::from_slice(&body).map_err(|e| {
+            GatewayError::Protocol(format!(
+                "cannot decode the answer (http {}): {e}: {}",
+                status.as_u16(),
+                excerpt(&String::from_utf8_lossy(&body))
+            ))
+        })?;
+        let next_token = next_token(header.result_type, header.next_result_uri.as_deref())?;
+        let (columns, rows) = match header.results {
+            Some(results) => (results.columns, results.data.len()),
+            None => (Vec::new(), 0),
+        };
+        Ok(RawPage {
+            result_type: header.result_type,
+            columns,
+            rows,
+            next_token,
+            body,
+        })
     }
 }
 

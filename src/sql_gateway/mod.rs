@@ -13,7 +13,9 @@ use async_trait::async_trait;
 
 pub use client::RestSqlGateway;
 pub use error::GatewayError;
-pub use wire::{ColumnInfo, LogicalTypeJson, ResultPage, ResultType, RowData, RowKindJson};
+pub use wire::{
+    ColumnInfo, LogicalTypeJson, RawPage, ResultPage, ResultType, RowData, RowKindJson,
+};
 
 /// A gateway session handle (a UUID chosen by the gateway).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -138,4 +140,13 @@ pub trait SqlGateway: Send + Sync {
         operation: &OperationHandle,
         token: u64,
     ) -> Result<ResultPage, GatewayError>;
+
+    /// Fetches one result page like `fetch_results`, leaving its rows encoded: for callers
+    /// that convert them elsewhere (the result log's drain).
+    async fn fetch_page(
+        &self,
+        session: &SessionHandle,
+        operation: &OperationHandle,
+        token: u64,
+    ) -> Result<RawPage, GatewayError>;
 }

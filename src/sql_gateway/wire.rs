@@ -171,3 +171,37 @@ pub struct ResultPage {
     /// gateway sent none.
     pub next_token: Option<u64>,
 }
+
+/// A result page as it came, with what deciding on the next fetch needs read out of it: the
+/// rows stay encoded in `body` until they are converted (`rows::convert_page`).
+#[derive(Debug, Clone)]
+pub struct RawPage {
+    pub result_type: ResultType,
+    pub columns: Vec<ColumnInfo>,
+    /// How many rows the page holds.
+    pub rows: usize,
+    /// The token of the next page; None at EOS or when the gateway sent none.
+    pub next_token: Option<u64>,
+    /// The response body, a `FetchResultsBody`.
+    pub body: Vec<u8>,
+}
+
+/// The parts of a `FetchResultsBody` read before its rows are converted.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageHeader {
+    pub result_type: ResultType,
+    #[serde(default)]
+    pub results: Option<ResultsHeader>,
+    #[serde(default)]
+    pub next_result_uri: Option<String>,
+}
+
+/// The `results` of a page, its rows only counted.
+#[derive(Debug, Deserialize)]
+pub struct ResultsHeader {
+    #[serde(default)]
+    pub columns: Vec<ColumnInfo>,
+    #[serde(default)]
+    pub data: Vec<serde::de::IgnoredAny>,
+}

@@ -28,9 +28,7 @@ use crate::error::Error;
 use crate::job::{JobId, LogEnd, LogSummary, ResultLimits};
 use crate::proto;
 use crate::rows;
-use crate::sql_gateway::{
-    ColumnInfo, GatewayError, OperationHandle, ResultPage, ResultType, RowData, SessionHandle,
-};
+use crate::sql_gateway::{GatewayError, OperationHandle, RawPage, ResultType, SessionHandle};
 use crate::store::{LogAppend, LogBatch, StoreError};
 
 /// Rows of a page are stored in batches of about this many encoded bytes (a batch ends with
@@ -70,7 +68,6 @@ pub(in crate::control) struct Drain {
     pub operation: OperationHandle,
     /// The query's Flink job, stopped when a result limit is reached.
     pub flink_job_id: Option<String>,
-    pub columns: Vec<ColumnInfo>,
     /// The log as recorded when the drain starts.
     pub head: LogSummary,
     /// Batch jobs keep every row (up to the cap); streaming jobs a sliding window.
@@ -94,7 +91,7 @@ enum WriteError {
 impl Drain {
     /// Starts the drain; `first` is a page already fetched at the log's next token. The task
     /// stops when the handle is dropped (the driver's end).
-    pub fn spawn(self, first: Option<ResultPage>) -> AbortOnDropHandle<()> {
+    pub fn spawn(self, first: Option<RawPage>) -> AbortOnDropHandle<()> {
         AbortOnDropHandle::new(tokio::spawn(async move {
             let (job_id, index) = (self.job_id, self.index);
             let driver = self.driver.clone();
@@ -112,14 +109,13 @@ impl Drain {
         }))
     }
 
-    async fn run(mut self, first: Option<ResultPage>) -> DrainOutcome {
+    async fn run(mut self, first: Option<RawPage>) -> DrainOutcome {
         let Some(mut token) = self.head.next_token else {
             return DrainOutcome::Logged {
                 end: self.head.end.unwrap_or(LogEnd::EndOfResults),
                 rows: self.head.rows_logged,
             };
         };
-        let columns = Arc::new(self.columns.clone());
         let deadline = self
             .limits
             .max_duration_ms
@@ -167,13 +163,7 @@ impl Drain {
                         .min(self.controller.limits.max_fetch_backoff);
                 }
                 ResultType::Eos => {
-                    let write = self.write(
-                        &columns,
-                        Vec::new(),
-                        logged,
-                        None,
-                        Some(LogEnd::EndOfResults),
-                    );
+                    let write = self.write(None, 0, logged, None, Some(LogEnd::EndOfResults));
                     if let Err(outcome) = self.finish(write).await {
                         return outcome;
                     }
@@ -183,17 +173,16 @@ impl Drain {
                     };
                 }
                 ResultType::Payload => {
-                    let mut data = page.data;
-                    let count = data.len();
-                    let limit_reached = match self.limits.max_rows {
-                        Some(max) => {
-                            let room =
-                                usize::try_from(max.saturating_sub(logged)).unwrap_or(usize::MAX);
-                            data.truncate(room);
-                            logged + data.len() as u64 >= max
-                        }
-                        None => false,
+                    let count = page.rows;
+                    let take = match self.limits.max_rows {
+                        Some(max) => count
+                            .min(usize::try_from(max.saturating_sub(logged)).unwrap_or(usize::MAX)),
+                        None => count,
                     };
+                    let limit_reached = self
+                        .limits
+                        .max_rows
+                        .is_some_and(|max| logged + take as u64 >= max);
                     let end = if limit_reached {
                         Some(LogEnd::RowLimit)
                     } else if page.next_token.is_none() {
@@ -203,8 +192,9 @@ impl Drain {
                     };
                     let next = if end.is_some() { None } else { page.next_token };
                     let first_row = logged;
-                    logged += data.len() as u64;
-                    let write = self.write(&columns, data, first_row, next, end);
+                    logged += take as u64;
+                    let body = (count > 0).then_some(page.body);
+                    let write = self.write(body, take, first_row, next, end);
                     if let Some(end) = end {
                         if let Err(outcome) = self.finish(write).await {
                             return outcome;
@@ -279,13 +269,13 @@ impl Drain {
         &self,
         token: u64,
         deadline: Option<Instant>,
-    ) -> Result<Option<ResultPage>, DrainOutcome> {
+    ) -> Result<Option<RawPage>, DrainOutcome> {
         let mut pause = Duration::from_millis(100);
         loop {
-            let fetched =
-                self.controller
-                    .gateway
-                    .fetch_results(&self.session, &self.operation, token);
+            let fetched = self
+                .controller
+                .gateway
+                .fetch_page(&self.session, &self.operation, token);
             let fetched = match deadline {
                 Some(deadline) => match tokio::time::timeout_at(deadline, fetched).await {
                     Ok(fetched) => fetched,
@@ -320,18 +310,17 @@ impl Drain {
         }
     }
 
-    /// Starts converting and appending rows (on another task, so that the next page is
-    /// fetched meanwhile).
+    /// Starts converting the first `take` rows of a page body and appending them (on another
+    /// task, so that the next page is fetched meanwhile).
     fn write(
         &self,
-        columns: &Arc<Vec<ColumnInfo>>,
-        data: Vec<RowData>,
+        body: Option<Vec<u8>>,
+        take: usize,
         first_row: u64,
         next_token: Option<u64>,
         end: Option<LogEnd>,
     ) -> Write {
         let store = Arc::clone(&self.controller.store);
-        let columns = Arc::clone(columns);
         let (job_id, index, attempt) = (self.job_id, self.index, self.attempt);
         let cap = self.bounded.then(|| {
             (
@@ -341,8 +330,17 @@ impl Drain {
         });
         let window = (!self.bounded).then_some(self.controller.limits.result_log_window_bytes);
         tokio::spawn(async move {
-            let batches =
-                encode_batches(&columns, &data, first_row).map_err(WriteError::Convert)?;
+            let rows = match body {
+                Some(body) => {
+                    let mut rows = rows::convert_page(&body)
+                        .map_err(|e| WriteError::Convert(e.to_string()))?
+                        .rows;
+                    rows.truncate(take);
+                    rows
+                }
+                None => Vec::new(),
+            };
+            let batches = encode_batches(rows, first_row);
             if let Some((max, logged)) = cap {
                 let adding: u64 = batches.iter().map(|b| b.data.len() as u64).sum();
                 if logged + adding > max {
@@ -399,8 +397,7 @@ impl Drain {
 
     /// Ends the log at a result limit and stops the query.
     async fn end_at_limit(&mut self, end: LogEnd, logged: u64) -> DrainOutcome {
-        let columns = Arc::new(self.columns.clone());
-        let write = self.write(&columns, Vec::new(), logged, None, Some(end));
+        let write = self.write(None, 0, logged, None, Some(end));
         if let Err(outcome) = self.finish(write).await {
             return outcome;
         }
@@ -431,21 +428,15 @@ impl Drain {
     }
 }
 
-/// Converts rows into protobuf and encodes them in batches of about `BATCH_BYTES`, each a
-/// valid encoding of a `RowBatch` holding only its rows.
-pub(in crate::control) fn encode_batches(
-    columns: &[ColumnInfo],
-    data: &[RowData],
-    first_row: u64,
-) -> Result<Vec<LogBatch>, String> {
+/// Encodes rows in batches of about `BATCH_BYTES`, each a valid encoding of a `RowBatch`
+/// holding only its rows.
+pub(in crate::control) fn encode_batches(rows: Vec<proto::Row>, first_row: u64) -> Vec<LogBatch> {
     let mut batches = Vec::new();
     let mut buffer: Vec<u8> = Vec::new();
     let mut start = first_row;
     let mut count = 0u64;
-    for (i, row) in data.iter().enumerate() {
-        let converted = rows::convert_row(row, columns)
-            .map_err(|e| format!("row {}: {e}", first_row + i as u64))?;
-        prost::encoding::message::encode(1, &converted, &mut buffer);
+    for row in &rows {
+        prost::encoding::message::encode(1, row, &mut buffer);
         count += 1;
         if buffer.len() >= BATCH_BYTES {
             batches.push(LogBatch {
@@ -464,7 +455,7 @@ pub(in crate::control) fn encode_batches(
             data: buffer,
         });
     }
-    Ok(batches)
+    batches
 }
 
 /// Decodes a stored batch's rows.

@@ -30,8 +30,7 @@ use crate::job::{
     StatementState,
 };
 use crate::sql_gateway::{
-    ColumnInfo, GatewayError, OperationHandle, OperationStatus, ResultPage, ResultType,
-    SessionHandle,
+    GatewayError, OperationHandle, OperationStatus, RawPage, ResultType, SessionHandle,
 };
 use crate::sql_script::builds_session_state;
 use crate::store::StatementUpdate;
@@ -533,22 +532,21 @@ impl SqlDriver {
         let mut pause = FIRST_POLL;
         loop {
             let page = match self
-                .retrying("fetch", || gateway.fetch_results(&session, &operation, 0))
+                .retrying("fetch", || gateway.fetch_page(&session, &operation, 0))
                 .await?
             {
                 Ok(page) => page,
                 Err(error) => return Err(self.statement_failed(index, &error).await),
             };
             if page.result_type != ResultType::NotReady {
-                let rows = page.data.len();
+                let rows = page.rows;
                 let attempt = self.core.job.statements[index as usize].attempt;
-                let columns = page.columns.clone();
-                let schema = serde_json::to_vec(&columns).map_err(|e| {
+                let schema = serde_json::to_vec(&page.columns).map_err(|e| {
                     Interrupt::Failed(format!("cannot record the result schema: {e}"))
                 })?;
                 let head = self.core.open_log(index, attempt, schema).await?;
                 info!(job_id = %self.core.job.id, statement = index, rows, "query produced its first result page; logging its results");
-                self.start_drain(index, session, operation, columns, head, Some(page));
+                self.start_drain(index, session, operation, head, Some(page));
                 // Result streams waiting for the verdict look again.
                 self.core.publish();
                 return Ok(());
@@ -629,16 +627,10 @@ impl SqlDriver {
                 head.rows_logged
             )));
         };
-        let columns: Vec<ColumnInfo> = match serde_json::from_slice(&read.schema) {
-            Ok(columns) => columns,
-            Err(error) => return Ok(Err(format!("its logged schema does not decode: {error}"))),
-        };
         let operation = OperationHandle(operation);
         let gateway = self.core.controller.gateway.clone();
         let page = match self
-            .retrying("fetch", || {
-                gateway.fetch_results(&session, &operation, token)
-            })
+            .retrying("fetch", || gateway.fetch_page(&session, &operation, token))
             .await?
         {
             Ok(page) => page,
@@ -650,7 +642,7 @@ impl SqlDriver {
             }
         };
         let rows = head.rows_logged;
-        self.start_drain(index, session, operation, columns, head, Some(page));
+        self.start_drain(index, session, operation, head, Some(page));
         self.core
             .note(&format!(
                 "resumed {}: the results of statement {} are logged on from row {rows}",
@@ -668,9 +660,8 @@ impl SqlDriver {
         index: u32,
         session: SessionHandle,
         operation: OperationHandle,
-        columns: Vec<ColumnInfo>,
         head: LogSummary,
-        first: Option<ResultPage>,
+        first: Option<RawPage>,
     ) {
         let statement = &self.core.job.statements[index as usize];
         let (bounded, limits) = match &self.core.job.spec {
@@ -689,7 +680,6 @@ impl SqlDriver {
                 .starts_flink_job()
                 .then(|| statement.flink_job_id.clone())
                 .flatten(),
-            columns,
             head: head.clone(),
             bounded,
             limits,
