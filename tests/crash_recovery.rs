@@ -293,6 +293,10 @@ async fn sql_jobs_survive_broker_crashes(database: crash::TestDatabase, backend:
         "5s",
         "--shutdown-grace",
         "1s",
+        // Each start is the same replica restarted (as a pod keeps its name), so it takes its
+        // jobs back at once; takeovers by other replicas are tested in tests/replicas.rs.
+        "--replica-id",
+        "crash-broker",
         "--submitter-work-dir",
         &submitters.display().to_string(),
     ]
