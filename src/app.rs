@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
@@ -177,7 +176,8 @@ pub async fn serve(
         .add_service(reflection_v1alpha)
         .add_service(JobApi::new(Arc::clone(&controller)).into_server())
         .serve_with_incoming_shutdown(
-            TcpListenerStream::new(listener),
+            // Small replies (GetJob) go out at once instead of waiting on Nagle's algorithm.
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             announce_shutdown(shutdown.clone(), health.clone()),
         );
     health.set_service_status("", ServingStatus::Serving).await;

@@ -23,6 +23,7 @@
 mod admission;
 mod cancel_job;
 mod driver;
+mod ended_jobs;
 mod get_job;
 mod list_jobs;
 mod python;
@@ -134,6 +135,7 @@ pub struct Controller {
     runner: Arc<dyn JobRunner>,
     limits: Limits,
     live: registry::Registry,
+    ended: ended_jobs::EndedJobs,
     tails: results::Tails,
     statuses: results::StatusCache,
     /// This replica's name in the job leases.
@@ -160,6 +162,7 @@ impl Controller {
             runner,
             limits,
             live: registry::Registry::default(),
+            ended: ended_jobs::EndedJobs::default(),
             tails: results::Tails::default(),
             statuses: results::StatusCache::default(),
             replica,

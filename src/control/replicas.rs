@@ -178,6 +178,7 @@ impl Controller {
             match self.store.expire_logs(ended_before, JANITOR_BATCH).await {
                 Ok(0) => {}
                 Ok(deleted) => {
+                    self.ended.clear();
                     info!(
                         logs = deleted,
                         retention_s = self.limits.result_retention.as_secs(),

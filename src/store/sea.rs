@@ -20,7 +20,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sea_orm::sea_query::Expr;
 use sea_orm::sqlx::postgres::PgConnectOptions;
-use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     AccessMode, ActiveValue, ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database,
     DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityTrait, IsolationLevel,
@@ -109,9 +109,13 @@ impl SeaStore {
                 options
                     .max_connections(SQLITE_FILE_MAX_CONNECTIONS)
                     .min_connections(1);
+                // WAL with synchronous NORMAL: a commit survives the process being killed at
+                // any moment (the WAL is in the OS's hands); only an OS crash or power loss can
+                // lose the last commits. PostgreSQL is the store for that.
                 options.map_sqlx_sqlite_opts(|sqlite| {
                     sqlite
                         .journal_mode(SqliteJournalMode::Wal)
+                        .synchronous(SqliteSynchronous::Normal)
                         .busy_timeout(SQLITE_BUSY_TIMEOUT)
                         .foreign_keys(true)
                 });

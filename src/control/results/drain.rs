@@ -124,6 +124,7 @@ impl Drain {
         let mut next_page = first;
         let mut writing: Option<Write> = None;
         let mut pause = Duration::ZERO;
+        let mut after_rows = false;
         loop {
             if next_page.is_none()
                 && writing.is_some()
@@ -214,6 +215,11 @@ impl Drain {
                         } else {
                             Duration::ZERO
                         };
+                        after_rows = true;
+                    } else if after_rows {
+                        // An empty page often follows a page of rows: ask again at once.
+                        after_rows = false;
+                        pause = Duration::ZERO;
                     } else {
                         pause = (pause * 2)
                             .max(FIRST_BACKOFF)

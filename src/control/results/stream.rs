@@ -460,20 +460,25 @@ impl Reader<'_> {
                 .map_err(|e| Stop::End(StreamEndReason::Failed, Some(e.to_string())))?;
             let skip =
                 usize::try_from(self.offset.saturating_sub(batch.first_row)).unwrap_or(usize::MAX);
+            // A batch that fits in a message is counted whole, before its rows join one.
             let whole = batch.data.len() <= max_bytes;
-            for row in rows.into_iter().skip(skip) {
-                let size = if whole {
-                    // A batch that fits in a message is counted whole, once.
-                    0
-                } else {
-                    row.encoded_len() + 8
-                };
-                if !message.is_empty() && message_bytes + size > max_bytes {
+            if whole {
+                if !message.is_empty() && message_bytes + batch.data.len() > max_bytes {
                     self.flush(&mut message, &mut message_first).await?;
                     message_bytes = 0;
                 }
+                message_bytes += batch.data.len();
+            }
+            for row in rows.into_iter().skip(skip) {
+                if !whole {
+                    let size = row.encoded_len() + 8;
+                    if !message.is_empty() && message_bytes + size > max_bytes {
+                        self.flush(&mut message, &mut message_first).await?;
+                        message_bytes = 0;
+                    }
+                    message_bytes += size;
+                }
                 message.push(row);
-                message_bytes += size;
                 self.offset += 1;
                 if self
                     .max_rows
@@ -481,15 +486,6 @@ impl Reader<'_> {
                 {
                     self.flush(&mut message, &mut message_first).await?;
                     return Ok(true);
-                }
-            }
-            if whole {
-                if message_bytes + batch.data.len() > max_bytes && !message.is_empty() {
-                    // Counted after the rows were added: send before the next batch.
-                    self.flush(&mut message, &mut message_first).await?;
-                    message_bytes = 0;
-                } else {
-                    message_bytes += batch.data.len();
                 }
             }
         }
@@ -597,16 +593,11 @@ impl Reader<'_> {
             job,
             ..
         } = self;
-        // A log this process writes wakes the stream; the poll still catches a job whose
-        // driver moved to another replica.
-        let poll = if tail.is_some() {
-            controller
-                .limits
-                .replica_poll_interval
-                .max(Duration::from_secs(1))
-        } else {
-            controller.limits.replica_poll_interval
-        };
+        // A log this process writes wakes the stream (and its end, when the driver stops, makes
+        // the stream look at the store); a log another replica writes is looked at every poll
+        // interval.
+        let poll = controller.limits.replica_poll_interval;
+        let following = tail.is_some();
         let mut tail_gone = false;
         let mut job_gone = false;
         let waited = {
@@ -635,7 +626,7 @@ impl Reader<'_> {
                     job_gone = gone;
                     Waited::Again
                 }
-                _ = tokio::time::sleep(poll) => Waited::Again,
+                _ = tokio::time::sleep(poll), if !following => Waited::Again,
                 _ = tokio::time::sleep_until(progress_at) => Waited::Progress,
             }
         };

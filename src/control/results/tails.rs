@@ -21,7 +21,17 @@ impl Tails {
         if let Ok(mut heads) = self.heads.lock() {
             match heads.get(&(job_id, index)) {
                 Some(sender) => {
-                    sender.send_replace(head);
+                    // Readers wake only for what they read: rows, the window, the end, the
+                    // attempt, a deletion (not for a token recorded after an empty page).
+                    sender.send_if_modified(|current| {
+                        let wakes = current.rows_logged != head.rows_logged
+                            || current.earliest_row != head.earliest_row
+                            || current.end != head.end
+                            || current.attempt != head.attempt
+                            || current.deleted_at != head.deleted_at;
+                        *current = head;
+                        wakes
+                    });
                 }
                 None => {
                     heads.insert((job_id, index), watch::channel(head).0);

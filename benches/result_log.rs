@@ -1,0 +1,807 @@
+//! The durable result log: how fast the broker drains a query's results into it, how fast
+//! readers stream them back out, and what an idle reader costs.
+//!
+//! The broker is the real `flinkbroker` binary (the bench profile's build), run as a child
+//! process with its default flags, so that its CPU time and memory are read apart from the
+//! stand-in's and the clients' (which run in this process). Every figure of the broker comes
+//! from `/proc/<pid>`.
+//!
+//! 1. Drain: a plain reqwest client walks the SQL Gateway stand-in's pages of a 1 M-row ×
+//!    5-column batch query and does nothing with them (the baseline), then the broker logs
+//!    the same query: from SubmitSql until GetJob (polled every 2 ms) shows the statement's
+//!    `result_log.complete` (or the job FINISHED). Both clocks start before the session is
+//!    opened. Then the store's append alone: the logged pages appended again, one per
+//!    transaction as the drain does, from this process (what the store allows the drain).
+//!    On SQLite and on PostgreSQL (`FLINKBROKER_TEST_POSTGRES_URL`, default
+//!    `postgres://postgres@127.0.0.1:5432/test`; add `?sslmode=disable` to leave TLS out).
+//! 2. Read: once the job FINISHED, this process reads the log straight from the same
+//!    database with the store's own `read_log` and decodes the rows (the baseline), then one
+//!    reader streams it over gRPC, then 64 concurrent readers over 4 HTTP/2 connections.
+//! 3. Idle streams (SQLite): a streaming query that produces no rows runs, and 1 000
+//!    StreamOperationResults streams wait at the live end of its log; the broker's VmRSS
+//!    before and after, the cost per stream, and the broker's CPU while they wait.
+//!
+//! Environment: `BENCH_ROWS` (1000000), `BENCH_STORES` (`sqlite,postgres`), `BENCH_READERS`
+//! (64), `BENCH_READ_SECONDS` (20: the `max_duration` of each concurrent reader),
+//! `BENCH_DRAIN_SECONDS` (300: how long a drain may take before it is reported unfinished),
+//! `BENCH_APPEND_SECONDS` (10: the longest the store-append baseline runs),
+//! `BENCH_IDLE_STREAMS` (1000), `BENCH_PARTS` (`drain,read,idle`).
+//!
+//! Run with `cargo bench --bench result_log`.
+
+#[path = "../tests/support/postgres.rs"]
+mod postgres;
+#[path = "support/process_broker.rs"]
+mod process_broker;
+#[path = "../tests/support/sql_gateway_standin/mod.rs"]
+mod sql_gateway_standin;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use flinkbroker::job::{JobId, JobSpec, NewJob, ResultLimits, SqlSpec, now_millis};
+use flinkbroker::proto::job_service_client::JobServiceClient;
+use flinkbroker::proto::stream_operation_results_response::Message;
+use flinkbroker::proto::{
+    CancelJobRequest, GetJobRequest, Job, JobState, RowBatch, RuntimeMode,
+    StreamOperationResultsRequest, SubmitSqlRequest,
+};
+use flinkbroker::sql_gateway::wire::{FetchResultsBody, ResultType};
+use flinkbroker::store::{LogAppend, ResultLog, SeaStore, Store, pending_statements};
+use postgres::PostgresDatabase;
+use process_broker::ProcessBroker;
+use prost::Message as _;
+use sql_gateway_standin::{Standin, StandinConfig};
+use tokio::sync::{Barrier, watch};
+use tonic::transport::Channel;
+
+/// What the store reads per call, as the broker's reader does.
+const READ_BATCHES: u64 = 16;
+const READ_BYTES: u64 = 4 << 20;
+/// HTTP/2 connections the concurrent readers share.
+const READER_CONNECTIONS: usize = 4;
+/// Idle streams per HTTP/2 connection (below the server's concurrent-stream limit).
+const STREAMS_PER_CONNECTION: usize = 100;
+/// How long idle streams wait before their memory is read: longer than the progress interval
+/// (2 s) and the reader's poll (1 s), so that each has gone through its wait loop.
+const IDLE_SETTLE: Duration = Duration::from_secs(5);
+/// The window over which the broker's CPU is measured with the idle streams open.
+const IDLE_CPU_WINDOW: Duration = Duration::from_secs(5);
+
+struct Settings {
+    rows: u64,
+    stores: Vec<String>,
+    readers: usize,
+    read_seconds: u64,
+    drain_limit: Duration,
+    append_limit: Duration,
+    idle_streams: usize,
+    parts: Vec<String>,
+}
+
+impl Settings {
+    fn from_env() -> Settings {
+        fn number<T: std::str::FromStr>(name: &str, default: T) -> T {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        }
+        fn list(name: &str, default: &str) -> Vec<String> {
+            std::env::var(name)
+                .unwrap_or_else(|_| default.to_owned())
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect()
+        }
+        Settings {
+            rows: number("BENCH_ROWS", 1_000_000),
+            stores: list("BENCH_STORES", "sqlite,postgres"),
+            readers: number("BENCH_READERS", 64),
+            read_seconds: number("BENCH_READ_SECONDS", 20),
+            drain_limit: Duration::from_secs(number("BENCH_DRAIN_SECONDS", 300)),
+            append_limit: Duration::from_secs(number("BENCH_APPEND_SECONDS", 10)),
+            idle_streams: number("BENCH_IDLE_STREAMS", 1000),
+            parts: list("BENCH_PARTS", "drain,read,idle"),
+        }
+    }
+
+    fn runs(&self, part: &str) -> bool {
+        self.parts.iter().any(|p| p == part)
+    }
+}
+
+fn table_ddl(name: &str, rows: u64) -> String {
+    format!(
+        "CREATE TABLE {name} (id BIGINT, name STRING, price DECIMAL(10, 2), ts TIMESTAMP(3), flag BOOLEAN) WITH ('connector'='datagen', 'number-of-rows'='{rows}', 'fields.id.kind'='sequence', 'fields.id.start'='1', 'fields.id.end'='{rows}', 'fields.name.length'='12')"
+    )
+}
+
+fn standin_config() -> StandinConfig {
+    StandinConfig {
+        honor_rows_per_second: false,
+        ..StandinConfig::default()
+    }
+}
+
+/// Opens a batch session, creates a `rows`-row table `name` and starts `SELECT * FROM name`;
+/// returns the URI of the first result page.
+async fn start_query(http: &reqwest::Client, base: &str, name: &str, rows: u64) -> String {
+    let session: serde_json::Value = http
+        .post(format!("{base}/v2/sessions"))
+        .json(&serde_json::json!({"properties": {"execution.runtime-mode": "batch"}}))
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .expect("open session")
+        .json()
+        .await
+        .expect("session json");
+    let session = session["sessionHandle"]
+        .as_str()
+        .expect("session handle")
+        .to_string();
+    let mut operation = String::new();
+    for statement in [table_ddl(name, rows), format!("SELECT * FROM {name}")] {
+        let answer: serde_json::Value = http
+            .post(format!("{base}/v2/sessions/{session}/statements"))
+            .json(&serde_json::json!({"statement": statement, "executionTimeout": 0}))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .expect("statement")
+            .json()
+            .await
+            .expect("statement json");
+        operation = answer["operationHandle"]
+            .as_str()
+            .expect("operation")
+            .to_string();
+    }
+    format!("/v2/sessions/{session}/operations/{operation}/result/0?rowFormat=JSON")
+}
+
+/// The baseline: a plain reqwest client opening the session, submitting the query and
+/// following `nextResultUri` back to back, doing nothing with the rows.
+async fn plain_client_rows_per_second(base: &str, name: &str, rows: u64) -> (u64, f64) {
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    let mut uri = start_query(&http, base, name, rows).await;
+    let mut count = 0u64;
+    loop {
+        let body = http
+            .get(format!("{base}{uri}"))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .expect("fetch")
+            .bytes()
+            .await
+            .expect("body");
+        let page: FetchResultsBody = serde_json::from_slice(&body).expect("page json");
+        count += page.results.map(|r| r.data.len() as u64).unwrap_or(0);
+        match (page.result_type, page.next_result_uri) {
+            (ResultType::Eos, _) | (_, None) => break,
+            (_, Some(next)) => uri = next,
+        }
+    }
+    (count, started.elapsed().as_secs_f64())
+}
+
+/// A batch query the broker drained.
+struct Drained {
+    job_id: String,
+    index: u32,
+    rows_logged: u64,
+    bytes_held: u64,
+    /// Seconds from SubmitSql until the log was complete (or the job FINISHED), if it was.
+    complete_secs: Option<f64>,
+    /// Seconds from SubmitSql until the job was FINISHED, if it was.
+    finished_secs: Option<f64>,
+    elapsed_secs: f64,
+}
+
+/// The last query statement of a job.
+fn query_statement(job: &Job) -> Option<&flinkbroker::proto::StatementStatus> {
+    job.statements.iter().rev().find(|s| s.is_query)
+}
+
+/// The broker: SubmitSql, then GetJob every 2 ms until the statement's log is complete and
+/// the job FINISHED (or `limit` passed).
+async fn broker_drain(broker: &ProcessBroker, name: &str, rows: u64, limit: Duration) -> Drained {
+    let mut client = JobServiceClient::new(broker.channel().await);
+    let started = Instant::now();
+    let job = client
+        .submit_sql(SubmitSqlRequest {
+            script: format!("{};\nSELECT * FROM {name};", table_ddl(name, rows)),
+            runtime_mode: RuntimeMode::Batch as i32,
+            ..SubmitSqlRequest::default()
+        })
+        .await
+        .expect("submit")
+        .into_inner();
+    let mut complete_secs = None;
+    loop {
+        let job = client
+            .get_job(GetJobRequest {
+                job_id: job.id.clone(),
+            })
+            .await
+            .expect("get job")
+            .into_inner();
+        let elapsed = started.elapsed().as_secs_f64();
+        let statement = query_statement(&job).expect("a query statement");
+        let log = statement.result_log.unwrap_or_default();
+        if complete_secs.is_none() && (log.complete || job.state() == JobState::Finished) {
+            complete_secs = Some(elapsed);
+        }
+        let finished = job.state() == JobState::Finished;
+        if matches!(job.state(), JobState::Failed | JobState::Canceled) {
+            panic!(
+                "job {} ended {:?}: {}",
+                job.id,
+                job.state(),
+                job.state_reason
+            );
+        }
+        if finished || started.elapsed() > limit {
+            return Drained {
+                job_id: job.id.clone(),
+                index: statement.index,
+                rows_logged: log.rows_logged,
+                bytes_held: log.bytes_held,
+                complete_secs,
+                finished_secs: finished.then_some(elapsed),
+                elapsed_secs: elapsed,
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// The append ceiling: the pages of `drained` as the broker logged them (already converted
+/// and encoded), appended again one page per transaction, as the drain appends, to a new job's
+/// log on the same database, until they run out or `limit` passed.
+async fn store_append_rows_per_second(
+    database_url: &str,
+    drained: &Drained,
+    limit: Duration,
+) -> (u64, u64, f64) {
+    let store = SeaStore::connect(database_url).await.expect("store");
+    let source: JobId = drained.job_id.parse().expect("job id");
+    let mut pages = Vec::new();
+    let mut offset = 0u64;
+    let schema = loop {
+        let read = store
+            .read_log(source, drained.index, offset, READ_BATCHES, READ_BYTES)
+            .await
+            .expect("read log")
+            .expect("a log");
+        if read.batches.is_empty() {
+            break read.schema;
+        }
+        offset = read.batches.last().map_or(offset, |b| b.first_row + b.rows);
+        pages.extend(read.batches);
+    };
+    let id = JobId::new_random();
+    let script = "SELECT * FROM appended".to_owned();
+    store
+        .create_job(NewJob {
+            id,
+            request_id: None,
+            labels: BTreeMap::new(),
+            spec: JobSpec::Sql(SqlSpec {
+                script: script.clone(),
+                runtime_mode: flinkbroker::job::RuntimeMode::Batch,
+                properties: BTreeMap::new(),
+                result_limits: ResultLimits::default(),
+            }),
+            statements: pending_statements(&[script]),
+            flink_job_id: None,
+            created_at: now_millis(),
+            lease: None,
+        })
+        .await
+        .expect("create job");
+    store.open_log(id, 0, 0, schema).await.expect("open log");
+    let started = Instant::now();
+    let (mut rows, mut appends) = (0u64, 0u64);
+    for (token, page) in (1u64..).zip(pages) {
+        rows += page.rows;
+        appends += 1;
+        store
+            .append_log(
+                id,
+                0,
+                LogAppend {
+                    attempt: 0,
+                    batches: vec![page],
+                    next_token: Some(token),
+                    end: None,
+                    window_bytes: None,
+                },
+            )
+            .await
+            .expect("append");
+        if started.elapsed() > limit {
+            break;
+        }
+    }
+    (rows, appends, started.elapsed().as_secs_f64())
+}
+
+/// The read baseline: the store's `read_log` on the same database, from this process, with
+/// every row decoded.
+async fn store_read_rows_per_second(database_url: &str, drained: &Drained) -> (u64, f64) {
+    let store = SeaStore::connect(database_url).await.expect("store");
+    let job_id: JobId = drained.job_id.parse().expect("job id");
+    let started = Instant::now();
+    let mut offset = 0u64;
+    let mut count = 0u64;
+    loop {
+        let read = store
+            .read_log(job_id, drained.index, offset, READ_BATCHES, READ_BYTES)
+            .await
+            .expect("read log")
+            .expect("a log");
+        if read.batches.is_empty() {
+            break;
+        }
+        for batch in &read.batches {
+            let decoded = RowBatch::decode(batch.data.as_slice()).expect("batch decodes");
+            count += decoded.rows.len() as u64;
+            offset = batch.first_row + batch.rows;
+            std::hint::black_box(decoded);
+        }
+    }
+    (count, started.elapsed().as_secs_f64())
+}
+
+/// One StreamOperationResults call read to its end: rows received and seconds.
+async fn read_stream(
+    mut client: JobServiceClient<Channel>,
+    job_id: String,
+    max_duration: Option<Duration>,
+) -> (u64, f64) {
+    let started = Instant::now();
+    let mut stream = client
+        .stream_operation_results(StreamOperationResultsRequest {
+            job_id,
+            max_duration: max_duration.map(|d| prost_types::Duration {
+                seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+                nanos: 0,
+            }),
+            ..StreamOperationResultsRequest::default()
+        })
+        .await
+        .expect("stream")
+        .into_inner();
+    let mut count = 0u64;
+    while let Some(message) = stream.message().await.expect("message") {
+        match message.message {
+            Some(Message::Rows(batch)) => count += batch.rows.len() as u64,
+            Some(Message::End(end)) => {
+                assert_eq!(end.rows_sent, count, "{}", end.error);
+                break;
+            }
+            _ => {}
+        }
+    }
+    (count, started.elapsed().as_secs_f64())
+}
+
+/// `readers` concurrent streams over a few connections, started together: total rows and
+/// the wall-clock seconds from the start to the last stream's end.
+async fn concurrent_readers(
+    broker: &ProcessBroker,
+    job_id: &str,
+    readers: usize,
+    max_duration: Duration,
+) -> (u64, f64) {
+    let mut channels = Vec::new();
+    for _ in 0..READER_CONNECTIONS.min(readers.max(1)) {
+        channels.push(broker.channel().await);
+    }
+    let barrier = Arc::new(Barrier::new(readers + 1));
+    let mut tasks = Vec::new();
+    for reader in 0..readers {
+        let client = JobServiceClient::new(channels[reader % channels.len()].clone());
+        let barrier = Arc::clone(&barrier);
+        let job_id = job_id.to_owned();
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            read_stream(client, job_id, Some(max_duration)).await
+        }));
+    }
+    barrier.wait().await;
+    let started = Instant::now();
+    let mut total = 0u64;
+    for task in tasks {
+        total += task.await.expect("reader").0;
+    }
+    (total, started.elapsed().as_secs_f64())
+}
+
+fn rate(rows: u64, secs: f64) -> f64 {
+    rows as f64 / secs.max(f64::EPSILON)
+}
+
+/// CPU time of this process (the stand-in and the clients).
+fn own_cpu_time() -> Duration {
+    process_broker::process_cpu_time("/proc/self/stat").unwrap_or_default()
+}
+
+/// Where the CPU went during a phase: the broker's, and this process's (stand-in, clients).
+fn cpu_note(broker: Duration, own: Duration, secs: f64, rows: u64) -> String {
+    format!(
+        "broker CPU {:.2} s = {:.2} cores, {:.2} µs per row; this process (stand-in, clients) {:.2} cores",
+        broker.as_secs_f64(),
+        broker.as_secs_f64() / secs.max(f64::EPSILON),
+        broker.as_secs_f64() * 1e6 / rows.max(1) as f64,
+        own.as_secs_f64() / secs.max(f64::EPSILON)
+    )
+}
+
+/// Parts 1 and 2 on one store.
+async fn drain_and_read(settings: &Settings, store: &str) {
+    let postgres = match store {
+        "postgres" => Some(PostgresDatabase::create("bench_result_log").await),
+        _ => None,
+    };
+    let standin = Standin::spawn(standin_config()).await.expect("stand-in");
+    let base = standin.base_url.clone();
+    let broker = ProcessBroker::start_on(
+        &base,
+        postgres.as_ref().map(|database| database.url.as_str()),
+        &[],
+    )
+    .await;
+    let database_url = broker.database_url.clone();
+    let rows = settings.rows;
+    println!("== {store} (broker pid {})", broker.pid);
+
+    let (plain_rows, plain_secs) = plain_client_rows_per_second(&base, "plain_big", rows).await;
+    assert_eq!(plain_rows, rows);
+    let plain_rate = rate(plain_rows, plain_secs);
+    println!(
+        "drain  plain reqwest client (pages dropped):      {plain_rate:>12.0} rows/s ({plain_secs:.2} s)"
+    );
+    let (broker_cpu, own_cpu) = (broker.cpu_time(), own_cpu_time());
+    let drained = broker_drain(&broker, "broker_big", rows, settings.drain_limit).await;
+    let (broker_cpu, own_cpu) = (
+        broker.cpu_time().saturating_sub(broker_cpu),
+        own_cpu_time().saturating_sub(own_cpu),
+    );
+    match drained.complete_secs {
+        Some(secs) => {
+            let drain_rate = rate(drained.rows_logged, secs);
+            println!(
+                "drain  broker into the log (until complete):      {drain_rate:>12.0} rows/s ({secs:.2} s; {} rows, {:.1} MiB held; FINISHED at {})",
+                drained.rows_logged,
+                drained.bytes_held as f64 / (1u64 << 20) as f64,
+                drained
+                    .finished_secs
+                    .map_or("-".to_owned(), |s| format!("{s:.2} s")),
+            );
+            println!(
+                "drain  ratio broker / plain client:               {:>12.3}   (target >= 0.95)",
+                drain_rate / plain_rate
+            );
+        }
+        None => {
+            let drain_rate = rate(drained.rows_logged, drained.elapsed_secs);
+            println!(
+                "drain  broker into the log: NOT COMPLETE after {:.1} s: {} of {rows} rows logged, {drain_rate:.0} rows/s so far",
+                drained.elapsed_secs, drained.rows_logged
+            );
+            println!(
+                "drain  ratio broker / plain client (so far):      {:>12.3}   (target >= 0.95)",
+                drain_rate / plain_rate
+            );
+        }
+    }
+    println!(
+        "drain  {}",
+        cpu_note(
+            broker_cpu,
+            own_cpu,
+            drained.elapsed_secs,
+            drained.rows_logged
+        )
+    );
+
+    if drained.finished_secs.is_some() {
+        let (appended, appends, append_secs) =
+            store_append_rows_per_second(&database_url, &drained, settings.append_limit).await;
+        let append_rate = rate(appended, append_secs);
+        println!(
+            "drain  store append alone (logged pages re-appended, one per transaction, from this process): {append_rate:.0} rows/s ({appended} rows in {appends} appends, {:.2} ms per append; ratio to plain client {:.3})",
+            append_secs * 1000.0 / appends.max(1) as f64,
+            append_rate / plain_rate
+        );
+    }
+
+    if settings.runs("read") && drained.finished_secs.is_some() {
+        let (store_rows, store_secs) = store_read_rows_per_second(&database_url, &drained).await;
+        assert_eq!(store_rows, rows);
+        let store_rate = rate(store_rows, store_secs);
+        println!(
+            "read   store read_log + decode, no gRPC:          {store_rate:>12.0} rows/s ({store_secs:.2} s)"
+        );
+        let (broker_cpu, own_cpu) = (broker.cpu_time(), own_cpu_time());
+        let client = JobServiceClient::new(broker.channel().await);
+        let (read_rows, read_secs) = read_stream(client, drained.job_id.clone(), None).await;
+        let (broker_cpu, own_cpu) = (
+            broker.cpu_time().saturating_sub(broker_cpu),
+            own_cpu_time().saturating_sub(own_cpu),
+        );
+        assert_eq!(read_rows, rows);
+        let read_rate = rate(read_rows, read_secs);
+        println!(
+            "read   1 gRPC reader:                             {read_rate:>12.0} rows/s ({read_secs:.2} s)"
+        );
+        println!(
+            "read   ratio 1 reader / store read:               {:>12.3}   (target: >= 1000000 rows/s, ratio to target {:.2})",
+            read_rate / store_rate,
+            read_rate / 1e6
+        );
+        println!(
+            "read   {}",
+            cpu_note(broker_cpu, own_cpu, read_secs, read_rows)
+        );
+        let rss_before = broker.rss_kib();
+        let limit = Duration::from_secs(settings.read_seconds);
+        let (broker_cpu, own_cpu) = (broker.cpu_time(), own_cpu_time());
+        let (many_rows, many_secs) =
+            concurrent_readers(&broker, &drained.job_id, settings.readers, limit).await;
+        let (broker_cpu, own_cpu) = (
+            broker.cpu_time().saturating_sub(broker_cpu),
+            own_cpu_time().saturating_sub(own_cpu),
+        );
+        let many_rate = rate(many_rows, many_secs);
+        println!(
+            "read   {} gRPC readers, {READER_CONNECTIONS} connections (aggregate):  {many_rate:>12.0} rows/s ({many_secs:.2} s, {many_rows} rows; {:.0} rows/s per reader)",
+            settings.readers,
+            many_rate / settings.readers.max(1) as f64
+        );
+        println!(
+            "read   ratio {} readers aggregate / 1 reader:     {:>12.3}",
+            settings.readers,
+            many_rate / read_rate
+        );
+        println!(
+            "read   {}",
+            cpu_note(broker_cpu, own_cpu, many_secs, many_rows)
+        );
+        println!(
+            "read   broker VmRSS {} MiB before the {} readers, peak VmHWM {} MiB ({:.1} MiB per reader above the start); this process peak VmHWM {} MiB",
+            rss_before / 1024,
+            settings.readers,
+            broker.peak_rss_kib() / 1024,
+            broker.peak_rss_kib().saturating_sub(rss_before) as f64
+                / 1024.0
+                / settings.readers.max(1) as f64,
+            process_broker::status_kib("/proc/self/status", "VmHWM:").unwrap_or(0) / 1024
+        );
+    } else if settings.runs("read") {
+        println!("read   skipped: the drain did not finish");
+    }
+    broker.stop().await;
+    standin.shutdown().await;
+    drop(postgres);
+}
+
+/// A streaming query whose source emits one row every 1 000 s: its log stays at its live end.
+fn idle_script() -> String {
+    "CREATE TABLE idle_source (id BIGINT, name STRING) WITH ('connector'='datagen', 'rows-per-second'='0.001');\nSELECT * FROM idle_source;".to_owned()
+}
+
+/// Part 3: idle streams against the broker binary.
+async fn idle_streams(settings: &Settings) {
+    let standin = Standin::spawn(StandinConfig::default())
+        .await
+        .expect("stand-in");
+    let broker = ProcessBroker::start(&standin.base_url, &[]).await;
+    let mut client = JobServiceClient::new(broker.channel().await);
+    let job = client
+        .submit_sql(SubmitSqlRequest {
+            script: idle_script(),
+            runtime_mode: RuntimeMode::Streaming as i32,
+            ..SubmitSqlRequest::default()
+        })
+        .await
+        .expect("submit")
+        .into_inner();
+    // The log exists once the query produced its first (empty) page.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let current = client
+            .get_job(GetJobRequest {
+                job_id: job.id.clone(),
+            })
+            .await
+            .expect("get job")
+            .into_inner();
+        if query_statement(&current).is_some_and(|s| s.result_log.is_some()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the idle query logged nothing within 60 s: {current:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let count = settings.idle_streams;
+    let connections = count.div_ceil(STREAMS_PER_CONNECTION).max(1);
+    let mut channels = Vec::new();
+    for _ in 0..connections {
+        let channel = broker.channel().await;
+        // A call on each, so that the connection is set up on both sides before the baseline.
+        JobServiceClient::new(channel.clone())
+            .get_job(GetJobRequest {
+                job_id: job.id.clone(),
+            })
+            .await
+            .expect("get job");
+        channels.push(channel);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_before = broker.rss_kib();
+    let client_before = process_broker::status_kib("/proc/self/status", "VmRSS:").unwrap_or(0);
+
+    let (close, closed) = watch::channel(false);
+    let progress = Arc::new(AtomicU64::new(0));
+    let opened_at = Instant::now();
+    let mut readers = Vec::new();
+    for chunk in (0..count)
+        .collect::<Vec<_>>()
+        .chunks(STREAMS_PER_CONNECTION)
+    {
+        let mut opening = Vec::new();
+        for &i in chunk {
+            let mut client = JobServiceClient::new(channels[i % connections].clone());
+            let job_id = job.id.clone();
+            let mut closed = closed.clone();
+            let progress = Arc::clone(&progress);
+            let (ready, is_ready) = tokio::sync::oneshot::channel::<()>();
+            readers.push(tokio::spawn(async move {
+                let mut stream = client
+                    .stream_operation_results(StreamOperationResultsRequest {
+                        job_id,
+                        ..StreamOperationResultsRequest::default()
+                    })
+                    .await
+                    .expect("idle stream")
+                    .into_inner();
+                let mut ready = Some(ready);
+                loop {
+                    tokio::select! {
+                        message = stream.message() => match message.expect("message") {
+                            Some(message) => {
+                                match message.message {
+                                    // The schema comes first: the stream is set up.
+                                    Some(Message::Schema(_)) => {
+                                        if let Some(ready) = ready.take() {
+                                            let _ = ready.send(());
+                                        }
+                                    }
+                                    Some(Message::Progress(_)) => {
+                                        progress.fetch_add(1, Ordering::Relaxed);
+                                    }
+                                    Some(Message::End(end)) => panic!("an idle stream ended: {end:?}"),
+                                    _ => {}
+                                }
+                            }
+                            None => panic!("an idle stream closed"),
+                        },
+                        _ = closed.changed() => return,
+                    }
+                }
+            }));
+            opening.push(is_ready);
+        }
+        for ready in opening {
+            ready.await.expect("an idle stream got its schema");
+        }
+    }
+    let open_secs = opened_at.elapsed().as_secs_f64();
+    tokio::time::sleep(IDLE_SETTLE).await;
+    let rss_open = broker.rss_kib();
+    let client_open = process_broker::status_kib("/proc/self/status", "VmRSS:").unwrap_or(0);
+    let progress_before = progress.load(Ordering::Relaxed);
+    let cpu_before = broker.cpu_time();
+    let window = Instant::now();
+    tokio::time::sleep(IDLE_CPU_WINDOW).await;
+    let cpu_used = broker.cpu_time().saturating_sub(cpu_before);
+    let window = window.elapsed();
+    let progress_seen = progress.load(Ordering::Relaxed) - progress_before;
+    let rss_open_later = broker.rss_kib();
+
+    let _ = close.send(true);
+    for reader in readers {
+        reader.await.expect("idle reader");
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_closed = broker.rss_kib();
+
+    let per_stream = rss_open.saturating_sub(rss_before) as f64 / count.max(1) as f64;
+    println!(
+        "== idle streams (broker binary as a child process, pid {}, SQLite)",
+        broker.pid
+    );
+    println!(
+        "idle   {count} streams over {connections} HTTP/2 connections opened in {open_secs:.2} s"
+    );
+    println!(
+        "idle   broker VmRSS: {rss_before} KiB with the connections open, {rss_open} KiB with {count} streams open ({rss_open_later} KiB {} s later), {rss_closed} KiB after they closed",
+        IDLE_CPU_WINDOW.as_secs()
+    );
+    println!(
+        "idle   per idle stream: {per_stream:.1} KiB   (target <= 64 KiB, ratio to target {:.2})",
+        per_stream / 64.0
+    );
+    println!(
+        "idle   broker CPU while the {count} streams wait: {:.1} % of one core ({:.2} s over {:.1} s); {progress_seen} progress messages received",
+        100.0 * cpu_used.as_secs_f64() / window.as_secs_f64(),
+        cpu_used.as_secs_f64(),
+        window.as_secs_f64()
+    );
+    println!(
+        "idle   client (this process) VmRSS: {client_before} KiB before, {client_open} KiB with the streams open"
+    );
+
+    let _ = client
+        .cancel_job(CancelJobRequest {
+            job_id: job.id.clone(),
+            ..CancelJobRequest::default()
+        })
+        .await;
+    drop(channels);
+    broker.stop().await;
+    standin.shutdown().await;
+}
+
+/// The 1-minute load average (other processes share the cores).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn main() {
+    // reqwest (the plain client) needs the process-wide TLS provider the broker installs.
+    flinkbroker::app::install_crypto_provider();
+    let settings = Settings::from_env();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let started = Instant::now();
+    let load_start = load_average();
+    runtime.block_on(async {
+        println!(
+            "rows: {} (5 columns: BIGINT, STRING, DECIMAL(10,2), TIMESTAMP(3), BOOLEAN); {} cpus",
+            settings.rows,
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        );
+        if settings.runs("drain") || settings.runs("read") {
+            for store in &settings.stores {
+                drain_and_read(&settings, store).await;
+            }
+        }
+        if settings.runs("idle") {
+            idle_streams(&settings).await;
+        }
+    });
+    println!(
+        "total {:.1} s; load average {} at the start, {} at the end",
+        started.elapsed().as_secs_f64(),
+        load_start,
+        load_average()
+    );
+}
