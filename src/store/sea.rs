@@ -63,6 +63,9 @@ const TRANSITION_ATTEMPTS: usize = 8;
 #[derive(Debug, Clone)]
 pub struct SeaStore {
     pub(super) db: DatabaseConnection,
+    /// SQLite: the result log's frequent writers take turns here, in order, instead of
+    /// meeting on SQLite's write lock, whose busy handler sleeps in steps of milliseconds.
+    pub(super) log_writers: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// Which database a URL names, and what connecting to it needs.
@@ -127,7 +130,13 @@ impl SeaStore {
         let db = Database::connect(options)
             .await
             .map_err(db_error("cannot connect to the database"))?;
-        let store = SeaStore { db };
+        let log_writers = match target {
+            Target::Postgres => None,
+            Target::SqliteMemory | Target::SqliteFile(_) => {
+                Some(std::sync::Arc::new(tokio::sync::Mutex::new(())))
+            }
+        };
+        let store = SeaStore { db, log_writers };
         store.migrate().await?;
         Ok(store)
     }

@@ -40,6 +40,14 @@ async fn find_head(
 }
 
 impl SeaStore {
+    /// Waits for the turn of a result log writer (SQLite only).
+    async fn log_writer(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match &self.log_writers {
+            Some(writers) => Some(std::sync::Arc::clone(writers).lock_owned().await),
+            None => None,
+        }
+    }
+
     async fn open_log_in(
         txn: &DatabaseTransaction,
         job_id: JobId,
@@ -206,6 +214,7 @@ impl ResultLog for SeaStore {
         attempt: u32,
         schema: Vec<u8>,
     ) -> Result<LogSummary, StoreError> {
+        let _turn = self.log_writer().await;
         let txn = self.begin_write().await?;
         match Self::open_log_in(&txn, job_id, index, attempt, schema).await {
             Ok(head) => {
@@ -225,6 +234,7 @@ impl ResultLog for SeaStore {
         index: u32,
         append: LogAppend,
     ) -> Result<LogSummary, StoreError> {
+        let _turn = self.log_writer().await;
         let txn = self.begin_write().await?;
         match Self::append_log_in(&txn, job_id, index, append).await {
             Ok(head) => {
@@ -245,6 +255,7 @@ impl ResultLog for SeaStore {
         attempt: u32,
         token: u64,
     ) -> Result<(), StoreError> {
+        let _turn = self.log_writer().await;
         let result = result_log::Entity::update_many()
             .col_expr(result_log::Column::FetchSent, Expr::value(to_i64(token)))
             .filter(result_log::Column::JobId.eq(job_id.to_string()))

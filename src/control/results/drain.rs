@@ -123,11 +123,17 @@ impl Drain {
         let mut logged = self.head.rows_logged;
         let mut next_page = first;
         let mut writing: Option<Write> = None;
+        // True while the append in flight carries rows.
+        let mut writing_rows = false;
         let mut pause = Duration::ZERO;
         let mut after_rows = false;
         loop {
+            // Rows not yet logged must not be lost to a fetch ahead: record it first. (A
+            // fetch ahead of a token-only append loses nothing: at worst the next driver
+            // finds the token gone and runs the query again.)
             if next_page.is_none()
                 && writing.is_some()
+                && writing_rows
                 && let Err(outcome) = self.note_fetch(token).await
             {
                 if let Some(write) = writing.take() {
@@ -194,6 +200,7 @@ impl Drain {
                     let next = if end.is_some() { None } else { page.next_token };
                     let first_row = logged;
                     logged += take as u64;
+                    writing_rows = take > 0;
                     let body = (count > 0).then_some(page.body);
                     let write = self.write(body, take, first_row, next, end);
                     if let Some(end) = end {

@@ -629,17 +629,31 @@ impl SqlDriver {
         };
         let operation = OperationHandle(operation);
         let gateway = self.core.controller.gateway.clone();
+        let mut head = head;
+        let lost = |error: GatewayError, rows: u64| {
+            format!("the sql gateway no longer serves its results after row {rows} ({error})")
+        };
         let page = match self
             .retrying("fetch", || gateway.fetch_page(&session, &operation, token))
             .await?
         {
             Ok(page) => page,
-            Err(error) => {
-                return Ok(Err(format!(
-                    "the sql gateway no longer serves its results after row {} ({error})",
-                    head.rows_logged
-                )));
-            }
+            // The gateway may be one page past the log, fetched while an append without rows
+            // was in flight (a fetch ahead of an append with rows is recorded, and excluded
+            // above): the page it holds now is the next one, and nothing before it was lost.
+            Err(GatewayError::InvalidToken { .. }) => match self
+                .retrying("fetch", || {
+                    gateway.fetch_page(&session, &operation, token + 1)
+                })
+                .await?
+            {
+                Ok(page) => {
+                    head.next_token = Some(token + 1);
+                    page
+                }
+                Err(error) => return Ok(Err(lost(error, head.rows_logged))),
+            },
+            Err(error) => return Ok(Err(lost(error, head.rows_logged))),
         };
         let rows = head.rows_logged;
         self.start_drain(index, session, operation, head, Some(page));
