@@ -198,6 +198,16 @@ impl Drain {
                         None
                     };
                     let next = if end.is_some() { None } else { page.next_token };
+                    if count == 0 && end.is_none() && after_rows {
+                        // The empty page that often follows rows is not recorded: a driver
+                        // taking the log up later finds the gateway one page past the log with
+                        // no rows in flight, and goes on from there.
+                        after_rows = false;
+                        if let Some(next) = next {
+                            token = next;
+                        }
+                        continue;
+                    }
                     let first_row = logged;
                     logged += take as u64;
                     writing_rows = take > 0;
