@@ -268,13 +268,18 @@ impl ServeConfig {
     }
 }
 
-/// Parses durations such as `500ms`, `30s`, `10m`, `24h` (a bare number is seconds).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
+/// Splits `30s` into its leading digits and the unit after them.
+fn split_number(text: &str) -> (&str, &str) {
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
+    text.split_at(split)
+}
+
+/// Parses durations such as `500ms`, `30s`, `10m`, `24h` (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = split_number(text);
     let value: u64 = number
         .parse()
         .map_err(|_| format!("invalid duration {text:?}: expected e.g. 500ms, 30s, 10m, 24h"))?;
@@ -295,10 +300,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Parses sizes such as `4MiB`, `1GiB`, `512KiB` or a bare number of bytes.
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
+    let (number, unit) = split_number(text);
     let value: u64 = number
         .parse()
         .map_err(|_| format!("invalid size {text:?}: expected e.g. 4MiB, 1GiB or bytes"))?;

@@ -269,21 +269,12 @@ impl Drain {
     /// the next driver must not take the gateway's answer at that token for the lost page.
     async fn note_fetch(&self, token: u64) -> Result<(), DrainOutcome> {
         let store = &self.controller.store;
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            match store
-                .note_fetch(self.job_id, self.index, self.attempt, token)
-                .await
-            {
-                Ok(()) => return Ok(()),
-                Err(StoreError::Database(message)) if attempts < STORE_ATTEMPTS => {
-                    warn!(job_id = %self.job_id, statement = self.index, %message, attempts, "cannot record the fetch under way; retrying");
-                    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempts))).await;
-                }
-                Err(error) => return Err(DrainOutcome::StoreLost(Error::Store(error))),
-            }
-        }
+        let (job_id, index, attempt) = (self.job_id, self.index, self.attempt);
+        retrying_store(job_id, index, "the fetch under way", || {
+            store.note_fetch(job_id, index, attempt, token)
+        })
+        .await
+        .map_err(|error| DrainOutcome::StoreLost(Error::Store(error)))
     }
 
     /// Fetches the page at `token`, waiting for an unreachable gateway; None when the time
@@ -377,18 +368,11 @@ impl Drain {
                 end,
                 window_bytes: window,
             };
-            let mut attempts = 0;
-            loop {
-                attempts += 1;
-                match store.append_log(job_id, index, append.clone()).await {
-                    Ok(head) => return Ok(head),
-                    Err(StoreError::Database(message)) if attempts < STORE_ATTEMPTS => {
-                        warn!(%job_id, statement = index, %message, attempts, "cannot append to the result log; retrying");
-                        tokio::time::sleep(Duration::from_millis(100 * u64::from(attempts))).await;
-                    }
-                    Err(error) => return Err(WriteError::Store(error)),
-                }
-            }
+            retrying_store(job_id, index, "an append to the result log", || {
+                store.append_log(job_id, index, append.clone())
+            })
+            .await
+            .map_err(WriteError::Store)
         })
     }
 
@@ -447,6 +431,31 @@ impl Drain {
             .await
         {
             debug!(job_id = %self.job_id, statement = self.index, %error, "the query's operation was not closed");
+        }
+    }
+}
+
+/// Runs one write to the store, again (a few times, with growing pauses) while the database
+/// fails.
+async fn retrying_store<T, F, Fut>(
+    job_id: JobId,
+    index: u32,
+    what: &'static str,
+    mut write: F,
+) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match write().await {
+            Err(StoreError::Database(message)) if attempts < STORE_ATTEMPTS => {
+                warn!(%job_id, statement = index, %message, attempts, what, "cannot write to the store; retrying");
+                tokio::time::sleep(Duration::from_millis(100 * u64::from(attempts))).await;
+            }
+            other => return other,
         }
     }
 }

@@ -103,9 +103,9 @@ impl Controller {
         let statement = &job.statements[index as usize];
         match &statement.log {
             Some(log) if request.attempt.is_some_and(|a| a != log.attempt) => {
-                return Err(runs_again(&job, index, log.attempt));
+                return Err(runs_again(job.id, index, log.attempt));
             }
-            Some(log) => check_offset(&job, index, log, request.resume_from_row)?,
+            Some(log) => check_offset(job.id, index, log, request.resume_from_row)?,
             None if request.resume_from_row > 0 => {
                 return Err(Error::OutOfRange(format!(
                     "resume_from_row: {} cannot be served; statement {} has logged no rows yet",
@@ -185,21 +185,20 @@ impl Controller {
 }
 
 /// The answer to a client resuming into an attempt the statement no longer runs.
-fn runs_again(job: &Job, index: u32, attempt: u32) -> Error {
+fn runs_again(job_id: JobId, index: u32, attempt: u32) -> Error {
     Error::Aborted(format!(
-        "statement {} of job {} runs again (attempt {attempt}): the sql gateway no longer served its results after a broker restart, so its results start again at row 0",
-        index + 1,
-        job.id
+        "statement {} of job {job_id} runs again (attempt {attempt}): the sql gateway no longer served its results after a broker restart, so its results start again at row 0",
+        index + 1
     ))
 }
 
 /// Refuses an offset the log does not hold.
-fn check_offset(job: &Job, index: u32, log: &LogSummary, offset: u64) -> Result<()> {
+fn check_offset(job_id: JobId, index: u32, log: &LogSummary, offset: u64) -> Result<()> {
     if let Some(deleted) = log.deleted_at {
         return Err(Error::FailedPrecondition(format!(
             "the results of statement {} of job {} were deleted at {} (ms since the epoch), after the result retention (--result-retention) that follows the job's end; {} rows had been logged",
             index + 1,
-            job.id,
+            job_id,
             deleted,
             log.rows_logged
         )));
@@ -412,39 +411,11 @@ impl Reader<'_> {
         match self.attempt {
             None => self.attempt = Some(read.head.attempt),
             Some(attempt) if attempt != read.head.attempt => {
-                return Err(Error::Aborted(format!(
-                    "statement {} of job {} runs again (attempt {}): the sql gateway no longer served its results after a broker restart, so its results start again at row 0",
-                    self.index + 1,
-                    self.job_id,
-                    read.head.attempt
-                )));
+                return Err(runs_again(self.job_id, self.index, read.head.attempt));
             }
             Some(_) => {}
         }
-        if let Some(deleted) = read.head.deleted_at {
-            return Err(Error::FailedPrecondition(format!(
-                "the results of statement {} of job {} were deleted at {deleted} (ms since the epoch) after the result retention (--result-retention)",
-                self.index + 1,
-                self.job_id
-            )));
-        }
-        if self.offset < read.head.earliest_row {
-            return Err(Error::OutOfRange(format!(
-                "resume_from_row: row {} is no longer held; statement {} keeps a sliding window of its most recent results (--result-log-window-bytes) and the stream fell behind it; the window now starts at row {}",
-                self.offset,
-                self.index + 1,
-                read.head.earliest_row
-            )));
-        }
-        if self.offset > read.head.rows_logged {
-            return Err(Error::OutOfRange(format!(
-                "resume_from_row: {} is beyond the {} rows statement {} logged",
-                self.offset,
-                read.head.rows_logged,
-                self.index + 1
-            )));
-        }
-        Ok(())
+        check_offset(self.job_id, self.index, &read.head, self.offset)
     }
 
     /// Sends the rows of the batches read, in messages of at most `--max-message-bytes`;
@@ -533,19 +504,25 @@ impl Reader<'_> {
         self.controller.get_job(self.job_id).await
     }
 
-    /// Before the query produced its first page: the end, when the statement failed or the
-    /// job stopped or ended.
-    async fn stopped_before_results(&self) -> Result<Option<Stop>> {
-        let job = self.current_job().await?;
-        if let Some(statement) = job.statements.get(self.index as usize)
-            && statement.state == StatementState::Failed
-        {
+    /// The end of a stream whose statement failed.
+    fn failed_statement(&self, job: &Job) -> Option<Stop> {
+        let statement = job.statements.get(self.index as usize)?;
+        (statement.state == StatementState::Failed).then(|| {
             let error = format!(
                 "statement {} failed: {}",
                 self.index + 1,
                 statement.error.clone().unwrap_or_default()
             );
-            return Ok(Some(Stop::End(StreamEndReason::Failed, Some(error))));
+            Stop::End(StreamEndReason::Failed, Some(error))
+        })
+    }
+
+    /// Before the query produced its first page: the end, when the statement failed or the
+    /// job stopped or ended.
+    async fn stopped_before_results(&self) -> Result<Option<Stop>> {
+        let job = self.current_job().await?;
+        if let Some(failed) = self.failed_statement(&job) {
+            return Ok(Some(failed));
         }
         if stopped(&job) {
             let (reason, error) = stop_reason(&job);
@@ -564,15 +541,8 @@ impl Reader<'_> {
     /// At the end of a log that did not end: the end, when the job stopped.
     async fn stopped_while_logging(&self) -> Result<Option<Stop>> {
         let job = self.current_job().await?;
-        if let Some(statement) = job.statements.get(self.index as usize)
-            && statement.state == StatementState::Failed
-        {
-            let error = format!(
-                "statement {} failed: {}",
-                self.index + 1,
-                statement.error.clone().unwrap_or_default()
-            );
-            return Ok(Some(Stop::End(StreamEndReason::Failed, Some(error))));
+        if let Some(failed) = self.failed_statement(&job) {
+            return Ok(Some(failed));
         }
         if stopped(&job) || job.state == JobState::Finished {
             let (reason, error) = stop_reason(&job);
