@@ -335,6 +335,17 @@ impl Service {
         }
     }
 
+    /// Prints every problem and fails the test when there is one, keeping the replicas' logs.
+    fn assert_no_problems(&mut self, problems: &[String], replicas: &[&Replica]) {
+        for problem in problems {
+            eprintln!("problem: {problem}");
+        }
+        if !problems.is_empty() {
+            self.keep_logs(replicas);
+        }
+        assert!(problems.is_empty(), "{} problems", problems.len());
+    }
+
     /// Keeps the replicas' logs after the test and prints where they are and how they end.
     fn keep_logs(&mut self, replicas: &[&Replica]) {
         self.work_dir.disable_cleanup(true);
@@ -1238,13 +1249,7 @@ async fn cancel_through_a_replica_that_does_not_drive_the_job() {
         reading.ids.len(),
         started.elapsed().as_secs_f64()
     );
-    for problem in &problems {
-        eprintln!("problem: {problem}");
-    }
-    if !problems.is_empty() {
-        service.keep_logs(&replicas.iter().collect::<Vec<_>>());
-    }
-    assert!(problems.is_empty(), "{} problems", problems.len());
+    service.assert_no_problems(&problems, &replicas.iter().collect::<Vec<_>>());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1397,13 +1402,7 @@ async fn every_replica_answers_get_and_list() {
             .collect::<Vec<_>>(),
         started.elapsed().as_secs_f64()
     );
-    for problem in &problems {
-        eprintln!("problem: {problem}");
-    }
-    if !problems.is_empty() {
-        service.keep_logs(&replicas.iter().collect::<Vec<_>>());
-    }
-    assert!(problems.is_empty(), "{} problems", problems.len());
+    service.assert_no_problems(&problems, &replicas.iter().collect::<Vec<_>>());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1533,11 +1532,5 @@ async fn a_cancel_while_the_driving_replica_is_dead_is_carried_out_by_the_one_ta
         ended_after.as_secs_f64(),
         started.elapsed().as_secs_f64()
     );
-    for problem in &problems {
-        eprintln!("problem: {problem}");
-    }
-    if !problems.is_empty() {
-        service.keep_logs(&replicas.iter().collect::<Vec<_>>());
-    }
-    assert!(problems.is_empty(), "{} problems", problems.len());
+    service.assert_no_problems(&problems, &replicas.iter().collect::<Vec<_>>());
 }

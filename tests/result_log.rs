@@ -10,14 +10,14 @@ mod sql_gateway_standin;
 
 use std::time::Duration;
 
-use broker::{TestBroker, wait_for_job, wait_for_state};
+use broker::{TestBroker, sql, submit, wait_for_job, wait_for_state};
 use flinkbroker::proto::job_service_client::JobServiceClient;
 use flinkbroker::proto::stream_end::Reason;
 use flinkbroker::proto::stream_operation_results_response::Message;
 use flinkbroker::proto::value::Kind;
 use flinkbroker::proto::{
     GetJobRequest, Job, JobState, ResultLimits, RuntimeMode, StatementState,
-    StreamOperationResultsRequest, SubmitSqlRequest,
+    StreamOperationResultsRequest,
 };
 use prost::Message as _;
 use sql_gateway_standin::StandinConfig;
@@ -40,22 +40,6 @@ fn unbounded(per_second: u64) -> String {
     format!(
         "CREATE TABLE gen (id BIGINT, name STRING) WITH ('connector'='datagen', 'rows-per-second'='{per_second}', 'fields.id.kind'='sequence', 'fields.id.start'='1', 'fields.id.end'='100000000', 'fields.name.length'='8');\nSELECT * FROM gen;"
     )
-}
-
-fn submit_request(script: &str, mode: RuntimeMode) -> SubmitSqlRequest {
-    SubmitSqlRequest {
-        script: script.into(),
-        runtime_mode: mode as i32,
-        ..SubmitSqlRequest::default()
-    }
-}
-
-async fn submit(client: &mut Client, request: SubmitSqlRequest) -> Job {
-    client
-        .submit_sql(request)
-        .await
-        .expect("submit")
-        .into_inner()
 }
 
 async fn get(client: &mut Client, id: &str) -> Job {
@@ -149,11 +133,7 @@ fn sequence(from: i64, to_inclusive: i64) -> Vec<i64> {
 async fn a_query_nobody_reads_finishes_and_any_reader_reads_it_afterwards_from_any_offset() {
     let broker = TestBroker::start().await;
     let mut client = broker.client().await;
-    let job = submit(
-        &mut client,
-        submit_request(&bounded(2_500), RuntimeMode::Batch),
-    )
-    .await;
+    let job = submit(&mut client, sql(&bounded(2_500), RuntimeMode::Batch)).await;
     // Nobody reads: the job reaches FINISHED on its own.
     let finished = wait_for_state(&client, &job.id, JobState::Finished).await;
     let statement = &finished.statements[1];
@@ -201,11 +181,7 @@ async fn a_query_nobody_reads_finishes_and_any_reader_reads_it_afterwards_from_a
 async fn concurrent_readers_of_a_running_query_get_identical_rows() {
     let broker = TestBroker::start().await;
     let mut client = broker.client().await;
-    let job = submit(
-        &mut client,
-        submit_request(&unbounded(400), RuntimeMode::Streaming),
-    )
-    .await;
+    let job = submit(&mut client, sql(&unbounded(400), RuntimeMode::Streaming)).await;
     let readers: Vec<_> = (0..4)
         .map(|_| {
             let mut client = client.clone();
@@ -245,7 +221,7 @@ async fn concurrent_readers_of_a_running_query_get_identical_rows() {
 async fn result_limits_stop_an_unbounded_query_and_the_job_finishes() {
     let broker = TestBroker::start().await;
     let mut client = broker.client().await;
-    let mut request = submit_request(&unbounded(2_000), RuntimeMode::Streaming);
+    let mut request = sql(&unbounded(2_000), RuntimeMode::Streaming);
     request.result_limits = Some(ResultLimits {
         max_rows: 1_000,
         max_duration: None,
@@ -278,7 +254,7 @@ async fn result_limits_stop_an_unbounded_query_and_the_job_finishes() {
     assert_eq!(all.end.expect("end").reason(), Reason::RowLimitReached);
 
     // A time limit ends the log the same way.
-    let mut request = submit_request(&unbounded(50), RuntimeMode::Streaming);
+    let mut request = sql(&unbounded(50), RuntimeMode::Streaming);
     request.result_limits = Some(ResultLimits {
         max_rows: 0,
         max_duration: Some(prost_types::Duration {
@@ -307,11 +283,7 @@ async fn a_reader_behind_the_sliding_window_is_out_of_range_naming_the_earliest_
     )
     .await;
     let mut client = broker.client().await;
-    let job = submit(
-        &mut client,
-        submit_request(&unbounded(2_000), RuntimeMode::Streaming),
-    )
-    .await;
+    let job = submit(&mut client, sql(&unbounded(2_000), RuntimeMode::Streaming)).await;
     let moved = wait_for_job(&client, &job.id, "the window moved", |job| {
         job.statements[1]
             .result_log
@@ -380,11 +352,7 @@ async fn a_batch_query_beyond_the_log_cap_fails_naming_the_cap_and_its_flag() {
     )
     .await;
     let mut client = broker.client().await;
-    let job = submit(
-        &mut client,
-        submit_request(&bounded(5_000), RuntimeMode::Batch),
-    )
-    .await;
+    let job = submit(&mut client, sql(&bounded(5_000), RuntimeMode::Batch)).await;
     let failed = wait_for_state(&client, &job.id, JobState::Failed).await;
     assert!(
         failed
@@ -405,11 +373,7 @@ async fn logs_are_deleted_after_their_retention_and_the_stream_says_so() {
     )
     .await;
     let mut client = broker.client().await;
-    let job = submit(
-        &mut client,
-        submit_request(&bounded(100), RuntimeMode::Batch),
-    )
-    .await;
+    let job = submit(&mut client, sql(&bounded(100), RuntimeMode::Batch)).await;
     let deleted = wait_for_job(&client, &job.id, "its log deleted", |job| {
         job.statements[1]
             .result_log
@@ -451,11 +415,7 @@ async fn messages_stay_within_the_byte_cap_and_progress_flows_while_rows_do_not(
     )
     .await;
     let mut client = broker.client().await;
-    let job = submit(
-        &mut client,
-        submit_request(&bounded(3_000), RuntimeMode::Batch),
-    )
-    .await;
+    let job = submit(&mut client, sql(&bounded(3_000), RuntimeMode::Batch)).await;
     wait_for_state(&client, &job.id, JobState::Finished).await;
     let all = read(&mut client, read_request(&job.id, 0), usize::MAX).await;
     assert_eq!(all.ids, sequence(1, 3_000));
@@ -468,11 +428,7 @@ async fn messages_stay_within_the_byte_cap_and_progress_flows_while_rows_do_not(
     }
 
     // A reader at the live end of a quiet query gets progress messages.
-    let job = submit(
-        &mut client,
-        submit_request(&unbounded(1), RuntimeMode::Streaming),
-    )
-    .await;
+    let job = submit(&mut client, sql(&unbounded(1), RuntimeMode::Streaming)).await;
     wait_for_job(&client, &job.id, "a first row logged", |job| {
         job.statements[1]
             .result_log

@@ -9,7 +9,7 @@ mod sql_gateway_standin;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use broker::{TestBroker, eventually, wait_for_state};
+use broker::{TestBroker, eventually, sql, submit, wait_for_state};
 use flinkbroker::job::JobId;
 use flinkbroker::proto::job_service_client::JobServiceClient;
 use flinkbroker::proto::stream_end::Reason;
@@ -30,22 +30,6 @@ const BOUNDED_GEN: &str = "CREATE TABLE gen (id INT, name STRING, price DOUBLE, 
 const UNBOUNDED_GEN: &str = "CREATE TABLE gen_unbounded (id INT) WITH ('connector'='datagen', 'fields.id.kind'='sequence', 'fields.id.start'='1', 'fields.id.end'='100000000')";
 
 type Client = JobServiceClient<Channel>;
-
-fn sql(script: &str, mode: RuntimeMode) -> SubmitSqlRequest {
-    SubmitSqlRequest {
-        script: script.to_string(),
-        runtime_mode: mode as i32,
-        ..SubmitSqlRequest::default()
-    }
-}
-
-async fn submit(client: &mut Client, request: SubmitSqlRequest) -> Job {
-    client
-        .submit_sql(request)
-        .await
-        .expect("submit")
-        .into_inner()
-}
 
 /// Follows WatchJob until the job ends; returns every state seen and the final job.
 async fn watch_to_end(client: &mut Client, id: &str) -> (Vec<JobState>, Job) {

@@ -312,3 +312,27 @@ pub async fn wait_for_job(
     )
     .await
 }
+
+/// A SubmitSql request of `script` in `mode`, everything else unset.
+pub fn sql(
+    script: &str,
+    mode: flinkbroker::proto::RuntimeMode,
+) -> flinkbroker::proto::SubmitSqlRequest {
+    flinkbroker::proto::SubmitSqlRequest {
+        script: script.to_string(),
+        runtime_mode: mode as i32,
+        ..flinkbroker::proto::SubmitSqlRequest::default()
+    }
+}
+
+/// Submits a SQL job; the test fails when SubmitSql does.
+pub async fn submit(
+    client: &mut JobServiceClient<Channel>,
+    request: flinkbroker::proto::SubmitSqlRequest,
+) -> flinkbroker::proto::Job {
+    client
+        .submit_sql(request)
+        .await
+        .expect("submit")
+        .into_inner()
+}
