@@ -29,6 +29,8 @@
 //!
 //! Run with `cargo bench --bench result_log`.
 
+#[path = "support/gateway_pages.rs"]
+mod gateway_pages;
 #[path = "../tests/support/postgres.rs"]
 mod postgres;
 #[path = "support/process_broker.rs"]
@@ -48,8 +50,8 @@ use flinkbroker::proto::{
     CancelJobRequest, GetJobRequest, Job, JobState, RowBatch, RuntimeMode,
     StreamOperationResultsRequest, SubmitSqlRequest,
 };
-use flinkbroker::sql_gateway::wire::{FetchResultsBody, ResultType};
 use flinkbroker::store::{LogAppend, ResultLog, SeaStore, Store, pending_statements};
+use gateway_pages::{Clock, plain_client_rows_per_second, standin_config, table_ddl};
 use postgres::PostgresDatabase;
 use process_broker::ProcessBroker;
 use prost::Message as _;
@@ -112,83 +114,6 @@ impl Settings {
     fn runs(&self, part: &str) -> bool {
         self.parts.iter().any(|p| p == part)
     }
-}
-
-fn table_ddl(name: &str, rows: u64) -> String {
-    format!(
-        "CREATE TABLE {name} (id BIGINT, name STRING, price DECIMAL(10, 2), ts TIMESTAMP(3), flag BOOLEAN) WITH ('connector'='datagen', 'number-of-rows'='{rows}', 'fields.id.kind'='sequence', 'fields.id.start'='1', 'fields.id.end'='{rows}', 'fields.name.length'='12')"
-    )
-}
-
-fn standin_config() -> StandinConfig {
-    StandinConfig {
-        honor_rows_per_second: false,
-        ..StandinConfig::default()
-    }
-}
-
-/// Opens a batch session, creates a `rows`-row table `name` and starts `SELECT * FROM name`;
-/// returns the URI of the first result page.
-async fn start_query(http: &reqwest::Client, base: &str, name: &str, rows: u64) -> String {
-    let session: serde_json::Value = http
-        .post(format!("{base}/v2/sessions"))
-        .json(&serde_json::json!({"properties": {"execution.runtime-mode": "batch"}}))
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .expect("open session")
-        .json()
-        .await
-        .expect("session json");
-    let session = session["sessionHandle"]
-        .as_str()
-        .expect("session handle")
-        .to_string();
-    let mut operation = String::new();
-    for statement in [table_ddl(name, rows), format!("SELECT * FROM {name}")] {
-        let answer: serde_json::Value = http
-            .post(format!("{base}/v2/sessions/{session}/statements"))
-            .json(&serde_json::json!({"statement": statement, "executionTimeout": 0}))
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .expect("statement")
-            .json()
-            .await
-            .expect("statement json");
-        operation = answer["operationHandle"]
-            .as_str()
-            .expect("operation")
-            .to_string();
-    }
-    format!("/v2/sessions/{session}/operations/{operation}/result/0?rowFormat=JSON")
-}
-
-/// The baseline: a plain reqwest client opening the session, submitting the query and
-/// following `nextResultUri` back to back, doing nothing with the rows.
-async fn plain_client_rows_per_second(base: &str, name: &str, rows: u64) -> (u64, f64) {
-    let http = reqwest::Client::new();
-    let started = Instant::now();
-    let mut uri = start_query(&http, base, name, rows).await;
-    let mut count = 0u64;
-    loop {
-        let body = http
-            .get(format!("{base}{uri}"))
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .expect("fetch")
-            .bytes()
-            .await
-            .expect("body");
-        let page: FetchResultsBody = serde_json::from_slice(&body).expect("page json");
-        count += page.results.map(|r| r.data.len() as u64).unwrap_or(0);
-        match (page.result_type, page.next_result_uri) {
-            (ResultType::Eos, _) | (_, None) => break,
-            (_, Some(next)) => uri = next,
-        }
-    }
-    (count, started.elapsed().as_secs_f64())
 }
 
 /// A batch query the broker drained.
@@ -463,11 +388,12 @@ async fn drain_and_read(settings: &Settings, store: &str) {
     let rows = settings.rows;
     println!("== {store} (broker pid {})", broker.pid);
 
-    let (plain_rows, plain_secs) = plain_client_rows_per_second(&base, "plain_big", rows).await;
+    let (plain_rows, plain_secs) =
+        plain_client_rows_per_second(&base, "plain_big", rows, Clock::FromSubmission).await;
     assert_eq!(plain_rows, rows);
     let plain_rate = rate(plain_rows, plain_secs);
     println!(
-        "drain  plain reqwest client (pages dropped):      {plain_rate:>12.0} rows/s ({plain_secs:.2} s)"
+        "drain  plain reqwest client (pages counted only): {plain_rate:>12.0} rows/s ({plain_secs:.2} s)"
     );
     let (broker_cpu, own_cpu) = (broker.cpu_time(), own_cpu_time());
     let drained = broker_drain(&broker, "broker_big", rows, settings.drain_limit).await;

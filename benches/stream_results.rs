@@ -7,6 +7,8 @@
 
 #[path = "../tests/support/broker.rs"]
 mod broker;
+#[path = "support/gateway_pages.rs"]
+mod gateway_pages;
 #[path = "../tests/support/sql_gateway_standin/mod.rs"]
 mod sql_gateway_standin;
 
@@ -16,84 +18,8 @@ use broker::TestBroker;
 use flinkbroker::proto::stream_operation_results_response::Message;
 use flinkbroker::proto::{RuntimeMode, StreamOperationResultsRequest, SubmitSqlRequest};
 use flinkbroker::rows;
-use flinkbroker::sql_gateway::wire::{FetchResultsBody, ResultType};
-use sql_gateway_standin::StandinConfig;
-
-fn table_ddl(name: &str, rows: u64) -> String {
-    format!(
-        "CREATE TABLE {name} (id BIGINT, name STRING, price DECIMAL(10, 2), ts TIMESTAMP(3), flag BOOLEAN) WITH ('connector'='datagen', 'number-of-rows'='{rows}', 'fields.id.kind'='sequence', 'fields.id.start'='1', 'fields.id.end'='{rows}', 'fields.name.length'='12')"
-    )
-}
-
-fn standin_config() -> StandinConfig {
-    StandinConfig {
-        honor_rows_per_second: false,
-        ..StandinConfig::default()
-    }
-}
-
-/// Opens a batch session, creates a `rows`-row table `name` and starts `SELECT * FROM name`;
-/// returns the URI of the first result page.
-async fn start_query(http: &reqwest::Client, base: &str, name: &str, rows: u64) -> String {
-    let session: serde_json::Value = http
-        .post(format!("{base}/v2/sessions"))
-        .json(&serde_json::json!({"properties": {"execution.runtime-mode": "batch"}}))
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .expect("open session")
-        .json()
-        .await
-        .expect("session json");
-    let session = session["sessionHandle"]
-        .as_str()
-        .expect("session handle")
-        .to_string();
-    let mut operation = String::new();
-    for statement in [table_ddl(name, rows), format!("SELECT * FROM {name}")] {
-        let answer: serde_json::Value = http
-            .post(format!("{base}/v2/sessions/{session}/statements"))
-            .json(&serde_json::json!({"statement": statement, "executionTimeout": 0}))
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .expect("statement")
-            .json()
-            .await
-            .expect("statement json");
-        operation = answer["operationHandle"]
-            .as_str()
-            .expect("operation")
-            .to_string();
-    }
-    format!("/v2/sessions/{session}/operations/{operation}/result/0?rowFormat=JSON")
-}
-
-/// The baseline: a plain reqwest client following `nextResultUri` back to back.
-async fn plain_client_rows_per_second(base: &str, rows: u64) -> (u64, f64) {
-    let http = reqwest::Client::new();
-    let mut uri = start_query(&http, base, "plain_big", rows).await;
-    let started = Instant::now();
-    let mut count = 0u64;
-    loop {
-        let body = http
-            .get(format!("{base}{uri}"))
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .expect("fetch")
-            .bytes()
-            .await
-            .expect("body");
-        let page: FetchResultsBody = serde_json::from_slice(&body).expect("page json");
-        count += page.results.map(|r| r.data.len() as u64).unwrap_or(0);
-        match (page.result_type, page.next_result_uri) {
-            (ResultType::Eos, _) | (_, None) => break,
-            (_, Some(next)) => uri = next,
-        }
-    }
-    (count, started.elapsed().as_secs_f64())
-}
+use flinkbroker::sql_gateway::wire::FetchResultsBody;
+use gateway_pages::{Clock, plain_client_rows_per_second, standin_config, start_query, table_ddl};
 
 /// The broker: SubmitSql, then StreamOperationResults to the end.
 async fn broker_rows_per_second(broker: &TestBroker, rows: u64) -> (u64, f64) {
@@ -186,7 +112,8 @@ fn main() {
         let base = broker.standin.base_url.clone();
         let rss_before = peak_rss_kib();
 
-        let (plain_rows, plain_secs) = plain_client_rows_per_second(&base, rows).await;
+        let (plain_rows, plain_secs) =
+            plain_client_rows_per_second(&base, "plain_big", rows, Clock::FromFirstPage).await;
         let (broker_rows, broker_secs) = broker_rows_per_second(&broker, rows).await;
         assert_eq!(plain_rows, rows);
         assert_eq!(broker_rows, rows);
