@@ -24,7 +24,7 @@ use flinkbroker::proto::job_service_client::JobServiceClient;
 use flinkbroker::proto::{
     CancelJobRequest, GetJobRequest, Job, JobState, RuntimeMode, SubmitSqlRequest,
 };
-use process_broker::ProcessBroker;
+use process_broker::{ProcessBroker, load_average};
 use sql_gateway_standin::{Standin, StandinConfig};
 use tokio::sync::Barrier;
 use tonic::transport::Channel;
@@ -45,12 +45,7 @@ struct Settings {
 
 impl Settings {
     fn from_env() -> Settings {
-        fn number<T: std::str::FromStr>(name: &str, default: T) -> T {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(default)
-        }
+        use process_broker::env_number as number;
         Settings {
             callers: number("BENCH_CALLERS", 64usize).max(1),
             connections: number("BENCH_CONNECTIONS", 4usize).max(1),
@@ -245,14 +240,6 @@ async fn wait_for(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// The 1-minute load average (other processes share the cores).
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_default()
 }
 
 fn main() {

@@ -53,7 +53,7 @@ use flinkbroker::proto::{
 use flinkbroker::store::{LogAppend, ResultLog, SeaStore, Store, pending_statements};
 use gateway_pages::{Clock, plain_client_rows_per_second, standin_config, table_ddl};
 use postgres::PostgresDatabase;
-use process_broker::ProcessBroker;
+use process_broker::{ProcessBroker, load_average};
 use prost::Message as _;
 use sql_gateway_standin::{Standin, StandinConfig};
 use tokio::sync::{Barrier, watch};
@@ -85,12 +85,7 @@ struct Settings {
 
 impl Settings {
     fn from_env() -> Settings {
-        fn number<T: std::str::FromStr>(name: &str, default: T) -> T {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(default)
-        }
+        use process_broker::env_number as number;
         fn list(name: &str, default: &str) -> Vec<String> {
             std::env::var(name)
                 .unwrap_or_else(|_| default.to_owned())
@@ -689,14 +684,6 @@ async fn idle_streams(settings: &Settings) {
     drop(channels);
     broker.stop().await;
     standin.shutdown().await;
-}
-
-/// The 1-minute load average (other processes share the cores).
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_default()
 }
 
 fn main() {

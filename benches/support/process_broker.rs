@@ -198,3 +198,19 @@ pub fn process_cpu_time(path: &str) -> Option<Duration> {
     let per_second = u64::try_from(per_second).ok().filter(|t| *t > 0)?;
     Some(Duration::from_micros(ticks * 1_000_000 / per_second))
 }
+
+/// The 1-minute load average (other processes share the cores).
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// A setting from the environment variable `name`, or `default`.
+pub fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
