@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Drives a running broker with grpcurl (reflection only, no proto files), as the README shows:
-# list and describe the service, submit a multi-statement script, stream its typed rows, and
-# submit it again with the same request_id. Expects target/debug/flinkbroker and the
+# Drives a running broker with grpcurl (reflection only, no proto files), as the README shows,
+# with authentication on: list and describe the service (reflection needs no token), see a call
+# without a token refused, then with a bearer token submit a multi-statement script, stream its
+# typed rows, and submit it again with the same request_id. Expects target/debug/flinkbroker and the
 # stand-in example to be built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +24,14 @@ broker_port=$(free_port)
 logs=$(mktemp -d)
 target/debug/examples/sql_gateway_standin --listen "127.0.0.1:${gateway_port}" > "${logs}/standin.log" 2>&1 &
 standin=$!
+token="smoke-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+python3 - "${token}" > "${logs}/tokens.json" <<'PY'
+import hashlib, json, sys
+digest = hashlib.sha256(sys.argv[1].encode()).hexdigest()
+print(json.dumps({"tokens": [{"sha256": digest, "principal": "smoke", "tenant": "ci", "roles": ["submitter", "reader"]}]}))
+PY
 target/debug/flinkbroker serve --listen "127.0.0.1:${broker_port}" --database-url "sqlite://${logs}/broker.db?mode=rwc" \
+  --auth-tokens-file "${logs}/tokens.json" \
   --sql-gateway-url "http://127.0.0.1:${gateway_port}" --jobmanager-url "http://127.0.0.1:${gateway_port}" > "${logs}/broker.log" 2>&1 &
 broker=$!
 trap 'kill ${standin} ${broker} 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "${logs}"' EXIT
@@ -38,11 +46,17 @@ grep -qx 'flinkbroker.v1.JobService' "${logs}/list.txt"
 script="CREATE TABLE clicks (id INT, url STRING, score DOUBLE) WITH ('connector'='datagen', 'number-of-rows'='20', 'fields.id.kind'='sequence', 'fields.id.start'='1', 'fields.id.end'='20');
 SELECT * FROM clicks;"
 request=$(python3 -c 'import json,sys; print(json.dumps({"script": sys.argv[1], "runtime_mode": "RUNTIME_MODE_BATCH", "request_id": "smoke-1"}))' "${script}")
-first=$("${grpcurl}" -plaintext -d "${request}" "${addr}" flinkbroker.v1.JobService/SubmitSql)
-job_id=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "${first}")
+if "${grpcurl}" -plaintext -d "${request}" "${addr}" flinkbroker.v1.JobService/SubmitSql > "${logs}/refused.txt" 2>&1; then
+  echo "SubmitSql without a token was accepted" >&2; exit 1
+fi
+grep -q 'Unauthenticated' "${logs}/refused.txt" || { cat "${logs}/refused.txt" >&2; exit 1; }
+echo "SubmitSql without a token: refused (Unauthenticated)"
+auth=(-H "authorization: Bearer ${token}")
+first=$("${grpcurl}" -plaintext "${auth[@]}" -d "${request}" "${addr}" flinkbroker.v1.JobService/SubmitSql)
+job_id=$(python3 -c 'import json,sys; job = json.loads(sys.argv[1]); assert job["tenant"] == "ci" and job["principal"] == "smoke", job; print(job["id"])' "${first}")
 echo "submitted job ${job_id}"
 
-"${grpcurl}" -plaintext -d "{\"job_id\": \"${job_id}\"}" "${addr}" flinkbroker.v1.JobService/StreamOperationResults > "${logs}/rows.json"
+"${grpcurl}" -plaintext "${auth[@]}" -d "{\"job_id\": \"${job_id}\"}" "${addr}" flinkbroker.v1.JobService/StreamOperationResults > "${logs}/rows.json"
 python3 - "${logs}/rows.json" <<'PY'
 import json, sys
 text = open(sys.argv[1]).read()
@@ -66,9 +80,9 @@ assert messages[-1]["end"]["reason"] == "REASON_END_OF_RESULTS", messages[-1]
 print(f"streamed {len(rows)} typed rows; ended with {messages[-1]['end']['reason']}")
 PY
 
-again=$("${grpcurl}" -plaintext -d "${request}" "${addr}" flinkbroker.v1.JobService/SubmitSql)
+again=$("${grpcurl}" -plaintext "${auth[@]}" -d "${request}" "${addr}" flinkbroker.v1.JobService/SubmitSql)
 again_id=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "${again}")
 [ "${again_id}" = "${job_id}" ] || { echo "same request_id gave another job: ${again_id}" >&2; exit 1; }
 echo "same request_id returned job ${again_id}"
-"${grpcurl}" -plaintext -d "{\"job_id\": \"${job_id}\"}" "${addr}" flinkbroker.v1.JobService/GetJob | grep -q '"state": "JOB_STATE_'
+"${grpcurl}" -plaintext "${auth[@]}" -d "{\"job_id\": \"${job_id}\"}" "${addr}" flinkbroker.v1.JobService/GetJob | grep -q '"state": "JOB_STATE_'
 echo "grpcurl smoke test passed"

@@ -212,6 +212,8 @@ async fn store_append_rows_per_second(
         .create_job(NewJob {
             id,
             request_id: None,
+            tenant: "default".into(),
+            principal: "anonymous".into(),
             labels: BTreeMap::new(),
             spec: JobSpec::Sql(SqlSpec {
                 script: script.clone(),

@@ -11,6 +11,7 @@ use tonic_health::server::HealthReporter;
 use tracing::{info, warn};
 
 use crate::api::JobApi;
+use crate::auth::{AuthLayer, Authenticator, TokenSource};
 use crate::config::{RunnerKind, ServeConfig};
 use crate::control::{Controller, Limits};
 use crate::error::{Error, Result};
@@ -103,6 +104,10 @@ pub async fn connect_runner(config: &ServeConfig) -> Result<Arc<dyn JobRunner>> 
 
 /// Runs the broker on `config.listen` until `shutdown` is cancelled.
 pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> Result<()> {
+    if config.auth_tokens_file.is_none() {
+        // Before anything is connected: an anonymous broker beyond loopback does not start.
+        Authenticator::Anonymous.check_listen(config.listen, config.allow_anonymous)?;
+    }
     let dependencies = connect(&config).await?;
     let listener = TcpListener::bind(config.listen)
         .await
@@ -121,6 +126,19 @@ pub async fn serve(
     let local = listener
         .local_addr()
         .map_err(|e| Error::Internal(format!("cannot read the listening address: {e}")))?;
+    let authenticator = match &config.auth_tokens_file {
+        Some(path) => {
+            let source = Arc::new(TokenSource::load(path)?);
+            Arc::clone(&source).watch(config.auth_reload_interval, shutdown.clone());
+            Authenticator::Tokens {
+                source,
+                open_services: config.open_health_and_reflection,
+            }
+        }
+        None => Authenticator::Anonymous,
+    };
+    authenticator.check_listen(local, config.allow_anonymous)?;
+    authenticator.warn_if_anonymous(local);
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_service_status("", ServingStatus::NotServing)
@@ -171,6 +189,7 @@ pub async fn serve(
 
     let server = Server::builder()
         .concurrency_limit_per_connection(256)
+        .layer(AuthLayer::new(authenticator))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -273,6 +292,12 @@ fn limits(config: &ServeConfig) -> Limits {
         max_stream_duration: config.max_stream_duration,
         max_parallelism: config.max_parallelism,
         script_url_prefixes: config.script_url_prefixes.clone(),
+        forbidden_config_prefixes: config
+            .forbidden_config_prefixes
+            .iter()
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .collect(),
         cancel_timeout: config.cancel_timeout,
         result_log_max_bytes: config.result_log_max_bytes,
         result_log_window_bytes: config.result_log_window_bytes,

@@ -31,6 +31,10 @@ pub enum Command {
     Serve(Box<ServeConfig>),
 }
 
+/// The default of `--forbidden-config-prefixes`.
+pub const DEFAULT_FORBIDDEN_CONFIG_PREFIXES: [&str; 4] =
+    ["env.", "kubernetes.", "security.", "high-availability."];
+
 /// Everything `flinkbroker serve` needs.
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
@@ -126,6 +130,17 @@ pub struct ServeConfig {
     /// URL prefixes a Python script may be downloaded from (comma-separated; empty: none).
     #[arg(long, env = "FLINKBROKER_SCRIPT_URL_PREFIXES", value_delimiter = ',')]
     pub script_url_prefixes: Vec<String>,
+
+    /// Flink configuration key prefixes a caller may not set through SQL properties, SQL `SET`
+    /// statements or Python `flink_configuration` (comma-separated; `$internal.` is always
+    /// refused; an empty value allows all others).
+    #[arg(
+        long,
+        env = "FLINKBROKER_FORBIDDEN_CONFIG_PREFIXES",
+        value_delimiter = ',',
+        default_value = "env.,kubernetes.,security.,high-availability."
+    )]
+    pub forbidden_config_prefixes: Vec<String>,
 
     /// Highest parallelism a Python job may ask for.
     #[arg(long, env = "FLINKBROKER_MAX_PARALLELISM", default_value_t = 64)]
@@ -236,6 +251,26 @@ pub struct ServeConfig {
     /// another replica logs, jobs it drives (WatchJob), cancels recorded for this replica.
     #[arg(long, env = "FLINKBROKER_REPLICA_POLL_INTERVAL", default_value = "200ms", value_parser = parse_duration)]
     pub replica_poll_interval: Duration,
+
+    /// JSON file mapping the SHA-256 (hex) of each bearer token to its principal, tenant and
+    /// roles: `{"tokens": [{"sha256": "…", "principal": "…", "tenant": "…", "roles":
+    /// ["submitter", "reader"]}]}`. Read again when it changes. Without it every caller is an
+    /// anonymous administrator, which is allowed only on a loopback address.
+    #[arg(long, env = "FLINKBROKER_AUTH_TOKENS_FILE")]
+    pub auth_tokens_file: Option<std::path::PathBuf>,
+
+    /// How often the token file is looked at for changes.
+    #[arg(long, env = "FLINKBROKER_AUTH_RELOAD_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub auth_reload_interval: Duration,
+
+    /// Whether health checking and server reflection answer callers without a credential.
+    #[arg(long, env = "FLINKBROKER_OPEN_HEALTH_AND_REFLECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub open_health_and_reflection: bool,
+
+    /// Serve anonymous callers on an address other than loopback when no authentication is
+    /// configured (anyone who reaches the port may then run SQL and Python on Flink).
+    #[arg(long, env = "FLINKBROKER_ALLOW_ANONYMOUS")]
+    pub allow_anonymous: bool,
 }
 
 impl ServeConfig {

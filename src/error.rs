@@ -46,6 +46,12 @@ pub enum Error {
     /// The request conflicts with another one in flight; retrying later may succeed.
     #[error("{0}")]
     Aborted(String),
+    /// The call carries no credential, or one the broker does not accept.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller is known but lacks the role the call needs.
+    #[error("{0}")]
+    PermissionDenied(String),
     /// The broker's own bug or an unusable configuration.
     #[error("internal error: {0}")]
     Internal(String),
@@ -74,6 +80,8 @@ impl From<Error> for tonic::Status {
             Error::FailedPrecondition(_) => Code::FailedPrecondition,
             Error::OutOfRange(_) => Code::OutOfRange,
             Error::Unimplemented(_) => Code::Unimplemented,
+            Error::Unauthenticated(_) => Code::Unauthenticated,
+            Error::PermissionDenied(_) => Code::PermissionDenied,
             Error::ShuttingDown | Error::Unavailable(_) => Code::Unavailable,
             Error::Gateway(gateway) => match gateway {
                 GatewayError::Unreachable(_) => Code::Unavailable,

@@ -364,6 +364,9 @@ pub struct Job {
     pub state: JobState,
     pub state_reason: String,
     pub request_id: Option<String>,
+    /// The tenant the job belongs to, and the principal that submitted it.
+    pub tenant: String,
+    pub principal: String,
     pub labels: BTreeMap<String, String>,
     pub spec: JobSpec,
     pub created_at: UnixMillis,
@@ -389,7 +392,10 @@ pub struct Job {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewJob {
     pub id: JobId,
+    /// Unique per tenant when present.
     pub request_id: Option<String>,
+    pub tenant: String,
+    pub principal: String,
     pub labels: BTreeMap<String, String>,
     pub spec: JobSpec,
     /// The statements of a SQL job, all PENDING.

@@ -19,6 +19,8 @@ pub const MAX_OUTPUT_BYTES: usize = 64 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubmitterSpec {
     pub job_id: JobId,
+    /// The tenant the job belongs to (a label of the submitter's Kubernetes objects).
+    pub tenant: String,
     /// The Flink job id chosen up front (`$internal.pipeline.job-id`).
     pub flink_job_id: String,
     pub program: PythonSpec,

@@ -513,6 +513,8 @@ async fn a_resumed_insert_whose_flink_job_exists_is_adopted_not_submitted_again(
     let new_job = NewJob {
         id,
         request_id: Some("left-mid-insert".into()),
+        tenant: "default".into(),
+        principal: "anonymous".into(),
         labels: BTreeMap::new(),
         spec: JobSpec::Sql(SqlSpec {
             script: UNBOUNDED_INSERT.into(),
@@ -575,6 +577,8 @@ async fn a_resumed_python_job_whose_flink_job_exists_is_adopted_and_followed() {
     let new_job = NewJob {
         id,
         request_id: None,
+        tenant: "default".into(),
+        principal: "anonymous".into(),
         labels: BTreeMap::new(),
         spec: JobSpec::Python(PythonSpec {
             script: Some("print('submitted before the restart')".into()),

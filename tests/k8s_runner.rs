@@ -53,6 +53,7 @@ fn config() -> KubernetesRunnerConfig {
 fn spec() -> SubmitterSpec {
     SubmitterSpec {
         job_id: job_id(),
+        tenant: "recsys".into(),
         flink_job_id: "fedcba9876543210fedcba9876543210".into(),
         program: PythonSpec {
             script: Some("print('hi')".into()),
@@ -244,6 +245,7 @@ fn assert_labels(object: &Value) {
             "app.kubernetes.io/name": "flinkbroker-submitter",
             "app.kubernetes.io/managed-by": "flinkbroker",
             "flinkbroker.io/job-id": "01234567-89ab-cdef-0123-456789abcdef",
+            "flinkbroker.io/tenant": "recsys",
         })
     );
 }

@@ -85,6 +85,7 @@ fn submitter(program: PythonSpec) -> SubmitterSpec {
     let job_id = JobId::new_random();
     SubmitterSpec {
         job_id,
+        tenant: "default".into(),
         flink_job_id: job_id.flink_job_id_for_program(),
         program,
     }

@@ -159,6 +159,7 @@ store_suite!(
     same_request_id_and_payload_returns_the_existing_job,
     same_request_id_with_another_payload_conflicts,
     jobs_without_request_id_are_never_deduplicated,
+    request_ids_and_listing_are_scoped_per_tenant,
     recording_one_job_id_twice_is_an_error,
     concurrent_creates_with_one_request_id_record_one_job,
     transitions_append_history_and_end_terminal_jobs,
@@ -210,6 +211,8 @@ fn sql_job(request_id: Option<&str>, label_pairs: &[(&str, &str)], created_at: i
     NewJob {
         id: JobId::new_random(),
         request_id: request_id.map(str::to_owned),
+        tenant: "default".into(),
+        principal: "anonymous".into(),
         labels: labels(label_pairs),
         spec: JobSpec::Sql(SqlSpec {
             script: statements.join(";\n"),
@@ -229,6 +232,8 @@ fn python_job(label_pairs: &[(&str, &str)], created_at: i64) -> NewJob {
     NewJob {
         id,
         request_id: None,
+        tenant: "default".into(),
+        principal: "anonymous".into(),
         labels: labels(label_pairs),
         spec: JobSpec::Python(PythonSpec {
             script: None,
@@ -388,6 +393,64 @@ async fn same_request_id_with_another_payload_conflicts(store: Arc<dyn Store>) {
         all.jobs.len(),
         1,
         "neither conflicting create recorded a job"
+    );
+}
+
+async fn request_ids_and_listing_are_scoped_per_tenant(store: Arc<dyn Store>) {
+    let mut ml = sql_job(Some("nightly"), &[], T0);
+    ml.tenant = "ml".into();
+    ml.principal = "ml-backend".into();
+    let ml = create(&store, ml).await;
+    assert_eq!(
+        (ml.tenant.as_str(), ml.principal.as_str()),
+        ("ml", "ml-backend")
+    );
+    // The same request id in another tenant is another job, even with another payload.
+    let mut ads = sql_job(Some("nightly"), &[("team", "ads")], T0 + 1);
+    ads.tenant = "ads".into();
+    ads.principal = "ads-backend".into();
+    let ads = create(&store, ads).await;
+    assert_ne!(ads.id, ml.id);
+    let read = store.get_job(ads.id).await.expect("get job");
+    assert_eq!(
+        (read.tenant.as_str(), read.principal.as_str()),
+        ("ads", "ads-backend")
+    );
+
+    let tenant = |name: &str| JobFilter {
+        tenant: Some(name.to_owned()),
+        ..JobFilter::default()
+    };
+    let ids =
+        |page: flinkbroker::store::JobPage| page.jobs.iter().map(|j| j.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store
+            .list_jobs(&tenant("ml"), 10, None)
+            .await
+            .expect("list")),
+        vec![ml.id]
+    );
+    assert_eq!(
+        ids(store
+            .list_jobs(&tenant("ads"), 10, None)
+            .await
+            .expect("list")),
+        vec![ads.id]
+    );
+    assert!(
+        store
+            .list_jobs(&tenant("search"), 10, None)
+            .await
+            .expect("list")
+            .jobs
+            .is_empty()
+    );
+    assert_eq!(
+        ids(store
+            .list_jobs(&JobFilter::default(), 10, None)
+            .await
+            .expect("list")),
+        vec![ads.id, ml.id]
     );
 }
 
@@ -812,6 +875,7 @@ async fn list_filters_by_state_kind_and_labels(store: Arc<dyn Store>) {
             states: vec![JobState::Pending],
             kind: Some(JobKind::Sql),
             labels: labels(&[("team", "recs")]),
+            tenant: None,
         })
         .await,
         vec![odd.id, recs_prod.id]

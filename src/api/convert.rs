@@ -114,6 +114,8 @@ pub fn job(job: &Job, retention: Duration) -> proto::Job {
         savepoint_path: job.savepoint_path.clone().unwrap_or_default(),
         submitter_output: job.submitter_output.clone().unwrap_or_default(),
         history: job.history.iter().map(transition).collect(),
+        tenant: job.tenant.clone(),
+        principal: job.principal.clone(),
         driven_by: if job.state.is_terminal() {
             String::new()
         } else {

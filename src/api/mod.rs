@@ -11,8 +11,10 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use crate::auth::{self, Principal, Role};
 use crate::control::{CancelOptions, Controller, ResultRequest};
 use crate::error::Error;
+use crate::job::{Job, JobId};
 use crate::proto;
 use crate::proto::job_service_server::JobService;
 use crate::store::JobFilter;
@@ -32,10 +34,29 @@ impl JobApi {
         self.controller.limits().result_retention
     }
 
+    /// Reads a job the caller may see: one of its own tenant's, or any for an administrator.
+    /// Another tenant's job is NOT_FOUND, as an unknown id is, so that its existence is not
+    /// revealed.
+    async fn visible_job(&self, id: JobId, caller: &Principal) -> Result<Job, Status> {
+        let job = self.controller.get_job(id).await?;
+        if caller.has(Role::Admin) || job.tenant == caller.tenant {
+            Ok(job)
+        } else {
+            Err(Error::JobNotFound(id).into())
+        }
+    }
+
     /// Wraps the service into its tonic server.
     pub fn into_server(self) -> proto::job_service_server::JobServiceServer<Self> {
         proto::job_service_server::JobServiceServer::new(self)
     }
+}
+
+/// The caller of a call, if it may act in `role`.
+fn authorize<T>(request: &Request<T>, role: Role, call: &str) -> Result<Arc<Principal>, Status> {
+    let caller = auth::caller(request)?;
+    caller.require(role, call)?;
+    Ok(caller)
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -46,7 +67,8 @@ impl JobService for JobApi {
         &self,
         request: Request<proto::SubmitSqlRequest>,
     ) -> Result<Response<proto::Job>, Status> {
-        let submission = validate::sql_submission(request.into_inner())?;
+        let caller = authorize(&request, Role::Submitter, "SubmitSql")?;
+        let submission = validate::sql_submission(request.into_inner(), &caller)?;
         let job = self.controller.submit_sql(submission).await?;
         Ok(Response::new(convert::job(&job, self.retention())))
     }
@@ -55,7 +77,8 @@ impl JobService for JobApi {
         &self,
         request: Request<proto::SubmitPythonRequest>,
     ) -> Result<Response<proto::Job>, Status> {
-        let submission = validate::python_submission(request.into_inner())?;
+        let caller = authorize(&request, Role::Submitter, "SubmitPython")?;
+        let submission = validate::python_submission(request.into_inner(), &caller)?;
         let job = self.controller.submit_python(submission).await?;
         Ok(Response::new(convert::job(&job, self.retention())))
     }
@@ -66,8 +89,10 @@ impl JobService for JobApi {
         &self,
         request: Request<proto::StreamOperationResultsRequest>,
     ) -> Result<Response<Self::StreamOperationResultsStream>, Status> {
+        let caller = authorize(&request, Role::Reader, "StreamOperationResults")?;
         let request = request.into_inner();
         let job_id = validate::job_id(&request.job_id)?;
+        self.visible_job(job_id, &caller).await?;
         if request.max_rows < 0 {
             return Err(Error::invalid(
                 "max_rows",
@@ -99,8 +124,9 @@ impl JobService for JobApi {
         &self,
         request: Request<proto::GetJobRequest>,
     ) -> Result<Response<proto::Job>, Status> {
+        let caller = authorize(&request, Role::Reader, "GetJob")?;
         let id = validate::job_id(&request.into_inner().job_id)?;
-        let job = self.controller.get_job(id).await?;
+        let job = self.visible_job(id, &caller).await?;
         Ok(Response::new(convert::job(&job, self.retention())))
     }
 
@@ -108,8 +134,9 @@ impl JobService for JobApi {
         &self,
         request: Request<proto::ListJobsRequest>,
     ) -> Result<Response<proto::ListJobsResponse>, Status> {
+        let caller = authorize(&request, Role::Reader, "ListJobs")?;
         let request = request.into_inner();
-        let (filter, page_size): (JobFilter, u32) = validate::list_request(&request)?;
+        let (filter, page_size): (JobFilter, u32) = validate::list_request(&request, &caller)?;
         let token = (!request.page_token.is_empty()).then_some(request.page_token.as_str());
         let page = self.controller.list_jobs(&filter, page_size, token).await?;
         Ok(Response::new(proto::ListJobsResponse {
@@ -126,8 +153,10 @@ impl JobService for JobApi {
         &self,
         request: Request<proto::CancelJobRequest>,
     ) -> Result<Response<proto::Job>, Status> {
+        let caller = authorize(&request, Role::Submitter, "CancelJob")?;
         let request = request.into_inner();
         let id = validate::job_id(&request.job_id)?;
+        self.visible_job(id, &caller).await?;
         let options = CancelOptions {
             stop_with_savepoint: request.stop_with_savepoint,
             savepoint_directory: (!request.savepoint_directory.is_empty())
@@ -143,7 +172,9 @@ impl JobService for JobApi {
         &self,
         request: Request<proto::WatchJobRequest>,
     ) -> Result<Response<Self::WatchJobStream>, Status> {
+        let caller = authorize(&request, Role::Reader, "WatchJob")?;
         let id = validate::job_id(&request.into_inner().job_id)?;
+        self.visible_job(id, &caller).await?;
         let receiver = self.controller.watch_job(id).await?;
         let retention = self.retention();
         let stream = ReceiverStream::new(receiver).map(move |item| {

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::auth::{Principal, Role};
 use crate::control::{PythonSubmission, SqlSubmission};
 use crate::error::{Error, Result};
 use crate::job::{JobId, JobKind, JobState, PythonSpec, ResultLimits, RuntimeMode};
@@ -135,7 +136,10 @@ pub fn labels(
 }
 
 /// Decodes and checks a SubmitSql request (the script itself is checked by the controller).
-pub fn sql_submission(request: proto::SubmitSqlRequest) -> Result<SqlSubmission> {
+pub fn sql_submission(
+    request: proto::SubmitSqlRequest,
+    caller: &Principal,
+) -> Result<SqlSubmission> {
     let runtime_mode = match proto::RuntimeMode::try_from(request.runtime_mode) {
         Ok(proto::RuntimeMode::Unspecified | proto::RuntimeMode::Streaming) => {
             RuntimeMode::Streaming
@@ -199,6 +203,8 @@ pub fn sql_submission(request: proto::SubmitSqlRequest) -> Result<SqlSubmission>
         None => ResultLimits::default(),
     };
     Ok(SqlSubmission {
+        tenant: caller.tenant.clone(),
+        principal: caller.name.clone(),
         script: request.script,
         runtime_mode,
         properties,
@@ -247,7 +253,10 @@ fn checked_list(field: &str, items: Vec<String>) -> Result<Vec<String>> {
 
 /// Decodes and checks the shape of a SubmitPython request (the broker's limits are checked
 /// on admission, in `control`).
-pub fn python_submission(request: proto::SubmitPythonRequest) -> Result<PythonSubmission> {
+pub fn python_submission(
+    request: proto::SubmitPythonRequest,
+    caller: &Principal,
+) -> Result<PythonSubmission> {
     use proto::submit_python_request::Program;
     let (script, script_url) = match request.program {
         Some(Program::Script(script)) => {
@@ -336,13 +345,15 @@ pub fn python_submission(request: proto::SubmitPythonRequest) -> Result<PythonSu
         p => Some(p as u32),
     };
     let flink_configuration = flink_properties("flink_configuration", request.flink_configuration)?;
-    if flink_configuration
+    if let Some(key) = flink_configuration
         .keys()
-        .any(|k| k.starts_with("$internal"))
+        .find(|k| k.starts_with("$internal"))
     {
         return Err(Error::invalid(
             "flink_configuration",
-            "$internal keys are set by the broker (the flink job id is chosen from the job id)",
+            format!(
+                "{key:?}: $internal keys are set by the broker (the flink job id is chosen from the job id)"
+            ),
         ));
     }
     if request.program_args.len() > MAX_PROGRAM_ARGS {
@@ -377,6 +388,8 @@ pub fn python_submission(request: proto::SubmitPythonRequest) -> Result<PythonSu
         inline_py_files,
     };
     Ok(PythonSubmission {
+        tenant: caller.tenant.clone(),
+        principal: caller.name.clone(),
         program,
         request_id: request_id(&request.request_id)?,
         labels: labels(request.labels)?,
@@ -395,7 +408,24 @@ pub fn duration(field: &str, duration: &prost_types::Duration) -> Result<Duratio
 }
 
 /// Decodes a ListJobs request into a filter and a page size.
-pub fn list_request(request: &proto::ListJobsRequest) -> Result<(JobFilter, u32)> {
+pub fn list_request(
+    request: &proto::ListJobsRequest,
+    caller: &Principal,
+) -> Result<(JobFilter, u32)> {
+    let asked = (!request.tenant.is_empty()).then(|| request.tenant.clone());
+    let tenant = if caller.has(Role::Admin) {
+        asked
+    } else {
+        match asked {
+            Some(other) if other != caller.tenant => {
+                return Err(Error::PermissionDenied(format!(
+                    "listing the jobs of tenant {other} needs the role admin; {} may list only tenant {}",
+                    caller.name, caller.tenant
+                )));
+            }
+            _ => Some(caller.tenant.clone()),
+        }
+    };
     let mut states = Vec::new();
     for value in &request.states {
         let state = match proto::JobState::try_from(*value) {
@@ -437,6 +467,7 @@ pub fn list_request(request: &proto::ListJobsRequest) -> Result<(JobFilter, u32)
         size => (size as u32).min(MAX_PAGE_SIZE),
     };
     let filter = JobFilter {
+        tenant,
         states,
         kind,
         labels: request.labels.clone().into_iter().collect(),

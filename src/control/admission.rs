@@ -7,6 +7,79 @@ use crate::error::{Error, Result};
 use crate::job::PythonSpec;
 use crate::sql_script;
 
+/// Prefixes of configuration keys only the broker sets.
+const INTERNAL_PREFIX: &str = "$internal.";
+
+/// Refuses a Flink configuration key the caller may not set; `via` names where it was set.
+pub(super) fn config_key(limits: &Limits, key: &str, via: &str) -> Result<()> {
+    let key = key.trim();
+    if key.starts_with(INTERNAL_PREFIX) || key == "$internal" {
+        return Err(Error::PermissionDenied(format!(
+            "{via}: {key:?} may not be set: $internal keys are set by the broker"
+        )));
+    }
+    if let Some(prefix) = limits
+        .forbidden_config_prefixes
+        .iter()
+        .find(|prefix| key.starts_with(prefix.as_str()))
+    {
+        return Err(Error::PermissionDenied(format!(
+            "{via}: {key:?} may not be set: keys under {prefix:?} are refused (--forbidden-config-prefixes)"
+        )));
+    }
+    Ok(())
+}
+
+/// Skips whitespace and comments (`-- …` to the end of the line, `/* … */`).
+fn skip_insignificant(mut text: &str) -> &str {
+    loop {
+        let trimmed = text.trim_start();
+        if let Some(rest) = trimmed.strip_prefix("--") {
+            text = rest.find('\n').map_or("", |end| &rest[end..]);
+        } else if let Some(rest) = trimmed.strip_prefix("/*") {
+            text = rest.find("*/").map_or("", |end| &rest[end + 2..]);
+        } else {
+            return trimmed;
+        }
+    }
+}
+
+/// The key a SQL `SET 'key' = 'value'` (or `SET key = value`) statement sets; None for a bare
+/// `SET`, which only lists the session's configuration.
+fn set_statement_key(statement: &str) -> Option<&str> {
+    let text = skip_insignificant(statement);
+    let rest = text
+        .get(3..)
+        .filter(|_| text[..3].eq_ignore_ascii_case("set"))?;
+    let rest = skip_insignificant(rest);
+    if let Some(quoted) = rest.strip_prefix('\'') {
+        return quoted.split('\'').next();
+    }
+    let end = rest
+        .find(|c: char| c.is_whitespace() || c == '=' || c == ';')
+        .unwrap_or(rest.len());
+    (end > 0).then(|| &rest[..end])
+}
+
+/// Refuses SQL properties and `SET` statements naming keys the caller may not set.
+pub(super) fn sql_configuration<'a>(
+    limits: &Limits,
+    properties: impl IntoIterator<Item = &'a String>,
+    statements: &[String],
+) -> Result<()> {
+    for key in properties {
+        config_key(limits, key, "properties")?;
+    }
+    for (index, text) in statements.iter().enumerate() {
+        if sql_script::classify(text) == sql_script::StatementKind::Set
+            && let Some(key) = set_statement_key(text)
+        {
+            config_key(limits, key, &format!("script statement {index} (SET)"))?;
+        }
+    }
+    Ok(())
+}
+
 /// Splits a SQL script into its statements, within the size and count limits.
 pub(super) fn sql_statements(limits: &Limits, script: &str) -> Result<Vec<String>> {
     if script.trim().is_empty() {
@@ -45,6 +118,9 @@ pub(super) fn sql_statements(limits: &Limits, script: &str) -> Result<Vec<String
 
 /// Checks a Python program against the size, parallelism and script URL limits.
 pub(super) fn python_program(limits: &Limits, program: &PythonSpec) -> Result<()> {
+    for key in program.flink_configuration.keys() {
+        config_key(limits, key, "flink_configuration")?;
+    }
     if let Some(url) = &program.script_url {
         let allowed = limits
             .script_url_prefixes
@@ -91,4 +167,62 @@ pub(super) fn python_program(limits: &Limits, program: &PythonSpec) -> Result<()
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_statements_name_their_key_through_quotes_and_comments() {
+        for (statement, key) in [
+            (
+                "SET 'kubernetes.namespace' = 'x'",
+                Some("kubernetes.namespace"),
+            ),
+            ("set env.java.opts = -Dx", Some("env.java.opts")),
+            (
+                "SET /* hidden */ 'security.ssl.enabled' = 'false'",
+                Some("security.ssl.enabled"),
+            ),
+            (
+                "-- first\nSET\n-- why\n'high-availability.type'='zookeeper'",
+                Some("high-availability.type"),
+            ),
+            ("SET", None),
+            ("SET;", None),
+        ] {
+            assert_eq!(set_statement_key(statement), key, "{statement}");
+        }
+    }
+
+    #[test]
+    fn forbidden_keys_are_refused_wherever_they_are_set() {
+        let limits = Limits::default();
+        let allowed = [
+            "SET 'parallelism.default' = '2'".to_owned(),
+            "SET".to_owned(),
+        ];
+        sql_configuration(&limits, &["table.exec.state.ttl".to_owned()], &allowed).unwrap();
+        for key in [
+            "$internal.pipeline.job-id",
+            "env.java.opts",
+            "kubernetes.container.image",
+            "security.kerberos.login.keytab",
+            "high-availability.type",
+        ] {
+            let error = sql_configuration(&limits, &[key.to_owned()], &[]).unwrap_err();
+            assert!(matches!(error, Error::PermissionDenied(_)), "{error:?}");
+            assert!(error.to_string().contains(key), "{error}");
+            let set = vec![format!("SET '{key}' = 'x'")];
+            let error = sql_configuration(&limits, std::iter::empty(), &set).unwrap_err();
+            assert!(error.to_string().contains("statement 0 (SET)"), "{error}");
+        }
+        let open = Limits {
+            forbidden_config_prefixes: Vec::new(),
+            ..Limits::default()
+        };
+        sql_configuration(&open, &["env.java.opts".to_owned()], &[]).unwrap();
+        assert!(sql_configuration(&open, &["$internal.x".to_owned()], &[]).is_err());
+    }
 }

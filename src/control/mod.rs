@@ -65,6 +65,9 @@ pub struct Limits {
     pub max_parallelism: u32,
     /// URL prefixes a Python script may be downloaded from.
     pub script_url_prefixes: Vec<String>,
+    /// Flink configuration key prefixes a caller may not set (besides `$internal.`, which is
+    /// always refused).
+    pub forbidden_config_prefixes: Vec<String>,
     /// How long a cancelled Flink job may take to stop before its job turns FAILED.
     pub cancel_timeout: Duration,
     /// Batch jobs: the most encoded result bytes logged per query statement.
@@ -96,6 +99,10 @@ impl Default for Limits {
             max_stream_duration: Duration::from_secs(24 * 3600),
             max_parallelism: 64,
             script_url_prefixes: Vec::new(),
+            forbidden_config_prefixes: crate::config::DEFAULT_FORBIDDEN_CONFIG_PREFIXES
+                .iter()
+                .map(|p| (*p).to_owned())
+                .collect(),
             cancel_timeout: Duration::from_secs(60),
             result_log_max_bytes: 1 << 30,
             result_log_window_bytes: 256 << 20,
@@ -112,6 +119,9 @@ impl Default for Limits {
 /// A SQL submission, decoded and checked for shape by the API layer.
 #[derive(Debug, Clone)]
 pub struct SqlSubmission {
+    /// The tenant the job belongs to and the principal submitting it.
+    pub tenant: String,
+    pub principal: String,
     pub script: String,
     pub runtime_mode: RuntimeMode,
     pub properties: BTreeMap<String, String>,

@@ -42,6 +42,8 @@ pub const NAME_LABEL: &str = "app.kubernetes.io/name";
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// The broker's job id of a submitter object.
 pub const JOB_ID_LABEL: &str = "flinkbroker.io/job-id";
+/// Label naming the tenant of the broker job (token file tenants are valid label values).
+pub const TENANT_LABEL: &str = "flinkbroker.io/tenant";
 /// The Flink job id the submitter submits under.
 pub const FLINK_JOB_ID_ANNOTATION: &str = "flinkbroker.io/flink-job-id";
 /// The label the Job controller puts on its pods (Kubernetes 1.27 and later).
@@ -103,11 +105,12 @@ pub fn job_name(job_id: JobId) -> String {
 }
 
 /// Returns the labels of every object made for a broker job.
-pub fn labels(job_id: JobId) -> BTreeMap<String, String> {
+pub fn labels(spec: &SubmitterSpec) -> BTreeMap<String, String> {
     BTreeMap::from([
         (NAME_LABEL.to_string(), "flinkbroker-submitter".to_string()),
         (MANAGED_BY_LABEL.to_string(), "flinkbroker".to_string()),
-        (JOB_ID_LABEL.to_string(), job_id.to_string()),
+        (JOB_ID_LABEL.to_string(), spec.job_id.to_string()),
+        (TENANT_LABEL.to_string(), spec.tenant.clone()),
     ])
 }
 
@@ -224,7 +227,7 @@ pub fn build_job(spec: &SubmitterSpec, config: &KubernetesRunnerConfig) -> Job {
             active_deadline_seconds: positive_seconds(config.active_deadline),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
-                    labels: Some(labels(spec.job_id)),
+                    labels: Some(labels(spec)),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
@@ -301,7 +304,7 @@ fn metadata(spec: &SubmitterSpec, config: &KubernetesRunnerConfig) -> ObjectMeta
     ObjectMeta {
         name: Some(job_name(spec.job_id)),
         namespace: Some(config.namespace.clone()),
-        labels: Some(labels(spec.job_id)),
+        labels: Some(labels(spec)),
         ..ObjectMeta::default()
     }
 }
@@ -423,6 +426,7 @@ mod tests {
     fn inline_spec() -> SubmitterSpec {
         SubmitterSpec {
             job_id: job_id(),
+            tenant: "recsys".into(),
             flink_job_id: "fedcba9876543210fedcba9876543210".into(),
             program: PythonSpec {
                 script: Some("print('hi')".into()),
@@ -498,6 +502,7 @@ mod tests {
                 "flinkbroker.io/job-id".to_string(),
                 "01234567-89ab-cdef-0123-456789abcdef".to_string(),
             ),
+            ("flinkbroker.io/tenant".to_string(), "recsys".to_string()),
         ]);
         for metadata in [&config_map.metadata, &job.metadata] {
             assert_eq!(

@@ -66,6 +66,8 @@ pub enum CreateOutcome {
 /// Which jobs ListJobs returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobFilter {
+    /// Only jobs of this tenant (None: every tenant).
+    pub tenant: Option<String>,
     /// Any of these states (empty: any state).
     pub states: Vec<JobState>,
     pub kind: Option<JobKind>,

@@ -211,7 +211,7 @@ impl SeaStore {
         new_job: &NewJob,
     ) -> Result<Option<CreateOutcome>, StoreError> {
         let txn = self.begin_read().await?;
-        let existing = find_by_request_id(&txn, request_id).await;
+        let existing = find_by_request_id(&txn, &new_job.tenant, request_id).await;
         rollback(txn).await?;
         let Some(existing) = existing? else {
             return Ok(None);
@@ -246,6 +246,8 @@ impl SeaStore {
             state: ActiveValue::Set(JobState::Pending.as_str().to_owned()),
             state_reason: ActiveValue::Set(CREATED_REASON.to_owned()),
             request_id: ActiveValue::Set(new_job.request_id.clone()),
+            tenant: ActiveValue::Set(new_job.tenant.clone()),
+            principal: ActiveValue::Set(new_job.principal.clone()),
             spec_json: ActiveValue::Set(spec_json),
             labels_json: ActiveValue::Set(labels_json),
             created_at: ActiveValue::Set(new_job.created_at),
@@ -446,6 +448,9 @@ impl Store for SeaStore {
         if !filter.states.is_empty() {
             query = query
                 .filter(job::Column::State.is_in(filter.states.iter().map(|state| state.as_str())));
+        }
+        if let Some(tenant) = &filter.tenant {
+            query = query.filter(job::Column::Tenant.eq(tenant.as_str()));
         }
         if let Some(kind) = filter.kind {
             query = query.filter(job::Column::Kind.eq(kind.as_str()));
@@ -751,6 +756,8 @@ fn created_job(new_job: NewJob) -> Job {
         state: JobState::Pending,
         state_reason: CREATED_REASON.to_owned(),
         request_id: new_job.request_id,
+        tenant: new_job.tenant,
+        principal: new_job.principal,
         labels: new_job.labels,
         spec: new_job.spec,
         created_at: new_job.created_at,
@@ -771,12 +778,14 @@ fn created_job(new_job: NewJob) -> Job {
     }
 }
 
-/// Reads the job recorded under a request id, if any.
+/// Reads the job recorded under a tenant's request id, if any.
 async fn find_by_request_id<C: ConnectionTrait>(
     conn: &C,
+    tenant: &str,
     request_id: &str,
 ) -> Result<Option<Job>, StoreError> {
     let row = job::Entity::find()
+        .filter(job::Column::Tenant.eq(tenant))
         .filter(job::Column::RequestId.eq(request_id))
         .one(conn)
         .await
@@ -963,6 +972,8 @@ fn job_from_rows(
         state,
         state_reason: row.state_reason,
         request_id: row.request_id,
+        tenant: row.tenant,
+        principal: row.principal,
         labels,
         spec,
         created_at: row.created_at,

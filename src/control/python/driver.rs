@@ -210,6 +210,7 @@ impl PythonDriver {
         };
         let spec = SubmitterSpec {
             job_id: self.core.job.id,
+            tenant: self.core.job.tenant.clone(),
             flink_job_id: self.flink_job_id.clone(),
             program: program.clone(),
         };

@@ -10,6 +10,9 @@ use crate::job::{Job, JobId, JobSpec, NewJob, PythonSpec, now_millis};
 /// A Python submission, decoded and checked for shape by the API layer.
 #[derive(Debug, Clone)]
 pub struct PythonSubmission {
+    /// The tenant the job belongs to and the principal submitting it.
+    pub tenant: String,
+    pub principal: String,
     pub program: PythonSpec,
     pub request_id: Option<String>,
     pub labels: BTreeMap<String, String>,
@@ -24,6 +27,8 @@ impl Controller {
         let new_job = NewJob {
             id,
             request_id: submission.request_id,
+            tenant: submission.tenant,
+            principal: submission.principal,
             labels: submission.labels,
             spec: JobSpec::Python(submission.program),
             statements: Vec::new(),

@@ -12,9 +12,12 @@ impl Controller {
     /// driver, or returns the job already recorded for its request id.
     pub async fn submit_sql(self: &Arc<Self>, submission: SqlSubmission) -> Result<Job> {
         let texts = admission::sql_statements(&self.limits, &submission.script)?;
+        admission::sql_configuration(&self.limits, submission.properties.keys(), &texts)?;
         let new_job = NewJob {
             id: JobId::new_random(),
             request_id: submission.request_id,
+            tenant: submission.tenant,
+            principal: submission.principal,
             labels: submission.labels,
             spec: JobSpec::Sql(SqlSpec {
                 script: submission.script,

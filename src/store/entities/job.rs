@@ -17,9 +17,15 @@ pub struct Model {
     pub state: String,
     #[sea_orm(column_type = "Text")]
     pub state_reason: String,
-    /// Unique when present.
+    /// Unique per tenant when present.
     #[sea_orm(column_type = "Text", nullable)]
     pub request_id: Option<String>,
+    /// The tenant the job belongs to.
+    #[sea_orm(column_type = "Text")]
+    pub tenant: String,
+    /// The principal that submitted the job.
+    #[sea_orm(column_type = "Text")]
+    pub principal: String,
     /// `JobSpec` as JSON.
     #[sea_orm(column_type = "Text")]
     pub spec_json: String,
