@@ -292,6 +292,10 @@ fn limits(config: &ServeConfig) -> Limits {
         max_stream_duration: config.max_stream_duration,
         max_parallelism: config.max_parallelism,
         script_url_prefixes: config.script_url_prefixes.clone(),
+        quotas: crate::control::QuotaLimits {
+            max_live_jobs: config.tenant_max_live_jobs,
+            submissions_per_minute: config.tenant_submissions_per_minute,
+        },
         forbidden_config_prefixes: config
             .forbidden_config_prefixes
             .iter()

@@ -142,6 +142,14 @@ pub struct ServeConfig {
     )]
     pub forbidden_config_prefixes: Vec<String>,
 
+    /// Live (not ended) jobs each tenant may have at once.
+    #[arg(long, env = "FLINKBROKER_TENANT_MAX_LIVE_JOBS", default_value_t = 100)]
+    pub tenant_max_live_jobs: u64,
+
+    /// Submissions each tenant may make per minute (also the burst allowed at once).
+    #[arg(long, env = "FLINKBROKER_TENANT_SUBMISSIONS_PER_MINUTE", default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..))]
+    pub tenant_submissions_per_minute: u32,
+
     /// Highest parallelism a Python job may ask for.
     #[arg(long, env = "FLINKBROKER_MAX_PARALLELISM", default_value_t = 64)]
     pub max_parallelism: u32,

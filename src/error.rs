@@ -49,6 +49,12 @@ pub enum Error {
     /// The call carries no credential, or one the broker does not accept.
     #[error("{0}")]
     Unauthenticated(String),
+    /// A quota of the caller's tenant is used up; waiting `retry_after` may help.
+    #[error("{message}")]
+    ResourceExhausted {
+        message: String,
+        retry_after: Option<std::time::Duration>,
+    },
     /// The caller is known but lacks the role the call needs.
     #[error("{0}")]
     PermissionDenied(String),
@@ -82,6 +88,7 @@ impl From<Error> for tonic::Status {
             Error::Unimplemented(_) => Code::Unimplemented,
             Error::Unauthenticated(_) => Code::Unauthenticated,
             Error::PermissionDenied(_) => Code::PermissionDenied,
+            Error::ResourceExhausted { .. } => Code::ResourceExhausted,
             Error::ShuttingDown | Error::Unavailable(_) => Code::Unavailable,
             Error::Gateway(gateway) => match gateway {
                 GatewayError::Unreachable(_) => Code::Unavailable,
@@ -116,6 +123,18 @@ impl From<Error> for tonic::Status {
             Error::Store(StoreError::InvalidPageToken) => "page_token: invalid page token".into(),
             other => other.to_string(),
         };
+        if let Error::ResourceExhausted {
+            retry_after: Some(retry_after),
+            ..
+        } = &error
+        {
+            use tonic_types::{ErrorDetails, StatusExt};
+            return tonic::Status::with_error_details(
+                code,
+                message,
+                ErrorDetails::with_retry_info(Some(*retry_after)),
+            );
+        }
         tonic::Status::new(code, message)
     }
 }

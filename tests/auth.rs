@@ -580,3 +580,94 @@ async fn forbidden_configuration_keys_are_refused_before_anything_is_sent() {
     ml.submit_sql(allowed).await.expect("allowed keys pass");
     auth.broker.stop().await;
 }
+
+/// The RetryInfo delay a refusal carries.
+fn retry_delay(status: &Status) -> Option<Duration> {
+    use tonic_types::StatusExt;
+    status.get_details_retry_info()?.retry_delay
+}
+
+#[tokio::test]
+async fn a_tenant_over_its_live_jobs_quota_is_refused_until_a_job_ends() {
+    let auth = AuthBroker::start(&["--tenant-max-live-jobs", "2"]).await;
+    let mut ml = auth.as_token("ml-submit-token").await;
+    let first = submit_query(&mut ml, "live-1").await;
+    submit_query(&mut ml, "live-2").await;
+    let mut third = sql("SELECT 1", RuntimeMode::Batch);
+    third.request_id = "live-3".into();
+    let refused = ml.submit_sql(third.clone()).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert!(
+        refused
+            .message()
+            .contains("quota is 2 (--tenant-max-live-jobs)"),
+        "{}",
+        refused.message()
+    );
+    assert!(retry_delay(&refused).is_some_and(|d| d > Duration::ZERO));
+    // A repeated submission of an accepted job still answers with its job.
+    assert_eq!(submit_query(&mut ml, "live-1").await.id, first.id);
+    // Another tenant has its own quota.
+    submit_query(&mut auth.as_token("ads-token").await, "ads-1").await;
+
+    ml.cancel_job(CancelJobRequest {
+        job_id: first.id.clone(),
+        ..CancelJobRequest::default()
+    })
+    .await
+    .expect("cancel");
+    eventually("the canceled job to end", Duration::from_secs(30), || {
+        let mut ml = ml.clone();
+        let id = first.id.clone();
+        async move {
+            let job = ml
+                .get_job(GetJobRequest { job_id: id })
+                .await
+                .ok()?
+                .into_inner();
+            (job.state() == JobState::Canceled).then_some(())
+        }
+    })
+    .await;
+    ml.submit_sql(third)
+        .await
+        .expect("accepted once a job ended");
+    auth.broker.stop().await;
+}
+
+#[tokio::test]
+async fn a_tenant_over_its_submission_rate_is_told_when_to_retry() {
+    let auth = AuthBroker::start(&["--tenant-submissions-per-minute", "3"]).await;
+    let mut ml = auth.as_token("ml-submit-token").await;
+    for n in 0..3 {
+        ml.submit_sql(sql("SELECT 1", RuntimeMode::Batch))
+            .await
+            .unwrap_or_else(|e| panic!("submission {n} within the burst: {e}"));
+    }
+    let refused = ml
+        .submit_sql(sql("SELECT 1", RuntimeMode::Batch))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert!(
+        refused
+            .message()
+            .contains("more than 3 submissions in a minute (--tenant-submissions-per-minute)"),
+        "{}",
+        refused.message()
+    );
+    let delay = retry_delay(&refused).expect("RetryInfo");
+    assert!(
+        delay > Duration::from_secs(10) && delay <= Duration::from_secs(20),
+        "{delay:?}"
+    );
+    let jobs = all_jobs(&mut ml, "").await.expect("list");
+    assert_eq!(jobs.len(), 3, "the refused submission recorded nothing");
+    // Another tenant is not held back.
+    auth.as_token("ads-token")
+        .await
+        .submit_sql(sql("SELECT 1", RuntimeMode::Batch))
+        .await
+        .expect("another tenant submits");
+    auth.broker.stop().await;
+}

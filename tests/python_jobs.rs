@@ -83,7 +83,7 @@ async fn bad_python_input_is_rejected_naming_the_field_and_creates_nothing() {
                 r.flink_configuration
                     .insert("$internal.pipeline.job-id".into(), "00".into());
             }),
-            "flink_configuration: $internal keys are set by the broker",
+            "flink_configuration: \"$internal.pipeline.job-id\": $internal keys are set by the broker",
         ),
         (
             with(&|r| {

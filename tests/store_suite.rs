@@ -452,6 +452,28 @@ async fn request_ids_and_listing_are_scoped_per_tenant(store: Arc<dyn Store>) {
             .expect("list")),
         vec![ads.id, ml.id]
     );
+    // Live jobs are counted per tenant; an ended job no longer counts.
+    assert_eq!(store.count_live_jobs("ml").await.expect("count"), 1);
+    assert_eq!(store.count_live_jobs("search").await.expect("count"), 0);
+    store
+        .transition(ml.id, JobState::Failed, "test")
+        .await
+        .expect("transition");
+    assert_eq!(store.count_live_jobs("ml").await.expect("count"), 0);
+    assert_eq!(store.count_live_jobs("ads").await.expect("count"), 1);
+    let found = store
+        .job_for_request("ads", "nightly")
+        .await
+        .expect("look up")
+        .map(|job| job.id);
+    assert_eq!(found, Some(ads.id));
+    assert!(
+        store
+            .job_for_request("search", "nightly")
+            .await
+            .expect("look up")
+            .is_none()
+    );
 }
 
 async fn jobs_without_request_id_are_never_deduplicated(store: Arc<dyn Store>) {

@@ -27,6 +27,7 @@ mod ended_jobs;
 mod get_job;
 mod list_jobs;
 mod python;
+mod quotas;
 mod registry;
 mod replicas;
 mod results;
@@ -50,6 +51,7 @@ use crate::sql_gateway::SqlGateway;
 use crate::store::{CreateOutcome, Store, StoreError};
 
 pub use python::PythonSubmission;
+pub use quotas::QuotaLimits;
 pub use results::{ResultMessage, ResultRequest, StreamEndReason};
 
 /// Limits and pacing of the use cases.
@@ -65,6 +67,8 @@ pub struct Limits {
     pub max_parallelism: u32,
     /// URL prefixes a Python script may be downloaded from.
     pub script_url_prefixes: Vec<String>,
+    /// Per-tenant quotas on submissions.
+    pub quotas: quotas::QuotaLimits,
     /// Flink configuration key prefixes a caller may not set (besides `$internal.`, which is
     /// always refused).
     pub forbidden_config_prefixes: Vec<String>,
@@ -103,6 +107,7 @@ impl Default for Limits {
                 .iter()
                 .map(|p| (*p).to_owned())
                 .collect(),
+            quotas: quotas::QuotaLimits::default(),
             cancel_timeout: Duration::from_secs(60),
             result_log_max_bytes: 1 << 30,
             result_log_window_bytes: 256 << 20,
@@ -146,6 +151,9 @@ pub struct Controller {
     limits: Limits,
     live: registry::Registry,
     ended: ended_jobs::EndedJobs,
+    quotas: quotas::Quotas,
+    /// Held while a submission is checked against the quotas and recorded.
+    admission: tokio::sync::Mutex<()>,
     tails: results::Tails,
     statuses: results::StatusCache,
     /// This replica's name in the job leases.
@@ -165,7 +173,9 @@ impl Controller {
         replica: String,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
+        let quotas = quotas::Quotas::new(limits.quotas);
         Arc::new(Self {
+            quotas,
             store,
             gateway,
             jobmanager,
@@ -173,6 +183,7 @@ impl Controller {
             limits,
             live: registry::Registry::default(),
             ended: ended_jobs::EndedJobs::default(),
+            admission: tokio::sync::Mutex::new(()),
             tails: results::Tails::default(),
             statuses: results::StatusCache::default(),
             replica,
@@ -208,6 +219,24 @@ impl Controller {
     /// Records a new job, or finds the one recorded under the same request id; starts a
     /// driver for a job recorded now.
     async fn record(self: &Arc<Self>, mut new_job: NewJob) -> Result<Job> {
+        // A repeated submission returns its job whatever the quotas say now.
+        let repeated = match &new_job.request_id {
+            Some(request_id) => self
+                .store
+                .job_for_request(&new_job.tenant, request_id)
+                .await?
+                .is_some(),
+            None => false,
+        };
+        // One admission at a time on this replica, so that concurrent submissions of one
+        // tenant cannot all pass the live-jobs count.
+        let _admission = self.admission.lock().await;
+        if !repeated {
+            self.quotas.take_submission(&new_job.tenant)?;
+            self.quotas
+                .check_live_jobs(self.store.as_ref(), &new_job.tenant)
+                .await?;
+        }
         // Recorded with this replica's lease, so that no other replica takes it up first.
         new_job.lease = Some((self.replica.clone(), self.lease_until()));
         let request_id = new_job.request_id.clone();

@@ -253,6 +253,16 @@ pub trait Store: ResultLog + Leases + Send + Sync {
 
     /// Lists the jobs not in a terminal state (for reconciling after a restart).
     async fn list_unfinished(&self) -> Result<Vec<Job>, StoreError>;
+
+    /// Counts a tenant's jobs not in a terminal state.
+    async fn count_live_jobs(&self, tenant: &str) -> Result<u64, StoreError>;
+
+    /// The job recorded under a tenant's request id, if any.
+    async fn job_for_request(
+        &self,
+        tenant: &str,
+        request_id: &str,
+    ) -> Result<Option<Job>, StoreError>;
 }
 
 /// Returns the statements of a job in the shape `NewJob` wants, all PENDING, each classified

@@ -24,8 +24,8 @@ use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynch
 use sea_orm::{
     AccessMode, ActiveValue, ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database,
     DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityTrait, IsolationLevel,
-    QueryFilter, QueryOrder, QuerySelect, RuntimeErr, SqlErr, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RuntimeErr, SqlErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 
@@ -616,6 +616,27 @@ impl Store for SeaStore {
             .col_expr(job::Column::UpdatedAt, updated_now());
         self.update_job_columns(id, "cannot record the savepoint path", update)
             .await
+    }
+
+    async fn count_live_jobs(&self, tenant: &str) -> Result<u64, StoreError> {
+        let terminal = [JobState::Finished, JobState::Failed, JobState::Canceled];
+        job::Entity::find()
+            .filter(job::Column::Tenant.eq(tenant))
+            .filter(job::Column::State.is_not_in(terminal.iter().map(|state| state.as_str())))
+            .count(&self.db)
+            .await
+            .map_err(db_error("cannot count a tenant's live jobs"))
+    }
+
+    async fn job_for_request(
+        &self,
+        tenant: &str,
+        request_id: &str,
+    ) -> Result<Option<Job>, StoreError> {
+        let txn = self.begin_read().await?;
+        let existing = find_by_request_id(&txn, tenant, request_id).await;
+        rollback(txn).await?;
+        existing
     }
 
     async fn list_unfinished(&self) -> Result<Vec<Job>, StoreError> {

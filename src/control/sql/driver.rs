@@ -606,16 +606,21 @@ impl SqlDriver {
                 .await
                 .map(Ok);
         }
-        if let (Some(sent), Some(next)) = (head.fetch_sent, head.next_token)
-            && sent > next
-        {
-            // The page at the logged token was fetched, and the next one asked for, before
-            // its rows were logged: the gateway serves neither again.
-            return Ok(Err(format!(
-                "the sql gateway had moved past its results after row {} (token {sent} was asked for before the page at token {next} was logged)",
-                head.rows_logged
-            )));
-        }
+        // A page that carried rows was being appended when the page after it was asked for
+        // (`fetch_sent`). That page is at the logged token, or at the one after it when the
+        // empty page at the logged token was passed over unrecorded. The gateway still serves
+        // it again as its previous token, unless the page after it ended the results and the
+        // gateway let its pages go: only a page that comes back with rows is taken for it.
+        let rows_page = match (head.fetch_sent, head.next_token) {
+            (Some(sent), Some(next)) if sent == next + 1 || sent == next + 2 => Some(sent - 1),
+            (Some(sent), Some(next)) if sent > next + 2 => {
+                return Ok(Err(format!(
+                    "the sql gateway had moved past its results after row {} (token {sent} was asked for before the page at token {next} was logged)",
+                    head.rows_logged
+                )));
+            }
+            _ => None,
+        };
         let (Some(operation), Some(session), true, Some(token)) = (
             statement.operation_handle.clone(),
             self.session.clone(),
@@ -633,20 +638,38 @@ impl SqlDriver {
         let lost = |error: GatewayError, rows: u64| {
             format!("the sql gateway no longer serves its results after row {rows} ({error})")
         };
+        let gone = |page: &RawPage, at: u64, rows: u64| {
+            format!(
+                "the sql gateway no longer serves the page at token {at} whose rows were being logged after row {rows} (it answers {:?} with {} rows)",
+                page.result_type, page.rows
+            )
+        };
+        let carries_rows =
+            |page: &RawPage| page.result_type == ResultType::Payload && page.rows > 0;
         let page = match self
             .retrying("fetch", || gateway.fetch_page(&session, &operation, token))
             .await?
         {
+            // The page with rows is this one.
+            Ok(page) if rows_page == Some(token) && !carries_rows(&page) => {
+                return Ok(Err(gone(&page, token, head.rows_logged)));
+            }
+            // An end of results here would pass over the page with rows after it.
+            Ok(page) if rows_page.is_some() && page.result_type == ResultType::Eos => {
+                return Ok(Err(gone(&page, token, head.rows_logged)));
+            }
             Ok(page) => page,
-            // The gateway may be one page past the log, fetched while an append without rows
-            // was in flight (a fetch ahead of an append with rows is recorded, and excluded
-            // above): the page it holds now is the next one, and nothing before it was lost.
-            Err(GatewayError::InvalidToken { .. }) => match self
+            // The gateway may be one page past the log: fetched while an append without rows
+            // was in flight, or past the empty page passed over before a page with rows.
+            Err(GatewayError::InvalidToken { .. }) if rows_page != Some(token) => match self
                 .retrying("fetch", || {
                     gateway.fetch_page(&session, &operation, token + 1)
                 })
                 .await?
             {
+                Ok(page) if rows_page == Some(token + 1) && !carries_rows(&page) => {
+                    return Ok(Err(gone(&page, token + 1, head.rows_logged)));
+                }
                 Ok(page) => {
                     head.next_token = Some(token + 1);
                     page
