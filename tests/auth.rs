@@ -510,6 +510,19 @@ fn an_anonymous_broker_refuses_to_listen_beyond_loopback() {
     );
 }
 
+/// Checks that a submission was refused for setting `key`, and that the refusal names it.
+fn assert_refused_naming(refused: &Status, key: &str) {
+    assert!(
+        matches!(
+            refused.code(),
+            Code::PermissionDenied | Code::InvalidArgument
+        ) && refused.message().contains(key),
+        "{key}: {:?} {}",
+        refused.code(),
+        refused.message()
+    );
+}
+
 #[tokio::test]
 async fn forbidden_configuration_keys_are_refused_before_anything_is_sent() {
     let auth = AuthBroker::start(&[]).await;
@@ -528,32 +541,14 @@ async fn forbidden_configuration_keys_are_refused_before_anything_is_sent() {
             RuntimeMode::Batch,
         );
         for request in [through_properties, through_set] {
-            let refused = ml.submit_sql(request).await.unwrap_err();
-            assert!(
-                matches!(
-                    refused.code(),
-                    Code::PermissionDenied | Code::InvalidArgument
-                ) && refused.message().contains(key),
-                "{key}: {:?} {}",
-                refused.code(),
-                refused.message()
-            );
+            assert_refused_naming(&ml.submit_sql(request).await.unwrap_err(), key);
         }
         let mut python = SubmitPythonRequest {
             program: Some(submit_python_request::Program::Script("print(1)".into())),
             ..SubmitPythonRequest::default()
         };
         python.flink_configuration.insert(key.into(), "x".into());
-        let refused = ml.submit_python(python).await.unwrap_err();
-        assert!(
-            matches!(
-                refused.code(),
-                Code::PermissionDenied | Code::InvalidArgument
-            ) && refused.message().contains(key),
-            "{key}: {:?} {}",
-            refused.code(),
-            refused.message()
-        );
+        assert_refused_naming(&ml.submit_python(python).await.unwrap_err(), key);
     }
     // Keys outside the refused prefixes pass.
     let mut allowed = sql(

@@ -210,10 +210,7 @@ impl SeaStore {
         request_id: &str,
         new_job: &NewJob,
     ) -> Result<Option<CreateOutcome>, StoreError> {
-        let txn = self.begin_read().await?;
-        let existing = find_by_request_id(&txn, &new_job.tenant, request_id).await;
-        rollback(txn).await?;
-        let Some(existing) = existing? else {
+        let Some(existing) = self.job_for_request(&new_job.tenant, request_id).await? else {
             return Ok(None);
         };
         let same_payload = existing.spec == new_job.spec && existing.labels == new_job.labels;
@@ -619,10 +616,9 @@ impl Store for SeaStore {
     }
 
     async fn count_live_jobs(&self, tenant: &str) -> Result<u64, StoreError> {
-        let terminal = [JobState::Finished, JobState::Failed, JobState::Canceled];
         job::Entity::find()
             .filter(job::Column::Tenant.eq(tenant))
-            .filter(job::Column::State.is_not_in(terminal.iter().map(|state| state.as_str())))
+            .filter(unfinished())
             .count(&self.db)
             .await
             .map_err(db_error("cannot count a tenant's live jobs"))
@@ -640,10 +636,9 @@ impl Store for SeaStore {
     }
 
     async fn list_unfinished(&self) -> Result<Vec<Job>, StoreError> {
-        let terminal = [JobState::Finished, JobState::Failed, JobState::Canceled];
         let txn = self.begin_read().await?;
         let rows = job::Entity::find()
-            .filter(job::Column::State.is_not_in(terminal.iter().map(|state| state.as_str())))
+            .filter(unfinished())
             .order_by_asc(job::Column::CreatedAt)
             .order_by_asc(job::Column::Id)
             .all(&txn)
@@ -656,6 +651,15 @@ impl Store for SeaStore {
         rollback(txn).await?;
         jobs
     }
+}
+
+/// The states of a job that is not over.
+pub(super) fn unfinished() -> Condition {
+    Condition::all().add(job::Column::State.is_not_in([
+        JobState::Finished.as_str(),
+        JobState::Failed.as_str(),
+        JobState::Canceled.as_str(),
+    ]))
 }
 
 /// Works out which database a URL names.

@@ -7,18 +7,9 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::entities::job;
-use super::sea::db_error;
+use super::sea::{db_error, unfinished};
 use super::{Leases, SeaStore, StoreError};
 use crate::job::{JobId, JobState, UnixMillis};
-
-/// The states of a job that is not over.
-fn unfinished() -> Condition {
-    Condition::all().add(job::Column::State.is_not_in([
-        JobState::Finished.as_str(),
-        JobState::Failed.as_str(),
-        JobState::Canceled.as_str(),
-    ]))
-}
 
 fn parse_ids(ids: Vec<String>) -> Result<Vec<JobId>, StoreError> {
     ids.into_iter()
