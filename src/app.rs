@@ -11,6 +11,7 @@ use tonic_health::server::HealthReporter;
 use tracing::{info, warn};
 
 use crate::api::JobApi;
+use crate::audit::Auditor;
 use crate::auth::{AuthLayer, Authenticator, TokenSource};
 use crate::config::{RunnerKind, ServeConfig};
 use crate::control::{Controller, Limits};
@@ -22,6 +23,7 @@ use crate::proto;
 use crate::runner::JobRunner;
 use crate::sql_gateway::{RestSqlGateway, SqlGateway};
 use crate::store::{SeaStore, Store};
+use crate::tenants::{TenantPolicies, TenantPolicy};
 
 /// Health service name reporting whether the SQL Gateway answers.
 pub const SQL_GATEWAY_HEALTH: &str = "flinkbroker.dependency.SqlGateway";
@@ -139,6 +141,14 @@ pub async fn serve(
     };
     authenticator.check_listen(local, config.allow_anonymous)?;
     authenticator.warn_if_anonymous(local);
+    let tenants = tenant_policies(config)?;
+    if let Some(file) = tenants.file() {
+        file.watch(config.auth_reload_interval, shutdown.clone());
+    }
+    let auditor = Arc::new(Auditor::new(
+        Arc::clone(&dependencies.store),
+        config.audit_unauthenticated_per_second,
+    ));
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_service_status("", ServingStatus::NotServing)
@@ -158,7 +168,7 @@ pub async fn serve(
         Arc::clone(&dependencies.gateway),
         Arc::clone(&dependencies.jobmanager),
         Arc::clone(&dependencies.runner),
-        limits(config),
+        limits(config, &tenants),
         replica_id(config),
         shutdown.clone(),
     );
@@ -193,7 +203,7 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(JobApi::new(Arc::clone(&controller)).into_server())
+        .add_service(JobApi::new(Arc::clone(&controller), Arc::clone(&auditor)).into_server())
         .serve_with_incoming_shutdown(
             // Small replies (GetJob) go out at once instead of waiting on Nagle's algorithm.
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
@@ -282,7 +292,7 @@ fn serving(up: bool) -> ServingStatus {
     }
 }
 
-fn limits(config: &ServeConfig) -> Limits {
+fn limits(config: &ServeConfig, tenants: &TenantPolicies) -> Limits {
     Limits {
         max_script_bytes: config.max_script_bytes,
         max_statements: config.max_statements,
@@ -290,27 +300,39 @@ fn limits(config: &ServeConfig) -> Limits {
         poll_interval: config.poll_interval,
         max_fetch_backoff: config.max_fetch_backoff,
         max_stream_duration: config.max_stream_duration,
-        max_parallelism: config.max_parallelism,
-        script_url_prefixes: config.script_url_prefixes.clone(),
-        quotas: crate::control::QuotaLimits {
-            max_live_jobs: config.tenant_max_live_jobs,
-            submissions_per_minute: config.tenant_submissions_per_minute,
-        },
+        tenants: tenants.clone(),
+        cancel_timeout: config.cancel_timeout,
+        result_log_max_bytes: config.result_log_max_bytes,
+        result_log_window_bytes: config.result_log_window_bytes,
+        result_retention: config.result_retention,
+        audit_retention: config.audit_retention,
+        janitor_interval: config.janitor_interval,
+        max_message_bytes: config.max_message_bytes,
+        progress_interval: config.progress_interval,
+        lease_duration: config.lease_duration,
+        replica_poll_interval: config.replica_poll_interval,
+    }
+}
+
+/// Every tenant's guardrails and quotas: the flags, overridden by the tenant policy file.
+fn tenant_policies(config: &ServeConfig) -> Result<TenantPolicies> {
+    let defaults = TenantPolicy {
         forbidden_config_prefixes: config
             .forbidden_config_prefixes
             .iter()
             .map(|p| p.trim().to_owned())
             .filter(|p| !p.is_empty())
             .collect(),
-        cancel_timeout: config.cancel_timeout,
-        result_log_max_bytes: config.result_log_max_bytes,
-        result_log_window_bytes: config.result_log_window_bytes,
-        result_retention: config.result_retention,
-        janitor_interval: config.janitor_interval,
-        max_message_bytes: config.max_message_bytes,
-        progress_interval: config.progress_interval,
-        lease_duration: config.lease_duration,
-        replica_poll_interval: config.replica_poll_interval,
+        script_url_prefixes: config.script_url_prefixes.clone(),
+        max_parallelism: config.max_parallelism,
+        max_live_jobs: config.tenant_max_live_jobs,
+        submissions_per_minute: config.tenant_submissions_per_minute,
+        max_result_log_bytes: config.tenant_max_result_log_bytes,
+        max_python_parallelism: config.tenant_max_python_parallelism,
+    };
+    match &config.tenant_policy_file {
+        Some(path) => TenantPolicies::with_file(defaults, path),
+        None => Ok(TenantPolicies::uniform(defaults)),
     }
 }
 

@@ -150,9 +150,40 @@ pub struct ServeConfig {
     #[arg(long, env = "FLINKBROKER_TENANT_SUBMISSIONS_PER_MINUTE", default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..))]
     pub tenant_submissions_per_minute: u32,
 
+    /// Encoded result bytes each tenant's result logs may hold; beyond it new jobs are
+    /// refused until logs of ended jobs expire.
+    #[arg(long, env = "FLINKBROKER_TENANT_MAX_RESULT_LOG_BYTES", default_value = "10GiB", value_parser = parse_bytes)]
+    pub tenant_max_result_log_bytes: u64,
+
+    /// The parallelism each tenant's live Python jobs may add up to.
+    #[arg(long, env = "FLINKBROKER_TENANT_MAX_PYTHON_PARALLELISM", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
+    pub tenant_max_python_parallelism: u64,
+
     /// Highest parallelism a Python job may ask for.
-    #[arg(long, env = "FLINKBROKER_MAX_PARALLELISM", default_value_t = 64)]
+    #[arg(long, env = "FLINKBROKER_MAX_PARALLELISM", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_parallelism: u32,
+
+    /// JSON file overriding, for named tenants, any of the guardrails and quotas above:
+    /// `{"tenants": {"recsys": {"max_live_jobs": 20, "script_url_prefixes": ["https://…/"],
+    /// "forbidden_config_prefixes": ["env."], "max_parallelism": 16, "submissions_per_minute":
+    /// 60, "max_result_log_bytes": "5GiB", "max_python_parallelism": 64}}}`. Read again when
+    /// it changes (every `--auth-reload-interval`).
+    #[arg(long, env = "FLINKBROKER_TENANT_POLICY_FILE")]
+    pub tenant_policy_file: Option<std::path::PathBuf>,
+
+    /// How long audit events are kept.
+    #[arg(long, env = "FLINKBROKER_AUDIT_RETENTION", default_value = "2160h", value_parser = parse_duration)]
+    pub audit_retention: Duration,
+
+    /// Calls refused for want of a valid credential that are recorded in the audit trail
+    /// each second, at most (the rest are counted in the log), so that a flood of them
+    /// cannot fill the database.
+    #[arg(
+        long,
+        env = "FLINKBROKER_AUDIT_UNAUTHENTICATED_PER_SECOND",
+        default_value_t = 50
+    )]
+    pub audit_unauthenticated_per_second: u32,
 
     /// Namespace of the submitter Jobs and ConfigMaps.
     #[arg(
@@ -267,7 +298,7 @@ pub struct ServeConfig {
     #[arg(long, env = "FLINKBROKER_AUTH_TOKENS_FILE")]
     pub auth_tokens_file: Option<std::path::PathBuf>,
 
-    /// How often the token file is looked at for changes.
+    /// How often the token file and the tenant policy file are looked at for changes.
     #[arg(long, env = "FLINKBROKER_AUTH_RELOAD_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub auth_reload_interval: Duration,
 

@@ -298,6 +298,21 @@ pub struct PythonSpec {
     pub inline_py_files: BTreeMap<String, String>,
 }
 
+impl PythonSpec {
+    /// The parallelism the job runs with: its own, or its `parallelism.default` override,
+    /// or Flink's default of 1.
+    pub fn effective_parallelism(&self) -> u32 {
+        self.parallelism
+            .or_else(|| {
+                self.flink_configuration
+                    .get("parallelism.default")
+                    .and_then(|value| value.trim().parse().ok())
+            })
+            .unwrap_or(1)
+            .max(1)
+    }
+}
+
 /// The payload of a job, stored as JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]

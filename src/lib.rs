@@ -22,9 +22,12 @@
 //! - [`store`]: the `Store` trait and its sea-orm implementation.
 //! - [`k8s`], [`local`]: the two `JobRunner`s (Kubernetes Jobs, local processes).
 //! - [`telemetry`], [`shutdown`]: logging, and the shutdown signal.
+//! - [`auth`], [`tenants`], [`audit`]: who is calling, what each tenant may do, and the
+//!   audit trail of what was done; [`reload`]: configuration files read again on change.
 
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod control;
@@ -34,6 +37,7 @@ pub mod java_error;
 pub mod job;
 pub mod k8s;
 pub mod local;
+pub mod reload;
 pub mod rows;
 pub mod runner;
 pub mod shutdown;
@@ -41,6 +45,7 @@ pub mod sql_gateway;
 pub mod sql_script;
 pub mod store;
 pub mod telemetry;
+pub mod tenants;
 
 /// The generated gRPC code of `proto/flinkbroker/v1`.
 pub mod proto {

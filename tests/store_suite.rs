@@ -17,6 +17,7 @@ use tempfile::TempDir;
 
 use postgres_support::{PostgresDatabase, with_database};
 
+use flinkbroker::audit::{AuditAction, AuditFilter, AuditPage, NewAuditEvent};
 use flinkbroker::job::LogEnd;
 use flinkbroker::job::{
     Job, JobId, JobKind, JobSpec, JobState, NewJob, PythonSpec, RuntimeMode, SqlSpec,
@@ -160,6 +161,8 @@ store_suite!(
     same_request_id_with_another_payload_conflicts,
     jobs_without_request_id_are_never_deduplicated,
     request_ids_and_listing_are_scoped_per_tenant,
+    tenant_usage_sums_live_python_parallelism_and_log_bytes,
+    audit_events_are_listed_newest_first_filtered_paged_and_expired,
     recording_one_job_id_twice_is_an_error,
     concurrent_creates_with_one_request_id_record_one_job,
     transitions_append_history_and_end_terminal_jobs,
@@ -453,14 +456,15 @@ async fn request_ids_and_listing_are_scoped_per_tenant(store: Arc<dyn Store>) {
         vec![ads.id, ml.id]
     );
     // Live jobs are counted per tenant; an ended job no longer counts.
-    assert_eq!(store.count_live_jobs("ml").await.expect("count"), 1);
-    assert_eq!(store.count_live_jobs("search").await.expect("count"), 0);
+    let live = |usage: flinkbroker::store::TenantUsage| usage.live_jobs;
+    assert_eq!(live(store.tenant_usage("ml").await.expect("count")), 1);
+    assert_eq!(live(store.tenant_usage("search").await.expect("count")), 0);
     store
         .transition(ml.id, JobState::Failed, "test")
         .await
         .expect("transition");
-    assert_eq!(store.count_live_jobs("ml").await.expect("count"), 0);
-    assert_eq!(store.count_live_jobs("ads").await.expect("count"), 1);
+    assert_eq!(live(store.tenant_usage("ml").await.expect("count")), 0);
+    assert_eq!(live(store.tenant_usage("ads").await.expect("count")), 1);
     let found = store
         .job_for_request("ads", "nightly")
         .await
@@ -474,6 +478,199 @@ async fn request_ids_and_listing_are_scoped_per_tenant(store: Arc<dyn Store>) {
             .expect("look up")
             .is_none()
     );
+}
+
+async fn tenant_usage_sums_live_python_parallelism_and_log_bytes(store: Arc<dyn Store>) {
+    let in_tenant = |mut job: NewJob, tenant: &str| {
+        job.tenant = tenant.to_owned();
+        job
+    };
+    // Parallelism 4, and one that names none but overrides parallelism.default to 3.
+    let four = create(&store, in_tenant(python_job(&[], T0), "ml")).await;
+    let mut three = python_job(&[], T0 + 1);
+    if let JobSpec::Python(program) = &mut three.spec {
+        program.parallelism = None;
+        program
+            .flink_configuration
+            .insert("parallelism.default".into(), "3".into());
+    }
+    create(&store, in_tenant(three, "ml")).await;
+    let query = create(&store, in_tenant(sql_job(None, &[], T0 + 2), "ml")).await;
+    store
+        .open_log(query.id, 0, 0, b"[]".to_vec())
+        .await
+        .expect("open");
+    store
+        .append_log(
+            query.id,
+            0,
+            append(0, vec![batch(0, 10, 100), batch(10, 5, 60)], Some(2), None),
+        )
+        .await
+        .expect("append");
+    create(&store, in_tenant(python_job(&[], T0 + 3), "ads")).await;
+
+    let usage = store.tenant_usage("ml").await.expect("usage");
+    assert_eq!(
+        (
+            usage.live_jobs,
+            usage.python_parallelism,
+            usage.result_log_bytes
+        ),
+        (3, 7, 160)
+    );
+    // An ended job's parallelism is free again; its log is held until it expires.
+    store
+        .transition(four.id, JobState::Failed, "test")
+        .await
+        .expect("transition");
+    store
+        .transition(query.id, JobState::Finished, "test")
+        .await
+        .expect("transition");
+    let usage = store.tenant_usage("ml").await.expect("usage");
+    assert_eq!(
+        (
+            usage.live_jobs,
+            usage.python_parallelism,
+            usage.result_log_bytes
+        ),
+        (1, 3, 160)
+    );
+    let ads = store.tenant_usage("ads").await.expect("usage");
+    assert_eq!(
+        (ads.live_jobs, ads.python_parallelism, ads.result_log_bytes),
+        (1, 4, 0)
+    );
+    assert_eq!(
+        store.tenant_usage("search").await.expect("usage"),
+        flinkbroker::store::TenantUsage::default()
+    );
+}
+
+fn audit_event(at: i64, tenant: &str, principal: &str, action: AuditAction) -> NewAuditEvent {
+    NewAuditEvent {
+        at,
+        principal: principal.to_owned(),
+        tenant: tenant.to_owned(),
+        action,
+        method: "SubmitSql".to_owned(),
+        job_id: Some(JobId::new_random().to_string()),
+        request_id: Some(format!("request-{at}")),
+        outcome: if action == AuditAction::Denied {
+            "PERMISSION_DENIED".to_owned()
+        } else {
+            "OK".to_owned()
+        },
+        detail: String::new(),
+    }
+}
+
+async fn audit_events_are_listed_newest_first_filtered_paged_and_expired(store: Arc<dyn Store>) {
+    let events = [
+        audit_event(T0, "ml", "ml-backend", AuditAction::Submit),
+        audit_event(T0 + 10, "ads", "ads-backend", AuditAction::Submit),
+        audit_event(T0 + 20, "ml", "ml-dashboard", AuditAction::ReadResults),
+        audit_event(T0 + 30, "ml", "ml-backend", AuditAction::Cancel),
+        audit_event(T0 + 40, "ml", "ml-dashboard", AuditAction::Denied),
+    ];
+    for event in &events {
+        store.record_audit(event.clone()).await.expect("record");
+    }
+    let times = |page: &AuditPage| page.events.iter().map(|e| e.at - T0).collect::<Vec<_>>();
+    let all = store
+        .list_audit(&AuditFilter::default(), 0, None)
+        .await
+        .expect("list");
+    assert_eq!(times(&all), vec![40, 30, 20, 10, 0]);
+    assert!(all.next_page_token.is_none());
+    let first = &all.events[4];
+    assert_eq!(
+        (
+            first.tenant.as_str(),
+            first.principal.as_str(),
+            first.action,
+            first.method.as_str(),
+            first.request_id.as_deref(),
+            first.outcome.as_str(),
+        ),
+        (
+            "ml",
+            "ml-backend",
+            AuditAction::Submit,
+            "SubmitSql",
+            Some("request-1767225600000"),
+            "OK"
+        )
+    );
+    assert_eq!(first.job_id, events[0].job_id);
+
+    // Pages of two go through every event once.
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = store
+            .list_audit(&AuditFilter::default(), 2, token.as_deref())
+            .await
+            .expect("page");
+        assert!(page.events.len() <= 2);
+        seen.extend(times(&page));
+        match page.next_page_token {
+            Some(next) => token = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, vec![40, 30, 20, 10, 0]);
+
+    let filtered = |filter: AuditFilter| {
+        let store = Arc::clone(&store);
+        async move { times(&store.list_audit(&filter, 10, None).await.expect("list")) }
+    };
+    assert_eq!(
+        filtered(AuditFilter {
+            tenant: Some("ml".into()),
+            ..AuditFilter::default()
+        })
+        .await,
+        vec![40, 30, 20, 0]
+    );
+    assert_eq!(
+        filtered(AuditFilter {
+            principal: Some("ml-dashboard".into()),
+            ..AuditFilter::default()
+        })
+        .await,
+        vec![40, 20]
+    );
+    assert_eq!(
+        filtered(AuditFilter {
+            action: Some(AuditAction::Denied),
+            ..AuditFilter::default()
+        })
+        .await,
+        vec![40]
+    );
+    assert_eq!(
+        filtered(AuditFilter {
+            since: Some(T0 + 10),
+            until: Some(T0 + 30),
+            ..AuditFilter::default()
+        })
+        .await,
+        vec![20, 10]
+    );
+    assert!(matches!(
+        store
+            .list_audit(&AuditFilter::default(), 10, Some("not a token"))
+            .await,
+        Err(StoreError::InvalidPageToken)
+    ));
+
+    // Expiry deletes the oldest first, at most the limit at a time.
+    assert_eq!(store.expire_audit(T0 + 25, 2).await.expect("expire"), 2);
+    assert_eq!(store.expire_audit(T0 + 25, 2).await.expect("expire"), 1);
+    assert_eq!(store.expire_audit(T0 + 25, 2).await.expect("expire"), 0);
+    assert_eq!(filtered(AuditFilter::default()).await, vec![40, 30]);
 }
 
 async fn jobs_without_request_id_are_never_deduplicated(store: Arc<dyn Store>) {

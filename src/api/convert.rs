@@ -17,6 +17,28 @@ pub fn timestamp(millis: UnixMillis) -> prost_types::Timestamp {
     }
 }
 
+/// Converts an audit event.
+pub fn audit_event(event: &crate::audit::AuditEvent) -> proto::AuditEvent {
+    use crate::audit::AuditAction;
+    proto::AuditEvent {
+        id: event.id,
+        time: Some(timestamp(event.at)),
+        principal: event.principal.clone(),
+        tenant: event.tenant.clone(),
+        action: match event.action {
+            AuditAction::Submit => proto::AuditAction::Submit,
+            AuditAction::Cancel => proto::AuditAction::Cancel,
+            AuditAction::ReadResults => proto::AuditAction::ReadResults,
+            AuditAction::Denied => proto::AuditAction::Denied,
+        } as i32,
+        method: event.method.clone(),
+        job_id: event.job_id.clone().unwrap_or_default(),
+        request_id: event.request_id.clone().unwrap_or_default(),
+        outcome: event.outcome.clone(),
+        detail: event.detail.clone(),
+    }
+}
+
 /// Converts a job state.
 pub fn job_state(state: JobState) -> proto::JobState {
     match state {

@@ -11,6 +11,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use crate::audit::{AuditAction, Auditor, CallRecord};
 use crate::auth::{self, Principal, Role};
 use crate::control::{CancelOptions, Controller, ResultRequest};
 use crate::error::Error;
@@ -22,12 +23,16 @@ use crate::store::JobFilter;
 /// The `flinkbroker.v1.JobService` implementation.
 pub struct JobApi {
     controller: Arc<Controller>,
+    auditor: Arc<Auditor>,
 }
 
 impl JobApi {
-    /// Creates the service over a controller.
-    pub fn new(controller: Arc<Controller>) -> Self {
-        Self { controller }
+    /// Creates the service over a controller, auditing through `auditor`.
+    pub fn new(controller: Arc<Controller>, auditor: Arc<Auditor>) -> Self {
+        Self {
+            controller,
+            auditor,
+        }
     }
 
     fn retention(&self) -> std::time::Duration {
@@ -36,63 +41,77 @@ impl JobApi {
 
     /// Reads a job the caller may see: one of its own tenant's, or any for an administrator.
     /// Another tenant's job is NOT_FOUND, as an unknown id is, so that its existence is not
-    /// revealed.
-    async fn visible_job(&self, id: JobId, caller: &Principal) -> Result<Job, Status> {
+    /// revealed (the audit trail records whose it was).
+    async fn visible_job(
+        &self,
+        id: JobId,
+        caller: &Principal,
+        call: &mut CallRecord,
+    ) -> Result<Job, Status> {
+        call.job_id = Some(id.to_string());
         let job = self.controller.get_job(id).await?;
         if caller.has(Role::Admin) || job.tenant == caller.tenant {
             Ok(job)
         } else {
+            call.hidden_tenant = Some(job.tenant);
             Err(Error::JobNotFound(id).into())
         }
+    }
+
+    /// Records the call in the audit trail (if it is audited) and returns its answer.
+    async fn audited<T>(
+        &self,
+        call: CallRecord,
+        answer: Result<Response<T>, Status>,
+    ) -> Result<Response<T>, Status> {
+        self.auditor
+            .answered(call, answer.as_ref().map(|_| ()))
+            .await;
+        answer
     }
 
     /// Wraps the service into its tonic server.
     pub fn into_server(self) -> proto::job_service_server::JobServiceServer<Self> {
         proto::job_service_server::JobServiceServer::new(self)
     }
-}
 
-/// The caller of a call, if it may act in `role`.
-fn authorize<T>(request: &Request<T>, role: Role, call: &str) -> Result<Arc<Principal>, Status> {
-    let caller = auth::caller(request)?;
-    caller.require(role, call)?;
-    Ok(caller)
-}
-
-type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
-
-#[tonic::async_trait]
-impl JobService for JobApi {
-    async fn submit_sql(
+    async fn submit_sql_call(
         &self,
         request: Request<proto::SubmitSqlRequest>,
+        call: &mut CallRecord,
     ) -> Result<Response<proto::Job>, Status> {
-        let caller = authorize(&request, Role::Submitter, "SubmitSql")?;
-        let submission = validate::sql_submission(request.into_inner(), &caller)?;
+        let caller = authorize(&request, Role::Submitter, call)?;
+        let request = request.into_inner();
+        call.request_id = (!request.request_id.is_empty()).then(|| request.request_id.clone());
+        let submission = validate::sql_submission(request, &caller)?;
         let job = self.controller.submit_sql(submission).await?;
+        call.job_id = Some(job.id.to_string());
         Ok(Response::new(convert::job(&job, self.retention())))
     }
 
-    async fn submit_python(
+    async fn submit_python_call(
         &self,
         request: Request<proto::SubmitPythonRequest>,
+        call: &mut CallRecord,
     ) -> Result<Response<proto::Job>, Status> {
-        let caller = authorize(&request, Role::Submitter, "SubmitPython")?;
-        let submission = validate::python_submission(request.into_inner(), &caller)?;
+        let caller = authorize(&request, Role::Submitter, call)?;
+        let request = request.into_inner();
+        call.request_id = (!request.request_id.is_empty()).then(|| request.request_id.clone());
+        let submission = validate::python_submission(request, &caller)?;
         let job = self.controller.submit_python(submission).await?;
+        call.job_id = Some(job.id.to_string());
         Ok(Response::new(convert::job(&job, self.retention())))
     }
 
-    type StreamOperationResultsStream = BoxStream<proto::StreamOperationResultsResponse>;
-
-    async fn stream_operation_results(
+    async fn stream_operation_results_call(
         &self,
         request: Request<proto::StreamOperationResultsRequest>,
-    ) -> Result<Response<Self::StreamOperationResultsStream>, Status> {
-        let caller = authorize(&request, Role::Reader, "StreamOperationResults")?;
+        call: &mut CallRecord,
+    ) -> Result<Response<BoxStream<proto::StreamOperationResultsResponse>>, Status> {
+        let caller = authorize(&request, Role::Reader, call)?;
         let request = request.into_inner();
         let job_id = validate::job_id(&request.job_id)?;
-        self.visible_job(job_id, &caller).await?;
+        self.visible_job(job_id, &caller, call).await?;
         if request.max_rows < 0 {
             return Err(Error::invalid(
                 "max_rows",
@@ -120,21 +139,23 @@ impl JobService for JobApi {
         Ok(Response::new(Box::pin(stream)))
     }
 
-    async fn get_job(
+    async fn get_job_call(
         &self,
         request: Request<proto::GetJobRequest>,
+        call: &mut CallRecord,
     ) -> Result<Response<proto::Job>, Status> {
-        let caller = authorize(&request, Role::Reader, "GetJob")?;
+        let caller = authorize(&request, Role::Reader, call)?;
         let id = validate::job_id(&request.into_inner().job_id)?;
-        let job = self.visible_job(id, &caller).await?;
+        let job = self.visible_job(id, &caller, call).await?;
         Ok(Response::new(convert::job(&job, self.retention())))
     }
 
-    async fn list_jobs(
+    async fn list_jobs_call(
         &self,
         request: Request<proto::ListJobsRequest>,
+        call: &mut CallRecord,
     ) -> Result<Response<proto::ListJobsResponse>, Status> {
-        let caller = authorize(&request, Role::Reader, "ListJobs")?;
+        let caller = authorize(&request, Role::Reader, call)?;
         let request = request.into_inner();
         let (filter, page_size): (JobFilter, u32) = validate::list_request(&request, &caller)?;
         let token = (!request.page_token.is_empty()).then_some(request.page_token.as_str());
@@ -149,14 +170,16 @@ impl JobService for JobApi {
         }))
     }
 
-    async fn cancel_job(
+    async fn cancel_job_call(
         &self,
         request: Request<proto::CancelJobRequest>,
+        call: &mut CallRecord,
     ) -> Result<Response<proto::Job>, Status> {
-        let caller = authorize(&request, Role::Submitter, "CancelJob")?;
+        let caller = authorize(&request, Role::Submitter, call)?;
         let request = request.into_inner();
         let id = validate::job_id(&request.job_id)?;
-        self.visible_job(id, &caller).await?;
+        let job = self.visible_job(id, &caller, call).await?;
+        call.request_id = job.request_id;
         let options = CancelOptions {
             stop_with_savepoint: request.stop_with_savepoint,
             savepoint_directory: (!request.savepoint_directory.is_empty())
@@ -166,15 +189,14 @@ impl JobService for JobApi {
         Ok(Response::new(convert::job(&job, self.retention())))
     }
 
-    type WatchJobStream = BoxStream<proto::Job>;
-
-    async fn watch_job(
+    async fn watch_job_call(
         &self,
         request: Request<proto::WatchJobRequest>,
-    ) -> Result<Response<Self::WatchJobStream>, Status> {
-        let caller = authorize(&request, Role::Reader, "WatchJob")?;
+        call: &mut CallRecord,
+    ) -> Result<Response<BoxStream<proto::Job>>, Status> {
+        let caller = authorize(&request, Role::Reader, call)?;
         let id = validate::job_id(&request.into_inner().job_id)?;
-        self.visible_job(id, &caller).await?;
+        self.visible_job(id, &caller, call).await?;
         let receiver = self.controller.watch_job(id).await?;
         let retention = self.retention();
         let stream = ReceiverStream::new(receiver).map(move |item| {
@@ -182,5 +204,117 @@ impl JobService for JobApi {
                 .map_err(Status::from)
         });
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn list_audit_events_call(
+        &self,
+        request: Request<proto::ListAuditEventsRequest>,
+        call: &mut CallRecord,
+    ) -> Result<Response<proto::ListAuditEventsResponse>, Status> {
+        authorize(&request, Role::Admin, call)?;
+        let request = request.into_inner();
+        let (filter, page_size) = validate::audit_request(&request)?;
+        let token = (!request.page_token.is_empty()).then_some(request.page_token.as_str());
+        let page = self
+            .controller
+            .list_audit(&filter, page_size, token)
+            .await?;
+        Ok(Response::new(proto::ListAuditEventsResponse {
+            events: page.events.iter().map(convert::audit_event).collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        }))
+    }
+}
+
+/// The caller of a call, if it may act in `role`; the audit record learns who called.
+fn authorize<T>(
+    request: &Request<T>,
+    role: Role,
+    call: &mut CallRecord,
+) -> Result<Arc<Principal>, Status> {
+    let caller = auth::caller(request)?;
+    call.principal = Some(Arc::clone(&caller));
+    caller.require(role, call.method)?;
+    Ok(caller)
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl JobService for JobApi {
+    async fn submit_sql(
+        &self,
+        request: Request<proto::SubmitSqlRequest>,
+    ) -> Result<Response<proto::Job>, Status> {
+        let mut call = CallRecord::new("SubmitSql", Some(AuditAction::Submit));
+        let answer = self.submit_sql_call(request, &mut call).await;
+        self.audited(call, answer).await
+    }
+
+    async fn submit_python(
+        &self,
+        request: Request<proto::SubmitPythonRequest>,
+    ) -> Result<Response<proto::Job>, Status> {
+        let mut call = CallRecord::new("SubmitPython", Some(AuditAction::Submit));
+        let answer = self.submit_python_call(request, &mut call).await;
+        self.audited(call, answer).await
+    }
+
+    type StreamOperationResultsStream = BoxStream<proto::StreamOperationResultsResponse>;
+
+    async fn stream_operation_results(
+        &self,
+        request: Request<proto::StreamOperationResultsRequest>,
+    ) -> Result<Response<Self::StreamOperationResultsStream>, Status> {
+        let mut call = CallRecord::new("StreamOperationResults", Some(AuditAction::ReadResults));
+        let answer = self.stream_operation_results_call(request, &mut call).await;
+        self.audited(call, answer).await
+    }
+
+    async fn get_job(
+        &self,
+        request: Request<proto::GetJobRequest>,
+    ) -> Result<Response<proto::Job>, Status> {
+        let mut call = CallRecord::new("GetJob", None);
+        let answer = self.get_job_call(request, &mut call).await;
+        self.audited(call, answer).await
+    }
+
+    async fn list_jobs(
+        &self,
+        request: Request<proto::ListJobsRequest>,
+    ) -> Result<Response<proto::ListJobsResponse>, Status> {
+        let mut call = CallRecord::new("ListJobs", None);
+        let answer = self.list_jobs_call(request, &mut call).await;
+        self.audited(call, answer).await
+    }
+
+    async fn cancel_job(
+        &self,
+        request: Request<proto::CancelJobRequest>,
+    ) -> Result<Response<proto::Job>, Status> {
+        let mut call = CallRecord::new("CancelJob", Some(AuditAction::Cancel));
+        let answer = self.cancel_job_call(request, &mut call).await;
+        self.audited(call, answer).await
+    }
+
+    type WatchJobStream = BoxStream<proto::Job>;
+
+    async fn watch_job(
+        &self,
+        request: Request<proto::WatchJobRequest>,
+    ) -> Result<Response<Self::WatchJobStream>, Status> {
+        let mut call = CallRecord::new("WatchJob", None);
+        let answer = self.watch_job_call(request, &mut call).await;
+        self.audited(call, answer).await
+    }
+
+    async fn list_audit_events(
+        &self,
+        request: Request<proto::ListAuditEventsRequest>,
+    ) -> Result<Response<proto::ListAuditEventsResponse>, Status> {
+        let mut call = CallRecord::new("ListAuditEvents", None);
+        let answer = self.list_audit_events_call(request, &mut call).await;
+        self.audited(call, answer).await
     }
 }

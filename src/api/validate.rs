@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::audit::{AuditAction, AuditFilter};
 use crate::auth::{Principal, Role};
 use crate::control::{PythonSubmission, SqlSubmission};
 use crate::error::{Error, Result};
@@ -17,6 +18,9 @@ const MAX_LABELS: usize = 64;
 const MAX_LABEL_VALUE_CHARS: usize = 256;
 const DEFAULT_PAGE_SIZE: u32 = 50;
 const MAX_PAGE_SIZE: u32 = 500;
+/// ListAuditEvents: the page size when the caller asks for 0, and the largest.
+const DEFAULT_AUDIT_PAGE_SIZE: u32 = 100;
+const MAX_AUDIT_PAGE_SIZE: u32 = 1000;
 
 /// Parses a job id.
 pub fn job_id(text: &str) -> Result<JobId> {
@@ -407,6 +411,79 @@ pub fn duration(field: &str, duration: &prost_types::Duration) -> Result<Duratio
     ))
 }
 
+/// A page size asked for: 0 for the default, at most `max`.
+fn page_size(asked: i32, default: u32, max: u32) -> Result<u32> {
+    match asked {
+        size if size < 0 => Err(Error::invalid(
+            "page_size",
+            format!("must not be negative, got {size}"),
+        )),
+        0 => Ok(default),
+        size => Ok((size as u32).min(max)),
+    }
+}
+
+/// Milliseconds since the epoch of a timestamp field.
+fn timestamp_millis(field: &str, time: &prost_types::Timestamp) -> Result<i64> {
+    if !(0..1_000_000_000).contains(&time.nanos) {
+        return Err(Error::invalid(
+            field,
+            format!("nanos must be in 0..1e9, got {}", time.nanos),
+        ));
+    }
+    time.seconds
+        .checked_mul(1000)
+        .and_then(|millis| millis.checked_add(i64::from(time.nanos / 1_000_000)))
+        .ok_or_else(|| Error::invalid(field, format!("{} seconds is out of range", time.seconds)))
+}
+
+/// Decodes a ListAuditEvents request into a filter and a page size.
+pub fn audit_request(request: &proto::ListAuditEventsRequest) -> Result<(AuditFilter, u32)> {
+    let action = match proto::AuditAction::try_from(request.action) {
+        Ok(proto::AuditAction::Unspecified) => None,
+        Ok(proto::AuditAction::Submit) => Some(AuditAction::Submit),
+        Ok(proto::AuditAction::Cancel) => Some(AuditAction::Cancel),
+        Ok(proto::AuditAction::ReadResults) => Some(AuditAction::ReadResults),
+        Ok(proto::AuditAction::Denied) => Some(AuditAction::Denied),
+        Err(_) => {
+            return Err(Error::invalid(
+                "action",
+                format!("unknown audit action {}", request.action),
+            ));
+        }
+    };
+    let since = request
+        .start_time
+        .as_ref()
+        .map(|t| timestamp_millis("start_time", t))
+        .transpose()?;
+    let until = request
+        .end_time
+        .as_ref()
+        .map(|t| timestamp_millis("end_time", t))
+        .transpose()?;
+    if let (Some(since), Some(until)) = (since, until)
+        && until < since
+    {
+        return Err(Error::invalid("end_time", "must not be before start_time"));
+    }
+    let filter = AuditFilter {
+        tenant: (!request.tenant.is_empty()).then(|| request.tenant.clone()),
+        principal: (!request.principal.is_empty()).then(|| request.principal.clone()),
+        action,
+        since,
+        until,
+    };
+    Ok((
+        filter,
+        page_size(
+            request.page_size,
+            DEFAULT_AUDIT_PAGE_SIZE,
+            MAX_AUDIT_PAGE_SIZE,
+        )?,
+    ))
+}
+
 /// Decodes a ListJobs request into a filter and a page size.
 pub fn list_request(
     request: &proto::ListJobsRequest,
@@ -456,16 +533,7 @@ pub fn list_request(
             ));
         }
     };
-    let page_size = match request.page_size {
-        size if size < 0 => {
-            return Err(Error::invalid(
-                "page_size",
-                format!("must not be negative, got {size}"),
-            ));
-        }
-        0 => DEFAULT_PAGE_SIZE,
-        size => (size as u32).min(MAX_PAGE_SIZE),
-    };
+    let page_size = page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
     let filter = JobFilter {
         tenant,
         states,

@@ -6,25 +6,26 @@ use super::Limits;
 use crate::error::{Error, Result};
 use crate::job::PythonSpec;
 use crate::sql_script;
+use crate::tenants::TenantPolicy;
 
 /// Prefixes of configuration keys only the broker sets.
 const INTERNAL_PREFIX: &str = "$internal.";
 
 /// Refuses a Flink configuration key the caller may not set; `via` names where it was set.
-pub(super) fn config_key(limits: &Limits, key: &str, via: &str) -> Result<()> {
+pub(super) fn config_key(policy: &TenantPolicy, key: &str, via: &str) -> Result<()> {
     let key = key.trim();
     if key.starts_with(INTERNAL_PREFIX) || key == "$internal" {
         return Err(Error::PermissionDenied(format!(
             "{via}: {key:?} may not be set: $internal keys are set by the broker"
         )));
     }
-    if let Some(prefix) = limits
+    if let Some(prefix) = policy
         .forbidden_config_prefixes
         .iter()
         .find(|prefix| key.starts_with(prefix.as_str()))
     {
         return Err(Error::PermissionDenied(format!(
-            "{via}: {key:?} may not be set: keys under {prefix:?} are refused (--forbidden-config-prefixes)"
+            "{via}: {key:?} may not be set: keys under {prefix:?} are refused (forbidden_config_prefixes, --forbidden-config-prefixes)"
         )));
     }
     Ok(())
@@ -63,18 +64,18 @@ fn set_statement_key(statement: &str) -> Option<&str> {
 
 /// Refuses SQL properties and `SET` statements naming keys the caller may not set.
 pub(super) fn sql_configuration<'a>(
-    limits: &Limits,
+    policy: &TenantPolicy,
     properties: impl IntoIterator<Item = &'a String>,
     statements: &[String],
 ) -> Result<()> {
     for key in properties {
-        config_key(limits, key, "properties")?;
+        config_key(policy, key, "properties")?;
     }
     for (index, text) in statements.iter().enumerate() {
         if sql_script::classify(text) == sql_script::StatementKind::Set
             && let Some(key) = set_statement_key(text)
         {
-            config_key(limits, key, &format!("script statement {index} (SET)"))?;
+            config_key(policy, key, &format!("script statement {index} (SET)"))?;
         }
     }
     Ok(())
@@ -116,13 +117,18 @@ pub(super) fn sql_statements(limits: &Limits, script: &str) -> Result<Vec<String
     Ok(statements.into_iter().map(|s| s.text).collect())
 }
 
-/// Checks a Python program against the size, parallelism and script URL limits.
-pub(super) fn python_program(limits: &Limits, program: &PythonSpec) -> Result<()> {
+/// Checks a Python program against the size limit and its tenant's configuration, script
+/// URL and parallelism guardrails.
+pub(super) fn python_program(
+    limits: &Limits,
+    policy: &TenantPolicy,
+    program: &PythonSpec,
+) -> Result<()> {
     for key in program.flink_configuration.keys() {
-        config_key(limits, key, "flink_configuration")?;
+        config_key(policy, key, "flink_configuration")?;
     }
     if let Some(url) = &program.script_url {
-        let allowed = limits
+        let allowed = policy
             .script_url_prefixes
             .iter()
             .any(|prefix| !prefix.is_empty() && url.starts_with(prefix.as_str()));
@@ -131,10 +137,11 @@ pub(super) fn python_program(limits: &Limits, program: &PythonSpec) -> Result<()
                 "script_url",
                 format!(
                     "{url:?} is not under an allowed prefix ({})",
-                    if limits.script_url_prefixes.is_empty() {
-                        "none are configured; see --script-url-prefixes".to_string()
+                    if policy.script_url_prefixes.is_empty() {
+                        "none are configured; see script_url_prefixes, --script-url-prefixes"
+                            .to_string()
                     } else {
-                        limits.script_url_prefixes.join(", ")
+                        policy.script_url_prefixes.join(", ")
                     }
                 ),
             ));
@@ -156,13 +163,13 @@ pub(super) fn python_program(limits: &Limits, program: &PythonSpec) -> Result<()
         ));
     }
     if let Some(parallelism) = program.parallelism
-        && parallelism > limits.max_parallelism
+        && parallelism > policy.max_parallelism
     {
         return Err(Error::invalid(
             "parallelism",
             format!(
-                "{parallelism} exceeds the maximum of {} (--max-parallelism)",
-                limits.max_parallelism
+                "{parallelism} exceeds the maximum of {} (max_parallelism, --max-parallelism)",
+                policy.max_parallelism
             ),
         ));
     }
@@ -198,7 +205,7 @@ mod tests {
 
     #[test]
     fn forbidden_keys_are_refused_wherever_they_are_set() {
-        let limits = Limits::default();
+        let limits = TenantPolicy::default();
         let allowed = [
             "SET 'parallelism.default' = '2'".to_owned(),
             "SET".to_owned(),
@@ -218,9 +225,9 @@ mod tests {
             let error = sql_configuration(&limits, std::iter::empty(), &set).unwrap_err();
             assert!(error.to_string().contains("statement 0 (SET)"), "{error}");
         }
-        let open = Limits {
+        let open = TenantPolicy {
             forbidden_config_prefixes: Vec::new(),
-            ..Limits::default()
+            ..TenantPolicy::default()
         };
         sql_configuration(&open, &["env.java.opts".to_owned()], &[]).unwrap();
         assert!(sql_configuration(&open, &["$internal.x".to_owned()], &[]).is_err());

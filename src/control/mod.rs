@@ -12,7 +12,7 @@
 //! - `sql/submit.rs`: SubmitSql. `python/submit.rs`: SubmitPython.
 //! - `results/stream.rs`: StreamOperationResults.
 //! - `get_job.rs`: GetJob. `list_jobs.rs`: ListJobs. `watch_job.rs`: WatchJob.
-//!   `cancel_job.rs`: CancelJob.
+//!   `cancel_job.rs`: CancelJob. `list_audit.rs`: ListAuditEvents.
 //!
 //! And what they share:
 //! - `driver.rs`: what every driver shares (durable writes, the published job, commands);
@@ -25,6 +25,7 @@ mod cancel_job;
 mod driver;
 mod ended_jobs;
 mod get_job;
+mod list_audit;
 mod list_jobs;
 mod python;
 mod quotas;
@@ -49,9 +50,9 @@ use crate::job::{Job, JobKind, NewJob, RuntimeMode};
 use crate::runner::JobRunner;
 use crate::sql_gateway::SqlGateway;
 use crate::store::{CreateOutcome, Store, StoreError};
+use crate::tenants::TenantPolicies;
 
 pub use python::PythonSubmission;
-pub use quotas::QuotaLimits;
 pub use results::{ResultMessage, ResultRequest, StreamEndReason};
 
 /// Limits and pacing of the use cases.
@@ -63,15 +64,8 @@ pub struct Limits {
     pub poll_interval: Duration,
     pub max_fetch_backoff: Duration,
     pub max_stream_duration: Duration,
-    /// Highest parallelism a Python job may ask for.
-    pub max_parallelism: u32,
-    /// URL prefixes a Python script may be downloaded from.
-    pub script_url_prefixes: Vec<String>,
-    /// Per-tenant quotas on submissions.
-    pub quotas: quotas::QuotaLimits,
-    /// Flink configuration key prefixes a caller may not set (besides `$internal.`, which is
-    /// always refused).
-    pub forbidden_config_prefixes: Vec<String>,
+    /// Each tenant's guardrails (configuration keys, script URLs, parallelism) and quotas.
+    pub tenants: TenantPolicies,
     /// How long a cancelled Flink job may take to stop before its job turns FAILED.
     pub cancel_timeout: Duration,
     /// Batch jobs: the most encoded result bytes logged per query statement.
@@ -80,7 +74,9 @@ pub struct Limits {
     pub result_log_window_bytes: u64,
     /// How long result logs are kept after their job ended.
     pub result_retention: Duration,
-    /// How often expired result logs are deleted.
+    /// How long audit events are kept.
+    pub audit_retention: Duration,
+    /// How often expired result logs (and audit events) are deleted.
     pub janitor_interval: Duration,
     /// The most encoded rows in one result stream message.
     pub max_message_bytes: u64,
@@ -101,17 +97,12 @@ impl Default for Limits {
             poll_interval: Duration::from_secs(1),
             max_fetch_backoff: Duration::from_millis(500),
             max_stream_duration: Duration::from_secs(24 * 3600),
-            max_parallelism: 64,
-            script_url_prefixes: Vec::new(),
-            forbidden_config_prefixes: crate::config::DEFAULT_FORBIDDEN_CONFIG_PREFIXES
-                .iter()
-                .map(|p| (*p).to_owned())
-                .collect(),
-            quotas: quotas::QuotaLimits::default(),
+            tenants: TenantPolicies::default(),
             cancel_timeout: Duration::from_secs(60),
             result_log_max_bytes: 1 << 30,
             result_log_window_bytes: 256 << 20,
             result_retention: Duration::from_secs(24 * 3600),
+            audit_retention: Duration::from_secs(90 * 24 * 3600),
             janitor_interval: Duration::from_secs(60),
             max_message_bytes: 4 << 20,
             progress_interval: Duration::from_secs(2),
@@ -173,7 +164,7 @@ impl Controller {
         replica: String,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
-        let quotas = quotas::Quotas::new(limits.quotas);
+        let quotas = quotas::Quotas::new();
         Arc::new(Self {
             quotas,
             store,
@@ -229,12 +220,13 @@ impl Controller {
             None => false,
         };
         // One admission at a time on this replica, so that concurrent submissions of one
-        // tenant cannot all pass the live-jobs count.
+        // tenant cannot all pass the usage counts.
         let _admission = self.admission.lock().await;
         if !repeated {
-            self.quotas.take_submission(&new_job.tenant)?;
+            let policy = self.limits.tenants.policy(&new_job.tenant);
+            self.quotas.take_submission(&new_job.tenant, &policy)?;
             self.quotas
-                .check_live_jobs(self.store.as_ref(), &new_job.tenant)
+                .check_usage(self.store.as_ref(), &new_job, &policy)
                 .await?;
         }
         // Recorded with this replica's lease, so that no other replica takes it up first.

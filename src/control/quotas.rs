@@ -1,8 +1,10 @@
-//! Per-tenant quotas on submissions: how many of a tenant's jobs may be live at once, and how
-//! many submissions it may make a minute (a token bucket). Every tenant has the same limits.
+//! Per-tenant quotas on submissions: how many of a tenant's jobs may be live at once, how
+//! many submissions it may make a minute (a token bucket), how many result-log bytes its jobs
+//! may hold, and the parallelism its live Python jobs may add up to. Each tenant's limits come
+//! from its [`TenantPolicy`].
 //!
-//! Live jobs are counted in the store, so the limit holds across a replica set (two replicas
-//! admitting at the same instant may each let one job in beyond it); the submission rate is
+//! Usage is counted in the store, so those limits hold across a replica set (two replicas
+//! admitting at the same instant may each let one job in beyond them); the submission rate is
 //! counted per replica.
 
 use std::collections::HashMap;
@@ -12,31 +14,18 @@ use std::time::{Duration, Instant};
 use tracing::info;
 
 use crate::error::{Error, Result};
+use crate::job::{JobSpec, NewJob};
 use crate::store::Store;
+use crate::tenants::TenantPolicy;
 
-/// How long a caller refused for too many live jobs is told to wait: jobs end on their own
-/// schedule, so this is a polite pause rather than a promise.
+/// How long a caller refused for too many live jobs or too much Python parallelism is told
+/// to wait: jobs end on their own schedule, so this is a polite pause rather than a promise.
 const LIVE_JOBS_RETRY: Duration = Duration::from_secs(10);
+/// How long a caller refused for the result-log bytes its jobs hold is told to wait: logs are
+/// deleted a retention period after their job ended.
+const RESULT_LOG_RETRY: Duration = Duration::from_secs(60);
 /// Tenants whose buckets are kept; beyond it, full buckets are forgotten.
 const MAX_BUCKETS: usize = 10_000;
-
-/// The quotas of every tenant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QuotaLimits {
-    /// Live (not ended) jobs per tenant.
-    pub max_live_jobs: u64,
-    /// Submissions per tenant per minute; also the burst a full bucket allows.
-    pub submissions_per_minute: u32,
-}
-
-impl Default for QuotaLimits {
-    fn default() -> Self {
-        QuotaLimits {
-            max_live_jobs: 100,
-            submissions_per_minute: 120,
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
@@ -45,23 +34,32 @@ struct Bucket {
 }
 
 /// Admits or refuses submissions.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Quotas {
-    limits: QuotaLimits,
     buckets: Mutex<HashMap<String, Bucket>>,
 }
 
+fn over_quota(
+    tenant: &str,
+    quota: &'static str,
+    message: String,
+    retry: Option<Duration>,
+) -> Error {
+    info!(tenant, quota, "submission refused: over quota");
+    Error::ResourceExhausted {
+        message,
+        retry_after: retry,
+    }
+}
+
 impl Quotas {
-    pub fn new(limits: QuotaLimits) -> Quotas {
-        Quotas {
-            limits,
-            buckets: Mutex::new(HashMap::new()),
-        }
+    pub fn new() -> Quotas {
+        Quotas::default()
     }
 
     /// Takes one submission from the tenant's bucket, or says how long until one is there.
-    pub fn take_submission(&self, tenant: &str) -> Result<()> {
-        let per_minute = f64::from(self.limits.submissions_per_minute.max(1));
+    pub fn take_submission(&self, tenant: &str, policy: &TenantPolicy) -> Result<()> {
+        let per_minute = f64::from(policy.submissions_per_minute.max(1));
         let per_second = per_minute / 60.0;
         let now = Instant::now();
         let mut buckets = self
@@ -69,10 +67,8 @@ impl Quotas {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(tenant) {
-            buckets.retain(|_, bucket| {
-                bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * per_second
-                    < per_minute
-            });
+            // Buckets refilled for a minute are full whatever their rate.
+            buckets.retain(|_, bucket| now.duration_since(bucket.at) < Duration::from_secs(60));
         }
         let bucket = buckets.entry(tenant.to_owned()).or_insert(Bucket {
             tokens: per_minute,
@@ -88,42 +84,74 @@ impl Quotas {
             return Ok(());
         }
         let wait = Duration::from_secs_f64((1.0 - tokens) / per_second);
-        info!(
+        Err(over_quota(
             tenant,
-            quota = "submissions per minute",
-            limit = self.limits.submissions_per_minute,
-            "submission refused: over quota"
-        );
-        Err(Error::ResourceExhausted {
-            message: format!(
-                "tenant {tenant} made more than {} submissions in a minute (--tenant-submissions-per-minute); the next is allowed in {} ms",
-                self.limits.submissions_per_minute,
+            "submissions per minute",
+            format!(
+                "tenant {tenant} made more than {} submissions in a minute (submissions_per_minute, --tenant-submissions-per-minute); the next is allowed in {} ms",
+                policy.submissions_per_minute,
                 wait.as_millis().max(1)
             ),
-            retry_after: Some(wait),
-        })
+            Some(wait),
+        ))
     }
 
-    /// Refuses a new job when the tenant already has its maximum of live jobs.
-    pub async fn check_live_jobs(&self, store: &dyn Store, tenant: &str) -> Result<()> {
-        let live = store.count_live_jobs(tenant).await?;
-        if live < self.limits.max_live_jobs {
-            return Ok(());
+    /// Refuses a new job when the tenant's live jobs, result-log bytes or live Python
+    /// parallelism are at their quota (or the job would take the parallelism beyond it).
+    pub async fn check_usage(
+        &self,
+        store: &dyn Store,
+        job: &NewJob,
+        policy: &TenantPolicy,
+    ) -> Result<()> {
+        let tenant = job.tenant.as_str();
+        let usage = store.tenant_usage(tenant).await?;
+        if usage.live_jobs >= policy.max_live_jobs {
+            return Err(over_quota(
+                tenant,
+                "live jobs",
+                format!(
+                    "tenant {tenant} has {} live jobs, its quota is {} (max_live_jobs, --tenant-max-live-jobs); a new job is accepted once one ends",
+                    usage.live_jobs, policy.max_live_jobs
+                ),
+                Some(LIVE_JOBS_RETRY),
+            ));
         }
-        info!(
-            tenant,
-            quota = "live jobs",
-            limit = self.limits.max_live_jobs,
-            live,
-            "submission refused: over quota"
-        );
-        Err(Error::ResourceExhausted {
-            message: format!(
-                "tenant {tenant} has {live} live jobs, its quota is {} (--tenant-max-live-jobs); a new job is accepted once one ends",
-                self.limits.max_live_jobs
-            ),
-            retry_after: Some(LIVE_JOBS_RETRY),
-        })
+        if usage.result_log_bytes >= policy.max_result_log_bytes {
+            return Err(over_quota(
+                tenant,
+                "result-log bytes",
+                format!(
+                    "tenant {tenant}'s result logs hold {} bytes, its quota is {} bytes (max_result_log_bytes, --tenant-max-result-log-bytes); a new job is accepted once logs of ended jobs expire",
+                    usage.result_log_bytes, policy.max_result_log_bytes
+                ),
+                Some(RESULT_LOG_RETRY),
+            ));
+        }
+        if let JobSpec::Python(program) = &job.spec {
+            let asked = u64::from(program.effective_parallelism());
+            let total = usage.python_parallelism + asked;
+            if total > policy.max_python_parallelism {
+                // Waiting helps only if the job could fit once the others ended.
+                let retry = (asked <= policy.max_python_parallelism).then_some(LIVE_JOBS_RETRY);
+                return Err(over_quota(
+                    tenant,
+                    "python parallelism",
+                    format!(
+                        "tenant {tenant}'s live Python jobs run with parallelism {} in all; {asked} more exceeds its quota of {} (max_python_parallelism, --tenant-max-python-parallelism){}",
+                        usage.python_parallelism,
+                        policy.max_python_parallelism,
+                        if retry.is_some() {
+                            "; the job is accepted once enough of them end"
+                        } else {
+                            "; the job alone exceeds it"
+                        }
+                    ),
+                    retry,
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -133,17 +161,20 @@ mod tests {
 
     #[test]
     fn a_tenant_may_burst_its_minute_then_is_told_how_long_to_wait() {
-        let quotas = Quotas::new(QuotaLimits {
-            max_live_jobs: 1,
+        let quotas = Quotas::new();
+        let policy = TenantPolicy {
             submissions_per_minute: 3,
-        });
+            ..TenantPolicy::default()
+        };
         for _ in 0..3 {
-            quotas.take_submission("ml").expect("within the burst");
+            quotas
+                .take_submission("ml", &policy)
+                .expect("within the burst");
         }
         let Err(Error::ResourceExhausted {
             message,
             retry_after: Some(wait),
-        }) = quotas.take_submission("ml")
+        }) = quotas.take_submission("ml", &policy)
         else {
             panic!("the fourth submission within a minute must be refused");
         };
@@ -156,7 +187,7 @@ mod tests {
             "{wait:?}"
         );
         quotas
-            .take_submission("ads")
+            .take_submission("ads", &policy)
             .expect("another tenant has its own bucket");
     }
 }

@@ -28,6 +28,8 @@ use crate::job::{JobId, UnixMillis, now_millis};
 const TAKEOVER_BATCH: u64 = 100;
 /// Result logs deleted per janitor round.
 const JANITOR_BATCH: u64 = 100;
+/// Audit events deleted per statement by the janitor.
+const AUDIT_EXPIRY_BATCH: u64 = 1000;
 
 impl Controller {
     /// Takes up every job this replica held or nobody holds any more (a restart, or a replica
@@ -191,9 +193,35 @@ impl Controller {
                 }
                 Err(error) => warn!(%error, "cannot delete expired result logs"),
             }
+            self.expire_audit_events().await;
             tokio::select! {
                 _ = self.shutdown.cancelled() => return,
                 _ = tokio::time::sleep(self.limits.janitor_interval.max(Duration::from_millis(10))) => {}
+            }
+        }
+    }
+
+    /// Deletes audit events older than the audit retention, a batch at a time.
+    async fn expire_audit_events(&self) {
+        let retention = i64::try_from(self.limits.audit_retention.as_millis()).unwrap_or(i64::MAX);
+        let before = now_millis().saturating_sub(retention);
+        loop {
+            match self.store.expire_audit(before, AUDIT_EXPIRY_BATCH).await {
+                Ok(0) => return,
+                Ok(deleted) => {
+                    info!(
+                        events = deleted,
+                        retention_s = self.limits.audit_retention.as_secs(),
+                        "deleted audit events past their retention"
+                    );
+                    if deleted < AUDIT_EXPIRY_BATCH || self.shutdown.is_cancelled() {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    warn!(%error, "cannot delete expired audit events");
+                    return;
+                }
             }
         }
     }

@@ -3,6 +3,7 @@
 pub mod entities;
 pub mod migration;
 pub mod sea;
+mod sea_audit;
 mod sea_lease;
 mod sea_log;
 
@@ -11,6 +12,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use thiserror::Error;
 
+use crate::audit::{AuditFilter, AuditPage, NewAuditEvent};
 use crate::job::{
     Job, JobId, JobKind, JobState, LogEnd, LogSummary, NewJob, StatementRecord, UnixMillis,
 };
@@ -207,9 +209,39 @@ pub trait Leases: Send + Sync {
     async fn cancel_requests(&self, owner: &str) -> Result<Vec<(JobId, String)>, StoreError>;
 }
 
+/// The audit trail: appended, listed, and deleted only once older than its retention.
+#[async_trait]
+pub trait AuditTrail: Send + Sync {
+    /// Appends one event.
+    async fn record_audit(&self, event: NewAuditEvent) -> Result<(), StoreError>;
+
+    /// Lists events, newest first, one page at a time.
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        page_size: u32,
+        page_token: Option<&str>,
+    ) -> Result<AuditPage, StoreError>;
+
+    /// Deletes the oldest events recorded before `before`, at most `limit`; returns how many.
+    async fn expire_audit(&self, before: UnixMillis, limit: u64) -> Result<u64, StoreError>;
+}
+
+/// What a tenant holds now, for its quotas.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TenantUsage {
+    /// Jobs not in a terminal state.
+    pub live_jobs: u64,
+    /// The parallelism of its live Python jobs, summed (a job that names none counts its
+    /// `parallelism.default` override, or 1).
+    pub python_parallelism: u64,
+    /// Encoded result bytes its jobs' result logs hold.
+    pub result_log_bytes: u64,
+}
+
 /// Durable job records. Every method is atomic.
 #[async_trait]
-pub trait Store: ResultLog + Leases + Send + Sync {
+pub trait Store: ResultLog + Leases + AuditTrail + Send + Sync {
     /// Records a new job (state PENDING, with its statements and a first history entry), or
     /// finds the job already recorded under the same `request_id`.
     async fn create_job(&self, job: NewJob) -> Result<CreateOutcome, StoreError>;
@@ -254,8 +286,8 @@ pub trait Store: ResultLog + Leases + Send + Sync {
     /// Lists the jobs not in a terminal state (for reconciling after a restart).
     async fn list_unfinished(&self) -> Result<Vec<Job>, StoreError>;
 
-    /// Counts a tenant's jobs not in a terminal state.
-    async fn count_live_jobs(&self, tenant: &str) -> Result<u64, StoreError>;
+    /// What a tenant's jobs hold now: live jobs, live Python parallelism, result-log bytes.
+    async fn tenant_usage(&self, tenant: &str) -> Result<TenantUsage, StoreError>;
 
     /// The job recorded under a tenant's request id, if any.
     async fn job_for_request(

@@ -24,14 +24,14 @@ use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynch
 use sea_orm::{
     AccessMode, ActiveValue, ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database,
     DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityTrait, IsolationLevel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RuntimeErr, SqlErr,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, RuntimeErr, SqlErr, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 
 use super::entities::{job, job_state_transition, job_statement, result_log};
 use super::migration::Migrator;
-use super::{CreateOutcome, JobFilter, JobPage, StatementUpdate, Store, StoreError};
+use super::{CreateOutcome, JobFilter, JobPage, StatementUpdate, Store, StoreError, TenantUsage};
 use crate::job::{
     Job, JobId, JobKind, JobSpec, JobState, LogEnd, LogSummary, NewJob, StateTransition,
     StatementRecord, StatementState, UnixMillis, now_millis,
@@ -615,13 +615,58 @@ impl Store for SeaStore {
             .await
     }
 
-    async fn count_live_jobs(&self, tenant: &str) -> Result<u64, StoreError> {
-        job::Entity::find()
-            .filter(job::Column::Tenant.eq(tenant))
-            .filter(unfinished())
-            .count(&self.db)
-            .await
-            .map_err(db_error("cannot count a tenant's live jobs"))
+    async fn tenant_usage(&self, tenant: &str) -> Result<TenantUsage, StoreError> {
+        let txn = self.begin_read().await?;
+        let usage = async {
+            let live = job::Entity::find()
+                .select_only()
+                .columns([job::Column::Kind, job::Column::SpecJson])
+                .filter(job::Column::Tenant.eq(tenant))
+                .filter(unfinished())
+                .into_tuple::<(String, String)>()
+                .all(&txn)
+                .await
+                .map_err(db_error("cannot read a tenant's live jobs"))?;
+            let mut usage = TenantUsage {
+                live_jobs: live.len() as u64,
+                ..TenantUsage::default()
+            };
+            for (kind, spec) in live {
+                if kind != JobKind::Python.as_str() {
+                    continue;
+                }
+                // A spec that does not parse is reported where the job is read; here it
+                // counts as parallelism 1.
+                usage.python_parallelism += serde_json::from_str::<JobSpec>(&spec)
+                    .ok()
+                    .and_then(|spec| match spec {
+                        JobSpec::Python(python) => Some(u64::from(python.effective_parallelism())),
+                        JobSpec::Sql(_) => None,
+                    })
+                    .unwrap_or(1);
+            }
+            let of_tenant = sea_orm::sea_query::Query::select()
+                .column(job::Column::Id)
+                .from(job::Entity)
+                .and_where(job::Column::Tenant.eq(tenant))
+                .to_owned();
+            // PostgreSQL sums BIGINT into NUMERIC: cast back for both databases.
+            let bytes: Option<i64> = result_log::Entity::find()
+                .select_only()
+                .expr(Expr::cust(
+                    r#"CAST(COALESCE(SUM("result_logs"."bytes_held"), 0) AS BIGINT)"#,
+                ))
+                .filter(result_log::Column::JobId.in_subquery(of_tenant))
+                .into_tuple::<i64>()
+                .one(&txn)
+                .await
+                .map_err(db_error("cannot sum a tenant's result-log bytes"))?;
+            usage.result_log_bytes = bytes.map_or(0, |b| u64::try_from(b).unwrap_or(0));
+            Ok(usage)
+        }
+        .await;
+        rollback(txn).await?;
+        usage
     }
 
     async fn job_for_request(

@@ -22,7 +22,8 @@ impl Controller {
     /// Records a Python job (its Flink job id chosen here, once) and starts its driver, or
     /// returns the job already recorded for its request id.
     pub async fn submit_python(self: &Arc<Self>, submission: PythonSubmission) -> Result<Job> {
-        admission::python_program(&self.limits, &submission.program)?;
+        let policy = self.limits.tenants.policy(&submission.tenant);
+        admission::python_program(&self.limits, &policy, &submission.program)?;
         let id = JobId::new_random();
         let new_job = NewJob {
             id,

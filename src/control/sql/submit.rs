@@ -12,7 +12,8 @@ impl Controller {
     /// driver, or returns the job already recorded for its request id.
     pub async fn submit_sql(self: &Arc<Self>, submission: SqlSubmission) -> Result<Job> {
         let texts = admission::sql_statements(&self.limits, &submission.script)?;
-        admission::sql_configuration(&self.limits, submission.properties.keys(), &texts)?;
+        let policy = self.limits.tenants.policy(&submission.tenant);
+        admission::sql_configuration(&policy, submission.properties.keys(), &texts)?;
         let new_job = NewJob {
             id: JobId::new_random(),
             request_id: submission.request_id,

@@ -10,6 +10,7 @@ mod m20261123_000001_create_job_tables;
 mod m20261130_000001_statement_kind_attempt_savepoint;
 mod m20261201_000001_result_log_and_leases;
 mod m20261202_000001_job_tenant_and_principal;
+mod m20261203_000001_audit_events;
 
 /// Every migration of the job store, oldest first.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000001_statement_kind_attempt_savepoint::Migration),
             Box::new(m20261201_000001_result_log_and_leases::Migration),
             Box::new(m20261202_000001_job_tenant_and_principal::Migration),
+            Box::new(m20261203_000001_audit_events::Migration),
         ]
     }
 }
