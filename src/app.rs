@@ -199,7 +199,7 @@ pub async fn serve(
 
     let server = Server::builder()
         .concurrency_limit_per_connection(256)
-        .layer(AuthLayer::new(authenticator))
+        .layer(AuthLayer::new(authenticator).audited_by(Arc::clone(&auditor)))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -329,6 +329,7 @@ fn tenant_policies(config: &ServeConfig) -> Result<TenantPolicies> {
         submissions_per_minute: config.tenant_submissions_per_minute,
         max_result_log_bytes: config.tenant_max_result_log_bytes,
         max_python_parallelism: config.tenant_max_python_parallelism,
+        overridden: Default::default(),
     };
     match &config.tenant_policy_file {
         Some(path) => TenantPolicies::with_file(defaults, path),

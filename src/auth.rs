@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::codegen::http;
 use tracing::{error, info, warn};
 
+use crate::audit::Auditor;
 use crate::error::{Error, Result};
 
 /// The tenant of anonymous callers.
@@ -338,16 +339,24 @@ impl Authenticator {
 }
 
 /// The tower layer that establishes the principal of every call.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AuthLayer {
     authenticator: Arc<Authenticator>,
+    auditor: Option<Arc<Auditor>>,
 }
 
 impl AuthLayer {
     pub fn new(authenticator: Authenticator) -> AuthLayer {
         AuthLayer {
             authenticator: Arc::new(authenticator),
+            auditor: None,
         }
+    }
+
+    /// Records every call refused for want of a valid credential in the audit trail.
+    pub fn audited_by(mut self, auditor: Arc<Auditor>) -> AuthLayer {
+        self.auditor = Some(auditor);
+        self
     }
 }
 
@@ -358,15 +367,17 @@ impl<S> tower::Layer<S> for AuthLayer {
         AuthService {
             inner,
             authenticator: Arc::clone(&self.authenticator),
+            auditor: self.auditor.clone(),
         }
     }
 }
 
 /// See [`AuthLayer`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AuthService<S> {
     inner: S,
     authenticator: Arc<Authenticator>,
+    auditor: Option<Arc<Auditor>>,
 }
 
 type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send + 'static>>;
@@ -396,13 +407,27 @@ where
                 }
                 Box::pin(self.inner.call(request))
             }
-            Err(error) => {
-                info!(method = request.uri().path(), reason = %error, "call refused: unauthenticated");
-                let status: tonic::Status = error.into();
-                Box::pin(async move { Ok(status.into_http()) })
-            }
+            Err(error) => refuse(request.uri().path(), error, self.auditor.clone()),
         }
     }
+}
+
+/// Answers a call refused for want of a valid credential, after recording it in the audit
+/// trail.
+fn refuse<E: Send + 'static>(
+    path: &str,
+    error: Error,
+    auditor: Option<Arc<Auditor>>,
+) -> BoxFuture<Result<http::Response<tonic::body::Body>, E>> {
+    info!(method = path, reason = %error, "call refused: unauthenticated");
+    let status: tonic::Status = error.into();
+    let path = path.to_owned();
+    Box::pin(async move {
+        if let Some(auditor) = auditor {
+            auditor.unauthenticated(&path, &status).await;
+        }
+        Ok(status.into_http())
+    })
 }
 
 /// The caller of a call that passed the layer.

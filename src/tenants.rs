@@ -14,7 +14,7 @@
 //! }}
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -53,6 +53,19 @@ pub struct TenantPolicy {
     pub max_result_log_bytes: u64,
     /// The parallelism of its live Python jobs, summed.
     pub max_python_parallelism: u64,
+    /// The fields the tenant policy file set for this tenant (the others are the flags').
+    pub overridden: BTreeSet<&'static str>,
+}
+
+impl TenantPolicy {
+    /// Where a limit comes from, for messages: `flag`, or the field in the policy file.
+    pub fn origin(&self, field: &'static str, flag: &'static str) -> String {
+        if self.overridden.contains(field) {
+            format!("{field} in --tenant-policy-file")
+        } else {
+            flag.to_owned()
+        }
+    }
 }
 
 impl Default for TenantPolicy {
@@ -68,6 +81,7 @@ impl Default for TenantPolicy {
             submissions_per_minute: 120,
             max_result_log_bytes: 10 << 30,
             max_python_parallelism: 256,
+            overridden: BTreeSet::new(),
         }
     }
 }
@@ -181,6 +195,30 @@ impl TenantPolicies {
             return Arc::clone(&self.defaults);
         };
         let defaults = self.defaults.as_ref();
+        let overridden: BTreeSet<&'static str> = [
+            (
+                "forbidden_config_prefixes",
+                overrides.forbidden_config_prefixes.is_some(),
+            ),
+            (
+                "script_url_prefixes",
+                overrides.script_url_prefixes.is_some(),
+            ),
+            ("max_parallelism", overrides.max_parallelism.is_some()),
+            ("max_live_jobs", overrides.max_live_jobs.is_some()),
+            (
+                "submissions_per_minute",
+                overrides.submissions_per_minute.is_some(),
+            ),
+            ("max_result_log_bytes", bytes.is_some()),
+            (
+                "max_python_parallelism",
+                overrides.max_python_parallelism.is_some(),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(field, set)| set.then_some(field))
+        .collect();
         Arc::new(TenantPolicy {
             forbidden_config_prefixes: overrides
                 .forbidden_config_prefixes
@@ -201,15 +239,8 @@ impl TenantPolicies {
             max_python_parallelism: overrides
                 .max_python_parallelism
                 .unwrap_or(defaults.max_python_parallelism),
+            overridden,
         })
-    }
-
-    /// Whether `tenant` has its own entry in the policy file (for messages naming where a
-    /// limit comes from).
-    pub fn overridden(&self, tenant: &str) -> bool {
-        self.file
-            .as_ref()
-            .is_some_and(|file| file.current().tenants.contains_key(tenant))
     }
 }
 
@@ -237,9 +268,15 @@ mod tests {
         assert_eq!(ml.script_url_prefixes, vec!["https://a/".to_owned()]);
         assert!(ml.forbidden_config_prefixes.is_empty());
         assert_eq!(ml.submissions_per_minute, 120);
-        assert!(policies.overridden("ml"));
+        assert_eq!(
+            ml.origin("max_live_jobs", "--tenant-max-live-jobs"),
+            "max_live_jobs in --tenant-policy-file"
+        );
+        assert_eq!(
+            ml.origin("submissions_per_minute", "--tenant-submissions-per-minute"),
+            "--tenant-submissions-per-minute"
+        );
         assert_eq!(*policies.policy("ads"), TenantPolicy::default());
-        assert!(!policies.overridden("ads"));
     }
 
     #[test]

@@ -80,13 +80,6 @@ async fn bad_python_input_is_rejected_naming_the_field_and_creates_nothing() {
         ),
         (
             with(&|r| {
-                r.flink_configuration
-                    .insert("$internal.pipeline.job-id".into(), "00".into());
-            }),
-            "flink_configuration: \"$internal.pipeline.job-id\": $internal keys are set by the broker",
-        ),
-        (
-            with(&|r| {
                 r.inline_py_files
                     .insert("../evil.py".into(), "x = 1".into());
             }),

@@ -537,6 +537,12 @@ async fn tenant_usage_sums_live_python_parallelism_and_log_bytes(store: Arc<dyn 
         ),
         (1, 3, 160)
     );
+    // Once the ended query's log expires, its bytes no longer count.
+    store.expire_logs(i64::MAX, 10).await.expect("expire");
+    assert_eq!(
+        store.tenant_usage("ml").await.expect("usage").result_log_bytes,
+        0
+    );
     let ads = store.tenant_usage("ads").await.expect("usage");
     assert_eq!(
         (ads.live_jobs, ads.python_parallelism, ads.result_log_bytes),

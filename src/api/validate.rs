@@ -159,13 +159,9 @@ pub fn sql_submission(
             ));
         }
     };
+    // Keys the caller may not set ($internal and the tenant's forbidden prefixes) are
+    // refused by admission, as PERMISSION_DENIED.
     let properties = flink_properties("properties", request.properties)?;
-    if let Some(key) = properties.keys().find(|k| k.starts_with("$internal")) {
-        return Err(Error::invalid(
-            "properties",
-            format!("{key:?}: $internal keys are set by the broker"),
-        ));
-    }
     if let Some(mode) = properties.get("execution.runtime-mode")
         && request.runtime_mode != proto::RuntimeMode::Unspecified as i32
         && !mode.eq_ignore_ascii_case(runtime_mode.as_str())
@@ -349,17 +345,6 @@ pub fn python_submission(
         p => Some(p as u32),
     };
     let flink_configuration = flink_properties("flink_configuration", request.flink_configuration)?;
-    if let Some(key) = flink_configuration
-        .keys()
-        .find(|k| k.starts_with("$internal"))
-    {
-        return Err(Error::invalid(
-            "flink_configuration",
-            format!(
-                "{key:?}: $internal keys are set by the broker (the flink job id is chosen from the job id)"
-            ),
-        ));
-    }
     if request.program_args.len() > MAX_PROGRAM_ARGS {
         return Err(Error::invalid(
             "program_args",

@@ -25,7 +25,8 @@ pub(super) fn config_key(policy: &TenantPolicy, key: &str, via: &str) -> Result<
         .find(|prefix| key.starts_with(prefix.as_str()))
     {
         return Err(Error::PermissionDenied(format!(
-            "{via}: {key:?} may not be set: keys under {prefix:?} are refused (forbidden_config_prefixes, --forbidden-config-prefixes)"
+            "{via}: {key:?} may not be set: keys under {prefix:?} are refused ({})",
+            policy.origin("forbidden_config_prefixes", "--forbidden-config-prefixes")
         )));
     }
     Ok(())
@@ -138,8 +139,10 @@ pub(super) fn python_program(
                 format!(
                     "{url:?} is not under an allowed prefix ({})",
                     if policy.script_url_prefixes.is_empty() {
-                        "none are configured; see script_url_prefixes, --script-url-prefixes"
-                            .to_string()
+                        format!(
+                            "none are configured; see {}",
+                            policy.origin("script_url_prefixes", "--script-url-prefixes")
+                        )
                     } else {
                         policy.script_url_prefixes.join(", ")
                     }
@@ -168,8 +171,9 @@ pub(super) fn python_program(
         return Err(Error::invalid(
             "parallelism",
             format!(
-                "{parallelism} exceeds the maximum of {} (max_parallelism, --max-parallelism)",
-                policy.max_parallelism
+                "{parallelism} exceeds the maximum of {} ({})",
+                policy.max_parallelism,
+                policy.origin("max_parallelism", "--max-parallelism")
             ),
         ));
     }

@@ -88,8 +88,9 @@ impl Quotas {
             tenant,
             "submissions per minute",
             format!(
-                "tenant {tenant} made more than {} submissions in a minute (submissions_per_minute, --tenant-submissions-per-minute); the next is allowed in {} ms",
+                "tenant {tenant} made more than {} submissions in a minute ({}); the next is allowed in {} ms",
                 policy.submissions_per_minute,
+                policy.origin("submissions_per_minute", "--tenant-submissions-per-minute"),
                 wait.as_millis().max(1)
             ),
             Some(wait),
@@ -111,8 +112,10 @@ impl Quotas {
                 tenant,
                 "live jobs",
                 format!(
-                    "tenant {tenant} has {} live jobs, its quota is {} (max_live_jobs, --tenant-max-live-jobs); a new job is accepted once one ends",
-                    usage.live_jobs, policy.max_live_jobs
+                    "tenant {tenant} has {} live jobs, its quota is {} ({}); a new job is accepted once one ends",
+                    usage.live_jobs,
+                    policy.max_live_jobs,
+                    policy.origin("max_live_jobs", "--tenant-max-live-jobs")
                 ),
                 Some(LIVE_JOBS_RETRY),
             ));
@@ -122,8 +125,10 @@ impl Quotas {
                 tenant,
                 "result-log bytes",
                 format!(
-                    "tenant {tenant}'s result logs hold {} bytes, its quota is {} bytes (max_result_log_bytes, --tenant-max-result-log-bytes); a new job is accepted once logs of ended jobs expire",
-                    usage.result_log_bytes, policy.max_result_log_bytes
+                    "tenant {tenant}'s result logs hold {} bytes, its quota is {} bytes ({}); a new job is accepted once logs of ended jobs expire",
+                    usage.result_log_bytes,
+                    policy.max_result_log_bytes,
+                    policy.origin("max_result_log_bytes", "--tenant-max-result-log-bytes")
                 ),
                 Some(RESULT_LOG_RETRY),
             ));
@@ -138,9 +143,10 @@ impl Quotas {
                     tenant,
                     "python parallelism",
                     format!(
-                        "tenant {tenant}'s live Python jobs run with parallelism {} in all; {asked} more exceeds its quota of {} (max_python_parallelism, --tenant-max-python-parallelism){}",
+                        "tenant {tenant}'s live Python jobs run with parallelism {} in all; {asked} more exceeds its quota of {} ({}){}",
                         usage.python_parallelism,
                         policy.max_python_parallelism,
+                        policy.origin("max_python_parallelism", "--tenant-max-python-parallelism"),
                         if retry.is_some() {
                             "; the job is accepted once enough of them end"
                         } else {
