@@ -25,10 +25,14 @@ logs=$(mktemp -d)
 target/debug/examples/sql_gateway_standin --listen "127.0.0.1:${gateway_port}" > "${logs}/standin.log" 2>&1 &
 standin=$!
 token="smoke-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
-python3 - "${token}" > "${logs}/tokens.json" <<'PY'
+admin_token="smoke-admin-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+python3 - "${token}" "${admin_token}" > "${logs}/tokens.json" <<'PY'
 import hashlib, json, sys
-digest = hashlib.sha256(sys.argv[1].encode()).hexdigest()
-print(json.dumps({"tokens": [{"sha256": digest, "principal": "smoke", "tenant": "ci", "roles": ["submitter", "reader"]}]}))
+digest = lambda token: hashlib.sha256(token.encode()).hexdigest()
+print(json.dumps({"tokens": [
+    {"sha256": digest(sys.argv[1]), "principal": "smoke", "tenant": "ci", "roles": ["submitter", "reader"]},
+    {"sha256": digest(sys.argv[2]), "principal": "smoke-admin", "tenant": "ops", "roles": ["admin"]},
+]}))
 PY
 target/debug/flinkbroker serve --listen "127.0.0.1:${broker_port}" --database-url "sqlite://${logs}/broker.db?mode=rwc" \
   --auth-tokens-file "${logs}/tokens.json" \
@@ -85,4 +89,21 @@ again_id=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "$
 [ "${again_id}" = "${job_id}" ] || { echo "same request_id gave another job: ${again_id}" >&2; exit 1; }
 echo "same request_id returned job ${again_id}"
 "${grpcurl}" -plaintext "${auth[@]}" -d "{\"job_id\": \"${job_id}\"}" "${addr}" flinkbroker.v1.JobService/GetJob | grep -q '"state": "JOB_STATE_'
+
+# The audit trail, as an administrator reads it: the refused call, both submissions, the read.
+"${grpcurl}" -plaintext -H "authorization: Bearer ${admin_token}" -d '{"page_size": 10}' "${addr}" \
+  flinkbroker.v1.JobService/ListAuditEvents > "${logs}/audit.json"
+python3 - "${logs}/audit.json" "${job_id}" <<'PY'
+import json, sys
+events = json.load(open(sys.argv[1]))["events"]
+seen = [(e["method"], e["action"], e.get("principal", ""), e["outcome"]) for e in events]
+assert seen == [
+    ("SubmitSql", "AUDIT_ACTION_SUBMIT", "smoke", "OK"),
+    ("StreamOperationResults", "AUDIT_ACTION_READ_RESULTS", "smoke", "OK"),
+    ("SubmitSql", "AUDIT_ACTION_SUBMIT", "smoke", "OK"),
+    ("SubmitSql", "AUDIT_ACTION_DENIED", "", "UNAUTHENTICATED"),
+], seen
+assert all(e.get("jobId") == sys.argv[2] for e in events[:3]), events
+print(f"audit trail: {len(events)} events, newest first")
+PY
 echo "grpcurl smoke test passed"

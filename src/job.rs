@@ -277,6 +277,8 @@ pub struct LogSummary {
     pub updated_at: UnixMillis,
     /// When the retention janitor deleted the rows.
     pub deleted_at: Option<UnixMillis>,
+    /// When the log was opened for its attempt: a query's `max_duration` counts from here.
+    pub opened_at: Option<UnixMillis>,
 }
 
 /// What a Python job was asked to run.

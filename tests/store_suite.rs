@@ -540,7 +540,11 @@ async fn tenant_usage_sums_live_python_parallelism_and_log_bytes(store: Arc<dyn 
     // Once the ended query's log expires, its bytes no longer count.
     store.expire_logs(i64::MAX, 10).await.expect("expire");
     assert_eq!(
-        store.tenant_usage("ml").await.expect("usage").result_log_bytes,
+        store
+            .tenant_usage("ml")
+            .await
+            .expect("usage")
+            .result_log_bytes,
         0
     );
     let ads = store.tenant_usage("ads").await.expect("usage");
@@ -1653,19 +1657,30 @@ async fn result_log_window_drops_the_oldest_batches(store: Arc<dyn Store>) {
 
 async fn result_log_of_a_new_attempt_starts_again_and_refuses_stale_appends(store: Arc<dyn Store>) {
     let job = create(&store, sql_job(None, &[], T0)).await;
-    store
+    let before = flinkbroker::job::now_millis();
+    let opened = store
         .open_log(job.id, 2, 0, Vec::new())
         .await
-        .expect("open");
+        .expect("open")
+        .opened_at
+        .expect("opened_at recorded");
+    assert!(opened >= before && opened <= flinkbroker::job::now_millis());
     store
         .append_log(job.id, 2, append(0, vec![batch(0, 10, 10)], Some(1), None))
         .await
         .expect("append");
+    // Opening the same attempt again (a resumed drain) keeps when it was first opened.
+    let resumed = store
+        .open_log(job.id, 2, 0, Vec::new())
+        .await
+        .expect("reopen");
+    assert_eq!((resumed.opened_at, resumed.rows_logged), (Some(opened), 10));
     let head = store
         .open_log(job.id, 2, 1, b"x".to_vec())
         .await
         .expect("new attempt");
     assert_eq!((head.attempt, head.rows_logged, head.bytes_held), (1, 0, 0));
+    assert!(head.opened_at.is_some_and(|at| at >= opened));
     let read = store
         .read_log(job.id, 2, 0, 10, 1 << 20)
         .await

@@ -933,6 +933,7 @@ async fn load_jobs<C: ConnectionTrait>(
                     result_log::Column::EndReason,
                     result_log::Column::UpdatedAt,
                     result_log::Column::DeletedAt,
+                    result_log::Column::OpenedAt,
                 ])
                 .expr_as(Expr::value(Vec::<u8>::new()), "schema")
                 .filter(result_log::Column::JobId.is_in(sql_ids))
@@ -1087,6 +1088,7 @@ pub(super) fn log_summary(log: &result_log::Model) -> Result<LogSummary, String>
         },
         updated_at: log.updated_at,
         deleted_at: log.deleted_at,
+        opened_at: log.opened_at,
     })
 }
 

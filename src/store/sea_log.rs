@@ -82,6 +82,7 @@ impl SeaStore {
             end_reason: ActiveValue::Set(None),
             updated_at: ActiveValue::Set(now_millis()),
             deleted_at: ActiveValue::Set(None),
+            opened_at: ActiveValue::Set(Some(now_millis())),
         };
         let written = if existing.is_some() {
             result_log::Entity::update(head).exec(txn).await

@@ -25,7 +25,7 @@ use tracing::{debug, info, warn};
 use super::super::Controller;
 use super::super::driver::Command;
 use crate::error::Error;
-use crate::job::{JobId, LogEnd, LogSummary, ResultLimits};
+use crate::job::{JobId, LogEnd, LogSummary, ResultLimits, now_millis};
 use crate::proto;
 use crate::rows;
 use crate::sql_gateway::{GatewayError, OperationHandle, RawPage, ResultType, SessionHandle};
@@ -116,10 +116,16 @@ impl Drain {
                 rows: self.head.rows_logged,
             };
         };
-        let deadline = self
-            .limits
-            .max_duration_ms
-            .map(|ms| Instant::now() + Duration::from_millis(ms));
+        // Counted from when the log was opened, so that a resumed drain keeps the time the
+        // query already had (a log opened before that was recorded counts from now).
+        let deadline = self.limits.max_duration_ms.map(|ms| {
+            let elapsed = self
+                .head
+                .opened_at
+                .map_or(0, |opened| now_millis().saturating_sub(opened).max(0));
+            let left = ms.saturating_sub(u64::try_from(elapsed).unwrap_or(u64::MAX));
+            Instant::now() + Duration::from_millis(left)
+        });
         let mut logged = self.head.rows_logged;
         let mut next_page = first;
         let mut writing: Option<Write> = None;

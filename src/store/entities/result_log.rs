@@ -32,6 +32,8 @@ pub struct Model {
     pub updated_at: i64,
     /// When the retention janitor deleted the rows.
     pub deleted_at: Option<i64>,
+    /// When the log was opened for its attempt (NULL for logs opened before it was recorded).
+    pub opened_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -11,6 +11,7 @@ mod m20261130_000001_statement_kind_attempt_savepoint;
 mod m20261201_000001_result_log_and_leases;
 mod m20261202_000001_job_tenant_and_principal;
 mod m20261203_000001_audit_events;
+mod m20261203_000002_result_log_opened_at;
 
 /// Every migration of the job store, oldest first.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000001_result_log_and_leases::Migration),
             Box::new(m20261202_000001_job_tenant_and_principal::Migration),
             Box::new(m20261203_000001_audit_events::Migration),
+            Box::new(m20261203_000002_result_log_opened_at::Migration),
         ]
     }
 }
