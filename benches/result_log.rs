@@ -225,6 +225,7 @@ async fn store_append_rows_per_second(
             flink_job_id: None,
             created_at: now_millis(),
             lease: None,
+            audited_as: None,
         })
         .await
         .expect("create job");

@@ -86,6 +86,28 @@ pub struct NewAuditEvent {
     pub detail: String,
 }
 
+/// The event of a submission answered with `job_id` (recorded now, or found under its
+/// request id).
+pub fn submitted(
+    method: &str,
+    principal: &str,
+    tenant: &str,
+    job_id: &str,
+    request_id: Option<&str>,
+) -> NewAuditEvent {
+    NewAuditEvent {
+        at: now_millis(),
+        principal: principal.to_owned(),
+        tenant: tenant.to_owned(),
+        action: AuditAction::Submit,
+        method: method.to_owned(),
+        job_id: Some(job_id.to_owned()),
+        request_id: request_id.map(str::to_owned),
+        outcome: code_name(Code::Ok).to_owned(),
+        detail: String::new(),
+    }
+}
+
 /// Which events ListAuditEvents returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditFilter {
@@ -143,6 +165,8 @@ pub struct CallRecord {
     pub request_id: Option<String>,
     /// The tenant of a job the caller may not see (the call is answered NOT_FOUND).
     pub hidden_tenant: Option<String>,
+    /// The event was recorded already, with what the call changed (a submission's job).
+    pub recorded: bool,
 }
 
 impl CallRecord {
@@ -154,6 +178,7 @@ impl CallRecord {
             job_id: None,
             request_id: None,
             hidden_tenant: None,
+            recorded: false,
         }
     }
 }
@@ -189,6 +214,9 @@ impl Auditor {
     /// permission, or a job of another tenant, as `denied`; otherwise the call's own action,
     /// whatever its outcome.
     pub async fn answered(&self, call: CallRecord, outcome: Result<(), &tonic::Status>) {
+        if call.recorded {
+            return;
+        }
         let (action, outcome, detail) = match outcome {
             Err(status)
                 if matches!(

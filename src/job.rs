@@ -421,6 +421,10 @@ pub struct NewJob {
     pub created_at: UnixMillis,
     /// The replica that drives the job from the start, and until when its lease holds.
     pub lease: Option<(String, UnixMillis)>,
+    /// The gRPC method submitting the job, when the submission is audited: the store records
+    /// its audit event with the job, in the same transaction (and one for a repeated
+    /// submission answered with the job already recorded).
+    pub audited_as: Option<&'static str>,
 }
 
 #[cfg(test)]

@@ -526,6 +526,7 @@ async fn a_resumed_insert_whose_flink_job_exists_is_adopted_not_submitted_again(
         flink_job_id: None,
         created_at: flinkbroker::job::now_millis(),
         lease: None,
+        audited_as: None,
     };
     start_flink_job(&broker, &pinned).await;
     record_as_left(&url, new_job, JobState::Submitting).await;
@@ -596,6 +597,7 @@ async fn a_resumed_python_job_whose_flink_job_exists_is_adopted_and_followed() {
         flink_job_id: Some(pinned.clone()),
         created_at: flinkbroker::job::now_millis(),
         lease: None,
+        audited_as: None,
     };
     // The submitter had submitted the program's Flink job when the broker died.
     start_flink_job(&broker, &pinned).await;

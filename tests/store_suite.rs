@@ -163,6 +163,7 @@ store_suite!(
     request_ids_and_listing_are_scoped_per_tenant,
     tenant_usage_sums_live_python_parallelism_and_log_bytes,
     audit_events_are_listed_newest_first_filtered_paged_and_expired,
+    audited_submissions_are_recorded_with_their_job,
     recording_one_job_id_twice_is_an_error,
     concurrent_creates_with_one_request_id_record_one_job,
     transitions_append_history_and_end_terminal_jobs,
@@ -227,6 +228,7 @@ fn sql_job(request_id: Option<&str>, label_pairs: &[(&str, &str)], created_at: i
         flink_job_id: None,
         created_at,
         lease: None,
+        audited_as: None,
     }
 }
 
@@ -254,6 +256,7 @@ fn python_job(label_pairs: &[(&str, &str)], created_at: i64) -> NewJob {
         flink_job_id: Some(id.flink_job_id_for_program()),
         created_at,
         lease: None,
+        audited_as: None,
     }
 }
 
@@ -681,6 +684,60 @@ async fn audit_events_are_listed_newest_first_filtered_paged_and_expired(store: 
     assert_eq!(store.expire_audit(T0 + 25, 2).await.expect("expire"), 1);
     assert_eq!(store.expire_audit(T0 + 25, 2).await.expect("expire"), 0);
     assert_eq!(filtered(AuditFilter::default()).await, vec![40, 30]);
+}
+
+async fn audited_submissions_are_recorded_with_their_job(store: Arc<dyn Store>) {
+    let mut job = sql_job(Some("nightly"), &[], T0);
+    job.tenant = "ml".into();
+    job.principal = "ml-backend".into();
+    job.audited_as = Some("SubmitSql");
+    let created = create(&store, job.clone()).await;
+    // The same submission again is answered with the job, and audited again.
+    let mut again = job.clone();
+    again.id = JobId::new_random();
+    assert!(matches!(
+        store.create_job(again).await.expect("repeat"),
+        CreateOutcome::Existing(_)
+    ));
+    // A conflicting one is audited by its caller, with the refusal.
+    let mut conflicting = sql_job(Some("nightly"), &[("team", "x")], T0);
+    conflicting.tenant = "ml".into();
+    conflicting.audited_as = Some("SubmitSql");
+    assert!(matches!(
+        store.create_job(conflicting).await.expect("conflict"),
+        CreateOutcome::Conflict(_)
+    ));
+    // Not audited: no event.
+    create(&store, sql_job(None, &[], T0)).await;
+    let events = store
+        .list_audit(&AuditFilter::default(), 10, None)
+        .await
+        .expect("list")
+        .events;
+    let expected_job = created.id.to_string();
+    assert_eq!(events.len(), 2, "{events:?}");
+    for event in &events {
+        assert_eq!(
+            (
+                event.action,
+                event.method.as_str(),
+                event.principal.as_str(),
+                event.tenant.as_str(),
+                event.job_id.as_deref(),
+                event.request_id.as_deref(),
+                event.outcome.as_str()
+            ),
+            (
+                AuditAction::Submit,
+                "SubmitSql",
+                "ml-backend",
+                "ml",
+                Some(expected_job.as_str()),
+                Some("nightly"),
+                "OK"
+            )
+        );
+    }
 }
 
 async fn jobs_without_request_id_are_never_deduplicated(store: Arc<dyn Store>) {

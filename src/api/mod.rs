@@ -85,7 +85,8 @@ impl JobApi {
         call.request_id = (!request.request_id.is_empty()).then(|| request.request_id.clone());
         let submission = validate::sql_submission(request, &caller)?;
         let job = self.controller.submit_sql(submission).await?;
-        call.job_id = Some(job.id.to_string());
+        // The store recorded the submission's event with its job.
+        call.recorded = true;
         Ok(Response::new(convert::job(&job, self.retention())))
     }
 
@@ -99,7 +100,7 @@ impl JobApi {
         call.request_id = (!request.request_id.is_empty()).then(|| request.request_id.clone());
         let submission = validate::python_submission(request, &caller)?;
         let job = self.controller.submit_python(submission).await?;
-        call.job_id = Some(job.id.to_string());
+        call.recorded = true;
         Ok(Response::new(convert::job(&job, self.retention())))
     }
 

@@ -31,6 +31,7 @@ use sea_orm_migration::MigratorTrait;
 
 use super::entities::{job, job_state_transition, job_statement, result_log};
 use super::migration::Migrator;
+use super::sea_audit::insert_audit;
 use super::{CreateOutcome, JobFilter, JobPage, StatementUpdate, Store, StoreError, TenantUsage};
 use crate::job::{
     Job, JobId, JobKind, JobSpec, JobState, LogEnd, LogSummary, NewJob, StateTransition,
@@ -221,6 +222,23 @@ impl SeaStore {
         }))
     }
 
+    /// Records the audit event of a repeated submission answered with the job already
+    /// recorded (a conflicting one is audited with its refusal by the caller).
+    async fn audit_existing(
+        &self,
+        new_job: &NewJob,
+        outcome: CreateOutcome,
+    ) -> Result<CreateOutcome, StoreError> {
+        if let CreateOutcome::Existing(existing) = &outcome
+            && let Some(event) = submission_event(new_job, existing.id)
+        {
+            insert_audit(&self.db, event)
+                .await
+                .map_err(db_error("cannot record the audit event"))?;
+        }
+        Ok(outcome)
+    }
+
     /// Tells whether a job with this id is recorded.
     async fn job_exists(&self, id: JobId) -> Result<bool, StoreError> {
         job::Entity::find_by_id(id.to_string())
@@ -393,10 +411,17 @@ impl Store for SeaStore {
         if let Some(request_id) = &new_job.request_id
             && let Some(outcome) = self.existing_for_request(request_id, &new_job).await?
         {
-            return Ok(outcome);
+            return self.audit_existing(&new_job, outcome).await;
         }
         let txn = self.begin_write().await?;
-        let error = match Self::insert_job(&txn, &new_job).await {
+        let inserted = match Self::insert_job(&txn, &new_job).await {
+            Ok(()) => match submission_event(&new_job, new_job.id) {
+                Some(event) => insert_audit(&txn, event).await,
+                None => Ok(()),
+            },
+            Err(error) => Err(error),
+        };
+        let error = match inserted {
             Ok(()) => {
                 commit(txn).await?;
                 return Ok(CreateOutcome::Created(created_job(new_job)));
@@ -411,7 +436,7 @@ impl Store for SeaStore {
             if let Some(request_id) = &new_job.request_id
                 && let Some(outcome) = self.existing_for_request(request_id, &new_job).await?
             {
-                return Ok(outcome);
+                return self.audit_existing(&new_job, outcome).await;
             }
             if self.job_exists(new_job.id).await? {
                 return Err(StoreError::Database(format!(
@@ -696,6 +721,19 @@ impl Store for SeaStore {
         rollback(txn).await?;
         jobs
     }
+}
+
+/// The audit event of an audited submission answered with `job_id`.
+fn submission_event(new_job: &NewJob, job_id: JobId) -> Option<crate::audit::NewAuditEvent> {
+    new_job.audited_as.map(|method| {
+        crate::audit::submitted(
+            method,
+            &new_job.principal,
+            &new_job.tenant,
+            &job_id.to_string(),
+            new_job.request_id.as_deref(),
+        )
+    })
 }
 
 /// The states of a job that is not over.

@@ -6,7 +6,10 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sea_orm::sea_query::{Order, Query};
-use sea_orm::{ActiveValue, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveValue, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 
 use super::entities::audit_event;
 use super::sea::db_error;
@@ -22,23 +25,9 @@ const MAX_PAGE_SIZE: u32 = 1000;
 #[async_trait]
 impl AuditTrail for SeaStore {
     async fn record_audit(&self, event: NewAuditEvent) -> Result<(), StoreError> {
-        let row = audit_event::ActiveModel {
-            id: ActiveValue::NotSet,
-            at: ActiveValue::Set(event.at),
-            principal: ActiveValue::Set(event.principal),
-            tenant: ActiveValue::Set(event.tenant),
-            action: ActiveValue::Set(event.action.as_str().to_owned()),
-            method: ActiveValue::Set(event.method),
-            job_id: ActiveValue::Set(event.job_id),
-            request_id: ActiveValue::Set(event.request_id),
-            outcome: ActiveValue::Set(event.outcome),
-            detail: ActiveValue::Set(event.detail),
-        };
-        audit_event::Entity::insert(row)
-            .exec_without_returning(&self.db)
+        insert_audit(&self.db, event)
             .await
-            .map_err(db_error("cannot record the audit event"))?;
-        Ok(())
+            .map_err(db_error("cannot record the audit event"))
     }
 
     async fn list_audit(
@@ -108,6 +97,29 @@ impl AuditTrail for SeaStore {
             .map_err(db_error("cannot delete expired audit events"))?;
         Ok(deleted.rows_affected)
     }
+}
+
+/// Appends one event on `conn` (a transaction, to record it with what it audits).
+pub(super) async fn insert_audit<C: ConnectionTrait>(
+    conn: &C,
+    event: NewAuditEvent,
+) -> Result<(), DbErr> {
+    let row = audit_event::ActiveModel {
+        id: ActiveValue::NotSet,
+        at: ActiveValue::Set(event.at),
+        principal: ActiveValue::Set(event.principal),
+        tenant: ActiveValue::Set(event.tenant),
+        action: ActiveValue::Set(event.action.as_str().to_owned()),
+        method: ActiveValue::Set(event.method),
+        job_id: ActiveValue::Set(event.job_id),
+        request_id: ActiveValue::Set(event.request_id),
+        outcome: ActiveValue::Set(event.outcome),
+        detail: ActiveValue::Set(event.detail),
+    };
+    audit_event::Entity::insert(row)
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
 }
 
 fn decode_page_token(token: &str) -> Result<i64, StoreError> {

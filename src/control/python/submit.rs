@@ -36,6 +36,7 @@ impl Controller {
             flink_job_id: Some(id.flink_job_id_for_program()),
             created_at: now_millis(),
             lease: None,
+            audited_as: Some("SubmitPython"),
         };
         self.record(new_job).await
     }

@@ -30,6 +30,7 @@ impl Controller {
             flink_job_id: None,
             created_at: now_millis(),
             lease: None,
+            audited_as: Some("SubmitSql"),
         };
         self.record(new_job).await
     }
