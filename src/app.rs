@@ -12,7 +12,7 @@ use tracing::{info, warn};
 
 use crate::api::JobApi;
 use crate::audit::Auditor;
-use crate::auth::{AuthLayer, Authenticator, TokenSource};
+use crate::auth::{AuthLayer, Authenticator};
 use crate::config::{RunnerKind, ServeConfig};
 use crate::control::{Controller, Limits};
 use crate::error::{Error, Result};
@@ -106,7 +106,7 @@ pub async fn connect_runner(config: &ServeConfig) -> Result<Arc<dyn JobRunner>> 
 
 /// Runs the broker on `config.listen` until `shutdown` is cancelled.
 pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> Result<()> {
-    if config.auth_tokens_file.is_none() {
+    if !config.authentication_configured() {
         // Before anything is connected: an anonymous broker beyond loopback does not start.
         Authenticator::Anonymous.check_listen(config.listen, config.allow_anonymous)?;
     }
@@ -128,17 +128,19 @@ pub async fn serve(
     let local = listener
         .local_addr()
         .map_err(|e| Error::Internal(format!("cannot read the listening address: {e}")))?;
-    let authenticator = match &config.auth_tokens_file {
-        Some(path) => {
-            let source = Arc::new(TokenSource::load(path)?);
-            Arc::clone(&source).watch(config.auth_reload_interval, shutdown.clone());
-            Authenticator::Tokens {
-                source,
-                open_services: config.open_health_and_reflection,
-            }
-        }
-        None => Authenticator::Anonymous,
-    };
+    let authenticator = Authenticator::from_config(config, &shutdown).await?;
+    let mut builder = Server::builder();
+    if let Some(tls) = crate::auth::server_tls_config(config)? {
+        builder = builder.tls_config(tls).map_err(|e| {
+            Error::Internal(format!(
+                "cannot serve TLS with --tls-cert, --tls-key and --tls-client-ca: {e}"
+            ))
+        })?;
+        info!(
+            client_certificates = config.tls.tls_client_ca.is_some(),
+            "serving TLS"
+        );
+    }
     authenticator.check_listen(local, config.allow_anonymous)?;
     authenticator.warn_if_anonymous(local);
     let tenants = tenant_policies(config)?;
@@ -197,7 +199,7 @@ pub async fn serve(
         shutdown.clone(),
     ));
 
-    let server = Server::builder()
+    let server = builder
         .concurrency_limit_per_connection(256)
         .layer(AuthLayer::new(authenticator).audited_by(Arc::clone(&auditor)))
         .add_service(health_service)

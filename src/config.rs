@@ -1,15 +1,28 @@
 //! Command-line flags; every flag is also readable from a `FLINKBROKER_*` variable.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::auth::jwt::{ClaimNames, JwksSource, JwtSettings};
+use crate::error::Error;
 
 /// Where Python submitters run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RunnerKind {
     Local,
     Kubernetes,
+}
+
+/// Which name of a client certificate is looked up in `--mtls-principals-file`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MtlsPrincipalFrom {
+    /// The subject's common name (CN).
+    Cn,
+    /// The first subject alternative name (DNS name, URI or email) the file names.
+    San,
 }
 
 /// The `flinkbroker` command line.
@@ -298,7 +311,8 @@ pub struct ServeConfig {
     #[arg(long, env = "FLINKBROKER_AUTH_TOKENS_FILE")]
     pub auth_tokens_file: Option<std::path::PathBuf>,
 
-    /// How often the token file and the tenant policy file are looked at for changes.
+    /// How often the token file, the client-certificate mapping and the tenant policy file are
+    /// looked at for changes.
     #[arg(long, env = "FLINKBROKER_AUTH_RELOAD_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub auth_reload_interval: Duration,
 
@@ -310,9 +324,184 @@ pub struct ServeConfig {
     /// configured (anyone who reaches the port may then run SQL and Python on Flink).
     #[arg(long, env = "FLINKBROKER_ALLOW_ANONYMOUS")]
     pub allow_anonymous: bool,
+
+    #[command(flatten)]
+    pub jwt: JwtConfig,
+
+    #[command(flatten)]
+    pub tls: TlsConfig,
+}
+
+/// JWT bearer tokens: where their signing keys are and what their claims must say.
+#[derive(Debug, Clone, Args)]
+pub struct JwtConfig {
+    /// JWKS file of the public keys (RS256, ES256) that sign the JWTs callers present.
+    #[arg(
+        long,
+        env = "FLINKBROKER_JWT_JWKS_FILE",
+        conflicts_with = "jwt_jwks_url",
+        requires_all = ["jwt_issuer", "jwt_audience"]
+    )]
+    pub jwt_jwks_file: Option<PathBuf>,
+
+    /// JWKS URL of the public keys (RS256, ES256) that sign the JWTs callers present, e.g. the
+    /// `jwks_uri` of an OpenID provider.
+    #[arg(
+        long,
+        env = "FLINKBROKER_JWT_JWKS_URL",
+        requires_all = ["jwt_issuer", "jwt_audience"]
+    )]
+    pub jwt_jwks_url: Option<String>,
+
+    /// The issuer (`iss`) every JWT must name.
+    #[arg(long, env = "FLINKBROKER_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// A value the audience (`aud`) of every JWT must hold.
+    #[arg(long, env = "FLINKBROKER_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// The claim naming the caller's principal.
+    #[arg(long, env = "FLINKBROKER_JWT_PRINCIPAL_CLAIM", default_value = "sub")]
+    pub jwt_principal_claim: String,
+
+    /// The claim naming the caller's tenant (a valid Kubernetes label value).
+    #[arg(long, env = "FLINKBROKER_JWT_TENANT_CLAIM", default_value = "tenant")]
+    pub jwt_tenant_claim: String,
+
+    /// The claim holding the caller's roles: an array of `submitter`, `reader`, `admin` (other
+    /// names are ignored).
+    #[arg(long, env = "FLINKBROKER_JWT_ROLES_CLAIM", default_value = "roles")]
+    pub jwt_roles_claim: String,
+
+    /// How often the JWKS is read again.
+    #[arg(long, env = "FLINKBROKER_JWT_JWKS_REFRESH_INTERVAL", default_value = "5m", value_parser = parse_duration)]
+    pub jwt_jwks_refresh_interval: Duration,
+
+    /// The shortest time between two reads of the JWKS caused by a JWT naming a key id the
+    /// broker does not hold.
+    #[arg(long, env = "FLINKBROKER_JWT_JWKS_MIN_REFRESH_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub jwt_jwks_min_refresh_interval: Duration,
+
+    /// The longest one read of the JWKS may take.
+    #[arg(long, env = "FLINKBROKER_JWT_JWKS_FETCH_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub jwt_jwks_fetch_timeout: Duration,
+
+    /// Clock skew tolerated on the expiry (`exp`) and not-before (`nbf`) of a JWT (whole
+    /// seconds).
+    #[arg(long, env = "FLINKBROKER_JWT_LEEWAY", default_value = "30s", value_parser = parse_duration)]
+    pub jwt_leeway: Duration,
+}
+
+impl JwtConfig {
+    /// How JWTs are verified, or None when they are not accepted.
+    pub fn settings(&self) -> Result<Option<JwtSettings>, Error> {
+        let source = match (&self.jwt_jwks_file, &self.jwt_jwks_url) {
+            (Some(path), None) => JwksSource::File(path.clone()),
+            (None, Some(url)) => JwksSource::Url(url.clone()),
+            (Some(_), Some(_)) => {
+                return Err(Error::Internal(
+                    "give --jwt-jwks-file or --jwt-jwks-url, not both".into(),
+                ));
+            }
+            (None, None) => {
+                if self.jwt_issuer.is_some() || self.jwt_audience.is_some() {
+                    return Err(Error::Internal(
+                        "--jwt-issuer and --jwt-audience need --jwt-jwks-file or --jwt-jwks-url"
+                            .into(),
+                    ));
+                }
+                return Ok(None);
+            }
+        };
+        let required = |value: &Option<String>, flag: &str| {
+            value
+                .as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+                .ok_or_else(|| Error::Internal(format!("JWT authentication needs {flag}")))
+        };
+        let claim = |value: &str, flag: &str| {
+            let value = value.trim();
+            if value.is_empty() {
+                Err(Error::Internal(format!("{flag} must not be empty")))
+            } else {
+                Ok(value.to_owned())
+            }
+        };
+        Ok(Some(JwtSettings {
+            source,
+            issuer: required(&self.jwt_issuer, "--jwt-issuer")?,
+            audience: required(&self.jwt_audience, "--jwt-audience")?,
+            claims: ClaimNames {
+                principal: claim(&self.jwt_principal_claim, "--jwt-principal-claim")?,
+                tenant: claim(&self.jwt_tenant_claim, "--jwt-tenant-claim")?,
+                roles: claim(&self.jwt_roles_claim, "--jwt-roles-claim")?,
+            },
+            leeway: self.jwt_leeway,
+            refresh_interval: self.jwt_jwks_refresh_interval,
+            min_refresh_interval: self.jwt_jwks_min_refresh_interval,
+            fetch_timeout: self.jwt_jwks_fetch_timeout,
+        }))
+    }
+}
+
+/// TLS serving and client certificates.
+#[derive(Debug, Clone, Args)]
+pub struct TlsConfig {
+    /// PEM certificate chain the server presents; with --tls-key the broker serves TLS only.
+    #[arg(long, env = "FLINKBROKER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "FLINKBROKER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA certificate(s) client certificates must chain to. A client certificate is then
+    /// required at the TLS handshake, unless bearer tokens are accepted too (a caller then
+    /// presents either).
+    #[arg(
+        long,
+        env = "FLINKBROKER_TLS_CLIENT_CA",
+        requires_all = ["tls_cert", "mtls_principals_file"]
+    )]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// JSON file naming the principal, tenant and roles of each client certificate's subject:
+    /// `{"principals": [{"name": "…", "tenant": "…", "roles": ["submitter"]}]}`; read again
+    /// within --auth-reload-interval of a change.
+    #[arg(
+        long,
+        env = "FLINKBROKER_MTLS_PRINCIPALS_FILE",
+        requires = "tls_client_ca"
+    )]
+    pub mtls_principals_file: Option<PathBuf>,
+
+    /// Which name of a client certificate is looked up in --mtls-principals-file: its
+    /// subject's common name, or its subject alternative names (DNS, URI, email).
+    #[arg(long, env = "FLINKBROKER_MTLS_PRINCIPAL_FROM", value_enum, default_value_t = MtlsPrincipalFrom::Cn)]
+    pub mtls_principal_from: MtlsPrincipalFrom,
+
+    /// The longest a TLS handshake may take.
+    #[arg(long, env = "FLINKBROKER_TLS_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub tls_handshake_timeout: Duration,
 }
 
 impl ServeConfig {
+    /// Whether callers may present bearer tokens (a token file or JWTs).
+    pub fn bearer_tokens_configured(&self) -> bool {
+        self.auth_tokens_file.is_some()
+            || self.jwt.jwt_jwks_file.is_some()
+            || self.jwt.jwt_jwks_url.is_some()
+    }
+
+    /// Whether any authentication is configured (bearer tokens or client certificates);
+    /// without it every caller is anonymous.
+    pub fn authentication_configured(&self) -> bool {
+        self.bearer_tokens_configured() || self.tls.tls_client_ca.is_some()
+    }
+
     /// Returns the JobManager address for `flink run -m`: the flag, or host:port of the URL.
     pub fn jobmanager_address(&self) -> String {
         if let Some(address) = &self.jobmanager_address {
@@ -422,6 +611,111 @@ mod tests {
     }
 
     #[test]
+    fn jwt_flags_name_the_keys_the_issuer_and_the_audience_together() {
+        let config = ServeConfig::from_args(&[
+            "--jwt-jwks-url",
+            "https://idp.example/jwks.json",
+            "--jwt-issuer",
+            "https://idp.example",
+            "--jwt-audience",
+            "flinkbroker",
+            "--jwt-tenant-claim",
+            "org",
+        ])
+        .unwrap();
+        assert!(config.authentication_configured());
+        assert!(config.bearer_tokens_configured());
+        let settings = config.jwt.settings().unwrap().expect("JWT configured");
+        assert_eq!(
+            settings.source,
+            JwksSource::Url("https://idp.example/jwks.json".into())
+        );
+        assert_eq!(settings.claims.principal, "sub");
+        assert_eq!(settings.claims.tenant, "org");
+        assert_eq!(settings.claims.roles, "roles");
+        assert_eq!(settings.leeway, Duration::from_secs(30));
+        assert_eq!(settings.refresh_interval, Duration::from_secs(300));
+        assert_eq!(settings.min_refresh_interval, Duration::from_secs(30));
+
+        for args in [
+            &["--jwt-jwks-file", "jwks.json", "--jwt-issuer", "i"][..],
+            &["--jwt-jwks-url", "https://x", "--jwt-audience", "a"][..],
+            &[
+                "--jwt-jwks-file",
+                "jwks.json",
+                "--jwt-jwks-url",
+                "https://x",
+                "--jwt-issuer",
+                "i",
+                "--jwt-audience",
+                "a",
+            ][..],
+        ] {
+            assert!(ServeConfig::from_args(args).is_err(), "{args:?}");
+        }
+        let lone_issuer = ServeConfig::from_args(&["--jwt-issuer", "i"]).unwrap();
+        assert!(lone_issuer.jwt.settings().is_err());
+        let blank_claim = ServeConfig::from_args(&[
+            "--jwt-jwks-file",
+            "jwks.json",
+            "--jwt-issuer",
+            "i",
+            "--jwt-audience",
+            "a",
+            "--jwt-roles-claim",
+            " ",
+        ])
+        .unwrap();
+        assert!(blank_claim.jwt.settings().is_err());
+    }
+
+    #[test]
+    fn client_certificates_need_tls_and_a_principals_file() {
+        let config = ServeConfig::from_args(&[
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+            "--tls-client-ca",
+            "ca.pem",
+            "--mtls-principals-file",
+            "p.json",
+            "--mtls-principal-from",
+            "san",
+        ])
+        .unwrap();
+        assert!(config.authentication_configured());
+        assert!(!config.bearer_tokens_configured());
+        assert_eq!(config.tls.mtls_principal_from, MtlsPrincipalFrom::San);
+        for args in [
+            &["--tls-cert", "c.pem"][..],
+            &[
+                "--tls-cert",
+                "c.pem",
+                "--tls-key",
+                "k.pem",
+                "--tls-client-ca",
+                "ca.pem",
+            ][..],
+            &[
+                "--tls-client-ca",
+                "ca.pem",
+                "--mtls-principals-file",
+                "p.json",
+            ][..],
+            &["--mtls-principals-file", "p.json"][..],
+        ] {
+            assert!(ServeConfig::from_args(args).is_err(), "{args:?}");
+        }
+        let tls_only =
+            ServeConfig::from_args(&["--tls-cert", "c.pem", "--tls-key", "k.pem"]).unwrap();
+        assert!(
+            !tls_only.authentication_configured(),
+            "TLS alone authenticates no caller"
+        );
+    }
+
+    #[test]
     fn serve_alone_gives_working_defaults() {
         let config = ServeConfig::from_args(&["--listen", "127.0.0.1:0"]).unwrap();
         assert_eq!(config.max_script_bytes, 1024 * 1024);
@@ -430,5 +724,7 @@ mod tests {
         assert_eq!(config.jobmanager_address(), "127.0.0.1:8081");
         assert_eq!(config.job_runner, RunnerKind::Local);
         assert!(config.script_url_prefixes.is_empty());
+        assert!(!config.authentication_configured());
+        assert!(config.jwt.settings().unwrap().is_none());
     }
 }

@@ -22,8 +22,9 @@
 //! - [`store`]: the `Store` trait and its sea-orm implementation.
 //! - [`k8s`], [`local`]: the two `JobRunner`s (Kubernetes Jobs, local processes).
 //! - [`telemetry`], [`shutdown`]: logging, and the shutdown signal.
-//! - [`auth`], [`tenants`], [`audit`]: who is calling, what each tenant may do, and the
-//!   audit trail of what was done; [`reload`]: configuration files read again on change.
+//! - [`auth`], [`tenants`], [`audit`]: who is calling (static bearer tokens, JWTs, client
+//!   certificates), what each tenant may do, and the audit trail of what was done;
+//!   [`reload`]: configuration files read again on change.
 
 pub mod api;
 pub mod app;

@@ -1,8 +1,11 @@
-//! Authentication, roles and tenants through the public gRPC API: a broker with a token file,
-//! callers with and without valid tokens, in different tenants and roles.
+//! Authentication, roles and tenants through the public gRPC API: a broker with a token file
+//! and JWTs (keys from a JWKS file or URL), callers with and without valid credentials, in
+//! different tenants and roles.
 
 #[path = "support/broker.rs"]
 mod broker;
+#[path = "support/jwt.rs"]
+mod jwt;
 #[path = "support/sql_gateway_standin/mod.rs"]
 mod sql_gateway_standin;
 
@@ -15,6 +18,8 @@ use flinkbroker::proto::{
     CancelJobRequest, GetJobRequest, Job, JobState, ListJobsRequest, RuntimeMode,
     StreamOperationResultsRequest, SubmitPythonRequest, WatchJobRequest, submit_python_request,
 };
+use jwt::{JwksServer, SigningKey, claims, expired, with};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use sql_gateway_standin::StandinConfig;
 use tonic::codegen::InterceptedService;
@@ -74,26 +79,39 @@ struct AuthBroker {
     broker: TestBroker,
     _dir: tempfile::TempDir,
     tokens: PathBuf,
+    /// Signs RS256 JWTs with a key of the broker's JWKS file.
+    rsa: SigningKey,
+    /// Signs ES256 JWTs with a key of the broker's JWKS file.
+    ec: SigningKey,
 }
 
 impl AuthBroker {
+    /// A broker accepting the tokens of `CALLERS` and JWTs signed by `rsa` or `ec`.
     async fn start(extra: &[&str]) -> AuthBroker {
         let dir = tempfile::tempdir().expect("temp dir");
         let tokens = dir.path().join("tokens.json");
         std::fs::write(&tokens, token_file(&CALLERS)).expect("token file");
+        let rsa = SigningKey::rs256("rsa-1");
+        let ec = SigningKey::es256("ec-1");
+        let jwks = dir.path().join("jwks.json");
+        std::fs::write(&jwks, jwt::jwks(&[&rsa, &ec])).expect("jwks file");
         let path = tokens.display().to_string();
+        let jwt_flags = jwt::flags("--jwt-jwks-file", &jwks.display().to_string());
         let mut flags = vec![
             "--auth-tokens-file",
             path.as_str(),
             "--auth-reload-interval",
             "20ms",
         ];
+        flags.extend(jwt_flags.iter().map(String::as_str));
         flags.extend_from_slice(extra);
         let broker = TestBroker::start_with(StandinConfig::default(), &flags).await;
         AuthBroker {
             broker,
             _dir: dir,
             tokens,
+            rsa,
+            ec,
         }
     }
 
@@ -407,6 +425,327 @@ async fn tenants_see_and_touch_only_their_own_jobs() {
     auth.broker.stop().await;
 }
 
+fn bearer(token: &str) -> Option<String> {
+    Some(format!("Bearer {token}"))
+}
+
+#[tokio::test]
+async fn every_rpc_answers_each_kind_of_caller_with_the_right_code() {
+    let auth = AuthBroker::start(&[]).await;
+    let owner_claims = claims("ml-backend", "ml", &["submitter", "reader"]);
+    let mut owner = auth.as_token(&auth.rsa.sign(&owner_claims)).await;
+    let job = submit_query(&mut owner, "q1").await;
+    assert_eq!(
+        (job.tenant.as_str(), job.principal.as_str()),
+        ("ml", "ml-backend"),
+        "an RS256 JWT names the job's tenant and principal"
+    );
+
+    let valid = claims("ml-oncall", "ml", &["submitter", "reader"]);
+    // Another key under the id of one of the broker's keys, and under an id it does not know.
+    let impostor = SigningKey::es256("ec-1");
+    let refused: Vec<(&str, Option<String>, &str)> = vec![
+        ("no credential", None, "authorization: Bearer"),
+        (
+            "an unknown static token",
+            bearer("not-a-known-token"),
+            "the bearer token is not valid",
+        ),
+        (
+            "an expired JWT",
+            bearer(&auth.ec.sign(&expired(valid.clone()))),
+            "the JWT has expired",
+        ),
+        (
+            "a JWT for another audience",
+            bearer(
+                &auth
+                    .rsa
+                    .sign(&with(valid.clone(), "aud", Some(json!("billing")))),
+            ),
+            "audience (aud) does not include \"flinkbroker\"",
+        ),
+        (
+            "a JWT of another issuer",
+            bearer(&auth.ec.sign(&with(
+                valid.clone(),
+                "iss",
+                Some(json!("https://elsewhere.test")),
+            ))),
+            "issuer (iss) is not \"https://idp.flinkbroker.test\"",
+        ),
+        (
+            "a JWT signed by another key",
+            bearer(&impostor.sign(&valid)),
+            "the JWT's signature does not verify",
+        ),
+        (
+            "a JWT of an unknown key id",
+            bearer(&impostor.sign_as("ec-9", &valid)),
+            "key id (kid) \"ec-9\" is not in the key set",
+        ),
+        (
+            "a JWT without a tenant",
+            bearer(&auth.ec.sign(&with(valid.clone(), "tenant", None))),
+            "the JWT has no claim \"tenant\"",
+        ),
+        (
+            "a JWT whose tenant is no label value",
+            bearer(
+                &auth
+                    .ec
+                    .sign(&with(valid.clone(), "tenant", Some(json!("ml/ads")))),
+            ),
+            "claim \"tenant\" is \"ml/ads\"; a tenant must be at most 63",
+        ),
+    ];
+    for (what, authorization, reason) in &refused {
+        let mut client = auth.client(authorization.as_deref()).await;
+        for (rpc, code) in every_rpc(&mut client, &job.id).await {
+            assert_eq!(code, Code::Unauthenticated, "{rpc} with {what}");
+        }
+        let error = client
+            .get_job(GetJobRequest {
+                job_id: job.id.clone(),
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            error.message().contains(reason),
+            "{what}: {}",
+            error.message()
+        );
+        if let Some(authorization) = authorization {
+            let token = authorization.trim_start_matches("Bearer ");
+            assert!(
+                !error.message().contains(token),
+                "{what}: the refusal echoes the token"
+            );
+        }
+    }
+
+    // A valid caller of another tenant: its own submissions and list, and nothing of ml's.
+    let mut ads = auth
+        .as_token(
+            &auth
+                .ec
+                .sign(&claims("ads-backend", "ads", &["submitter", "reader"])),
+        )
+        .await;
+    for (rpc, code) in every_rpc(&mut ads, &job.id).await {
+        let expected = match rpc {
+            "GetJob" | "WatchJob" | "StreamOperationResults" | "CancelJob" => Code::NotFound,
+            _ => Code::Ok,
+        };
+        assert_eq!(code, expected, "ads calling {rpc} on ml's job");
+    }
+    let ads_jobs = all_jobs(&mut ads, "").await.expect("ads lists");
+    assert_eq!(ads_jobs.len(), 2, "its SubmitSql and SubmitPython");
+    assert!(
+        ads_jobs
+            .iter()
+            .all(|j| j.tenant == "ads" && j.principal == "ads-backend" && j.id != job.id),
+        "{ads_jobs:?}"
+    );
+
+    // A valid caller without the submitter role (and a role the broker does not know).
+    let mut dashboard = auth
+        .as_token(
+            &auth
+                .rsa
+                .sign(&claims("ml-dashboard", "ml", &["reader", "billing"])),
+        )
+        .await;
+    for (rpc, code) in every_rpc(&mut dashboard, &job.id).await {
+        let expected = match rpc {
+            "SubmitSql" | "SubmitPython" | "CancelJob" => Code::PermissionDenied,
+            _ => Code::Ok,
+        };
+        assert_eq!(code, expected, "a reader calling {rpc}");
+    }
+
+    // None of them created an ml job or touched the one there is.
+    let mut admin = auth.as_token("admin-token").await;
+    let ml_jobs = all_jobs(&mut admin, "ml").await.expect("admin lists");
+    assert_eq!(
+        ml_jobs.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(),
+        vec![job.id.as_str()]
+    );
+    assert!(
+        !matches!(ml_jobs[0].state(), JobState::Canceling | JobState::Canceled),
+        "{:?}",
+        ml_jobs[0].state()
+    );
+
+    // The valid caller (ES256) may make every call.
+    let mut oncall = auth.as_token(&auth.ec.sign(&valid)).await;
+    for (rpc, code) in every_rpc(&mut oncall, &job.id).await {
+        assert_eq!(code, Code::Ok, "the valid caller calling {rpc}");
+    }
+    let mut principals: Vec<String> = all_jobs(&mut admin, "ml")
+        .await
+        .expect("admin lists")
+        .into_iter()
+        .map(|j| j.principal)
+        .collect();
+    principals.sort();
+    assert_eq!(principals, ["ml-backend", "ml-oncall", "ml-oncall"]);
+    let canceled = admin
+        .get_job(GetJobRequest {
+            job_id: job.id.clone(),
+        })
+        .await
+        .expect("admin reads")
+        .into_inner();
+    assert!(matches!(
+        canceled.state(),
+        JobState::Canceling | JobState::Canceled
+    ));
+    auth.broker.stop().await;
+}
+
+/// A broker accepting only JWTs whose keys it reads from `jwks_url`.
+async fn jwt_url_broker(jwks_url: &str, extra: &[&str]) -> TestBroker {
+    let mut flags = jwt::flags("--jwt-jwks-url", jwks_url);
+    flags.extend(extra.iter().map(|flag| flag.to_string()));
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    TestBroker::start_with(StandinConfig::default(), &flags).await
+}
+
+/// Lists jobs with `token`, returning the refusal if any.
+async fn list_with(broker: &TestBroker, token: &str) -> Result<(), Status> {
+    JobServiceClient::with_interceptor(broker.channel().await, Credential(bearer(token)))
+        .list_jobs(ListJobsRequest::default())
+        .await
+        .map(|_| ())
+}
+
+fn caller_claims() -> serde_json::Value {
+    claims("recsys-backend", "recsys", &["reader"])
+}
+
+#[tokio::test]
+async fn a_key_rotated_into_the_jwks_url_is_read_on_its_first_use() {
+    let old = SigningKey::es256("2026-11");
+    let new = SigningKey::rs256("2026-12");
+    let jwks = JwksServer::start(&[&old]).await;
+    let broker = jwt_url_broker(
+        &jwks.url(),
+        &[
+            "--jwt-jwks-min-refresh-interval",
+            "0s",
+            "--jwt-jwks-refresh-interval",
+            "1h",
+        ],
+    )
+    .await;
+    list_with(&broker, &old.sign(&caller_claims()))
+        .await
+        .expect("a token of the published key");
+    assert_eq!(jwks.reads().await, 1, "read once at start");
+    jwks.publish(&[&old, &new]);
+    list_with(&broker, &new.sign(&caller_claims()))
+        .await
+        .expect("a token of the key rotated in passes on its first use");
+    assert_eq!(
+        jwks.reads().await,
+        2,
+        "its unknown key id read the set again"
+    );
+    // Without a token file, a bearer token that is no JWT has nothing to be looked up in.
+    let refused = list_with(&broker, "static-token").await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    assert!(
+        refused.message().contains("not a JWT"),
+        "{}",
+        refused.message()
+    );
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn a_key_removed_from_the_jwks_url_stops_working_after_a_periodic_refresh() {
+    let old = SigningKey::es256("old");
+    let new = SigningKey::es256("new");
+    let jwks = JwksServer::start(&[&old]).await;
+    let broker = jwt_url_broker(
+        &jwks.url(),
+        &[
+            "--jwt-jwks-refresh-interval",
+            "50ms",
+            "--jwt-jwks-min-refresh-interval",
+            "1h",
+        ],
+    )
+    .await;
+    let old_token = old.sign(&caller_claims());
+    list_with(&broker, &old_token).await.expect("the old key");
+    jwks.publish(&[&new]);
+    eventually(
+        "the removed key's token to be refused",
+        Duration::from_secs(10),
+        || {
+            let outcome = list_with(&broker, &old_token);
+            async move {
+                let refused = outcome.await.err()?;
+                (refused.code() == Code::Unauthenticated
+                    && refused
+                        .message()
+                        .contains("key id (kid) \"old\" is not in the key set"))
+                .then_some(())
+            }
+        },
+    )
+    .await;
+    list_with(&broker, &new.sign(&caller_claims()))
+        .await
+        .expect("the new key, known from the periodic refresh");
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_key_ids_read_the_jwks_url_at_most_once_per_min_refresh_interval() {
+    let known = SigningKey::es256("known");
+    let later = SigningKey::es256("later");
+    let jwks = JwksServer::start(&[&known]).await;
+    let broker = jwt_url_broker(
+        &jwks.url(),
+        &[
+            "--jwt-jwks-refresh-interval",
+            "1h",
+            "--jwt-jwks-min-refresh-interval",
+            "1h",
+        ],
+    )
+    .await;
+    for kid in ["made-up-1", "made-up-2", "made-up-3"] {
+        let refused = list_with(&broker, &known.sign_as(kid, &caller_claims()))
+            .await
+            .unwrap_err();
+        assert!(
+            refused
+                .message()
+                .contains(&format!("key id (kid) \"{kid}\" is not in the key set")),
+            "{}",
+            refused.message()
+        );
+    }
+    jwks.publish(&[&known, &later]);
+    let refused = list_with(&broker, &later.sign(&caller_claims()))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    assert_eq!(
+        jwks.reads().await,
+        1,
+        "the set was read at start, and unknown key ids did not read it again within the interval"
+    );
+    list_with(&broker, &known.sign(&caller_claims()))
+        .await
+        .expect("the known key still works");
+    broker.stop().await;
+}
+
 #[tokio::test]
 async fn health_and_reflection_answer_without_a_credential_unless_closed() {
     let open = AuthBroker::start(&[]).await;
@@ -487,6 +826,63 @@ async fn a_changed_token_file_takes_effect_and_a_broken_one_is_ignored() {
     )
     .await;
     auth.broker.stop().await;
+}
+
+#[test]
+fn a_broker_with_jwt_or_client_certificates_is_not_anonymous() {
+    let missing = tempfile::tempdir().expect("temp dir");
+    let file = |name: &str| missing.path().join(name).display().to_string();
+    let (jwks, ca, cert, key, principals) = (
+        file("jwks.json"),
+        file("ca.pem"),
+        file("cert.pem"),
+        file("key.pem"),
+        file("principals.json"),
+    );
+    for flags in [
+        vec![
+            "--jwt-jwks-file",
+            jwks.as_str(),
+            "--jwt-issuer",
+            "https://idp.test",
+            "--jwt-audience",
+            "flinkbroker",
+        ],
+        vec![
+            "--tls-cert",
+            cert.as_str(),
+            "--tls-key",
+            key.as_str(),
+            "--tls-client-ca",
+            ca.as_str(),
+            "--mtls-principals-file",
+            principals.as_str(),
+        ],
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_flinkbroker"))
+            .args([
+                "serve",
+                "--listen",
+                "0.0.0.0:0",
+                "--database-url",
+                "sqlite::memory:",
+            ])
+            .args(&flags)
+            .output()
+            .expect("run flinkbroker");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        // It goes past the anonymous check and stops at the missing files.
+        assert!(!output.status.success(), "{flags:?}");
+        assert!(
+            !stderr.contains("--allow-anonymous") && !stdout.contains("--allow-anonymous"),
+            "{flags:?}\nstdout: {stdout}\nstderr: {stderr}"
+        );
+        assert!(
+            stderr.contains("cannot read") || stdout.contains("cannot read"),
+            "{flags:?}\nstdout: {stdout}\nstderr: {stderr}"
+        );
+    }
 }
 
 #[test]
