@@ -127,9 +127,10 @@ fn read_policy_file(path: &Path) -> Result<PolicyOverrides, String> {
     for (tenant, overrides) in file.tenants {
         let at = |what: &str| format!("{} tenant {tenant:?}: {what}", path.display());
         if !is_tenant_name(&tenant) {
-            return Err(at(
-                "is not a tenant name (a Kubernetes label value: at most 63 letters, digits, '-', '_' or '.')",
-            ));
+            return Err(at(&format!(
+                "is not a tenant name: it {}",
+                crate::auth::TENANT_RULE
+            )));
         }
         if overrides.submissions_per_minute == Some(0) {
             return Err(at("submissions_per_minute must be at least 1"));

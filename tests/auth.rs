@@ -15,8 +15,9 @@ use std::time::Duration;
 use broker::{TestBroker, eventually, sql};
 use flinkbroker::proto::job_service_client::JobServiceClient;
 use flinkbroker::proto::{
-    CancelJobRequest, GetJobRequest, Job, JobState, ListJobsRequest, RuntimeMode,
-    StreamOperationResultsRequest, SubmitPythonRequest, WatchJobRequest, submit_python_request,
+    CancelJobRequest, GetJobRequest, Job, JobState, ListAuditEventsRequest, ListJobsRequest,
+    RuntimeMode, StreamOperationResultsRequest, SubmitPythonRequest, WatchJobRequest,
+    submit_python_request,
 };
 use jwt::{JwksServer, SigningKey, claims, expired, with};
 use serde_json::json;
@@ -188,6 +189,14 @@ async fn every_rpc(client: &mut Client, job_id: &str) -> Vec<(&'static str, Code
         ),
     ];
     outcomes.push((
+        "ListAuditEvents",
+        code(
+            client
+                .list_audit_events(ListAuditEventsRequest::default())
+                .await,
+        ),
+    ));
+    outcomes.push((
         "CancelJob",
         code(
             client
@@ -293,7 +302,9 @@ async fn roles_decide_what_a_caller_may_do() {
     let outcomes = every_rpc(&mut reader, &job.id).await;
     for (rpc, code) in &outcomes {
         let expected = match *rpc {
-            "SubmitSql" | "SubmitPython" | "CancelJob" => Code::PermissionDenied,
+            "SubmitSql" | "SubmitPython" | "CancelJob" | "ListAuditEvents" => {
+                Code::PermissionDenied
+            }
             _ => Code::Ok,
         };
         assert_eq!(*code, expected, "reader calling {rpc}");
@@ -339,6 +350,7 @@ async fn tenants_see_and_touch_only_their_own_jobs() {
             "GetJob" | "WatchJob" | "StreamOperationResults" | "CancelJob" => {
                 assert_eq!(code, Code::NotFound, "ads calling {rpc} on ml's job")
             }
+            "ListAuditEvents" => assert_eq!(code, Code::PermissionDenied, "ads calling {rpc}"),
             _ => assert_eq!(code, Code::Ok, "ads calling {rpc}"),
         }
     }
@@ -535,6 +547,7 @@ async fn every_rpc_answers_each_kind_of_caller_with_the_right_code() {
     for (rpc, code) in every_rpc(&mut ads, &job.id).await {
         let expected = match rpc {
             "GetJob" | "WatchJob" | "StreamOperationResults" | "CancelJob" => Code::NotFound,
+            "ListAuditEvents" => Code::PermissionDenied,
             _ => Code::Ok,
         };
         assert_eq!(code, expected, "ads calling {rpc} on ml's job");
@@ -558,7 +571,9 @@ async fn every_rpc_answers_each_kind_of_caller_with_the_right_code() {
         .await;
     for (rpc, code) in every_rpc(&mut dashboard, &job.id).await {
         let expected = match rpc {
-            "SubmitSql" | "SubmitPython" | "CancelJob" => Code::PermissionDenied,
+            "SubmitSql" | "SubmitPython" | "CancelJob" | "ListAuditEvents" => {
+                Code::PermissionDenied
+            }
             _ => Code::Ok,
         };
         assert_eq!(code, expected, "a reader calling {rpc}");
@@ -580,8 +595,22 @@ async fn every_rpc_answers_each_kind_of_caller_with_the_right_code() {
     // The valid caller (ES256) may make every call.
     let mut oncall = auth.as_token(&auth.ec.sign(&valid)).await;
     for (rpc, code) in every_rpc(&mut oncall, &job.id).await {
-        assert_eq!(code, Code::Ok, "the valid caller calling {rpc}");
+        let expected = match rpc {
+            "ListAuditEvents" => Code::PermissionDenied,
+            _ => Code::Ok,
+        };
+        assert_eq!(code, expected, "the valid caller calling {rpc}");
     }
+    // An administrator (by JWT) reads the audit trail.
+    let mut auditor = auth
+        .as_token(&auth.rsa.sign(&claims("auditor", "ops", &["admin"])))
+        .await;
+    let trail = auditor
+        .list_audit_events(ListAuditEventsRequest::default())
+        .await
+        .expect("an administrator lists the audit trail")
+        .into_inner();
+    assert!(!trail.events.is_empty());
     let mut principals: Vec<String> = all_jobs(&mut admin, "ml")
         .await
         .expect("admin lists")

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::{Principal, Role, TENANT_RULE, is_label_value};
+use super::{Principal, Role, TENANT_RULE, is_tenant_name};
 use crate::error::{Error, Result};
 
 /// The most bytes of a JWKS document the broker reads.
@@ -488,7 +488,7 @@ pub(crate) fn principal_from_claims(
     };
     let name = string_claim(&names.principal)?;
     let tenant = string_claim(&names.tenant)?;
-    if !is_label_value(&tenant) {
+    if !is_tenant_name(&tenant) {
         return Err(JwtError::InvalidClaim {
             claim: names.tenant.clone(),
             reason: format!("is {tenant:?}; a tenant {TENANT_RULE}"),

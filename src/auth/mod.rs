@@ -41,6 +41,7 @@ pub use tokens::TokenSource;
 use crate::audit::Auditor;
 use crate::config::ServeConfig;
 use crate::error::{Error, Result};
+pub(crate) use crate::tenants::is_tenant_name;
 
 /// The tenant of anonymous callers.
 pub const DEFAULT_TENANT: &str = "default";
@@ -140,7 +141,7 @@ pub(crate) fn check_principal(
     if name.trim().is_empty() || tenant.trim().is_empty() {
         return Err(format!("{at}: principal and tenant must not be empty"));
     }
-    if !is_label_value(&tenant) {
+    if !is_tenant_name(&tenant) {
         return Err(format!("{at}: tenant {tenant:?} {TENANT_RULE}"));
     }
     if roles.is_empty() {
@@ -151,18 +152,6 @@ pub(crate) fn check_principal(
         tenant,
         roles,
     })
-}
-
-/// Whether `value` is a valid Kubernetes label value (and not empty).
-pub(crate) fn is_label_value(value: &str) -> bool {
-    let bytes = value.as_bytes();
-    !bytes.is_empty()
-        && bytes.len() <= 63
-        && bytes[0].is_ascii_alphanumeric()
-        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// Whether a bearer token has the shape of a JWT: three non-empty dot-separated parts.
