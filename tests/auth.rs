@@ -4,6 +4,8 @@
 
 #[path = "support/broker.rs"]
 mod broker;
+#[path = "support/callers.rs"]
+mod callers;
 #[path = "support/jwt.rs"]
 mod jwt;
 #[path = "support/sql_gateway_standin/mod.rs"]
@@ -13,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use broker::{TestBroker, eventually, sql};
+use callers::{CALLERS, Client, Credential, retry_delay, token_file};
 use flinkbroker::proto::job_service_client::JobServiceClient;
 use flinkbroker::proto::{
     CancelJobRequest, GetJobRequest, Job, JobState, ListAuditEventsRequest, ListJobsRequest,
@@ -21,60 +24,10 @@ use flinkbroker::proto::{
 };
 use jwt::{JwksServer, SigningKey, claims, expired, with};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use sql_gateway_standin::StandinConfig;
-use tonic::codegen::InterceptedService;
-use tonic::metadata::MetadataValue;
-use tonic::service::Interceptor;
-use tonic::transport::Channel;
-use tonic::{Code, Request, Status};
+use tonic::{Code, Status};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
-
-/// Sends `authorization` metadata, as given, with every call (None: no credential).
-#[derive(Clone)]
-struct Credential(Option<String>);
-
-impl Interceptor for Credential {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(value) = &self.0 {
-            let value: MetadataValue<_> = value.parse().expect("metadata value");
-            request.metadata_mut().insert("authorization", value);
-        }
-        Ok(request)
-    }
-}
-
-type Client = JobServiceClient<InterceptedService<Channel, Credential>>;
-
-/// The callers of the token file: (token, principal, tenant, roles).
-const CALLERS: [(&str, &str, &str, &[&str]); 5] = [
-    (
-        "ml-submit-token",
-        "ml-backend",
-        "ml",
-        &["submitter", "reader"],
-    ),
-    ("ml-read-token", "ml-dashboard", "ml", &["reader"]),
-    ("ml-submit-only-token", "ml-cron", "ml", &["submitter"]),
-    ("ads-token", "ads-backend", "ads", &["submitter", "reader"]),
-    ("admin-token", "platform-oncall", "ops", &["admin"]),
-];
-
-fn token_file(callers: &[(&str, &str, &str, &[&str])]) -> String {
-    let tokens: Vec<serde_json::Value> = callers
-        .iter()
-        .map(|(token, principal, tenant, roles)| {
-            serde_json::json!({
-                "sha256": hex::encode(Sha256::digest(token.as_bytes())),
-                "principal": principal,
-                "tenant": tenant,
-                "roles": roles,
-            })
-        })
-        .collect();
-    serde_json::json!({ "tokens": tokens }).to_string()
-}
 
 struct AuthBroker {
     broker: TestBroker,
@@ -999,12 +952,6 @@ async fn forbidden_configuration_keys_are_refused_before_anything_is_sent() {
     assert!(jobs.is_empty(), "no refused submission was recorded");
     ml.submit_sql(allowed).await.expect("allowed keys pass");
     auth.broker.stop().await;
-}
-
-/// The RetryInfo delay a refusal carries.
-fn retry_delay(status: &Status) -> Option<Duration> {
-    use tonic_types::StatusExt;
-    status.get_details_retry_info()?.retry_delay
 }
 
 #[tokio::test]
