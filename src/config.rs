@@ -35,6 +35,9 @@ pub enum MtlsPrincipalFrom {
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Where the client commands find the broker.
+    #[command(flatten)]
+    pub server: crate::cli::ServerArgs,
 }
 
 /// The subcommands.
@@ -42,6 +45,9 @@ pub struct Cli {
 pub enum Command {
     /// Runs the broker until SIGINT or SIGTERM.
     Serve(Box<ServeConfig>),
+    /// Client commands, talking to a broker.
+    #[command(flatten)]
+    Client(crate::cli::ClientCommand),
 }
 
 /// The default of `--forbidden-config-prefixes`.

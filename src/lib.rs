@@ -30,6 +30,7 @@ pub mod api;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod error;

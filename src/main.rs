@@ -1,10 +1,13 @@
-//! The `flinkbroker` binary: parses the command line, starts logging, runs the broker.
+//! The `flinkbroker` binary: parses the command line, then runs the broker (`serve`, with
+//! logging) or a client command.
+
+use std::process::ExitCode;
 
 use clap::Parser;
 use flinkbroker::config::{Cli, Command};
 use flinkbroker::{app, shutdown, telemetry};
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     // Result batches are allocated on the database's threads and freed on the runtime's:
     // with an arena per thread glibc fragments, so two arenas serve every thread (before any
     // thread starts).
@@ -16,14 +19,21 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async {
-        telemetry::init();
-        match cli.command {
-            Command::Serve(config) => {
-                let token = shutdown::on_signal();
-                app::run(*config, token).await?;
-            }
-        }
-        Ok(())
-    })
+    match cli.command {
+        Command::Serve(config) => runtime.block_on(async {
+            telemetry::init();
+            let token = shutdown::on_signal();
+            app::run(*config, token).await?;
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Client(command) => Ok(
+            match runtime.block_on(flinkbroker::cli::run(&cli.server, command)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("error: {}", error.message());
+                    error.exit_code()
+                }
+            },
+        ),
+    }
 }
