@@ -1,0 +1,78 @@
+"""Python client for flinkbroker: submit Flink SQL and PyFlink jobs, follow them, read typed results.
+
+    from flinkbroker import Client
+
+    with Client("127.0.0.1:50051", token=token) as broker:
+        job = broker.submit_sql("SELECT 1 AS one", mode="batch")
+        rows = list(broker.results(job.id))
+        broker.wait(job.id)
+
+`AsyncClient` offers the same methods for asyncio.
+"""
+
+from ._common import ResultLimits, RetryPolicy, TlsConfig
+from .aio import AsyncClient, AsyncResultStream
+from .client import Client, ResultStream
+from .errors import (
+    Aborted,
+    AlreadyExists,
+    DeadlineExceeded,
+    FailedPrecondition,
+    FlinkBrokerError,
+    Internal,
+    InvalidArgument,
+    JobCanceled,
+    JobError,
+    JobFailed,
+    NotFound,
+    OutOfRange,
+    PermissionDenied,
+    ResourceExhausted,
+    ResultsFailed,
+    RpcError,
+    Unauthenticated,
+    Unavailable,
+)
+from .jobs import Job, JobKind, JobState, ResultLog, Statement, StatementState, StateTransition
+from .results import Column, EndReason, Row, RowKind, StreamEnd, to_python
+
+__all__ = [
+    "Aborted",
+    "AlreadyExists",
+    "AsyncClient",
+    "AsyncResultStream",
+    "Client",
+    "Column",
+    "DeadlineExceeded",
+    "EndReason",
+    "FailedPrecondition",
+    "FlinkBrokerError",
+    "Internal",
+    "InvalidArgument",
+    "Job",
+    "JobCanceled",
+    "JobError",
+    "JobFailed",
+    "JobKind",
+    "JobState",
+    "NotFound",
+    "OutOfRange",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "ResultLimits",
+    "ResultLog",
+    "ResultStream",
+    "ResultsFailed",
+    "RetryPolicy",
+    "Row",
+    "RowKind",
+    "RpcError",
+    "StateTransition",
+    "Statement",
+    "StatementState",
+    "StreamEnd",
+    "TlsConfig",
+    "Unauthenticated",
+    "Unavailable",
+    "to_python",
+]

@@ -1,0 +1,242 @@
+"""What the sync and asyncio clients share: credentials, retry policy and request building."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+import grpc
+
+from .errors import JobCanceled, JobFailed, ResultsFailed
+from .jobs import Job, JobKind, JobState
+from .results import EndReason, StreamEnd
+from .v1 import broker_pb2 as pb
+
+PemSource = bytes | str | os.PathLike[str] | None
+Token = str | Callable[[], str] | None
+Mode = Literal["batch", "streaming"]
+
+
+def _read_pem(source: PemSource) -> bytes | None:
+    if source is None or isinstance(source, bytes):
+        return source
+    return Path(source).read_bytes()
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """TLS towards the broker: a CA to trust (None: the system's roots) and, for mTLS, a client
+    certificate and key. Each is PEM bytes or a path to a PEM file."""
+
+    ca: PemSource = None
+    cert: PemSource = None
+    key: PemSource = None
+
+    def channel_credentials(self) -> grpc.ChannelCredentials:
+        cert, key = _read_pem(self.cert), _read_pem(self.key)
+        if (cert is None) != (key is None):
+            raise ValueError("tls: a client certificate needs its key, and a key its certificate")
+        return grpc.ssl_channel_credentials(
+            root_certificates=_read_pem(self.ca), private_key=key, certificate_chain=cert
+        )
+
+
+TlsOption = TlsConfig | bool | tuple[PemSource, PemSource, PemSource] | None
+
+
+def tls_config(tls: TlsOption) -> TlsConfig | None:
+    if tls is None or tls is False:
+        return None
+    if tls is True:
+        return TlsConfig()
+    if isinstance(tls, TlsConfig):
+        return tls
+    ca, cert, key = tls
+    return TlsConfig(ca, cert, key)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often a dropped result or watch stream is reconnected, and the backoff between tries.
+    The count starts again once a reconnected stream delivers something."""
+
+    max_attempts: int = 5
+    initial_backoff: float = 0.2
+    max_backoff: float = 5.0
+    multiplier: float = 2.0
+    retryable_codes: frozenset[grpc.StatusCode] = frozenset({grpc.StatusCode.UNAVAILABLE})
+
+    def backoff(self, failures: int) -> float:
+        """Seconds to wait before reconnect number `failures` (1-based), with jitter."""
+        ceiling = min(self.max_backoff, self.initial_backoff * self.multiplier ** (failures - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+    def should_retry(self, code: grpc.StatusCode, failures: int) -> bool:
+        return code in self.retryable_codes and failures < self.max_attempts
+
+
+def metadata(token: Token) -> tuple[tuple[str, str], ...]:
+    if token is None:
+        return ()
+    value = token() if callable(token) else token
+    return (("authorization", f"Bearer {value}"),)
+
+
+def _duration(seconds: float | timedelta) -> dict[str, int]:
+    if isinstance(seconds, timedelta):
+        seconds = seconds.total_seconds()
+    whole = int(seconds)
+    return {"seconds": whole, "nanos": int(round((seconds - whole) * 1e9))}
+
+
+@dataclass(frozen=True)
+class ResultLimits:
+    """When the broker stops each query statement of a SQL job (rows logged, time)."""
+
+    max_rows: int = 0
+    max_duration: float | timedelta | None = None
+
+
+def submit_sql_request(
+    script: str,
+    mode: Mode,
+    properties: Mapping[str, str] | None,
+    request_id: str | None,
+    labels: Mapping[str, str] | None,
+    result_limits: ResultLimits | None,
+) -> pb.SubmitSqlRequest:
+    modes = {"batch": pb.RUNTIME_MODE_BATCH, "streaming": pb.RUNTIME_MODE_STREAMING}
+    if mode not in modes:
+        raise ValueError(f"mode: must be 'batch' or 'streaming', not {mode!r}")
+    request = pb.SubmitSqlRequest(
+        script=script,
+        runtime_mode=modes[mode],
+        properties=dict(properties or {}),
+        request_id=request_id or "",
+        labels=dict(labels or {}),
+    )
+    if result_limits is not None:
+        request.result_limits.max_rows = result_limits.max_rows
+        if result_limits.max_duration is not None:
+            duration = _duration(result_limits.max_duration)
+            request.result_limits.max_duration.seconds = duration["seconds"]
+            request.result_limits.max_duration.nanos = duration["nanos"]
+    return request
+
+
+def _is_url(program: str | os.PathLike[str]) -> bool:
+    return isinstance(program, str) and "://" in program.split("\n", 1)[0] and "\n" not in program
+
+
+def submit_python_request(
+    program: str | os.PathLike[str],
+    *,
+    entry_module: str | None,
+    py_files: Sequence[str],
+    py_archives: Sequence[str],
+    inline_py_files: Mapping[str, str] | None,
+    requirements: str | os.PathLike[str] | None,
+    parallelism: int,
+    flink_configuration: Mapping[str, str] | None,
+    program_args: Sequence[str],
+    request_id: str | None,
+    labels: Mapping[str, str] | None,
+) -> pb.SubmitPythonRequest:
+    """Builds SubmitPython: a URL is passed on, a path to a local file is read into inline
+    source, and any other string is taken as the source itself."""
+    request = pb.SubmitPythonRequest(
+        entry_module=entry_module or "",
+        py_files=list(py_files),
+        py_archives=list(py_archives),
+        inline_py_files=dict(inline_py_files or {}),
+        program_args=list(program_args),
+        parallelism=parallelism,
+        flink_configuration=dict(flink_configuration or {}),
+        request_id=request_id or "",
+        labels=dict(labels or {}),
+    )
+    if _is_url(program):
+        request.script_url = str(program)
+    elif isinstance(program, os.PathLike) or (
+        "\n" not in program and (Path(program).is_file() or program.endswith(".py"))
+    ):
+        # A missing file named like a script is an error here, not a program to run.
+        request.script = Path(program).read_text()
+    else:
+        request.script = str(program)
+    if requirements is not None:
+        if isinstance(requirements, os.PathLike) or (
+            "\n" not in str(requirements) and Path(requirements).is_file()
+        ):
+            request.py_requirements = Path(requirements).read_text()
+        else:
+            request.py_requirements = str(requirements)
+    return request
+
+
+def results_request(
+    job_id: str,
+    statement: int | None,
+    next_row: int,
+    attempt: int | None,
+    max_rows: int,
+    max_duration: float | timedelta | None,
+) -> pb.StreamOperationResultsRequest:
+    request = pb.StreamOperationResultsRequest(job_id=job_id, resume_from_row=next_row, max_rows=max_rows)
+    if statement is not None:
+        request.statement_index = statement
+    if attempt is not None:
+        request.attempt = attempt
+    if max_duration is not None:
+        duration = _duration(max_duration)
+        request.max_duration.seconds = duration["seconds"]
+        request.max_duration.nanos = duration["nanos"]
+    return request
+
+
+def cancel_request(job_id: str, savepoint: bool | str | None) -> pb.CancelJobRequest:
+    request = pb.CancelJobRequest(job_id=job_id)
+    if savepoint:
+        request.stop_with_savepoint = True
+        if isinstance(savepoint, str):
+            request.savepoint_directory = savepoint
+    return request
+
+
+def list_request(
+    states: Iterable[JobState] | None,
+    kind: JobKind | None,
+    labels: Mapping[str, str] | None,
+    tenant: str | None,
+    page_size: int,
+    page_token: str,
+) -> pb.ListJobsRequest:
+    return pb.ListJobsRequest(
+        states=[s.value for s in states or ()],
+        kind=kind.value if kind is not None else pb.JOB_KIND_UNSPECIFIED,
+        labels=dict(labels or {}),
+        tenant=tenant or "",
+        page_size=page_size,
+        page_token=page_token,
+    )
+
+
+def final_job(job: Job) -> Job:
+    """Returns a FINISHED job; raises JobFailed or JobCanceled for the other terminal states."""
+    if job.state == JobState.FAILED:
+        raise JobFailed(job)
+    if job.state == JobState.CANCELED:
+        raise JobCanceled(job)
+    return job
+
+
+def check_end(end: StreamEnd, job_id: str) -> None:
+    if end.reason == EndReason.FAILED:
+        raise ResultsFailed(f"results of job {job_id} ended: {end.error}", canceled=False)
+    if end.reason == EndReason.CANCELED:
+        raise ResultsFailed(f"results of job {job_id} ended: the job was canceled", canceled=True)

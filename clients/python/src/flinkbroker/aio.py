@@ -1,0 +1,271 @@
+"""The asyncio client (grpc.aio), with the same methods as the blocking one."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import grpc.aio
+from google.protobuf.message import Message
+
+from . import _common
+from ._common import Mode, ResultLimits, RetryPolicy, TlsOption, Token
+from .errors import RpcError, Unavailable, from_grpc
+from .jobs import Job, JobKind, JobState
+from .results import (
+    Column,
+    Row,
+    StreamEnd,
+    columns_from_schema,
+    end_from_proto,
+    row_from_proto,
+    rows_to_pandas,
+)
+from .v1 import broker_pb2 as pb
+from .v1 import broker_pb2_grpc
+
+if TYPE_CHECKING:
+    import pandas
+
+
+class AsyncResultStream:
+    """The asyncio twin of `ResultStream`: iterate it once with `async for`."""
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        job_id: str,
+        statement: int | None,
+        from_row: int,
+        max_rows: int,
+        max_duration: float | timedelta | None,
+    ) -> None:
+        self._client = client
+        self.job_id = job_id
+        self.statement = statement
+        self.next_row = from_row
+        self.attempt: int | None = None
+        self.columns: list[Column] | None = None
+        self.end: StreamEnd | None = None
+        self.resumed_from: list[int] = []
+        self._max_rows = max_rows
+        self._max_duration = max_duration
+        self._rows_read = 0
+        self._started = False
+
+    def __aiter__(self) -> AsyncIterator[Row]:
+        if self._started:
+            raise RuntimeError("an AsyncResultStream can be iterated once")
+        self._started = True
+        return self._rows()
+
+    async def _rows(self) -> AsyncIterator[Row]:
+        failures = 0
+        policy = self._client.retry_policy
+        while True:
+            remaining = self._max_rows - self._rows_read if self._max_rows else 0
+            request = _common.results_request(
+                self.job_id, self.statement, self.next_row, self.attempt, remaining, self._max_duration
+            )
+            call = self._client._stub.StreamOperationResults(request, metadata=self._client._metadata())
+            try:
+                async for message in call:
+                    which = message.WhichOneof("message")
+                    if which == "schema":
+                        self.columns = columns_from_schema(message.schema)
+                    elif which == "rows":
+                        failures = 0
+                        batch = message.rows
+                        self.attempt = batch.attempt
+                        for i, row in enumerate(batch.rows):
+                            offset = batch.first_row_offset + i
+                            if offset < self.next_row:
+                                continue
+                            self.next_row = offset + 1
+                            self._rows_read += 1
+                            yield row_from_proto(row, self.columns or [], offset)
+                    elif which == "end":
+                        self.end = end_from_proto(message.end)
+                        _common.check_end(self.end, self.job_id)
+                        return
+                broken: RpcError = Unavailable("the result stream closed without its end message")
+            except grpc.aio.AioRpcError as error:
+                broken = from_grpc(error)
+            finally:
+                call.cancel()
+            failures += 1
+            if not policy.should_retry(broken.code, failures):
+                raise broken
+            await asyncio.sleep(policy.backoff(failures))
+            self.resumed_from.append(self.next_row)
+
+    async def to_pandas(self) -> pandas.DataFrame:
+        """Reads the remaining rows into a DataFrame (needs pandas), with a `row_kind` column."""
+        rows = [row async for row in self]
+        return rows_to_pandas(rows, self.columns or [])
+
+
+class AsyncClient:
+    """An asyncio flinkbroker client; see `Client` for the options."""
+
+    def __init__(
+        self,
+        target: str,
+        token: Token = None,
+        tls: TlsOption = None,
+        *,
+        retry_policy: RetryPolicy | None = None,
+        options: Sequence[tuple[str, object]] = (),
+    ) -> None:
+        config = _common.tls_config(tls)
+        self._channel = (
+            grpc.aio.secure_channel(target, config.channel_credentials(), options=list(options))
+            if config is not None
+            else grpc.aio.insecure_channel(target, options=list(options))
+        )
+        self._stub = broker_pb2_grpc.JobServiceStub(self._channel)
+        self._token = token
+        self.retry_policy = retry_policy or RetryPolicy()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    def _metadata(self) -> tuple[tuple[str, str], ...]:
+        return _common.metadata(self._token)
+
+    async def _call(self, method: Callable[..., Awaitable[Any]], request: Message) -> Any:
+        try:
+            return await method(request, metadata=self._metadata())
+        except grpc.aio.AioRpcError as error:
+            raise from_grpc(error) from None
+
+    async def submit_sql(
+        self,
+        script: str,
+        mode: Mode = "streaming",
+        properties: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        result_limits: ResultLimits | None = None,
+    ) -> Job:
+        """Submits a Flink SQL script; returns the recorded job at once."""
+        request = _common.submit_sql_request(script, mode, properties, request_id, labels, result_limits)
+        return Job.from_proto(await self._call(self._stub.SubmitSql, request))
+
+    async def submit_python(
+        self,
+        program: str | os.PathLike[str],
+        *,
+        entry_module: str | None = None,
+        py_files: Sequence[str] = (),
+        py_archives: Sequence[str] = (),
+        inline_py_files: Mapping[str, str] | None = None,
+        requirements: str | os.PathLike[str] | None = None,
+        parallelism: int = 0,
+        flink_configuration: Mapping[str, str] | None = None,
+        program_args: Sequence[str] = (),
+        request_id: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> Job:
+        """Submits a PyFlink program: a local path (read and sent inline), a URL, or source."""
+        request = _common.submit_python_request(
+            program,
+            entry_module=entry_module,
+            py_files=py_files,
+            py_archives=py_archives,
+            inline_py_files=inline_py_files,
+            requirements=requirements,
+            parallelism=parallelism,
+            flink_configuration=flink_configuration,
+            program_args=program_args,
+            request_id=request_id,
+            labels=labels,
+        )
+        return Job.from_proto(await self._call(self._stub.SubmitPython, request))
+
+    async def get(self, job_id: str) -> Job:
+        return Job.from_proto(await self._call(self._stub.GetJob, pb.GetJobRequest(job_id=job_id)))
+
+    async def list(
+        self,
+        states: Iterable[JobState] | None = None,
+        kind: JobKind | None = None,
+        labels: Mapping[str, str] | None = None,
+        tenant: str | None = None,
+        page_size: int = 0,
+    ) -> AsyncIterator[Job]:
+        """Yields the matching jobs, newest first, fetching pages as needed."""
+        token = ""
+        while True:
+            request = _common.list_request(states, kind, labels, tenant, page_size, token)
+            response = await self._call(self._stub.ListJobs, request)
+            for job in response.jobs:
+                yield Job.from_proto(job)
+            token = response.next_page_token
+            if not token:
+                return
+
+    async def cancel(self, job_id: str, savepoint: bool | str | None = None) -> Job:
+        """Cancels a job (CANCELING at once); see `Client.cancel`."""
+        request = _common.cancel_request(job_id, savepoint)
+        return Job.from_proto(await self._call(self._stub.CancelJob, request))
+
+    async def watch(self, job_id: str, timeout: float | None = None) -> AsyncIterator[Job]:
+        """Yields the job as it is, then each change of its state, until it ends."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        failures = 0
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            call = self._stub.WatchJob(
+                pb.WatchJobRequest(job_id=job_id), metadata=self._metadata(), timeout=remaining
+            )
+            try:
+                async for message in call:
+                    failures = 0
+                    job = Job.from_proto(message)
+                    yield job
+                    if job.is_terminal:
+                        return
+                broken: RpcError = Unavailable(f"watching job {job_id} stopped before it ended")
+            except grpc.aio.AioRpcError as error:
+                if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                    raise TimeoutError(f"job {job_id} did not end within {timeout}s") from None
+                broken = from_grpc(error)
+            finally:
+                call.cancel()
+            failures += 1
+            if not self.retry_policy.should_retry(broken.code, failures):
+                raise broken
+            await asyncio.sleep(self.retry_policy.backoff(failures))
+
+    async def wait(self, job_id: str, timeout: float | None = None) -> Job:
+        """Follows the job until it ends; see `Client.wait`."""
+        last: Job | None = None
+        async for job in self.watch(job_id, timeout):
+            last = job
+        if last is None:
+            raise Unavailable(f"watching job {job_id} returned nothing")
+        return _common.final_job(last)
+
+    def results(
+        self,
+        job_id: str,
+        statement: int | None = None,
+        from_row: int = 0,
+        *,
+        max_rows: int = 0,
+        max_duration: float | timedelta | None = None,
+    ) -> AsyncResultStream:
+        """Streams a statement's rows (default: the job's last query) from `from_row`."""
+        return AsyncResultStream(self, job_id, statement, from_row, max_rows, max_duration)
