@@ -1,11 +1,12 @@
 //! Drains a query statement's result pages from the SQL Gateway into its result log as soon
 //! as the query produces them, whether or not anyone reads.
 //!
-//! The gateway serves each page once, by token, and lets the current token and the one before
-//! it be fetched again. The drain fetches the next page while the previous one is converted
-//! and appended (one page ahead at most), and every append records the token of the next page
-//! with the rows. So after a crash the recorded token is the one last served or the one
-//! before it, and a new driver can go on from it while the gateway still holds the operation.
+//! The gateway serves each page once, by token, and lets the page it served last be fetched
+//! again; once the page after it is asked for, a page is gone. So a page that carries rows is
+//! appended, with the token of the next page, before the next page is asked for (an append of
+//! a token alone may overlap the next fetch). After a crash the recorded token is the one last
+//! served, or one empty page before it, and a new driver goes on from there while the gateway
+//! still holds the operation.
 //!
 //! Pacing follows the gateway: NOT_READY and empty pages are normal; after rows the next page
 //! is asked for at once (a small page is followed by a short pause so that the gateway can
@@ -134,18 +135,19 @@ impl Drain {
         let mut pause = Duration::ZERO;
         let mut after_rows = false;
         loop {
-            // Rows not yet logged must not be lost to a fetch ahead: record it first. (A
-            // fetch ahead of a token-only append loses nothing: at worst the next driver
-            // finds the token gone and runs the query again.)
+            // Rows are in the log before the next page is asked for: the gateway forgets a
+            // page once the one after it was fetched, so a driver dying with rows in flight
+            // and the next fetch sent would leave a gap only a re-run could fill. (An append
+            // of a token alone may overlap the fetch: a driver taking the log up finds the
+            // gateway one empty page past the log and goes on from there.)
             if next_page.is_none()
-                && writing.is_some()
                 && writing_rows
-                && let Err(outcome) = self.note_fetch(token).await
+                && let Some(write) = writing.take()
             {
-                if let Some(write) = writing.take() {
-                    let _ = self.finish(write).await;
+                writing_rows = false;
+                if let Err(outcome) = self.finish(write).await {
+                    return outcome;
                 }
-                return outcome;
             }
             let page = match next_page.take() {
                 Some(page) => Some(page),
@@ -268,19 +270,6 @@ impl Drain {
                 }
             }
         }
-    }
-
-    /// Records, before the fetch is sent, that `token` is fetched while the page before it is
-    /// still being appended: a crash now may leave the gateway past the logged token, and
-    /// the next driver must not take the gateway's answer at that token for the lost page.
-    async fn note_fetch(&self, token: u64) -> Result<(), DrainOutcome> {
-        let store = &self.controller.store;
-        let (job_id, index, attempt) = (self.job_id, self.index, self.attempt);
-        retrying_store(job_id, index, "the fetch under way", || {
-            store.note_fetch(job_id, index, attempt, token)
-        })
-        .await
-        .map_err(|error| DrainOutcome::StoreLost(Error::Store(error)))
     }
 
     /// Fetches the page at `token`, waiting for an unreachable gateway; None when the time
