@@ -2,7 +2,7 @@
 # Drives a running broker with grpcurl (reflection only, no proto files), as the README shows,
 # with authentication on: list and describe the service (reflection needs no token), see a call
 # without a token refused, then with a bearer token submit a multi-statement script, stream its
-# typed rows, and submit it again with the same request_id. Expects target/debug/flinkbroker and the
+# typed rows, submit it again with the same request_id, and scrape its Prometheus endpoint. Expects target/debug/flinkbroker and the
 # stand-in example to be built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +21,7 @@ wait_port() {
 
 gateway_port=$(free_port)
 broker_port=$(free_port)
+metrics_port=$(free_port)
 logs=$(mktemp -d)
 target/debug/examples/sql_gateway_standin --listen "127.0.0.1:${gateway_port}" > "${logs}/standin.log" 2>&1 &
 standin=$!
@@ -35,7 +36,7 @@ print(json.dumps({"tokens": [
 ]}))
 PY
 target/debug/flinkbroker serve --listen "127.0.0.1:${broker_port}" --database-url "sqlite://${logs}/broker.db?mode=rwc" \
-  --auth-tokens-file "${logs}/tokens.json" \
+  --auth-tokens-file "${logs}/tokens.json" --metrics-listen "127.0.0.1:${metrics_port}" \
   --sql-gateway-url "http://127.0.0.1:${gateway_port}" --jobmanager-url "http://127.0.0.1:${gateway_port}" > "${logs}/broker.log" 2>&1 &
 broker=$!
 trap 'kill ${standin} ${broker} 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "${logs}"' EXIT
@@ -105,5 +106,14 @@ assert seen == [
 ], seen
 assert all(e.get("jobId") == sys.argv[2] for e in events[:3]), events
 print(f"audit trail: {len(events)} events, newest first")
+PY
+# The Prometheus endpoint counts both submissions (the second answered with the first's job).
+python3 - "http://127.0.0.1:${metrics_port}/metrics" <<'PY'
+import sys, urllib.request
+text = urllib.request.urlopen(sys.argv[1], timeout=10).read().decode()
+samples = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line and not line.startswith("#")}
+assert samples.get('flinkbroker_submissions_total{kind="sql",code="OK"}') == 2, text
+assert samples.get('flinkbroker_result_rows_streamed_total') == 20, text
+print("metrics: 2 submissions, 20 rows streamed")
 PY
 echo "grpcurl smoke test passed"

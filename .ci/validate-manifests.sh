@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Validates the deployment files: every Kubernetes manifest under deploy/kubernetes against the
 # Kubernetes 1.35 schemas (unknown fields rejected) and for the enum values those schemas leave
-# unchecked, and that deploy/docker-compose.yml parses as YAML. .ci/tools.sh installs the
-# validator.
+# unchecked, that deploy/docker-compose.yml parses as YAML, and deploy/monitoring by structure (a
+# PrometheusRule is a custom resource the Kubernetes schemas do not know; the Grafana dashboard is
+# JSON). .ci/tools.sh installs the validator.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -111,6 +112,73 @@ except yaml.YAMLError as error:
   fi
 else
   echo "skip  deploy/docker-compose.yml (no PyYAML)"
+fi
+
+# deploy/monitoring: every alert of the PrometheusRule has an expr, a for, a severity, a summary
+# and a description; the dashboard is JSON whose panels all query something. tests/metrics.rs
+# checks that the queries name only metrics the broker exports.
+if [ "${have_yaml}" = true ]; then
+  if output=$("${python}" - deploy/monitoring/prometheus-rules.yaml deploy/monitoring/grafana-dashboard.json <<'PYTHON' 2>&1
+import json
+import sys
+
+import yaml
+
+problems = []
+with open(sys.argv[1], encoding="utf-8") as file:
+    rule = yaml.safe_load(file)
+if rule.get("apiVersion") != "monitoring.coreos.com/v1" or rule.get("kind") != "PrometheusRule":
+    problems.append("not a monitoring.coreos.com/v1 PrometheusRule")
+if not (rule.get("metadata") or {}).get("name"):
+    problems.append("metadata.name missing")
+groups = (rule.get("spec") or {}).get("groups") or []
+if not groups:
+    problems.append("spec.groups is empty")
+alerts = 0
+for group in groups:
+    if not group.get("name"):
+        problems.append("a group without a name")
+    for item in group.get("rules") or []:
+        name = item.get("alert") or item.get("record") or "?"
+        unknown = set(item) - {"alert", "record", "expr", "for", "keep_firing_for", "labels", "annotations"}
+        if unknown:
+            problems.append(f"{name}: unknown fields {sorted(unknown)}")
+        if not isinstance(item.get("expr"), str) or not item["expr"].strip():
+            problems.append(f"{name}: no expr")
+        if "alert" in item:
+            alerts += 1
+            if not isinstance(item.get("for"), str):
+                problems.append(f"{name}: no for")
+            if (item.get("labels") or {}).get("severity") not in {"critical", "warning", "info"}:
+                problems.append(f"{name}: severity must be critical, warning or info")
+            annotations = item.get("annotations") or {}
+            for key in ("summary", "description"):
+                if not annotations.get(key):
+                    problems.append(f"{name}: no {key} annotation")
+if alerts == 0:
+    problems.append("no alerts")
+with open(sys.argv[2], encoding="utf-8") as file:
+    dashboard = json.load(file)
+panels = dashboard.get("panels") or []
+if not dashboard.get("title") or not panels:
+    problems.append("the dashboard has no title or no panels")
+for panel in panels:
+    if not [t for t in panel.get("targets") or [] if t.get("expr")]:
+        problems.append(f"panel {panel.get('title')!r} queries nothing")
+for problem in problems:
+    print(problem)
+sys.exit(1 if problems else 0)
+PYTHON
+  ); then
+    echo "ok    deploy/monitoring (PrometheusRule and dashboard, by structure)"
+    passed=$((passed + 1))
+  else
+    echo "FAIL  deploy/monitoring"
+    printf '%s\n' "${output}" | sed 's/^/      /'
+    failed=$((failed + 1))
+  fi
+else
+  echo "skip  deploy/monitoring (no PyYAML)"
 fi
 
 if [ "${failed}" -eq 0 ]; then

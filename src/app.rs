@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::flink::{JobManager, RestJobManager};
 use crate::k8s::{KubernetesRunner, KubernetesRunnerConfig};
 use crate::local::{LocalRunner, LocalRunnerConfig};
+use crate::metrics::{self, MetricsListen};
 use crate::proto;
 use crate::runner::JobRunner;
 use crate::sql_gateway::{RestSqlGateway, SqlGateway};
@@ -118,11 +119,25 @@ pub async fn run(config: ServeConfig, shutdown: CancellationToken) -> Result<()>
 }
 
 /// Serves the API on `listener` with the given dependencies until `shutdown` is cancelled,
-/// then lets in-flight calls finish within the configured grace period.
+/// then lets in-flight calls finish within the configured grace period. The metrics endpoint
+/// listens where `--metrics-listen` says.
 pub async fn serve(
     dependencies: Dependencies,
     config: &ServeConfig,
     listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    serve_with_metrics(dependencies, config, listener, None, shutdown).await
+}
+
+/// Serves as [`serve`] does; the metrics endpoint listens on `metrics_listener` when given
+/// (e.g. bound to port 0 by a test that reads its address), else where `--metrics-listen`
+/// says.
+pub async fn serve_with_metrics(
+    dependencies: Dependencies,
+    config: &ServeConfig,
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let local = listener
@@ -147,6 +162,10 @@ pub async fn serve(
     if let Some(file) = tenants.file() {
         file.watch(config.auth_reload_interval, shutdown.clone());
     }
+    let metrics_listener = match metrics_listener {
+        Some(listener) => Some(listener),
+        None => bind_metrics(config.metrics.metrics_listen).await?,
+    };
     let auditor = Arc::new(Auditor::new(
         Arc::clone(&dependencies.store),
         config.audit_unauthenticated_per_second,
@@ -192,6 +211,22 @@ pub async fn serve(
         .build_v1alpha()
         .map_err(|e| Error::Internal(format!("cannot build reflection v1alpha: {e}")))?;
 
+    let metrics_endpoint = match metrics_listener {
+        Some(listener) => {
+            let scrape = metrics::Scrape {
+                handle: metrics::install()?,
+                store: Arc::clone(&dependencies.store),
+                result_log_max_bytes: config.result_log_max_bytes,
+            };
+            Some(tokio::spawn(metrics::serve(
+                listener,
+                scrape,
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
+
     let probes = tokio::spawn(probe_dependencies(
         dependencies.clone(),
         health.clone(),
@@ -230,8 +265,28 @@ pub async fn serve(
     // Dropping the server drops the streams' receivers, so their tasks see the client gone.
     drop(server);
     controller.drain(grace).await;
+    if let Some(endpoint) = metrics_endpoint
+        && tokio::time::timeout(grace, endpoint).await.is_err()
+    {
+        warn!("the metrics endpoint did not stop within the shutdown grace period");
+    }
     info!("flinkbroker stopped");
     outcome
+}
+
+/// Binds the metrics endpoint's address; None when metrics are off.
+async fn bind_metrics(listen: MetricsListen) -> Result<Option<TcpListener>> {
+    match listen {
+        MetricsListen::Off => {
+            info!("metrics endpoint off (--metrics-listen off)");
+            Ok(None)
+        }
+        MetricsListen::On(address) => TcpListener::bind(address).await.map(Some).map_err(|e| {
+            Error::Internal(format!(
+                "cannot listen for metrics on {address} (--metrics-listen): {e}"
+            ))
+        }),
+    }
 }
 
 async fn announce_shutdown(shutdown: CancellationToken, health: HealthReporter) {
@@ -257,6 +312,7 @@ async fn probe_dependencies(
     loop {
         let gateway = dependencies.gateway.negotiate_version().await;
         let up = gateway.is_ok();
+        metrics::dependency_up("sql_gateway", up);
         if gateway_up != Some(up) {
             match &gateway {
                 Ok(version) => info!(?version, "sql gateway reachable"),
@@ -269,6 +325,7 @@ async fn probe_dependencies(
         }
         let jobmanager = dependencies.jobmanager.ping().await;
         let up = jobmanager.is_ok();
+        metrics::dependency_up("jobmanager", up);
         if jobmanager_up != Some(up) {
             match &jobmanager {
                 Ok(()) => info!("flink jobmanager reachable"),

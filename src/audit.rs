@@ -317,18 +317,22 @@ impl Auditor {
 
     async fn append(&self, event: NewAuditEvent) {
         let action = event.action.as_str();
-        if let Err(failure) = self.store.record_audit(event.clone()).await {
-            // The call was answered; its record is in the log at least.
-            error!(
-                error = %failure,
-                action,
-                method = %event.method,
-                principal = %event.principal,
-                tenant = %event.tenant,
-                job_id = ?event.job_id,
-                outcome = %event.outcome,
-                "cannot record an audit event"
-            );
+        let recorded_action = event.action;
+        match self.store.record_audit(event.clone()).await {
+            Ok(()) => crate::metrics::audit_event(recorded_action),
+            Err(failure) => {
+                // The call was answered; its record is in the log at least.
+                error!(
+                    error = %failure,
+                    action,
+                    method = %event.method,
+                    principal = %event.principal,
+                    tenant = %event.tenant,
+                    job_id = ?event.job_id,
+                    outcome = %event.outcome,
+                    "cannot record an audit event"
+                );
+            }
         }
     }
 }

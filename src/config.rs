@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::auth::jwt::{ClaimNames, JwksSource, JwtSettings};
 use crate::error::Error;
+use crate::metrics::MetricsListen;
 
 /// Where Python submitters run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -336,6 +337,23 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub tls: TlsConfig,
+
+    #[command(flatten)]
+    pub metrics: MetricsConfig,
+}
+
+/// The Prometheus endpoint.
+#[derive(Debug, Clone, Args)]
+pub struct MetricsConfig {
+    /// Address of the Prometheus endpoint (`GET /metrics`); `off` (or an empty value) serves
+    /// none.
+    #[arg(
+        long,
+        env = "FLINKBROKER_METRICS_LISTEN",
+        default_value = "127.0.0.1:9464",
+        value_parser = crate::metrics::parse_metrics_listen
+    )]
+    pub metrics_listen: MetricsListen,
 }
 
 /// JWT bearer tokens: where their signing keys are and what their claims must say.
@@ -732,5 +750,22 @@ mod tests {
         assert!(config.script_url_prefixes.is_empty());
         assert!(!config.authentication_configured());
         assert!(config.jwt.settings().unwrap().is_none());
+        assert_eq!(
+            config.metrics.metrics_listen,
+            MetricsListen::On("127.0.0.1:9464".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn metrics_can_be_turned_off() {
+        for value in ["", "off"] {
+            let config = ServeConfig::from_args(&["--metrics-listen", value]).unwrap();
+            assert_eq!(config.metrics.metrics_listen, MetricsListen::Off);
+        }
+        let config = ServeConfig::from_args(&["--metrics-listen", "0.0.0.0:9000"]).unwrap();
+        assert_eq!(
+            config.metrics.metrics_listen,
+            MetricsListen::On("0.0.0.0:9000".parse().unwrap())
+        );
     }
 }

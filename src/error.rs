@@ -76,10 +76,11 @@ impl Error {
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-impl From<Error> for tonic::Status {
-    fn from(error: Error) -> Self {
+impl Error {
+    /// The gRPC status code the error is answered with.
+    pub fn code(&self) -> tonic::Code {
         use tonic::Code;
-        let code = match &error {
+        match self {
             Error::InvalidArgument { .. } => Code::InvalidArgument,
             Error::JobNotFound(_) => Code::NotFound,
             Error::RequestIdConflict { .. } => Code::AlreadyExists,
@@ -118,7 +119,13 @@ impl From<Error> for tonic::Status {
             Error::Runner(_) => Code::Unavailable,
             Error::Aborted(_) => Code::Aborted,
             Error::Internal(_) => Code::Internal,
-        };
+        }
+    }
+}
+
+impl From<Error> for tonic::Status {
+    fn from(error: Error) -> Self {
+        let code = error.code();
         let message = match &error {
             Error::Store(StoreError::InvalidPageToken) => "page_token: invalid page token".into(),
             other => other.to_string(),

@@ -76,6 +76,7 @@ impl Replica {
         let mut child = Command::new(env!("CARGO_BIN_EXE_flinkbroker"))
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--replica-id", id])
+            .args(["--metrics-listen", "127.0.0.1:0"])
             .args(arguments)
             .env_remove("RUST_LOG")
             .env("NO_COLOR", "1")

@@ -162,6 +162,7 @@ store_suite!(
     jobs_without_request_id_are_never_deduplicated,
     request_ids_and_listing_are_scoped_per_tenant,
     tenant_usage_sums_live_python_parallelism_and_log_bytes,
+    job_metrics_count_jobs_by_kind_and_state_leases_and_the_largest_open_log,
     audit_events_are_listed_newest_first_filtered_paged_and_expired,
     audited_submissions_are_recorded_with_their_job,
     recording_one_job_id_twice_is_an_error,
@@ -559,6 +560,92 @@ async fn tenant_usage_sums_live_python_parallelism_and_log_bytes(store: Arc<dyn 
         store.tenant_usage("search").await.expect("usage"),
         flinkbroker::store::TenantUsage::default()
     );
+}
+
+async fn job_metrics_count_jobs_by_kind_and_state_leases_and_the_largest_open_log(
+    store: Arc<dyn Store>,
+) {
+    let empty = store.job_metrics(T0).await.expect("metrics");
+    assert_eq!(empty, flinkbroker::store::JobMetrics::default());
+
+    let held = create(&store, sql_job(None, &[], T0)).await;
+    let unheld = create(&store, python_job(&[], T0 + 1)).await;
+    let ended = create(&store, sql_job(None, &[], T0 + 2)).await;
+    assert!(
+        store
+            .claim(held.id, "a", 1_000, 2_000)
+            .await
+            .expect("claim")
+    );
+    // The open log of a live job counts; an ended job's log and an ended log do not.
+    store
+        .open_log(held.id, 0, 0, b"[]".to_vec())
+        .await
+        .expect("open");
+    store
+        .append_log(
+            held.id,
+            0,
+            append(0, vec![batch(0, 10, 160)], Some(2), None),
+        )
+        .await
+        .expect("append");
+    store
+        .open_log(held.id, 1, 0, b"[]".to_vec())
+        .await
+        .expect("open");
+    store
+        .append_log(
+            held.id,
+            1,
+            append(0, vec![batch(0, 10, 400)], None, Some(LogEnd::EndOfResults)),
+        )
+        .await
+        .expect("append");
+    store
+        .open_log(ended.id, 0, 0, b"[]".to_vec())
+        .await
+        .expect("open");
+    store
+        .append_log(
+            ended.id,
+            0,
+            append(0, vec![batch(0, 10, 900)], Some(2), None),
+        )
+        .await
+        .expect("append");
+    store
+        .transition(ended.id, JobState::Finished, "test")
+        .await
+        .expect("transition");
+
+    let metrics = store.job_metrics(1_500).await.expect("metrics");
+    let mut groups: Vec<(JobKind, JobState, u64, bool)> = metrics
+        .by_kind_and_state
+        .iter()
+        .map(|group| {
+            (
+                group.kind,
+                group.state,
+                group.jobs,
+                group.oldest_change.is_some(),
+            )
+        })
+        .collect();
+    groups.sort_by_key(|(kind, state, _, _)| (kind.as_str(), state.as_str()));
+    assert_eq!(
+        groups,
+        vec![
+            (JobKind::Python, JobState::Pending, 1, true),
+            (JobKind::Sql, JobState::Finished, 1, true),
+            (JobKind::Sql, JobState::Pending, 1, true),
+        ]
+    );
+    assert_eq!(metrics.live_without_lease, 1, "{} has no lease", unheld.id);
+    assert_eq!(metrics.largest_open_log_bytes, 160);
+    // Once the lease expired, the held job counts too.
+    let later = store.job_metrics(2_500).await.expect("metrics");
+    assert_eq!(later.live_without_lease, 2);
 }
 
 fn audit_event(at: i64, tenant: &str, principal: &str, action: AuditAction) -> NewAuditEvent {

@@ -15,6 +15,7 @@ use super::results::drain::DrainOutcome;
 use super::{CancelOptions, Controller};
 use crate::error::Error;
 use crate::job::{Job, JobState, LogEnd, LogSummary, StatementState};
+use crate::metrics;
 use crate::store::{StatementUpdate, StoreError};
 
 /// Commands waiting for a driver; senders wait when it is full.
@@ -146,6 +147,9 @@ impl Core {
             .durably("the job's state", || store.transition(id, state, reason))
             .await?;
         info!(job_id = %self.job.id, state = state.as_str(), reason, "job state changed");
+        if self.job.state != state {
+            metrics::job_transition(self.job.kind, state);
+        }
         // The store reads statements back as written; the driver's copy is the same.
         self.job = job;
         self.canceling = state == JobState::Canceling;
@@ -317,7 +321,8 @@ impl Core {
                         }
                         Ok(())
                     }
-                    DrainOutcome::Failed(message) => {
+                    DrainOutcome::Failed(message, cause) => {
+                        metrics::statement_failed(cause);
                         self.update_statement(
                             index,
                             StatementUpdate {

@@ -232,8 +232,13 @@ impl Controller {
         // Recorded with this replica's lease, so that no other replica takes it up first.
         new_job.lease = Some((self.replica.clone(), self.lease_until()));
         let request_id = new_job.request_id.clone();
+        // The store writes the submission's audit event with the job.
+        let audited = new_job.audited_as.is_some();
         match self.store.create_job(new_job).await? {
             CreateOutcome::Created(job) => {
+                if audited {
+                    crate::metrics::audit_event(crate::audit::AuditAction::Submit);
+                }
                 info!(job_id = %job.id, kind = job.kind.as_str(), statements = job.statements.len(), request_id = ?job.request_id, "job recorded");
                 self.spawn_driver(job.clone(), None);
                 Ok(job)

@@ -15,6 +15,7 @@ use tracing::info;
 
 use crate::error::{Error, Result};
 use crate::job::{JobSpec, NewJob};
+use crate::metrics;
 use crate::store::Store;
 use crate::tenants::TenantPolicy;
 
@@ -41,14 +42,51 @@ pub struct Quotas {
 
 fn over_quota(
     tenant: &str,
-    quota: &'static str,
+    policy: &TenantPolicy,
+    quota: Quota,
     message: String,
     retry: Option<Duration>,
 ) -> Error {
-    info!(tenant, quota, "submission refused: over quota");
+    info!(
+        tenant,
+        quota = quota.description(),
+        "submission refused: over quota"
+    );
+    metrics::quota_refused(tenant, policy, quota.label());
     Error::ResourceExhausted {
         message,
         retry_after: retry,
+    }
+}
+
+/// The quotas a submission can be refused over.
+#[derive(Debug, Clone, Copy)]
+enum Quota {
+    SubmissionsPerMinute,
+    LiveJobs,
+    ResultLogBytes,
+    PythonParallelism,
+}
+
+impl Quota {
+    /// The name in log lines.
+    fn description(self) -> &'static str {
+        match self {
+            Quota::SubmissionsPerMinute => "submissions per minute",
+            Quota::LiveJobs => "live jobs",
+            Quota::ResultLogBytes => "result-log bytes",
+            Quota::PythonParallelism => "python parallelism",
+        }
+    }
+
+    /// The `quota` label of the refusal counter.
+    fn label(self) -> &'static str {
+        match self {
+            Quota::SubmissionsPerMinute => "submissions_per_minute",
+            Quota::LiveJobs => "live_jobs",
+            Quota::ResultLogBytes => "result_log_bytes",
+            Quota::PythonParallelism => "python_parallelism",
+        }
     }
 }
 
@@ -86,7 +124,8 @@ impl Quotas {
         let wait = Duration::from_secs_f64((1.0 - tokens) / per_second);
         Err(over_quota(
             tenant,
-            "submissions per minute",
+            policy,
+            Quota::SubmissionsPerMinute,
             format!(
                 "tenant {tenant} made more than {} submissions in a minute ({}); the next is allowed in {} ms",
                 policy.submissions_per_minute,
@@ -110,7 +149,8 @@ impl Quotas {
         if usage.live_jobs >= policy.max_live_jobs {
             return Err(over_quota(
                 tenant,
-                "live jobs",
+                policy,
+                Quota::LiveJobs,
                 format!(
                     "tenant {tenant} has {} live jobs, its quota is {} ({}); a new job is accepted once one ends",
                     usage.live_jobs,
@@ -123,7 +163,8 @@ impl Quotas {
         if usage.result_log_bytes >= policy.max_result_log_bytes {
             return Err(over_quota(
                 tenant,
-                "result-log bytes",
+                policy,
+                Quota::ResultLogBytes,
                 format!(
                     "tenant {tenant}'s result logs hold {} bytes, its quota is {} bytes ({}); a new job is accepted once logs of ended jobs expire",
                     usage.result_log_bytes,
@@ -141,7 +182,8 @@ impl Quotas {
                 let retry = (asked <= policy.max_python_parallelism).then_some(LIVE_JOBS_RETRY);
                 return Err(over_quota(
                     tenant,
-                    "python parallelism",
+                    policy,
+                    Quota::PythonParallelism,
                     format!(
                         "tenant {tenant}'s live Python jobs run with parallelism {} in all; {asked} more exceeds its quota of {} ({}){}",
                         usage.python_parallelism,

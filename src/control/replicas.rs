@@ -23,6 +23,7 @@ use super::driver::Command;
 use super::{CancelOptions, Controller};
 use crate::error::Result;
 use crate::job::{JobId, UnixMillis, now_millis};
+use crate::metrics;
 
 /// Jobs looked at per takeover round.
 const TAKEOVER_BATCH: u64 = 100;
@@ -75,12 +76,17 @@ impl Controller {
             if job.state.is_terminal() {
                 continue;
             }
+            let from_other_replica = before
+                .owner
+                .as_deref()
+                .is_some_and(|owner| owner != self.replica);
             let because = match before.owner.as_deref() {
-                Some(owner) if owner != self.replica => {
+                Some(owner) if from_other_replica => {
                     format!("after taking the job over from replica {owner}")
                 }
                 _ => "after a broker restart".to_owned(),
             };
+            metrics::lease_takeover(from_other_replica);
             info!(job_id = %id, state = job.state.as_str(), replica = %self.replica, previous_owner = ?before.owner, "taking the job up");
             job.owner = Some(self.replica.clone());
             self.spawn_driver(job, Some(because));

@@ -4,7 +4,7 @@
 //! errors as `{"errors": [...]}` whose entries are whole Java stack traces; they are reduced to
 //! the message of their innermost cause before they leave this module.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use reqwest::{Client, RequestBuilder, StatusCode, Url};
@@ -14,10 +14,37 @@ use tracing::{debug, warn};
 
 use super::{FlinkError, FlinkJobStatus, JobManager, SavepointStatus};
 use crate::java_error::{MAX_MESSAGE_CHARS, innermost_cause, strip_server_side_wrapper, truncate};
+use crate::metrics::{self, Endpoint};
 
 /// What Flink's router answers (HTTP 404) for a path no handler serves, as opposed to a
 /// handler's own "job not found".
 const UNKNOWN_ROUTE_PREFIX: &str = "Not found: ";
+
+/// The endpoints, as the metrics name them.
+const OVERVIEW: Endpoint = Endpoint {
+    method: "GET",
+    path: "/overview",
+};
+const JOB: Endpoint = Endpoint {
+    method: "GET",
+    path: "/jobs/:jobid",
+};
+const JOB_EXCEPTIONS: Endpoint = Endpoint {
+    method: "GET",
+    path: "/jobs/:jobid/exceptions",
+};
+const CANCEL_JOB: Endpoint = Endpoint {
+    method: "PATCH",
+    path: "/jobs/:jobid",
+};
+const STOP_JOB: Endpoint = Endpoint {
+    method: "POST",
+    path: "/jobs/:jobid/stop",
+};
+const SAVEPOINT_STATUS: Endpoint = Endpoint {
+    method: "GET",
+    path: "/jobs/:jobid/savepoints/:triggerid",
+};
 
 /// The JobManager REST client.
 #[derive(Debug, Clone)]
@@ -66,19 +93,48 @@ impl RestJobManager {
         url
     }
 
-    /// Sends a request and reads the whole reply.
-    async fn execute(&self, request: RequestBuilder) -> Result<Reply, FlinkError> {
-        let response = request.send().await.map_err(transport_error)?;
-        let status = response.status();
-        let body = response.text().await.map_err(transport_error)?;
-        Ok(Reply { status, body })
+    /// Sends a request and reads the whole reply. Every request to the JobManager passes
+    /// here, and is counted under `endpoint`.
+    async fn execute(
+        &self,
+        endpoint: Endpoint,
+        request: RequestBuilder,
+    ) -> Result<Reply, FlinkError> {
+        let started = Instant::now();
+        let answer = match request.send().await {
+            Ok(response) => {
+                let status = response.status();
+                response.text().await.map(|body| Reply { status, body })
+            }
+            Err(error) => Err(error),
+        };
+        match answer {
+            Ok(reply) => {
+                // A 409 to a cancel says the job had already stopped: not a failure.
+                let answered = reply.status.is_success()
+                    || (endpoint == CANCEL_JOB && reply.status == StatusCode::CONFLICT);
+                let failed = !answered;
+                metrics::jobmanager_request(
+                    endpoint,
+                    started,
+                    failed.then_some(Some(reply.status.as_u16())),
+                );
+                Ok(reply)
+            }
+            Err(error) => {
+                metrics::jobmanager_request(endpoint, started, Some(None));
+                Err(transport_error(error))
+            }
+        }
     }
 }
 
 #[async_trait]
 impl JobManager for RestJobManager {
     async fn ping(&self) -> Result<(), FlinkError> {
-        let reply = self.execute(self.http.get(self.url(&["overview"]))).await?;
+        let reply = self
+            .execute(OVERVIEW, self.http.get(self.url(&["overview"])))
+            .await?;
         if !reply.status.is_success() {
             return Err(reply.failure(None));
         }
@@ -92,7 +148,7 @@ impl JobManager for RestJobManager {
 
     async fn job_status(&self, flink_job_id: &str) -> Result<FlinkJobStatus, FlinkError> {
         let reply = self
-            .execute(self.http.get(self.url(&["jobs", flink_job_id])))
+            .execute(JOB, self.http.get(self.url(&["jobs", flink_job_id])))
             .await?;
         if !reply.status.is_success() {
             return Err(reply.failure(Some(flink_job_id)));
@@ -106,6 +162,7 @@ impl JobManager for RestJobManager {
     async fn root_cause(&self, flink_job_id: &str) -> Result<Option<String>, FlinkError> {
         let reply = self
             .execute(
+                JOB_EXCEPTIONS,
                 self.http
                     .get(self.url(&["jobs", flink_job_id, "exceptions"])),
             )
@@ -123,7 +180,7 @@ impl JobManager for RestJobManager {
     async fn cancel(&self, flink_job_id: &str) -> Result<(), FlinkError> {
         let mut url = self.url(&["jobs", flink_job_id]);
         url.query_pairs_mut().append_pair("mode", "cancel");
-        let reply = self.execute(self.http.patch(url)).await?;
+        let reply = self.execute(CANCEL_JOB, self.http.patch(url)).await?;
         // Flink acknowledges cancelling a cancelled job with 202, and a job that finished or
         // failed on its own with 409: either way the job is no longer running.
         if reply.status.is_success() || reply.status == StatusCode::CONFLICT {
@@ -146,6 +203,7 @@ impl JobManager for RestJobManager {
         };
         let reply = self
             .execute(
+                STOP_JOB,
                 self.http
                     .post(self.url(&["jobs", flink_job_id, "stop"]))
                     .json(&request),
@@ -173,6 +231,7 @@ impl JobManager for RestJobManager {
     ) -> Result<SavepointStatus, FlinkError> {
         let reply = self
             .execute(
+                SAVEPOINT_STATUS,
                 self.http
                     .get(self.url(&["jobs", flink_job_id, "savepoints", trigger_id])),
             )

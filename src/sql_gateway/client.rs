@@ -2,13 +2,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use reqwest::{Method, RequestBuilder, Url};
 use serde::de::{DeserializeOwned, IgnoredAny};
 use tracing::{debug, warn};
 
+use crate::metrics::{self, Endpoint};
 use crate::sql_gateway::error::GatewayError;
 use crate::sql_gateway::wire::{
     ApiVersionsBody, ExecuteStatementBody, ExecuteStatementResponse, FetchResultsBody,
@@ -22,6 +23,44 @@ const VERSION_UNKNOWN: u8 = 0;
 
 /// The most characters of an unparsable response quoted in an error.
 const MAX_QUOTED_BODY_CHARS: usize = 200;
+
+/// The endpoints, as the metrics name them (the version prefix left out).
+const API_VERSIONS: Endpoint = Endpoint {
+    method: "GET",
+    path: "/api_versions",
+};
+const OPEN_SESSION: Endpoint = Endpoint {
+    method: "POST",
+    path: "/sessions",
+};
+const HEARTBEAT: Endpoint = Endpoint {
+    method: "POST",
+    path: "/sessions/:session/heartbeat",
+};
+const CLOSE_SESSION: Endpoint = Endpoint {
+    method: "DELETE",
+    path: "/sessions/:session",
+};
+const EXECUTE_STATEMENT: Endpoint = Endpoint {
+    method: "POST",
+    path: "/sessions/:session/statements",
+};
+const OPERATION_STATUS: Endpoint = Endpoint {
+    method: "GET",
+    path: "/sessions/:session/operations/:operation/status",
+};
+const CANCEL_OPERATION: Endpoint = Endpoint {
+    method: "POST",
+    path: "/sessions/:session/operations/:operation/cancel",
+};
+const CLOSE_OPERATION: Endpoint = Endpoint {
+    method: "DELETE",
+    path: "/sessions/:session/operations/:operation/close",
+};
+const FETCH_RESULTS: Endpoint = Endpoint {
+    method: "GET",
+    path: "/sessions/:session/operations/:operation/result/:token",
+};
 
 /// The SQL Gateway REST client.
 ///
@@ -113,7 +152,7 @@ impl RestSqlGateway {
 
     async fn fetch_version(&self) -> Result<ApiVersion, GatewayError> {
         let url = self.url(None, &["api_versions"])?;
-        let body: ApiVersionsBody = self.call(self.http.get(url), None).await?;
+        let body: ApiVersionsBody = self.call(API_VERSIONS, self.http.get(url), None).await?;
         match pick_version(&body.versions) {
             Some(version) => {
                 debug!(version = version.path_segment(), offered = ?body.versions, "sql gateway api version negotiated");
@@ -155,10 +194,11 @@ impl RestSqlGateway {
     /// `GatewayError`. `requested_token` names the result token of a fetch.
     async fn call<T: DeserializeOwned>(
         &self,
+        endpoint: Endpoint,
         request: RequestBuilder,
         requested_token: Option<u64>,
     ) -> Result<T, GatewayError> {
-        let (status, body) = self.call_raw(request, requested_token).await?;
+        let (status, body) = self.call_raw(endpoint, request, requested_token).await?;
         serde_json::from_slice(&body).map_err(|e| {
             GatewayError::Protocol(format!(
                 "cannot decode the answer (http {}): {e}: {}",
@@ -168,18 +208,31 @@ impl RestSqlGateway {
         })
     }
 
-    /// Sends a request; the body of a successful answer, or the gateway's error.
+    /// Sends a request; the body of a successful answer, or the gateway's error. Every
+    /// request to the gateway passes here, and is counted under `endpoint`.
     async fn call_raw(
         &self,
+        endpoint: Endpoint,
         request: RequestBuilder,
         requested_token: Option<u64>,
     ) -> Result<(reqwest::StatusCode, Vec<u8>), GatewayError> {
-        let response = request.send().await.map_err(|e| self.transport_error(&e))?;
-        let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(&e))?;
+        let started = Instant::now();
+        let answer = match request.send().await {
+            Ok(response) => {
+                let status = response.status();
+                response.bytes().await.map(|body| (status, body))
+            }
+            Err(error) => Err(error),
+        };
+        let (status, body) = match answer {
+            Ok(answer) => answer,
+            Err(error) => {
+                metrics::gateway_request(endpoint, started, Some(None));
+                return Err(self.transport_error(&error));
+            }
+        };
+        let failure = (!status.is_success()).then_some(Some(status.as_u16()));
+        metrics::gateway_request(endpoint, started, failure);
         if !status.is_success() {
             let error = GatewayError::from_response(status.as_u16(), &body, requested_token);
             if status == reqwest::StatusCode::NOT_FOUND
@@ -236,6 +289,7 @@ impl RestSqlGateway {
     async fn operation_call(
         &self,
         method: Method,
+        endpoint: Endpoint,
         session: &SessionHandle,
         operation: &OperationHandle,
         action: &str,
@@ -243,7 +297,9 @@ impl RestSqlGateway {
         let url = self
             .versioned_url(&["sessions", &session.0, "operations", &operation.0, action])
             .await?;
-        let body: OperationStatusBody = self.call(self.http.request(method, url), None).await?;
+        let body: OperationStatusBody = self
+            .call(endpoint, self.http.request(method, url), None)
+            .await?;
         parse_status(&body.status)
     }
 }
@@ -323,8 +379,9 @@ impl SqlGateway for RestSqlGateway {
             session_name,
             properties,
         };
-        let response: OpenSessionResponse =
-            self.call(self.http.post(url).json(&body), None).await?;
+        let response: OpenSessionResponse = self
+            .call(OPEN_SESSION, self.http.post(url).json(&body), None)
+            .await?;
         Ok(SessionHandle(response.session_handle))
     }
 
@@ -332,13 +389,15 @@ impl SqlGateway for RestSqlGateway {
         let url = self
             .versioned_url(&["sessions", &session.0, "heartbeat"])
             .await?;
-        let _: IgnoredAny = self.call(self.http.post(url), None).await?;
+        let _: IgnoredAny = self.call(HEARTBEAT, self.http.post(url), None).await?;
         Ok(())
     }
 
     async fn close_session(&self, session: &SessionHandle) -> Result<(), GatewayError> {
         let url = self.versioned_url(&["sessions", &session.0]).await?;
-        let _: IgnoredAny = self.call(self.http.delete(url), None).await?;
+        let _: IgnoredAny = self
+            .call(CLOSE_SESSION, self.http.delete(url), None)
+            .await?;
         Ok(())
     }
 
@@ -358,8 +417,9 @@ impl SqlGateway for RestSqlGateway {
             execution_timeout: 0,
             execution_config,
         };
-        let response: ExecuteStatementResponse =
-            self.call(self.http.post(url).json(&body), None).await?;
+        let response: ExecuteStatementResponse = self
+            .call(EXECUTE_STATEMENT, self.http.post(url).json(&body), None)
+            .await?;
         Ok(OperationHandle(response.operation_handle))
     }
 
@@ -368,7 +428,7 @@ impl SqlGateway for RestSqlGateway {
         session: &SessionHandle,
         operation: &OperationHandle,
     ) -> Result<OperationStatus, GatewayError> {
-        self.operation_call(Method::GET, session, operation, "status")
+        self.operation_call(Method::GET, OPERATION_STATUS, session, operation, "status")
             .await
     }
 
@@ -377,7 +437,7 @@ impl SqlGateway for RestSqlGateway {
         session: &SessionHandle,
         operation: &OperationHandle,
     ) -> Result<OperationStatus, GatewayError> {
-        self.operation_call(Method::POST, session, operation, "cancel")
+        self.operation_call(Method::POST, CANCEL_OPERATION, session, operation, "cancel")
             .await
     }
 
@@ -386,7 +446,7 @@ impl SqlGateway for RestSqlGateway {
         session: &SessionHandle,
         operation: &OperationHandle,
     ) -> Result<OperationStatus, GatewayError> {
-        self.operation_call(Method::DELETE, session, operation, "close")
+        self.operation_call(Method::DELETE, CLOSE_OPERATION, session, operation, "close")
             .await
     }
 
@@ -397,7 +457,9 @@ impl SqlGateway for RestSqlGateway {
         token: u64,
     ) -> Result<ResultPage, GatewayError> {
         let url = self.result_url(session, operation, token).await?;
-        let body: FetchResultsBody = self.call(self.http.get(url), Some(token)).await?;
+        let body: FetchResultsBody = self
+            .call(FETCH_RESULTS, self.http.get(url), Some(token))
+            .await?;
         into_page(body)
     }
 
@@ -408,7 +470,9 @@ impl SqlGateway for RestSqlGateway {
         token: u64,
     ) -> Result<RawPage, GatewayError> {
         let url = self.result_url(session, operation, token).await?;
-        let (status, body) = self.call_raw(self.http.get(url), Some(token)).await?;
+        let (status, body) = self
+            .call_raw(FETCH_RESULTS, self.http.get(url), Some(token))
+            .await?;
         let header: PageHeader = serde_json::from_slice(&body).map_err(|e| {
             GatewayError::Protocol(format!(
                 "cannot decode the answer (http {}): {e}: {}",

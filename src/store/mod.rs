@@ -239,6 +239,27 @@ pub struct TenantUsage {
     pub result_log_bytes: u64,
 }
 
+/// The jobs of one kind in one state, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobGroup {
+    pub kind: JobKind,
+    pub state: JobState,
+    pub jobs: u64,
+    /// The oldest last change of a job in the group.
+    pub oldest_change: Option<UnixMillis>,
+}
+
+/// What the metrics read from the store at each scrape.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobMetrics {
+    /// Every (kind, state) that holds a job.
+    pub by_kind_and_state: Vec<JobGroup>,
+    /// Live jobs whose lease nobody holds or expired.
+    pub live_without_lease: u64,
+    /// Bytes held by the largest result log of a live job that is still being written.
+    pub largest_open_log_bytes: u64,
+}
+
 /// Durable job records. Every method is atomic.
 #[async_trait]
 pub trait Store: ResultLog + Leases + AuditTrail + Send + Sync {
@@ -288,6 +309,10 @@ pub trait Store: ResultLog + Leases + AuditTrail + Send + Sync {
 
     /// What a tenant's jobs hold now: live jobs, live Python parallelism, result-log bytes.
     async fn tenant_usage(&self, tenant: &str) -> Result<TenantUsage, StoreError>;
+
+    /// Counts jobs by kind and state, the live jobs without a lease holder and the largest
+    /// open result log (for the metrics), as of `now`.
+    async fn job_metrics(&self, now: UnixMillis) -> Result<JobMetrics, StoreError>;
 
     /// The job recorded under a tenant's request id, if any.
     async fn job_for_request(

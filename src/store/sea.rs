@@ -24,15 +24,18 @@ use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynch
 use sea_orm::{
     AccessMode, ActiveValue, ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database,
     DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityTrait, IsolationLevel,
-    QueryFilter, QueryOrder, QuerySelect, RuntimeErr, SqlErr, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RuntimeErr, SqlErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 
 use super::entities::{job, job_state_transition, job_statement, result_log};
 use super::migration::Migrator;
 use super::sea_audit::insert_audit;
-use super::{CreateOutcome, JobFilter, JobPage, StatementUpdate, Store, StoreError, TenantUsage};
+use super::{
+    CreateOutcome, JobFilter, JobGroup, JobMetrics, JobPage, StatementUpdate, Store, StoreError,
+    TenantUsage,
+};
 use crate::job::{
     Job, JobId, JobKind, JobSpec, JobState, LogEnd, LogSummary, NewJob, StateTransition,
     StatementRecord, StatementState, UnixMillis, now_millis,
@@ -692,6 +695,74 @@ impl Store for SeaStore {
         .await;
         rollback(txn).await?;
         usage
+    }
+
+    async fn job_metrics(&self, now: UnixMillis) -> Result<JobMetrics, StoreError> {
+        let txn = self.begin_read().await?;
+        let metrics = async {
+            let groups = job::Entity::find()
+                .select_only()
+                .column(job::Column::Kind)
+                .column(job::Column::State)
+                .expr(Expr::cust("CAST(COUNT(*) AS BIGINT)"))
+                .expr(Expr::cust(r#"MIN("jobs"."updated_at")"#))
+                .group_by(job::Column::Kind)
+                .group_by(job::Column::State)
+                .into_tuple::<(String, String, i64, Option<i64>)>()
+                .all(&txn)
+                .await
+                .map_err(db_error("cannot count jobs by kind and state"))?;
+            let mut by_kind_and_state = Vec::with_capacity(groups.len());
+            for (kind, state, jobs, oldest_change) in groups {
+                // A row the store cannot read is reported where the job is read.
+                let (Some(kind), Some(state)) = (JobKind::parse(&kind), JobState::parse(&state))
+                else {
+                    continue;
+                };
+                by_kind_and_state.push(JobGroup {
+                    kind,
+                    state,
+                    jobs: u64::try_from(jobs).unwrap_or(0),
+                    oldest_change,
+                });
+            }
+            let live_without_lease = job::Entity::find()
+                .filter(unfinished())
+                .filter(
+                    Condition::any()
+                        .add(job::Column::Owner.is_null())
+                        .add(job::Column::LeaseUntil.is_null())
+                        .add(job::Column::LeaseUntil.lt(now)),
+                )
+                .count(&txn)
+                .await
+                .map_err(db_error("cannot count jobs without a lease"))?;
+            let live = sea_orm::sea_query::Query::select()
+                .column(job::Column::Id)
+                .from(job::Entity)
+                .cond_where(unfinished())
+                .to_owned();
+            let largest: Option<i64> = result_log::Entity::find()
+                .select_only()
+                .expr(Expr::cust(
+                    r#"CAST(COALESCE(MAX("result_logs"."bytes_held"), 0) AS BIGINT)"#,
+                ))
+                .filter(result_log::Column::EndReason.is_null())
+                .filter(result_log::Column::DeletedAt.is_null())
+                .filter(result_log::Column::JobId.in_subquery(live))
+                .into_tuple::<i64>()
+                .one(&txn)
+                .await
+                .map_err(db_error("cannot find the largest open result log"))?;
+            Ok(JobMetrics {
+                by_kind_and_state,
+                live_without_lease,
+                largest_open_log_bytes: largest.map_or(0, |b| u64::try_from(b).unwrap_or(0)),
+            })
+        }
+        .await;
+        rollback(txn).await?;
+        metrics
     }
 
     async fn job_for_request(

@@ -77,6 +77,8 @@ pub struct Options<'a> {
 /// A running broker and its stand-in gateway (which also plays the JobManager).
 pub struct TestBroker {
     pub addr: SocketAddr,
+    /// Where the broker serves `GET /metrics`.
+    pub metrics_addr: SocketAddr,
     pub standin: Standin,
     /// The local runner's work directory.
     pub work_dir: tempfile::TempDir,
@@ -154,9 +156,10 @@ impl TestBroker {
             }
             None => Arc::new(stand_in_jobmanager),
         };
-        let (addr, shutdown, server) = serve(&args, jobmanager.clone()).await;
+        let (addr, metrics_addr, shutdown, server) = serve(&args, jobmanager.clone()).await;
         Self {
             addr,
+            metrics_addr,
             standin,
             work_dir,
             _database_dir: database_dir,
@@ -172,8 +175,10 @@ impl TestBroker {
     pub async fn restart(mut self) -> Self {
         self.shutdown.cancel();
         let _ = (&mut self.server).await;
-        let (addr, shutdown, server) = serve(&self.args, self.jobmanager.clone()).await;
+        let (addr, metrics_addr, shutdown, server) =
+            serve(&self.args, self.jobmanager.clone()).await;
         self.addr = addr;
+        self.metrics_addr = metrics_addr;
         self.shutdown = shutdown;
         self.server = server;
         self
@@ -217,7 +222,7 @@ impl TestBroker {
 async fn serve(
     args: &[String],
     jobmanager: Arc<dyn JobManager>,
-) -> (SocketAddr, CancellationToken, JoinHandle<()>) {
+) -> (SocketAddr, SocketAddr, CancellationToken, JoinHandle<()>) {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let config = ServeConfig::from_args(&args).expect("serve flags");
     let store = SeaStore::connect(&config.database_url)
@@ -233,14 +238,26 @@ async fn serve(
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
+    let metrics_listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind metrics");
+    let metrics_addr = metrics_listener.local_addr().expect("metrics addr");
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
     let server = tokio::spawn(async move {
-        if let Err(error) = app::serve(dependencies, &config, listener, token).await {
+        let served = app::serve_with_metrics(
+            dependencies,
+            &config,
+            listener,
+            Some(metrics_listener),
+            token,
+        )
+        .await;
+        if let Err(error) = served {
             panic!("broker failed: {error}");
         }
     });
-    (addr, shutdown, server)
+    (addr, metrics_addr, shutdown, server)
 }
 
 /// Polls `check` until it returns Some, failing the test after `limit`.

@@ -359,6 +359,7 @@ impl BrokerProcess {
             .arg("serve")
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
+            .args(["--metrics-listen", "127.0.0.1:0"])
             .args(&self.arguments)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())

@@ -2,10 +2,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::super::{Controller, admission};
 use crate::error::Result;
-use crate::job::{Job, JobId, JobSpec, NewJob, PythonSpec, now_millis};
+use crate::job::{Job, JobId, JobKind, JobSpec, NewJob, PythonSpec, now_millis};
+use crate::metrics;
 
 /// A Python submission, decoded and checked for shape by the API layer.
 #[derive(Debug, Clone)]
@@ -22,6 +24,13 @@ impl Controller {
     /// Records a Python job (its Flink job id chosen here, once) and starts its driver, or
     /// returns the job already recorded for its request id.
     pub async fn submit_python(self: &Arc<Self>, submission: PythonSubmission) -> Result<Job> {
+        let started = Instant::now();
+        let outcome = self.record_python(submission).await;
+        metrics::submission(JobKind::Python, started, &outcome);
+        outcome
+    }
+
+    async fn record_python(self: &Arc<Self>, submission: PythonSubmission) -> Result<Job> {
         let policy = self.limits.tenants.policy(&submission.tenant);
         admission::python_program(&self.limits, &policy, &submission.program)?;
         let id = JobId::new_random();

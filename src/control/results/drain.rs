@@ -27,6 +27,7 @@ use super::super::Controller;
 use super::super::driver::Command;
 use crate::error::Error;
 use crate::job::{JobId, LogEnd, LogSummary, ResultLimits, now_millis};
+use crate::metrics::{self, StatementFailure};
 use crate::proto;
 use crate::rows;
 use crate::sql_gateway::{GatewayError, OperationHandle, RawPage, ResultType, SessionHandle};
@@ -50,8 +51,9 @@ pub(in crate::control) enum DrainOutcome {
     /// Every row the statement will give was logged: its results ended, or a result limit
     /// was reached (and the query's Flink job was asked to stop).
     Logged { end: LogEnd, rows: u64 },
-    /// The statement failed, or its results exceed the log's cap; the message says which.
-    Failed(String),
+    /// The statement failed, or its results exceed the log's cap; the message says which,
+    /// the cause class counts it.
+    Failed(String, StatementFailure),
     /// The gateway no longer serves the results from the logged position: the query must
     /// run again.
     Lost(String),
@@ -314,7 +316,12 @@ impl Drain {
                         "the sql gateway no longer serves its results from token {token}: {error}"
                     )));
                 }
-                Err(error) => return Err(DrainOutcome::Failed(error.to_string())),
+                Err(error) => {
+                    return Err(DrainOutcome::Failed(
+                        error.to_string(),
+                        StatementFailure::of_gateway(&error),
+                    ));
+                }
             }
         }
     }
@@ -378,6 +385,10 @@ impl Drain {
         })?;
         match written {
             Ok(head) => {
+                metrics::result_logged(
+                    head.rows_logged.saturating_sub(self.head.rows_logged),
+                    head.bytes_logged.saturating_sub(self.head.bytes_logged),
+                );
                 self.controller
                     .tails
                     .publish(self.job_id, self.index, head.clone());
@@ -385,15 +396,19 @@ impl Drain {
                 Ok(())
             }
             Err(WriteError::Store(error)) => Err(DrainOutcome::StoreLost(Error::Store(error))),
-            Err(WriteError::Convert(message)) => Err(DrainOutcome::Failed(format!(
-                "cannot log a result row: {message}"
-            ))),
-            Err(WriteError::Cap) => Err(DrainOutcome::Failed(format!(
-                "its results exceed the result log's cap of {} per statement (--result-log-max-bytes); {} rows ({} bytes) were logged",
-                human_bytes(self.controller.limits.result_log_max_bytes),
-                self.head.rows_logged,
-                self.head.bytes_logged
-            ))),
+            Err(WriteError::Convert(message)) => Err(DrainOutcome::Failed(
+                format!("cannot log a result row: {message}"),
+                StatementFailure::ResultConversion,
+            )),
+            Err(WriteError::Cap) => Err(DrainOutcome::Failed(
+                format!(
+                    "its results exceed the result log's cap of {} per statement (--result-log-max-bytes); {} rows ({} bytes) were logged",
+                    human_bytes(self.controller.limits.result_log_max_bytes),
+                    self.head.rows_logged,
+                    self.head.bytes_logged
+                ),
+                StatementFailure::ResultLogCap,
+            )),
         }
     }
 

@@ -21,6 +21,7 @@ use super::super::Controller;
 use super::drain::decode_batch;
 use crate::error::{Error, Result};
 use crate::job::{Job, JobId, JobKind, JobState, LogEnd, LogSummary, StatementState};
+use crate::metrics;
 use crate::proto;
 use crate::sql_gateway::ColumnInfo;
 use crate::store::LogRead;
@@ -131,6 +132,7 @@ impl Controller {
         let (tx, rx) = mpsc::channel(QUEUED_MESSAGES);
         let this = Arc::clone(self);
         self.tasks.spawn(async move {
+            let _open = metrics::OpenStream::new();
             let mut reader = Reader {
                 controller: &this,
                 job_id: job.id,
@@ -474,12 +476,14 @@ impl Reader<'_> {
         }
         let rows = std::mem::take(message);
         let count = rows.len() as u64;
+        let bytes: usize = rows.iter().map(|row| row.encoded_len()).sum();
         self.send(ResultMessage::Rows {
             rows,
             first_row_offset: *first,
             attempt: self.attempt.unwrap_or_default(),
         })
         .await?;
+        metrics::result_streamed(count, bytes as u64);
         self.rows_sent += count;
         *first += count;
         Ok(())

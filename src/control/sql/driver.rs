@@ -29,6 +29,7 @@ use crate::job::{
     JobSpec, JobState, LogEnd, LogSummary, ResultLimits, RuntimeMode, StatementRecord,
     StatementState,
 };
+use crate::metrics::{self, StatementFailure};
 use crate::sql_gateway::{
     GatewayError, OperationHandle, OperationStatus, RawPage, ResultType, SessionHandle,
 };
@@ -749,6 +750,7 @@ impl SqlDriver {
 
     /// Records a failed statement and returns the job's failure.
     async fn statement_failed(&mut self, index: u32, error: &GatewayError) -> Interrupt {
+        metrics::statement_failed(StatementFailure::of_gateway(error));
         let message = error.to_string();
         let recorded = self
             .core

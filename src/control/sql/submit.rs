@@ -1,16 +1,25 @@
 //! SubmitSql.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::super::{Controller, SqlSubmission, admission};
 use crate::error::Result;
-use crate::job::{Job, JobId, JobSpec, NewJob, SqlSpec, now_millis};
+use crate::job::{Job, JobId, JobKind, JobSpec, NewJob, SqlSpec, now_millis};
+use crate::metrics;
 use crate::store::pending_statements;
 
 impl Controller {
     /// Records a SQL job (its statements split and classified once, here) and starts its
     /// driver, or returns the job already recorded for its request id.
     pub async fn submit_sql(self: &Arc<Self>, submission: SqlSubmission) -> Result<Job> {
+        let started = Instant::now();
+        let outcome = self.record_sql(submission).await;
+        metrics::submission(JobKind::Sql, started, &outcome);
+        outcome
+    }
+
+    async fn record_sql(self: &Arc<Self>, submission: SqlSubmission) -> Result<Job> {
         let texts = admission::sql_statements(&self.limits, &submission.script)?;
         let policy = self.limits.tenants.policy(&submission.tenant);
         admission::sql_configuration(&policy, submission.properties.keys(), &texts)?;
