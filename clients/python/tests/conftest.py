@@ -96,6 +96,9 @@ class Broker:
                 "serve",
                 "--listen",
                 self.target,
+                # Several brokers may run at once: none takes the default metrics port.
+                "--metrics-listen",
+                "off",
                 "--database-url",
                 f"sqlite://{workdir}/broker.db?mode=rwc",
                 "--sql-gateway-url",
