@@ -270,8 +270,9 @@ pub struct LogSummary {
     pub bytes_logged: u64,
     /// The SQL Gateway token of the next page to fetch (None once the log ended).
     pub next_token: Option<u64>,
-    /// The token of the last fetch sent while earlier rows were still being appended: when
-    /// it is ahead of `next_token`, the gateway may have served a page that is not logged.
+    /// The token of the last fetch sent while earlier rows were still being appended (by a
+    /// drain of an earlier version): when it is ahead of `next_token`, the gateway may have
+    /// served a page that is not logged.
     pub fetch_sent: Option<u64>,
     pub end: Option<LogEnd>,
     pub updated_at: UnixMillis,

@@ -152,16 +152,6 @@ pub trait ResultLog: Send + Sync {
         append: LogAppend,
     ) -> Result<LogSummary, StoreError>;
 
-    /// Records that a fetch of `token` is being sent while the rows before it are still
-    /// being appended (the gateway then may move past the log's next token).
-    async fn note_fetch(
-        &self,
-        job_id: JobId,
-        index: u32,
-        attempt: u32,
-        token: u64,
-    ) -> Result<(), StoreError>;
-
     /// Reads a statement's log from `from_row`: at most `max_batches` batches, stopping
     /// after `max_bytes`. None when the statement has no log.
     async fn read_log(

@@ -249,33 +249,6 @@ impl ResultLog for SeaStore {
         }
     }
 
-    async fn note_fetch(
-        &self,
-        job_id: JobId,
-        index: u32,
-        attempt: u32,
-        token: u64,
-    ) -> Result<(), StoreError> {
-        let _turn = self.log_writer().await;
-        let result = result_log::Entity::update_many()
-            .col_expr(result_log::Column::FetchSent, Expr::value(to_i64(token)))
-            .filter(result_log::Column::JobId.eq(job_id.to_string()))
-            .filter(result_log::Column::Idx.eq(i64::from(index)))
-            .filter(result_log::Column::Attempt.eq(i64::from(attempt)))
-            .exec(&self.db)
-            .await
-            .map_err(db_error("cannot record the fetch under way"))?;
-        if result.rows_affected == 0 {
-            return Err(StoreError::StaleLog {
-                job_id,
-                index,
-                held: u32::MAX,
-                appended: attempt,
-            });
-        }
-        Ok(())
-    }
-
     async fn read_log(
         &self,
         job_id: JobId,

@@ -23,8 +23,9 @@ pub struct Model {
     pub bytes_logged: i64,
     /// The SQL Gateway's token of the next page to fetch; NULL once the log ended.
     pub next_token: Option<i64>,
-    /// The token of a fetch sent while the rows before it were still being appended; a
-    /// driver resuming the log finds the gateway may be past `next_token` when this is ahead.
+    /// The token of a fetch sent while the rows before it were still being appended, as
+    /// drains of earlier versions recorded it (the drain now appends rows before the next
+    /// fetch); a driver resuming such a log finds the gateway may be past `next_token`.
     pub fetch_sent: Option<i64>,
     /// `LogEnd::as_str` once the log ended.
     #[sea_orm(column_type = "Text", nullable)]
