@@ -8,8 +8,8 @@ mod callers;
 #[path = "support/sql_gateway_standin/mod.rs"]
 mod sql_gateway_standin;
 
-use broker::sql;
-use callers::{CallersBroker, Client, wait_until};
+use broker::{sql, wait_for_job};
+use callers::{CallersBroker, Client};
 use flinkbroker::proto::{
     AuditAction, AuditEvent, CancelJobRequest, GetJobRequest, JobState, ListAuditEventsRequest,
     ListJobsRequest, RuntimeMode, StreamOperationResultsRequest,
@@ -107,7 +107,7 @@ async fn every_audited_call_leaves_exactly_one_event_and_admins_list_them() {
     };
     assert_eq!(code(ads.cancel_job(cancel()).await), Code::NotFound);
     reader.get_job(get()).await.expect("a reader gets its job");
-    wait_until(&reader, &job.id, "finished", |job| {
+    wait_for_job(&reader, &job.id, "finished", |job| {
         job.state() == JobState::Finished
     })
     .await;

@@ -11,8 +11,8 @@ mod sql_gateway_standin;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use broker::{eventually, sql};
-use callers::{CallersBroker, Client, retry_delay, wait_until};
+use broker::{eventually, sql, wait_for_job};
+use callers::{CallersBroker, Client, retry_delay};
 use flinkbroker::proto::{
     CancelJobRequest, Job, JobState, ListJobsRequest, RuntimeMode, SubmitPythonRequest,
     SubmitSqlRequest, submit_python_request,
@@ -255,7 +255,7 @@ async fn live_python_parallelism_and_result_log_bytes_are_held_to_their_quotas()
     })
     .await
     .expect("cancel");
-    wait_until(&ml, &three.id, "ended", |job| {
+    wait_for_job(&ml, &three.id, "ended", |job| {
         matches!(job.state(), JobState::Canceled | JobState::Failed)
     })
     .await;
@@ -269,7 +269,7 @@ async fn live_python_parallelism_and_result_log_bytes_are_held_to_their_quotas()
         .await
         .expect("first query")
         .into_inner();
-    wait_until(&ads, &query.id, "finished", |job| {
+    wait_for_job(&ads, &query.id, "finished", |job| {
         job.state() == JobState::Finished
     })
     .await;

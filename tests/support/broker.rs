@@ -304,12 +304,19 @@ pub async fn wait_for_state(
 }
 
 /// Waits until GetJob returns the job as `expected` accepts it, failing the test after 30 s.
-pub async fn wait_for_job(
-    client: &JobServiceClient<Channel>,
+/// Any client will do: a plain channel, or one that adds credentials.
+pub async fn wait_for_job<T>(
+    client: &JobServiceClient<T>,
     id: &str,
     what: &str,
     expected: impl Fn(&flinkbroker::proto::Job) -> bool,
-) -> flinkbroker::proto::Job {
+) -> flinkbroker::proto::Job
+where
+    T: tonic::client::GrpcService<tonic::body::Body> + Clone,
+    T::Error: Into<tonic::codegen::StdError>,
+    T::ResponseBody: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+    <T::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError> + Send,
+{
     let expected = &expected;
     eventually(
         &format!("job {id}: {what}"),

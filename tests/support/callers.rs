@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use flinkbroker::proto::job_service_client::JobServiceClient;
-use flinkbroker::proto::{GetJobRequest, Job};
 use sha2::{Digest, Sha256};
 use tonic::codegen::InterceptedService;
 use tonic::metadata::MetadataValue;
@@ -13,7 +12,7 @@ use tonic::service::Interceptor;
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
-use super::broker::{TestBroker, eventually};
+use super::broker::TestBroker;
 use super::sql_gateway_standin::StandinConfig;
 
 /// Sends `authorization` metadata, as given, with every call (None: no credential).
@@ -119,34 +118,6 @@ impl CallersBroker {
     pub async fn stop(self) {
         self.broker.stop().await;
     }
-}
-
-/// Waits until GetJob (as `client`) returns the job as `expected` accepts it, failing the test
-/// after 30 s.
-pub async fn wait_until(
-    client: &Client,
-    id: &str,
-    what: &str,
-    expected: impl Fn(&Job) -> bool,
-) -> Job {
-    let expected = &expected;
-    eventually(
-        &format!("job {id}: {what}"),
-        Duration::from_secs(30),
-        || {
-            let mut client = client.clone();
-            let id = id.to_owned();
-            async move {
-                let job = client
-                    .get_job(GetJobRequest { job_id: id })
-                    .await
-                    .ok()?
-                    .into_inner();
-                expected(&job).then_some(job)
-            }
-        },
-    )
-    .await
 }
 
 /// The RetryInfo delay a refusal carries.
