@@ -28,6 +28,17 @@ fn stamp(path: &Path) -> Option<FileStamp> {
     })
 }
 
+/// Reads a JSON configuration file; the error names the file and says what is wrong with it
+/// (`kind` names the file's kind: "token file", "tenant policy file", …).
+pub fn read_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    kind: &str,
+) -> std::result::Result<T, String> {
+    let text = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_slice(&text)
+        .map_err(|e| format!("{} is not a valid {kind}: {e}", path.display()))
+}
+
 /// Reads and checks a file's contents; the error says what is wrong, naming the file.
 pub type Parse<T> = fn(&Path) -> std::result::Result<T, String>;
 

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::reload::Reloading;
+use crate::reload::{Reloading, read_json};
 
 /// Whether `name` may name a tenant: a Kubernetes label value (the tenant labels its jobs'
 /// Kubernetes objects), not empty.
@@ -120,9 +120,7 @@ pub struct PolicyOverrides {
 }
 
 fn read_policy_file(path: &Path) -> Result<PolicyOverrides, String> {
-    let text = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let file: PolicyFile = serde_json::from_slice(&text)
-        .map_err(|e| format!("{} is not a valid tenant policy file: {e}", path.display()))?;
+    let file: PolicyFile = read_json(path, "tenant policy file")?;
     let mut tenants = HashMap::new();
     for (tenant, overrides) in file.tenants {
         let at = |what: &str| format!("{} tenant {tenant:?}: {what}", path.display());

@@ -16,7 +16,7 @@ use x509_parser::extensions::GeneralName;
 use super::{Principal, Role, check_principal};
 use crate::config::{MtlsPrincipalFrom, ServeConfig};
 use crate::error::{Error, Result};
-use crate::reload::Reloading;
+use crate::reload::{Reloading, read_json};
 
 /// One entry of the client-certificate mapping.
 #[derive(Debug, Deserialize)]
@@ -45,13 +45,7 @@ const WHAT: &str = "client certificate principals";
 
 /// Reads and checks the file.
 fn read(path: &Path) -> Result<CertificatePrincipals, String> {
-    let text = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let file: MappingFile = serde_json::from_slice(&text).map_err(|e| {
-        format!(
-            "{} is not a valid client certificate mapping: {e}",
-            path.display()
-        )
-    })?;
+    let file: MappingFile = read_json(path, "client certificate mapping")?;
     let mut principals = HashMap::new();
     for (index, entry) in file.principals.into_iter().enumerate() {
         let at = format!("{} principal {index} ({})", path.display(), entry.name);

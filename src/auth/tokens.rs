@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Principal, Role, check_principal};
 use crate::error::Result;
-use crate::reload::Reloading;
+use crate::reload::{Reloading, read_json};
 
 /// One entry of the token file.
 #[derive(Debug, Deserialize)]
@@ -42,9 +42,7 @@ const WHAT: &str = "bearer tokens";
 
 /// Reads and checks the file.
 fn read(path: &Path) -> Result<TokenTable, String> {
-    let text = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let file: TokenFile = serde_json::from_slice(&text)
-        .map_err(|e| format!("{} is not a valid token file: {e}", path.display()))?;
+    let file: TokenFile = read_json(path, "token file")?;
     let mut table = HashMap::new();
     for (index, entry) in file.tokens.into_iter().enumerate() {
         let at = format!("{} token {index} ({})", path.display(), entry.principal);
