@@ -8,12 +8,14 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
+use tonic_web::GrpcWebLayer;
 use tracing::{info, warn};
 
 use crate::api::JobApi;
 use crate::audit::Auditor;
 use crate::auth::{AuthLayer, Authenticator};
 use crate::config::{RunnerKind, ServeConfig};
+use crate::console;
 use crate::control::{Controller, Limits};
 use crate::error::{Error, Result};
 use crate::flink::{JobManager, RestJobManager};
@@ -234,8 +236,20 @@ pub async fn serve_with_metrics(
         shutdown.clone(),
     ));
 
+    if config.web_console {
+        info!(
+            url = %console::url(local, config.tls.tls_cert.is_some()),
+            "web console served"
+        );
+    }
     let server = builder
         .concurrency_limit_per_connection(256)
+        // Browsers speak gRPC-Web over HTTP/1.1 (or HTTP/2 with TLS). The console's page and
+        // assets are answered first; the gRPC-Web layer turns calls into gRPC before
+        // authentication sees them, and the answers back into gRPC-Web.
+        .accept_http1(true)
+        .layer(console::ConsoleLayer::new(config.web_console))
+        .layer(GrpcWebLayer::new())
         .layer(AuthLayer::new(authenticator).audited_by(Arc::clone(&auditor)))
         .add_service(health_service)
         .add_service(reflection_v1)

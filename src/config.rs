@@ -58,9 +58,15 @@ pub const DEFAULT_FORBIDDEN_CONFIG_PREFIXES: [&str; 4] =
 /// Everything `flinkbroker serve` needs.
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
-    /// Address the gRPC server listens on.
+    /// Address the gRPC server listens on. It also answers gRPC-Web (HTTP/1.1 or HTTP/2) and,
+    /// unless `--web-console false`, serves the web SQL console at `/`.
     #[arg(long, env = "FLINKBROKER_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
+
+    /// Whether the web SQL console is served at `/` on the gRPC port. Its page and assets are
+    /// public; every call it makes is a gRPC-Web call under the usual authentication.
+    #[arg(long, env = "FLINKBROKER_WEB_CONSOLE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub web_console: bool,
 
     /// Database URL: `sqlite://PATH?mode=rwc`, `sqlite::memory:` or `postgres://…`.
     #[arg(

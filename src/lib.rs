@@ -33,6 +33,7 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod control;
 pub mod error;
 pub mod flink;

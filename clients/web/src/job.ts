@@ -1,0 +1,171 @@
+// A job's page: its state live through WatchJob, its state history, its statements with their
+// errors, cancel, and the results of a query statement.
+
+import {
+  type Job,
+  JobKind,
+  type StatementStatus,
+  StatementState,
+} from "./gen/flinkbroker/v1/broker_pb";
+import { broker, describe, needsSignIn, wasAborted } from "./api";
+import { fill, h, when } from "./dom";
+import { ResultsTable } from "./results";
+import { badgeClass, isTerminal, jobKind, jobState, statementState } from "./states";
+
+function field(name: string, value: Node | string, id?: string): HTMLElement[] {
+  return [h("dt", {}, name), h("dd", { id }, value)];
+}
+
+function statementRow(s: StatementStatus): HTMLTableRowElement {
+  const state = statementState(s.state);
+  return h(
+    "tr",
+    { "data-statement": s.index },
+    h("td", {}, String(s.index + 1)),
+    h("td", {}, h("pre", { class: "sql" }, s.sql)),
+    h("td", {}, h("span", { class: badgeClass(state) }, state)),
+    h("td", { class: "mono" }, s.flinkJobId || "—"),
+    h("td", {}, s.resultLog ? String(s.resultLog.rowsLogged) : "—"),
+    h("td", {}, s.error ? h("pre", { class: "error statement-error" }, s.error) : ""),
+  );
+}
+
+function started(s: StatementStatus): boolean {
+  return s.state === StatementState.RUNNING || s.state === StatementState.FINISHED;
+}
+
+export function jobView(
+  root: HTMLElement,
+  jobId: string,
+  signal: AbortSignal,
+  onSignIn: () => void,
+): void {
+  const summary = h("dl", { class: "summary" });
+  const history = h("tbody");
+  const statements = h("tbody");
+  const message = h("p", { class: "error", role: "alert", id: "job-error" });
+  const cancel = h("button", { id: "cancel", class: "danger", hidden: true }, "Cancel job");
+  const picker = h("select", { id: "statement-picker", "aria-label": "Query statement" });
+  const show = h("button", { id: "show-results" }, "Show results");
+  const resultsArea = h("div");
+  const resultsSection = h(
+    "section",
+    { hidden: true },
+    h("h2", {}, "Results"),
+    h("div", { class: "controls" }, h("label", {}, "Statement ", picker), show),
+    resultsArea,
+  );
+  let results: { index: number; controller: AbortController } | undefined;
+  let latest: Job | undefined;
+
+  function openResults(index: number): void {
+    results?.controller.abort();
+    const controller = new AbortController();
+    signal.addEventListener("abort", () => controller.abort(), { once: true });
+    results = { index, controller };
+    picker.value = String(index);
+    const table = new ResultsTable(jobId, index, controller.signal, onSignIn);
+    fill(resultsArea, table.element);
+    void table.run();
+  }
+
+  function render(job: Job): void {
+    latest = job;
+    const state = jobState(job.state);
+    fill(
+      summary,
+      field("State", h("span", { class: badgeClass(state), id: "job-state" }, state)),
+      job.stateReason ? field("Reason", h("span", { id: "state-reason" }, job.stateReason)) : [],
+      field("Kind", jobKind(job.kind)),
+      field("Tenant", `${job.tenant} (${job.principal || "—"})`),
+      job.flinkJobId ? field("Flink job", job.flinkJobId) : [],
+      field("Created", when(job.createTime)),
+      field("Ended", when(job.endTime)),
+      Object.keys(job.labels).length
+        ? field("Labels", Object.entries(job.labels).map(([k, v]) => `${k}=${v}`).join(", "))
+        : [],
+      job.savepointPath ? field("Savepoint", job.savepointPath) : [],
+    );
+    fill(
+      history,
+      job.history.map((t) => {
+        const name = jobState(t.state);
+        return h(
+          "tr",
+          {},
+          h("td", {}, when(t.time)),
+          h("td", {}, h("span", { class: badgeClass(name) }, name)),
+          h("td", {}, t.reason),
+        );
+      }),
+    );
+    fill(statements, job.statements.map(statementRow));
+    cancel.hidden = isTerminal(job.state);
+
+    const queries = job.statements.filter((s) => s.isQuery);
+    resultsSection.hidden = job.kind !== JobKind.SQL || queries.length === 0;
+    const chosen = picker.value;
+    fill(
+      picker,
+      queries.map((s) =>
+        h("option", { value: String(s.index) }, `#${s.index + 1}: ${s.sql.slice(0, 60)}`),
+      ),
+    );
+    if (chosen) picker.value = chosen;
+    // The last query's results open by themselves once it has started, as the CLI prints them.
+    const last = queries.at(-1);
+    if (!results && last && started(last)) openResults(last.index);
+  }
+
+  show.addEventListener("click", () => {
+    if (picker.value) openResults(Number(picker.value));
+  });
+  cancel.addEventListener("click", async () => {
+    if (!latest || !window.confirm(`Cancel job ${jobId}?`)) return;
+    cancel.disabled = true;
+    try {
+      render(await broker.cancelJob({ jobId }));
+    } catch (error) {
+      if (needsSignIn(error)) onSignIn();
+      else message.textContent = describe(error);
+    } finally {
+      cancel.disabled = false;
+    }
+  });
+
+  fill(
+    root,
+    h("h1", {}, "Job ", h("span", { class: "mono", id: "job-id" }, jobId)),
+    message,
+    h("div", { class: "controls" }, cancel),
+    summary,
+    h("h2", {}, "Statements"),
+    h(
+      "table",
+      { id: "statements", class: "grid" },
+      h("thead", {}, h("tr", {}, ["#", "SQL", "State", "Flink job", "Rows logged", "Error"].map((c) => h("th", {}, c)))),
+      statements,
+    ),
+    resultsSection,
+    h("h2", {}, "State history"),
+    h(
+      "table",
+      { id: "history", class: "grid" },
+      h("thead", {}, h("tr", {}, ["Time", "State", "Reason"].map((c) => h("th", {}, c)))),
+      history,
+    ),
+  );
+
+  void (async () => {
+    try {
+      // WatchJob sends the job as it is now, then each change until the job ends.
+      for await (const job of broker.watchJob({ jobId }, { signal })) {
+        render(job);
+      }
+    } catch (error) {
+      if (wasAborted(error)) return;
+      if (needsSignIn(error)) onSignIn();
+      else message.textContent = `Live updates stopped: ${describe(error)}`;
+    }
+  })();
+}

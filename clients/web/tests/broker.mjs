@@ -1,0 +1,114 @@
+// Runs the real broker (with authentication on) against the SQL Gateway stand-in for the
+// browser tests. The binaries come from FLINKBROKER_BIN and FLINKBROKER_STANDIN_BIN, by default
+// the debug builds under the repository's target/.
+import { spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, openSync, symlinkSync, writeFileSync, existsSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+const REPO = resolve(import.meta.dirname, "../../..");
+const TARGET = process.env.CARGO_TARGET_DIR ?? join(REPO, "target");
+const BROKER_BIN = process.env.FLINKBROKER_BIN ?? join(TARGET, "debug", "flinkbroker");
+const STANDIN_BIN =
+  process.env.FLINKBROKER_STANDIN_BIN ?? join(TARGET, "debug", "examples", "sql_gateway_standin");
+const STARTUP_DEADLINE_MS = 30_000;
+
+function freePort() {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.once("error", fail);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => done(port));
+    });
+  });
+}
+
+async function eventually(what, check) {
+  const end = Date.now() + STARTUP_DEADLINE_MS;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > end) throw new Error(`${what}: not within ${STARTUP_DEADLINE_MS} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function answers(url) {
+  try {
+    return (await fetch(url)).ok;
+  } catch {
+    return false;
+  }
+}
+
+export class Broker {
+  /** Starts a stand-in and a broker whose token file knows one submitter token. */
+  static async start() {
+    for (const bin of [BROKER_BIN, STANDIN_BIN]) {
+      if (!existsSync(bin)) {
+        throw new Error(`build ${bin} first (cargo build --bin flinkbroker --example sql_gateway_standin)`);
+      }
+    }
+    const broker = new Broker();
+    await broker.#start();
+    return broker;
+  }
+
+  workdir = mkdtempSync(join(tmpdir(), "flinkbroker-console-"));
+  token = `console-${randomBytes(16).toString("hex")}`;
+  processes = [];
+
+  async #start() {
+    const digest = createHash("sha256").update(this.token).digest("hex");
+    writeFileSync(
+      join(this.workdir, "tokens.json"),
+      JSON.stringify({
+        tokens: [{ sha256: digest, principal: "analyst", tenant: "console", roles: ["submitter", "reader"] }],
+      }),
+    );
+    const flinkHome = join(this.workdir, "flink-home");
+    mkdirSync(join(flinkHome, "bin"), { recursive: true });
+    symlinkSync(join(REPO, "tests", "fixtures", "fake-flink", "flink"), join(flinkHome, "bin", "flink"));
+    writeFileSync(join(flinkHome, "behaviour.sh"), "exit 0\n");
+
+    const gatewayPort = await freePort();
+    const port = await freePort();
+    this.url = `http://127.0.0.1:${port}/`;
+    const gateway = `http://127.0.0.1:${gatewayPort}`;
+    this.#spawn("standin", STANDIN_BIN, ["--listen", `127.0.0.1:${gatewayPort}`]);
+    this.#spawn("broker", BROKER_BIN, [
+      "serve",
+      "--listen", `127.0.0.1:${port}`,
+      "--metrics-listen", "off",
+      "--database-url", `sqlite://${this.workdir}/broker.db?mode=rwc`,
+      "--sql-gateway-url", gateway,
+      "--jobmanager-url", gateway,
+      "--auth-tokens-file", join(this.workdir, "tokens.json"),
+      "--flink-home", flinkHome,
+      "--submitter-work-dir", join(this.workdir, "submitters"),
+      "--poll-interval", "100ms",
+    ]);
+    await eventually("the broker serves the console", () => answers(this.url));
+  }
+
+  #spawn(name, bin, args) {
+    const log = openSync(join(this.workdir, `${name}.log`), "w");
+    const child = spawn(bin, args, { stdio: ["ignore", log, log] });
+    this.processes.push(child);
+  }
+
+  async stop() {
+    await Promise.all(
+      this.processes.map(
+        (child) =>
+          new Promise((done) => {
+            if (child.exitCode !== null || child.signalCode !== null) return done();
+            child.once("exit", done);
+            child.kill("SIGTERM");
+          }),
+      ),
+    );
+  }
+}
