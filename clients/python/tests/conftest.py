@@ -21,7 +21,7 @@ from typing import TypeVar
 
 import pytest
 
-from flinkbroker import Client, Unavailable
+from flinkbroker import Client, TlsConfig, Unavailable
 
 REPO = Path(__file__).resolve().parents[3]
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
@@ -65,18 +65,58 @@ class Tokens:
     admin: str
 
 
-class Broker:
-    """A `flinkbroker serve` process with its own stand-in, database, token file and FLINK_HOME."""
+@dataclass(frozen=True)
+class ServerTls:
+    """What the broker serves TLS with: its certificate chain and key (PEM files), and for
+    client certificates the CA they must chain to and the file mapping their subjects to
+    principals. `client` is what the helper's own clients connect with (the CA to trust and,
+    for mTLS, a client certificate)."""
 
-    def __init__(self, workdir: Path, extra_args: list[str]) -> None:
+    cert: Path
+    key: Path
+    client: TlsConfig
+    client_ca: Path | None = None
+    principals: Path | None = None
+
+    def args(self) -> list[str]:
+        args = ["--tls-cert", str(self.cert), "--tls-key", str(self.key)]
+        if self.client_ca is not None:
+            args += ["--tls-client-ca", str(self.client_ca)]
+        if self.principals is not None:
+            args += ["--mtls-principals-file", str(self.principals)]
+        return args
+
+
+class Broker:
+    """A `flinkbroker serve` process with its own stand-in, database, token file and FLINK_HOME.
+
+    With `tls` it serves TLS (and client certificates, if `tls` names a client CA); with
+    `bearer_tokens=False` it has no token file (and no `tokens`): callers present client
+    certificates."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        extra_args: list[str],
+        *,
+        tls: ServerTls | None = None,
+        bearer_tokens: bool = True,
+    ) -> None:
         if not BROKER_BIN.exists() or not STANDIN_BIN.exists():
             raise RuntimeError(
                 f"build {BROKER_BIN} and {STANDIN_BIN} first "
                 "(cargo build --bin flinkbroker --example sql_gateway_standin)"
             )
         self.workdir = workdir
-        self.tokens = Tokens(*(f"test-{secrets.token_hex(16)}" for _ in range(3)))
-        self._write_tokens()
+        self.tls = tls
+        self._tokens: Tokens | None = None
+        credentials: list[str] = []
+        if bearer_tokens:
+            self._tokens = Tokens(*(f"test-{secrets.token_hex(16)}" for _ in range(3)))
+            self._write_tokens(self._tokens)
+            credentials += ["--auth-tokens-file", str(workdir / "tokens.json")]
+        if tls is not None:
+            credentials += tls.args()
         self.flink_home = workdir / "flink-home"
         (self.flink_home / "bin").mkdir(parents=True)
         (self.flink_home / "bin" / "flink").symlink_to(FAKE_FLINK)
@@ -105,8 +145,7 @@ class Broker:
                 gateway,
                 "--jobmanager-url",
                 gateway,
-                "--auth-tokens-file",
-                str(workdir / "tokens.json"),
+                *credentials,
                 "--flink-home",
                 str(self.flink_home),
                 "--submitter-work-dir",
@@ -121,23 +160,23 @@ class Broker:
         try:
             eventually("the stand-in listens", lambda: port_open(gateway_port))
             eventually("the broker listens", lambda: port_open(self.port))
-            with self.client() as client:
+            with self.client(token="submitter" if bearer_tokens else None) as client:
                 eventually("the broker answers", lambda: self._answers(client))
         except BaseException:
             self.stop()
             raise
 
-    def _write_tokens(self) -> None:
+    def _write_tokens(self, tokens: Tokens) -> None:
         def entry(token: str, principal: str, roles: list[str]) -> dict:
             digest = hashlib.sha256(token.encode()).hexdigest()
             return {"sha256": digest, "principal": principal, "tenant": "pytest", "roles": roles}
 
-        tokens = [
-            entry(self.tokens.submitter, "backend", ["submitter", "reader"]),
-            entry(self.tokens.reader, "dashboard", ["reader"]),
-            entry(self.tokens.admin, "oncall", ["admin"]),
+        entries = [
+            entry(tokens.submitter, "backend", ["submitter", "reader"]),
+            entry(tokens.reader, "dashboard", ["reader"]),
+            entry(tokens.admin, "oncall", ["admin"]),
         ]
-        (self.workdir / "tokens.json").write_text(json.dumps({"tokens": tokens}))
+        (self.workdir / "tokens.json").write_text(json.dumps({"tokens": entries}))
 
     @staticmethod
     def _answers(client: Client) -> bool | None:
@@ -151,9 +190,28 @@ class Broker:
         """What the fake `flink` launcher does after printing its arguments (sh)."""
         (self.flink_home / "behaviour.sh").write_text(script)
 
-    def client(self, token: str | None = "submitter", target: str | None = None) -> Client:
-        value = getattr(self.tokens, token) if token in ("submitter", "reader", "admin") else token
-        return Client(target or self.target, token=value)
+    @property
+    def tokens(self) -> Tokens:
+        if self._tokens is None:
+            raise AttributeError("this broker was started without a token file: it has no tokens")
+        return self._tokens
+
+    def token(self, token: str | None) -> str | None:
+        """The token a role name ("submitter", "reader", "admin") stands for; any other
+        string is a token itself, None none."""
+        if token not in ("submitter", "reader", "admin"):
+            return token
+        value: str = getattr(self.tokens, token)
+        return value
+
+    def client(
+        self, token: str | None = "submitter", target: str | None = None, tls: TlsConfig | None = None
+    ) -> Client:
+        """A client with the token of `token` (see `token`), over TLS with `tls`, or with
+        `self.tls.client` when the broker serves TLS."""
+        if tls is None and self.tls is not None:
+            tls = self.tls.client
+        return Client(target or self.target, token=self.token(token), tls=tls)
 
     def stop(self) -> None:
         for process in (self._broker, self._standin):

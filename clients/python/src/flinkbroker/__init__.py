@@ -12,6 +12,7 @@
 
 from ._common import ResultLimits, RetryPolicy, TlsConfig
 from .aio import AsyncClient, AsyncResultStream
+from .audit import AuditAction, AuditEvent
 from .client import Client, ResultStream
 from .errors import (
     Aborted,
@@ -41,6 +42,8 @@ __all__ = [
     "AlreadyExists",
     "AsyncClient",
     "AsyncResultStream",
+    "AuditAction",
+    "AuditEvent",
     "Client",
     "Column",
     "DeadlineExceeded",

@@ -6,12 +6,13 @@ import os
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
 import grpc
 
+from .audit import AuditAction
 from .errors import JobCanceled, JobFailed, ResultsFailed
 from .jobs import Job, JobKind, JobState
 from .results import EndReason, StreamEnd
@@ -224,6 +225,35 @@ def list_request(
         page_size=page_size,
         page_token=page_token,
     )
+
+
+def _aware(name: str, moment: datetime) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name}: needs a timezone-aware datetime, not the naive {moment.isoformat()}")
+    return moment
+
+
+def audit_request(
+    tenant: str | None,
+    principal: str | None,
+    action: AuditAction | str | None,
+    start_time: datetime | None,
+    end_time: datetime | None,
+    page_size: int,
+    page_token: str,
+) -> pb.ListAuditEventsRequest:
+    request = pb.ListAuditEventsRequest(
+        tenant=tenant or "",
+        principal=principal or "",
+        action=AuditAction.parse(action).value if action is not None else pb.AUDIT_ACTION_UNSPECIFIED,
+        page_size=page_size,
+        page_token=page_token,
+    )
+    if start_time is not None:
+        request.start_time.FromDatetime(_aware("start_time", start_time))
+    if end_time is not None:
+        request.end_time.FromDatetime(_aware("end_time", end_time))
+    return request
 
 
 def final_job(job: Job) -> Job:

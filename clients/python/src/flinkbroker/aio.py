@@ -6,7 +6,7 @@ import asyncio
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -15,6 +15,7 @@ from google.protobuf.message import Message
 
 from . import _common
 from ._common import Mode, ResultLimits, RetryPolicy, TlsOption, Token
+from .audit import AuditAction, AuditEvent
 from .errors import RpcError, Unavailable, from_grpc
 from .jobs import Job, JobKind, JobState
 from .results import (
@@ -212,6 +213,29 @@ class AsyncClient:
             response = await self._call(self._stub.ListJobs, request)
             for job in response.jobs:
                 yield Job.from_proto(job)
+            token = response.next_page_token
+            if not token:
+                return
+
+    async def audit_events(
+        self,
+        tenant: str | None = None,
+        principal: str | None = None,
+        action: AuditAction | str | None = None,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        page_size: int = 0,
+    ) -> AsyncIterator[AuditEvent]:
+        """ListAuditEvents (administrators only): yields the audit trail, newest first,
+        fetching pages as needed. Each filter left None matches everything; `action` is an
+        `AuditAction` or its name ("submit", "cancel", "read_results", "denied"); events are
+        at or after `start_time` and before `end_time` (timezone-aware datetimes)."""
+        token = ""
+        while True:
+            request = _common.audit_request(tenant, principal, action, start_time, end_time, page_size, token)
+            response = await self._call(self._stub.ListAuditEvents, request)
+            for event in response.events:
+                yield AuditEvent.from_proto(event)
             token = response.next_page_token
             if not token:
                 return

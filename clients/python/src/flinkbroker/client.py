@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -13,6 +13,7 @@ from google.protobuf.message import Message
 
 from . import _common
 from ._common import Mode, ResultLimits, RetryPolicy, TlsOption, Token
+from .audit import AuditAction, AuditEvent
 from .errors import RpcError, Unavailable, from_grpc
 from .jobs import Job, JobKind, JobState
 from .results import (
@@ -218,6 +219,28 @@ class Client:
             request = _common.list_request(states, kind, labels, tenant, page_size, token)
             response = self._call(self._stub.ListJobs, request)
             yield from (Job.from_proto(job) for job in response.jobs)
+            token = response.next_page_token
+            if not token:
+                return
+
+    def audit_events(
+        self,
+        tenant: str | None = None,
+        principal: str | None = None,
+        action: AuditAction | str | None = None,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        page_size: int = 0,
+    ) -> Iterator[AuditEvent]:
+        """ListAuditEvents (administrators only): yields the audit trail, newest first,
+        fetching pages as needed. Each filter left None matches everything; `action` is an
+        `AuditAction` or its name ("submit", "cancel", "read_results", "denied"); events are
+        at or after `start_time` and before `end_time` (timezone-aware datetimes)."""
+        token = ""
+        while True:
+            request = _common.audit_request(tenant, principal, action, start_time, end_time, page_size, token)
+            response = self._call(self._stub.ListAuditEvents, request)
+            yield from (AuditEvent.from_proto(event) for event in response.events)
             token = response.next_page_token
             if not token:
                 return
