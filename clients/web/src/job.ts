@@ -47,6 +47,17 @@ export function jobView(
   const cancel = h("button", { id: "cancel", class: "danger", hidden: true }, "Cancel job");
   const picker = h("select", { id: "statement-picker", "aria-label": "Query statement" });
   const show = h("button", { id: "show-results" }, "Show results");
+  const statementsSection = h(
+    "section",
+    {},
+    h("h2", {}, "Statements"),
+    h(
+      "table",
+      { id: "statements", class: "grid" },
+      h("thead", {}, h("tr", {}, ["#", "SQL", "State", "Flink job", "Rows logged", "Error"].map((c) => h("th", {}, c)))),
+      statements,
+    ),
+  );
   const resultsArea = h("div");
   const resultsSection = h(
     "section",
@@ -54,6 +65,14 @@ export function jobView(
     h("h2", {}, "Results"),
     h("div", { class: "controls" }, h("label", {}, "Statement ", picker), show),
     resultsArea,
+  );
+  const output = h("pre", { class: "output", id: "submitter-output" });
+  const outputSection = h(
+    "section",
+    { hidden: true },
+    h("h2", {}, "Submitter output"),
+    h("p", { class: "status" }, "The end of what `flink run` printed."),
+    output,
   );
   let results: { index: number; controller: AbortController } | undefined;
   let latest: Job | undefined;
@@ -100,6 +119,9 @@ export function jobView(
       }),
     );
     fill(statements, job.statements.map(statementRow));
+    statementsSection.hidden = job.kind === JobKind.PYTHON && job.statements.length === 0;
+    output.textContent = job.submitterOutput;
+    outputSection.hidden = !job.submitterOutput;
     cancel.hidden = isTerminal(job.state);
 
     const queries = job.statements.filter((s) => s.isQuery);
@@ -139,14 +161,9 @@ export function jobView(
     message,
     h("div", { class: "controls" }, cancel),
     summary,
-    h("h2", {}, "Statements"),
-    h(
-      "table",
-      { id: "statements", class: "grid" },
-      h("thead", {}, h("tr", {}, ["#", "SQL", "State", "Flink job", "Rows logged", "Error"].map((c) => h("th", {}, c)))),
-      statements,
-    ),
+    statementsSection,
     resultsSection,
+    outputSection,
     h("h2", {}, "State history"),
     h(
       "table",

@@ -1,7 +1,8 @@
 // Runs the real broker (with authentication on) against the SQL Gateway stand-in for the
 // browser tests. The binaries come from FLINKBROKER_BIN and FLINKBROKER_STANDIN_BIN, by default
 // the debug builds under the repository's target/.
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
+import { promisify } from "node:util";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, openSync, symlinkSync, writeFileSync, existsSync } from "node:fs";
 import { createServer } from "node:net";
@@ -90,16 +91,40 @@ export class Broker {
       "--submitter-work-dir", join(this.workdir, "submitters"),
       "--poll-interval", "100ms",
     ]);
-    await eventually("the broker serves the console", () => answers(this.url));
+    await eventually("the broker serves the console", () => {
+      if (this.failure) throw this.failure;
+      return answers(this.url);
+    });
+  }
+
+  /** What the fake `flink` launcher does after printing its arguments (sh). */
+  setFlinkBehaviour(script) {
+    writeFileSync(join(this.workdir, "flink-home", "behaviour.sh"), script);
+  }
+
+  /** Runs the broker binary as the command-line client of this broker; resolves to its stdout. */
+  async cli(args) {
+    const { stdout } = await promisify(execFile)(BROKER_BIN, args, {
+      env: { ...process.env, FLINKBROKER_SERVER: this.url.replace(/\/$/, ""), FLINKBROKER_TOKEN: this.token },
+      timeout: STARTUP_DEADLINE_MS,
+    });
+    return stdout;
   }
 
   #spawn(name, bin, args) {
     const log = openSync(join(this.workdir, `${name}.log`), "w");
     const child = spawn(bin, args, { stdio: ["ignore", log, log] });
+    child.once("error", (error) => {
+      this.failure = new Error(`${name} (${bin}) could not run: ${error.message}`);
+    });
+    child.once("exit", (code, signal) => {
+      this.failure ??= new Error(`${name} exited (${code ?? signal}); see ${join(this.workdir, `${name}.log`)}`);
+    });
     this.processes.push(child);
   }
 
   async stop() {
+    this.failure = undefined;
     await Promise.all(
       this.processes.map(
         (child) =>

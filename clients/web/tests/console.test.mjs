@@ -3,7 +3,7 @@
 // rows and changelogs, download CSV, see a failing statement's root cause, filter the jobs list.
 // Screenshots go to target/console-screenshots/.
 import assert from "node:assert/strict";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { after, before, test } from "node:test";
 import { chromium } from "playwright-core";
@@ -153,16 +153,34 @@ test("a failing statement's root cause is on the job page", async () => {
   await shot("job-failed");
 });
 
+test("a Python job's page shows why its submitter failed and what it printed", async () => {
+  const script = join(broker.workdir, "wordcount.py");
+  writeFileSync(script, "print('counting words')\n");
+  broker.setFlinkBehaviour("echo 'the cluster refused the program' >&2\nexit 1\n");
+  try {
+    const jobId = (await broker.cli(["python", "run", script, "--label", "suite=python"])).trim();
+    assert.match(jobId, /^[0-9a-f-]{36}$/);
+    await page.goto(`${broker.url}#/jobs/${jobId}`);
+    await waitForState("FAILED");
+  } finally {
+    broker.setFlinkBehaviour("exit 0\n");
+  }
+  assert.match((await page.locator("#state-reason").textContent()) ?? "", /^the submitter failed \(exit code 1\)/);
+  await page.locator("#submitter-output", { hasText: "the cluster refused the program" }).waitFor();
+  assert.equal(await page.locator("#statements").isVisible(), false);
+  await shot("python-failed");
+});
+
 test("the jobs list filters by state and label", async () => {
   await page.goto(`${broker.url}#/jobs`);
   await page.locator("#jobs[data-filter='']").waitFor();
-  assert.equal(await page.locator("#jobs tbody tr[data-job-id]").count(), 3);
+  assert.equal(await page.locator("#jobs tbody tr[data-job-id]").count(), 4);
 
   await page.selectOption("#state-filter", { label: "FAILED" });
   await page.click("#apply-filter");
   await page.locator("#jobs[data-filter='state=5']").waitFor();
   const failed = await page.locator("#jobs tbody tr[data-job-id] td:nth-child(3)").allTextContents();
-  assert.deepEqual(failed, ["FAILED"]);
+  assert.deepEqual(failed, ["FAILED", "FAILED"]);
 
   await page.selectOption("#state-filter", "");
   await page.fill("#label-filter", "kind=changelog");
