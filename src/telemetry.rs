@@ -11,13 +11,18 @@
 
 use std::time::Duration;
 
-use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::Context;
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_otlp::{SpanExporter, WithExportConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
+use tonic::metadata::{KeyRef, MetadataMap};
 use tonic::transport::ClientTlsConfig;
 use tracing::field::Empty;
 use tracing::{Level, Span, info, info_span, warn};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer;
 use tracing_subscriber::filter::{Targets, filter_fn};
@@ -194,10 +199,11 @@ fn tracer_provider(
 }
 
 /// Opens the span of one call of a `flinkbroker.v1.JobService` method (a server span named
-/// `flinkbroker.v1.JobService/<method>`); the handler records `job_id` once known and
-/// `rpc.grpc.status_code` with the answer.
-pub fn rpc_span(method: &'static str) -> Span {
-    info_span!(
+/// `flinkbroker.v1.JobService/<method>`), in the caller's trace when its metadata carries a
+/// W3C `traceparent`; the handler records `job_id` once known and `rpc.grpc.status_code` with
+/// the answer.
+pub fn rpc_span(method: &'static str, metadata: &MetadataMap) -> Span {
+    let span = info_span!(
         "grpc call",
         otel.name = %format_args!("flinkbroker.v1.JobService/{method}"),
         otel.kind = "server",
@@ -207,7 +213,41 @@ pub fn rpc_span(method: &'static str) -> Span {
         rpc.method = method,
         rpc.grpc.status_code = Empty,
         job_id = Empty,
-    )
+    );
+    if !span.is_disabled()
+        && let Some(caller) = caller_context(metadata)
+    {
+        // Fails only for a span that was entered already; this one was not.
+        let _ = span.set_parent(caller);
+    }
+    span
+}
+
+/// The caller's span context from a `traceparent` (and `tracestate`) in the call's metadata,
+/// if it is valid.
+fn caller_context(metadata: &MetadataMap) -> Option<Context> {
+    metadata.get("traceparent")?;
+    let context = TraceContextPropagator::new().extract(&MetadataExtractor(metadata));
+    context.span().span_context().is_valid().then_some(context)
+}
+
+/// Reads propagation headers out of gRPC metadata.
+struct MetadataExtractor<'a>(&'a MetadataMap);
+
+impl Extractor for MetadataExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|value| value.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0
+            .keys()
+            .filter_map(|key| match key {
+                KeyRef::Ascii(key) => Some(key.as_str()),
+                KeyRef::Binary(_) => None,
+            })
+            .collect()
+    }
 }
 
 /// Records a call's answer on its span: the gRPC status code, and the span failed for the

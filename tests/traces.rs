@@ -237,15 +237,22 @@ impl Broker {
     }
 }
 
-/// Submits the script and waits (through GetJob) for the job to finish; returns its id.
-async fn run_job(broker: &Broker) -> String {
+/// Submits the script (with a W3C `traceparent`, if given) and waits (through GetJob) for the
+/// job to finish; returns its id.
+async fn run_job(broker: &Broker, traceparent: Option<&str>) -> String {
     let mut client = broker.client().await;
+    let mut request = Request::new(SubmitSqlRequest {
+        script: SCRIPT.into(),
+        runtime_mode: RuntimeMode::Streaming as i32,
+        ..SubmitSqlRequest::default()
+    });
+    if let Some(traceparent) = traceparent {
+        request
+            .metadata_mut()
+            .insert("traceparent", traceparent.parse().expect("traceparent"));
+    }
     let job = client
-        .submit_sql(SubmitSqlRequest {
-            script: SCRIPT.into(),
-            runtime_mode: RuntimeMode::Streaming as i32,
-            ..SubmitSqlRequest::default()
-        })
+        .submit_sql(request)
         .await
         .expect("submit")
         .into_inner();
@@ -290,7 +297,14 @@ async fn a_submitted_job_is_traced_from_its_call_to_its_flink_job() {
         &[],
     )
     .await;
-    let job_id = run_job(&broker).await;
+    // The caller's trace: the call's span joins it.
+    let caller_trace = "0af7651916cd43dd8448eb211c80319c";
+    let caller_span = "b7ad6b7169203331";
+    let job_id = run_job(
+        &broker,
+        Some(&format!("00-{caller_trace}-{caller_span}-01")),
+    )
+    .await;
     let flink_job_id = job_id
         .parse::<JobId>()
         .expect("job id")
@@ -329,6 +343,8 @@ async fn a_submitted_job_is_traced_from_its_call_to_its_flink_job() {
     assert_eq!(submits.len(), 1, "{log:#?}");
     let submit = submits[0];
     assert_eq!(submit.kind, SpanKind::Server as i32);
+    assert_eq!(hex(&submit.trace_id), caller_trace);
+    assert_eq!(hex(&submit.parent_span_id), caller_span);
     assert_eq!(
         attribute(submit, "rpc.method").as_deref(),
         Some("SubmitSql")
@@ -412,6 +428,10 @@ async fn a_submitted_job_is_traced_from_its_call_to_its_flink_job() {
     standin.shutdown().await;
 }
 
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
 /// True when `span` is `ancestor` or below it.
 fn descends_from(span: &Span, ancestor: &Span, by_id: &HashMap<&[u8], &Span>) -> bool {
     let mut current = span;
@@ -446,7 +466,7 @@ async fn without_an_endpoint_nothing_is_exported() {
         ],
     )
     .await;
-    run_job(&broker).await;
+    run_job(&broker, None).await;
     // Whatever an exporter held would have been flushed by the time the broker exited.
     let log = broker.terminate().await;
     assert!(

@@ -260,7 +260,7 @@ impl JobService for JobApi {
         request: Request<proto::SubmitSqlRequest>,
     ) -> Result<Response<proto::Job>, Status> {
         let mut call = CallRecord::new("SubmitSql", Some(AuditAction::Submit));
-        let span = telemetry::rpc_span(call.method);
+        let span = telemetry::rpc_span(call.method, request.metadata());
         async move {
             let answer = self.submit_sql_call(request, &mut call).await;
             self.audited(call, answer).await
@@ -274,7 +274,7 @@ impl JobService for JobApi {
         request: Request<proto::SubmitPythonRequest>,
     ) -> Result<Response<proto::Job>, Status> {
         let mut call = CallRecord::new("SubmitPython", Some(AuditAction::Submit));
-        let span = telemetry::rpc_span(call.method);
+        let span = telemetry::rpc_span(call.method, request.metadata());
         async move {
             let answer = self.submit_python_call(request, &mut call).await;
             self.audited(call, answer).await
@@ -290,7 +290,7 @@ impl JobService for JobApi {
         request: Request<proto::StreamOperationResultsRequest>,
     ) -> Result<Response<Self::StreamOperationResultsStream>, Status> {
         let mut call = CallRecord::new("StreamOperationResults", Some(AuditAction::ReadResults));
-        let span = telemetry::rpc_span(call.method);
+        let span = telemetry::rpc_span(call.method, request.metadata());
         async move {
             let answer = self.stream_operation_results_call(request, &mut call).await;
             self.audited(call, answer).await
@@ -304,7 +304,7 @@ impl JobService for JobApi {
         request: Request<proto::GetJobRequest>,
     ) -> Result<Response<proto::Job>, Status> {
         let mut call = CallRecord::new("GetJob", None);
-        let span = telemetry::rpc_span(call.method);
+        let span = telemetry::rpc_span(call.method, request.metadata());
         async move {
             let answer = self.get_job_call(request, &mut call).await;
             self.audited(call, answer).await
@@ -318,7 +318,7 @@ impl JobService for JobApi {
         request: Request<proto::ListJobsRequest>,
     ) -> Result<Response<proto::ListJobsResponse>, Status> {
         let mut call = CallRecord::new("ListJobs", None);
-        let span = telemetry::rpc_span(call.method);
+        let span = telemetry::rpc_span(call.method, request.metadata());
         async move {
             let answer = self.list_jobs_call(request, &mut call).await;
             self.audited(call, answer).await
@@ -332,7 +332,7 @@ impl JobService for JobApi {
         request: Request<proto::CancelJobRequest>,
     ) -> Result<Response<proto::Job>, Status> {
         let mut call = CallRecord::new("CancelJob", Some(AuditAction::Cancel));
-        let span = telemetry::rpc_span(call.method);
+        let span = telemetry::rpc_span(call.method, request.metadata());
         async move {
             let answer = self.cancel_job_call(request, &mut call).await;
             self.audited(call, answer).await
@@ -348,7 +348,7 @@ impl JobService for JobApi {
         request: Request<proto::WatchJobRequest>,
     ) -> Result<Response<Self::WatchJobStream>, Status> {
         let mut call = CallRecord::new("WatchJob", None);
-        let span = telemetry::rpc_span(call.method);
+        let span = telemetry::rpc_span(call.method, request.metadata());
         async move {
             let answer = self.watch_job_call(request, &mut call).await;
             self.audited(call, answer).await
@@ -362,7 +362,7 @@ impl JobService for JobApi {
         request: Request<proto::ListAuditEventsRequest>,
     ) -> Result<Response<proto::ListAuditEventsResponse>, Status> {
         let mut call = CallRecord::new("ListAuditEvents", None);
-        let span = telemetry::rpc_span(call.method);
+        let span = telemetry::rpc_span(call.method, request.metadata());
         async move {
             let answer = self.list_audit_events_call(request, &mut call).await;
             self.audited(call, answer).await
