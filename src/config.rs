@@ -346,6 +346,27 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub metrics: MetricsConfig,
+
+    #[command(flatten)]
+    pub traces: TracesConfig,
+}
+
+/// OpenTelemetry trace export (OTLP over gRPC); off unless an endpoint is given.
+#[derive(Debug, Clone, Args)]
+pub struct TracesConfig {
+    /// OTLP/gRPC endpoint the spans are exported to (e.g. `http://otel-collector:4317`).
+    /// Unset: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, then `OTEL_EXPORTER_OTLP_ENDPOINT`; none of
+    /// them set: nothing is exported.
+    #[arg(long, env = "FLINKBROKER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
+    /// The `service.name` the exported spans carry.
+    #[arg(
+        long,
+        env = "FLINKBROKER_OTLP_SERVICE_NAME",
+        default_value = "flinkbroker"
+    )]
+    pub otlp_service_name: String,
 }
 
 /// The Prometheus endpoint.

@@ -21,8 +21,8 @@
 //! - [`java_error`]: reduces Java exception and stack text to the root cause a caller needs.
 //! - [`store`]: the `Store` trait and its sea-orm implementation.
 //! - [`k8s`], [`local`]: the two `JobRunner`s (Kubernetes Jobs, local processes).
-//! - [`telemetry`], [`shutdown`]: logging, and the shutdown signal; [`metrics`]: the
-//!   Prometheus series and their `/metrics` endpoint.
+//! - [`telemetry`], [`shutdown`]: logging and optional OTLP trace export, and the shutdown
+//!   signal; [`metrics`]: the Prometheus series and their `/metrics` endpoint.
 //! - [`auth`], [`tenants`], [`audit`]: who is calling (static bearer tokens, JWTs, client
 //!   certificates), what each tenant may do, and the audit trail of what was done;
 //!   [`reload`]: configuration files read again on change.

@@ -20,12 +20,23 @@ fn main() -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     match cli.command {
-        Command::Serve(config) => runtime.block_on(async {
-            telemetry::init();
-            let token = shutdown::on_signal();
-            app::run(*config, token).await?;
+        Command::Serve(config) => {
+            let export = config.traces.export(|name| std::env::var(name).ok());
+            // The OTLP exporter's channel starts its tasks on the runtime.
+            let telemetry = {
+                let _entered = runtime.enter();
+                telemetry::init(&export)?
+            };
+            let served = runtime.block_on(async {
+                let token = shutdown::on_signal();
+                app::run(*config, token).await
+            });
+            // After the server and the job drivers stopped (their spans ended), with the
+            // runtime still running the exporter's connection.
+            telemetry.shutdown();
+            served?;
             Ok(ExitCode::SUCCESS)
-        }),
+        }
         Command::Client(command) => Ok(
             match runtime.block_on(flinkbroker::cli::run(&cli.server, command)) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -10,6 +10,7 @@ use futures::Stream;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
+use tracing::{Instrument, Span};
 
 use crate::audit::{AuditAction, Auditor, CallRecord};
 use crate::auth::{self, Principal, Role};
@@ -19,6 +20,7 @@ use crate::job::{Job, JobId};
 use crate::proto;
 use crate::proto::job_service_server::JobService;
 use crate::store::JobFilter;
+use crate::telemetry;
 
 /// The `flinkbroker.v1.JobService` implementation.
 pub struct JobApi {
@@ -64,6 +66,14 @@ impl JobApi {
         call: CallRecord,
         answer: Result<Response<T>, Status>,
     ) -> Result<Response<T>, Status> {
+        let span = Span::current();
+        if let Some(job_id) = &call.job_id {
+            span.record("job_id", job_id.as_str());
+        }
+        telemetry::record_rpc_answer(
+            &span,
+            answer.as_ref().err().map_or(tonic::Code::Ok, Status::code),
+        );
         self.auditor
             .answered(call, answer.as_ref().map(|_| ()))
             .await;
@@ -85,6 +95,7 @@ impl JobApi {
         call.request_id = (!request.request_id.is_empty()).then(|| request.request_id.clone());
         let submission = validate::sql_submission(request, &caller)?;
         let job = self.controller.submit_sql(submission).await?;
+        Span::current().record("job_id", job.id.to_string());
         // The store recorded the submission's event with its job.
         call.recorded = true;
         Ok(Response::new(convert::job(&job, self.retention())))
@@ -100,6 +111,7 @@ impl JobApi {
         call.request_id = (!request.request_id.is_empty()).then(|| request.request_id.clone());
         let submission = validate::python_submission(request, &caller)?;
         let job = self.controller.submit_python(submission).await?;
+        Span::current().record("job_id", job.id.to_string());
         call.recorded = true;
         Ok(Response::new(convert::job(&job, self.retention())))
     }
@@ -248,8 +260,13 @@ impl JobService for JobApi {
         request: Request<proto::SubmitSqlRequest>,
     ) -> Result<Response<proto::Job>, Status> {
         let mut call = CallRecord::new("SubmitSql", Some(AuditAction::Submit));
-        let answer = self.submit_sql_call(request, &mut call).await;
-        self.audited(call, answer).await
+        let span = telemetry::rpc_span(call.method, request.metadata());
+        async move {
+            let answer = self.submit_sql_call(request, &mut call).await;
+            self.audited(call, answer).await
+        }
+        .instrument(span)
+        .await
     }
 
     async fn submit_python(
@@ -257,8 +274,13 @@ impl JobService for JobApi {
         request: Request<proto::SubmitPythonRequest>,
     ) -> Result<Response<proto::Job>, Status> {
         let mut call = CallRecord::new("SubmitPython", Some(AuditAction::Submit));
-        let answer = self.submit_python_call(request, &mut call).await;
-        self.audited(call, answer).await
+        let span = telemetry::rpc_span(call.method, request.metadata());
+        async move {
+            let answer = self.submit_python_call(request, &mut call).await;
+            self.audited(call, answer).await
+        }
+        .instrument(span)
+        .await
     }
 
     type StreamOperationResultsStream = BoxStream<proto::StreamOperationResultsResponse>;
@@ -268,8 +290,13 @@ impl JobService for JobApi {
         request: Request<proto::StreamOperationResultsRequest>,
     ) -> Result<Response<Self::StreamOperationResultsStream>, Status> {
         let mut call = CallRecord::new("StreamOperationResults", Some(AuditAction::ReadResults));
-        let answer = self.stream_operation_results_call(request, &mut call).await;
-        self.audited(call, answer).await
+        let span = telemetry::rpc_span(call.method, request.metadata());
+        async move {
+            let answer = self.stream_operation_results_call(request, &mut call).await;
+            self.audited(call, answer).await
+        }
+        .instrument(span)
+        .await
     }
 
     async fn get_job(
@@ -277,8 +304,13 @@ impl JobService for JobApi {
         request: Request<proto::GetJobRequest>,
     ) -> Result<Response<proto::Job>, Status> {
         let mut call = CallRecord::new("GetJob", None);
-        let answer = self.get_job_call(request, &mut call).await;
-        self.audited(call, answer).await
+        let span = telemetry::rpc_span(call.method, request.metadata());
+        async move {
+            let answer = self.get_job_call(request, &mut call).await;
+            self.audited(call, answer).await
+        }
+        .instrument(span)
+        .await
     }
 
     async fn list_jobs(
@@ -286,8 +318,13 @@ impl JobService for JobApi {
         request: Request<proto::ListJobsRequest>,
     ) -> Result<Response<proto::ListJobsResponse>, Status> {
         let mut call = CallRecord::new("ListJobs", None);
-        let answer = self.list_jobs_call(request, &mut call).await;
-        self.audited(call, answer).await
+        let span = telemetry::rpc_span(call.method, request.metadata());
+        async move {
+            let answer = self.list_jobs_call(request, &mut call).await;
+            self.audited(call, answer).await
+        }
+        .instrument(span)
+        .await
     }
 
     async fn cancel_job(
@@ -295,8 +332,13 @@ impl JobService for JobApi {
         request: Request<proto::CancelJobRequest>,
     ) -> Result<Response<proto::Job>, Status> {
         let mut call = CallRecord::new("CancelJob", Some(AuditAction::Cancel));
-        let answer = self.cancel_job_call(request, &mut call).await;
-        self.audited(call, answer).await
+        let span = telemetry::rpc_span(call.method, request.metadata());
+        async move {
+            let answer = self.cancel_job_call(request, &mut call).await;
+            self.audited(call, answer).await
+        }
+        .instrument(span)
+        .await
     }
 
     type WatchJobStream = BoxStream<proto::Job>;
@@ -306,8 +348,13 @@ impl JobService for JobApi {
         request: Request<proto::WatchJobRequest>,
     ) -> Result<Response<Self::WatchJobStream>, Status> {
         let mut call = CallRecord::new("WatchJob", None);
-        let answer = self.watch_job_call(request, &mut call).await;
-        self.audited(call, answer).await
+        let span = telemetry::rpc_span(call.method, request.metadata());
+        async move {
+            let answer = self.watch_job_call(request, &mut call).await;
+            self.audited(call, answer).await
+        }
+        .instrument(span)
+        .await
     }
 
     async fn list_audit_events(
@@ -315,7 +362,12 @@ impl JobService for JobApi {
         request: Request<proto::ListAuditEventsRequest>,
     ) -> Result<Response<proto::ListAuditEventsResponse>, Status> {
         let mut call = CallRecord::new("ListAuditEvents", None);
-        let answer = self.list_audit_events_call(request, &mut call).await;
-        self.audited(call, answer).await
+        let span = telemetry::rpc_span(call.method, request.metadata());
+        async move {
+            let answer = self.list_audit_events_call(request, &mut call).await;
+            self.audited(call, answer).await
+        }
+        .instrument(span)
+        .await
     }
 }

@@ -183,6 +183,9 @@ impl Core {
                 statement.operation_handle = Some(handle);
             }
             if let Some(flink_job_id) = update.flink_job_id {
+                // The driver runs in its job's span; a later statement's id replaces an
+                // earlier one there (each request to the JobManager names its own).
+                tracing::Span::current().record("flink.job_id", flink_job_id.as_str());
                 statement.flink_job_id = Some(flink_job_id);
             }
             if let Some(error) = update.error {

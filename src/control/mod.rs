@@ -42,7 +42,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 use crate::error::{Error, Result};
 use crate::flink::JobManager;
@@ -260,19 +260,25 @@ impl Controller {
             return;
         };
         let this = Arc::clone(self);
-        self.tasks.spawn(async move {
-            let id = core.job.id;
-            // The registry forgets the job however the driver ends, a panic included.
-            let guard = registry::Registration::new(&this.live, id);
-            let lost = match core.job.kind {
-                JobKind::Sql => sql::driver::run(core).await,
-                JobKind::Python => python::driver::run(core).await,
-            };
-            drop(guard);
-            if lost {
-                this.take_up_again(id).await;
+        // A child of the current span: the call that submitted the job (its trace then
+        // follows the job to its end), else whatever took the job up (none at a restart).
+        let span = crate::telemetry::job_span(&core.job.id.to_string(), core.job.kind.as_str());
+        self.tasks.spawn(
+            async move {
+                let id = core.job.id;
+                // The registry forgets the job however the driver ends, a panic included.
+                let guard = registry::Registration::new(&this.live, id);
+                let lost = match core.job.kind {
+                    JobKind::Sql => sql::driver::run(core).await,
+                    JobKind::Python => python::driver::run(core).await,
+                };
+                drop(guard);
+                if lost {
+                    this.take_up_again(id).await;
+                }
             }
-        });
+            .instrument(span),
+        );
     }
 
     /// Starts a new driver for a job whose driver could not record its progress, once the

@@ -10,11 +10,12 @@ use async_trait::async_trait;
 use reqwest::{Client, RequestBuilder, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tracing::{debug, warn};
+use tracing::{Instrument, debug, warn};
 
 use super::{FlinkError, FlinkJobStatus, JobManager, SavepointStatus};
 use crate::java_error::{MAX_MESSAGE_CHARS, innermost_cause, strip_server_side_wrapper, truncate};
 use crate::metrics::{self, Endpoint};
+use crate::telemetry;
 
 /// What Flink's router answers (HTTP 404) for a path no handler serves, as opposed to a
 /// handler's own "job not found".
@@ -93,27 +94,32 @@ impl RestJobManager {
         url
     }
 
-    /// Sends a request and reads the whole reply. Every request to the JobManager passes
-    /// here, and is counted under `endpoint`.
+    /// Sends a request and reads the whole reply, in a span of its own (the Flink job id in
+    /// its path an attribute). Every request to the JobManager passes here, and is counted
+    /// under `endpoint`.
     async fn execute(
         &self,
         endpoint: Endpoint,
         request: RequestBuilder,
     ) -> Result<Reply, FlinkError> {
         let started = Instant::now();
-        let answer = match request.send().await {
-            Ok(response) => {
-                let status = response.status();
-                response.text().await.map(|body| Reply { status, body })
-            }
-            Err(error) => Err(error),
-        };
+        let (http, request) = request.build_split();
+        let request = request.map_err(transport_error)?;
+        let span = telemetry::http_request_span("jobmanager", endpoint, request.url());
+        let answer = async {
+            let response = http.execute(request).await?;
+            let status = response.status();
+            response.text().await.map(|body| Reply { status, body })
+        }
+        .instrument(span.clone())
+        .await;
         match answer {
             Ok(reply) => {
                 // A 409 to a cancel says the job had already stopped: not a failure.
                 let answered = reply.status.is_success()
                     || (endpoint == CANCEL_JOB && reply.status == StatusCode::CONFLICT);
                 let failed = !answered;
+                telemetry::record_http_status(&span, Some(reply.status.as_u16()), failed);
                 metrics::jobmanager_request(
                     endpoint,
                     started,
@@ -122,6 +128,7 @@ impl RestJobManager {
                 Ok(reply)
             }
             Err(error) => {
+                telemetry::record_http_status(&span, None, true);
                 metrics::jobmanager_request(endpoint, started, Some(None));
                 Err(transport_error(error))
             }

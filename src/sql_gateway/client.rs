@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use reqwest::{Method, RequestBuilder, Url};
 use serde::de::{DeserializeOwned, IgnoredAny};
-use tracing::{debug, warn};
+use tracing::{Instrument, Span, debug, warn};
 
 use crate::metrics::{self, Endpoint};
+use crate::sql_gateway::PIPELINE_JOB_ID_KEY;
 use crate::sql_gateway::error::GatewayError;
 use crate::sql_gateway::wire::{
     ApiVersionsBody, ExecuteStatementBody, ExecuteStatementResponse, FetchResultsBody,
@@ -17,6 +18,7 @@ use crate::sql_gateway::wire::{
     ResultType,
 };
 use crate::sql_gateway::{ApiVersion, OperationHandle, OperationStatus, SessionHandle, SqlGateway};
+use crate::telemetry;
 
 /// No version negotiated yet (or the last one was forgotten after a failure).
 const VERSION_UNKNOWN: u8 = 0;
@@ -152,7 +154,10 @@ impl RestSqlGateway {
 
     async fn fetch_version(&self) -> Result<ApiVersion, GatewayError> {
         let url = self.url(None, &["api_versions"])?;
-        let body: ApiVersionsBody = self.call(API_VERSIONS, self.http.get(url), None).await?;
+        let span = request_span(API_VERSIONS, &url);
+        let body: ApiVersionsBody = self
+            .call(span, API_VERSIONS, self.http.get(url), None)
+            .await?;
         match pick_version(&body.versions) {
             Some(version) => {
                 debug!(version = version.path_segment(), offered = ?body.versions, "sql gateway api version negotiated");
@@ -194,11 +199,14 @@ impl RestSqlGateway {
     /// `GatewayError`. `requested_token` names the result token of a fetch.
     async fn call<T: DeserializeOwned>(
         &self,
+        span: Span,
         endpoint: Endpoint,
         request: RequestBuilder,
         requested_token: Option<u64>,
     ) -> Result<T, GatewayError> {
-        let (status, body) = self.call_raw(endpoint, request, requested_token).await?;
+        let (status, body) = self
+            .call_raw(span, endpoint, request, requested_token)
+            .await?;
         serde_json::from_slice(&body).map_err(|e| {
             GatewayError::Protocol(format!(
                 "cannot decode the answer (http {}): {e}: {}",
@@ -208,29 +216,33 @@ impl RestSqlGateway {
         })
     }
 
-    /// Sends a request; the body of a successful answer, or the gateway's error. Every
-    /// request to the gateway passes here, and is counted under `endpoint`.
+    /// Sends a request within its `span` (see [`request_span`]); the body of a successful
+    /// answer, or the gateway's error. Every request to the gateway passes here, and is
+    /// counted under `endpoint`.
     async fn call_raw(
         &self,
+        span: Span,
         endpoint: Endpoint,
         request: RequestBuilder,
         requested_token: Option<u64>,
     ) -> Result<(reqwest::StatusCode, Vec<u8>), GatewayError> {
         let started = Instant::now();
-        let answer = match request.send().await {
-            Ok(response) => {
-                let status = response.status();
-                response.bytes().await.map(|body| (status, body))
-            }
-            Err(error) => Err(error),
-        };
+        let answer = async {
+            let response = request.send().await?;
+            let status = response.status();
+            response.bytes().await.map(|body| (status, body))
+        }
+        .instrument(span.clone())
+        .await;
         let (status, body) = match answer {
             Ok(answer) => answer,
             Err(error) => {
+                telemetry::record_http_status(&span, None, true);
                 metrics::gateway_request(endpoint, started, Some(None));
                 return Err(self.transport_error(&error));
             }
         };
+        telemetry::record_http_status(&span, Some(status.as_u16()), !status.is_success());
         let failure = (!status.is_success()).then_some(Some(status.as_u16()));
         metrics::gateway_request(endpoint, started, failure);
         if !status.is_success() {
@@ -297,11 +309,18 @@ impl RestSqlGateway {
         let url = self
             .versioned_url(&["sessions", &session.0, "operations", &operation.0, action])
             .await?;
+        let span = request_span(endpoint, &url);
         let body: OperationStatusBody = self
-            .call(endpoint, self.http.request(method, url), None)
+            .call(span, endpoint, self.http.request(method, url), None)
             .await?;
         parse_status(&body.status)
     }
+}
+
+/// Opens the span of one request to the gateway (its session and operation handles are
+/// read from `url`).
+fn request_span(endpoint: Endpoint, url: &Url) -> Span {
+    telemetry::http_request_span("sql_gateway", endpoint, url)
 }
 
 /// Picks the highest API version the client knows among those offered.
@@ -375,13 +394,20 @@ impl SqlGateway for RestSqlGateway {
         properties: &BTreeMap<String, String>,
     ) -> Result<SessionHandle, GatewayError> {
         let url = self.versioned_url(&["sessions"]).await?;
+        let span = request_span(OPEN_SESSION, &url);
         let body = OpenSessionBody {
             session_name,
             properties,
         };
         let response: OpenSessionResponse = self
-            .call(OPEN_SESSION, self.http.post(url).json(&body), None)
+            .call(
+                span.clone(),
+                OPEN_SESSION,
+                self.http.post(url).json(&body),
+                None,
+            )
             .await?;
+        span.record("sql_gateway.session", response.session_handle.as_str());
         Ok(SessionHandle(response.session_handle))
     }
 
@@ -389,14 +415,18 @@ impl SqlGateway for RestSqlGateway {
         let url = self
             .versioned_url(&["sessions", &session.0, "heartbeat"])
             .await?;
-        let _: IgnoredAny = self.call(HEARTBEAT, self.http.post(url), None).await?;
+        let span = request_span(HEARTBEAT, &url);
+        let _: IgnoredAny = self
+            .call(span, HEARTBEAT, self.http.post(url), None)
+            .await?;
         Ok(())
     }
 
     async fn close_session(&self, session: &SessionHandle) -> Result<(), GatewayError> {
         let url = self.versioned_url(&["sessions", &session.0]).await?;
+        let span = request_span(CLOSE_SESSION, &url);
         let _: IgnoredAny = self
-            .call(CLOSE_SESSION, self.http.delete(url), None)
+            .call(span, CLOSE_SESSION, self.http.delete(url), None)
             .await?;
         Ok(())
     }
@@ -417,9 +447,19 @@ impl SqlGateway for RestSqlGateway {
             execution_timeout: 0,
             execution_config,
         };
+        let span = request_span(EXECUTE_STATEMENT, &url);
+        if let Some(pinned) = execution_config.get(PIPELINE_JOB_ID_KEY) {
+            span.record("flink.job_id", pinned.as_str());
+        }
         let response: ExecuteStatementResponse = self
-            .call(EXECUTE_STATEMENT, self.http.post(url).json(&body), None)
+            .call(
+                span.clone(),
+                EXECUTE_STATEMENT,
+                self.http.post(url).json(&body),
+                None,
+            )
             .await?;
+        span.record("sql_gateway.operation", response.operation_handle.as_str());
         Ok(OperationHandle(response.operation_handle))
     }
 
@@ -457,8 +497,9 @@ impl SqlGateway for RestSqlGateway {
         token: u64,
     ) -> Result<ResultPage, GatewayError> {
         let url = self.result_url(session, operation, token).await?;
+        let span = request_span(FETCH_RESULTS, &url);
         let body: FetchResultsBody = self
-            .call(FETCH_RESULTS, self.http.get(url), Some(token))
+            .call(span, FETCH_RESULTS, self.http.get(url), Some(token))
             .await?;
         into_page(body)
     }
@@ -470,8 +511,9 @@ impl SqlGateway for RestSqlGateway {
         token: u64,
     ) -> Result<RawPage, GatewayError> {
         let url = self.result_url(session, operation, token).await?;
+        let span = request_span(FETCH_RESULTS, &url);
         let (status, body) = self
-            .call_raw(FETCH_RESULTS, self.http.get(url), Some(token))
+            .call_raw(span, FETCH_RESULTS, self.http.get(url), Some(token))
             .await?;
         let header: PageHeader = serde_json::from_slice(&body).map_err(|e| {
             GatewayError::Protocol(format!(

@@ -17,6 +17,9 @@ pub use wire::{
     ColumnInfo, LogicalTypeJson, RawPage, ResultPage, ResultType, RowData, RowKindJson,
 };
 
+/// The executionConfig key that pins the Flink job id of a statement.
+pub const PIPELINE_JOB_ID_KEY: &str = "$internal.pipeline.job-id";
+
 /// A gateway session handle (a UUID chosen by the gateway).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct SessionHandle(pub String);

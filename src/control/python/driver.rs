@@ -31,8 +31,11 @@ const SAVEPOINT_DIRECTORY: &str = "; directory: ";
 /// Runs a Python job's driver to the job's end (or the broker's shutdown).
 /// Returns true when the job must be taken up again (its progress could not be recorded).
 pub(in crate::control) async fn run(core: Core) -> bool {
+    let flink_job_id = program_flink_job_id(&core.job);
+    // Pinned before the program runs: the job's span has it from the start.
+    tracing::Span::current().record("flink.job_id", flink_job_id.as_str());
     let mut driver = PythonDriver {
-        flink_job_id: program_flink_job_id(&core.job),
+        flink_job_id,
         core,
         submitter_done: false,
     };

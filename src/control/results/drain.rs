@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::task::AbortOnDropHandle;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
 use super::super::Controller;
 use super::super::driver::Command;
@@ -109,7 +109,9 @@ impl Drain {
             }
             // The driver may have ended meanwhile; it then resumes from the log.
             let _ = driver.send(Command::Drained { index, outcome }).await;
-        }))
+        }
+        // Its fetches belong to the job's trace.
+        .in_current_span()))
     }
 
     async fn run(mut self, first: Option<RawPage>) -> DrainOutcome {

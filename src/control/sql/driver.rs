@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::AbortOnDropHandle;
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 use super::super::driver::{Core, Interrupt};
 use super::super::results::drain::Drain;
@@ -1142,5 +1142,6 @@ fn spawn_heartbeat(core: &Core, session: SessionHandle, stop: CancellationToken)
                 }
             }
         }
-    });
+    }
+    .in_current_span());
 }

@@ -3,5 +3,4 @@
 pub(super) mod driver;
 mod submit;
 
-/// The executionConfig key that pins the Flink job id of a statement.
-pub const PIPELINE_JOB_ID_KEY: &str = "$internal.pipeline.job-id";
+pub use crate::sql_gateway::PIPELINE_JOB_ID_KEY;
