@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use flinkbroker::job::JobId;
 use flinkbroker::proto::job_service_client::JobServiceClient;
-use flinkbroker::proto::{GetJobRequest, JobState, RuntimeMode, SubmitSqlRequest};
+use flinkbroker::proto::{JobState, RuntimeMode, SubmitSqlRequest, WatchJobRequest};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -239,7 +239,8 @@ impl Broker {
 
 /// Submits the script (with a W3C `traceparent`, if given) and waits (through GetJob) for the
 /// job to finish; returns its id.
-async fn run_job(broker: &Broker, traceparent: Option<&str>) -> String {
+/// Submits the script and follows the job to its end; returns its id and end time (ns).
+async fn run_job(broker: &Broker, traceparent: Option<&str>) -> (String, u64) {
     let mut client = broker.client().await;
     let mut request = Request::new(SubmitSqlRequest {
         script: SCRIPT.into(),
@@ -256,25 +257,29 @@ async fn run_job(broker: &Broker, traceparent: Option<&str>) -> String {
         .await
         .expect("submit")
         .into_inner();
-    let deadline = tokio::time::Instant::now() + LIMIT;
-    let mut changes = tokio::time::interval(Duration::from_millis(50));
-    loop {
-        changes.tick().await;
-        let state = client
-            .get_job(GetJobRequest {
-                job_id: job.id.clone(),
-            })
-            .await
-            .expect("get job")
-            .into_inner();
-        if state.state() == JobState::Finished {
-            return job.id;
+    // Followed through WatchJob, whose call span lasts as long as its stream.
+    let mut changes = client
+        .watch_job(WatchJobRequest {
+            job_id: job.id.clone(),
+        })
+        .await
+        .expect("watch job")
+        .into_inner();
+    let ended = tokio::time::timeout(LIMIT, async {
+        let mut last = None;
+        while let Some(change) = changes.message().await.expect("watch stream") {
+            last = Some(change);
         }
-        assert!(
-            state.state() != JobState::Failed && tokio::time::Instant::now() < deadline,
-            "job did not finish: {state:?}"
-        );
-    }
+        last.expect("the watch sent the job")
+    })
+    .await
+    .expect("job did not end in time");
+    drop(changes);
+    assert_eq!(ended.state(), JobState::Finished, "{ended:?}");
+    let end = ended.end_time.expect("end time");
+    let end_nanos = u64::try_from(end.seconds).expect("after 1970") * 1_000_000_000
+        + u64::try_from(end.nanos).expect("nanos");
+    (job.id, end_nanos)
 }
 
 #[tokio::test]
@@ -300,7 +305,7 @@ async fn a_submitted_job_is_traced_from_its_call_to_its_flink_job() {
     // The caller's trace: the call's span joins it.
     let caller_trace = "0af7651916cd43dd8448eb211c80319c";
     let caller_span = "b7ad6b7169203331";
-    let job_id = run_job(
+    let (job_id, job_end) = run_job(
         &broker,
         Some(&format!("00-{caller_trace}-{caller_span}-01")),
     )
@@ -356,6 +361,15 @@ async fn a_submitted_job_is_traced_from_its_call_to_its_flink_job() {
     assert_eq!(
         attribute(submit, "job_id").as_deref(),
         Some(job_id.as_str())
+    );
+
+    // The watch's span lasts as long as its stream: until after the job ended.
+    let watches = named("flinkbroker.v1.JobService/WatchJob");
+    assert_eq!(watches.len(), 1);
+    assert!(
+        watches[0].end_time_unix_nano >= job_end,
+        "the WatchJob span ended at {} before the job ended at {job_end}",
+        watches[0].end_time_unix_nano
     );
 
     // The job: a child of the call, in its trace, with both ids.

@@ -253,6 +253,16 @@ fn authorize<T>(
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
+/// Keeps a streaming call's span going while its stream lasts. An exported span ends when it
+/// was last exited, so the span is entered for each message: it ends with the last message
+/// sent, not when the stream opened.
+fn spanning<T: 'static>(stream: BoxStream<T>, span: Span) -> BoxStream<T> {
+    Box::pin(stream.map(move |item| {
+        let _entered = span.enter();
+        item
+    }))
+}
+
 #[tonic::async_trait]
 impl JobService for JobApi {
     async fn submit_sql(
@@ -295,8 +305,9 @@ impl JobService for JobApi {
             let answer = self.stream_operation_results_call(request, &mut call).await;
             self.audited(call, answer).await
         }
-        .instrument(span)
+        .instrument(span.clone())
         .await
+        .map(|response| response.map(|stream| spanning(stream, span)))
     }
 
     async fn get_job(
@@ -353,8 +364,9 @@ impl JobService for JobApi {
             let answer = self.watch_job_call(request, &mut call).await;
             self.audited(call, answer).await
         }
-        .instrument(span)
+        .instrument(span.clone())
         .await
+        .map(|response| response.map(|stream| spanning(stream, span)))
     }
 
     async fn list_audit_events(
