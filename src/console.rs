@@ -35,6 +35,8 @@ struct Asset {
     /// The same bytes gzip-compressed by the build, served to clients that accept gzip.
     gzipped: Option<&'static [u8]>,
     etag: HeaderValue,
+    /// The gzipped representation's own tag (a strong tag names one encoding).
+    gzipped_etag: HeaderValue,
 }
 
 impl Asset {
@@ -44,13 +46,16 @@ impl Asset {
         gzipped: Option<&'static [u8]>,
     ) -> Asset {
         let digest = hex::encode(&Sha256::digest(body)[..12]);
-        let etag = HeaderValue::from_str(&format!("\"{digest}\""))
-            .unwrap_or_else(|_| HeaderValue::from_static("\"console\""));
+        let tag = |suffix: &str| {
+            HeaderValue::from_str(&format!("\"{digest}{suffix}\""))
+                .unwrap_or_else(|_| HeaderValue::from_static("\"console\""))
+        };
         Asset {
             content_type,
             body,
             gzipped,
-            etag,
+            etag: tag(""),
+            gzipped_etag: tag("-gzip"),
         }
     }
 
@@ -59,29 +64,32 @@ impl Asset {
             .header(CONTENT_TYPE, self.content_type)
             // Revalidated on every load, so a new broker version is picked up at once.
             .header(CACHE_CONTROL, "no-cache")
-            .header(ETAG, self.etag.clone())
             .header(VARY, "accept-encoding")
             .header(X_CONTENT_TYPE_OPTIONS, "nosniff")
             .header(CONTENT_SECURITY_POLICY, POLICY)
             .header(X_FRAME_OPTIONS, "DENY")
             .header(REFERRER_POLICY, "no-referrer");
+        let (bytes, etag) = match self.gzipped {
+            Some(gzipped) if accepts_gzip(request) => {
+                response = response.header(CONTENT_ENCODING, "gzip");
+                (gzipped, &self.gzipped_etag)
+            }
+            _ => (self.body, &self.etag),
+        };
+        response = response.header(ETAG, etag.clone());
+        // Weak comparison, as If-None-Match asks: a proxy may have marked the tag weak.
         let unchanged = request
             .get_all(IF_NONE_MATCH)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .any(|tag| tag.trim() == self.etag || tag.trim() == "*");
+            .map(|tag| tag.trim().trim_start_matches("W/"))
+            .any(|tag| tag == etag || tag == "*");
         let body = if unchanged {
             response = response.status(StatusCode::NOT_MODIFIED);
             Body::empty()
         } else {
-            match self.gzipped {
-                Some(gzipped) if accepts_gzip(request) => {
-                    response = response.header(CONTENT_ENCODING, "gzip");
-                    Body::new(Full::new(Bytes::from_static(gzipped)))
-                }
-                _ => Body::new(Full::new(Bytes::from_static(self.body))),
-            }
+            Body::new(Full::new(Bytes::from_static(bytes)))
         };
         response.body(body).unwrap_or_else(|_| {
             let mut failed = Response::new(Body::empty());
@@ -242,5 +250,14 @@ mod tests {
         let etag = fresh.headers()[ETAG].to_str().unwrap().to_owned();
         let again = SCRIPT.respond(&headers(&[(IF_NONE_MATCH, &format!("\"x\", {etag}"))]));
         assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+        let weak = SCRIPT.respond(&headers(&[(IF_NONE_MATCH, &format!("W/{etag}"))]));
+        assert_eq!(weak.status(), StatusCode::NOT_MODIFIED);
+        // The gzipped representation has its own tag: the plain one does not revalidate it.
+        let gzipped = SCRIPT.respond(&headers(&[
+            (ACCEPT_ENCODING, "gzip"),
+            (IF_NONE_MATCH, &etag),
+        ]));
+        assert_eq!(gzipped.status(), StatusCode::OK);
+        assert_ne!(gzipped.headers()[ETAG].to_str().unwrap(), etag);
     }
 }

@@ -270,13 +270,25 @@ pub fn record_rpc_answer(span: &Span, code: tonic::Code) {
 /// Opens the span of a job's driver: `job_id` and `job.kind` now, `flink.job_id` once a
 /// statement has one.
 pub fn job_span(job_id: &str, kind: &'static str) -> Span {
-    info_span!(
+    // A root for tracing, so that the call's span closes (and is exported) when the call ends
+    // rather than when the job does; its trace parent is the current span, the call that
+    // submitted the job, when there is one.
+    let span = info_span!(
+        parent: None,
         "job",
         otel.name = %format_args!("job {kind}"),
         job_id,
         job.kind = kind,
         flink.job_id = Empty,
-    )
+    );
+    if !span.is_disabled() {
+        let current = Span::current().context();
+        if current.span().span_context().is_valid() {
+            // Fails only for a span that was entered already; this one was not.
+            let _ = span.set_parent(current);
+        }
+    }
+    span
 }
 
 /// Opens the span of one HTTP request to a dependency (`peer`: `sql_gateway` or
@@ -301,7 +313,9 @@ pub fn http_request_span(peer: &'static str, endpoint: Endpoint, url: &reqwest::
         sql_gateway.operation = Empty,
         flink.job_id = Empty,
     );
-    if let Some(segments) = url.path_segments() {
+    if !span.is_disabled()
+        && let Some(segments) = url.path_segments()
+    {
         let segments: Vec<&str> = segments.collect();
         for pair in segments.windows(2) {
             let field = match pair[0] {

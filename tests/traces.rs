@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use flinkbroker::job::JobId;
 use flinkbroker::proto::job_service_client::JobServiceClient;
-use flinkbroker::proto::{JobState, RuntimeMode, SubmitSqlRequest, WatchJobRequest};
+use flinkbroker::proto::{GetJobRequest, JobState, RuntimeMode, SubmitSqlRequest, WatchJobRequest};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -488,6 +488,65 @@ async fn without_an_endpoint_nothing_is_exported() {
         "{log:#?}"
     );
     assert!(receiver.spans.lock().expect("spans").is_empty());
+    stop.cancel();
+    standin.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_calls_span_is_exported_while_the_job_it_started_still_runs() {
+    let receiver = Receiver::default();
+    let stop = CancellationToken::new();
+    let collector = receiver.serve(stop.clone()).await;
+    let standin = Standin::spawn(StandinConfig::default())
+        .await
+        .expect("stand-in");
+    let endpoint = format!("http://{collector}");
+    // Batches leave every 50 ms, so the call's span arrives while the job runs on.
+    let broker = Broker::start(
+        &standin,
+        &["--otlp-endpoint", &endpoint],
+        &[("OTEL_BSP_SCHEDULE_DELAY", "50")],
+    )
+    .await;
+    let mut client = broker.client().await;
+    let job = client
+        .submit_sql(SubmitSqlRequest {
+            script: "CREATE TABLE endless (id INT) WITH ('connector'='datagen', \
+                     'fields.id.kind'='sequence', 'fields.id.start'='1', \
+                     'fields.id.end'='100000000');\nSELECT * FROM endless;"
+                .into(),
+            runtime_mode: RuntimeMode::Streaming as i32,
+            ..SubmitSqlRequest::default()
+        })
+        .await
+        .expect("submit")
+        .into_inner();
+    let spans = receiver
+        .wait_for("the SubmitSql span", |spans| {
+            spans
+                .iter()
+                .any(|(_, span)| span.name == "flinkbroker.v1.JobService/SubmitSql")
+        })
+        .await;
+    assert!(
+        !spans.iter().any(|(_, span)| span.name == "job SQL"),
+        "the job's span ends only with the job"
+    );
+    let now = client
+        .get_job(GetJobRequest {
+            job_id: job.id.clone(),
+        })
+        .await
+        .expect("get job")
+        .into_inner();
+    assert!(
+        matches!(
+            now.state(),
+            JobState::Pending | JobState::Submitting | JobState::Running
+        ),
+        "the job still runs: {now:?}"
+    );
+    broker.terminate().await;
     stop.cancel();
     standin.shutdown().await;
 }

@@ -17,10 +17,14 @@ fn date(days: i32) -> String {
         )
 }
 
-/// A time of day: nanoseconds since midnight.
+/// A time of day: nanoseconds since midnight (outside one day, the count itself).
 fn time(nanos: i64) -> String {
-    let seconds = u32::try_from(nanos.div_euclid(1_000_000_000)).unwrap_or(0);
-    let fraction = u32::try_from(nanos.rem_euclid(1_000_000_000)).unwrap_or(0);
+    let (Ok(seconds), Ok(fraction)) = (
+        u32::try_from(nanos.div_euclid(1_000_000_000)),
+        u32::try_from(nanos.rem_euclid(1_000_000_000)),
+    ) else {
+        return format!("{nanos} ns");
+    };
     NaiveTime::from_num_seconds_from_midnight_opt(seconds, fraction).map_or_else(
         || format!("{nanos} ns"),
         |t| t.format("%H:%M:%S%.f").to_string(),
@@ -180,6 +184,34 @@ mod tests {
         ] {
             assert_eq!(text(&value), as_text);
             assert_eq!(json(&value), as_json);
+        }
+    }
+
+    /// The cases the web console checks itself against too.
+    #[test]
+    fn values_read_as_the_shared_cases_say() {
+        let fixture: Json =
+            serde_json::from_str(include_str!("../../tests/fixtures/value-text.json")).unwrap();
+        let stamp = |value: &str| {
+            let (seconds, nanos) = value.split_once(':').unwrap();
+            prost_types::Timestamp {
+                seconds: seconds.parse().unwrap(),
+                nanos: nanos.parse().unwrap(),
+            }
+        };
+        let cases = fixture["cases"].as_array().unwrap();
+        assert!(cases.len() > 20);
+        for case in cases {
+            let value = case["value"].as_str().unwrap();
+            let kind = match case["type"].as_str().unwrap() {
+                "double" => Kind::DoubleValue(value.parse().unwrap()),
+                "date" => Kind::DateValue(value.parse().unwrap()),
+                "time" => Kind::TimeValue(value.parse().unwrap()),
+                "timestamp" => Kind::TimestampValue(stamp(value)),
+                "instant" => Kind::InstantValue(stamp(value)),
+                other => panic!("unknown type {other}"),
+            };
+            assert_eq!(text(&v(kind)), case["text"].as_str().unwrap(), "{case}");
         }
     }
 }

@@ -175,6 +175,14 @@ impl Core {
             store.update_statement(id, index, update.clone())
         })
         .await?;
+        if let Some(flink_job_id) = &update.flink_job_id
+            && self.job.statements.iter().all(|s| s.flink_job_id.is_none())
+        {
+            // The driver runs in its job's span, which names the first Flink job the job
+            // starts (an exported attribute is set once; each request to the JobManager and
+            // each statement's submission name their own).
+            tracing::Span::current().record("flink.job_id", flink_job_id.as_str());
+        }
         if let Some(statement) = self.job.statements.get_mut(index as usize) {
             if let Some(state) = update.state {
                 statement.state = state;
@@ -183,9 +191,6 @@ impl Core {
                 statement.operation_handle = Some(handle);
             }
             if let Some(flink_job_id) = update.flink_job_id {
-                // The driver runs in its job's span; a later statement's id replaces an
-                // earlier one there (each request to the JobManager names its own).
-                tracing::Span::current().record("flink.job_id", flink_job_id.as_str());
                 statement.flink_job_id = Some(flink_job_id);
             }
             if let Some(error) = update.error {

@@ -260,7 +260,7 @@ impl Controller {
             return;
         };
         let this = Arc::clone(self);
-        // A child of the current span: the call that submitted the job (its trace then
+        // In the trace of the current span: the call that submitted the job (its trace then
         // follows the job to its end), else whatever took the job up (none at a restart).
         let span = crate::telemetry::job_span(&core.job.id.to_string(), core.job.kind.as_str());
         self.tasks.spawn(

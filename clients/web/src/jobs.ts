@@ -49,6 +49,8 @@ export function jobsView(root: HTMLElement, query: URLSearchParams, onSignIn: ()
 
   async function load(): Promise<void> {
     message.textContent = "";
+    // One page at a time: a second click while one loads would fetch the same page again.
+    more.disabled = true;
     try {
       const response = await broker.listJobs({
         states: stateFilter.value ? [Number(stateFilter.value) as JobState] : [],
@@ -67,6 +69,8 @@ export function jobsView(root: HTMLElement, query: URLSearchParams, onSignIn: ()
     } catch (error) {
       if (needsSignIn(error)) onSignIn();
       else message.textContent = describe(error);
+    } finally {
+      more.disabled = false;
     }
   }
 

@@ -69,7 +69,14 @@ function route(): void {
     link.classList.toggle("active", link.dataset.section === (path?.startsWith("/jobs") ? "jobs" : "sql"));
   }
   if (job?.[1]) {
-    jobView(main, decodeURIComponent(job[1]), page.signal, askToSignIn);
+    let id: string;
+    try {
+      id = decodeURIComponent(job[1]);
+    } catch {
+      fill(main, h("p", { class: "error", role: "alert" }, `Not a job id: ${job[1]}`));
+      return;
+    }
+    jobView(main, id, page.signal, askToSignIn);
   } else if (path === "/jobs") {
     jobsView(main, query, askToSignIn);
   } else {

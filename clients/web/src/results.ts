@@ -10,7 +10,7 @@ import {
 } from "./gen/flinkbroker/v1/broker_pb";
 import { broker, describe, needsSignIn, wasAborted } from "./api";
 import { fill, h } from "./dom";
-import { csvRecord, isNull, rowKind, text } from "./values";
+import { csvRecord, csvText, isNull, rowKind, text } from "./values";
 
 /** The most rows one results table holds; the broker ends the stream there. */
 export const MAX_ROWS_SHOWN = 10_000;
@@ -119,7 +119,14 @@ export class ResultsTable {
       const classes = [NUMERIC.has(type) ? "num" : "", isNull(value) ? "null" : ""].join(" ").trim();
       return h("td", { "data-type": type, class: classes || undefined }, text(value));
     });
-    this.csv.push(csvRecord([kind, ...row.values.map(text)]));
+    this.csv.push(
+      csvRecord([
+        csvText(kind),
+        ...row.values.map((value, i) =>
+          NUMERIC.has(this.columns[i]?.type?.typeRoot ?? "") ? text(value) : csvText(text(value)),
+        ),
+      ]),
+    );
     return h("tr", { "data-kind": kind }, h("td", { class: `kind kind-${kind[0] === "+" ? "add" : "retract"}` }, kind), cells);
   }
 

@@ -19,14 +19,27 @@ function fraction(nanos: number): string {
   return `.${digits}`;
 }
 
-/** A date: days since 1970-01-01. */
-export function date(days: number): string {
-  const at = new Date(days * 86_400_000);
-  return `${pad(at.getUTCFullYear(), 4)}-${pad(at.getUTCMonth() + 1)}-${pad(at.getUTCDate())}`;
+const NANOS_PER_DAY = 86_400n * NANOS_PER_SECOND;
+
+/** A year as chrono's `%Y` writes it: four digits at least, a sign before year 0. */
+function year(y: number): string {
+  return y < 0 ? `-${pad(-y, 4)}` : pad(y, 4);
 }
 
-/** A time of day: nanoseconds since midnight. */
+/** The calendar day of a Date (UTC), or undefined when the Date is out of range. */
+function day(at: Date): string | undefined {
+  if (Number.isNaN(at.getTime())) return undefined;
+  return `${year(at.getUTCFullYear())}-${pad(at.getUTCMonth() + 1)}-${pad(at.getUTCDate())}`;
+}
+
+/** A date: days since 1970-01-01. */
+export function date(days: number): string {
+  return day(new Date(days * 86_400_000)) ?? `${days} days`;
+}
+
+/** A time of day: nanoseconds since midnight (outside one day, the count itself). */
 export function time(nanos: bigint): string {
+  if (nanos < 0n || nanos >= NANOS_PER_DAY) return `${nanos} ns`;
   const seconds = Number(nanos / NANOS_PER_SECOND);
   const rest = Number(nanos % NANOS_PER_SECOND);
   const h = Math.floor(seconds / 3600);
@@ -37,9 +50,34 @@ export function time(nanos: bigint): string {
 /** A timestamp; `zoned` (an instant) adds `Z`, otherwise it is the wall-clock time. */
 export function timestamp(t: Timestamp, zoned: boolean): string {
   const at = new Date(Number(t.seconds) * 1000);
-  const day = `${pad(at.getUTCFullYear(), 4)}-${pad(at.getUTCMonth() + 1)}-${pad(at.getUTCDate())}`;
+  const calendar = day(at);
+  if (calendar === undefined || t.nanos < 0 || t.nanos >= 1e9) return `${t.seconds}s`;
   const clock = `${pad(at.getUTCHours())}:${pad(at.getUTCMinutes())}:${pad(at.getUTCSeconds())}`;
-  return zoned ? `${day}T${clock}${fraction(t.nanos)}Z` : `${day} ${clock}${fraction(t.nanos)}`;
+  return zoned
+    ? `${calendar}T${clock}${fraction(t.nanos)}Z`
+    : `${calendar} ${clock}${fraction(t.nanos)}`;
+}
+
+/**
+ * A double as Rust's `f64` Display writes it (the CLI's text): the shortest digits that read
+ * back as the same number, never in exponent notation; `inf`, `-inf`, `NaN`, `-0`.
+ */
+export function double(d: number): string {
+  if (Number.isNaN(d)) return "NaN";
+  if (!Number.isFinite(d)) return d > 0 ? "inf" : "-inf";
+  if (Object.is(d, -0)) return "-0";
+  const shortest = String(d);
+  const exponent = shortest.indexOf("e");
+  if (exponent < 0) return shortest;
+  const sign = shortest.startsWith("-") ? "-" : "";
+  const mantissa = shortest.slice(sign.length, exponent);
+  const power = Number(shortest.slice(exponent + 1));
+  const [whole = "", part = ""] = mantissa.split(".");
+  const digits = whole + part;
+  const point = whole.length + power;
+  if (point <= 0) return `${sign}0.${"0".repeat(-point)}${digits}`;
+  if (point >= digits.length) return `${sign}${digits}${"0".repeat(point - digits.length)}`;
+  return `${sign}${digits.slice(0, point)}.${digits.slice(point)}`;
 }
 
 function hex(bytes: Uint8Array): string {
@@ -55,8 +93,9 @@ export function text(value: Value | undefined): string {
       return "NULL";
     case "boolValue":
     case "intValue":
-    case "doubleValue":
       return String(kind.value);
+    case "doubleValue":
+      return double(kind.value);
     case "decimalValue":
     case "stringValue":
       return kind.value;
@@ -96,6 +135,15 @@ export function rowKind(kind: RowKind): string {
     default:
       return "+I";
   }
+}
+
+/**
+ * A CSV field for a spreadsheet: text that a spreadsheet would take for a formula (starting
+ * with =, +, -, @, a tab or a carriage return) is prefixed with an apostrophe, which
+ * spreadsheets show as text. Numbers are left as they are.
+ */
+export function csvText(field: string): string {
+  return /^[=+\-@\t\r]/.test(field) ? `'${field}` : field;
 }
 
 /** One CSV record (RFC 4180): fields quoted when they hold a comma, quote or line break. */

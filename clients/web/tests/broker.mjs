@@ -4,7 +4,7 @@
 import { execFile, spawn } from "node:child_process";
 import { promisify } from "node:util";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, openSync, symlinkSync, writeFileSync, existsSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, openSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -36,9 +36,10 @@ async function eventually(what, check) {
   }
 }
 
-async function answers(url) {
+async function answers(url, { anyStatus = false } = {}) {
   try {
-    return (await fetch(url)).ok;
+    const response = await fetch(url);
+    return anyStatus || response.ok;
   } catch {
     return false;
   }
@@ -62,6 +63,16 @@ export class Broker {
   processes = [];
 
   async #start() {
+    try {
+      await this.#spawnAll();
+    } catch (error) {
+      // The logs stay for the error to point at.
+      await this.stop({ keepLogs: true });
+      throw error;
+    }
+  }
+
+  async #spawnAll() {
     const digest = createHash("sha256").update(this.token).digest("hex");
     writeFileSync(
       join(this.workdir, "tokens.json"),
@@ -74,11 +85,16 @@ export class Broker {
     symlinkSync(join(REPO, "tests", "fixtures", "fake-flink", "flink"), join(flinkHome, "bin", "flink"));
     writeFileSync(join(flinkHome, "behaviour.sh"), "exit 0\n");
 
+    // Each port is taken only once the process before it listens, so the two never collide.
     const gatewayPort = await freePort();
-    const port = await freePort();
-    this.url = `http://127.0.0.1:${port}/`;
     const gateway = `http://127.0.0.1:${gatewayPort}`;
     this.#spawn("standin", STANDIN_BIN, ["--listen", `127.0.0.1:${gatewayPort}`]);
+    await eventually("the stand-in listens", () => {
+      if (this.failure) throw this.failure;
+      return answers(`${gateway}/v1/info`, { anyStatus: true });
+    });
+    const port = await freePort();
+    this.url = `http://127.0.0.1:${port}/`;
     this.#spawn("broker", BROKER_BIN, [
       "serve",
       "--listen", `127.0.0.1:${port}`,
@@ -123,7 +139,8 @@ export class Broker {
     this.processes.push(child);
   }
 
-  async stop() {
+  /** Stops the processes and removes the work directory, logs too unless asked (or KEEP_LOGS). */
+  async stop({ keepLogs = Boolean(process.env.KEEP_LOGS) } = {}) {
     this.failure = undefined;
     await Promise.all(
       this.processes.map(
@@ -135,5 +152,6 @@ export class Broker {
           }),
       ),
     );
+    if (!keepLogs) rmSync(this.workdir, { recursive: true, force: true });
   }
 }
