@@ -8,7 +8,7 @@ venv="${FLINKBROKER_CI_VENV:-${HOME}/.cache/flinkbroker/ci-venv}"
 [ -x "${venv}/bin/python" ] || python3 -m venv "${venv}"
 # Uninstalled first so that the package (and its stubs) is always built from this checkout.
 "${venv}/bin/pip" uninstall --quiet --yes flinkbroker-client 2>/dev/null || true
-"${venv}/bin/pip" install --quiet --disable-pip-version-check "./clients/python[test]"
+"${venv}/bin/pip" install --quiet --disable-pip-version-check "./clients/python[test,pandas]"
 target="${CARGO_TARGET_DIR:-$(pwd)/target}"
 FLINKBROKER_BIN="${target}/debug/flinkbroker" \
 FLINKBROKER_STANDIN_BIN="${target}/debug/examples/sql_gateway_standin" \
