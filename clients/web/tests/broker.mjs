@@ -45,15 +45,33 @@ async function answers(url, { anyStatus = false } = {}) {
   }
 }
 
+/**
+ * Chromium's flags for these tests: headless as root, and none of its own network traffic
+ * (this machine's closed network refuses it, many connections at a time).
+ */
+export const CHROMIUM_ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
 export class Broker {
-  /** Starts a stand-in and a broker whose token file knows one submitter token. */
-  static async start() {
+  /**
+   * Starts a stand-in and a broker whose token file knows one submitter token, or with no token
+   * file at all (`authentication: false`).
+   */
+  static async start({ authentication = true } = {}) {
     for (const bin of [BROKER_BIN, STANDIN_BIN]) {
       if (!existsSync(bin)) {
         throw new Error(`build ${bin} first (cargo build --bin flinkbroker --example sql_gateway_standin)`);
       }
     }
     const broker = new Broker();
+    broker.authentication = authentication;
     await broker.#start();
     return broker;
   }
@@ -102,7 +120,8 @@ export class Broker {
       "--database-url", `sqlite://${this.workdir}/broker.db?mode=rwc`,
       "--sql-gateway-url", gateway,
       "--jobmanager-url", gateway,
-      "--auth-tokens-file", join(this.workdir, "tokens.json"),
+      // Without a token file every caller is an anonymous admin (on loopback only).
+      ...(this.authentication ? ["--auth-tokens-file", join(this.workdir, "tokens.json")] : []),
       "--flink-home", flinkHome,
       "--submitter-work-dir", join(this.workdir, "submitters"),
       "--poll-interval", "100ms",

@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { after, before, test } from "node:test";
 import { chromium } from "playwright-core";
-import { Broker } from "./broker.mjs";
+import { Broker, CHROMIUM_ARGS } from "./broker.mjs";
 
 const REPO = resolve(import.meta.dirname, "../../..");
 const SHOTS = join(process.env.CARGO_TARGET_DIR ?? join(REPO, "target"), "console-screenshots");
@@ -32,15 +32,7 @@ before(async () => {
   broker = await Broker.start();
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
+    args: CHROMIUM_ARGS,
   });
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
   context.setDefaultTimeout(WAIT_MS);
