@@ -728,12 +728,7 @@ impl Store for SeaStore {
             }
             let live_without_lease = job::Entity::find()
                 .filter(unfinished())
-                .filter(
-                    Condition::any()
-                        .add(job::Column::Owner.is_null())
-                        .add(job::Column::LeaseUntil.is_null())
-                        .add(job::Column::LeaseUntil.lt(now)),
-                )
+                .filter(without_lease(now))
                 .count(&txn)
                 .await
                 .map_err(db_error("cannot count jobs without a lease"))?;
@@ -814,6 +809,14 @@ pub(super) fn unfinished() -> Condition {
         JobState::Failed.as_str(),
         JobState::Canceled.as_str(),
     ]))
+}
+
+/// Jobs no replica holds a live lease on: never claimed, or their lease has lapsed at `now`.
+pub(super) fn without_lease(now: UnixMillis) -> Condition {
+    Condition::any()
+        .add(job::Column::Owner.is_null())
+        .add(job::Column::LeaseUntil.is_null())
+        .add(job::Column::LeaseUntil.lt(now))
 }
 
 /// Works out which database a URL names.

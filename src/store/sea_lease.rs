@@ -7,7 +7,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::entities::job;
-use super::sea::{db_error, unfinished};
+use super::sea::{db_error, unfinished, without_lease};
 use super::{Leases, SeaStore, StoreError};
 use crate::job::{JobId, JobState, UnixMillis};
 
@@ -74,12 +74,7 @@ impl Leases for SeaStore {
             .select_only()
             .column(job::Column::Id)
             .filter(unfinished())
-            .filter(
-                Condition::any()
-                    .add(job::Column::Owner.is_null())
-                    .add(job::Column::LeaseUntil.is_null())
-                    .add(job::Column::LeaseUntil.lt(now)),
-            )
+            .filter(without_lease(now))
             .order_by_asc(job::Column::CreatedAt)
             .limit(limit)
             .into_tuple::<String>()
