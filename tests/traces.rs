@@ -282,15 +282,41 @@ async fn run_job(broker: &Broker, traceparent: Option<&str>) -> (String, u64) {
     (job.id, end_nanos)
 }
 
+/// What each test's broker runs against: an OTLP receiver and a SQL Gateway stand-in.
+struct Harness {
+    receiver: Receiver,
+    /// Stops the receiver.
+    stop: CancellationToken,
+    standin: Standin,
+    /// The receiver's OTLP endpoint URL.
+    endpoint: String,
+}
+
+impl Harness {
+    async fn start() -> Harness {
+        let receiver = Receiver::default();
+        let stop = CancellationToken::new();
+        let collector = receiver.serve(stop.clone()).await;
+        let standin = Standin::spawn(StandinConfig::default())
+            .await
+            .expect("stand-in");
+        Harness {
+            receiver,
+            stop,
+            standin,
+            endpoint: format!("http://{collector}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_submitted_job_is_traced_from_its_call_to_its_flink_job() {
-    let receiver = Receiver::default();
-    let stop = CancellationToken::new();
-    let collector = receiver.serve(stop.clone()).await;
-    let standin = Standin::spawn(StandinConfig::default())
-        .await
-        .expect("stand-in");
-    let endpoint = format!("http://{collector}");
+    let Harness {
+        receiver,
+        stop,
+        standin,
+        endpoint,
+    } = Harness::start().await;
     let broker = Broker::start(
         &standin,
         &[
@@ -463,14 +489,13 @@ fn descends_from(span: &Span, ancestor: &Span, by_id: &HashMap<&[u8], &Span>) ->
 
 #[tokio::test]
 async fn without_an_endpoint_nothing_is_exported() {
-    let receiver = Receiver::default();
-    let stop = CancellationToken::new();
-    let collector = receiver.serve(stop.clone()).await;
-    let standin = Standin::spawn(StandinConfig::default())
-        .await
-        .expect("stand-in");
+    let Harness {
+        receiver,
+        stop,
+        standin,
+        endpoint,
+    } = Harness::start().await;
     // No --otlp-endpoint, and the standard variable that would name one switched off.
-    let endpoint = format!("http://{collector}");
     let broker = Broker::start(
         &standin,
         &[],
@@ -494,13 +519,12 @@ async fn without_an_endpoint_nothing_is_exported() {
 
 #[tokio::test]
 async fn a_calls_span_is_exported_while_the_job_it_started_still_runs() {
-    let receiver = Receiver::default();
-    let stop = CancellationToken::new();
-    let collector = receiver.serve(stop.clone()).await;
-    let standin = Standin::spawn(StandinConfig::default())
-        .await
-        .expect("stand-in");
-    let endpoint = format!("http://{collector}");
+    let Harness {
+        receiver,
+        stop,
+        standin,
+        endpoint,
+    } = Harness::start().await;
     // Batches leave every 50 ms, so the call's span arrives while the job runs on.
     let broker = Broker::start(
         &standin,
