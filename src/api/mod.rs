@@ -253,6 +253,52 @@ fn authorize<T>(
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
+impl JobApi {
+    /// Serves one call in its span: `handle` answers it, then the audit trail and the span
+    /// learn the answer.
+    async fn serve<Q, A>(
+        &self,
+        call: CallRecord,
+        request: Request<Q>,
+        handle: impl AsyncFnOnce(&Self, Request<Q>, &mut CallRecord) -> Result<Response<A>, Status>,
+    ) -> Result<Response<A>, Status> {
+        let span = telemetry::rpc_span(call.method, request.metadata());
+        self.serve_in(span, call, request, handle).await
+    }
+
+    /// Serves a streaming call as [`JobApi::serve`] does; its span lasts as long as the stream.
+    async fn serve_stream<Q, T: 'static>(
+        &self,
+        call: CallRecord,
+        request: Request<Q>,
+        handle: impl AsyncFnOnce(
+            &Self,
+            Request<Q>,
+            &mut CallRecord,
+        ) -> Result<Response<BoxStream<T>>, Status>,
+    ) -> Result<Response<BoxStream<T>>, Status> {
+        let span = telemetry::rpc_span(call.method, request.metadata());
+        self.serve_in(span.clone(), call, request, handle)
+            .await
+            .map(|response| response.map(|stream| spanning(stream, span)))
+    }
+
+    async fn serve_in<Q, A>(
+        &self,
+        span: Span,
+        mut call: CallRecord,
+        request: Request<Q>,
+        handle: impl AsyncFnOnce(&Self, Request<Q>, &mut CallRecord) -> Result<Response<A>, Status>,
+    ) -> Result<Response<A>, Status> {
+        async move {
+            let answer = handle(self, request, &mut call).await;
+            self.audited(call, answer).await
+        }
+        .instrument(span)
+        .await
+    }
+}
+
 /// Keeps a streaming call's span going while its stream lasts. An exported span ends when it
 /// was last exited, so the span is entered for each message: it ends with the last message
 /// sent, not when the stream opened.
@@ -269,28 +315,16 @@ impl JobService for JobApi {
         &self,
         request: Request<proto::SubmitSqlRequest>,
     ) -> Result<Response<proto::Job>, Status> {
-        let mut call = CallRecord::new("SubmitSql", Some(AuditAction::Submit));
-        let span = telemetry::rpc_span(call.method, request.metadata());
-        async move {
-            let answer = self.submit_sql_call(request, &mut call).await;
-            self.audited(call, answer).await
-        }
-        .instrument(span)
-        .await
+        let call = CallRecord::new("SubmitSql", Some(AuditAction::Submit));
+        self.serve(call, request, Self::submit_sql_call).await
     }
 
     async fn submit_python(
         &self,
         request: Request<proto::SubmitPythonRequest>,
     ) -> Result<Response<proto::Job>, Status> {
-        let mut call = CallRecord::new("SubmitPython", Some(AuditAction::Submit));
-        let span = telemetry::rpc_span(call.method, request.metadata());
-        async move {
-            let answer = self.submit_python_call(request, &mut call).await;
-            self.audited(call, answer).await
-        }
-        .instrument(span)
-        .await
+        let call = CallRecord::new("SubmitPython", Some(AuditAction::Submit));
+        self.serve(call, request, Self::submit_python_call).await
     }
 
     type StreamOperationResultsStream = BoxStream<proto::StreamOperationResultsResponse>;
@@ -299,57 +333,33 @@ impl JobService for JobApi {
         &self,
         request: Request<proto::StreamOperationResultsRequest>,
     ) -> Result<Response<Self::StreamOperationResultsStream>, Status> {
-        let mut call = CallRecord::new("StreamOperationResults", Some(AuditAction::ReadResults));
-        let span = telemetry::rpc_span(call.method, request.metadata());
-        async move {
-            let answer = self.stream_operation_results_call(request, &mut call).await;
-            self.audited(call, answer).await
-        }
-        .instrument(span.clone())
-        .await
-        .map(|response| response.map(|stream| spanning(stream, span)))
+        let call = CallRecord::new("StreamOperationResults", Some(AuditAction::ReadResults));
+        self.serve_stream(call, request, Self::stream_operation_results_call)
+            .await
     }
 
     async fn get_job(
         &self,
         request: Request<proto::GetJobRequest>,
     ) -> Result<Response<proto::Job>, Status> {
-        let mut call = CallRecord::new("GetJob", None);
-        let span = telemetry::rpc_span(call.method, request.metadata());
-        async move {
-            let answer = self.get_job_call(request, &mut call).await;
-            self.audited(call, answer).await
-        }
-        .instrument(span)
-        .await
+        let call = CallRecord::new("GetJob", None);
+        self.serve(call, request, Self::get_job_call).await
     }
 
     async fn list_jobs(
         &self,
         request: Request<proto::ListJobsRequest>,
     ) -> Result<Response<proto::ListJobsResponse>, Status> {
-        let mut call = CallRecord::new("ListJobs", None);
-        let span = telemetry::rpc_span(call.method, request.metadata());
-        async move {
-            let answer = self.list_jobs_call(request, &mut call).await;
-            self.audited(call, answer).await
-        }
-        .instrument(span)
-        .await
+        let call = CallRecord::new("ListJobs", None);
+        self.serve(call, request, Self::list_jobs_call).await
     }
 
     async fn cancel_job(
         &self,
         request: Request<proto::CancelJobRequest>,
     ) -> Result<Response<proto::Job>, Status> {
-        let mut call = CallRecord::new("CancelJob", Some(AuditAction::Cancel));
-        let span = telemetry::rpc_span(call.method, request.metadata());
-        async move {
-            let answer = self.cancel_job_call(request, &mut call).await;
-            self.audited(call, answer).await
-        }
-        .instrument(span)
-        .await
+        let call = CallRecord::new("CancelJob", Some(AuditAction::Cancel));
+        self.serve(call, request, Self::cancel_job_call).await
     }
 
     type WatchJobStream = BoxStream<proto::Job>;
@@ -358,28 +368,16 @@ impl JobService for JobApi {
         &self,
         request: Request<proto::WatchJobRequest>,
     ) -> Result<Response<Self::WatchJobStream>, Status> {
-        let mut call = CallRecord::new("WatchJob", None);
-        let span = telemetry::rpc_span(call.method, request.metadata());
-        async move {
-            let answer = self.watch_job_call(request, &mut call).await;
-            self.audited(call, answer).await
-        }
-        .instrument(span.clone())
-        .await
-        .map(|response| response.map(|stream| spanning(stream, span)))
+        let call = CallRecord::new("WatchJob", None);
+        self.serve_stream(call, request, Self::watch_job_call).await
     }
 
     async fn list_audit_events(
         &self,
         request: Request<proto::ListAuditEventsRequest>,
     ) -> Result<Response<proto::ListAuditEventsResponse>, Status> {
-        let mut call = CallRecord::new("ListAuditEvents", None);
-        let span = telemetry::rpc_span(call.method, request.metadata());
-        async move {
-            let answer = self.list_audit_events_call(request, &mut call).await;
-            self.audited(call, answer).await
-        }
-        .instrument(span)
-        .await
+        let call = CallRecord::new("ListAuditEvents", None);
+        self.serve(call, request, Self::list_audit_events_call)
+            .await
     }
 }
