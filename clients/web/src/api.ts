@@ -53,3 +53,12 @@ export function describe(error: unknown): string {
   }
   return error instanceof Error ? error.message : String(error);
 }
+
+/**
+ * Tells the person why a call failed, in `message` (after `prefix`), or asks them to sign in
+ * when the broker wants a token.
+ */
+export function report(error: unknown, message: HTMLElement, onSignIn: () => void, prefix = ""): void {
+  if (needsSignIn(error)) onSignIn();
+  else message.textContent = `${prefix}${describe(error)}`;
+}

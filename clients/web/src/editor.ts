@@ -4,7 +4,7 @@
 import { sql, StandardSQL } from "@codemirror/lang-sql";
 import { basicSetup, EditorView } from "codemirror";
 import { RuntimeMode } from "./gen/flinkbroker/v1/broker_pb";
-import { broker, describe, needsSignIn } from "./api";
+import { broker, describe, report } from "./api";
 import { fill, h, parsePairs } from "./dom";
 
 const EXAMPLE = `-- Flink SQL: statements separated by semicolons; the last query's rows are shown.
@@ -70,8 +70,7 @@ export function editorView(root: HTMLElement, onSignIn: () => void): void {
       const job = await broker.submitSql(request);
       window.location.hash = `#/jobs/${job.id}`;
     } catch (error) {
-      if (needsSignIn(error)) onSignIn();
-      else message.textContent = describe(error);
+      report(error, message, onSignIn);
     } finally {
       run.disabled = false;
     }

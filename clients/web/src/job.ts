@@ -7,7 +7,7 @@ import {
   type StatementStatus,
   StatementState,
 } from "./gen/flinkbroker/v1/broker_pb";
-import { broker, describe, needsSignIn, wasAborted } from "./api";
+import { broker, report, wasAborted } from "./api";
 import { fill, h, when } from "./dom";
 import { ResultsTable } from "./results";
 import { badgeClass, isTerminal, jobKind, jobState, statementState } from "./states";
@@ -148,8 +148,7 @@ export function jobView(
     try {
       render(await broker.cancelJob({ jobId }));
     } catch (error) {
-      if (needsSignIn(error)) onSignIn();
-      else message.textContent = describe(error);
+      report(error, message, onSignIn);
     } finally {
       cancel.disabled = false;
     }
@@ -181,8 +180,7 @@ export function jobView(
       }
     } catch (error) {
       if (wasAborted(error)) return;
-      if (needsSignIn(error)) onSignIn();
-      else message.textContent = `Live updates stopped: ${describe(error)}`;
+      report(error, message, onSignIn, "Live updates stopped: ");
     }
   })();
 }

@@ -1,7 +1,7 @@
 // The jobs list, filtered by state and labels, newest first, a page at a time.
 
 import type { Job, JobState } from "./gen/flinkbroker/v1/broker_pb";
-import { broker, describe, needsSignIn } from "./api";
+import { broker, report } from "./api";
 import { fill, h, parsePairs, when } from "./dom";
 import { badgeClass, JOB_STATES, jobKind, jobState } from "./states";
 
@@ -67,8 +67,7 @@ export function jobsView(root: HTMLElement, query: URLSearchParams, onSignIn: ()
         body.append(h("tr", {}, h("td", { colspan: 6, class: "empty" }, "No jobs match.")));
       }
     } catch (error) {
-      if (needsSignIn(error)) onSignIn();
-      else message.textContent = describe(error);
+      report(error, message, onSignIn);
     } finally {
       more.disabled = false;
     }
