@@ -145,6 +145,19 @@ class AsyncClient:
     def _metadata(self) -> tuple[tuple[str, str], ...]:
         return _common.metadata(self._token)
 
+    async def _pages(
+        self, method: Callable[..., Awaitable[Any]], request: Callable[[str], Message]
+    ) -> AsyncIterator[Any]:
+        """Calls a listing method a page at a time (`request` builds a page's request from its
+        page token) and yields each response, until one has no next page."""
+        token = ""
+        while True:
+            response = await self._call(method, request(token))
+            yield response
+            token = response.next_page_token
+            if not token:
+                return
+
     async def _call(self, method: Callable[..., Awaitable[Any]], request: Message) -> Any:
         try:
             return await method(request, metadata=self._metadata())
@@ -207,15 +220,13 @@ class AsyncClient:
         page_size: int = 0,
     ) -> AsyncIterator[Job]:
         """Yields the matching jobs, newest first, fetching pages as needed."""
-        token = ""
-        while True:
-            request = _common.list_request(states, kind, labels, tenant, page_size, token)
-            response = await self._call(self._stub.ListJobs, request)
+        pages = self._pages(
+            self._stub.ListJobs,
+            lambda token: _common.list_request(states, kind, labels, tenant, page_size, token),
+        )
+        async for response in pages:
             for job in response.jobs:
                 yield Job.from_proto(job)
-            token = response.next_page_token
-            if not token:
-                return
 
     async def audit_events(
         self,
@@ -230,15 +241,15 @@ class AsyncClient:
         fetching pages as needed. Each filter left None matches everything; `action` is an
         `AuditAction` or its name ("submit", "cancel", "read_results", "denied"); events are
         at or after `start_time` and before `end_time` (timezone-aware datetimes)."""
-        token = ""
-        while True:
-            request = _common.audit_request(tenant, principal, action, start_time, end_time, page_size, token)
-            response = await self._call(self._stub.ListAuditEvents, request)
+        pages = self._pages(
+            self._stub.ListAuditEvents,
+            lambda token: _common.audit_request(
+                tenant, principal, action, start_time, end_time, page_size, token
+            ),
+        )
+        async for response in pages:
             for event in response.events:
                 yield AuditEvent.from_proto(event)
-            token = response.next_page_token
-            if not token:
-                return
 
     async def cancel(self, job_id: str, savepoint: bool | str | None = None) -> Job:
         """Cancels a job (CANCELING at once); see `Client.cancel`."""

@@ -152,6 +152,17 @@ class Client:
     def _metadata(self) -> tuple[tuple[str, str], ...]:
         return _common.metadata(self._token)
 
+    def _pages(self, method: Callable[..., Any], request: Callable[[str], Message]) -> Iterator[Any]:
+        """Calls a listing method a page at a time (`request` builds a page's request from its
+        page token) and yields each response, until one has no next page."""
+        token = ""
+        while True:
+            response = self._call(method, request(token))
+            yield response
+            token = response.next_page_token
+            if not token:
+                return
+
     def _call(self, method: Callable[..., Any], request: Message) -> Any:
         try:
             return method(request, metadata=self._metadata())
@@ -214,14 +225,12 @@ class Client:
         page_size: int = 0,
     ) -> Iterator[Job]:
         """Yields the matching jobs, newest first, fetching pages as needed."""
-        token = ""
-        while True:
-            request = _common.list_request(states, kind, labels, tenant, page_size, token)
-            response = self._call(self._stub.ListJobs, request)
+        pages = self._pages(
+            self._stub.ListJobs,
+            lambda token: _common.list_request(states, kind, labels, tenant, page_size, token),
+        )
+        for response in pages:
             yield from (Job.from_proto(job) for job in response.jobs)
-            token = response.next_page_token
-            if not token:
-                return
 
     def audit_events(
         self,
@@ -236,14 +245,14 @@ class Client:
         fetching pages as needed. Each filter left None matches everything; `action` is an
         `AuditAction` or its name ("submit", "cancel", "read_results", "denied"); events are
         at or after `start_time` and before `end_time` (timezone-aware datetimes)."""
-        token = ""
-        while True:
-            request = _common.audit_request(tenant, principal, action, start_time, end_time, page_size, token)
-            response = self._call(self._stub.ListAuditEvents, request)
+        pages = self._pages(
+            self._stub.ListAuditEvents,
+            lambda token: _common.audit_request(
+                tenant, principal, action, start_time, end_time, page_size, token
+            ),
+        )
+        for response in pages:
             yield from (AuditEvent.from_proto(event) for event in response.events)
-            token = response.next_page_token
-            if not token:
-                return
 
     def cancel(self, job_id: str, savepoint: bool | str | None = None) -> Job:
         """Cancels a job (CANCELING at once). `savepoint`: True or a directory to stop a Python
