@@ -16,7 +16,7 @@ use http::header::{
     ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG,
     IF_NONE_MATCH, REFERRER_POLICY, VARY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use sha2::{Digest, Sha256};
 use tonic::body::Body;
@@ -78,12 +78,8 @@ impl Asset {
         };
         response = response.header(ETAG, etag.clone());
         // Weak comparison, as If-None-Match asks: a proxy may have marked the tag weak.
-        let unchanged = request
-            .get_all(IF_NONE_MATCH)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(|tag| tag.trim().trim_start_matches("W/"))
+        let unchanged = list_items(request, IF_NONE_MATCH)
+            .map(|tag| tag.trim_start_matches("W/"))
             .any(|tag| tag == etag || tag == "*");
         let body = if unchanged {
             response = response.status(StatusCode::NOT_MODIFIED);
@@ -99,18 +95,23 @@ impl Asset {
     }
 }
 
-fn accepts_gzip(request: &HeaderMap) -> bool {
+/// The items of a comma-separated list header, over all its lines, trimmed.
+fn list_items(request: &HeaderMap, name: HeaderName) -> impl Iterator<Item = &str> {
     request
-        .get_all(ACCEPT_ENCODING)
-        .iter()
+        .get_all(name)
+        .into_iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|coding| {
-            let mut parts = coding.split(';');
-            let name = parts.next().unwrap_or("").trim();
-            let refused = parts.any(|p| matches!(p.trim(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
-            name.eq_ignore_ascii_case("gzip") && !refused
-        })
+        .map(str::trim)
+}
+
+fn accepts_gzip(request: &HeaderMap) -> bool {
+    list_items(request, ACCEPT_ENCODING).any(|coding| {
+        let mut parts = coding.split(';');
+        let name = parts.next().unwrap_or("").trim();
+        let refused = parts.any(|p| matches!(p.trim(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
+        name.eq_ignore_ascii_case("gzip") && !refused
+    })
 }
 
 static INDEX: LazyLock<Asset> = LazyLock::new(|| {
