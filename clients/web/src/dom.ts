@@ -48,6 +48,13 @@ export function parsePairs(text: string, what: string): Record<string, string> {
   return pairs;
 }
 
+/** Labels as `k=v, k=v`, the way they are typed into the filters and the editor. */
+export function labelText(labels: Record<string, string>): string {
+  return Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(", ");
+}
+
 /** A protobuf timestamp as local date and time, or an em dash when unset. */
 export function when(t: { seconds: bigint; nanos: number } | undefined): string {
   if (!t || t.seconds === 0n) return "—";

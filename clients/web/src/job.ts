@@ -8,7 +8,7 @@ import {
   StatementState,
 } from "./gen/flinkbroker/v1/broker_pb";
 import { broker, report, wasAborted } from "./api";
-import { fill, h, when } from "./dom";
+import { fill, h, labelText, when } from "./dom";
 import { ResultsTable } from "./results";
 import { badgeClass, isTerminal, jobKind, jobState, statementState } from "./states";
 
@@ -101,7 +101,7 @@ export function jobView(
       field("Created", when(job.createTime)),
       field("Ended", when(job.endTime)),
       Object.keys(job.labels).length
-        ? field("Labels", Object.entries(job.labels).map(([k, v]) => `${k}=${v}`).join(", "))
+        ? field("Labels", labelText(job.labels))
         : [],
       job.savepointPath ? field("Savepoint", job.savepointPath) : [],
     );

@@ -2,16 +2,10 @@
 
 import type { Job, JobState } from "./gen/flinkbroker/v1/broker_pb";
 import { broker, report } from "./api";
-import { fill, h, parsePairs, when } from "./dom";
+import { fill, h, labelText, parsePairs, when } from "./dom";
 import { badgeClass, JOB_STATES, jobKind, jobState } from "./states";
 
 const PAGE_SIZE = 50;
-
-function labelText(labels: Record<string, string>): string {
-  return Object.entries(labels)
-    .map(([k, v]) => `${k}=${v}`)
-    .join(", ");
-}
 
 function row(job: Job): HTMLTableRowElement {
   const state = jobState(job.state);

@@ -1,8 +1,10 @@
-// Runs the real broker (with authentication on) against the SQL Gateway stand-in for the
-// browser tests. The binaries come from FLINKBROKER_BIN and FLINKBROKER_STANDIN_BIN, by default
+// Runs the real broker (with authentication on, or off) against the SQL Gateway stand-in for
+// the browser tests, and opens Chromium on it. The binaries come from FLINKBROKER_BIN and FLINKBROKER_STANDIN_BIN, by default
 // the debug builds under the repository's target/.
+import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
 import { promisify } from "node:util";
+import { chromium } from "playwright-core";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, openSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -49,7 +51,7 @@ async function answers(url, { anyStatus = false } = {}) {
  * Chromium's flags for these tests: headless as root, and none of its own network traffic
  * (this machine's closed network refuses it, many connections at a time).
  */
-export const CHROMIUM_ARGS = [
+const CHROMIUM_ARGS = [
   "--no-sandbox",
   "--disable-gpu",
   "--disable-quic",
@@ -58,6 +60,31 @@ export const CHROMIUM_ARGS = [
   "--disable-component-update",
   "--disable-sync",
 ];
+
+/**
+ * Launches headless Chromium (CHROMIUM, else Debian's) and opens a page whose waits time out
+ * after 30 s and on which any uncaught error fails the test.
+ */
+export async function openPage(contextOptions = {}) {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: CHROMIUM_ARGS,
+  });
+  const context = await browser.newContext(contextOptions);
+  context.setDefaultTimeout(30_000);
+  const page = await context.newPage();
+  page.on("pageerror", (error) => assert.fail(`the page threw: ${error.message}`));
+  return { browser, page };
+}
+
+/** Replaces the SQL editor's script with `script`. */
+export async function typeScript(page, script) {
+  const editor = page.locator(".cm-content");
+  await editor.click();
+  await page.keyboard.press("Control+A");
+  await page.keyboard.press("Delete");
+  await editor.fill(script);
+}
 
 export class Broker {
   /**

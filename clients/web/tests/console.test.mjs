@@ -6,12 +6,10 @@ import assert from "node:assert/strict";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { after, before, test } from "node:test";
-import { chromium } from "playwright-core";
-import { Broker, CHROMIUM_ARGS } from "./broker.mjs";
+import { Broker, openPage, typeScript } from "./broker.mjs";
 
 const REPO = resolve(import.meta.dirname, "../../..");
 const SHOTS = join(process.env.CARGO_TARGET_DIR ?? join(REPO, "target"), "console-screenshots");
-const WAIT_MS = 30_000;
 
 const TYPED = `SELECT 1 AS c_int, 'a,b' AS c_str, CAST(NULL AS INT) AS c_null, TRUE AS c_bool,
   ARRAY[1,2] AS c_arr, MAP['k', 1] AS c_map, ROW(1, 'x') AS c_row, DATE '2024-01-02' AS c_date,
@@ -30,14 +28,7 @@ let page;
 before(async () => {
   mkdirSync(SHOTS, { recursive: true });
   broker = await Broker.start();
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    args: CHROMIUM_ARGS,
-  });
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
-  context.setDefaultTimeout(WAIT_MS);
-  page = await context.newPage();
-  page.on("pageerror", (error) => assert.fail(`the page threw: ${error.message}`));
+  ({ browser, page } = await openPage({ viewport: { width: 1280, height: 900 }, acceptDownloads: true }));
 });
 
 after(async () => {
@@ -52,11 +43,7 @@ async function shot(name) {
 /** Types a script into the editor (replacing what is there), picks the mode and runs it. */
 async function run(script, { mode = "batch", labels = "", screenshot } = {}) {
   await page.goto(`${broker.url}#/`);
-  const editor = page.locator(".cm-content");
-  await editor.click();
-  await page.keyboard.press("Control+A");
-  await page.keyboard.press("Delete");
-  await editor.fill(script);
+  await typeScript(page, script);
   await page.selectOption("#mode", mode);
   await page.fill("#labels", labels);
   if (screenshot) await shot(screenshot);
