@@ -60,6 +60,10 @@ while read -r kind rest; do
         if [ "${dest%/}" != "${dest}" ] || [ "${dest}" = "." ] || [ "${dest}" = "./" ]; then
           mkdir -p "${build}/${dest}"
           cp -R "${context}/${src}" "${build}/${dest}/"
+        elif [ -d "${context}/${src}" ]; then
+          # Like COPY, a directory's contents merge into the destination directory.
+          mkdir -p "${build}/${dest}"
+          cp -R "${context}/${src}/." "${build}/${dest}"
         else
           mkdir -p "${build}/$(dirname "${dest}")"
           cp -R "${context}/${src}" "${build}/${dest}"
@@ -74,7 +78,7 @@ while read -r kind rest; do
       echo "builder stage, cargo build #${builds}: cargo check on the files copied so far"
       (cd "${build}" && CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${root}/target}" \
         cargo check --quiet --locked --bin flinkbroker)
-      if [ "${rest}" = "stubs" ]; then rm -rf "${build}/src"; fi
+      if [ "${rest}" = "stubs" ]; then rm -rf "${build}/src" "${build}"/crates/*/src "${build}/benches"; fi
       ;;
   esac
 done < "${work}/steps"

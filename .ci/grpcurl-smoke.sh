@@ -23,7 +23,7 @@ gateway_port=$(free_port)
 broker_port=$(free_port)
 metrics_port=$(free_port)
 logs=$(mktemp -d)
-target/debug/examples/sql_gateway_standin --listen "127.0.0.1:${gateway_port}" > "${logs}/standin.log" 2>&1 &
+target/debug/sql_gateway_standin --listen "127.0.0.1:${gateway_port}" > "${logs}/standin.log" 2>&1 &
 standin=$!
 token="smoke-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 admin_token="smoke-admin-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"

@@ -11,5 +11,5 @@ venv="${FLINKBROKER_CI_VENV:-${HOME}/.cache/flinkbroker/ci-venv}"
 "${venv}/bin/pip" install --quiet --disable-pip-version-check "./clients/python[test,pandas]"
 target="${CARGO_TARGET_DIR:-$(pwd)/target}"
 FLINKBROKER_BIN="${target}/debug/flinkbroker" \
-FLINKBROKER_STANDIN_BIN="${target}/debug/examples/sql_gateway_standin" \
+FLINKBROKER_STANDIN_BIN="${target}/debug/sql_gateway_standin" \
   "${venv}/bin/python" -m pytest -q -p no:cacheprovider clients/python/tests

@@ -30,5 +30,5 @@ fi
 
 target="${CARGO_TARGET_DIR:-${root}/target}"
 FLINKBROKER_BIN="${target}/debug/flinkbroker" \
-FLINKBROKER_STANDIN_BIN="${target}/debug/examples/sql_gateway_standin" \
+FLINKBROKER_STANDIN_BIN="${target}/debug/sql_gateway_standin" \
   timeout 600 node --test --test-timeout=120000 --test-reporter=spec tests/

@@ -15,9 +15,9 @@ use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use flinkbroker::proto;
-use flinkbroker::rows;
-use flinkbroker::sql_gateway::wire::FetchResultsBody;
+use flinkbroker_flink::rows;
+use flinkbroker_flink::sql_gateway::wire::FetchResultsBody;
+use flinkbroker_proto as proto;
 
 const ROWS_PER_PAGE: u64 = 1000;
 const TARGET_ROWS_PER_SECOND: f64 = 1_000_000.0;

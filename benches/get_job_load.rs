@@ -18,15 +18,14 @@
 
 #[path = "support/process_broker.rs"]
 mod process_broker;
-#[path = "../tests/support/sql_gateway_standin/mod.rs"]
-mod sql_gateway_standin;
+use flinkbroker_testkit::standin as sql_gateway_standin;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use flinkbroker::proto::job_service_client::JobServiceClient;
-use flinkbroker::proto::{
+use flinkbroker_proto::job_service_client::JobServiceClient;
+use flinkbroker_proto::{
     CancelJobRequest, GetJobRequest, Job, JobState, RuntimeMode, SubmitSqlRequest,
 };
 use process_broker::{ProcessBroker, load_average};

@@ -35,22 +35,21 @@ mod gateway_pages;
 mod postgres;
 #[path = "support/process_broker.rs"]
 mod process_broker;
-#[path = "../tests/support/sql_gateway_standin/mod.rs"]
-mod sql_gateway_standin;
+use flinkbroker_testkit::standin as sql_gateway_standin;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use flinkbroker::job::{JobId, JobSpec, NewJob, ResultLimits, SqlSpec, now_millis};
-use flinkbroker::proto::job_service_client::JobServiceClient;
-use flinkbroker::proto::stream_operation_results_response::Message;
-use flinkbroker::proto::{
+use flinkbroker_model::job::{JobId, JobSpec, NewJob, ResultLimits, SqlSpec, now_millis};
+use flinkbroker_proto::job_service_client::JobServiceClient;
+use flinkbroker_proto::stream_operation_results_response::Message;
+use flinkbroker_proto::{
     CancelJobRequest, GetJobRequest, Job, JobState, RowBatch, RuntimeMode,
     StreamOperationResultsRequest, SubmitSqlRequest,
 };
-use flinkbroker::store::{LogAppend, ResultLog, SeaStore, Store, pending_statements};
+use flinkbroker_store::{LogAppend, ResultLog, SeaStore, Store, pending_statements};
 use gateway_pages::{Clock, plain_client_rows_per_second, standin_config, table_ddl};
 use postgres::PostgresDatabase;
 use process_broker::{ProcessBroker, load_average};
@@ -125,7 +124,7 @@ struct Drained {
 }
 
 /// The last query statement of a job.
-fn query_statement(job: &Job) -> Option<&flinkbroker::proto::StatementStatus> {
+fn query_statement(job: &Job) -> Option<&flinkbroker_proto::StatementStatus> {
     job.statements.iter().rev().find(|s| s.is_query)
 }
 
@@ -217,7 +216,7 @@ async fn store_append_rows_per_second(
             labels: BTreeMap::new(),
             spec: JobSpec::Sql(SqlSpec {
                 script: script.clone(),
-                runtime_mode: flinkbroker::job::RuntimeMode::Batch,
+                runtime_mode: flinkbroker_model::job::RuntimeMode::Batch,
                 properties: BTreeMap::new(),
                 result_limits: ResultLimits::default(),
             }),
@@ -691,7 +690,7 @@ async fn idle_streams(settings: &Settings) {
 
 fn main() {
     // reqwest (the plain client) needs the process-wide TLS provider the broker installs.
-    flinkbroker::app::install_crypto_provider();
+    flinkbroker::install_crypto_provider();
     let settings = Settings::from_env();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

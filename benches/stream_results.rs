@@ -9,16 +9,15 @@
 mod broker;
 #[path = "support/gateway_pages.rs"]
 mod gateway_pages;
-#[path = "../tests/support/sql_gateway_standin/mod.rs"]
-mod sql_gateway_standin;
+use flinkbroker_testkit::standin as sql_gateway_standin;
 
 use std::time::{Duration, Instant};
 
 use broker::TestBroker;
-use flinkbroker::proto::stream_operation_results_response::Message;
-use flinkbroker::proto::{RuntimeMode, StreamOperationResultsRequest, SubmitSqlRequest};
-use flinkbroker::rows;
-use flinkbroker::sql_gateway::wire::FetchResultsBody;
+use flinkbroker_flink::rows;
+use flinkbroker_flink::sql_gateway::wire::FetchResultsBody;
+use flinkbroker_proto::stream_operation_results_response::Message;
+use flinkbroker_proto::{RuntimeMode, StreamOperationResultsRequest, SubmitSqlRequest};
 use gateway_pages::{Clock, plain_client_rows_per_second, standin_config, start_query, table_ddl};
 
 /// The broker: SubmitSql, then StreamOperationResults to the end.

@@ -1,14 +1,22 @@
-//! Command-line flags; every flag is also readable from a `FLINKBROKER_*` variable.
+//! Command-line flags; every flag is also readable from a `FLINKBROKER_*` variable. Each
+//! group of flags turns into the configuration of the crate it belongs to.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
-
-use crate::auth::jwt::{ClaimNames, JwksSource, JwtSettings};
-use crate::error::Error;
-use crate::metrics::MetricsListen;
+use flinkbroker_control::Limits;
+use flinkbroker_model::tenants::{TenantPolicies, TenantPolicy};
+use flinkbroker_model::units::{parse_bytes, parse_duration};
+use flinkbroker_runner::kubernetes::KubernetesRunnerConfig;
+use flinkbroker_runner::local::LocalRunnerConfig;
+use flinkbroker_server::auth::jwt::{ClaimNames, JwksSource, JwtSettings};
+use flinkbroker_server::auth::mtls;
+use flinkbroker_server::config::{AuthConfig, RunnerConfig, ServerConfig, TlsConfig as ServerTls};
+use flinkbroker_server::metrics::MetricsListen;
+use flinkbroker_server::telemetry::TraceExport;
 
 /// Where Python submitters run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -38,7 +46,7 @@ pub struct Cli {
     pub command: Command,
     /// Where the client commands find the broker.
     #[command(flatten)]
-    pub server: crate::cli::ServerArgs,
+    pub server: flinkbroker_cli::ServerArgs,
 }
 
 /// The subcommands.
@@ -48,12 +56,8 @@ pub enum Command {
     Serve(Box<ServeConfig>),
     /// Client commands, talking to a broker.
     #[command(flatten)]
-    Client(crate::cli::ClientCommand),
+    Client(flinkbroker_cli::ClientCommand),
 }
-
-/// The default of `--forbidden-config-prefixes`.
-pub const DEFAULT_FORBIDDEN_CONFIG_PREFIXES: [&str; 4] =
-    ["env.", "kubernetes.", "security.", "high-availability."];
 
 /// Everything `flinkbroker serve` needs.
 #[derive(Debug, Clone, Args)]
@@ -378,7 +382,7 @@ pub struct MetricsConfig {
         long,
         env = "FLINKBROKER_METRICS_LISTEN",
         default_value = "127.0.0.1:9464",
-        value_parser = crate::metrics::parse_metrics_listen
+        value_parser = flinkbroker_server::metrics::parse_metrics_listen
     )]
     pub metrics_listen: MetricsListen,
 }
@@ -446,21 +450,16 @@ pub struct JwtConfig {
 
 impl JwtConfig {
     /// How JWTs are verified, or None when they are not accepted.
-    pub fn settings(&self) -> Result<Option<JwtSettings>, Error> {
+    pub fn settings(&self) -> anyhow::Result<Option<JwtSettings>> {
         let source = match (&self.jwt_jwks_file, &self.jwt_jwks_url) {
             (Some(path), None) => JwksSource::File(path.clone()),
             (None, Some(url)) => JwksSource::Url(url.clone()),
             (Some(_), Some(_)) => {
-                return Err(Error::Internal(
-                    "give --jwt-jwks-file or --jwt-jwks-url, not both".into(),
-                ));
+                bail!("give --jwt-jwks-file or --jwt-jwks-url, not both");
             }
             (None, None) => {
                 if self.jwt_issuer.is_some() || self.jwt_audience.is_some() {
-                    return Err(Error::Internal(
-                        "--jwt-issuer and --jwt-audience need --jwt-jwks-file or --jwt-jwks-url"
-                            .into(),
-                    ));
+                    bail!("--jwt-issuer and --jwt-audience need --jwt-jwks-file or --jwt-jwks-url");
                 }
                 return Ok(None);
             }
@@ -471,12 +470,12 @@ impl JwtConfig {
                 .map(str::trim)
                 .filter(|v| !v.is_empty())
                 .map(str::to_owned)
-                .ok_or_else(|| Error::Internal(format!("JWT authentication needs {flag}")))
+                .ok_or_else(|| anyhow::anyhow!("JWT authentication needs {flag}"))
         };
         let claim = |value: &str, flag: &str| {
             let value = value.trim();
             if value.is_empty() {
-                Err(Error::Internal(format!("{flag} must not be empty")))
+                Err(anyhow::anyhow!("{flag} must not be empty"))
             } else {
                 Ok(value.to_owned())
             }
@@ -570,6 +569,88 @@ impl ServeConfig {
             .to_string()
     }
 
+    /// Decides where traces go: `--otlp-endpoint`, else the standard OTLP variables read
+    /// through `variable`.
+    pub fn trace_export(&self, variable: impl Fn(&str) -> Option<String>) -> TraceExport {
+        TraceExport::decide(
+            self.traces.otlp_endpoint.as_deref(),
+            &self.traces.otlp_service_name,
+            variable,
+        )
+    }
+
+    /// The server's configuration: the flags checked and grouped, the tenant policy file read.
+    /// A bad flag or an unreadable file is an error naming it.
+    pub fn server_config(&self) -> anyhow::Result<ServerConfig> {
+        let tenants = tenant_policies(self)?;
+        let tls = match (&self.tls.tls_cert, &self.tls.tls_key) {
+            (Some(cert), Some(key)) => Some(ServerTls {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: self.tls.tls_client_ca.clone(),
+                handshake_timeout: self.tls.tls_handshake_timeout,
+            }),
+            _ => None,
+        };
+        Ok(ServerConfig {
+            listen: self.listen,
+            allow_anonymous: self.allow_anonymous,
+            web_console: self.web_console,
+            database_url: self.database_url.clone(),
+            sql_gateway_url: self.sql_gateway_url.clone(),
+            jobmanager_url: self.jobmanager_url.clone(),
+            http_timeout: self.http_timeout,
+            health_interval: self.health_interval,
+            runner: self.runner_config(),
+            auth: AuthConfig {
+                tokens_file: self.auth_tokens_file.clone(),
+                jwt: self.jwt.settings()?,
+                mtls_principals_file: self.tls.mtls_principals_file.clone(),
+                mtls_principal_from: match self.tls.mtls_principal_from {
+                    MtlsPrincipalFrom::Cn => mtls::MtlsPrincipalFrom::Cn,
+                    MtlsPrincipalFrom::San => mtls::MtlsPrincipalFrom::San,
+                },
+                reload_interval: self.auth_reload_interval,
+                open_health_and_reflection: self.open_health_and_reflection,
+            },
+            tls,
+            metrics_listen: self.metrics.metrics_listen,
+            audit_unauthenticated_per_second: self.audit_unauthenticated_per_second,
+            shutdown_grace: self.shutdown_grace,
+            limits: limits(self, &tenants),
+            replica_id: replica_id(self),
+        })
+    }
+
+    /// Where Python submitters run, and how.
+    fn runner_config(&self) -> RunnerConfig {
+        match self.job_runner {
+            RunnerKind::Local => RunnerConfig::Local(LocalRunnerConfig {
+                flink_home: self.flink_home.clone(),
+                jobmanager_address: self.jobmanager_address(),
+                python_executable: self.python_executable.clone(),
+                work_dir: self.submitter_work_dir.clone(),
+            }),
+            RunnerKind::Kubernetes => RunnerConfig::Kubernetes {
+                runner: KubernetesRunnerConfig {
+                    namespace: self.kube_namespace.clone(),
+                    service_account: self.kube_service_account.clone(),
+                    image: self.submitter_image.clone(),
+                    flink_executable: "/opt/flink/bin/flink".into(),
+                    jobmanager_address: self.jobmanager_address(),
+                    python_executable: self.python_executable.clone(),
+                    active_deadline: self.submitter_deadline,
+                    ttl_after_finished: self.submitter_ttl,
+                    cpu_request: self.submitter_cpu_request.clone(),
+                    cpu_limit: self.submitter_cpu_limit.clone(),
+                    memory_request: self.submitter_memory_request.clone(),
+                    memory_limit: self.submitter_memory_limit.clone(),
+                },
+                kubeconfig: self.kubeconfig.clone(),
+            },
+        }
+    }
+
     /// Parses `serve` flags as if given on the command line (environment variables apply).
     pub fn from_args(args: &[&str]) -> Result<Self, clap::Error> {
         #[derive(Parser)]
@@ -582,84 +663,74 @@ impl ServeConfig {
     }
 }
 
-/// Splits `30s` into its leading digits and the unit after them.
-fn split_number(text: &str) -> (&str, &str) {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    text.split_at(split)
-}
-
-/// Parses durations such as `500ms`, `30s`, `10m`, `24h` (a bare number is seconds).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = split_number(text);
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 500ms, 30s, 10m, 24h"))?;
-    let duration = match unit {
-        "ms" => Duration::from_millis(value),
-        "" | "s" => Duration::from_secs(value),
-        "m" => Duration::from_secs(value.saturating_mul(60)),
-        "h" => Duration::from_secs(value.saturating_mul(3600)),
-        other => {
-            return Err(format!(
-                "invalid duration unit {other:?} in {text:?}: use ms, s, m or h"
-            ));
-        }
-    };
-    Ok(duration)
-}
-
-/// Parses sizes such as `4MiB`, `1GiB`, `512KiB` or a bare number of bytes.
-pub fn parse_bytes(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let (number, unit) = split_number(text);
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("invalid size {text:?}: expected e.g. 4MiB, 1GiB or bytes"))?;
-    let scale: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        other => {
-            return Err(format!(
-                "invalid size unit {other:?} in {text:?}: use KiB, MiB or GiB"
-            ));
-        }
-    };
-    let bytes = value
-        .checked_mul(scale)
-        .ok_or_else(|| format!("size {text:?} is too large"))?;
-    if bytes == 0 {
-        return Err(format!("size {text:?} must be positive"));
+fn limits(config: &ServeConfig, tenants: &TenantPolicies) -> Limits {
+    Limits {
+        max_script_bytes: config.max_script_bytes,
+        max_statements: config.max_statements,
+        heartbeat_interval: config.heartbeat_interval,
+        poll_interval: config.poll_interval,
+        max_fetch_backoff: config.max_fetch_backoff,
+        max_stream_duration: config.max_stream_duration,
+        tenants: tenants.clone(),
+        cancel_timeout: config.cancel_timeout,
+        result_log_max_bytes: config.result_log_max_bytes,
+        result_log_window_bytes: config.result_log_window_bytes,
+        result_retention: config.result_retention,
+        audit_retention: config.audit_retention,
+        janitor_interval: config.janitor_interval,
+        max_message_bytes: config.max_message_bytes,
+        progress_interval: config.progress_interval,
+        lease_duration: config.lease_duration,
+        replica_poll_interval: config.replica_poll_interval,
     }
-    Ok(bytes)
+}
+
+/// Every tenant's guardrails and quotas: the flags, overridden by the tenant policy file.
+fn tenant_policies(config: &ServeConfig) -> anyhow::Result<TenantPolicies> {
+    let defaults = TenantPolicy {
+        forbidden_config_prefixes: config
+            .forbidden_config_prefixes
+            .iter()
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .collect(),
+        script_url_prefixes: config.script_url_prefixes.clone(),
+        max_parallelism: config.max_parallelism,
+        max_live_jobs: config.tenant_max_live_jobs,
+        submissions_per_minute: config.tenant_submissions_per_minute,
+        max_result_log_bytes: config.tenant_max_result_log_bytes,
+        max_python_parallelism: config.tenant_max_python_parallelism,
+        overridden: Default::default(),
+    };
+    match &config.tenant_policy_file {
+        Some(path) => {
+            TenantPolicies::with_file(defaults, path).context("cannot use --tenant-policy-file")
+        }
+        None => Ok(TenantPolicies::uniform(defaults)),
+    }
+}
+
+/// This replica's name in the job leases: the flag, or a default that keeps a single
+/// embedded broker's jobs its own across restarts.
+fn replica_id(config: &ServeConfig) -> String {
+    if let Some(id) = &config.replica_id {
+        return id.clone();
+    }
+    if config.database_url.starts_with("sqlite:") {
+        return "embedded".into();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "flinkbroker".into());
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}", &suffix[..8])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_sizes_with_units() {
-        assert_eq!(parse_bytes("4MiB"), Ok(4 << 20));
-        assert_eq!(parse_bytes("1GiB"), Ok(1 << 30));
-        assert_eq!(parse_bytes("1000"), Ok(1000));
-        assert!(parse_bytes("0").is_err());
-        assert!(parse_bytes("5MB").is_err());
-    }
-
-    #[test]
-    fn parses_durations_with_units() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
-        assert!(parse_duration("ten").is_err());
-        assert!(parse_duration("5d").is_err());
-    }
 
     #[test]
     fn jwt_flags_name_the_keys_the_issuer_and_the_audience_together() {

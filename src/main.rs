@@ -1,13 +1,21 @@
 //! The `flinkbroker` binary: parses the command line, then runs the broker (`serve`, with
 //! logging) or a client command.
+//!
+//! A broker that cannot start (a bad flag, a port in use, an unreadable file, a store that
+//! cannot be opened) prints one line naming the cause and exits with the usage code 2.
+
+#![warn(unreachable_pub)]
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use flinkbroker::config::{Cli, Command};
-use flinkbroker::{app, shutdown, telemetry};
+use flinkbroker::config::{Cli, Command, ServeConfig};
+use flinkbroker_server::{app, shutdown, telemetry};
 
-fn main() -> anyhow::Result<ExitCode> {
+/// The exit code of a broker that could not start or stopped on an error.
+const START_FAILED: u8 = 2;
+
+fn main() -> ExitCode {
     // Result batches are allocated on the database's threads and freed on the runtime's:
     // with an arena per thread glibc fragments, so two arenas serve every thread (before any
     // thread starts).
@@ -16,35 +24,53 @@ fn main() -> anyhow::Result<ExitCode> {
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    flinkbroker::install_crypto_provider();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?;
-    match cli.command {
-        Command::Serve(config) => {
-            let export = config.traces.export(|name| std::env::var(name).ok());
-            // The OTLP exporter's channel starts its tasks on the runtime.
-            let telemetry = {
-                let _entered = runtime.enter();
-                telemetry::init(&export)?
-            };
-            let served = runtime.block_on(async {
-                let token = shutdown::on_signal();
-                app::run(*config, token).await
-            });
-            // After the server and the job drivers stopped (their spans ended), with the
-            // runtime still running the exporter's connection.
-            telemetry.shutdown();
-            served?;
-            Ok(ExitCode::SUCCESS)
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the tokio runtime: {error}");
+            return ExitCode::from(START_FAILED);
         }
-        Command::Client(command) => Ok(
-            match runtime.block_on(flinkbroker::cli::run(&cli.server, command)) {
+    };
+    match cli.command {
+        Command::Serve(config) => match serve(&runtime, *config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                ExitCode::from(START_FAILED)
+            }
+        },
+        Command::Client(command) => {
+            match runtime.block_on(flinkbroker_cli::run(&cli.server, command)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("error: {}", error.message());
                     error.exit_code()
                 }
-            },
-        ),
+            }
+        }
     }
+}
+
+/// Runs the broker until SIGINT or SIGTERM, with logging and (when configured) trace export.
+fn serve(runtime: &tokio::runtime::Runtime, config: ServeConfig) -> anyhow::Result<()> {
+    let export = config.trace_export(|name| std::env::var(name).ok());
+    // The OTLP exporter's channel starts its tasks on the runtime.
+    let telemetry = {
+        let _entered = runtime.enter();
+        telemetry::init(&export)?
+    };
+    let served = config.server_config().and_then(|server| {
+        runtime.block_on(async {
+            let token = shutdown::on_signal();
+            app::run(server, token).await
+        })
+    });
+    // After the server and the job drivers stopped (their spans ended), with the runtime still
+    // running the exporter's connection.
+    telemetry.shutdown();
+    served
 }

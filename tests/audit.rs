@@ -5,12 +5,11 @@
 mod broker;
 #[path = "support/callers.rs"]
 mod callers;
-#[path = "support/sql_gateway_standin/mod.rs"]
-mod sql_gateway_standin;
+use flinkbroker_testkit::standin as sql_gateway_standin;
 
 use broker::{sql, wait_for_job};
 use callers::{CallersBroker, Client};
-use flinkbroker::proto::{
+use flinkbroker_proto::{
     AuditAction, AuditEvent, CancelJobRequest, GetJobRequest, JobState, ListAuditEventsRequest,
     ListJobsRequest, RuntimeMode, StreamOperationResultsRequest,
 };

@@ -8,16 +8,15 @@ mod broker;
 mod callers;
 #[path = "support/jwt.rs"]
 mod jwt;
-#[path = "support/sql_gateway_standin/mod.rs"]
-mod sql_gateway_standin;
+use flinkbroker_testkit::standin as sql_gateway_standin;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use broker::{TestBroker, eventually, sql};
 use callers::{CALLERS, Client, Credential, retry_delay, token_file};
-use flinkbroker::proto::job_service_client::JobServiceClient;
-use flinkbroker::proto::{
+use flinkbroker_proto::job_service_client::JobServiceClient;
+use flinkbroker_proto::{
     CancelJobRequest, GetJobRequest, Job, JobState, ListAuditEventsRequest, ListJobsRequest,
     RuntimeMode, StreamOperationResultsRequest, SubmitPythonRequest, WatchJobRequest,
     submit_python_request,

@@ -5,8 +5,7 @@
 mod broker;
 #[path = "support/callers.rs"]
 mod callers;
-#[path = "support/sql_gateway_standin/mod.rs"]
-mod sql_gateway_standin;
+use flinkbroker_testkit::standin as sql_gateway_standin;
 
 use std::path::Path;
 

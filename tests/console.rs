@@ -7,11 +7,10 @@
 mod broker;
 #[path = "support/callers.rs"]
 mod callers;
-#[path = "support/sql_gateway_standin/mod.rs"]
-mod sql_gateway_standin;
+use flinkbroker_testkit::standin as sql_gateway_standin;
 
 use callers::CallersBroker;
-use flinkbroker::proto::{ListJobsRequest, ListJobsResponse, RuntimeMode};
+use flinkbroker_proto::{ListJobsRequest, ListJobsResponse, RuntimeMode};
 use prost::Message;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, ETAG, IF_NONE_MATCH};

@@ -15,8 +15,7 @@ mod crash;
 mod flink_cluster;
 #[path = "support/postgres.rs"]
 mod postgres_support;
-#[path = "support/sql_gateway_standin/mod.rs"]
-mod sql_gateway_standin;
+use flinkbroker_testkit::standin as sql_gateway_standin;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -24,8 +23,8 @@ use std::time::Duration;
 
 use crash::{BrokerProcess, Connector, Counts, KillMoment, ReadOutcome, ResultRead, Rng};
 use flink_cluster::FlinkCluster;
-use flinkbroker::proto::submit_python_request::Program;
-use flinkbroker::proto::{Job, JobState, RuntimeMode, SubmitPythonRequest, SubmitSqlRequest};
+use flinkbroker_proto::submit_python_request::Program;
+use flinkbroker_proto::{Job, JobState, RuntimeMode, SubmitPythonRequest, SubmitSqlRequest};
 use sql_gateway_standin::{Standin, StandinConfig};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -704,7 +703,7 @@ async fn run_python_client(
 
 /// Reads the cluster's `GET /jobs/overview`: (jid, state) of every job it knows.
 async fn cluster_jobs(cluster: &FlinkCluster) -> Vec<(String, String)> {
-    flinkbroker::app::install_crypto_provider();
+    flinkbroker::install_crypto_provider();
     let overview: serde_json::Value = reqwest::Client::new()
         .get(format!("{}/jobs/overview", cluster.rest_url))
         .timeout(Duration::from_secs(10))

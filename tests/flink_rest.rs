@@ -7,7 +7,7 @@ use serde_json::json;
 use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use flinkbroker::flink::{
+use flinkbroker_flink::jobmanager::{
     FlinkError, FlinkJobStatus, JobManager, RestJobManager, SavepointStatus, savepoint_trigger_id,
 };
 

@@ -4,24 +4,23 @@
 
 #[path = "support/broker.rs"]
 mod broker;
-#[path = "support/sql_gateway_standin/mod.rs"]
-mod sql_gateway_standin;
+use flinkbroker_testkit::standin as sql_gateway_standin;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use broker::{TestBroker, cancel, wait_for_job, wait_for_state};
-use flinkbroker::flink::{FlinkJobStatus, JobManager, RestJobManager};
-use flinkbroker::job::{JobId, JobSpec, NewJob, PythonSpec, SqlSpec};
-use flinkbroker::proto::job_service_client::JobServiceClient;
-use flinkbroker::proto::stream_end::Reason;
-use flinkbroker::proto::stream_operation_results_response::Message;
-use flinkbroker::proto::{
+use flinkbroker_flink::jobmanager::{FlinkJobStatus, JobManager, RestJobManager};
+use flinkbroker_flink::sql_gateway::{OperationStatus, RestSqlGateway, SqlGateway};
+use flinkbroker_model::job::{JobId, JobSpec, NewJob, PythonSpec, SqlSpec};
+use flinkbroker_proto::job_service_client::JobServiceClient;
+use flinkbroker_proto::stream_end::Reason;
+use flinkbroker_proto::stream_operation_results_response::Message;
+use flinkbroker_proto::{
     CancelJobRequest, Job, JobState, RuntimeMode, StatementState, StreamEnd,
     StreamOperationResultsRequest, SubmitSqlRequest, WatchJobRequest,
 };
-use flinkbroker::sql_gateway::{OperationStatus, RestSqlGateway, SqlGateway};
-use flinkbroker::store::{SeaStore, Store, pending_statements};
+use flinkbroker_store::{SeaStore, Store, pending_statements};
 use sql_gateway_standin::StandinConfig;
 use tonic::Code;
 use tonic::transport::Channel;
@@ -66,7 +65,7 @@ async fn read_to_end(
         match message.message {
             Some(Message::Rows(batch)) => {
                 for row in batch.rows {
-                    if let Some(flinkbroker::proto::value::Kind::IntValue(id)) =
+                    if let Some(flinkbroker_proto::value::Kind::IntValue(id)) =
                         row.values.first().and_then(|v| v.kind.clone())
                     {
                         ids.push(id);
@@ -441,7 +440,7 @@ async fn a_sql_job_cannot_be_stopped_with_a_savepoint() {
 
 /// Records a job as an earlier run of the broker left it, straight into the broker's database.
 async fn record_as_left(database_url: &str, new_job: NewJob, state: JobState) -> JobId {
-    use flinkbroker::job::JobState as Stored;
+    use flinkbroker_model::job::JobState as Stored;
     let store = SeaStore::connect(database_url).await.expect("store");
     let id = new_job.id;
     store.create_job(new_job).await.expect("create");
@@ -506,9 +505,9 @@ async fn a_resumed_insert_whose_flink_job_exists_is_adopted_not_submitted_again(
     let mut statements = pending_statements(&texts);
     let id = JobId::new_random();
     let pinned = id.flink_job_id_for_statement(2);
-    statements[0].state = flinkbroker::job::StatementState::Finished;
-    statements[1].state = flinkbroker::job::StatementState::Finished;
-    statements[2].state = flinkbroker::job::StatementState::Running;
+    statements[0].state = flinkbroker_model::job::StatementState::Finished;
+    statements[1].state = flinkbroker_model::job::StatementState::Finished;
+    statements[2].state = flinkbroker_model::job::StatementState::Running;
     statements[2].flink_job_id = Some(pinned.clone());
     let new_job = NewJob {
         id,
@@ -518,13 +517,13 @@ async fn a_resumed_insert_whose_flink_job_exists_is_adopted_not_submitted_again(
         labels: BTreeMap::new(),
         spec: JobSpec::Sql(SqlSpec {
             script: UNBOUNDED_INSERT.into(),
-            runtime_mode: flinkbroker::job::RuntimeMode::Streaming,
+            runtime_mode: flinkbroker_model::job::RuntimeMode::Streaming,
             properties: BTreeMap::new(),
             result_limits: Default::default(),
         }),
         statements,
         flink_job_id: None,
-        created_at: flinkbroker::job::now_millis(),
+        created_at: flinkbroker_model::job::now_millis(),
         lease: None,
         audited_as: None,
     };
@@ -595,7 +594,7 @@ async fn a_resumed_python_job_whose_flink_job_exists_is_adopted_and_followed() {
         }),
         statements: vec![],
         flink_job_id: Some(pinned.clone()),
-        created_at: flinkbroker::job::now_millis(),
+        created_at: flinkbroker_model::job::now_millis(),
         lease: None,
         audited_as: None,
     };

@@ -14,11 +14,9 @@ use tokio::task::JoinHandle;
 use tower_test::mock::{Handle, SendResponse};
 use uuid::Uuid;
 
-use flinkbroker::job::{JobId, PythonSpec};
-use flinkbroker::k8s::{KubernetesRunner, KubernetesRunnerConfig, job_name};
-use flinkbroker::runner::{
-    JobRunner, MAX_OUTPUT_BYTES, RunnerError, SubmitterSpec, SubmitterState,
-};
+use flinkbroker_model::job::{JobId, PythonSpec};
+use flinkbroker_runner::kubernetes::{KubernetesRunner, KubernetesRunnerConfig, job_name};
+use flinkbroker_runner::{JobRunner, MAX_OUTPUT_BYTES, RunnerError, SubmitterSpec, SubmitterState};
 
 const WAIT: Duration = Duration::from_secs(5);
 const NAMESPACE: &str = "flinkbroker";

@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use flink_cluster::FlinkCluster;
-use flinkbroker::job::{JobId, PythonSpec};
-use flinkbroker::local::{
+use flinkbroker_model::job::{JobId, PythonSpec};
+use flinkbroker_runner::local::{
     LOG_DIR, LocalRunner, LocalRunnerConfig, MAX_DOWNLOAD_BYTES, PROGRAM_DIR,
 };
-use flinkbroker::runner::{
+use flinkbroker_runner::{
     ArgvContext, JobRunner, MAX_OUTPUT_BYTES, RunnerError, SubmitterSpec, SubmitterState,
     flink_run_argv,
 };

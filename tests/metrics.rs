@@ -4,8 +4,7 @@
 
 #[path = "support/broker.rs"]
 mod broker;
-#[path = "support/sql_gateway_standin/mod.rs"]
-mod sql_gateway_standin;
+use flinkbroker_testkit::standin as sql_gateway_standin;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -13,9 +12,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use broker::{TestBroker, eventually, sql, submit, wait_for_state};
-use flinkbroker::metrics::{METRICS, MetricKind};
-use flinkbroker::proto::stream_operation_results_response::Message;
-use flinkbroker::proto::{JobState, RuntimeMode, StreamOperationResultsRequest};
+use flinkbroker_proto::stream_operation_results_response::Message;
+use flinkbroker_proto::{JobState, RuntimeMode, StreamOperationResultsRequest};
+use flinkbroker_server::metrics::{METRICS, MetricKind};
 use sql_gateway_standin::StandinConfig;
 use tonic::Code;
 
@@ -276,7 +275,7 @@ async fn a_scrape_after_a_sql_job_counts_its_submission_state_rows_and_gateway_c
             );
         }
     }
-    // Every exported series is registered in flinkbroker::metrics::METRICS.
+    // Every exported series is registered in flinkbroker_server::metrics::METRICS.
     for sample in samples
         .iter()
         .filter(|s| s.name.starts_with("flinkbroker_"))

@@ -6,15 +6,14 @@
 mod broker;
 #[path = "support/pki.rs"]
 mod pki;
-#[path = "support/sql_gateway_standin/mod.rs"]
-mod sql_gateway_standin;
+use flinkbroker_testkit::standin as sql_gateway_standin;
 
 use std::path::Path;
 use std::time::Duration;
 
 use broker::{TestBroker, eventually, sql};
-use flinkbroker::proto::job_service_client::JobServiceClient;
-use flinkbroker::proto::{AuditAction, Job, ListAuditEventsRequest, ListJobsRequest, RuntimeMode};
+use flinkbroker_proto::job_service_client::JobServiceClient;
+use flinkbroker_proto::{AuditAction, Job, ListAuditEventsRequest, ListJobsRequest, RuntimeMode};
 use pki::{CertificateAuthority, Issued, tls_channel};
 use rcgen::SanType;
 use sha2::{Digest, Sha256};

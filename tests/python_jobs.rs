@@ -2,12 +2,11 @@
 
 #[path = "support/broker.rs"]
 mod broker;
-#[path = "support/sql_gateway_standin/mod.rs"]
-mod sql_gateway_standin;
+use flinkbroker_testkit::standin as sql_gateway_standin;
 
 use broker::TestBroker;
-use flinkbroker::proto::submit_python_request::Program;
-use flinkbroker::proto::{ListJobsRequest, SubmitPythonRequest};
+use flinkbroker_proto::submit_python_request::Program;
+use flinkbroker_proto::{ListJobsRequest, SubmitPythonRequest};
 use sql_gateway_standin::StandinConfig;
 use tonic::Code;
 

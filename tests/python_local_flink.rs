@@ -7,19 +7,18 @@
 mod broker;
 #[path = "support/flink_cluster.rs"]
 mod flink_cluster;
-#[path = "support/sql_gateway_standin/mod.rs"]
-mod sql_gateway_standin;
+use flinkbroker_testkit::standin as sql_gateway_standin;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use broker::{Options, TestBroker, wait_for_state};
 use flink_cluster::FlinkCluster;
-use flinkbroker::flink::RestJobManager;
-use flinkbroker::job::JobId;
-use flinkbroker::proto::job_service_client::JobServiceClient;
-use flinkbroker::proto::submit_python_request::Program;
-use flinkbroker::proto::{
+use flinkbroker_flink::jobmanager::RestJobManager;
+use flinkbroker_model::job::JobId;
+use flinkbroker_proto::job_service_client::JobServiceClient;
+use flinkbroker_proto::submit_python_request::Program;
+use flinkbroker_proto::{
     CancelJobRequest, GetJobRequest, Job, JobState, SubmitPythonRequest, WatchJobRequest,
 };
 use tonic::transport::Channel;

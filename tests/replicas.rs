@@ -11,8 +11,7 @@
 mod crash;
 #[path = "support/postgres.rs"]
 mod postgres_support;
-#[path = "support/sql_gateway_standin/mod.rs"]
-mod sql_gateway_standin;
+use flinkbroker_testkit::standin as sql_gateway_standin;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -21,11 +20,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use flinkbroker::proto::job_service_client::JobServiceClient;
-use flinkbroker::proto::stream_end::Reason;
-use flinkbroker::proto::stream_operation_results_response::Message;
-use flinkbroker::proto::value::Kind;
-use flinkbroker::proto::{
+use flinkbroker_proto::job_service_client::JobServiceClient;
+use flinkbroker_proto::stream_end::Reason;
+use flinkbroker_proto::stream_operation_results_response::Message;
+use flinkbroker_proto::value::Kind;
+use flinkbroker_proto::{
     CancelJobRequest, GetJobRequest, Job, JobState, ListJobsRequest, RuntimeMode,
     StreamOperationResultsRequest, SubmitSqlRequest, WatchJobRequest,
 };
@@ -974,7 +973,7 @@ async fn three_replicas_share_jobs_and_a_killed_owner_is_taken_over() {
 }
 
 /// The result log of a job's last statement (its query), or an empty one.
-fn query_log(job: &Job) -> flinkbroker::proto::ResultLogStatus {
+fn query_log(job: &Job) -> flinkbroker_proto::ResultLogStatus {
     job.statements
         .last()
         .and_then(|statement| statement.result_log)

@@ -5,17 +5,16 @@
 
 #[path = "support/broker.rs"]
 mod broker;
-#[path = "support/sql_gateway_standin/mod.rs"]
-mod sql_gateway_standin;
+use flinkbroker_testkit::standin as sql_gateway_standin;
 
 use std::time::Duration;
 
 use broker::{TestBroker, sql, submit, wait_for_job, wait_for_state};
-use flinkbroker::proto::job_service_client::JobServiceClient;
-use flinkbroker::proto::stream_end::Reason;
-use flinkbroker::proto::stream_operation_results_response::Message;
-use flinkbroker::proto::value::Kind;
-use flinkbroker::proto::{
+use flinkbroker_proto::job_service_client::JobServiceClient;
+use flinkbroker_proto::stream_end::Reason;
+use flinkbroker_proto::stream_operation_results_response::Message;
+use flinkbroker_proto::value::Kind;
+use flinkbroker_proto::{
     GetJobRequest, Job, JobState, ResultLimits, RuntimeMode, StatementState,
     StreamOperationResultsRequest,
 };
@@ -56,8 +55,8 @@ struct Read {
     ids: Vec<i64>,
     /// Each Rows message's first offset, row count and encoded size.
     batches: Vec<(u64, usize, usize)>,
-    progress: Vec<flinkbroker::proto::StreamProgress>,
-    end: Option<flinkbroker::proto::StreamEnd>,
+    progress: Vec<flinkbroker_proto::StreamProgress>,
+    end: Option<flinkbroker_proto::StreamEnd>,
 }
 
 fn read_request(job_id: &str, from: u64) -> StreamOperationResultsRequest {

@@ -3,17 +3,16 @@
 
 #[path = "support/broker.rs"]
 mod broker;
-#[path = "support/sql_gateway_standin/mod.rs"]
-mod sql_gateway_standin;
+use flinkbroker_testkit::standin as sql_gateway_standin;
 
 use std::time::Duration;
 
 use broker::{TestBroker, eventually, wait_for_job, wait_for_state};
-use flinkbroker::app::{JOB_SERVICE_HEALTH, JOBMANAGER_HEALTH, SQL_GATEWAY_HEALTH};
-use flinkbroker::proto::stream_operation_results_response::Message;
-use flinkbroker::proto::{
+use flinkbroker_proto::stream_operation_results_response::Message;
+use flinkbroker_proto::{
     JobState, RuntimeMode, StreamOperationResultsRequest, SubmitSqlRequest, WatchJobRequest,
 };
+use flinkbroker_server::app::{JOB_SERVICE_HEALTH, JOBMANAGER_HEALTH, SQL_GATEWAY_HEALTH};
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use flinkbroker::rows;
-use flinkbroker::sql_gateway::{
+use flinkbroker_flink::rows;
+use flinkbroker_flink::sql_gateway::{
     ApiVersion, GatewayError, OperationHandle, OperationStatus, RestSqlGateway, ResultType,
     SessionHandle, SqlGateway,
 };
@@ -414,8 +414,8 @@ async fn fetch_reads_row_kinds_and_job_ids() {
         .map(|row| row.kind)
         .collect();
     assert_eq!(kinds.len(), page.data.len());
-    assert!(kinds.contains(&(flinkbroker::proto::RowKind::UpdateBefore as i32)));
-    assert!(kinds.contains(&(flinkbroker::proto::RowKind::UpdateAfter as i32)));
+    assert!(kinds.contains(&(flinkbroker_proto::RowKind::UpdateBefore as i32)));
+    assert!(kinds.contains(&(flinkbroker_proto::RowKind::UpdateAfter as i32)));
 
     let page = match gateway.fetch_results(&session(), &operation(), 4).await {
         Ok(page) => page,

@@ -3,19 +3,18 @@
 
 #[path = "support/broker.rs"]
 mod broker;
-#[path = "support/sql_gateway_standin/mod.rs"]
-mod sql_gateway_standin;
+use flinkbroker_testkit::standin as sql_gateway_standin;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use broker::{TestBroker, eventually, sql, submit, wait_for_state};
-use flinkbroker::job::JobId;
-use flinkbroker::proto::job_service_client::JobServiceClient;
-use flinkbroker::proto::stream_end::Reason;
-use flinkbroker::proto::stream_operation_results_response::Message;
-use flinkbroker::proto::value::Kind;
-use flinkbroker::proto::{
+use flinkbroker_model::job::JobId;
+use flinkbroker_proto::job_service_client::JobServiceClient;
+use flinkbroker_proto::stream_end::Reason;
+use flinkbroker_proto::stream_operation_results_response::Message;
+use flinkbroker_proto::value::Kind;
+use flinkbroker_proto::{
     CancelJobRequest, GetJobRequest, Job, JobState, ListJobsRequest, ResultSchema, Row, RowKind,
     RuntimeMode, StatementState, StreamEnd, StreamOperationResultsRequest, SubmitSqlRequest, Value,
     WatchJobRequest,
@@ -109,7 +108,7 @@ async fn stream_results(client: &mut Client, request: StreamOperationResultsRequ
     }
 }
 
-fn first_offset(offsets: &[u64], batch: &flinkbroker::proto::RowBatch) -> u64 {
+fn first_offset(offsets: &[u64], batch: &flinkbroker_proto::RowBatch) -> u64 {
     if offsets.is_empty() {
         batch.first_row_offset
     } else {
@@ -575,7 +574,7 @@ async fn cancel_stops_the_query_and_its_flink_jobs_and_repeating_it_changes_noth
                 .expect("stream")
                 .expect("an end message")
             {
-                flinkbroker::proto::StreamOperationResultsResponse {
+                flinkbroker_proto::StreamOperationResultsResponse {
                     message: Some(Message::End(end)),
                 } => return end,
                 _ => continue,
@@ -730,7 +729,7 @@ async fn list_jobs_filters_by_state_kind_and_label_and_pages() {
         .list_jobs(ListJobsRequest {
             labels: [("batch".to_string(), "even".to_string())].into(),
             states: vec![JobState::Finished as i32],
-            kind: flinkbroker::proto::JobKind::Sql as i32,
+            kind: flinkbroker_proto::JobKind::Sql as i32,
             ..ListJobsRequest::default()
         })
         .await

@@ -2,8 +2,7 @@
 //! Flink 1.20.3 gateway and JobManager (`tests/fixtures/`); its JobManager REST API is also
 //! driven through the broker's own client.
 
-#[path = "support/sql_gateway_standin/mod.rs"]
-mod sql_gateway_standin;
+use flinkbroker_testkit::standin as sql_gateway_standin;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -11,7 +10,9 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use flinkbroker::flink::{FlinkError, FlinkJobStatus, JobManager, RestJobManager, SavepointStatus};
+use flinkbroker_flink::jobmanager::{
+    FlinkError, FlinkJobStatus, JobManager, RestJobManager, SavepointStatus,
+};
 use sql_gateway_standin::{Standin, StandinConfig};
 
 const RECORDED: &str = include_str!("fixtures/sql-gateway/recorded-responses.json");

@@ -17,14 +17,14 @@ use tempfile::TempDir;
 
 use postgres_support::{PostgresDatabase, with_database};
 
-use flinkbroker::audit::{AuditAction, AuditFilter, AuditPage, NewAuditEvent};
-use flinkbroker::job::LogEnd;
-use flinkbroker::job::{
+use flinkbroker_model::audit::{AuditAction, AuditFilter, AuditPage, NewAuditEvent};
+use flinkbroker_model::job::LogEnd;
+use flinkbroker_model::job::{
     Job, JobId, JobKind, JobSpec, JobState, NewJob, PythonSpec, RuntimeMode, SqlSpec,
     StatementState,
 };
-use flinkbroker::sql_script::StatementKind;
-use flinkbroker::store::{
+use flinkbroker_model::sql_script::StatementKind;
+use flinkbroker_store::{
     CreateOutcome, JobFilter, LogAppend, LogBatch, SeaStore, StatementUpdate, Store, StoreError,
     pending_statements,
 };
@@ -428,8 +428,7 @@ async fn request_ids_and_listing_are_scoped_per_tenant(store: Arc<dyn Store>) {
         tenant: Some(name.to_owned()),
         ..JobFilter::default()
     };
-    let ids =
-        |page: flinkbroker::store::JobPage| page.jobs.iter().map(|j| j.id).collect::<Vec<_>>();
+    let ids = |page: flinkbroker_store::JobPage| page.jobs.iter().map(|j| j.id).collect::<Vec<_>>();
     assert_eq!(
         ids(store
             .list_jobs(&tenant("ml"), 10, None)
@@ -460,7 +459,7 @@ async fn request_ids_and_listing_are_scoped_per_tenant(store: Arc<dyn Store>) {
         vec![ads.id, ml.id]
     );
     // Live jobs are counted per tenant; an ended job no longer counts.
-    let live = |usage: flinkbroker::store::TenantUsage| usage.live_jobs;
+    let live = |usage: flinkbroker_store::TenantUsage| usage.live_jobs;
     assert_eq!(live(store.tenant_usage("ml").await.expect("count")), 1);
     assert_eq!(live(store.tenant_usage("search").await.expect("count")), 0);
     store
@@ -558,7 +557,7 @@ async fn tenant_usage_sums_live_python_parallelism_and_log_bytes(store: Arc<dyn 
     );
     assert_eq!(
         store.tenant_usage("search").await.expect("usage"),
-        flinkbroker::store::TenantUsage::default()
+        flinkbroker_store::TenantUsage::default()
     );
 }
 
@@ -566,7 +565,7 @@ async fn job_metrics_count_jobs_by_kind_and_state_leases_and_the_largest_open_lo
     store: Arc<dyn Store>,
 ) {
     let empty = store.job_metrics(T0).await.expect("metrics");
-    assert_eq!(empty, flinkbroker::store::JobMetrics::default());
+    assert_eq!(empty, flinkbroker_store::JobMetrics::default());
 
     let held = create(&store, sql_job(None, &[], T0)).await;
     let unheld = create(&store, python_job(&[], T0 + 1)).await;
@@ -1537,7 +1536,7 @@ async fn migrations_run_again_without_changes(test_store: &TestStore) {
     let applied: i64 = row.try_get("", "applied").expect("count");
     use sea_orm_migration::MigratorTrait;
     let migrations =
-        i64::try_from(flinkbroker::store::migration::Migrator::migrations().len()).expect("count");
+        i64::try_from(flinkbroker_store::migration::Migrator::migrations().len()).expect("count");
     assert_eq!(applied, migrations, "each migration is recorded once");
 }
 
@@ -1801,14 +1800,14 @@ async fn result_log_window_drops_the_oldest_batches(store: Arc<dyn Store>) {
 
 async fn result_log_of_a_new_attempt_starts_again_and_refuses_stale_appends(store: Arc<dyn Store>) {
     let job = create(&store, sql_job(None, &[], T0)).await;
-    let before = flinkbroker::job::now_millis();
+    let before = flinkbroker_model::job::now_millis();
     let opened = store
         .open_log(job.id, 2, 0, Vec::new())
         .await
         .expect("open")
         .opened_at
         .expect("opened_at recorded");
-    assert!(opened >= before && opened <= flinkbroker::job::now_millis());
+    assert!(opened >= before && opened <= flinkbroker_model::job::now_millis());
     store
         .append_log(job.id, 2, append(0, vec![batch(0, 10, 10)], Some(1), None))
         .await

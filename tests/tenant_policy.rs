@@ -5,15 +5,14 @@
 mod broker;
 #[path = "support/callers.rs"]
 mod callers;
-#[path = "support/sql_gateway_standin/mod.rs"]
-mod sql_gateway_standin;
+use flinkbroker_testkit::standin as sql_gateway_standin;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use broker::{eventually, sql, wait_for_job};
 use callers::{CallersBroker, Client, retry_delay};
-use flinkbroker::proto::{
+use flinkbroker_proto::{
     CancelJobRequest, Job, JobState, ListJobsRequest, RuntimeMode, SubmitPythonRequest,
     SubmitSqlRequest, submit_python_request,
 };

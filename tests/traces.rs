@@ -1,8 +1,7 @@
 //! Trace export through the real binary: `flinkbroker serve --otlp-endpoint` against an
 //! in-test OTLP/gRPC receiver and the SQL Gateway stand-in (which also plays the JobManager).
 
-#[path = "support/sql_gateway_standin/mod.rs"]
-mod sql_gateway_standin;
+use flinkbroker_testkit::standin as sql_gateway_standin;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -10,9 +9,9 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use flinkbroker::job::JobId;
-use flinkbroker::proto::job_service_client::JobServiceClient;
-use flinkbroker::proto::{GetJobRequest, JobState, RuntimeMode, SubmitSqlRequest, WatchJobRequest};
+use flinkbroker_model::job::JobId;
+use flinkbroker_proto::job_service_client::JobServiceClient;
+use flinkbroker_proto::{GetJobRequest, JobState, RuntimeMode, SubmitSqlRequest, WatchJobRequest};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };

@@ -4,17 +4,17 @@
 
 use std::time::Instant;
 
-use flinkbroker::sql_gateway::wire::{FetchResultsBody, ResultType};
+use flinkbroker_flink::sql_gateway::wire::{FetchResultsBody, ResultType};
 
 use super::sql_gateway_standin::StandinConfig;
 
-pub fn table_ddl(name: &str, rows: u64) -> String {
+pub(crate) fn table_ddl(name: &str, rows: u64) -> String {
     format!(
         "CREATE TABLE {name} (id BIGINT, name STRING, price DECIMAL(10, 2), ts TIMESTAMP(3), flag BOOLEAN) WITH ('connector'='datagen', 'number-of-rows'='{rows}', 'fields.id.kind'='sequence', 'fields.id.start'='1', 'fields.id.end'='{rows}', 'fields.name.length'='12')"
     )
 }
 
-pub fn standin_config() -> StandinConfig {
+pub(crate) fn standin_config() -> StandinConfig {
     StandinConfig {
         honor_rows_per_second: false,
         ..StandinConfig::default()
@@ -23,7 +23,12 @@ pub fn standin_config() -> StandinConfig {
 
 /// Opens a batch session, creates a `rows`-row table `name` and starts `SELECT * FROM name`;
 /// returns the URI of the first result page.
-pub async fn start_query(http: &reqwest::Client, base: &str, name: &str, rows: u64) -> String {
+pub(crate) async fn start_query(
+    http: &reqwest::Client,
+    base: &str,
+    name: &str,
+    rows: u64,
+) -> String {
     let session: serde_json::Value = http
         .post(format!("{base}/v2/sessions"))
         .json(&serde_json::json!({"properties": {"execution.runtime-mode": "batch"}}))
@@ -60,7 +65,7 @@ pub async fn start_query(http: &reqwest::Client, base: &str, name: &str, rows: u
 
 /// When the baseline's clock starts.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Clock {
+pub(crate) enum Clock {
     /// Before the session is opened (as a job's clock starts at SubmitSql).
     FromSubmission,
     /// At the first page.
@@ -69,7 +74,7 @@ pub enum Clock {
 
 /// The baseline: a plain reqwest client opening the session, submitting the query and
 /// following `nextResultUri` back to back, parsing each page only to count its rows.
-pub async fn plain_client_rows_per_second(
+pub(crate) async fn plain_client_rows_per_second(
     base: &str,
     name: &str,
     rows: u64,

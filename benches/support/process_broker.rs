@@ -20,7 +20,7 @@ const START_LIMIT: Duration = Duration::from_secs(60);
 const STOP_LIMIT: Duration = Duration::from_secs(30);
 
 /// A broker process and the directory holding its database and log.
-pub struct ProcessBroker {
+pub(crate) struct ProcessBroker {
     pub addr: SocketAddr,
     pub pid: u32,
     /// The broker's SQLite database URL.
@@ -33,12 +33,12 @@ pub struct ProcessBroker {
 impl ProcessBroker {
     /// Starts `flinkbroker serve` against `gateway_url` (which also serves the JobManager
     /// API), with `extra` flags, and waits until its health check says SERVING.
-    pub async fn start(gateway_url: &str, extra: &[&str]) -> ProcessBroker {
+    pub(crate) async fn start(gateway_url: &str, extra: &[&str]) -> ProcessBroker {
         ProcessBroker::start_on(gateway_url, None, extra).await
     }
 
     /// Starts the broker like `start`, on `database_url` (a SQLite file of its own when None).
-    pub async fn start_on(
+    pub(crate) async fn start_on(
         gateway_url: &str,
         database_url: Option<&str>,
         extra: &[&str],
@@ -126,7 +126,7 @@ impl ProcessBroker {
     }
 
     /// Opens a new HTTP/2 connection to the broker.
-    pub async fn channel(&self) -> Channel {
+    pub(crate) async fn channel(&self) -> Channel {
         Channel::from_shared(format!("http://{}", self.addr))
             .expect("uri")
             .connect()
@@ -135,29 +135,29 @@ impl ProcessBroker {
     }
 
     /// The broker's resident memory (VmRSS), in KiB.
-    pub fn rss_kib(&self) -> u64 {
+    pub(crate) fn rss_kib(&self) -> u64 {
         status_kib(&format!("/proc/{}/status", self.pid), "VmRSS:").unwrap_or(0)
     }
 
     /// The broker's peak resident memory (VmHWM), in KiB.
-    pub fn peak_rss_kib(&self) -> u64 {
+    pub(crate) fn peak_rss_kib(&self) -> u64 {
         status_kib(&format!("/proc/{}/status", self.pid), "VmHWM:").unwrap_or(0)
     }
 
     /// CPU time the broker used so far (user + system).
-    pub fn cpu_time(&self) -> Duration {
+    pub(crate) fn cpu_time(&self) -> Duration {
         process_cpu_time(&format!("/proc/{}/stat", self.pid)).unwrap_or_default()
     }
 
     /// The last lines of the broker's log.
-    pub fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
     /// Stops the broker with SIGTERM (killing it if it does not stop in time).
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         let pid = libc::pid_t::try_from(self.pid).expect("pid");
         // SAFETY: signals only the child this value started, which has not been reaped yet.
         unsafe {
@@ -179,14 +179,14 @@ fn free_port() -> SocketAddr {
 }
 
 /// A `Vm*:` figure of a `/proc/<pid>/status` file, in KiB.
-pub fn status_kib(path: &str, field: &str) -> Option<u64> {
+pub(crate) fn status_kib(path: &str, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(path).ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// User plus system CPU time of a `/proc/<pid>/stat` file.
-pub fn process_cpu_time(path: &str) -> Option<Duration> {
+pub(crate) fn process_cpu_time(path: &str) -> Option<Duration> {
     let stat = std::fs::read_to_string(path).ok()?;
     // The command name may hold spaces: the fields after it start past its closing paren.
     let after = &stat[stat.rfind(')')? + 2..];
@@ -200,7 +200,7 @@ pub fn process_cpu_time(path: &str) -> Option<Duration> {
 }
 
 /// The 1-minute load average (other processes share the cores).
-pub fn load_average() -> String {
+pub(crate) fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|l| l.split_whitespace().next().map(str::to_owned))
@@ -208,7 +208,7 @@ pub fn load_average() -> String {
 }
 
 /// A setting from the environment variable `name`, or `default`.
-pub fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+pub(crate) fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())

@@ -6,12 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use flinkbroker::app::{self, Dependencies};
 use flinkbroker::config::ServeConfig;
-use flinkbroker::flink::{FlinkError, FlinkJobStatus, JobManager, RestJobManager, SavepointStatus};
-use flinkbroker::proto::job_service_client::JobServiceClient;
-use flinkbroker::sql_gateway::RestSqlGateway;
-use flinkbroker::store::SeaStore;
+use flinkbroker_flink::jobmanager::{
+    FlinkError, FlinkJobStatus, JobManager, RestJobManager, SavepointStatus,
+};
+use flinkbroker_flink::sql_gateway::RestSqlGateway;
+use flinkbroker_proto::job_service_client::JobServiceClient;
+use flinkbroker_server::app::{self, Dependencies};
+use flinkbroker_store::SeaStore;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -20,7 +22,7 @@ use tonic::transport::Channel;
 use super::sql_gateway_standin::{Standin, StandinConfig};
 
 /// The stand-in's JobManager, except that cancel requests fail as if it could not be reached.
-pub struct RefusingCancels(pub RestJobManager);
+pub(crate) struct RefusingCancels(pub RestJobManager);
 
 #[async_trait]
 impl JobManager for RefusingCancels {
@@ -62,7 +64,7 @@ impl JobManager for RefusingCancels {
 
 /// How to start a test broker.
 #[derive(Default)]
-pub struct Options<'a> {
+pub(crate) struct Options<'a> {
     pub standin_config: StandinConfig,
     /// Extra `serve` flags.
     pub flags: &'a [&'a str],
@@ -75,7 +77,7 @@ pub struct Options<'a> {
 }
 
 /// A running broker and its stand-in gateway (which also plays the JobManager).
-pub struct TestBroker {
+pub(crate) struct TestBroker {
     pub addr: SocketAddr,
     /// Where the broker serves `GET /metrics`.
     pub metrics_addr: SocketAddr,
@@ -92,12 +94,12 @@ pub struct TestBroker {
 
 impl TestBroker {
     /// Starts a broker with an in-memory SQLite store and a default stand-in.
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         Self::start_with(StandinConfig::default(), &[]).await
     }
 
     /// Starts a broker with the given stand-in configuration and extra `serve` flags.
-    pub async fn start_with(standin_config: StandinConfig, flags: &[&str]) -> Self {
+    pub(crate) async fn start_with(standin_config: StandinConfig, flags: &[&str]) -> Self {
         Self::start_options(Options {
             standin_config,
             flags,
@@ -107,7 +109,7 @@ impl TestBroker {
     }
 
     /// Starts a broker whose SQL Gateway client talks to `gateway_url` instead of the stand-in.
-    pub async fn start_against_gateway(gateway_url: &str) -> Self {
+    pub(crate) async fn start_against_gateway(gateway_url: &str) -> Self {
         Self::start_options(Options {
             gateway_url: Some(gateway_url),
             ..Options::default()
@@ -116,8 +118,8 @@ impl TestBroker {
     }
 
     /// Starts a broker as the options say.
-    pub async fn start_options(options: Options<'_>) -> Self {
-        app::install_crypto_provider();
+    pub(crate) async fn start_options(options: Options<'_>) -> Self {
+        flinkbroker::install_crypto_provider();
         let standin = Standin::spawn(options.standin_config)
             .await
             .expect("stand-in starts");
@@ -172,7 +174,7 @@ impl TestBroker {
 
     /// Shuts the broker down (as SIGTERM does) and starts it again on the same database, the
     /// same stand-in and a new port; the jobs it ran are resumed.
-    pub async fn restart(mut self) -> Self {
+    pub(crate) async fn restart(mut self) -> Self {
         self.shutdown.cancel();
         let _ = (&mut self.server).await;
         let (addr, metrics_addr, shutdown, server) =
@@ -185,14 +187,14 @@ impl TestBroker {
     }
 
     /// Connects a generated client.
-    pub async fn client(&self) -> JobServiceClient<Channel> {
+    pub(crate) async fn client(&self) -> JobServiceClient<Channel> {
         JobServiceClient::connect(format!("http://{}", self.addr))
             .await
             .expect("connect")
     }
 
     /// Connects a raw channel (for health and reflection clients).
-    pub async fn channel(&self) -> Channel {
+    pub(crate) async fn channel(&self) -> Channel {
         Channel::from_shared(format!("http://{}", self.addr))
             .expect("uri")
             .connect()
@@ -201,17 +203,17 @@ impl TestBroker {
     }
 
     /// Signals shutdown without waiting.
-    pub fn begin_shutdown(&self) {
+    pub(crate) fn begin_shutdown(&self) {
         self.shutdown.cancel();
     }
 
     /// Waits for the server to stop after `begin_shutdown`; false if it did not within `limit`.
-    pub async fn stopped_within(&mut self, limit: Duration) -> bool {
+    pub(crate) async fn stopped_within(&mut self, limit: Duration) -> bool {
         tokio::time::timeout(limit, &mut self.server).await.is_ok()
     }
 
     /// Shuts the broker down and waits for it.
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.shutdown.cancel();
         let _ = self.server.await;
         self.standin.shutdown().await;
@@ -224,7 +226,10 @@ async fn serve(
     jobmanager: Arc<dyn JobManager>,
 ) -> (SocketAddr, SocketAddr, CancellationToken, JoinHandle<()>) {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let config = ServeConfig::from_args(&args).expect("serve flags");
+    let config = ServeConfig::from_args(&args)
+        .expect("serve flags")
+        .server_config()
+        .expect("server configuration");
     let store = SeaStore::connect(&config.database_url)
         .await
         .expect("store");
@@ -234,7 +239,7 @@ async fn serve(
         store: Arc::new(store),
         gateway: Arc::new(gateway),
         jobmanager,
-        runner: app::connect_runner(&config).await.expect("runner"),
+        runner: app::connect_runner(&config.runner).await.expect("runner"),
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
@@ -261,7 +266,7 @@ async fn serve(
 }
 
 /// Polls `check` until it returns Some, failing the test after `limit`.
-pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+pub(crate) async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -280,11 +285,14 @@ where
 }
 
 /// Cancels a job through CancelJob; returns the job as CancelJob answered it.
-pub async fn cancel(client: &mut JobServiceClient<Channel>, id: &str) -> flinkbroker::proto::Job {
+pub(crate) async fn cancel(
+    client: &mut JobServiceClient<Channel>,
+    id: &str,
+) -> flinkbroker_proto::Job {
     client
-        .cancel_job(flinkbroker::proto::CancelJobRequest {
+        .cancel_job(flinkbroker_proto::CancelJobRequest {
             job_id: id.into(),
-            ..flinkbroker::proto::CancelJobRequest::default()
+            ..flinkbroker_proto::CancelJobRequest::default()
         })
         .await
         .expect("cancel")
@@ -292,11 +300,11 @@ pub async fn cancel(client: &mut JobServiceClient<Channel>, id: &str) -> flinkbr
 }
 
 /// Waits until the job is in `state` (through GetJob), failing the test after 30 s.
-pub async fn wait_for_state(
+pub(crate) async fn wait_for_state(
     client: &JobServiceClient<Channel>,
     id: &str,
-    state: flinkbroker::proto::JobState,
-) -> flinkbroker::proto::Job {
+    state: flinkbroker_proto::JobState,
+) -> flinkbroker_proto::Job {
     wait_for_job(client, id, &format!("{state:?}"), |job| {
         job.state() == state
     })
@@ -305,12 +313,12 @@ pub async fn wait_for_state(
 
 /// Waits until GetJob returns the job as `expected` accepts it, failing the test after 30 s.
 /// Any client will do: a plain channel, or one that adds credentials.
-pub async fn wait_for_job<T>(
+pub(crate) async fn wait_for_job<T>(
     client: &JobServiceClient<T>,
     id: &str,
     what: &str,
-    expected: impl Fn(&flinkbroker::proto::Job) -> bool,
-) -> flinkbroker::proto::Job
+    expected: impl Fn(&flinkbroker_proto::Job) -> bool,
+) -> flinkbroker_proto::Job
 where
     T: tonic::client::GrpcService<tonic::body::Body> + Clone,
     T::Error: Into<tonic::codegen::StdError>,
@@ -326,7 +334,7 @@ where
             let id = id.to_string();
             async move {
                 let job = client
-                    .get_job(flinkbroker::proto::GetJobRequest { job_id: id })
+                    .get_job(flinkbroker_proto::GetJobRequest { job_id: id })
                     .await
                     .ok()?
                     .into_inner();
@@ -338,22 +346,22 @@ where
 }
 
 /// A SubmitSql request of `script` in `mode`, everything else unset.
-pub fn sql(
+pub(crate) fn sql(
     script: &str,
-    mode: flinkbroker::proto::RuntimeMode,
-) -> flinkbroker::proto::SubmitSqlRequest {
-    flinkbroker::proto::SubmitSqlRequest {
+    mode: flinkbroker_proto::RuntimeMode,
+) -> flinkbroker_proto::SubmitSqlRequest {
+    flinkbroker_proto::SubmitSqlRequest {
         script: script.to_string(),
         runtime_mode: mode as i32,
-        ..flinkbroker::proto::SubmitSqlRequest::default()
+        ..flinkbroker_proto::SubmitSqlRequest::default()
     }
 }
 
 /// Submits a SQL job; the test fails when SubmitSql does.
-pub async fn submit(
+pub(crate) async fn submit(
     client: &mut JobServiceClient<Channel>,
-    request: flinkbroker::proto::SubmitSqlRequest,
-) -> flinkbroker::proto::Job {
+    request: flinkbroker_proto::SubmitSqlRequest,
+) -> flinkbroker_proto::Job {
     client
         .submit_sql(request)
         .await

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use flinkbroker::proto::job_service_client::JobServiceClient;
+use flinkbroker_proto::job_service_client::JobServiceClient;
 use sha2::{Digest, Sha256};
 use tonic::codegen::InterceptedService;
 use tonic::metadata::MetadataValue;
@@ -17,7 +17,7 @@ use super::sql_gateway_standin::StandinConfig;
 
 /// Sends `authorization` metadata, as given, with every call (None: no credential).
 #[derive(Clone)]
-pub struct Credential(pub Option<String>);
+pub(crate) struct Credential(pub Option<String>);
 
 impl Interceptor for Credential {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
@@ -29,10 +29,10 @@ impl Interceptor for Credential {
     }
 }
 
-pub type Client = JobServiceClient<InterceptedService<Channel, Credential>>;
+pub(crate) type Client = JobServiceClient<InterceptedService<Channel, Credential>>;
 
 /// A caller of the token file: (token, principal, tenant, roles).
-pub type Caller = (
+pub(crate) type Caller = (
     &'static str,
     &'static str,
     &'static str,
@@ -40,7 +40,7 @@ pub type Caller = (
 );
 
 /// The callers most tests use.
-pub const CALLERS: [Caller; 5] = [
+pub(crate) const CALLERS: [Caller; 5] = [
     (
         "ml-submit-token",
         "ml-backend",
@@ -54,7 +54,7 @@ pub const CALLERS: [Caller; 5] = [
 ];
 
 /// A token file admitting `callers`.
-pub fn token_file(callers: &[Caller]) -> String {
+pub(crate) fn token_file(callers: &[Caller]) -> String {
     let tokens: Vec<serde_json::Value> = callers
         .iter()
         .map(|(token, principal, tenant, roles)| {
@@ -70,7 +70,7 @@ pub fn token_file(callers: &[Caller]) -> String {
 }
 
 /// A broker that admits [`CALLERS`] by bearer token.
-pub struct CallersBroker {
+pub(crate) struct CallersBroker {
     pub broker: TestBroker,
     pub dir: tempfile::TempDir,
     tokens: PathBuf,
@@ -78,7 +78,7 @@ pub struct CallersBroker {
 
 impl CallersBroker {
     /// Starts the broker with the token file and `extra` flags.
-    pub async fn start(extra: &[&str]) -> CallersBroker {
+    pub(crate) async fn start(extra: &[&str]) -> CallersBroker {
         let dir = tempfile::tempdir().expect("temp dir");
         let tokens = dir.path().join("tokens.json");
         std::fs::write(&tokens, token_file(&CALLERS)).expect("token file");
@@ -99,7 +99,7 @@ impl CallersBroker {
     }
 
     /// A client sending `authorization` as given (None: no credential).
-    pub async fn client(&self, authorization: Option<&str>) -> Client {
+    pub(crate) async fn client(&self, authorization: Option<&str>) -> Client {
         JobServiceClient::with_interceptor(
             self.broker.channel().await,
             Credential(authorization.map(str::to_owned)),
@@ -107,21 +107,21 @@ impl CallersBroker {
     }
 
     /// A client sending `token` as its bearer token.
-    pub async fn as_token(&self, token: &str) -> Client {
+    pub(crate) async fn as_token(&self, token: &str) -> Client {
         self.client(Some(&format!("Bearer {token}"))).await
     }
 
-    pub fn tokens(&self) -> &Path {
+    pub(crate) fn tokens(&self) -> &Path {
         &self.tokens
     }
 
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.broker.stop().await;
     }
 }
 
 /// The RetryInfo delay a refusal carries.
-pub fn retry_delay(status: &Status) -> Option<Duration> {
+pub(crate) fn retry_delay(status: &Status) -> Option<Duration> {
     use tonic_types::StatusExt;
     status.get_details_retry_info()?.retry_delay
 }

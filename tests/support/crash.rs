@@ -19,11 +19,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use flinkbroker::proto::job_service_client::JobServiceClient;
-use flinkbroker::proto::stream_end::Reason;
-use flinkbroker::proto::stream_operation_results_response::Message;
-use flinkbroker::proto::value::Kind;
-use flinkbroker::proto::{
+use flinkbroker_proto::job_service_client::JobServiceClient;
+use flinkbroker_proto::stream_end::Reason;
+use flinkbroker_proto::stream_operation_results_response::Message;
+use flinkbroker_proto::value::Kind;
+use flinkbroker_proto::{
     GetJobRequest, Job, JobState, ListJobsRequest, StatementState, StreamOperationResultsRequest,
 };
 use tokio::process::{Child, Command};

@@ -28,9 +28,9 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 /// The variable naming the Flink distribution (`<venv>/lib/python3.X/site-packages/pyflink`).
-pub const FLINK_HOME_VAR: &str = "FLINKBROKER_TEST_FLINK_HOME";
+pub(crate) const FLINK_HOME_VAR: &str = "FLINKBROKER_TEST_FLINK_HOME";
 /// The variable naming the Python interpreter with PyFlink installed.
-pub const PYTHON_VAR: &str = "FLINKBROKER_TEST_PYTHON";
+pub(crate) const PYTHON_VAR: &str = "FLINKBROKER_TEST_PYTHON";
 /// Where Debian installs Java 17; used when `JAVA_HOME` is unset.
 const DEBIAN_JAVA_HOME: &str = "/usr/lib/jvm/java-17-openjdk-amd64";
 /// How long the cluster may take to come up (7 to 11 s on an idle 2-core machine).
@@ -57,7 +57,7 @@ const DEFAULT_JAVA_OPTS: &str = "--add-exports=java.base/sun.net.util=ALL-UNNAME
 --add-opens=java.base/java.util.concurrent.locks=ALL-UNNAMED";
 
 /// A running JobManager and TaskManager; dropping it stops both and removes its files.
-pub struct FlinkCluster {
+pub(crate) struct FlinkCluster {
     /// The JobManager REST base URL, e.g. `http://127.0.0.1:38123` (no trailing slash).
     pub rest_url: String,
     /// The JobManager REST address for `flink run -m`, e.g. `127.0.0.1:38123`.
@@ -92,7 +92,7 @@ impl FlinkCluster {
     /// Starts a cluster of its own, or returns None (saying so on stderr) when
     /// `FLINKBROKER_TEST_FLINK_HOME` is unset. Panics, with the cluster's log tails, when the
     /// cluster does not come up.
-    pub async fn start() -> Option<FlinkCluster> {
+    pub(crate) async fn start() -> Option<FlinkCluster> {
         let Some(flink_home) = std::env::var_os(FLINK_HOME_VAR) else {
             eprintln!("skipping: {FLINK_HOME_VAR} is not set");
             return None;
@@ -126,7 +126,7 @@ impl FlinkCluster {
     /// Returns the cluster shared by the tests of this test binary that run at the same time,
     /// starting one if none runs; the last test to drop its handle stops it. Tests sharing a
     /// cluster must use distinct Flink job ids.
-    pub async fn shared() -> Option<Arc<FlinkCluster>> {
+    pub(crate) async fn shared() -> Option<Arc<FlinkCluster>> {
         static SHARED: tokio::sync::Mutex<Weak<FlinkCluster>> =
             tokio::sync::Mutex::const_new(Weak::new());
         if std::env::var_os(FLINK_HOME_VAR).is_none() {
@@ -217,22 +217,22 @@ impl FlinkCluster {
 
     /// Returns the environment every Flink command of this cluster needs (FLINK_HOME,
     /// FLINK_CONF_DIR, FLINK_LOG_DIR, FLINK_PID_DIR, TMPDIR, PATH, JAVA_HOME when defaulted).
-    pub fn env(&self) -> impl Iterator<Item = (&str, &OsString)> {
+    pub(crate) fn env(&self) -> impl Iterator<Item = (&str, &OsString)> {
         self.env.iter().map(|(key, value)| (key.as_str(), value))
     }
 
     /// Returns the `flink` launcher of the distribution.
-    pub fn flink_executable(&self) -> PathBuf {
+    pub(crate) fn flink_executable(&self) -> PathBuf {
         self.flink_home.join("bin/flink")
     }
 
     /// Returns the Python interpreter as a string, as `LocalRunnerConfig` wants it.
-    pub fn python_executable(&self) -> String {
+    pub(crate) fn python_executable(&self) -> String {
         self.python.to_string_lossy().into_owned()
     }
 
     /// Builds a command of the distribution's `bin/` with this cluster's environment.
-    pub fn bin_command(&self, script: &str) -> std::process::Command {
+    pub(crate) fn bin_command(&self, script: &str) -> std::process::Command {
         let mut command = std::process::Command::new(self.flink_home.join("bin").join(script));
         command.envs(self.env.iter().map(|(key, value)| (key, value)));
         command.stdin(Stdio::null());
@@ -261,7 +261,7 @@ impl FlinkCluster {
     }
 
     async fn wait_until_ready(&self) {
-        flinkbroker::app::install_crypto_provider();
+        flinkbroker::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
@@ -300,8 +300,8 @@ impl FlinkCluster {
     }
 
     /// Reads `GET /jobs/<id>`: the job's JSON, or None when the JobManager does not know it.
-    pub async fn job(&self, flink_job_id: &str) -> Option<serde_json::Value> {
-        flinkbroker::app::install_crypto_provider();
+    pub(crate) async fn job(&self, flink_job_id: &str) -> Option<serde_json::Value> {
+        flinkbroker::install_crypto_provider();
         let response = reqwest::Client::new()
             .get(format!("{}/jobs/{flink_job_id}", self.rest_url))
             .timeout(Duration::from_secs(10))
@@ -321,7 +321,7 @@ impl FlinkCluster {
 
     /// Polls `GET /jobs/<id>` until the job's state is one of `states`, returning it; panics
     /// after `limit` with the last state seen.
-    pub async fn wait_for_job_state(
+    pub(crate) async fn wait_for_job_state(
         &self,
         flink_job_id: &str,
         states: &[&str],
@@ -348,7 +348,7 @@ impl FlinkCluster {
     }
 
     /// Returns the last lines of every log and `.out` file of the cluster, for failure messages.
-    pub fn log_tails(&self) -> String {
+    pub(crate) fn log_tails(&self) -> String {
         let mut text = String::new();
         let Ok(entries) = std::fs::read_dir(&self.log_dir) else {
             return text;

@@ -13,15 +13,15 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
 /// The issuer every test token names.
-pub const ISSUER: &str = "https://idp.flinkbroker.test";
+pub(crate) const ISSUER: &str = "https://idp.flinkbroker.test";
 /// The audience every test broker expects.
-pub const AUDIENCE: &str = "flinkbroker";
+pub(crate) const AUDIENCE: &str = "flinkbroker";
 
 /// The committed test-only RSA key (PKCS#1 PEM).
 const RSA_TEST_KEY: &str = include_str!("../fixtures/auth/rsa-test-key.pem");
 
 /// A key that signs JWTs, and its public JWK.
-pub struct SigningKey {
+pub(crate) struct SigningKey {
     pub kid: String,
     algorithm: Algorithm,
     encoding: EncodingKey,
@@ -30,7 +30,7 @@ pub struct SigningKey {
 
 impl SigningKey {
     /// A new P-256 key signing ES256.
-    pub fn es256(kid: &str) -> SigningKey {
+    pub(crate) fn es256(kid: &str) -> SigningKey {
         let pair = rcgen::KeyPair::generate().expect("P-256 key");
         SigningKey::new(
             kid,
@@ -40,7 +40,7 @@ impl SigningKey {
     }
 
     /// The committed RSA test key signing RS256.
-    pub fn rs256(kid: &str) -> SigningKey {
+    pub(crate) fn rs256(kid: &str) -> SigningKey {
         let body: String = RSA_TEST_KEY
             .lines()
             .skip_while(|line| !line.starts_with("-----BEGIN RSA PRIVATE KEY-----"))
@@ -65,12 +65,12 @@ impl SigningKey {
     }
 
     /// Signs `claims`, naming this key's id.
-    pub fn sign(&self, claims: &Value) -> String {
+    pub(crate) fn sign(&self, claims: &Value) -> String {
         self.sign_as(&self.kid, claims)
     }
 
     /// Signs `claims` with this key but names another key id.
-    pub fn sign_as(&self, kid: &str, claims: &Value) -> String {
+    pub(crate) fn sign_as(&self, kid: &str, claims: &Value) -> String {
         let mut header = Header::new(self.algorithm);
         header.kid = Some(kid.to_owned());
         jsonwebtoken::encode(&header, claims, &self.encoding).expect("sign")
@@ -78,7 +78,7 @@ impl SigningKey {
 }
 
 /// The JWKS document of these keys.
-pub fn jwks(keys: &[&SigningKey]) -> String {
+pub(crate) fn jwks(keys: &[&SigningKey]) -> String {
     json!({ "keys": keys.iter().map(|key| &key.jwk).collect::<Vec<_>>() }).to_string()
 }
 
@@ -90,7 +90,7 @@ fn now() -> u64 {
 }
 
 /// Claims of a caller valid for ten minutes.
-pub fn claims(subject: &str, tenant: &str, roles: &[&str]) -> Value {
+pub(crate) fn claims(subject: &str, tenant: &str, roles: &[&str]) -> Value {
     json!({
         "iss": ISSUER,
         "aud": AUDIENCE,
@@ -103,7 +103,7 @@ pub fn claims(subject: &str, tenant: &str, roles: &[&str]) -> Value {
 }
 
 /// `claims` with `field` replaced (None removes it).
-pub fn with(mut claims: Value, field: &str, value: Option<Value>) -> Value {
+pub(crate) fn with(mut claims: Value, field: &str, value: Option<Value>) -> Value {
     let map = claims.as_object_mut().expect("claims object");
     match value {
         Some(value) => map.insert(field.to_owned(), value),
@@ -113,13 +113,13 @@ pub fn with(mut claims: Value, field: &str, value: Option<Value>) -> Value {
 }
 
 /// Claims that expired an hour ago.
-pub fn expired(claims: Value) -> Value {
+pub(crate) fn expired(claims: Value) -> Value {
     with(claims, "exp", Some(json!(now() - 3600)))
 }
 
 /// The `serve` flags of JWT authentication with keys at `source` (`--jwt-jwks-file` or
 /// `--jwt-jwks-url`).
-pub fn flags(source_flag: &'static str, source: &str) -> Vec<String> {
+pub(crate) fn flags(source_flag: &'static str, source: &str) -> Vec<String> {
     [
         source_flag,
         source,
@@ -144,14 +144,14 @@ impl Respond for CurrentJwks {
 }
 
 /// A JWKS served over HTTP, whose keys a test can change.
-pub struct JwksServer {
+pub(crate) struct JwksServer {
     server: MockServer,
     document: Arc<Mutex<String>>,
 }
 
 impl JwksServer {
     /// Serves the JWKS of `keys` on a free port.
-    pub async fn start(keys: &[&SigningKey]) -> JwksServer {
+    pub(crate) async fn start(keys: &[&SigningKey]) -> JwksServer {
         let server = MockServer::start().await;
         let document = Arc::new(Mutex::new(jwks(keys)));
         Mock::given(method("GET"))
@@ -163,16 +163,16 @@ impl JwksServer {
     }
 
     /// Serves the JWKS of `keys` from now on.
-    pub fn publish(&self, keys: &[&SigningKey]) {
+    pub(crate) fn publish(&self, keys: &[&SigningKey]) {
         *self.document.lock().expect("jwks lock") = jwks(keys);
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("{}/.well-known/jwks.json", self.server.uri())
     }
 
     /// How often the JWKS was read.
-    pub async fn reads(&self) -> usize {
+    pub(crate) async fn reads(&self) -> usize {
         self.server
             .received_requests()
             .await

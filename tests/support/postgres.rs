@@ -7,11 +7,11 @@ use std::time::Duration;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
 
 /// The variable naming the PostgreSQL server the tests use.
-pub const POSTGRES_VAR: &str = "FLINKBROKER_TEST_POSTGRES_URL";
+pub(crate) const POSTGRES_VAR: &str = "FLINKBROKER_TEST_POSTGRES_URL";
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 /// A fresh PostgreSQL database, dropped (with its connections) when this value is.
-pub struct PostgresDatabase {
+pub(crate) struct PostgresDatabase {
     admin_url: String,
     name: String,
     /// Where the database is.
@@ -20,7 +20,7 @@ pub struct PostgresDatabase {
 
 impl PostgresDatabase {
     /// Creates a database named `{prefix}_{random}`.
-    pub async fn create(prefix: &str) -> PostgresDatabase {
+    pub(crate) async fn create(prefix: &str) -> PostgresDatabase {
         let admin_url =
             std::env::var(POSTGRES_VAR).unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
         let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
@@ -78,7 +78,7 @@ async fn admin_connection(url: &str) -> Result<DatabaseConnection, sea_orm::DbEr
 }
 
 /// Replaces the database name of a PostgreSQL URL.
-pub fn with_database(url: &str, name: &str) -> String {
+pub(crate) fn with_database(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {
         Some((base, query)) => (base, format!("?{query}")),
         None => (url, String::new()),

@@ -1,0 +1,470 @@
+//! The client side of the `flinkbroker` binary: `sql run`, `python run`, `jobs …` and
+//! `results`, talking gRPC to a broker (`--server`, `FLINKBROKER_SERVER`).
+//!
+//! Exit codes a script can rely on: 0 the job finished (or the call succeeded), 1 the job
+//! failed or was cancelled (or the broker refused the call), 2 usage (bad flags, unreadable
+//! files, a request the broker found invalid), 3 the broker is unreachable or the caller is
+//! not authenticated. Errors are one line on stderr naming the cause.
+
+mod connect;
+mod follow;
+mod output;
+mod values;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use tonic::Code;
+
+use connect::Client;
+pub use connect::ServerArgs;
+pub use output::Format;
+
+use flinkbroker_proto as proto;
+
+/// Why a client command did not succeed; each maps to an exit code.
+#[derive(Debug)]
+pub enum CliError {
+    /// Bad flags or files, or a request the broker found invalid: exit 2.
+    Usage(String),
+    /// The broker cannot be reached, or does not accept the caller's credential: exit 3.
+    Unreachable(String),
+    /// The job failed or was cancelled, or the broker refused the call: exit 1.
+    Failed(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            CliError::Failed(_) => ExitCode::from(1),
+            CliError::Usage(_) => ExitCode::from(2),
+            CliError::Unreachable(_) => ExitCode::from(3),
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            CliError::Usage(m) | CliError::Unreachable(m) | CliError::Failed(m) => m,
+        }
+    }
+}
+
+impl From<tonic::Status> for CliError {
+    fn from(status: tonic::Status) -> Self {
+        let message = format!(
+            "{}: {}",
+            flinkbroker_proto::code_name(status.code()),
+            status.message().lines().next().unwrap_or_default()
+        );
+        match status.code() {
+            Code::Unavailable | Code::Unauthenticated | Code::DeadlineExceeded => {
+                CliError::Unreachable(message)
+            }
+            Code::InvalidArgument | Code::OutOfRange => CliError::Usage(message),
+            _ => CliError::Failed(message),
+        }
+    }
+}
+
+/// `key=value`, for `--set`, `-D` and `--label`.
+fn key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_owned(), value.to_owned()))
+        }
+        _ => Err(format!("{text:?} is not key=value")),
+    }
+}
+
+/// The client commands.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Flink SQL scripts.
+    #[command(subcommand)]
+    Sql(SqlCommand),
+    /// PyFlink programs.
+    #[command(subcommand)]
+    Python(PythonCommand),
+    /// Jobs: list, get, watch, cancel.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    /// Prints a SQL job's results from its result log.
+    Results(ResultsArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SqlCommand {
+    /// Submits a script; with --follow shows its progress and prints its last query's results.
+    Run(SqlRunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SqlRunArgs {
+    /// The script file (`-` reads standard input).
+    #[arg(short = 'f', long = "file")]
+    pub file: PathBuf,
+    /// Run in batch mode (default: streaming).
+    #[arg(long)]
+    pub batch: bool,
+    /// A session property, `key=value` (repeatable).
+    #[arg(long = "set", value_parser = key_value)]
+    pub properties: Vec<(String, String)>,
+    /// A label, `key=value` (repeatable).
+    #[arg(long = "label", value_parser = key_value)]
+    pub labels: Vec<(String, String)>,
+    /// Idempotency key: submitting again with it returns the same job.
+    #[arg(long)]
+    pub request_id: Option<String>,
+    /// Follow the job to its end, showing progress, then print the last query's results.
+    #[arg(long)]
+    pub follow: bool,
+    /// How results are printed.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// The most result rows printed (0: all; a table holds its rows in memory).
+    #[arg(long, default_value_t = 10_000)]
+    pub max_rows: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PythonCommand {
+    /// Submits a PyFlink program; with --follow shows its progress until it ends.
+    Run(PythonRunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PythonRunArgs {
+    /// The program: a local file, or an http(s):// URL the submitter downloads.
+    pub script: String,
+    /// A small local Python module shipped next to the script (repeatable).
+    #[arg(long = "py-file")]
+    pub py_files: Vec<PathBuf>,
+    /// A requirements.txt to install (`-pyreq`).
+    #[arg(long)]
+    pub requirements: Option<PathBuf>,
+    /// The job's parallelism.
+    #[arg(short = 'p', long)]
+    pub parallelism: Option<u32>,
+    /// A Flink configuration override, `key=value` (repeatable).
+    #[arg(short = 'D', value_parser = key_value)]
+    pub configuration: Vec<(String, String)>,
+    /// A label, `key=value` (repeatable).
+    #[arg(long = "label", value_parser = key_value)]
+    pub labels: Vec<(String, String)>,
+    /// Idempotency key: submitting again with it returns the same job.
+    #[arg(long)]
+    pub request_id: Option<String>,
+    /// Follow the job to its end, showing progress.
+    #[arg(long)]
+    pub follow: bool,
+    /// Arguments passed to the program (after `--`).
+    #[arg(last = true)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Lists jobs, newest first.
+    List(ListArgs),
+    /// Prints one job with its statements.
+    Get {
+        id: String,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Follows a job until it ends; the exit code says how it ended.
+    Watch { id: String },
+    /// Cancels a job (Python jobs: with a savepoint when --savepoint is given).
+    Cancel {
+        id: String,
+        /// Stop with a savepoint written here (`default` for the cluster's directory).
+        #[arg(long)]
+        savepoint: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only jobs in this state (repeatable): pending, submitting, running, canceling,
+    /// finished, failed, canceled.
+    #[arg(long = "state")]
+    pub states: Vec<String>,
+    /// Only jobs with this label, `key=value` (repeatable).
+    #[arg(long = "label", value_parser = key_value)]
+    pub labels: Vec<(String, String)>,
+    /// The most jobs listed.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct ResultsArgs {
+    pub id: String,
+    /// The statement (default: the last query).
+    #[arg(long)]
+    pub statement: Option<u32>,
+    /// The first row offset.
+    #[arg(long, default_value_t = 0)]
+    pub from_row: u64,
+    /// The most rows printed (0: all).
+    #[arg(long, default_value_t = 10_000)]
+    pub max_rows: u64,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// Runs a client command; the error says what went wrong and how the process exits.
+pub async fn run(server: &ServerArgs, command: ClientCommand) -> Result<(), CliError> {
+    let mut client = connect::connect(server).await?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match command {
+        ClientCommand::Sql(SqlCommand::Run(args)) => sql_run(&mut client, &mut out, args).await,
+        ClientCommand::Python(PythonCommand::Run(args)) => {
+            python_run(&mut client, &mut out, args).await
+        }
+        ClientCommand::Jobs(JobsCommand::List(args)) => {
+            let states = args
+                .states
+                .iter()
+                .map(|s| parse_state(s).map(|state| state as i32))
+                .collect::<Result<Vec<_>, _>>()?;
+            let page = client
+                .list_jobs(proto::ListJobsRequest {
+                    states,
+                    labels: args.labels.into_iter().collect(),
+                    page_size: i32::try_from(args.limit).unwrap_or(i32::MAX),
+                    ..proto::ListJobsRequest::default()
+                })
+                .await?
+                .into_inner();
+            output::jobs(&mut out, &page.jobs, args.format)
+        }
+        ClientCommand::Jobs(JobsCommand::Get { id, format }) => {
+            let job = get(&mut client, &id).await?;
+            output::job(&mut out, &job, format)
+        }
+        ClientCommand::Jobs(JobsCommand::Watch { id }) => {
+            let job = follow::follow(&mut client, &id).await?;
+            output::job(&mut out, &job, Format::Table)?;
+            ended(&job)
+        }
+        ClientCommand::Jobs(JobsCommand::Cancel { id, savepoint }) => {
+            let job = client
+                .cancel_job(proto::CancelJobRequest {
+                    job_id: id,
+                    stop_with_savepoint: savepoint.is_some(),
+                    savepoint_directory: savepoint.filter(|d| d != "default").unwrap_or_default(),
+                })
+                .await?
+                .into_inner();
+            writeln!(out, "{} {}", job.id, output::state_name(job.state))
+                .map_err(|e| CliError::Failed(e.to_string()))
+        }
+        ClientCommand::Results(args) => {
+            print_results(
+                &mut client,
+                &mut out,
+                &args.id,
+                args.statement,
+                args.from_row,
+                args.max_rows,
+                args.format,
+            )
+            .await
+        }
+    }
+}
+
+fn parse_state(text: &str) -> Result<proto::JobState, CliError> {
+    let upper = text.trim().to_ascii_uppercase();
+    proto::JobState::from_str_name(&format!("JOB_STATE_{upper}"))
+        .filter(|s| *s != proto::JobState::Unspecified)
+        .ok_or_else(|| {
+            CliError::Usage(format!(
+                "--state {text:?}: use pending, submitting, running, canceling, finished, failed or canceled"
+            ))
+        })
+}
+
+async fn get(client: &mut Client, id: &str) -> Result<proto::Job, CliError> {
+    Ok(client
+        .get_job(proto::GetJobRequest {
+            job_id: id.to_owned(),
+        })
+        .await?
+        .into_inner())
+}
+
+/// Ok for a finished job; a failed or cancelled one is an error naming why.
+fn ended(job: &proto::Job) -> Result<(), CliError> {
+    match proto::JobState::try_from(job.state) {
+        Ok(proto::JobState::Finished) => Ok(()),
+        _ => {
+            let cause = job
+                .statements
+                .iter()
+                .find(|s| !s.error.is_empty())
+                .map(|s| format!("statement {}: {}", s.index, s.error))
+                .unwrap_or_else(|| job.state_reason.clone());
+            Err(CliError::Failed(format!(
+                "job {} {}: {}",
+                job.id,
+                output::state_name(job.state),
+                cause.lines().next().unwrap_or_default()
+            )))
+        }
+    }
+}
+
+fn read_text(path: &PathBuf, what: &str) -> Result<String, CliError> {
+    if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|e| CliError::Usage(format!("cannot read {what} from stdin: {e}")))?;
+        return Ok(text);
+    }
+    std::fs::read_to_string(path)
+        .map_err(|e| CliError::Usage(format!("cannot read {what} {}: {e}", path.display())))
+}
+
+async fn sql_run(
+    client: &mut Client,
+    out: &mut dyn Write,
+    args: SqlRunArgs,
+) -> Result<(), CliError> {
+    let script = read_text(&args.file, "the script")?;
+    let job = client
+        .submit_sql(proto::SubmitSqlRequest {
+            script,
+            runtime_mode: if args.batch {
+                proto::RuntimeMode::Batch
+            } else {
+                proto::RuntimeMode::Streaming
+            } as i32,
+            properties: args.properties.into_iter().collect(),
+            request_id: args.request_id.unwrap_or_default(),
+            labels: args.labels.into_iter().collect(),
+            result_limits: None,
+        })
+        .await?
+        .into_inner();
+    if !args.follow {
+        return writeln!(out, "{}", job.id).map_err(|e| CliError::Failed(e.to_string()));
+    }
+    eprintln!("submitted job {}", job.id);
+    let job = follow::follow(client, &job.id).await?;
+    ended(&job)?;
+    if job.statements.iter().any(|s| s.is_query) {
+        print_results(client, out, &job.id, None, 0, args.max_rows, args.format).await?;
+    }
+    Ok(())
+}
+
+async fn python_run(
+    client: &mut Client,
+    out: &mut dyn Write,
+    args: PythonRunArgs,
+) -> Result<(), CliError> {
+    let program = if args.script.starts_with("http://") || args.script.starts_with("https://") {
+        proto::submit_python_request::Program::ScriptUrl(args.script.clone())
+    } else {
+        proto::submit_python_request::Program::Script(read_text(
+            &PathBuf::from(&args.script),
+            "the script",
+        )?)
+    };
+    let mut inline = HashMap::new();
+    for path in &args.py_files {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| CliError::Usage(format!("--py-file {}: no file name", path.display())))?
+            .to_owned();
+        inline.insert(name, read_text(path, "--py-file")?);
+    }
+    let requirements = match &args.requirements {
+        Some(path) => read_text(path, "--requirements")?,
+        None => String::new(),
+    };
+    let job = client
+        .submit_python(proto::SubmitPythonRequest {
+            program: Some(program),
+            py_requirements: requirements,
+            program_args: args.args,
+            parallelism: args
+                .parallelism
+                .map_or(0, |p| i32::try_from(p).unwrap_or(i32::MAX)),
+            flink_configuration: args.configuration.into_iter().collect(),
+            request_id: args.request_id.unwrap_or_default(),
+            labels: args.labels.into_iter().collect(),
+            inline_py_files: inline,
+            ..proto::SubmitPythonRequest::default()
+        })
+        .await?
+        .into_inner();
+    if !args.follow {
+        return writeln!(out, "{}", job.id).map_err(|e| CliError::Failed(e.to_string()));
+    }
+    eprintln!("submitted job {}", job.id);
+    let job = follow::follow(client, &job.id).await?;
+    ended(&job)?;
+    writeln!(out, "{} {}", job.id, output::state_name(job.state))
+        .map_err(|e| CliError::Failed(e.to_string()))
+}
+
+/// Streams a statement's results from the log and prints them.
+async fn print_results(
+    client: &mut Client,
+    out: &mut dyn Write,
+    job_id: &str,
+    statement: Option<u32>,
+    from_row: u64,
+    max_rows: u64,
+    format: Format,
+) -> Result<(), CliError> {
+    let mut stream = client
+        .stream_operation_results(proto::StreamOperationResultsRequest {
+            job_id: job_id.to_owned(),
+            statement_index: statement,
+            max_rows: i64::try_from(max_rows).unwrap_or(i64::MAX),
+            resume_from_row: from_row,
+            ..proto::StreamOperationResultsRequest::default()
+        })
+        .await?
+        .into_inner();
+    let mut writer = output::RowWriter::new(out, format);
+    use proto::stream_operation_results_response::Message;
+    while let Some(message) = stream.message().await? {
+        match message.message {
+            Some(Message::Schema(schema)) => writer.schema(&schema)?,
+            Some(Message::Rows(batch)) => writer.rows(&batch.rows)?,
+            Some(Message::Progress(_)) | None => {}
+            Some(Message::End(end)) => {
+                let rows = writer.finish()?;
+                return match proto::stream_end::Reason::try_from(end.reason) {
+                    Ok(proto::stream_end::Reason::Failed) => Err(CliError::Failed(format!(
+                        "the statement failed: {}",
+                        end.error.lines().next().unwrap_or_default()
+                    ))),
+                    Ok(proto::stream_end::Reason::Canceled) => {
+                        Err(CliError::Failed("the job was cancelled".into()))
+                    }
+                    _ => {
+                        eprintln!("{rows} rows");
+                        Ok(())
+                    }
+                };
+            }
+        }
+    }
+    writer.finish()?;
+    Err(CliError::Unreachable(
+        "the result stream ended without its end message".into(),
+    ))
+}

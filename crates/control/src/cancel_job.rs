@@ -1,0 +1,89 @@
+//! CancelJob.
+
+use tokio::sync::oneshot;
+use tracing::info;
+
+use super::driver::Command;
+use super::{CancelOptions, Controller, not_found};
+use crate::error::{Error, Result};
+use flinkbroker_model::job::{Job, JobId, JobKind, JobState};
+
+/// How long CancelJob waits for a driver busy with a call to the gateway or the JobManager.
+const CANCEL_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Controller {
+    /// Cancels a job: its driver moves it to CANCELING and answers at once, then stops what
+    /// the job started. A job that is CANCELING or over is returned as it is. A job another
+    /// replica drives gets the cancel recorded in the database for that replica's driver.
+    pub async fn cancel_job(&self, id: JobId, options: CancelOptions) -> Result<Job> {
+        if let Some(live) = self.live.get(id) {
+            savepoint_allowed(&options, live.job.borrow().kind)?;
+            let (reply, answer) = oneshot::channel();
+            let command = Command::Cancel {
+                options: options.clone(),
+                reply,
+            };
+            let asked = async {
+                live.commands.send(command).await.ok()?;
+                answer.await.ok()
+            };
+            match tokio::time::timeout(CANCEL_ANSWER_TIMEOUT, asked).await {
+                Ok(Some(job)) => return Ok(job),
+                // The driver ended meanwhile, or could not record the cancel: the store tells.
+                Ok(None) => {}
+                Err(_) => {
+                    return Err(Error::Unavailable(format!(
+                        "job {id} did not take the cancel within {} s; retry",
+                        CANCEL_ANSWER_TIMEOUT.as_secs()
+                    )));
+                }
+            }
+        }
+        let job = self.store.get_job(id).await.map_err(not_found)?;
+        savepoint_allowed(&options, job.kind)?;
+        if job.state.is_terminal() || job.state == JobState::Canceling {
+            return Ok(job);
+        }
+        if self.shutdown.is_cancelled() {
+            return Err(Error::ShuttingDown);
+        }
+        // Another replica drives the job (or will take it up): record the cancel for its
+        // driver, and wait until the job is CANCELING.
+        let request = serde_json::to_string(&options)
+            .map_err(|e| Error::Internal(format!("cannot record the cancel: {e}")))?;
+        self.store
+            .request_cancel(id, &request)
+            .await
+            .map_err(not_found)?;
+        info!(job_id = %id, owner = ?job.owner, "cancel recorded for the replica that drives the job");
+        let deadline = tokio::time::Instant::now() + CANCEL_ANSWER_TIMEOUT;
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return Err(Error::ShuttingDown),
+                _ = tokio::time::sleep(self.limits.replica_poll_interval) => {}
+            }
+            let job = self.store.get_job(id).await.map_err(not_found)?;
+            if job.state.is_terminal() || job.state == JobState::Canceling {
+                return Ok(job);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Unavailable(format!(
+                    "the cancel of job {id} is recorded, but the replica driving it ({}) has not acted on it within {} s; it is carried out when that replica, or one taking the job over, does",
+                    job.owner.as_deref().unwrap_or("none yet"),
+                    CANCEL_ANSWER_TIMEOUT.as_secs()
+                )));
+            }
+        }
+    }
+}
+
+/// Refuses a stop with a savepoint for a SQL job: only a Python job's Flink job has one.
+fn savepoint_allowed(options: &CancelOptions, kind: JobKind) -> Result<()> {
+    if options.stop_with_savepoint && kind == JobKind::Sql {
+        return Err(Error::invalid(
+            "stop_with_savepoint",
+            "only python jobs can be stopped with a savepoint",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,341 @@
+//! The use cases, one file per RPC, and the drivers that own each live job. Nothing here
+//! speaks gRPC: the server decodes calls into the types here and maps [`error::Error`] to a
+//! status.
+//!
+//! Every job that is not over has exactly one driver task in this process (`driver`,
+//! `sql::driver`, `python::driver`). The driver owns the job's live state, writes every change
+//! to the store for durability, publishes the current job on a `watch` channel, and takes
+//! commands (cancel, results read to their end) over a channel. The store is never used to
+//! coordinate tasks: GetJob, WatchJob and result streams of a live job read what its driver
+//! publishes. After a restart (or a crash), `recover` starts a driver for every unfinished
+//! job, and each driver resumes where the job was.
+//!
+//! One file per RPC:
+//! - `sql/submit.rs`: SubmitSql. `python/submit.rs`: SubmitPython.
+//! - `results/stream.rs`: StreamOperationResults.
+//! - `get_job.rs`: GetJob. `list_jobs.rs`: ListJobs. `watch_job.rs`: WatchJob.
+//!   `cancel_job.rs`: CancelJob. `list_audit.rs`: ListAuditEvents.
+//!
+//! And what they share:
+//! - `driver.rs`: what every driver shares (durable writes, the published job, commands);
+//!   `registry.rs`: the live jobs of this process.
+//! - `admission.rs`: the limits a submission must stay within.
+//! - `stop.rs`: stopping Flink jobs and waiting until the JobManager says they stopped.
+//!
+//! # Layout
+//! - [`error`]: the use cases' error type.
+//! - [`metrics`]: the series the drivers and use cases record.
+//! - the modules above, private: the controller's methods are the API.
+
+mod admission;
+mod cancel_job;
+mod driver;
+mod ended_jobs;
+pub mod error;
+mod get_job;
+mod list_audit;
+mod list_jobs;
+pub mod metrics;
+mod python;
+mod quotas;
+mod registry;
+mod replicas;
+mod results;
+mod sql;
+mod stop;
+mod trace;
+mod watch_job;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, info, warn};
+
+use crate::error::{Error, Result};
+use flinkbroker_flink::jobmanager::JobManager;
+use flinkbroker_flink::sql_gateway::SqlGateway;
+use flinkbroker_model::job::{Job, JobKind, NewJob, RuntimeMode};
+use flinkbroker_model::tenants::TenantPolicies;
+use flinkbroker_runner::JobRunner;
+use flinkbroker_store::{CreateOutcome, Store, StoreError};
+
+pub use python::PythonSubmission;
+pub use results::{ResultMessage, ResultRequest, StreamEndReason};
+
+/// Limits and pacing of the use cases.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_script_bytes: usize,
+    pub max_statements: usize,
+    pub heartbeat_interval: Duration,
+    pub poll_interval: Duration,
+    pub max_fetch_backoff: Duration,
+    pub max_stream_duration: Duration,
+    /// Each tenant's guardrails (configuration keys, script URLs, parallelism) and quotas.
+    pub tenants: TenantPolicies,
+    /// How long a cancelled Flink job may take to stop before its job turns FAILED.
+    pub cancel_timeout: Duration,
+    /// Batch jobs: the most encoded result bytes logged per query statement.
+    pub result_log_max_bytes: u64,
+    /// Streaming jobs: the sliding window of encoded result bytes held per query statement.
+    pub result_log_window_bytes: u64,
+    /// How long result logs are kept after their job ended.
+    pub result_retention: Duration,
+    /// How long audit events are kept.
+    pub audit_retention: Duration,
+    /// How often expired result logs (and audit events) are deleted.
+    pub janitor_interval: Duration,
+    /// The most encoded rows in one result stream message.
+    pub max_message_bytes: u64,
+    /// How often a result stream waiting for rows says how far the log is.
+    pub progress_interval: Duration,
+    /// How long a lease on a job lasts without renewal.
+    pub lease_duration: Duration,
+    /// How often the database is looked at for what other replicas changed.
+    pub replica_poll_interval: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_script_bytes: 1024 * 1024,
+            max_statements: 1000,
+            heartbeat_interval: Duration::from_secs(60),
+            poll_interval: Duration::from_secs(1),
+            max_fetch_backoff: Duration::from_millis(500),
+            max_stream_duration: Duration::from_secs(24 * 3600),
+            tenants: TenantPolicies::default(),
+            cancel_timeout: Duration::from_secs(60),
+            result_log_max_bytes: 1 << 30,
+            result_log_window_bytes: 256 << 20,
+            result_retention: Duration::from_secs(24 * 3600),
+            audit_retention: Duration::from_secs(90 * 24 * 3600),
+            janitor_interval: Duration::from_secs(60),
+            max_message_bytes: 4 << 20,
+            progress_interval: Duration::from_secs(2),
+            lease_duration: Duration::from_secs(10),
+            replica_poll_interval: Duration::from_millis(200),
+        }
+    }
+}
+
+/// A SQL submission, decoded and checked for shape by the API layer.
+#[derive(Debug, Clone)]
+pub struct SqlSubmission {
+    /// The tenant the job belongs to and the principal submitting it.
+    pub tenant: String,
+    pub principal: String,
+    pub script: String,
+    pub runtime_mode: RuntimeMode,
+    pub properties: BTreeMap<String, String>,
+    pub request_id: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub result_limits: flinkbroker_model::job::ResultLimits,
+}
+
+/// What CancelJob was asked to do (recorded as JSON for another replica's driver).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct CancelOptions {
+    pub stop_with_savepoint: bool,
+    pub savepoint_directory: Option<String>,
+}
+
+/// The use cases, over the external systems' traits.
+pub struct Controller {
+    store: Arc<dyn Store>,
+    gateway: Arc<dyn SqlGateway>,
+    jobmanager: Arc<dyn JobManager>,
+    runner: Arc<dyn JobRunner>,
+    limits: Limits,
+    live: registry::Registry,
+    ended: ended_jobs::EndedJobs,
+    quotas: quotas::Quotas,
+    /// Held while a submission is checked against the quotas and recorded.
+    admission: tokio::sync::Mutex<()>,
+    tails: results::Tails,
+    statuses: results::StatusCache,
+    /// This replica's name in the job leases.
+    replica: String,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Controller {
+    /// Creates the controller; `shutdown` ends its drivers and open streams.
+    pub fn new(
+        store: Arc<dyn Store>,
+        gateway: Arc<dyn SqlGateway>,
+        jobmanager: Arc<dyn JobManager>,
+        runner: Arc<dyn JobRunner>,
+        limits: Limits,
+        replica: String,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
+        let quotas = quotas::Quotas::new();
+        Arc::new(Self {
+            quotas,
+            store,
+            gateway,
+            jobmanager,
+            runner,
+            limits,
+            live: registry::Registry::default(),
+            ended: ended_jobs::EndedJobs::default(),
+            admission: tokio::sync::Mutex::new(()),
+            tails: results::Tails::default(),
+            statuses: results::StatusCache::default(),
+            replica,
+            shutdown,
+            tasks: TaskTracker::new(),
+        })
+    }
+
+    /// Returns the limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Waits until every background task has stopped (after shutdown), at most `grace`.
+    pub async fn drain(&self, grace: Duration) {
+        self.tasks.close();
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            warn!(
+                grace_ms = grace.as_millis() as u64,
+                "background tasks still running after the shutdown grace period"
+            );
+        }
+    }
+
+    /// Returns this replica's name in the job leases.
+    pub fn replica(&self) -> &str {
+        &self.replica
+    }
+
+    /// Records a new job, or finds the one recorded under the same request id; starts a
+    /// driver for a job recorded now.
+    async fn record(self: &Arc<Self>, mut new_job: NewJob) -> Result<Job> {
+        // A repeated submission returns its job whatever the quotas say now.
+        let repeated = match &new_job.request_id {
+            Some(request_id) => self
+                .store
+                .job_for_request(&new_job.tenant, request_id)
+                .await?
+                .is_some(),
+            None => false,
+        };
+        // One admission at a time on this replica, so that concurrent submissions of one
+        // tenant cannot all pass the usage counts.
+        let _admission = self.admission.lock().await;
+        if !repeated {
+            let policy = self.limits.tenants.policy(&new_job.tenant);
+            self.quotas.take_submission(&new_job.tenant, &policy)?;
+            self.quotas
+                .check_usage(self.store.as_ref(), &new_job, &policy)
+                .await?;
+        }
+        // Recorded with this replica's lease, so that no other replica takes it up first.
+        new_job.lease = Some((self.replica.clone(), self.lease_until()));
+        let request_id = new_job.request_id.clone();
+        // The store writes the submission's audit event with the job.
+        let audited = new_job.audited_as.is_some();
+        match self.store.create_job(new_job).await? {
+            CreateOutcome::Created(job) => {
+                if audited {
+                    crate::metrics::audit_event(flinkbroker_model::audit::AuditAction::Submit);
+                }
+                info!(job_id = %job.id, kind = job.kind.as_str(), statements = job.statements.len(), request_id = ?job.request_id, "job recorded");
+                self.spawn_driver(job.clone(), None);
+                Ok(job)
+            }
+            CreateOutcome::Existing(job) => {
+                info!(job_id = %job.id, request_id = ?job.request_id, "repeated submission returns the existing job");
+                Ok(self.live.current(job.id).unwrap_or(job))
+            }
+            CreateOutcome::Conflict(job) => Err(Error::RequestIdConflict {
+                request_id: request_id.unwrap_or_default(),
+                job_id: job.id,
+            }),
+        }
+    }
+
+    /// Starts the one driver of a job, unless it already has one.
+    fn spawn_driver(self: &Arc<Self>, job: Job, resumed: Option<String>) {
+        let Some(core) = driver::Core::register(Arc::clone(self), job, resumed) else {
+            return;
+        };
+        let this = Arc::clone(self);
+        // In the trace of the current span: the call that submitted the job (its trace then
+        // follows the job to its end), else whatever took the job up (none at a restart).
+        let span = crate::trace::job_span(&core.job.id.to_string(), core.job.kind.as_str());
+        self.tasks.spawn(
+            async move {
+                let id = core.job.id;
+                // The registry forgets the job however the driver ends, a panic included.
+                let guard = registry::Registration::new(&this.live, id);
+                let lost = match core.job.kind {
+                    JobKind::Sql => sql::driver::run(core).await,
+                    JobKind::Python => python::driver::run(core).await,
+                };
+                drop(guard);
+                if lost {
+                    this.take_up_again(id).await;
+                }
+            }
+            .instrument(span),
+        );
+    }
+
+    /// Starts a new driver for a job whose driver could not record its progress, once the
+    /// store answers again (shutdown leaves it to the next start).
+    async fn take_up_again(self: &Arc<Self>, id: flinkbroker_model::job::JobId) {
+        let mut pause = LOST_JOB_FIRST_PAUSE;
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(pause) => {}
+            }
+            match self.store.get_job(id).await {
+                Ok(job) if job.state.is_terminal() => return,
+                Ok(job) if job.owner.as_deref() != Some(self.replica.as_str()) => {
+                    info!(job_id = %id, owner = ?job.owner, "the job is driven by another replica now");
+                    return;
+                }
+                Ok(job) => {
+                    info!(job_id = %id, "taking up a job whose progress could not be recorded");
+                    self.spawn_driver(job, Some("after its progress could not be recorded".into()));
+                    return;
+                }
+                Err(error) => {
+                    warn!(job_id = %id, %error, "cannot read the job to take it up again; retrying");
+                    pause = (pause * 2).min(LOST_JOB_MAX_PAUSE);
+                }
+            }
+        }
+    }
+}
+
+/// The first and the longest pause before a job whose driver lost the store is taken up again.
+const LOST_JOB_FIRST_PAUSE: Duration = Duration::from_secs(1);
+const LOST_JOB_MAX_PAUSE: Duration = Duration::from_secs(30);
+
+/// Sends one message unless the receiver is gone or does not take it within `limit`.
+async fn send_within<T>(tx: &tokio::sync::mpsc::Sender<T>, message: T, limit: Duration) -> bool {
+    matches!(
+        tokio::time::timeout(limit, tx.send(message)).await,
+        Ok(Ok(()))
+    )
+}
+
+/// Maps the store's not-found to the crate's, so the message names the job.
+fn not_found(error: StoreError) -> Error {
+    match error {
+        StoreError::JobNotFound(id) => Error::JobNotFound(id),
+        other => Error::Store(other),
+    }
+}

@@ -1,0 +1,213 @@
+//! The series the use cases and drivers record: job state changes, statement failures,
+//! result rows logged and streamed, open streams, lease takeovers, quota refusals and audit
+//! events. Every label has a small, fixed set of values: no job, session or operation ids;
+//! tenants are named only when the tenant policy file names them.
+
+use flinkbroker_flink::sql_gateway::GatewayError;
+use flinkbroker_model::audit::AuditAction;
+use flinkbroker_model::job::{JobKind, JobState};
+use flinkbroker_model::metric::{Metric, MetricKind};
+use flinkbroker_model::tenants::TenantPolicy;
+use metrics::{counter, gauge};
+
+pub const JOB_TRANSITIONS: &str = "flinkbroker_job_transitions_total";
+pub const STATEMENT_FAILURES: &str = "flinkbroker_statement_failures_total";
+pub const RESULT_ROWS_LOGGED: &str = "flinkbroker_result_rows_logged_total";
+pub const RESULT_BYTES_LOGGED: &str = "flinkbroker_result_bytes_logged_total";
+pub const RESULT_ROWS_STREAMED: &str = "flinkbroker_result_rows_streamed_total";
+pub const RESULT_BYTES_STREAMED: &str = "flinkbroker_result_bytes_streamed_total";
+pub const RESULT_STREAMS_OPEN: &str = "flinkbroker_result_streams_open";
+pub const LEASE_TAKEOVERS: &str = "flinkbroker_lease_takeovers_total";
+pub const QUOTA_REFUSALS: &str = "flinkbroker_quota_refusals_total";
+pub const AUDIT_EVENTS: &str = "flinkbroker_audit_events_total";
+
+/// The series this crate records.
+pub const METRICS: &[Metric] = &[
+    Metric {
+        name: JOB_TRANSITIONS,
+        kind: MetricKind::Counter,
+        labels: &["kind", "state"],
+        help: "Job state changes recorded by this replica, by the state entered",
+    },
+    Metric {
+        name: STATEMENT_FAILURES,
+        kind: MetricKind::Counter,
+        labels: &["cause"],
+        help: "SQL statements that failed, by cause class",
+    },
+    Metric {
+        name: RESULT_ROWS_LOGGED,
+        kind: MetricKind::Counter,
+        labels: &[],
+        help: "Result rows appended to result logs",
+    },
+    Metric {
+        name: RESULT_BYTES_LOGGED,
+        kind: MetricKind::Counter,
+        labels: &[],
+        help: "Encoded result bytes appended to result logs",
+    },
+    Metric {
+        name: RESULT_ROWS_STREAMED,
+        kind: MetricKind::Counter,
+        labels: &[],
+        help: "Result rows sent by StreamOperationResults",
+    },
+    Metric {
+        name: RESULT_BYTES_STREAMED,
+        kind: MetricKind::Counter,
+        labels: &[],
+        help: "Encoded result bytes sent by StreamOperationResults",
+    },
+    Metric {
+        name: RESULT_STREAMS_OPEN,
+        kind: MetricKind::Gauge,
+        labels: &[],
+        help: "StreamOperationResults calls open now",
+    },
+    Metric {
+        name: LEASE_TAKEOVERS,
+        kind: MetricKind::Counter,
+        labels: &["from"],
+        help: "Jobs this replica took up: from another replica, or its own after a restart",
+    },
+    Metric {
+        name: QUOTA_REFUSALS,
+        kind: MetricKind::Counter,
+        labels: &["tenant", "quota"],
+        help: "Submissions refused over a tenant quota (tenant: named in the tenant policy file, else _other)",
+    },
+    Metric {
+        name: AUDIT_EVENTS,
+        kind: MetricKind::Counter,
+        labels: &["action"],
+        help: "Audit events recorded, by action",
+    },
+];
+
+/// The tenant label of tenants the policy file does not name.
+pub const OTHER_TENANT: &str = "_other";
+
+/// The `kind` label of a job kind.
+pub fn kind_label(kind: JobKind) -> &'static str {
+    match kind {
+        JobKind::Sql => "sql",
+        JobKind::Python => "python",
+    }
+}
+
+/// Counts a job state change this replica recorded.
+pub fn job_transition(kind: JobKind, state: JobState) {
+    counter!(JOB_TRANSITIONS, "kind" => kind_label(kind), "state" => state.as_str()).increment(1);
+}
+
+/// Why a SQL statement failed, in a few classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatementFailure {
+    /// The gateway ran the statement and reported it failed (bad SQL, a failed Flink job).
+    Statement,
+    /// The gateway could not be reached.
+    GatewayUnreachable,
+    /// The gateway forgot the statement's session or operation.
+    GatewayLostState,
+    /// Any other answer of the gateway the broker could not use.
+    GatewayError,
+    /// A result row could not be converted.
+    ResultConversion,
+    /// The results exceeded `--result-log-max-bytes`.
+    ResultLogCap,
+}
+
+impl StatementFailure {
+    /// The cause class of a gateway error.
+    pub fn of_gateway(error: &GatewayError) -> StatementFailure {
+        match error {
+            GatewayError::StatementFailed { .. } => StatementFailure::Statement,
+            GatewayError::Unreachable(_) => StatementFailure::GatewayUnreachable,
+            GatewayError::UnknownSession { .. } | GatewayError::UnknownOperation { .. } => {
+                StatementFailure::GatewayLostState
+            }
+            GatewayError::UnsupportedVersion { .. }
+            | GatewayError::InvalidToken { .. }
+            | GatewayError::BadRequest { .. }
+            | GatewayError::Server { .. }
+            | GatewayError::Protocol(_) => StatementFailure::GatewayError,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatementFailure::Statement => "statement",
+            StatementFailure::GatewayUnreachable => "gateway_unreachable",
+            StatementFailure::GatewayLostState => "gateway_lost_state",
+            StatementFailure::GatewayError => "gateway_error",
+            StatementFailure::ResultConversion => "result_conversion",
+            StatementFailure::ResultLogCap => "result_log_cap",
+        }
+    }
+}
+
+/// Counts a statement recorded as failed.
+pub fn statement_failed(cause: StatementFailure) {
+    counter!(STATEMENT_FAILURES, "cause" => cause.as_str()).increment(1);
+}
+
+/// Counts rows and encoded bytes appended to a result log.
+pub fn result_logged(rows: u64, bytes: u64) {
+    counter!(RESULT_ROWS_LOGGED).increment(rows);
+    counter!(RESULT_BYTES_LOGGED).increment(bytes);
+}
+
+/// Counts rows and encoded bytes sent to a result stream.
+pub fn result_streamed(rows: u64, bytes: u64) {
+    counter!(RESULT_ROWS_STREAMED).increment(rows);
+    counter!(RESULT_BYTES_STREAMED).increment(bytes);
+}
+
+/// Counts a result stream as open for as long as it is held.
+pub struct OpenStream(());
+
+impl OpenStream {
+    pub fn new() -> OpenStream {
+        gauge!(RESULT_STREAMS_OPEN).increment(1.0);
+        OpenStream(())
+    }
+}
+
+impl Default for OpenStream {
+    fn default() -> Self {
+        OpenStream::new()
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        gauge!(RESULT_STREAMS_OPEN).decrement(1.0);
+    }
+}
+
+/// Counts a job taken up: from another replica, or this replica's own after a restart.
+pub fn lease_takeover(from_other_replica: bool) {
+    let from = if from_other_replica {
+        "other_replica"
+    } else {
+        "restart"
+    };
+    counter!(LEASE_TAKEOVERS, "from" => from).increment(1);
+}
+
+/// Counts a submission refused over a quota. The tenant is named only when the tenant
+/// policy file names it, so the label has at most one value per configured tenant.
+pub fn quota_refused(tenant: &str, policy: &TenantPolicy, quota: &'static str) {
+    let tenant = if policy.overridden.is_empty() {
+        OTHER_TENANT.to_owned()
+    } else {
+        tenant.to_owned()
+    };
+    counter!(QUOTA_REFUSALS, "tenant" => tenant, "quota" => quota).increment(1);
+}
+
+/// Counts an audit event recorded.
+pub fn audit_event(action: AuditAction) {
+    counter!(AUDIT_EVENTS, "action" => action.as_str()).increment(1);
+}

@@ -1,0 +1,612 @@
+//! Drives a Python job: starts its submitter (`flink run -d` with the pinned Flink job id),
+//! follows the submitter and then the Flink job to their end, keeps the submitter's output
+//! with the job, and cancels or stops it with a savepoint.
+//!
+//! Resuming after a restart: a Flink job under the pinned id is adopted and followed; when
+//! there is none and the submitter is gone, the submitter starts again with the same id (Flink
+//! refuses a second job under one id, and that refusal means "already submitted").
+
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::super::CancelOptions;
+use super::super::driver::{Core, Interrupt};
+use super::super::stop::Stopped;
+use flinkbroker_flink::jobmanager::{
+    FlinkError, FlinkJobStatus, SavepointStatus, savepoint_trigger_id,
+};
+use flinkbroker_model::job::{Job, JobSpec, JobState};
+use flinkbroker_runner::{SubmitterSpec, SubmitterState};
+
+const FIRST_POLL: Duration = Duration::from_millis(100);
+/// Attempts at starting a submitter (0.1 s, 0.4 s, 1.6 s, 6.4 s apart) before the job fails.
+const SUBMITTER_START_ATTEMPTS: u32 = 5;
+/// How long a savepoint may take before the stop is given up (the Flink job keeps running).
+const SAVEPOINT_TIMEOUT: Duration = Duration::from_secs(300);
+/// The CANCELING reason of a stop with a savepoint; a resumed cancel reads the directory back.
+const STOP_WITH_SAVEPOINT: &str = "stop with a savepoint requested";
+const SAVEPOINT_DIRECTORY: &str = "; directory: ";
+
+/// Runs a Python job's driver to the job's end (or the broker's shutdown).
+/// Returns true when the job must be taken up again (its progress could not be recorded).
+pub(crate) async fn run(core: Core) -> bool {
+    let flink_job_id = program_flink_job_id(&core.job);
+    // Pinned before the program runs: the job's span has it from the start.
+    tracing::Span::current().record("flink.job_id", flink_job_id.as_str());
+    let mut driver = PythonDriver {
+        flink_job_id,
+        core,
+        submitter_done: false,
+    };
+    loop {
+        match driver.drive().await {
+            Ok(()) => {
+                if let Err(interrupt) = driver
+                    .core
+                    .transition(JobState::Finished, "the flink job finished")
+                    .await
+                {
+                    driver.core.conclude(interrupt).await;
+                }
+                return driver.core.lost;
+            }
+            Err(Interrupt::Cancel { options, replies }) => {
+                if driver.cancel(options, replies).await == AfterCancel::Ended {
+                    return driver.core.lost;
+                }
+            }
+            Err(other) => {
+                driver.core.conclude(other).await;
+                return driver.core.lost;
+            }
+        }
+    }
+}
+
+/// What follows a cancel.
+#[derive(PartialEq, Eq)]
+enum AfterCancel {
+    /// The job ended (or the driver stopped).
+    Ended,
+    /// The stop with a savepoint failed and the Flink job runs on: follow it again.
+    KeepsRunning,
+}
+
+struct PythonDriver {
+    core: Core,
+    flink_job_id: String,
+    /// True once the submitter exited (or is known to be gone).
+    submitter_done: bool,
+}
+
+impl PythonDriver {
+    async fn drive(&mut self) -> Result<(), Interrupt> {
+        if self.core.job.state == JobState::Canceling {
+            // A cancel was under way when the broker stopped: finish it as it was asked.
+            return Err(Interrupt::Cancel {
+                options: options_from_reason(&self.core.job.state_reason),
+                replies: Vec::new(),
+            });
+        }
+        if self.core.job.state == JobState::Pending {
+            self.core
+                .transition(JobState::Submitting, "starting the submitter")
+                .await?;
+            self.start_submitter().await?;
+        } else if self.core.resuming {
+            self.core.resuming = false;
+            self.resume().await?;
+        }
+        self.await_flink_job().await?;
+        if self.core.job.state != JobState::Running {
+            let reason = format!("flink job {} is running", self.flink_job_id);
+            self.core.transition(JobState::Running, &reason).await?;
+        }
+        self.follow().await
+    }
+
+    /// Takes over a job an earlier run of the broker started.
+    async fn resume(&mut self) -> Result<(), Interrupt> {
+        let flink_job_id = self.flink_job_id.clone();
+        // Only a clear answer decides: a JobManager that cannot be reached is waited for.
+        let known = self.look_up(None).await?;
+        if let Some(status) = known {
+            self.submitter_done = true;
+            return self
+                .core
+                .note(&format!(
+                    "resumed {}: adopted flink job {flink_job_id} ({status:?})",
+                    self.core.resumed_because
+                ))
+                .await;
+        }
+        if self.core.job.state == JobState::Running {
+            // The Flink job was seen before: submitting again would run the program twice.
+            return Err(Interrupt::Failed(format!(
+                "the jobmanager no longer knows flink job {flink_job_id} (its end is unknown; it may have ended and expired from the jobmanager's history)"
+            )));
+        }
+        let submitter = loop {
+            match self.core.controller.runner.state(self.core.job.id).await {
+                Ok(state) => break state,
+                Err(error) => {
+                    warn!(job_id = %self.core.job.id, %error, "cannot read the submitter's state while resuming; retrying");
+                    self.core
+                        .pause(self.core.controller.limits.poll_interval)
+                        .await?;
+                }
+            }
+        };
+        match submitter {
+            SubmitterState::Pending | SubmitterState::Running => {
+                self.core
+                    .note(&format!(
+                        "resumed {}: the submitter of flink job {flink_job_id} still runs",
+                        self.core.resumed_because
+                    ))
+                    .await
+            }
+            SubmitterState::Succeeded => {
+                // `flink run -d` said it submitted the job; the JobManager is asked again.
+                self.submitter_done = true;
+                self.core
+                    .note(&format!(
+                        "resumed {}: the submitter of flink job {flink_job_id} succeeded",
+                        self.core.resumed_because
+                    ))
+                    .await
+            }
+            SubmitterState::Missing | SubmitterState::Failed { .. } => {
+                // Gone, or ended without the job being seen: submit again under the same id;
+                // flink refuses a second job under it.
+                if let Err(error) = self.core.controller.runner.delete(self.core.job.id).await {
+                    warn!(job_id = %self.core.job.id, %error, "cannot remove the earlier submitter");
+                }
+                self.core
+                    .note(&format!(
+                        "resumed {}: flink job {flink_job_id} was not seen; the submitter starts again",
+                        self.core.resumed_because
+                    ))
+                    .await?;
+                self.start_submitter().await
+            }
+        }
+    }
+
+    /// Asks the JobManager for the Flink job's status (None: it knows no such job), again
+    /// while it cannot be reached: until `deadline` (then the job fails), or without end.
+    async fn look_up(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Result<Option<FlinkJobStatus>, Interrupt> {
+        loop {
+            match self
+                .core
+                .controller
+                .jobmanager
+                .job_status(&self.flink_job_id)
+                .await
+            {
+                Ok(status) => return Ok(Some(status)),
+                Err(FlinkError::JobNotFound(_)) => return Ok(None),
+                Err(error) if deadline.is_some_and(|deadline| Instant::now() >= deadline) => {
+                    return Err(Interrupt::Failed(format!(
+                        "cancel failed: the jobmanager could not be asked about flink job {} within {} s (--cancel-timeout): {error}",
+                        self.flink_job_id,
+                        self.core.controller.limits.cancel_timeout.as_secs()
+                    )));
+                }
+                Err(error) => {
+                    warn!(job_id = %self.core.job.id, flink_job_id = %self.flink_job_id, %error, "cannot read the flink job's status; asking again");
+                    self.core
+                        .pause(self.core.controller.limits.poll_interval)
+                        .await?;
+                }
+            }
+        }
+    }
+
+    async fn start_submitter(&mut self) -> Result<(), Interrupt> {
+        let JobSpec::Python(program) = &self.core.job.spec else {
+            return Err(Interrupt::Failed("not a python job".into()));
+        };
+        let spec = SubmitterSpec {
+            job_id: self.core.job.id,
+            tenant: self.core.job.tenant.clone(),
+            flink_job_id: self.flink_job_id.clone(),
+            program: program.clone(),
+        };
+        // The Kubernetes API (or the local file system) may refuse for a moment: a few
+        // attempts, then the refusal is the job's.
+        let mut attempt = 1;
+        let mut pause = FIRST_POLL;
+        loop {
+            match self.core.controller.runner.start(&spec).await {
+                Ok(()) => break,
+                Err(error) if attempt < SUBMITTER_START_ATTEMPTS => {
+                    warn!(job_id = %self.core.job.id, %error, attempt, "cannot start the submitter; retrying");
+                    self.core.pause(pause).await?;
+                    pause *= 4;
+                    attempt += 1;
+                }
+                Err(error) => {
+                    return Err(Interrupt::Failed(format!(
+                        "cannot start the submitter ({attempt} attempts): {error}"
+                    )));
+                }
+            }
+        }
+        self.submitter_done = false;
+        info!(job_id = %self.core.job.id, flink_job_id = %self.flink_job_id, "submitter started");
+        Ok(())
+    }
+
+    /// Watches the submitter and the JobManager until the Flink job is seen.
+    async fn await_flink_job(&mut self) -> Result<(), Interrupt> {
+        let mut pause = FIRST_POLL;
+        loop {
+            self.core.take_commands().await?;
+            if !self.submitter_done {
+                self.check_submitter().await?;
+            }
+            match self
+                .core
+                .controller
+                .jobmanager
+                .job_status(&self.flink_job_id)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(FlinkError::JobNotFound(_)) if self.submitter_done => {
+                    return Err(Interrupt::Failed(format!(
+                        "the submitter finished but flink knows no job {}",
+                        self.flink_job_id
+                    )));
+                }
+                Err(FlinkError::JobNotFound(_)) => {}
+                Err(error) => {
+                    warn!(job_id = %self.core.job.id, %error, "cannot read the flink job's status");
+                }
+            }
+            self.core.pause(pause).await?;
+            pause = (pause * 2).min(self.core.controller.limits.poll_interval);
+        }
+    }
+
+    /// Reads the submitter's state; a failure is the job's unless Flink already has the job.
+    async fn check_submitter(&mut self) -> Result<(), Interrupt> {
+        match self.core.controller.runner.state(self.core.job.id).await {
+            Ok(SubmitterState::Succeeded) => {
+                self.submitter_done = true;
+                self.keep_output().await;
+            }
+            Ok(SubmitterState::Failed { exit_code, reason }) => {
+                let output = self.keep_output().await;
+                self.submitter_done = true;
+                let known = self
+                    .core
+                    .controller
+                    .jobmanager
+                    .job_status(&self.flink_job_id)
+                    .await
+                    .is_ok();
+                if known || output.contains("DuplicateJobSubmissionException") {
+                    // A submission under an id Flink already has: the job was submitted.
+                    info!(job_id = %self.core.job.id, flink_job_id = %self.flink_job_id, "flink already has the job; the submitter's refusal is not a failure");
+                    return Ok(());
+                }
+                let code = exit_code
+                    .map(|c| format!(" (exit code {c})"))
+                    .unwrap_or_default();
+                return Err(Interrupt::Failed(format!(
+                    "the submitter failed{code}: {}",
+                    flinkbroker_flink::java_error::submitter_failure(&output).unwrap_or(reason)
+                )));
+            }
+            Ok(SubmitterState::Missing) => {
+                // Removed after it ended; the JobManager tells whether it submitted.
+                self.submitter_done = true;
+            }
+            Ok(SubmitterState::Pending | SubmitterState::Running) => {}
+            Err(error) => {
+                warn!(job_id = %self.core.job.id, %error, "cannot read the submitter's state");
+            }
+        }
+        Ok(())
+    }
+
+    /// Follows the Flink job to its end.
+    async fn follow(&mut self) -> Result<(), Interrupt> {
+        loop {
+            self.core.take_commands().await?;
+            if !self.submitter_done
+                && let Ok(SubmitterState::Succeeded | SubmitterState::Failed { .. }) =
+                    self.core.controller.runner.state(self.core.job.id).await
+            {
+                self.submitter_done = true;
+                self.keep_output().await;
+            }
+            match self
+                .core
+                .controller
+                .jobmanager
+                .job_status(&self.flink_job_id)
+                .await
+            {
+                Ok(FlinkJobStatus::Finished) => {
+                    info!(job_id = %self.core.job.id, flink_job_id = %self.flink_job_id, "flink job finished");
+                    if !self.submitter_done {
+                        self.keep_output().await;
+                    }
+                    return Ok(());
+                }
+                Ok(status) => {
+                    if let Some(reason) = self
+                        .core
+                        .controller
+                        .flink_job_failure(&self.flink_job_id, status)
+                        .await
+                    {
+                        return Err(Interrupt::Failed(reason));
+                    }
+                }
+                Err(error) => {
+                    warn!(job_id = %self.core.job.id, flink_job_id = %self.flink_job_id, %error, "cannot read the flink job's status");
+                }
+            }
+            self.core
+                .pause(self.core.controller.limits.poll_interval)
+                .await?;
+        }
+    }
+
+    /// Reads the submitter's output and records it with the job; returns it.
+    async fn keep_output(&mut self) -> String {
+        let id = self.core.job.id;
+        let output = match self.core.controller.runner.output(id).await {
+            Ok(output) => output,
+            Err(error) => {
+                warn!(job_id = %id, %error, "cannot read the submitter's output");
+                return String::new();
+            }
+        };
+        if output.is_empty() {
+            return output;
+        }
+        match self
+            .core
+            .controller
+            .store
+            .set_submitter_output(id, &output)
+            .await
+        {
+            Ok(()) => {
+                self.core.job.submitter_output = Some(output.clone());
+                self.core.publish();
+            }
+            Err(error) => warn!(job_id = %id, %error, "cannot record the submitter's output"),
+        }
+        output
+    }
+
+    /// Moves the job to CANCELING (answering the callers), removes the submitter, and stops
+    /// the Flink job; CANCELED once the JobManager says it stopped.
+    async fn cancel(
+        &mut self,
+        options: CancelOptions,
+        replies: Vec<oneshot::Sender<Job>>,
+    ) -> AfterCancel {
+        if self.core.job.state != JobState::Canceling {
+            let reason = reason_for(&options);
+            if let Err(interrupt) = self.core.transition(JobState::Canceling, &reason).await {
+                // The callers learn from the dropped answer that the cancel was not recorded.
+                drop(replies);
+                self.core.conclude(interrupt).await;
+                return AfterCancel::Ended;
+            }
+        }
+        self.core.answer(replies);
+        match self.stop(&options).await {
+            Ok(Ok(reason)) => {
+                if let Err(interrupt) = self.core.transition(JobState::Canceled, &reason).await {
+                    self.core.conclude(interrupt).await;
+                }
+                AfterCancel::Ended
+            }
+            Ok(Err(KeepsRunning(reason))) => {
+                match self.core.transition(JobState::Running, &reason).await {
+                    Ok(()) => AfterCancel::KeepsRunning,
+                    Err(interrupt) => {
+                        self.core.conclude(interrupt).await;
+                        AfterCancel::Ended
+                    }
+                }
+            }
+            Err(interrupt) => {
+                self.core.conclude(interrupt).await;
+                AfterCancel::Ended
+            }
+        }
+    }
+
+    /// Removes the submitter and cancels (or stops with a savepoint) the Flink job; returns
+    /// the reason to record once it stopped.
+    async fn stop(
+        &mut self,
+        options: &CancelOptions,
+    ) -> Result<Result<String, KeepsRunning>, Interrupt> {
+        let id = self.core.job.id;
+        if !self.submitter_done {
+            self.keep_output().await;
+        }
+        let flink_job_id = self.flink_job_id.clone();
+        let deadline = Instant::now() + self.core.controller.limits.cancel_timeout;
+        // A submission under way must be over before "the flink job never started" is true.
+        loop {
+            match self.core.controller.runner.delete(id).await {
+                Ok(()) => match self.core.controller.runner.state(id).await {
+                    Ok(SubmitterState::Pending | SubmitterState::Running) => {}
+                    Ok(_) => break,
+                    Err(error) => warn!(job_id = %id, %error, "cannot read the submitter's state"),
+                },
+                Err(error) => warn!(job_id = %id, %error, "cannot remove the submitter"),
+            }
+            if Instant::now() >= deadline {
+                return Err(Interrupt::Failed(format!(
+                    "cancel failed: the submitter of flink job {flink_job_id} could not be removed within {} s (--cancel-timeout)",
+                    self.core.controller.limits.cancel_timeout.as_secs()
+                )));
+            }
+            self.core.pause(FIRST_POLL).await?;
+        }
+        let status = self.look_up(Some(deadline)).await?;
+        let reason = match status {
+            None => return Ok(Ok("canceled by request before the flink job started".into())),
+            Some(status) if status.is_terminal() => {
+                return Ok(Ok(format!(
+                    "canceled by request; flink job {flink_job_id} had already ended as {status:?}"
+                )));
+            }
+            Some(_) if options.stop_with_savepoint => {
+                match self
+                    .stop_with_savepoint(options.savepoint_directory.as_deref())
+                    .await?
+                {
+                    Ok(location) => format!("stopped by request with a savepoint at {location}"),
+                    Err(keeps_running) => return Ok(Err(keeps_running)),
+                }
+            }
+            Some(_) => {
+                if let Err(error) = self
+                    .core
+                    .controller
+                    .request_cancel(None, &flink_job_id)
+                    .await
+                {
+                    warn!(job_id = %id, flink_job_id = %flink_job_id, %error, "cannot request the flink job's cancel");
+                }
+                format!("canceled by request; flink job {flink_job_id} stopped")
+            }
+        };
+        match self
+            .core
+            .await_stopped(
+                std::slice::from_ref(&flink_job_id),
+                !options.stop_with_savepoint,
+            )
+            .await?
+        {
+            Stopped::All => Ok(Ok(reason)),
+            Stopped::StillRunning(flink_job_id) => Err(Interrupt::Failed(format!(
+                "cancel failed: flink job {flink_job_id} did not stop within {} s (--cancel-timeout)",
+                self.core.controller.limits.cancel_timeout.as_secs()
+            ))),
+        }
+    }
+
+    /// Triggers a stop with a savepoint (its trigger id derived from the Flink job id, so a
+    /// resumed stop joins the one under way) and waits for the savepoint.
+    async fn stop_with_savepoint(
+        &mut self,
+        directory: Option<&str>,
+    ) -> Result<Result<String, KeepsRunning>, Interrupt> {
+        let flink_job_id = self.flink_job_id.clone();
+        let trigger = savepoint_trigger_id(&flink_job_id);
+        let jobmanager = self.core.controller.jobmanager.clone();
+        if let Err(error) = jobmanager
+            .stop_with_savepoint(&flink_job_id, &trigger, directory)
+            .await
+        {
+            return Ok(Err(KeepsRunning(format!(
+                "stop with a savepoint of flink job {flink_job_id} was refused: {error}; the flink job keeps running"
+            ))));
+        }
+        info!(job_id = %self.core.job.id, flink_job_id = %flink_job_id, trigger_id = %trigger, "stop with savepoint triggered");
+        let deadline = Instant::now() + SAVEPOINT_TIMEOUT;
+        let mut pause = FIRST_POLL;
+        loop {
+            match jobmanager.savepoint_status(&flink_job_id, &trigger).await {
+                Ok(SavepointStatus::Completed { location }) => {
+                    self.core.set_savepoint_path(&location).await?;
+                    return Ok(Ok(location));
+                }
+                Ok(SavepointStatus::Failed { cause }) => {
+                    return Ok(Err(KeepsRunning(format!(
+                        "stop with a savepoint of flink job {flink_job_id} failed: {cause}; the flink job keeps running"
+                    ))));
+                }
+                Ok(SavepointStatus::InProgress) => {}
+                Err(error) => {
+                    warn!(job_id = %self.core.job.id, flink_job_id = %flink_job_id, %error, "cannot read the savepoint's status");
+                }
+            }
+            if Instant::now() >= deadline {
+                return Ok(Err(KeepsRunning(format!(
+                    "the savepoint of flink job {flink_job_id} did not complete within {} s; the flink job keeps running",
+                    SAVEPOINT_TIMEOUT.as_secs()
+                ))));
+            }
+            self.core.pause(pause).await?;
+            pause = (pause * 2).min(self.core.controller.limits.poll_interval);
+        }
+    }
+}
+
+/// Why a stop with a savepoint did not stop the Flink job (it runs on).
+struct KeepsRunning(String);
+
+/// The CANCELING reason recorded for a cancel, from which a resumed cancel reads its options.
+fn reason_for(options: &CancelOptions) -> String {
+    if !options.stop_with_savepoint {
+        return "cancel requested; stopping the flink job".into();
+    }
+    match &options.savepoint_directory {
+        Some(directory) => format!("{STOP_WITH_SAVEPOINT}{SAVEPOINT_DIRECTORY}{directory}"),
+        None => STOP_WITH_SAVEPOINT.into(),
+    }
+}
+
+/// Reads the options of a cancel back from its CANCELING reason.
+fn options_from_reason(reason: &str) -> CancelOptions {
+    match reason.strip_prefix(STOP_WITH_SAVEPOINT) {
+        Some(rest) => CancelOptions {
+            stop_with_savepoint: true,
+            savepoint_directory: rest.strip_prefix(SAVEPOINT_DIRECTORY).map(str::to_owned),
+        },
+        None => CancelOptions::default(),
+    }
+}
+
+/// Returns the Flink job id of a Python job: the one recorded, else the one derived from its id.
+fn program_flink_job_id(job: &Job) -> String {
+    job.flink_job_id
+        .clone()
+        .unwrap_or_else(|| job.id.flink_job_id_for_program())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CancelOptions, options_from_reason, reason_for};
+
+    #[test]
+    fn a_resumed_cancel_reads_its_options_back_from_the_reason() {
+        for options in [
+            CancelOptions::default(),
+            CancelOptions {
+                stop_with_savepoint: true,
+                savepoint_directory: None,
+            },
+            CancelOptions {
+                stop_with_savepoint: true,
+                savepoint_directory: Some("file:///savepoints/recs".into()),
+            },
+        ] {
+            let back = options_from_reason(&reason_for(&options));
+            assert_eq!(back.stop_with_savepoint, options.stop_with_savepoint);
+            assert_eq!(back.savepoint_directory, options.savepoint_directory);
+        }
+    }
+}

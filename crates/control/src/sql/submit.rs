@@ -1,0 +1,37 @@
+//! SubmitSql.
+
+use std::sync::Arc;
+
+use super::super::{Controller, SqlSubmission, admission};
+use crate::error::Result;
+use flinkbroker_model::job::{Job, JobId, JobSpec, NewJob, SqlSpec, now_millis};
+use flinkbroker_store::pending_statements;
+
+impl Controller {
+    /// Records a SQL job (its statements split and classified once, here) and starts its
+    /// driver, or returns the job already recorded for its request id.
+    pub async fn submit_sql(self: &Arc<Self>, submission: SqlSubmission) -> Result<Job> {
+        let texts = admission::sql_statements(&self.limits, &submission.script)?;
+        let policy = self.limits.tenants.policy(&submission.tenant);
+        admission::sql_configuration(&policy, submission.properties.keys(), &texts)?;
+        let new_job = NewJob {
+            id: JobId::new_random(),
+            request_id: submission.request_id,
+            tenant: submission.tenant,
+            principal: submission.principal,
+            labels: submission.labels,
+            spec: JobSpec::Sql(SqlSpec {
+                script: submission.script,
+                runtime_mode: submission.runtime_mode,
+                properties: submission.properties,
+                result_limits: submission.result_limits,
+            }),
+            statements: pending_statements(&texts),
+            flink_job_id: None,
+            created_at: now_millis(),
+            lease: None,
+            audited_as: Some("SubmitSql"),
+        };
+        self.record(new_job).await
+    }
+}

@@ -1,0 +1,198 @@
+//! Conversions between the job model and the protobuf messages.
+
+use flinkbroker_control::{ResultMessage, StreamEndReason};
+use std::time::Duration;
+
+use flinkbroker_model::job::{
+    Job, JobKind, JobState, LogSummary, StateTransition, StatementRecord, StatementState,
+    UnixMillis,
+};
+use flinkbroker_proto as proto;
+
+/// Converts milliseconds since the epoch into a protobuf timestamp.
+pub fn timestamp(millis: UnixMillis) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: millis.div_euclid(1000),
+        nanos: i32::try_from(millis.rem_euclid(1000) * 1_000_000).unwrap_or(0),
+    }
+}
+
+/// Converts an audit event.
+pub fn audit_event(event: &flinkbroker_model::audit::AuditEvent) -> proto::AuditEvent {
+    use flinkbroker_model::audit::AuditAction;
+    proto::AuditEvent {
+        id: event.id,
+        time: Some(timestamp(event.at)),
+        principal: event.principal.clone(),
+        tenant: event.tenant.clone(),
+        action: match event.action {
+            AuditAction::Submit => proto::AuditAction::Submit,
+            AuditAction::Cancel => proto::AuditAction::Cancel,
+            AuditAction::ReadResults => proto::AuditAction::ReadResults,
+            AuditAction::Denied => proto::AuditAction::Denied,
+        } as i32,
+        method: event.method.clone(),
+        job_id: event.job_id.clone().unwrap_or_default(),
+        request_id: event.request_id.clone().unwrap_or_default(),
+        outcome: event.outcome.clone(),
+        detail: event.detail.clone(),
+    }
+}
+
+/// Converts a job state.
+pub fn job_state(state: JobState) -> proto::JobState {
+    match state {
+        JobState::Pending => proto::JobState::Pending,
+        JobState::Submitting => proto::JobState::Submitting,
+        JobState::Running => proto::JobState::Running,
+        JobState::Canceling => proto::JobState::Canceling,
+        JobState::Finished => proto::JobState::Finished,
+        JobState::Failed => proto::JobState::Failed,
+        JobState::Canceled => proto::JobState::Canceled,
+    }
+}
+
+/// Converts a job kind.
+pub fn job_kind(kind: JobKind) -> proto::JobKind {
+    match kind {
+        JobKind::Sql => proto::JobKind::Sql,
+        JobKind::Python => proto::JobKind::Python,
+    }
+}
+
+fn statement_state(state: StatementState) -> proto::StatementState {
+    match state {
+        StatementState::Pending => proto::StatementState::Pending,
+        StatementState::Running => proto::StatementState::Running,
+        StatementState::Finished => proto::StatementState::Finished,
+        StatementState::Failed => proto::StatementState::Failed,
+        StatementState::Canceled => proto::StatementState::Canceled,
+    }
+}
+
+fn result_log(
+    log: &LogSummary,
+    ended_at: Option<UnixMillis>,
+    retention: Duration,
+) -> proto::ResultLogStatus {
+    let retention = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    proto::ResultLogStatus {
+        rows_logged: log.rows_logged,
+        earliest_row_offset: log.earliest_row,
+        bytes_held: log.bytes_held,
+        complete: log.end.is_some(),
+        expire_time: ended_at.map(|ended| timestamp(ended.saturating_add(retention))),
+        deleted: log.deleted_at.is_some(),
+    }
+}
+
+fn statement(
+    record: &StatementRecord,
+    ended_at: Option<UnixMillis>,
+    retention: Duration,
+) -> proto::StatementStatus {
+    proto::StatementStatus {
+        index: record.index,
+        sql: record.sql.clone(),
+        state: statement_state(record.state) as i32,
+        operation_handle: record.operation_handle.clone().unwrap_or_default(),
+        flink_job_id: record.flink_job_id.clone().unwrap_or_default(),
+        error: record.error.clone().unwrap_or_default(),
+        is_query: record.is_query,
+        attempt: record.attempt,
+        result_log: record
+            .log
+            .as_ref()
+            .map(|log| result_log(log, ended_at, retention)),
+    }
+}
+
+fn transition(entry: &StateTransition) -> proto::StateTransition {
+    proto::StateTransition {
+        state: job_state(entry.state) as i32,
+        reason: entry.reason.clone(),
+        time: Some(timestamp(entry.at)),
+    }
+}
+
+/// Converts a job; `retention` is how long result logs are kept after a job ends.
+pub fn job(job: &Job, retention: Duration) -> proto::Job {
+    proto::Job {
+        id: job.id.to_string(),
+        kind: job_kind(job.kind) as i32,
+        state: job_state(job.state) as i32,
+        state_reason: job.state_reason.clone(),
+        request_id: job.request_id.clone().unwrap_or_default(),
+        labels: job.labels.clone().into_iter().collect(),
+        create_time: Some(timestamp(job.created_at)),
+        update_time: Some(timestamp(job.updated_at)),
+        end_time: job.ended_at.map(timestamp),
+        statements: job
+            .statements
+            .iter()
+            .map(|s| statement(s, job.ended_at, retention))
+            .collect(),
+        flink_job_id: job.flink_job_id.clone().unwrap_or_default(),
+        savepoint_path: job.savepoint_path.clone().unwrap_or_default(),
+        submitter_output: job.submitter_output.clone().unwrap_or_default(),
+        history: job.history.iter().map(transition).collect(),
+        tenant: job.tenant.clone(),
+        principal: job.principal.clone(),
+        driven_by: if job.state.is_terminal() {
+            String::new()
+        } else {
+            job.owner.clone().unwrap_or_default()
+        },
+    }
+}
+
+/// Converts one message of a result stream.
+pub fn result_message(message: ResultMessage) -> proto::StreamOperationResultsResponse {
+    use proto::stream_operation_results_response::Message;
+    let message = match message {
+        ResultMessage::Schema(schema) => Message::Schema(schema),
+        ResultMessage::Rows {
+            rows,
+            first_row_offset,
+            attempt,
+        } => Message::Rows(proto::RowBatch {
+            rows,
+            first_row_offset,
+            attempt,
+        }),
+        ResultMessage::Progress {
+            rows_logged,
+            earliest_row_offset,
+            flink_job_status,
+        } => Message::Progress(proto::StreamProgress {
+            rows_logged,
+            earliest_row_offset,
+            flink_job_status,
+        }),
+        ResultMessage::End {
+            reason,
+            error,
+            rows_sent,
+            next_row_offset,
+        } => Message::End(proto::StreamEnd {
+            reason: end_reason(reason) as i32,
+            error: error.unwrap_or_default(),
+            rows_sent,
+            next_row_offset,
+        }),
+    };
+    proto::StreamOperationResultsResponse {
+        message: Some(message),
+    }
+}
+
+fn end_reason(reason: StreamEndReason) -> proto::stream_end::Reason {
+    use proto::stream_end::Reason;
+    match reason {
+        StreamEndReason::EndOfResults => Reason::EndOfResults,
+        StreamEndReason::RowLimitReached => Reason::RowLimitReached,
+        StreamEndReason::TimeLimitReached => Reason::TimeLimitReached,
+        StreamEndReason::Canceled => Reason::Canceled,
+        StreamEndReason::Failed => Reason::Failed,
+    }
+}

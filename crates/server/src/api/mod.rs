@@ -1,0 +1,392 @@
+//! The tonic service: decodes and validates requests, calls `control`, encodes replies.
+
+pub mod convert;
+mod validate;
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+use tracing::{Instrument, Span};
+
+use crate::audit::{Auditor, CallRecord};
+use crate::auth::{self, Principal, Role};
+use crate::error::{self as api_error, status};
+use crate::metrics;
+use crate::telemetry;
+use flinkbroker_control::error::Error;
+use flinkbroker_control::{CancelOptions, Controller, ResultRequest};
+use flinkbroker_model::audit::AuditAction;
+use flinkbroker_model::job::{Job, JobId, JobKind};
+use flinkbroker_proto as proto;
+use flinkbroker_proto::job_service_server::JobService;
+use flinkbroker_store::JobFilter;
+
+/// The `flinkbroker.v1.JobService` implementation.
+pub struct JobApi {
+    controller: Arc<Controller>,
+    auditor: Arc<Auditor>,
+}
+
+impl JobApi {
+    /// Creates the service over a controller, auditing through `auditor`.
+    pub fn new(controller: Arc<Controller>, auditor: Arc<Auditor>) -> Self {
+        Self {
+            controller,
+            auditor,
+        }
+    }
+
+    fn retention(&self) -> std::time::Duration {
+        self.controller.limits().result_retention
+    }
+
+    /// Reads a job the caller may see: one of its own tenant's, or any for an administrator.
+    /// Another tenant's job is NOT_FOUND, as an unknown id is, so that its existence is not
+    /// revealed (the audit trail records whose it was).
+    async fn visible_job(
+        &self,
+        id: JobId,
+        caller: &Principal,
+        call: &mut CallRecord,
+    ) -> api_error::Result<Job> {
+        call.job_id = Some(id.to_string());
+        let job = self.controller.get_job(id).await?;
+        if caller.has(Role::Admin) || job.tenant == caller.tenant {
+            Ok(job)
+        } else {
+            call.hidden_tenant = Some(job.tenant);
+            Err(Error::JobNotFound(id).into())
+        }
+    }
+
+    /// Records the call in the audit trail (if it is audited) and returns its answer.
+    async fn audited<T>(
+        &self,
+        call: CallRecord,
+        answer: Result<Response<T>, Status>,
+    ) -> Result<Response<T>, Status> {
+        let span = Span::current();
+        if let Some(job_id) = &call.job_id {
+            span.record("job_id", job_id.as_str());
+        }
+        telemetry::record_rpc_answer(
+            &span,
+            answer.as_ref().err().map_or(tonic::Code::Ok, Status::code),
+        );
+        self.auditor
+            .answered(call, answer.as_ref().map(|_| ()))
+            .await;
+        answer
+    }
+
+    /// Wraps the service into its tonic server.
+    pub fn into_server(self) -> proto::job_service_server::JobServiceServer<Self> {
+        proto::job_service_server::JobServiceServer::new(self)
+    }
+
+    async fn submit_sql_call(
+        &self,
+        request: Request<proto::SubmitSqlRequest>,
+        call: &mut CallRecord,
+    ) -> api_error::Result<Response<proto::Job>> {
+        let caller = authorize(&request, Role::Submitter, call)?;
+        let request = request.into_inner();
+        call.request_id = (!request.request_id.is_empty()).then(|| request.request_id.clone());
+        let submission = validate::sql_submission(request, &caller)?;
+        let started = std::time::Instant::now();
+        let outcome = self.controller.submit_sql(submission).await;
+        metrics::submission(JobKind::Sql, started, &outcome);
+        let job = outcome?;
+        Span::current().record("job_id", job.id.to_string());
+        // The store recorded the submission's event with its job.
+        call.recorded = true;
+        Ok(Response::new(convert::job(&job, self.retention())))
+    }
+
+    async fn submit_python_call(
+        &self,
+        request: Request<proto::SubmitPythonRequest>,
+        call: &mut CallRecord,
+    ) -> api_error::Result<Response<proto::Job>> {
+        let caller = authorize(&request, Role::Submitter, call)?;
+        let request = request.into_inner();
+        call.request_id = (!request.request_id.is_empty()).then(|| request.request_id.clone());
+        let submission = validate::python_submission(request, &caller)?;
+        let started = std::time::Instant::now();
+        let outcome = self.controller.submit_python(submission).await;
+        metrics::submission(JobKind::Python, started, &outcome);
+        let job = outcome?;
+        Span::current().record("job_id", job.id.to_string());
+        call.recorded = true;
+        Ok(Response::new(convert::job(&job, self.retention())))
+    }
+
+    async fn stream_operation_results_call(
+        &self,
+        request: Request<proto::StreamOperationResultsRequest>,
+        call: &mut CallRecord,
+    ) -> api_error::Result<Response<BoxStream<proto::StreamOperationResultsResponse>>> {
+        let caller = authorize(&request, Role::Reader, call)?;
+        let request = request.into_inner();
+        let job_id = validate::job_id(&request.job_id)?;
+        self.visible_job(job_id, &caller, call).await?;
+        if request.max_rows < 0 {
+            return Err(Error::invalid(
+                "max_rows",
+                format!("must not be negative, got {}", request.max_rows),
+            )
+            .into());
+        }
+        let max_duration = request
+            .max_duration
+            .map(|d| validate::duration("max_duration", &d))
+            .transpose()?;
+        let receiver = self
+            .controller
+            .stream_results(ResultRequest {
+                job_id,
+                statement_index: request.statement_index,
+                max_rows: (request.max_rows > 0).then_some(request.max_rows as u64),
+                max_duration,
+                resume_from_row: request.resume_from_row,
+                attempt: request.attempt,
+            })
+            .await?;
+        let stream = ReceiverStream::new(receiver)
+            .map(|item| item.map(convert::result_message).map_err(status));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn get_job_call(
+        &self,
+        request: Request<proto::GetJobRequest>,
+        call: &mut CallRecord,
+    ) -> api_error::Result<Response<proto::Job>> {
+        let caller = authorize(&request, Role::Reader, call)?;
+        let id = validate::job_id(&request.into_inner().job_id)?;
+        let job = self.visible_job(id, &caller, call).await?;
+        Ok(Response::new(convert::job(&job, self.retention())))
+    }
+
+    async fn list_jobs_call(
+        &self,
+        request: Request<proto::ListJobsRequest>,
+        call: &mut CallRecord,
+    ) -> api_error::Result<Response<proto::ListJobsResponse>> {
+        let caller = authorize(&request, Role::Reader, call)?;
+        let request = request.into_inner();
+        let (filter, page_size): (JobFilter, u32) = validate::list_request(&request, &caller)?;
+        let token = (!request.page_token.is_empty()).then_some(request.page_token.as_str());
+        let page = self.controller.list_jobs(&filter, page_size, token).await?;
+        Ok(Response::new(proto::ListJobsResponse {
+            jobs: page
+                .jobs
+                .iter()
+                .map(|job| convert::job(job, self.retention()))
+                .collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        }))
+    }
+
+    async fn cancel_job_call(
+        &self,
+        request: Request<proto::CancelJobRequest>,
+        call: &mut CallRecord,
+    ) -> api_error::Result<Response<proto::Job>> {
+        let caller = authorize(&request, Role::Submitter, call)?;
+        let request = request.into_inner();
+        let id = validate::job_id(&request.job_id)?;
+        let job = self.visible_job(id, &caller, call).await?;
+        call.request_id = job.request_id;
+        let options = CancelOptions {
+            stop_with_savepoint: request.stop_with_savepoint,
+            savepoint_directory: (!request.savepoint_directory.is_empty())
+                .then_some(request.savepoint_directory),
+        };
+        let job = self.controller.cancel_job(id, options).await?;
+        Ok(Response::new(convert::job(&job, self.retention())))
+    }
+
+    async fn watch_job_call(
+        &self,
+        request: Request<proto::WatchJobRequest>,
+        call: &mut CallRecord,
+    ) -> api_error::Result<Response<BoxStream<proto::Job>>> {
+        let caller = authorize(&request, Role::Reader, call)?;
+        let id = validate::job_id(&request.into_inner().job_id)?;
+        self.visible_job(id, &caller, call).await?;
+        let receiver = self.controller.watch_job(id).await?;
+        let retention = self.retention();
+        let stream = ReceiverStream::new(receiver).map(move |item| {
+            item.map(|job| convert::job(&job, retention))
+                .map_err(status)
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn list_audit_events_call(
+        &self,
+        request: Request<proto::ListAuditEventsRequest>,
+        call: &mut CallRecord,
+    ) -> api_error::Result<Response<proto::ListAuditEventsResponse>> {
+        authorize(&request, Role::Admin, call)?;
+        let request = request.into_inner();
+        let (filter, page_size) = validate::audit_request(&request)?;
+        let token = (!request.page_token.is_empty()).then_some(request.page_token.as_str());
+        let page = self
+            .controller
+            .list_audit(&filter, page_size, token)
+            .await?;
+        Ok(Response::new(proto::ListAuditEventsResponse {
+            events: page.events.iter().map(convert::audit_event).collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        }))
+    }
+}
+
+/// The caller of a call, if it may act in `role`; the audit record learns who called.
+fn authorize<T>(
+    request: &Request<T>,
+    role: Role,
+    call: &mut CallRecord,
+) -> api_error::Result<Arc<Principal>> {
+    let caller = auth::caller(request)?;
+    call.principal = Some(Arc::clone(&caller));
+    caller.require(role, call.method)?;
+    Ok(caller)
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+impl JobApi {
+    /// Serves one call in its span: `handle` answers it, then the audit trail and the span
+    /// learn the answer.
+    async fn serve<Q, A>(
+        &self,
+        call: CallRecord,
+        request: Request<Q>,
+        handle: impl AsyncFnOnce(&Self, Request<Q>, &mut CallRecord) -> api_error::Result<Response<A>>,
+    ) -> Result<Response<A>, Status> {
+        let span = telemetry::rpc_span(call.method, request.metadata());
+        self.serve_in(span, call, request, handle).await
+    }
+
+    /// Serves a streaming call as [`JobApi::serve`] does; its span lasts as long as the stream.
+    async fn serve_stream<Q, T: 'static>(
+        &self,
+        call: CallRecord,
+        request: Request<Q>,
+        handle: impl AsyncFnOnce(
+            &Self,
+            Request<Q>,
+            &mut CallRecord,
+        ) -> api_error::Result<Response<BoxStream<T>>>,
+    ) -> Result<Response<BoxStream<T>>, Status> {
+        let span = telemetry::rpc_span(call.method, request.metadata());
+        self.serve_in(span.clone(), call, request, handle)
+            .await
+            .map(|response| response.map(|stream| spanning(stream, span)))
+    }
+
+    async fn serve_in<Q, A>(
+        &self,
+        span: Span,
+        mut call: CallRecord,
+        request: Request<Q>,
+        handle: impl AsyncFnOnce(&Self, Request<Q>, &mut CallRecord) -> api_error::Result<Response<A>>,
+    ) -> Result<Response<A>, Status> {
+        async move {
+            let answer = handle(self, request, &mut call).await.map_err(Status::from);
+            self.audited(call, answer).await
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+/// Keeps a streaming call's span going while its stream lasts. An exported span ends when it
+/// was last exited, so the span is entered for each message: it ends with the last message
+/// sent, not when the stream opened.
+fn spanning<T: 'static>(stream: BoxStream<T>, span: Span) -> BoxStream<T> {
+    Box::pin(stream.map(move |item| {
+        let _entered = span.enter();
+        item
+    }))
+}
+
+#[tonic::async_trait]
+impl JobService for JobApi {
+    async fn submit_sql(
+        &self,
+        request: Request<proto::SubmitSqlRequest>,
+    ) -> Result<Response<proto::Job>, Status> {
+        let call = CallRecord::new("SubmitSql", Some(AuditAction::Submit));
+        self.serve(call, request, Self::submit_sql_call).await
+    }
+
+    async fn submit_python(
+        &self,
+        request: Request<proto::SubmitPythonRequest>,
+    ) -> Result<Response<proto::Job>, Status> {
+        let call = CallRecord::new("SubmitPython", Some(AuditAction::Submit));
+        self.serve(call, request, Self::submit_python_call).await
+    }
+
+    type StreamOperationResultsStream = BoxStream<proto::StreamOperationResultsResponse>;
+
+    async fn stream_operation_results(
+        &self,
+        request: Request<proto::StreamOperationResultsRequest>,
+    ) -> Result<Response<Self::StreamOperationResultsStream>, Status> {
+        let call = CallRecord::new("StreamOperationResults", Some(AuditAction::ReadResults));
+        self.serve_stream(call, request, Self::stream_operation_results_call)
+            .await
+    }
+
+    async fn get_job(
+        &self,
+        request: Request<proto::GetJobRequest>,
+    ) -> Result<Response<proto::Job>, Status> {
+        let call = CallRecord::new("GetJob", None);
+        self.serve(call, request, Self::get_job_call).await
+    }
+
+    async fn list_jobs(
+        &self,
+        request: Request<proto::ListJobsRequest>,
+    ) -> Result<Response<proto::ListJobsResponse>, Status> {
+        let call = CallRecord::new("ListJobs", None);
+        self.serve(call, request, Self::list_jobs_call).await
+    }
+
+    async fn cancel_job(
+        &self,
+        request: Request<proto::CancelJobRequest>,
+    ) -> Result<Response<proto::Job>, Status> {
+        let call = CallRecord::new("CancelJob", Some(AuditAction::Cancel));
+        self.serve(call, request, Self::cancel_job_call).await
+    }
+
+    type WatchJobStream = BoxStream<proto::Job>;
+
+    async fn watch_job(
+        &self,
+        request: Request<proto::WatchJobRequest>,
+    ) -> Result<Response<Self::WatchJobStream>, Status> {
+        let call = CallRecord::new("WatchJob", None);
+        self.serve_stream(call, request, Self::watch_job_call).await
+    }
+
+    async fn list_audit_events(
+        &self,
+        request: Request<proto::ListAuditEventsRequest>,
+    ) -> Result<Response<proto::ListAuditEventsResponse>, Status> {
+        let call = CallRecord::new("ListAuditEvents", None);
+        self.serve(call, request, Self::list_audit_events_call)
+            .await
+    }
+}

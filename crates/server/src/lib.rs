@@ -1,0 +1,30 @@
+//! The flinkbroker server: the gRPC `JobService` (and gRPC-Web for the console), health and
+//! reflection, authentication, the audit trail of calls, the web console's assets, the
+//! `/metrics` endpoint and OTLP trace export.
+//!
+//! This is the edge: it is the only crate that knows gRPC statuses ([`error`]), installs the
+//! metrics exporter and the tracing subscriber, and wires the adapters (store, SQL Gateway,
+//! JobManager, runner) into the controller ([`app`]).
+//!
+//! # Layout
+//! - [`app`]: wiring and serving until shutdown; [`config`]: what the server runs with.
+//! - [`api`]: the tonic service, one method per RPC, each calling `flinkbroker_control`.
+//! - [`auth`]: bearer tokens, JWTs and client certificates; the tower layer that
+//!   establishes each call's principal.
+//! - [`audit`]: records audited calls and refusals.
+//! - [`error`]: the one mapping of errors to `tonic::Status`.
+//! - [`console`]: the web console's page and assets.
+//! - [`metrics`]: the Prometheus recorder, the server's series and the `/metrics` endpoint.
+//! - [`telemetry`]: logging and OTLP trace export, and the span of each gRPC call.
+//! - [`shutdown`]: the shutdown signal.
+
+pub mod api;
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod console;
+pub mod error;
+pub mod metrics;
+pub mod shutdown;
+pub mod telemetry;

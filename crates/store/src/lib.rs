@@ -1,0 +1,338 @@
+//! Durable job records: the `Store` trait and its sea-orm implementation (SQLite, PostgreSQL).
+
+pub mod entities;
+pub mod migration;
+pub mod sea;
+mod sea_audit;
+mod sea_lease;
+mod sea_log;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use thiserror::Error;
+
+use flinkbroker_model::audit::{AuditFilter, AuditPage, NewAuditEvent};
+use flinkbroker_model::job::{
+    Job, JobId, JobKind, JobState, LogEnd, LogSummary, NewJob, StatementRecord, UnixMillis,
+};
+
+pub use sea::SeaStore;
+
+/// What went wrong in the store.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The database could not be reached or failed.
+    #[error("database error: {0}")]
+    Database(String),
+    /// A job id the store does not hold.
+    #[error("job {0} not found")]
+    JobNotFound(JobId),
+    /// A state change out of a terminal state.
+    #[error("job {job_id} is already {from:?}; cannot move it to {to:?}")]
+    TerminalState {
+        job_id: JobId,
+        from: JobState,
+        to: JobState,
+    },
+    /// A stored row the store cannot read back.
+    #[error("corrupt job record {job_id}: {detail}")]
+    Corrupt { job_id: String, detail: String },
+    /// A malformed ListJobs page token.
+    #[error("invalid page token")]
+    InvalidPageToken,
+    /// An append to a result log of an attempt the log no longer holds (the statement ran
+    /// again, or another replica took the job over).
+    #[error(
+        "the result log of statement {index} of job {job_id} holds attempt {held}, not {appended}"
+    )]
+    StaleLog {
+        job_id: JobId,
+        index: u32,
+        held: u32,
+        appended: u32,
+    },
+}
+
+/// The outcome of recording a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateOutcome {
+    /// The job was recorded now.
+    Created(Job),
+    /// A job with the same `request_id` and the same payload (spec and labels) exists.
+    Existing(Job),
+    /// A job with the same `request_id` but a different payload exists.
+    Conflict(Job),
+}
+
+/// Which jobs ListJobs returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobFilter {
+    /// Only jobs of this tenant (None: every tenant).
+    pub tenant: Option<String>,
+    /// Any of these states (empty: any state).
+    pub states: Vec<JobState>,
+    pub kind: Option<JobKind>,
+    /// Every one of these labels with this value.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// One page of ListJobs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobPage {
+    pub jobs: Vec<Job>,
+    /// Opaque; None on the last page.
+    pub next_page_token: Option<String>,
+}
+
+/// Changes to a statement's record; `None` fields are left as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatementUpdate {
+    pub state: Option<flinkbroker_model::job::StatementState>,
+    pub operation_handle: Option<String>,
+    pub flink_job_id: Option<String>,
+    pub error: Option<String>,
+    pub is_query: Option<bool>,
+    pub attempt: Option<u32>,
+}
+
+/// Rows of a statement's results, `first_row..first_row + rows`, as one encoded protobuf
+/// `RowBatch` (its `rows` only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogBatch {
+    pub first_row: u64,
+    pub rows: u64,
+    pub data: Vec<u8>,
+}
+
+/// What one append adds to a result log, atomically.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogAppend {
+    /// The attempt the rows come from; an append of another attempt is `StaleLog`.
+    pub attempt: u32,
+    /// In order, the first starting at the log's `rows_logged`.
+    pub batches: Vec<LogBatch>,
+    /// The gateway token of the next page (None when the log ends with this append).
+    pub next_token: Option<u64>,
+    pub end: Option<LogEnd>,
+    /// Streaming queries: the oldest batches are dropped while more than this many bytes
+    /// are held (the sliding window).
+    pub window_bytes: Option<u64>,
+}
+
+/// A read of a result log: its head, its schema and the batches asked for, from one snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRead {
+    pub head: LogSummary,
+    /// The result columns as the SQL Gateway reports them (JSON).
+    pub schema: Vec<u8>,
+    /// Batches ending after the row asked for, in order.
+    pub batches: Vec<LogBatch>,
+}
+
+/// The result log: every query statement's rows, durably, from any offset still held.
+#[async_trait]
+pub trait ResultLog: Send + Sync {
+    /// Opens the log of a statement's attempt: the log recorded for that attempt as it is,
+    /// or a new empty one (whatever an earlier attempt logged is deleted).
+    async fn open_log(
+        &self,
+        job_id: JobId,
+        index: u32,
+        attempt: u32,
+        schema: Vec<u8>,
+    ) -> Result<LogSummary, StoreError>;
+
+    /// Appends batches (and the next token, or the end) to a statement's log, dropping the
+    /// oldest batches beyond the window; returns the log's new head.
+    async fn append_log(
+        &self,
+        job_id: JobId,
+        index: u32,
+        append: LogAppend,
+    ) -> Result<LogSummary, StoreError>;
+
+    /// Reads a statement's log from `from_row`: at most `max_batches` batches, stopping
+    /// after `max_bytes`. None when the statement has no log.
+    async fn read_log(
+        &self,
+        job_id: JobId,
+        index: u32,
+        from_row: u64,
+        max_batches: u64,
+        max_bytes: u64,
+    ) -> Result<Option<LogRead>, StoreError>;
+
+    /// Deletes the rows of the logs of jobs that ended before `ended_before` (the head
+    /// stays, marked deleted); returns how many logs were deleted. At most `limit` logs per call.
+    async fn expire_logs(&self, ended_before: UnixMillis, limit: u64) -> Result<u64, StoreError>;
+}
+
+/// Leases: which replica drives each live job. A lease is held until a time; the holder
+/// renews it, and another replica may claim it once that time passed.
+#[async_trait]
+pub trait Leases: Send + Sync {
+    /// Takes the lease of an unfinished job for `owner` until `until`, when nobody holds it,
+    /// it expired before `now`, or `owner` holds it already. True when taken.
+    async fn claim(
+        &self,
+        id: JobId,
+        owner: &str,
+        now: UnixMillis,
+        until: UnixMillis,
+    ) -> Result<bool, StoreError>;
+
+    /// Extends every lease `owner` holds on an unfinished job to `until`; returns those jobs.
+    async fn renew(&self, owner: &str, until: UnixMillis) -> Result<Vec<JobId>, StoreError>;
+
+    /// Lists unfinished jobs whose lease nobody holds or expired before `now` (at most `limit`).
+    async fn claimable(&self, now: UnixMillis, limit: u64) -> Result<Vec<JobId>, StoreError>;
+
+    /// Gives up every lease `owner` holds (a replica stopping), so others claim them at once.
+    async fn release(&self, owner: &str) -> Result<(), StoreError>;
+
+    /// Records a CancelJob for the job's driver, unless one is recorded or the job ended.
+    async fn request_cancel(&self, id: JobId, request: &str) -> Result<(), StoreError>;
+
+    /// Lists the jobs `owner` drives with a cancel recorded that their driver did not act
+    /// on yet (still not CANCELING), with the recorded request.
+    async fn cancel_requests(&self, owner: &str) -> Result<Vec<(JobId, String)>, StoreError>;
+}
+
+/// The audit trail: appended, listed, and deleted only once older than its retention.
+#[async_trait]
+pub trait AuditTrail: Send + Sync {
+    /// Appends one event.
+    async fn record_audit(&self, event: NewAuditEvent) -> Result<(), StoreError>;
+
+    /// Lists events, newest first, one page at a time.
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        page_size: u32,
+        page_token: Option<&str>,
+    ) -> Result<AuditPage, StoreError>;
+
+    /// Deletes the oldest events recorded before `before`, at most `limit`; returns how many.
+    async fn expire_audit(&self, before: UnixMillis, limit: u64) -> Result<u64, StoreError>;
+}
+
+/// What a tenant holds now, for its quotas.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TenantUsage {
+    /// Jobs not in a terminal state.
+    pub live_jobs: u64,
+    /// The parallelism of its live Python jobs, summed (a job that names none counts its
+    /// `parallelism.default` override, or 1).
+    pub python_parallelism: u64,
+    /// Encoded result bytes its jobs' result logs hold.
+    pub result_log_bytes: u64,
+}
+
+/// The jobs of one kind in one state, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobGroup {
+    pub kind: JobKind,
+    pub state: JobState,
+    pub jobs: u64,
+    /// The oldest last change of a job in the group.
+    pub oldest_change: Option<UnixMillis>,
+}
+
+/// What the metrics read from the store at each scrape.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobMetrics {
+    /// Every (kind, state) that holds a job.
+    pub by_kind_and_state: Vec<JobGroup>,
+    /// Live jobs whose lease nobody holds or expired.
+    pub live_without_lease: u64,
+    /// Bytes held by the largest result log of a live job that is still being written.
+    pub largest_open_log_bytes: u64,
+}
+
+/// Durable job records. Every method is atomic.
+#[async_trait]
+pub trait Store: ResultLog + Leases + AuditTrail + Send + Sync {
+    /// Records a new job (state PENDING, with its statements and a first history entry), or
+    /// finds the job already recorded under the same `request_id`.
+    async fn create_job(&self, job: NewJob) -> Result<CreateOutcome, StoreError>;
+
+    /// Reads a job with its statements and history.
+    async fn get_job(&self, id: JobId) -> Result<Job, StoreError>;
+
+    /// Lists jobs, newest first (by creation time, then id), one page at a time.
+    async fn list_jobs(
+        &self,
+        filter: &JobFilter,
+        page_size: u32,
+        page_token: Option<&str>,
+    ) -> Result<JobPage, StoreError>;
+
+    /// Moves a job to `state` with `reason`, appending to its history. A job in a terminal
+    /// state cannot move (`TerminalState`); moving to the live state it is in with a new reason
+    /// records that reason in the history too (the same reason changes nothing; a terminal
+    /// state's history stays as it is).
+    /// Sets `ended_at` when the new state is terminal.
+    async fn transition(&self, id: JobId, state: JobState, reason: &str)
+    -> Result<Job, StoreError>;
+
+    /// Updates one statement of a SQL job.
+    async fn update_statement(
+        &self,
+        id: JobId,
+        index: u32,
+        update: StatementUpdate,
+    ) -> Result<(), StoreError>;
+
+    /// Records the gateway session a SQL job runs in (None once it is closed).
+    async fn set_gateway_session(&self, id: JobId, session: Option<&str>)
+    -> Result<(), StoreError>;
+
+    /// Records the tail of a Python job's submitter output.
+    async fn set_submitter_output(&self, id: JobId, output: &str) -> Result<(), StoreError>;
+
+    /// Records where a stop-with-savepoint wrote the savepoint.
+    async fn set_savepoint_path(&self, id: JobId, path: &str) -> Result<(), StoreError>;
+
+    /// Lists the jobs not in a terminal state (for reconciling after a restart).
+    async fn list_unfinished(&self) -> Result<Vec<Job>, StoreError>;
+
+    /// What a tenant's jobs hold now: live jobs, live Python parallelism, result-log bytes.
+    async fn tenant_usage(&self, tenant: &str) -> Result<TenantUsage, StoreError>;
+
+    /// Counts jobs by kind and state, the live jobs without a lease holder and the largest
+    /// open result log (for the metrics), as of `now`.
+    async fn job_metrics(&self, now: UnixMillis) -> Result<JobMetrics, StoreError>;
+
+    /// The job recorded under a tenant's request id, if any.
+    async fn job_for_request(
+        &self,
+        tenant: &str,
+        request_id: &str,
+    ) -> Result<Option<Job>, StoreError>;
+}
+
+/// Returns the statements of a job in the shape `NewJob` wants, all PENDING, each classified
+/// once here.
+pub fn pending_statements(statements: &[String]) -> Vec<StatementRecord> {
+    let count = statements.len();
+    statements
+        .iter()
+        .enumerate()
+        .map(|(index, sql)| {
+            let kind = flinkbroker_model::sql_script::classify(sql);
+            StatementRecord {
+                index: u32::try_from(index).unwrap_or(u32::MAX),
+                sql: sql.clone(),
+                state: flinkbroker_model::job::StatementState::Pending,
+                operation_handle: None,
+                flink_job_id: None,
+                error: None,
+                is_query: kind.is_result(index, count),
+                kind,
+                attempt: 0,
+                log: None,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,350 @@
+//! The result log on SQLite and PostgreSQL: one head row per query statement
+//! (`result_logs`) and its rows in encoded batches (`result_batches`), keyed by the row each
+//! batch ends at so that a read from any offset is one range scan.
+
+use async_trait::async_trait;
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{
+    ActiveValue, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+
+use super::entities::{job, result_batch, result_log};
+use super::sea::{commit, db_error, log_summary, rollback};
+use super::{LogAppend, LogBatch, LogRead, ResultLog, SeaStore, StoreError};
+use flinkbroker_model::job::{JobId, LogSummary, UnixMillis, now_millis};
+
+/// Oldest batches looked at per query while the sliding window drops rows.
+const WINDOW_SCAN: u64 = 256;
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn corrupt(job_id: JobId, detail: String) -> StoreError {
+    StoreError::Corrupt {
+        job_id: job_id.to_string(),
+        detail,
+    }
+}
+
+async fn find_head(
+    txn: &DatabaseTransaction,
+    job_id: JobId,
+    index: u32,
+) -> Result<Option<result_log::Model>, StoreError> {
+    result_log::Entity::find_by_id((job_id.to_string(), i64::from(index)))
+        .one(txn)
+        .await
+        .map_err(db_error("cannot read the result log"))
+}
+
+impl SeaStore {
+    /// Waits for the turn of a result log writer (SQLite only).
+    async fn log_writer(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match &self.log_writers {
+            Some(writers) => Some(std::sync::Arc::clone(writers).lock_owned().await),
+            None => None,
+        }
+    }
+
+    async fn open_log_in(
+        txn: &DatabaseTransaction,
+        job_id: JobId,
+        index: u32,
+        attempt: u32,
+        schema: Vec<u8>,
+    ) -> Result<LogSummary, StoreError> {
+        let id = job_id.to_string();
+        let existing = find_head(txn, job_id, index).await?;
+        if let Some(head) = &existing
+            && head.attempt == i64::from(attempt)
+        {
+            return log_summary(head).map_err(|detail| corrupt(job_id, detail));
+        }
+        result_batch::Entity::delete_many()
+            .filter(result_batch::Column::JobId.eq(id.as_str()))
+            .filter(result_batch::Column::Idx.eq(i64::from(index)))
+            .exec(txn)
+            .await
+            .map_err(db_error("cannot delete an earlier attempt's results"))?;
+        let head = result_log::ActiveModel {
+            job_id: ActiveValue::Set(id),
+            idx: ActiveValue::Set(i64::from(index)),
+            attempt: ActiveValue::Set(i64::from(attempt)),
+            schema: ActiveValue::Set(schema),
+            rows_logged: ActiveValue::Set(0),
+            earliest_row: ActiveValue::Set(0),
+            bytes_held: ActiveValue::Set(0),
+            bytes_logged: ActiveValue::Set(0),
+            next_token: ActiveValue::Set(Some(0)),
+            fetch_sent: ActiveValue::Set(None),
+            end_reason: ActiveValue::Set(None),
+            updated_at: ActiveValue::Set(now_millis()),
+            deleted_at: ActiveValue::Set(None),
+            opened_at: ActiveValue::Set(Some(now_millis())),
+        };
+        let written = if existing.is_some() {
+            result_log::Entity::update(head).exec(txn).await
+        } else {
+            result_log::Entity::insert(head)
+                .exec_with_returning(txn)
+                .await
+        }
+        .map_err(db_error("cannot record the result log"))?;
+        log_summary(&written).map_err(|detail| corrupt(job_id, detail))
+    }
+
+    async fn append_log_in(
+        txn: &DatabaseTransaction,
+        job_id: JobId,
+        index: u32,
+        append: LogAppend,
+    ) -> Result<LogSummary, StoreError> {
+        let id = job_id.to_string();
+        let head = find_head(txn, job_id, index)
+            .await?
+            .ok_or_else(|| corrupt(job_id, format!("statement {index} has no result log")))?;
+        if head.attempt != i64::from(append.attempt) {
+            return Err(StoreError::StaleLog {
+                job_id,
+                index,
+                held: u32::try_from(head.attempt).unwrap_or(u32::MAX),
+                appended: append.attempt,
+            });
+        }
+        let mut rows_logged = head.rows_logged;
+        let mut added_bytes = 0i64;
+        let mut batches = Vec::with_capacity(append.batches.len());
+        for batch in append.batches {
+            if to_i64(batch.first_row) != rows_logged {
+                return Err(corrupt(
+                    job_id,
+                    format!(
+                        "statement {index}: a batch from row {} appended after row {rows_logged}",
+                        batch.first_row
+                    ),
+                ));
+            }
+            let bytes = to_i64(batch.data.len() as u64);
+            rows_logged += to_i64(batch.rows);
+            added_bytes += bytes;
+            batches.push(result_batch::ActiveModel {
+                job_id: ActiveValue::Set(id.clone()),
+                idx: ActiveValue::Set(i64::from(index)),
+                end_row: ActiveValue::Set(rows_logged),
+                first_row: ActiveValue::Set(to_i64(batch.first_row)),
+                bytes: ActiveValue::Set(bytes),
+                data: ActiveValue::Set(batch.data),
+            });
+        }
+        if !batches.is_empty() {
+            result_batch::Entity::insert_many(batches)
+                .exec_without_returning(txn)
+                .await
+                .map_err(db_error("cannot append to the result log"))?;
+        }
+        let mut bytes_held = head.bytes_held + added_bytes;
+        let mut earliest_row = head.earliest_row;
+        if let Some(window) = append.window_bytes.map(to_i64) {
+            // Drop whole batches, oldest first, while more than the window is held; the
+            // newest batch always stays.
+            let mut cutoff = None;
+            while bytes_held > window {
+                let oldest = result_batch::Entity::find()
+                    .select_only()
+                    .columns([result_batch::Column::EndRow, result_batch::Column::Bytes])
+                    .filter(result_batch::Column::JobId.eq(id.as_str()))
+                    .filter(result_batch::Column::Idx.eq(i64::from(index)))
+                    .filter(result_batch::Column::EndRow.gt(cutoff.unwrap_or(earliest_row)))
+                    .filter(result_batch::Column::EndRow.lt(rows_logged))
+                    .order_by_asc(result_batch::Column::EndRow)
+                    .limit(WINDOW_SCAN)
+                    .into_tuple::<(i64, i64)>()
+                    .all(txn)
+                    .await
+                    .map_err(db_error("cannot read the result log"))?;
+                if oldest.is_empty() {
+                    break;
+                }
+                for (end_row, bytes) in oldest {
+                    if bytes_held <= window {
+                        break;
+                    }
+                    bytes_held -= bytes;
+                    cutoff = Some(end_row);
+                }
+            }
+            if let Some(cutoff) = cutoff {
+                result_batch::Entity::delete_many()
+                    .filter(result_batch::Column::JobId.eq(id.as_str()))
+                    .filter(result_batch::Column::Idx.eq(i64::from(index)))
+                    .filter(result_batch::Column::EndRow.lte(cutoff))
+                    .exec(txn)
+                    .await
+                    .map_err(db_error("cannot drop rows beyond the result log's window"))?;
+                earliest_row = cutoff;
+            }
+        }
+        let updated = result_log::ActiveModel {
+            job_id: ActiveValue::Unchanged(id),
+            idx: ActiveValue::Unchanged(i64::from(index)),
+            rows_logged: ActiveValue::Set(rows_logged),
+            earliest_row: ActiveValue::Set(earliest_row),
+            bytes_held: ActiveValue::Set(bytes_held),
+            bytes_logged: ActiveValue::Set(head.bytes_logged + added_bytes),
+            next_token: ActiveValue::Set(append.next_token.map(to_i64)),
+            end_reason: ActiveValue::Set(append.end.map(|end| end.as_str().to_owned())),
+            updated_at: ActiveValue::Set(Ord::max(now_millis(), head.updated_at)),
+            ..Default::default()
+        };
+        let written = result_log::Entity::update(updated)
+            .exec(txn)
+            .await
+            .map_err(db_error("cannot record the result log"))?;
+        log_summary(&written).map_err(|detail| corrupt(job_id, detail))
+    }
+}
+
+#[async_trait]
+impl ResultLog for SeaStore {
+    async fn open_log(
+        &self,
+        job_id: JobId,
+        index: u32,
+        attempt: u32,
+        schema: Vec<u8>,
+    ) -> Result<LogSummary, StoreError> {
+        let _turn = self.log_writer().await;
+        let txn = self.begin_write().await?;
+        match Self::open_log_in(&txn, job_id, index, attempt, schema).await {
+            Ok(head) => {
+                commit(txn).await?;
+                Ok(head)
+            }
+            Err(error) => {
+                rollback(txn).await?;
+                Err(error)
+            }
+        }
+    }
+
+    async fn append_log(
+        &self,
+        job_id: JobId,
+        index: u32,
+        append: LogAppend,
+    ) -> Result<LogSummary, StoreError> {
+        let _turn = self.log_writer().await;
+        let txn = self.begin_write().await?;
+        match Self::append_log_in(&txn, job_id, index, append).await {
+            Ok(head) => {
+                commit(txn).await?;
+                Ok(head)
+            }
+            Err(error) => {
+                rollback(txn).await?;
+                Err(error)
+            }
+        }
+    }
+
+    async fn read_log(
+        &self,
+        job_id: JobId,
+        index: u32,
+        from_row: u64,
+        max_batches: u64,
+        max_bytes: u64,
+    ) -> Result<Option<LogRead>, StoreError> {
+        let txn = self.begin_read().await?;
+        let read = async {
+            let Some(head) = find_head(&txn, job_id, index).await? else {
+                return Ok(None);
+            };
+            let rows = result_batch::Entity::find()
+                .filter(result_batch::Column::JobId.eq(job_id.to_string()))
+                .filter(result_batch::Column::Idx.eq(i64::from(index)))
+                .filter(result_batch::Column::EndRow.gt(to_i64(from_row)))
+                .order_by_asc(result_batch::Column::EndRow)
+                .limit(max_batches.max(1))
+                .all(&txn)
+                .await
+                .map_err(db_error("cannot read the result log"))?;
+            let mut batches = Vec::with_capacity(rows.len());
+            let mut bytes = 0u64;
+            for row in rows {
+                if !batches.is_empty() && bytes >= max_bytes {
+                    break;
+                }
+                bytes += row.data.len() as u64;
+                batches.push(LogBatch {
+                    first_row: u64::try_from(row.first_row).unwrap_or_default(),
+                    rows: u64::try_from(row.end_row - row.first_row).unwrap_or_default(),
+                    data: row.data,
+                });
+            }
+            let summary = log_summary(&head).map_err(|detail| corrupt(job_id, detail))?;
+            Ok(Some(LogRead {
+                head: summary,
+                schema: head.schema,
+                batches,
+            }))
+        }
+        .await;
+        rollback(txn).await?;
+        read
+    }
+
+    async fn expire_logs(&self, ended_before: UnixMillis, limit: u64) -> Result<u64, StoreError> {
+        let ended = Query::select()
+            .column(job::Column::Id)
+            .from(job::Entity)
+            .and_where(job::Column::EndedAt.lt(ended_before))
+            .to_owned();
+        let expired = result_log::Entity::find()
+            .select_only()
+            .columns([result_log::Column::JobId, result_log::Column::Idx])
+            .filter(result_log::Column::DeletedAt.is_null())
+            .filter(result_log::Column::JobId.in_subquery(ended))
+            .limit(limit)
+            .into_tuple::<(String, i64)>()
+            .all(&self.db)
+            .await
+            .map_err(db_error("cannot find expired result logs"))?;
+        let mut deleted = 0;
+        for (job_id, idx) in expired {
+            let txn = self.begin_write().await?;
+            let done = async {
+                result_batch::Entity::delete_many()
+                    .filter(result_batch::Column::JobId.eq(job_id.as_str()))
+                    .filter(result_batch::Column::Idx.eq(idx))
+                    .exec(&txn)
+                    .await?;
+                result_log::Entity::update_many()
+                    .col_expr(result_log::Column::DeletedAt, Expr::value(now_millis()))
+                    .col_expr(result_log::Column::BytesHeld, Expr::value(0i64))
+                    .col_expr(
+                        result_log::Column::EarliestRow,
+                        Expr::col(result_log::Column::RowsLogged),
+                    )
+                    .filter(result_log::Column::JobId.eq(job_id.as_str()))
+                    .filter(result_log::Column::Idx.eq(idx))
+                    .exec(&txn)
+                    .await
+            }
+            .await;
+            match done {
+                Ok(_) => {
+                    commit(txn).await?;
+                    deleted += 1;
+                }
+                Err(error) => {
+                    rollback(txn).await?;
+                    return Err(db_error("cannot delete an expired result log")(error));
+                }
+            }
+        }
+        Ok(deleted)
+    }
+}
