@@ -78,7 +78,7 @@ while read -r kind rest; do
       echo "builder stage, cargo build #${builds}: cargo check on the files copied so far"
       (cd "${build}" && CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${root}/target}" \
         cargo check --quiet --locked --bin flinkbroker)
-      if [ "${rest}" = "stubs" ]; then rm -rf "${build}/src" "${build}"/crates/*/src "${build}/benches"; fi
+      if [ "${rest}" = "stubs" ]; then rm -rf "${build}/src" "${build}"/crates/*/src; fi
       ;;
   esac
 done < "${work}/steps"

@@ -6,8 +6,7 @@
 //! ```ignore
 //! #[path = "support/crash.rs"]
 //! mod crash;
-//! #[path = "support/sql_gateway_standin/mod.rs"]
-//! mod sql_gateway_standin;
+//! use flinkbroker_testkit::standin as sql_gateway_standin;
 //! ```
 #![allow(dead_code)]
 

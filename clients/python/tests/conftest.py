@@ -1,7 +1,7 @@
 """Runs the real broker against the SQL Gateway stand-in for the tests.
 
 The binaries come from FLINKBROKER_BIN and FLINKBROKER_STANDIN_BIN, by default the debug builds
-under the repository's target/ (`cargo build --bin flinkbroker --example sql_gateway_standin`).
+under the repository's target/ (`cargo build -p flinkbroker -p flinkbroker-testkit --bin flinkbroker --bin sql_gateway_standin`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[3]
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
 BROKER_BIN = Path(os.environ.get("FLINKBROKER_BIN", TARGET / "debug" / "flinkbroker"))
 STANDIN_BIN = Path(
-    os.environ.get("FLINKBROKER_STANDIN_BIN", TARGET / "debug" / "examples" / "sql_gateway_standin")
+    os.environ.get("FLINKBROKER_STANDIN_BIN", TARGET / "debug" / "sql_gateway_standin")
 )
 FAKE_FLINK = REPO / "tests" / "fixtures" / "fake-flink" / "flink"
 STARTUP_DEADLINE = 30.0
@@ -105,7 +105,7 @@ class Broker:
         if not BROKER_BIN.exists() or not STANDIN_BIN.exists():
             raise RuntimeError(
                 f"build {BROKER_BIN} and {STANDIN_BIN} first "
-                "(cargo build --bin flinkbroker --example sql_gateway_standin)"
+                "(cargo build -p flinkbroker -p flinkbroker-testkit --bin flinkbroker --bin sql_gateway_standin)"
             )
         self.workdir = workdir
         self.tls = tls

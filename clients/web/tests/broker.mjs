@@ -15,7 +15,7 @@ const REPO = resolve(import.meta.dirname, "../../..");
 const TARGET = process.env.CARGO_TARGET_DIR ?? join(REPO, "target");
 const BROKER_BIN = process.env.FLINKBROKER_BIN ?? join(TARGET, "debug", "flinkbroker");
 const STANDIN_BIN =
-  process.env.FLINKBROKER_STANDIN_BIN ?? join(TARGET, "debug", "examples", "sql_gateway_standin");
+  process.env.FLINKBROKER_STANDIN_BIN ?? join(TARGET, "debug", "sql_gateway_standin");
 const STARTUP_DEADLINE_MS = 30_000;
 
 function freePort() {
@@ -94,7 +94,7 @@ export class Broker {
   static async start({ authentication = true } = {}) {
     for (const bin of [BROKER_BIN, STANDIN_BIN]) {
       if (!existsSync(bin)) {
-        throw new Error(`build ${bin} first (cargo build --bin flinkbroker --example sql_gateway_standin)`);
+        throw new Error(`build ${bin} first (cargo build -p flinkbroker -p flinkbroker-testkit --bin flinkbroker --bin sql_gateway_standin)`);
       }
     }
     const broker = new Broker();
