@@ -31,7 +31,7 @@
 
 #[path = "support/gateway_pages.rs"]
 mod gateway_pages;
-#[path = "../tests/support/postgres.rs"]
+#[path = "../tests/it/support/postgres.rs"]
 mod postgres;
 #[path = "support/process_broker.rs"]
 mod process_broker;

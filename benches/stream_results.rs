@@ -5,7 +5,7 @@
 //!
 //! Run with `cargo bench --bench stream_results`.
 
-#[path = "../tests/support/broker.rs"]
+#[path = "../tests/it/support/broker.rs"]
 mod broker;
 #[path = "support/gateway_pages.rs"]
 mod gateway_pages;

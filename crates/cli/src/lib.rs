@@ -5,6 +5,15 @@
 //! failed or was cancelled (or the broker refused the call), 2 usage (bad flags, unreadable
 //! files, a request the broker found invalid), 3 the broker is unreachable or the caller is
 //! not authenticated. Errors are one line on stderr naming the cause.
+//!
+//! # Layout
+//! - this file: the subcommands' flags ([`ClientCommand`] and its arguments), [`run`], which
+//!   makes each subcommand's calls, and [`CliError`] with its exit codes.
+//! - `connect`: the connection to the broker: the server address, a bearer token and TLS
+//!   ([`ServerArgs`]).
+//! - `follow`: following a job to its end, showing its progress.
+//! - `output`: what is printed: jobs as tables or JSON, result rows in each [`Format`].
+//! - `values`: result values as text (tables, CSV) and as JSON.
 
 mod connect;
 mod follow;
@@ -37,6 +46,7 @@ pub enum CliError {
 }
 
 impl CliError {
+    /// Returns the exit code the process ends with: 1 failed, 2 usage, 3 unreachable.
     pub fn exit_code(&self) -> ExitCode {
         match self {
             CliError::Failed(_) => ExitCode::from(1),
@@ -45,6 +55,7 @@ impl CliError {
         }
     }
 
+    /// Returns the one-line message naming the cause.
     pub fn message(&self) -> &str {
         match self {
             CliError::Usage(m) | CliError::Unreachable(m) | CliError::Failed(m) => m,
@@ -95,12 +106,16 @@ pub enum ClientCommand {
     Results(ResultsArgs),
 }
 
+// No `///` text here: clap derives `--help` text from doc comments.
+#[allow(missing_docs)]
 #[derive(Debug, Subcommand)]
 pub enum SqlCommand {
     /// Submits a script; with --follow shows its progress and prints its last query's results.
     Run(SqlRunArgs),
 }
 
+// No `///` text here: clap derives `--help` text from doc comments.
+#[allow(missing_docs)]
 #[derive(Debug, Args)]
 pub struct SqlRunArgs {
     /// The script file (`-` reads standard input).
@@ -129,12 +144,16 @@ pub struct SqlRunArgs {
     pub max_rows: u64,
 }
 
+// No `///` text here: clap derives `--help` text from doc comments.
+#[allow(missing_docs)]
 #[derive(Debug, Subcommand)]
 pub enum PythonCommand {
     /// Submits a PyFlink program; with --follow shows its progress until it ends.
     Run(PythonRunArgs),
 }
 
+// No `///` text here: clap derives `--help` text from doc comments.
+#[allow(missing_docs)]
 #[derive(Debug, Args)]
 pub struct PythonRunArgs {
     /// The program: a local file, or an http(s):// URL the submitter downloads.
@@ -165,6 +184,8 @@ pub struct PythonRunArgs {
     pub args: Vec<String>,
 }
 
+// No `///` text here: clap derives `--help` text from doc comments.
+#[allow(missing_docs)]
 #[derive(Debug, Subcommand)]
 pub enum JobsCommand {
     /// Lists jobs, newest first.
@@ -186,6 +207,8 @@ pub enum JobsCommand {
     },
 }
 
+// No `///` text here: clap derives `--help` text from doc comments.
+#[allow(missing_docs)]
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// Only jobs in this state (repeatable): pending, submitting, running, canceling,
@@ -202,6 +225,8 @@ pub struct ListArgs {
     pub format: Format,
 }
 
+// No `///` text here: clap derives `--help` text from doc comments.
+#[allow(missing_docs)]
 #[derive(Debug, Args)]
 pub struct ResultsArgs {
     pub id: String,

@@ -12,11 +12,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::registry::LiveJob;
 use super::results::drain::DrainOutcome;
-use super::{CancelOptions, Controller};
+use super::{CancelOptions, Controller, Limits};
 use crate::error::Error;
 use crate::metrics;
+use flinkbroker_flink::jobmanager::JobManager;
+use flinkbroker_flink::sql_gateway::SqlGateway;
 use flinkbroker_model::job::{Job, JobState, LogEnd, LogSummary, StatementState};
-use flinkbroker_store::{StatementUpdate, StoreError};
+use flinkbroker_runner::JobRunner;
+use flinkbroker_store::{StatementUpdate, Store, StoreError};
 
 /// Commands waiting for a driver; senders wait when it is full.
 const COMMAND_BUFFER: usize = 16;
@@ -81,6 +84,31 @@ pub(super) struct Core {
 }
 
 impl Core {
+    /// The store the job is recorded in.
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+        &self.controller.store
+    }
+
+    /// The SQL Gateway the job's statements run in.
+    pub(crate) fn gateway(&self) -> &Arc<dyn SqlGateway> {
+        &self.controller.gateway
+    }
+
+    /// The JobManager that runs the job's Flink jobs.
+    pub(crate) fn jobmanager(&self) -> &Arc<dyn JobManager> {
+        &self.controller.jobmanager
+    }
+
+    /// The runner of Python submitters.
+    pub(crate) fn runner(&self) -> &Arc<dyn JobRunner> {
+        &self.controller.runner
+    }
+
+    /// The use cases' limits and pacing.
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.controller.limits
+    }
+
     /// Registers a job as live; None when it already has a driver. `resumed` says why a job
     /// an earlier driver left is taken up (None for a new job).
     pub(crate) fn register(
@@ -145,7 +173,7 @@ impl Core {
         state: JobState,
         reason: &str,
     ) -> Result<(), Interrupt> {
-        let store = &self.controller.store;
+        let store = &self.store();
         let id = self.job.id;
         let job = self
             .durably("the job's state", || store.transition(id, state, reason))
@@ -173,7 +201,7 @@ impl Core {
         index: u32,
         update: StatementUpdate,
     ) -> Result<(), Interrupt> {
-        let store = &self.controller.store;
+        let store = &self.store();
         let id = self.job.id;
         self.durably("a statement", || {
             store.update_statement(id, index, update.clone())
@@ -216,7 +244,7 @@ impl Core {
         &mut self,
         session: Option<&str>,
     ) -> Result<(), Interrupt> {
-        let store = &self.controller.store;
+        let store = &self.store();
         let id = self.job.id;
         self.durably("the gateway session", || {
             store.set_gateway_session(id, session)
@@ -234,7 +262,7 @@ impl Core {
         attempt: u32,
         schema: Vec<u8>,
     ) -> Result<LogSummary, Interrupt> {
-        let store = &self.controller.store;
+        let store = &self.store();
         let id = self.job.id;
         self.durably("the result log", || {
             store.open_log(id, index, attempt, schema.clone())
@@ -244,7 +272,7 @@ impl Core {
 
     /// Records where a stop with a savepoint wrote the savepoint, durably.
     pub(crate) async fn set_savepoint_path(&mut self, path: &str) -> Result<(), Interrupt> {
-        let store = &self.controller.store;
+        let store = &self.store();
         let id = self.job.id;
         self.durably("the savepoint path", || store.set_savepoint_path(id, path))
             .await?;

@@ -14,13 +14,23 @@ use flinkbroker_store::StoreError;
 pub enum Error {
     /// A request field is malformed; the message names the field.
     #[error("{field}: {message}")]
-    InvalidArgument { field: String, message: String },
+    InvalidArgument {
+        /// The request field, e.g. `script` or `statements[2]`.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// No job has this id.
     #[error("job {0} not found")]
     JobNotFound(JobId),
     /// The `request_id` was used before with a different payload.
     #[error("request_id {request_id:?} was already used for job {job_id} with a different payload")]
-    RequestIdConflict { request_id: String, job_id: JobId },
+    RequestIdConflict {
+        /// The reused request id.
+        request_id: String,
+        /// The job recorded under it.
+        job_id: JobId,
+    },
     /// The job or statement is not in a state that allows the request.
     #[error("{0}")]
     FailedPrecondition(String),
@@ -36,12 +46,16 @@ pub enum Error {
     /// The broker cannot serve the request right now; retrying later may succeed.
     #[error("{0}")]
     Unavailable(String),
+    /// The SQL Gateway failed or refused a request.
     #[error(transparent)]
     Gateway(#[from] GatewayError),
+    /// The JobManager failed or refused a request.
     #[error(transparent)]
     Flink(#[from] FlinkError),
+    /// The store failed, or holds no such job.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The runner of Python submitters failed.
     #[error(transparent)]
     Runner(#[from] RunnerError),
     /// The request conflicts with another one in flight; retrying later may succeed.
@@ -50,7 +64,9 @@ pub enum Error {
     /// A quota of the caller's tenant is used up; waiting `retry_after` may help.
     #[error("{message}")]
     ResourceExhausted {
+        /// Which quota, its limit and where the limit comes from.
         message: String,
+        /// When a submission may succeed again, if that is known.
         retry_after: Option<std::time::Duration>,
     },
     /// The caller is known but lacks the role the call needs.

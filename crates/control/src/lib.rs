@@ -68,11 +68,17 @@ pub use results::{ResultMessage, ResultRequest, StreamEndReason};
 /// Limits and pacing of the use cases.
 #[derive(Debug, Clone)]
 pub struct Limits {
+    /// The largest script accepted, in bytes.
     pub max_script_bytes: usize,
+    /// The most statements one script may hold.
     pub max_statements: usize,
+    /// How often a live job's gateway session is kept alive.
     pub heartbeat_interval: Duration,
+    /// How often operations and Flink jobs are polled.
     pub poll_interval: Duration,
+    /// The longest pause between fetches of a result page that is not ready.
     pub max_fetch_backoff: Duration,
+    /// The longest one result stream may stay open.
     pub max_stream_duration: Duration,
     /// Each tenant's guardrails (configuration keys, script URLs, parallelism) and quotas.
     pub tenants: TenantPolicies,
@@ -127,19 +133,28 @@ impl Default for Limits {
 pub struct SqlSubmission {
     /// The tenant the job belongs to and the principal submitting it.
     pub tenant: String,
+    /// The principal submitting the job.
     pub principal: String,
+    /// The SQL script, as submitted.
     pub script: String,
+    /// Batch or streaming.
     pub runtime_mode: RuntimeMode,
+    /// Flink configuration set in the job's gateway session.
     pub properties: BTreeMap<String, String>,
+    /// The caller's idempotency key, if given.
     pub request_id: Option<String>,
+    /// The caller's labels, for filtering ListJobs.
     pub labels: BTreeMap<String, String>,
+    /// How much of each query's results is logged.
     pub result_limits: flinkbroker_model::job::ResultLimits,
 }
 
 /// What CancelJob was asked to do (recorded as JSON for another replica's driver).
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct CancelOptions {
+    /// Stops the Flink jobs with a savepoint instead of cancelling them.
     pub stop_with_savepoint: bool,
+    /// Where the savepoint goes; None for the cluster's default.
     pub savepoint_directory: Option<String>,
 }
 

@@ -10,15 +10,25 @@ use flinkbroker_model::metric::{Metric, MetricKind};
 use flinkbroker_model::tenants::TenantPolicy;
 use metrics::{counter, gauge};
 
+/// The series `flinkbroker_job_transitions_total`.
 pub const JOB_TRANSITIONS: &str = "flinkbroker_job_transitions_total";
+/// The series `flinkbroker_statement_failures_total`.
 pub const STATEMENT_FAILURES: &str = "flinkbroker_statement_failures_total";
+/// The series `flinkbroker_result_rows_logged_total`.
 pub const RESULT_ROWS_LOGGED: &str = "flinkbroker_result_rows_logged_total";
+/// The series `flinkbroker_result_bytes_logged_total`.
 pub const RESULT_BYTES_LOGGED: &str = "flinkbroker_result_bytes_logged_total";
+/// The series `flinkbroker_result_rows_streamed_total`.
 pub const RESULT_ROWS_STREAMED: &str = "flinkbroker_result_rows_streamed_total";
+/// The series `flinkbroker_result_bytes_streamed_total`.
 pub const RESULT_BYTES_STREAMED: &str = "flinkbroker_result_bytes_streamed_total";
+/// The series `flinkbroker_result_streams_open`.
 pub const RESULT_STREAMS_OPEN: &str = "flinkbroker_result_streams_open";
+/// The series `flinkbroker_lease_takeovers_total`.
 pub const LEASE_TAKEOVERS: &str = "flinkbroker_lease_takeovers_total";
+/// The series `flinkbroker_quota_refusals_total`.
 pub const QUOTA_REFUSALS: &str = "flinkbroker_quota_refusals_total";
+/// The series `flinkbroker_audit_events_total`.
 pub const AUDIT_EVENTS: &str = "flinkbroker_audit_events_total";
 
 /// The series this crate records.
@@ -135,6 +145,7 @@ impl StatementFailure {
         }
     }
 
+    /// The `cause` label of the class.
     pub fn as_str(self) -> &'static str {
         match self {
             StatementFailure::Statement => "statement",
@@ -168,6 +179,7 @@ pub fn result_streamed(rows: u64, bytes: u64) {
 pub struct OpenStream(());
 
 impl OpenStream {
+    /// Counts a stream as open until the value is dropped.
     pub fn new() -> OpenStream {
         gauge!(RESULT_STREAMS_OPEN).increment(1.0);
         OpenStream(())

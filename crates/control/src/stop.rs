@@ -108,7 +108,7 @@ impl Core {
         flink_job_ids: &[String],
         resend: bool,
     ) -> Result<Stopped, Interrupt> {
-        let deadline = Instant::now() + self.controller.limits.cancel_timeout;
+        let deadline = Instant::now() + self.limits().cancel_timeout;
         let mut pending: Vec<String> = flink_job_ids.to_vec();
         let mut pause = FIRST_POLL;
         let mut polls: u32 = 0;
@@ -116,7 +116,7 @@ impl Core {
             polls += 1;
             let mut still = Vec::new();
             for flink_job_id in pending {
-                match self.controller.jobmanager.job_status(&flink_job_id).await {
+                match self.jobmanager().job_status(&flink_job_id).await {
                     Ok(status) if status.is_terminal() => {
                         info!(job_id = %self.job.id, flink_job_id = %flink_job_id, ?status, "flink job stopped");
                     }
@@ -136,14 +136,14 @@ impl Core {
             }
             if resend && polls.is_multiple_of(RESEND_EVERY_POLLS) {
                 for flink_job_id in &still {
-                    if let Err(error) = self.controller.jobmanager.cancel(flink_job_id).await {
+                    if let Err(error) = self.jobmanager().cancel(flink_job_id).await {
                         warn!(job_id = %self.job.id, flink_job_id = %flink_job_id, %error, "cannot ask for the flink job's cancel again");
                     }
                 }
             }
             let left = deadline.saturating_duration_since(Instant::now());
             self.pause(pause.min(left)).await?;
-            pause = (pause * 2).min(self.controller.limits.poll_interval);
+            pause = (pause * 2).min(self.limits().poll_interval);
             pending = still;
         }
     }

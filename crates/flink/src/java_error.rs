@@ -1,15 +1,15 @@
 //! Reduces Java exception and stack text (SQL Gateway error bodies, JobManager exception
 //! histories, `flink run` output) to the root cause a caller needs.
 //!
-//! - [`gateway_root_cause`] (and [`ExceptionChain`]): the SQL Gateway's `errors`, reduced to
-//!   the deepest cause widened to the causes that only add context to it, class names dropped.
-//! - [`innermost_cause`]: a JobManager stack trace, reduced to the first line of its innermost
+//! - `ExceptionChain::root_cause`: the SQL Gateway's `errors`, reduced to the deepest cause
+//!   widened to the causes that only add context to it, class names dropped.
+//! - `innermost_cause`: a JobManager stack trace, reduced to the first line of its innermost
 //!   cause, or to the Python exception line when that cause carries a Python traceback.
 //! - [`submitter_failure`]: the output of `flink run`, reduced to its Python traceback (or the
 //!   launcher's exception) without stack frames.
 
 /// Longest message, in characters, kept from a JobManager error or root cause.
-pub const MAX_MESSAGE_CHARS: usize = 500;
+pub(crate) const MAX_MESSAGE_CHARS: usize = 500;
 
 /// Lines of submitter output quoted in a failure reason.
 const REASON_LINES: usize = 12;
@@ -42,7 +42,7 @@ fn is_frame_line(line: &str) -> bool {
 
 /// Unwraps the `<Exception on server side: ... End of exception on server side>` text Flink
 /// puts around the stack trace of an unexpected handler failure.
-pub fn strip_server_side_wrapper(error: &str) -> &str {
+pub(crate) fn strip_server_side_wrapper(error: &str) -> &str {
     let error = error.trim();
     match error.strip_prefix(SERVER_SIDE_START) {
         Some(inner) => inner.strip_suffix(SERVER_SIDE_END).unwrap_or(inner).trim(),
@@ -59,24 +59,23 @@ fn strip_server_side_markers(line: &str) -> &str {
 }
 
 /// Cuts `text` to `max_chars` characters, marking the cut with `ellipsis`.
-pub fn truncate(text: &str, max_chars: usize, ellipsis: &str) -> String {
+pub(crate) fn truncate(text: &str, max_chars: usize, ellipsis: &str) -> String {
     match text.char_indices().nth(max_chars) {
         Some((end, _)) => format!("{}{ellipsis}", &text[..end]),
         None => text.to_owned(),
     }
 }
 
-/// Reduces the SQL Gateway's `errors` (plain messages and Java stack text) to the message a
-/// caller needs: the deepest cause, widened to the enclosing causes that only add context to
-/// it (`SQL parse failed. ...`, `SQL validation failed. From line 1, column 15 ...`). Stack
-/// frames, wrapper exceptions and class names are dropped.
-pub fn gateway_root_cause(errors: &[String]) -> String {
+/// Reduces the SQL Gateway's `errors` to their root cause, as
+/// [`ExceptionChain::root_cause`] does.
+#[cfg(test)]
+pub(crate) fn gateway_root_cause(errors: &[String]) -> String {
     ExceptionChain::from_gateway_errors(errors).root_cause()
 }
 
 /// The chain of exceptions a SQL Gateway error body describes, outermost first.
 #[derive(Debug)]
-pub struct ExceptionChain {
+pub(crate) struct ExceptionChain {
     entries: Vec<ChainEntry>,
 }
 
@@ -90,7 +89,7 @@ struct ChainEntry {
 
 impl ExceptionChain {
     /// Splits the gateway's `errors` into the chain of exceptions they describe.
-    pub fn from_gateway_errors(errors: &[String]) -> Self {
+    pub(crate) fn from_gateway_errors(errors: &[String]) -> Self {
         let mut entries: Vec<ChainEntry> = Vec::new();
         let has_details = errors.iter().any(|e| e.contains('\n'));
         for text in errors {
@@ -128,12 +127,16 @@ impl ExceptionChain {
 
     /// Returns the cleaned message of each exception, outermost first (empty for an
     /// exception without one).
-    pub fn messages(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn messages(&self) -> impl Iterator<Item = &str> {
         self.entries.iter().map(|entry| entry.message.as_str())
     }
 
-    /// Returns the root cause, as [`gateway_root_cause`] describes it.
-    pub fn root_cause(&self) -> String {
+    /// Returns the root cause, the message a caller needs.
+    ///
+    /// It is the deepest cause, widened to the enclosing causes that only add context to it
+    /// (`SQL parse failed. ...`, `SQL validation failed. From line 1, column 15 ...`). Stack
+    /// frames, wrapper exceptions and class names are dropped.
+    pub(crate) fn root_cause(&self) -> String {
         let chain = &self.entries;
         let Some(deepest) = chain.iter().rposition(|entry| !entry.message.is_empty()) else {
             return chain
@@ -241,7 +244,7 @@ fn is_exception_class_name(name: &str) -> bool {
 /// `java.lang.RuntimeException: boom`, cut to [`MAX_MESSAGE_CHARS`]. When that cause carries
 /// a Python traceback (an exception raised in a PyFlink function), the Python exception line
 /// is returned instead, e.g. `RuntimeError: row 3 is poison`.
-pub fn innermost_cause(stack_trace: &str) -> String {
+pub(crate) fn innermost_cause(stack_trace: &str) -> String {
     // The message lines of the innermost throwable: its header line plus any continuation
     // lines, up to the first line of its trace body.
     let mut innermost: Vec<&str> = Vec::new();
@@ -285,10 +288,11 @@ fn python_exception_line<'a>(lines: &[&'a str]) -> Option<&'a str> {
         .find(|line| !line.is_empty() && !line.starts_with(char::is_whitespace))
 }
 
-/// Returns the meaningful lines of a submitter's (`flink run`) output: from the Python
-/// traceback (or the launcher's "program finished with the following exception"), without
-/// Java stack frames, blank lines and log noise; otherwise its last lines. `None` when the
-/// output has no such line.
+/// Returns the meaningful lines of a submitter's (`flink run`) output.
+///
+/// They run from the Python traceback (or the launcher's "program finished with the following
+/// exception"), without Java stack frames, blank lines and log noise; otherwise they are its
+/// last lines. `None` when the output has no such line.
 pub fn submitter_failure(output: &str) -> Option<String> {
     // Only frames go: the `Caused by:` headers say how the Python failure reached Java.
     let lines: Vec<&str> = output

@@ -6,10 +6,14 @@ use std::time::Instant;
 use flinkbroker_model::metric::{Metric, MetricKind};
 use metrics::{counter, histogram};
 
-pub const GATEWAY_REQUEST_DURATION: &str = "flinkbroker_sql_gateway_request_duration_seconds";
-pub const GATEWAY_REQUEST_ERRORS: &str = "flinkbroker_sql_gateway_request_errors_total";
-pub const JOBMANAGER_REQUEST_DURATION: &str = "flinkbroker_jobmanager_request_duration_seconds";
-pub const JOBMANAGER_REQUEST_ERRORS: &str = "flinkbroker_jobmanager_request_errors_total";
+/// The duration of each SQL Gateway request.
+const GATEWAY_REQUEST_DURATION: &str = "flinkbroker_sql_gateway_request_duration_seconds";
+/// The SQL Gateway requests that failed.
+const GATEWAY_REQUEST_ERRORS: &str = "flinkbroker_sql_gateway_request_errors_total";
+/// The duration of each JobManager request.
+const JOBMANAGER_REQUEST_DURATION: &str = "flinkbroker_jobmanager_request_duration_seconds";
+/// The JobManager requests that failed.
+const JOBMANAGER_REQUEST_ERRORS: &str = "flinkbroker_jobmanager_request_errors_total";
 
 /// The series this crate records.
 pub const METRICS: &[Metric] = &[
@@ -41,9 +45,11 @@ pub const METRICS: &[Metric] = &[
 
 /// A REST endpoint: its method and path template (never a path with ids in it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Endpoint {
-    pub method: &'static str,
-    pub path: &'static str,
+pub(crate) struct Endpoint {
+    /// The HTTP method (`GET`).
+    pub(crate) method: &'static str,
+    /// The path template (`/jobs/:jobid`).
+    pub(crate) path: &'static str,
 }
 
 /// How a REST request failed, for the `error` label.
@@ -58,7 +64,7 @@ fn http_error_class(status: Option<u16>) -> &'static str {
 
 /// Records one SQL Gateway request: its duration, and its failure (None: it succeeded;
 /// Some(None): no answer; Some(Some(status)): an unsuccessful status).
-pub fn gateway_request(endpoint: Endpoint, started: Instant, failure: Option<Option<u16>>) {
+pub(crate) fn gateway_request(endpoint: Endpoint, started: Instant, failure: Option<Option<u16>>) {
     histogram!(GATEWAY_REQUEST_DURATION, "method" => endpoint.method, "endpoint" => endpoint.path)
         .record(started.elapsed().as_secs_f64());
     if let Some(status) = failure {
@@ -68,7 +74,11 @@ pub fn gateway_request(endpoint: Endpoint, started: Instant, failure: Option<Opt
 }
 
 /// Records one JobManager request, as [`gateway_request`] does.
-pub fn jobmanager_request(endpoint: Endpoint, started: Instant, failure: Option<Option<u16>>) {
+pub(crate) fn jobmanager_request(
+    endpoint: Endpoint,
+    started: Instant,
+    failure: Option<Option<u16>>,
+) {
     histogram!(JOBMANAGER_REQUEST_DURATION, "method" => endpoint.method, "endpoint" => endpoint.path)
         .record(started.elapsed().as_secs_f64());
     if let Some(status) = failure {

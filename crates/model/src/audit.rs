@@ -9,8 +9,11 @@ pub const OK_OUTCOME: &str = "OK";
 /// What an audited call did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AuditAction {
+    /// A job submitted (SubmitSql, SubmitPython).
     Submit,
+    /// A job cancelled (CancelJob).
     Cancel,
+    /// A job's results read (StreamOperationResults).
     ReadResults,
     /// A call refused: no valid credential, a missing role or guardrail, or another
     /// tenant's job.
@@ -18,6 +21,7 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
+    /// Returns the name the action is stored and shown under, e.g. `read_results`.
     pub fn as_str(self) -> &'static str {
         match self {
             AuditAction::Submit => "submit",
@@ -27,6 +31,7 @@ impl AuditAction {
         }
     }
 
+    /// Returns the action named `text` (the inverse of [`AuditAction::as_str`]), if any.
     pub fn parse(text: &str) -> Option<AuditAction> {
         [
             AuditAction::Submit,
@@ -44,14 +49,19 @@ impl AuditAction {
 pub struct AuditEvent {
     /// Grows with time: orders the trail.
     pub id: i64,
+    /// When the call was answered.
     pub at: UnixMillis,
     /// Empty when the caller could not be identified.
     pub principal: String,
+    /// The caller's tenant.
     pub tenant: String,
+    /// What the call did.
     pub action: AuditAction,
     /// The gRPC method, e.g. `SubmitSql`.
     pub method: String,
+    /// The job the call concerned, if any.
     pub job_id: Option<String>,
+    /// The submission's request id, if it carried one.
     pub request_id: Option<String>,
     /// The gRPC status code name of the answer, e.g. `OK` or `PERMISSION_DENIED`.
     pub outcome: String,
@@ -62,14 +72,23 @@ pub struct AuditEvent {
 /// An audited call to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAuditEvent {
+    /// When the call was answered.
     pub at: UnixMillis,
+    /// Empty when the caller could not be identified.
     pub principal: String,
+    /// The caller's tenant.
     pub tenant: String,
+    /// What the call did.
     pub action: AuditAction,
+    /// The gRPC method, e.g. `SubmitSql`.
     pub method: String,
+    /// The job the call concerned, if any.
     pub job_id: Option<String>,
+    /// The submission's request id, if it carried one.
     pub request_id: Option<String>,
+    /// The gRPC status code name of the answer, e.g. `OK` or `PERMISSION_DENIED`.
     pub outcome: String,
+    /// The message of a refusal or failure; empty for OK.
     pub detail: String,
 }
 
@@ -98,8 +117,11 @@ pub fn submitted(
 /// Which events ListAuditEvents returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditFilter {
+    /// Only events of this tenant (None: every tenant).
     pub tenant: Option<String>,
+    /// Only events of this principal (None: every principal).
     pub principal: Option<String>,
+    /// Only events of this action (None: any action).
     pub action: Option<AuditAction>,
     /// At or after this time.
     pub since: Option<UnixMillis>,
@@ -110,6 +132,7 @@ pub struct AuditFilter {
 /// One page of ListAuditEvents, newest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditPage {
+    /// The events of the page, newest first.
     pub events: Vec<AuditEvent>,
     /// Opaque; None on the last page.
     pub next_page_token: Option<String>,

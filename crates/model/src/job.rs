@@ -70,7 +70,9 @@ impl FromStr for JobId {
 /// What a job runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum JobKind {
+    /// A Flink SQL script, run through the SQL Gateway.
     Sql,
+    /// A PyFlink program, run with `flink run -py`.
     Python,
 }
 
@@ -96,13 +98,19 @@ impl JobKind {
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum JobState {
+    /// Recorded; nothing was sent to Flink yet.
     Pending,
+    /// Being submitted: statements are being run, or the submitter is starting the program.
     Submitting,
+    /// Submitted; its Flink jobs and result drains are being followed.
     Running,
     /// CancelJob was accepted; the job's Flink jobs are being stopped.
     Canceling,
+    /// Everything ran to its end.
     Finished,
+    /// A statement, the submitter or a Flink job failed; the state reason says why.
     Failed,
+    /// Canceled by CancelJob.
     Canceled,
 }
 
@@ -146,10 +154,15 @@ impl JobState {
 /// Where one statement of a SQL job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum StatementState {
+    /// Not submitted yet.
     Pending,
+    /// Submitted to the SQL Gateway; no verdict yet.
     Running,
+    /// Ran to its end.
     Finished,
+    /// Failed; the statement's error says why.
     Failed,
+    /// Stopped, or never run, because the job was canceled.
     Canceled,
 }
 
@@ -182,7 +195,9 @@ impl StatementState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RuntimeMode {
+    /// Flink's streaming execution mode.
     Streaming,
+    /// Flink's batch execution mode.
     Batch,
 }
 
@@ -199,8 +214,11 @@ impl RuntimeMode {
 /// What a SQL job was asked to run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SqlSpec {
+    /// The SQL script, as submitted.
     pub script: String,
+    /// The execution mode the statements run in.
     pub runtime_mode: RuntimeMode,
+    /// Session properties, as with `SET 'key' = 'value'`.
     pub properties: BTreeMap<String, String>,
     /// When the broker stops each query statement's results (unset: at their end).
     #[serde(default, skip_serializing_if = "ResultLimits::is_unlimited")]
@@ -211,6 +229,7 @@ pub struct SqlSpec {
 /// query's Flink job: "the first 1 000 rows of this stream".
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResultLimits {
+    /// Rows logged per query statement.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_rows: Option<u64>,
     /// Counted from the query's first result page.
@@ -266,7 +285,9 @@ pub struct LogSummary {
     pub rows_logged: u64,
     /// The first row still held; older rows were dropped by the sliding window.
     pub earliest_row: u64,
+    /// Bytes of encoded rows held now.
     pub bytes_held: u64,
+    /// Bytes of encoded rows logged since row 0, dropped ones included.
     pub bytes_logged: u64,
     /// The SQL Gateway token of the next page to fetch (None once the log ended).
     pub next_token: Option<u64>,
@@ -274,7 +295,9 @@ pub struct LogSummary {
     /// drain of an earlier version): when it is ahead of `next_token`, the gateway may have
     /// served a page that is not logged.
     pub fetch_sent: Option<u64>,
+    /// Why the log ended (None while it is being written).
     pub end: Option<LogEnd>,
+    /// When the log last changed.
     pub updated_at: UnixMillis,
     /// When the retention janitor deleted the rows.
     pub deleted_at: Option<UnixMillis>,
@@ -289,12 +312,19 @@ pub struct PythonSpec {
     pub script: Option<String>,
     /// Where the submitter downloads the program from, when given by URL.
     pub script_url: Option<String>,
+    /// The module to run as (`-pym`) instead of a file.
     pub entry_module: Option<String>,
+    /// Extra Python files or directories the submitter can read (`-pyfs`).
     pub py_files: Vec<String>,
+    /// Python archives (`-pyarch`).
     pub py_archives: Vec<String>,
+    /// The text of a requirements.txt (`-pyreq`).
     pub py_requirements: Option<String>,
+    /// Arguments passed to the program.
     pub program_args: Vec<String>,
+    /// The job's parallelism (`-p`); None keeps the cluster default.
     pub parallelism: Option<u32>,
+    /// Flink configuration overrides, each passed as `-D key=value`.
     pub flink_configuration: BTreeMap<String, String>,
     /// Small extra modules shipped next to the script: file name to source.
     #[serde(default)]
@@ -320,7 +350,9 @@ impl PythonSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum JobSpec {
+    /// A SQL job's script and settings.
     Sql(SqlSpec),
+    /// A Python job's program and settings.
     Python(PythonSpec),
 }
 
@@ -348,11 +380,17 @@ pub fn now_millis() -> UnixMillis {
 /// One statement of a SQL job as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatementRecord {
+    /// The statement's position in the script, from 0.
     pub index: u32,
+    /// The statement's text.
     pub sql: String,
+    /// Where the statement is.
     pub state: StatementState,
+    /// The SQL Gateway operation the statement runs as, once submitted.
     pub operation_handle: Option<String>,
+    /// The Flink job id pinned for the statement, once it is recorded RUNNING.
     pub flink_job_id: Option<String>,
+    /// Why the statement failed.
     pub error: Option<String>,
     /// True when the statement's results are part of the job's outcome (see
     /// [`StatementKind::is_result`]): the job waits until they were read to their end.
@@ -369,26 +407,40 @@ pub struct StatementRecord {
 /// One change of a job's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateTransition {
+    /// The state the job moved to.
     pub state: JobState,
+    /// Why it moved.
     pub reason: String,
+    /// When it moved.
     pub at: UnixMillis,
 }
 
 /// A recorded job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
+    /// The broker's id of the job.
     pub id: JobId,
+    /// What the job runs.
     pub kind: JobKind,
+    /// Where the job is in its life.
     pub state: JobState,
+    /// Why the job is in its state (for FAILED: the root cause).
     pub state_reason: String,
+    /// The caller's idempotency key, if one was given.
     pub request_id: Option<String>,
-    /// The tenant the job belongs to, and the principal that submitted it.
+    /// The tenant the job belongs to.
     pub tenant: String,
+    /// The principal that submitted the job.
     pub principal: String,
+    /// The caller's free-form labels.
     pub labels: BTreeMap<String, String>,
+    /// What the job was asked to run.
     pub spec: JobSpec,
+    /// When the job was recorded.
     pub created_at: UnixMillis,
+    /// When the job last changed.
     pub updated_at: UnixMillis,
+    /// When the job reached a terminal state.
     pub ended_at: Option<UnixMillis>,
     /// The SQL Gateway session the job's statements run in.
     pub gateway_session: Option<String>,
@@ -402,23 +454,32 @@ pub struct Job {
     pub owner: Option<String>,
     /// A CancelJob recorded for the job's driver (JSON of the cancel's options).
     pub cancel_request: Option<String>,
+    /// SQL jobs: the statements, by index.
     pub statements: Vec<StatementRecord>,
+    /// Every change of the job's state, oldest first.
     pub history: Vec<StateTransition>,
 }
 
 /// A job to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewJob {
+    /// The id chosen for the job.
     pub id: JobId,
     /// Unique per tenant when present.
     pub request_id: Option<String>,
+    /// The tenant the job belongs to.
     pub tenant: String,
+    /// The principal submitting the job.
     pub principal: String,
+    /// The caller's free-form labels.
     pub labels: BTreeMap<String, String>,
+    /// What the job is asked to run.
     pub spec: JobSpec,
     /// The statements of a SQL job, all PENDING.
     pub statements: Vec<StatementRecord>,
+    /// Python jobs: the Flink job id pinned for the program at admission.
     pub flink_job_id: Option<String>,
+    /// When the job is recorded.
     pub created_at: UnixMillis,
     /// The replica that drives the job from the start, and until when its lease holds.
     pub lease: Option<(String, UnixMillis)>,

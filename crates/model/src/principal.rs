@@ -52,6 +52,7 @@ impl Role {
         }
     }
 
+    /// Returns the role's name (`submitter`, `reader`, `admin`).
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Submitter => "submitter",
@@ -70,8 +71,11 @@ impl fmt::Display for Role {
 /// The caller of one gRPC call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
+    /// The caller's name, as authentication established it.
     pub name: String,
+    /// The tenant the caller acts in.
     pub tenant: String,
+    /// The roles the caller holds.
     pub roles: Vec<Role>,
 }
 

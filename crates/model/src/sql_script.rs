@@ -293,7 +293,7 @@ pub fn classify(statement: &str) -> StatementKind {
     }
 }
 
-/// Parses `SET 'key' = 'value'` / `RESET 'key'` into (key, Option<value>), None if not such a
+/// Parses `SET 'key' = 'value'` / `RESET 'key'` into `(key, Option<value>)`, None if not such a
 /// statement.
 ///
 /// Keys and values must be string literals; their doubled quotes are unescaped. Comments

@@ -18,20 +18,22 @@ use thiserror::Error;
 use flinkbroker_model::job::{JobId, PythonSpec};
 
 /// The file name of an inline script run with `-py`.
-pub const SCRIPT_FILE: &str = "main.py";
+const SCRIPT_FILE: &str = "main.py";
 /// The file name of the requirements shipped with `-pyreq`.
-pub const REQUIREMENTS_FILE: &str = "requirements.txt";
+const REQUIREMENTS_FILE: &str = "requirements.txt";
 /// The most submitter output kept with a job, in bytes (its tail).
 pub const MAX_OUTPUT_BYTES: usize = 64 * 1024;
 
 /// What a runner needs to start the submitter of one Python job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubmitterSpec {
+    /// The broker's job the submitter submits.
     pub job_id: JobId,
     /// The tenant the job belongs to (a label of the submitter's Kubernetes objects).
     pub tenant: String,
     /// The Flink job id chosen up front (`$internal.pipeline.job-id`).
     pub flink_job_id: String,
+    /// The program: its script (inline or by URL), files, arguments and Flink options.
     pub program: PythonSpec,
 }
 
@@ -40,12 +42,15 @@ pub struct SubmitterSpec {
 pub enum SubmitterState {
     /// Created, not running yet (e.g. a pod being scheduled).
     Pending,
+    /// The submitter is running.
     Running,
     /// `flink run -d` exited 0: the Flink job was submitted.
     Succeeded,
     /// The submitter failed; `reason` says how (exit code, deadline, ...).
     Failed {
+        /// The exit code of the process that failed, when one is known.
         exit_code: Option<i32>,
+        /// How it failed, for the job's state reason.
         reason: String,
     },
     /// The runner knows no submitter for this job (never started, or already removed).
@@ -89,7 +94,7 @@ pub struct ArgvContext {
     pub flink_executable: String,
     /// The JobManager REST address for `-m`, e.g. `flink-jobmanager:8081`.
     pub jobmanager_address: String,
-    /// The directory holding the files of [`program_files`] (and a downloaded script).
+    /// The directory holding the program's files (and a downloaded script).
     pub program_dir: String,
     /// The Python interpreter for `-pyexec` and `-pyclientexec`, when not `python` from PATH.
     pub python_executable: Option<String>,
@@ -97,7 +102,7 @@ pub struct ArgvContext {
 
 /// Returns the path, relative to the program directory, where the script lives: `main.py`,
 /// or the entry module's file (`recs/jobs/main.py` for `recs.jobs.main`).
-pub fn script_path(program: &PythonSpec) -> String {
+pub(crate) fn script_path(program: &PythonSpec) -> String {
     match &program.entry_module {
         Some(module) => format!("{}.py", module.replace('.', "/")),
         None => SCRIPT_FILE.to_string(),
@@ -106,7 +111,7 @@ pub fn script_path(program: &PythonSpec) -> String {
 
 /// Returns the files to write into the program directory (relative path, contents): the inline
 /// script, the inline modules and the requirements.
-pub fn program_files(program: &PythonSpec) -> Vec<(String, String)> {
+pub(crate) fn program_files(program: &PythonSpec) -> Vec<(String, String)> {
     let mut files = Vec::new();
     if let Some(script) = &program.script {
         files.push((script_path(program), script.clone()));

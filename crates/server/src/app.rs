@@ -38,14 +38,18 @@ pub const JOB_SERVICE_HEALTH: &str = "flinkbroker.v1.JobService";
 /// The external systems the broker talks to.
 #[derive(Clone)]
 pub struct Dependencies {
+    /// The database holding jobs, result logs, leases and the audit trail.
     pub store: Arc<dyn Store>,
+    /// The SQL Gateway client.
     pub gateway: Arc<dyn SqlGateway>,
+    /// The JobManager REST client.
     pub jobmanager: Arc<dyn JobManager>,
+    /// The runner of Python submitters.
     pub runner: Arc<dyn JobRunner>,
 }
 
 /// Connects the real store (running its migrations) and clients named in the configuration.
-pub async fn connect(config: &ServerConfig) -> Result<Dependencies> {
+async fn connect(config: &ServerConfig) -> Result<Dependencies> {
     let store = SeaStore::connect(&config.database_url)
         .await
         .with_context(|| format!("cannot open the store at {}", redact(&config.database_url)))?;
@@ -97,7 +101,7 @@ pub async fn run(config: ServerConfig, shutdown: CancellationToken) -> Result<()
 /// Serves the API on `listener` with the given dependencies until `shutdown` is cancelled,
 /// then lets in-flight calls finish within the configured grace period. The metrics endpoint
 /// listens where `--metrics-listen` says.
-pub async fn serve(
+async fn serve(
     dependencies: Dependencies,
     config: &ServerConfig,
     listener: TcpListener,
@@ -106,9 +110,10 @@ pub async fn serve(
     serve_with_metrics(dependencies, config, listener, None, shutdown).await
 }
 
-/// Serves as [`serve`] does; the metrics endpoint listens on `metrics_listener` when given
-/// (e.g. bound to port 0 by a test that reads its address), else where `--metrics-listen`
-/// says.
+/// Serves the API on `listener` with the given dependencies until `shutdown` is cancelled,
+/// then lets in-flight calls finish within the configured grace period. The metrics endpoint
+/// listens on `metrics_listener` when given (e.g. bound to port 0 by a test that reads its
+/// address), else where `--metrics-listen` says.
 pub async fn serve_with_metrics(
     dependencies: Dependencies,
     config: &ServerConfig,
@@ -336,7 +341,7 @@ fn serving(up: bool) -> ServingStatus {
 }
 
 /// Hides a password in a database URL before it is logged.
-pub fn redact(url: &str) -> String {
+fn redact(url: &str) -> String {
     match (url.find("://"), url.find('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let credentials = &url[scheme + 3..at];

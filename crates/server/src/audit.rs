@@ -23,24 +23,27 @@ use flinkbroker_store::Store;
 
 /// What the audit trail needs to know of one call, gathered while it is answered.
 #[derive(Debug, Clone)]
-pub struct CallRecord {
+pub(crate) struct CallRecord {
     /// The gRPC method, e.g. `SubmitSql`.
-    pub method: &'static str,
+    pub(crate) method: &'static str,
     /// What the call does when allowed; None for calls audited only when refused (GetJob,
     /// ListJobs, WatchJob, ListAuditEvents).
-    pub action: Option<AuditAction>,
+    pub(crate) action: Option<AuditAction>,
     /// None until the caller is known.
-    pub principal: Option<Arc<Principal>>,
-    pub job_id: Option<String>,
-    pub request_id: Option<String>,
+    pub(crate) principal: Option<Arc<Principal>>,
+    /// The job the call is about, once known.
+    pub(crate) job_id: Option<String>,
+    /// The request id of the submission the call is about, if any.
+    pub(crate) request_id: Option<String>,
     /// The tenant of a job the caller may not see (the call is answered NOT_FOUND).
-    pub hidden_tenant: Option<String>,
+    pub(crate) hidden_tenant: Option<String>,
     /// The event was recorded already, with what the call changed (a submission's job).
-    pub recorded: bool,
+    pub(crate) recorded: bool,
 }
 
 impl CallRecord {
-    pub fn new(method: &'static str, action: Option<AuditAction>) -> CallRecord {
+    /// Creates the record of a call to `method`, its caller not known yet.
+    pub(crate) fn new(method: &'static str, action: Option<AuditAction>) -> CallRecord {
         CallRecord {
             method,
             action,
@@ -54,7 +57,7 @@ impl CallRecord {
 }
 
 /// Records audit events in the store.
-pub struct Auditor {
+pub(crate) struct Auditor {
     store: Arc<dyn Store>,
     unauthenticated: Mutex<UnauthenticatedBudget>,
     unauthenticated_per_second: u32,
@@ -68,7 +71,9 @@ struct UnauthenticatedBudget {
 }
 
 impl Auditor {
-    pub fn new(store: Arc<dyn Store>, unauthenticated_per_second: u32) -> Auditor {
+    /// Creates the auditor over a store, recording at most `unauthenticated_per_second`
+    /// unauthenticated calls a second.
+    pub(crate) fn new(store: Arc<dyn Store>, unauthenticated_per_second: u32) -> Auditor {
         Auditor {
             store,
             unauthenticated: Mutex::new(UnauthenticatedBudget {
@@ -83,7 +88,7 @@ impl Auditor {
     /// Records the answer to a call, if it is audited: a refusal of the credential or the
     /// permission, or a job of another tenant, as `denied`; otherwise the call's own action,
     /// whatever its outcome.
-    pub async fn answered(&self, call: CallRecord, outcome: Result<(), &tonic::Status>) {
+    pub(crate) async fn answered(&self, call: CallRecord, outcome: Result<(), &tonic::Status>) {
         if call.recorded {
             return;
         }
@@ -137,7 +142,7 @@ impl Auditor {
 
     /// Records a call refused before its caller was known (no or an invalid credential),
     /// within the budget of unauthenticated records a second.
-    pub async fn unauthenticated(&self, path: &str, status: &tonic::Status) {
+    pub(crate) async fn unauthenticated(&self, path: &str, status: &tonic::Status) {
         if !self.take_unauthenticated_budget() {
             return;
         }

@@ -139,7 +139,7 @@ static STYLE: LazyLock<Asset> = LazyLock::new(|| {
 });
 
 /// Where people open the console, for the log line that says it is served.
-pub fn url(local: SocketAddr, tls: bool) -> String {
+pub(crate) fn url(local: SocketAddr, tls: bool) -> String {
     let scheme = if tls { "https" } else { "http" };
     format!("{scheme}://{local}/")
 }
@@ -147,13 +147,14 @@ pub fn url(local: SocketAddr, tls: bool) -> String {
 /// Serves the console's page and assets in front of gRPC-Web and authentication (which refuses
 /// plain HTTP/1.1 requests); everything else goes on to the gRPC services.
 #[derive(Clone, Copy)]
-pub struct ConsoleLayer {
+pub(crate) struct ConsoleLayer {
     enabled: bool,
 }
 
 impl ConsoleLayer {
-    /// `enabled` false (`--web-console false`) passes every request on.
-    pub fn new(enabled: bool) -> ConsoleLayer {
+    /// Creates the layer; with `enabled` false (`--web-console false`) it passes every
+    /// request on.
+    pub(crate) fn new(enabled: bool) -> ConsoleLayer {
         ConsoleLayer { enabled }
     }
 }
@@ -169,8 +170,10 @@ impl<S> tower::Layer<S> for ConsoleLayer {
     }
 }
 
+/// The service of [`ConsoleLayer`]: answers the console's page and assets itself and passes
+/// everything else to `inner`.
 #[derive(Clone)]
-pub struct ConsoleService<S> {
+pub(crate) struct ConsoleService<S> {
     inner: S,
     enabled: bool,
 }

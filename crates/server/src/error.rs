@@ -16,7 +16,7 @@ use flinkbroker_store::StoreError;
 
 /// Everything a call can be refused or fail with.
 #[derive(Debug, Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// A use case failed.
     #[error(transparent)]
     Control(#[from] ControlError),
@@ -30,7 +30,7 @@ pub enum Error {
 }
 
 /// The server's result type.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl From<PermissionDenied> for Error {
     fn from(denied: PermissionDenied) -> Self {
@@ -40,7 +40,7 @@ impl From<PermissionDenied> for Error {
 
 impl Error {
     /// The gRPC status code the error is answered with.
-    pub fn code(&self) -> Code {
+    pub(crate) fn code(&self) -> Code {
         match self {
             Error::Control(error) => control_code(error),
             Error::Unauthenticated(_) => Code::Unauthenticated,
@@ -49,7 +49,7 @@ impl Error {
     }
 
     /// The gRPC status code a use case's error is answered with.
-    pub fn code_of(error: &ControlError) -> Code {
+    pub(crate) fn code_of(error: &ControlError) -> Code {
         control_code(error)
     }
 }

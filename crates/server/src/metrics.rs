@@ -42,7 +42,9 @@ use crate::error::Error;
 /// Where the metrics endpoint listens: nowhere, or an address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricsListen {
+    /// No metrics endpoint (`--metrics-listen off`).
     Off,
+    /// The endpoint listens on this address.
     On(SocketAddr),
 }
 
@@ -57,14 +59,22 @@ pub fn parse_metrics_listen(text: &str) -> std::result::Result<MetricsListen, St
     })
 }
 
-pub const SUBMISSIONS: &str = "flinkbroker_submissions_total";
-pub const SUBMISSION_DURATION: &str = "flinkbroker_submission_duration_seconds";
-pub const JOBS: &str = "flinkbroker_jobs";
-pub const JOBS_OLDEST_UNCHANGED: &str = "flinkbroker_jobs_oldest_unchanged_seconds";
-pub const JOBS_WITHOUT_LEASE: &str = "flinkbroker_jobs_without_lease";
-pub const RESULT_LOG_LARGEST_OPEN: &str = "flinkbroker_result_log_largest_open_bytes";
-pub const RESULT_LOG_MAX: &str = "flinkbroker_result_log_max_bytes";
-pub const DEPENDENCY_UP: &str = "flinkbroker_dependency_up";
+/// SubmitSql and SubmitPython calls, by job kind and gRPC status code.
+const SUBMISSIONS: &str = "flinkbroker_submissions_total";
+/// The time to check and record a submission, by job kind.
+const SUBMISSION_DURATION: &str = "flinkbroker_submission_duration_seconds";
+/// Recorded jobs by kind and state, read from the store at each scrape.
+const JOBS: &str = "flinkbroker_jobs";
+/// The longest a live job in each kind and state went without a recorded change.
+const JOBS_OLDEST_UNCHANGED: &str = "flinkbroker_jobs_oldest_unchanged_seconds";
+/// Live jobs whose lease no replica holds.
+const JOBS_WITHOUT_LEASE: &str = "flinkbroker_jobs_without_lease";
+/// The bytes held by the largest result log still being written.
+const RESULT_LOG_LARGEST_OPEN: &str = "flinkbroker_result_log_largest_open_bytes";
+/// The cap of one batch statement's result log (`--result-log-max-bytes`).
+const RESULT_LOG_MAX: &str = "flinkbroker_result_log_max_bytes";
+/// Whether each dependency answered its last probe.
+const DEPENDENCY_UP: &str = "flinkbroker_dependency_up";
 
 /// Every series the broker exports: the REST clients', the use cases' and the server's.
 pub static METRICS: LazyLock<Vec<Metric>> = LazyLock::new(|| {
@@ -149,7 +159,7 @@ const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 static RECORDER: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
 
 /// Installs the Prometheus recorder (once per process) and returns its handle.
-pub fn install() -> Result<PrometheusHandle> {
+pub(crate) fn install() -> Result<PrometheusHandle> {
     let mut installed = RECORDER.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(handle) = installed.as_ref() {
         return Ok(handle.clone());
@@ -179,16 +189,18 @@ pub fn install() -> Result<PrometheusHandle> {
 
 /// What a scrape reads besides the recorded series.
 #[derive(Clone)]
-pub struct Scrape {
-    pub handle: PrometheusHandle,
-    pub store: Arc<dyn Store>,
+pub(crate) struct Scrape {
+    /// The recorder's handle, which renders the recorded series.
+    pub(crate) handle: PrometheusHandle,
+    /// The store the job gauges are read from.
+    pub(crate) store: Arc<dyn Store>,
     /// `--result-log-max-bytes`.
-    pub result_log_max_bytes: u64,
+    pub(crate) result_log_max_bytes: u64,
 }
 
 /// Serves `GET /metrics` on `listener` until `shutdown`; at most [`MAX_CONNECTIONS`] at once,
 /// each within [`CONNECTION_TIMEOUT`].
-pub async fn serve(listener: TcpListener, scrape: Scrape, shutdown: CancellationToken) {
+pub(crate) async fn serve(listener: TcpListener, scrape: Scrape, shutdown: CancellationToken) {
     match listener.local_addr() {
         Ok(local) => info!(listen = %local, "metrics served at /metrics"),
         Err(error) => warn!(%error, "metrics served at /metrics on an address that cannot be read"),
@@ -333,7 +345,7 @@ const ALL_STATES: [JobState; 7] = [
 ];
 
 /// Counts a submission and how long it took to answer.
-pub fn submission<T>(kind: JobKind, started: Instant, outcome: &Result<T, ControlError>) {
+pub(crate) fn submission<T>(kind: JobKind, started: Instant, outcome: &Result<T, ControlError>) {
     let code = match outcome {
         Ok(_) => tonic::Code::Ok,
         Err(error) => Error::code_of(error),
@@ -344,7 +356,7 @@ pub fn submission<T>(kind: JobKind, started: Instant, outcome: &Result<T, Contro
 }
 
 /// Sets whether a dependency answered its last probe.
-pub fn dependency_up(dependency: &'static str, up: bool) {
+pub(crate) fn dependency_up(dependency: &'static str, up: bool) {
     gauge!(DEPENDENCY_UP, "dependency" => dependency).set(if up { 1.0 } else { 0.0 });
 }
 

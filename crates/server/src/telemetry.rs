@@ -6,8 +6,9 @@
 //! exporter is built and the broker's spans are disabled at their call sites.
 //!
 //! The spans (see the README's "Traces (OpenTelemetry)"): one per gRPC call
-//! ([`rpc_span`]), one per job driver, a child of the call that submitted the job, and one
-//! per HTTP request to the SQL Gateway or the JobManager ([`http_request_span`]).
+//! (`rpc_span`), one per job driver, a child of the call that submitted the job, and one
+//! per HTTP request to the SQL Gateway or the JobManager (`http_request_span` in
+//! `flinkbroker_flink`).
 
 use std::time::Duration;
 
@@ -52,7 +53,9 @@ pub enum TraceExport {
     Off,
     /// OTLP over gRPC to `endpoint`, the spans' resource named `service_name`.
     Otlp {
+        /// The collector's OTLP/gRPC address, e.g. `http://collector:4317`.
         endpoint: String,
+        /// The `service.name` of the spans' resource.
         service_name: String,
     },
 }
@@ -60,8 +63,14 @@ pub enum TraceExport {
 /// Errors setting trace export up.
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
+    /// The OTLP exporter could not be built for the endpoint.
     #[error("cannot build the otlp trace exporter for {endpoint}: {reason}")]
-    Exporter { endpoint: String, reason: String },
+    Exporter {
+        /// The endpoint the exporter was built for.
+        endpoint: String,
+        /// Why it could not be built.
+        reason: String,
+    },
 }
 
 impl TraceExport {
@@ -106,7 +115,8 @@ pub struct Telemetry {
 
 impl Telemetry {
     /// Returns true when spans are exported.
-    pub fn exports_traces(&self) -> bool {
+    #[cfg(test)]
+    fn exports_traces(&self) -> bool {
         self.traces.is_some()
     }
 
@@ -204,7 +214,7 @@ fn tracer_provider(
 /// `flinkbroker.v1.JobService/<method>`), in the caller's trace when its metadata carries a
 /// W3C `traceparent`; the handler records `job_id` once known and `rpc.grpc.status_code` with
 /// the answer.
-pub fn rpc_span(method: &'static str, metadata: &MetadataMap) -> Span {
+pub(crate) fn rpc_span(method: &'static str, metadata: &MetadataMap) -> Span {
     let span = info_span!(
         "grpc call",
         otel.name = %format_args!("flinkbroker.v1.JobService/{method}"),
@@ -254,7 +264,7 @@ impl Extractor for MetadataExtractor<'_> {
 
 /// Records a call's answer on its span: the gRPC status code, and the span failed for the
 /// codes that say the server failed (as the OpenTelemetry conventions for gRPC servers say).
-pub fn record_rpc_answer(span: &Span, code: tonic::Code) {
+pub(crate) fn record_rpc_answer(span: &Span, code: tonic::Code) {
     span.record("rpc.grpc.status_code", code as i32);
     if matches!(
         code,

@@ -1,11 +1,35 @@
 //! Durable job records: the `Store` trait and its sea-orm implementation (SQLite, PostgreSQL).
+//!
+//! Every method of [`Store`], [`ResultLog`], [`Leases`] and [`AuditTrail`] is atomic: work of
+//! more than one statement runs in one transaction, reads in one snapshot, and a failed call
+//! leaves nothing half-written. Failures are answered as [`StoreError`]s: a row the store
+//! cannot read back is [`StoreError::Corrupt`], a state change out of a terminal state
+//! [`StoreError::TerminalState`], an append of an attempt the result log no longer holds
+//! [`StoreError::StaleLog`].
+//!
+//! # Layout
+//! - `lib.rs`: the traits ([`Store`], [`ResultLog`], [`Leases`], [`AuditTrail`]), their
+//!   argument and answer types, [`StoreError`] and [`pending_statements`].
+//! - [`migration`]: the schema migrations, run by [`SeaStore::connect`].
+//! - `entities`: the sea-orm entities of the tables the migrations create.
+//! - `sea`: [`SeaStore`]: connecting, migrating, transactions, reading jobs back, and the
+//!   `Store` impl, which hands the rest to the files below.
+//! - `sea_jobs`: job writes: recording a job, transitions, statement and column updates.
+//! - `sea_list`: ListJobs paging and the unfinished jobs.
+//! - `sea_metrics`: a tenant's usage and the counts the metrics read.
+//! - `sea_log`: the result log ([`ResultLog`]).
+//! - `sea_lease`: leases and recorded cancels ([`Leases`]).
+//! - `sea_audit`: the audit trail ([`AuditTrail`]).
 
-pub mod entities;
+mod entities;
 pub mod migration;
-pub mod sea;
+mod sea;
 mod sea_audit;
+mod sea_jobs;
 mod sea_lease;
+mod sea_list;
 mod sea_log;
+mod sea_metrics;
 
 use std::collections::BTreeMap;
 
@@ -31,13 +55,21 @@ pub enum StoreError {
     /// A state change out of a terminal state.
     #[error("job {job_id} is already {from:?}; cannot move it to {to:?}")]
     TerminalState {
+        /// The job asked to move.
         job_id: JobId,
+        /// The terminal state it is in.
         from: JobState,
+        /// The state it was asked to move to.
         to: JobState,
     },
     /// A stored row the store cannot read back.
     #[error("corrupt job record {job_id}: {detail}")]
-    Corrupt { job_id: String, detail: String },
+    Corrupt {
+        /// The id of the job the row belongs to, as stored (empty when it has none).
+        job_id: String,
+        /// What could not be read back.
+        detail: String,
+    },
     /// A malformed ListJobs page token.
     #[error("invalid page token")]
     InvalidPageToken,
@@ -47,9 +79,13 @@ pub enum StoreError {
         "the result log of statement {index} of job {job_id} holds attempt {held}, not {appended}"
     )]
     StaleLog {
+        /// The job of the statement.
         job_id: JobId,
+        /// The statement's index in its script.
         index: u32,
+        /// The attempt the log holds.
         held: u32,
+        /// The attempt the append came from.
         appended: u32,
     },
 }
@@ -72,6 +108,7 @@ pub struct JobFilter {
     pub tenant: Option<String>,
     /// Any of these states (empty: any state).
     pub states: Vec<JobState>,
+    /// Only jobs of this kind (None: any kind).
     pub kind: Option<JobKind>,
     /// Every one of these labels with this value.
     pub labels: BTreeMap<String, String>,
@@ -80,6 +117,7 @@ pub struct JobFilter {
 /// One page of ListJobs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobPage {
+    /// The jobs of the page, newest first.
     pub jobs: Vec<Job>,
     /// Opaque; None on the last page.
     pub next_page_token: Option<String>,
@@ -88,11 +126,17 @@ pub struct JobPage {
 /// Changes to a statement's record; `None` fields are left as they are.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StatementUpdate {
+    /// The statement's new state.
     pub state: Option<flinkbroker_model::job::StatementState>,
+    /// The SQL Gateway operation handle the statement runs under.
     pub operation_handle: Option<String>,
+    /// The Flink job id the statement is pinned to.
     pub flink_job_id: Option<String>,
+    /// Why the statement failed.
     pub error: Option<String>,
+    /// Whether the statement returns rows to stream.
     pub is_query: Option<bool>,
+    /// The attempt the statement is on.
     pub attempt: Option<u32>,
 }
 
@@ -100,8 +144,11 @@ pub struct StatementUpdate {
 /// `RowBatch` (its `rows` only).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogBatch {
+    /// The offset of the batch's first row in the statement's results.
     pub first_row: u64,
+    /// How many rows the batch holds.
     pub rows: u64,
+    /// The encoded `RowBatch`.
     pub data: Vec<u8>,
 }
 
@@ -114,6 +161,7 @@ pub struct LogAppend {
     pub batches: Vec<LogBatch>,
     /// The gateway token of the next page (None when the log ends with this append).
     pub next_token: Option<u64>,
+    /// How the log ends, when it ends with this append.
     pub end: Option<LogEnd>,
     /// Streaming queries: the oldest batches are dropped while more than this many bytes
     /// are held (the sliding window).
@@ -123,6 +171,7 @@ pub struct LogAppend {
 /// A read of a result log: its head, its schema and the batches asked for, from one snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogRead {
+    /// The log's head as of the read.
     pub head: LogSummary,
     /// The result columns as the SQL Gateway reports them (JSON).
     pub schema: Vec<u8>,
@@ -232,8 +281,11 @@ pub struct TenantUsage {
 /// The jobs of one kind in one state, for the metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JobGroup {
+    /// The kind of the jobs.
     pub kind: JobKind,
+    /// The state of the jobs.
     pub state: JobState,
+    /// How many jobs the group holds.
     pub jobs: u64,
     /// The oldest last change of a job in the group.
     pub oldest_change: Option<UnixMillis>,

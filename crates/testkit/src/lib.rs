@@ -5,7 +5,10 @@
 //! # Layout
 //! - [`standin`]: the stand-in (`Standin::spawn`, `StandinConfig`), its SQL front end,
 //!   result pipeline and recorded error bodies.
+//! - [`fakes`]: scripted in-memory fakes of the `SqlGateway`, `JobManager` and `JobRunner`
+//!   traits, for tests that drive the control crate without HTTP.
 
 #![allow(missing_docs, unreachable_pub)]
 
+pub mod fakes;
 pub mod standin;

@@ -130,13 +130,11 @@ impl PythonDriver {
             )));
         }
         let submitter = loop {
-            match self.core.controller.runner.state(self.core.job.id).await {
+            match self.core.runner().state(self.core.job.id).await {
                 Ok(state) => break state,
                 Err(error) => {
                     warn!(job_id = %self.core.job.id, %error, "cannot read the submitter's state while resuming; retrying");
-                    self.core
-                        .pause(self.core.controller.limits.poll_interval)
-                        .await?;
+                    self.core.pause(self.core.limits().poll_interval).await?;
                 }
             }
         };
@@ -162,7 +160,7 @@ impl PythonDriver {
             SubmitterState::Missing | SubmitterState::Failed { .. } => {
                 // Gone, or ended without the job being seen: submit again under the same id;
                 // flink refuses a second job under it.
-                if let Err(error) = self.core.controller.runner.delete(self.core.job.id).await {
+                if let Err(error) = self.core.runner().delete(self.core.job.id).await {
                     warn!(job_id = %self.core.job.id, %error, "cannot remove the earlier submitter");
                 }
                 self.core
@@ -196,14 +194,12 @@ impl PythonDriver {
                     return Err(Interrupt::Failed(format!(
                         "cancel failed: the jobmanager could not be asked about flink job {} within {} s (--cancel-timeout): {error}",
                         self.flink_job_id,
-                        self.core.controller.limits.cancel_timeout.as_secs()
+                        self.core.limits().cancel_timeout.as_secs()
                     )));
                 }
                 Err(error) => {
                     warn!(job_id = %self.core.job.id, flink_job_id = %self.flink_job_id, %error, "cannot read the flink job's status; asking again");
-                    self.core
-                        .pause(self.core.controller.limits.poll_interval)
-                        .await?;
+                    self.core.pause(self.core.limits().poll_interval).await?;
                 }
             }
         }
@@ -224,7 +220,7 @@ impl PythonDriver {
         let mut attempt = 1;
         let mut pause = FIRST_POLL;
         loop {
-            match self.core.controller.runner.start(&spec).await {
+            match self.core.runner().start(&spec).await {
                 Ok(()) => break,
                 Err(error) if attempt < SUBMITTER_START_ATTEMPTS => {
                     warn!(job_id = %self.core.job.id, %error, attempt, "cannot start the submitter; retrying");
@@ -272,13 +268,13 @@ impl PythonDriver {
                 }
             }
             self.core.pause(pause).await?;
-            pause = (pause * 2).min(self.core.controller.limits.poll_interval);
+            pause = (pause * 2).min(self.core.limits().poll_interval);
         }
     }
 
     /// Reads the submitter's state; a failure is the job's unless Flink already has the job.
     async fn check_submitter(&mut self) -> Result<(), Interrupt> {
-        match self.core.controller.runner.state(self.core.job.id).await {
+        match self.core.runner().state(self.core.job.id).await {
             Ok(SubmitterState::Succeeded) => {
                 self.submitter_done = true;
                 self.keep_output().await;
@@ -324,7 +320,7 @@ impl PythonDriver {
             self.core.take_commands().await?;
             if !self.submitter_done
                 && let Ok(SubmitterState::Succeeded | SubmitterState::Failed { .. }) =
-                    self.core.controller.runner.state(self.core.job.id).await
+                    self.core.runner().state(self.core.job.id).await
             {
                 self.submitter_done = true;
                 self.keep_output().await;
@@ -357,16 +353,14 @@ impl PythonDriver {
                     warn!(job_id = %self.core.job.id, flink_job_id = %self.flink_job_id, %error, "cannot read the flink job's status");
                 }
             }
-            self.core
-                .pause(self.core.controller.limits.poll_interval)
-                .await?;
+            self.core.pause(self.core.limits().poll_interval).await?;
         }
     }
 
     /// Reads the submitter's output and records it with the job; returns it.
     async fn keep_output(&mut self) -> String {
         let id = self.core.job.id;
-        let output = match self.core.controller.runner.output(id).await {
+        let output = match self.core.runner().output(id).await {
             Ok(output) => output,
             Err(error) => {
                 warn!(job_id = %id, %error, "cannot read the submitter's output");
@@ -443,11 +437,11 @@ impl PythonDriver {
             self.keep_output().await;
         }
         let flink_job_id = self.flink_job_id.clone();
-        let deadline = Instant::now() + self.core.controller.limits.cancel_timeout;
+        let deadline = Instant::now() + self.core.limits().cancel_timeout;
         // A submission under way must be over before "the flink job never started" is true.
         loop {
-            match self.core.controller.runner.delete(id).await {
-                Ok(()) => match self.core.controller.runner.state(id).await {
+            match self.core.runner().delete(id).await {
+                Ok(()) => match self.core.runner().state(id).await {
                     Ok(SubmitterState::Pending | SubmitterState::Running) => {}
                     Ok(_) => break,
                     Err(error) => warn!(job_id = %id, %error, "cannot read the submitter's state"),
@@ -457,7 +451,7 @@ impl PythonDriver {
             if Instant::now() >= deadline {
                 return Err(Interrupt::Failed(format!(
                     "cancel failed: the submitter of flink job {flink_job_id} could not be removed within {} s (--cancel-timeout)",
-                    self.core.controller.limits.cancel_timeout.as_secs()
+                    self.core.limits().cancel_timeout.as_secs()
                 )));
             }
             self.core.pause(FIRST_POLL).await?;
@@ -502,7 +496,7 @@ impl PythonDriver {
             Stopped::All => Ok(Ok(reason)),
             Stopped::StillRunning(flink_job_id) => Err(Interrupt::Failed(format!(
                 "cancel failed: flink job {flink_job_id} did not stop within {} s (--cancel-timeout)",
-                self.core.controller.limits.cancel_timeout.as_secs()
+                self.core.limits().cancel_timeout.as_secs()
             ))),
         }
     }
@@ -515,7 +509,7 @@ impl PythonDriver {
     ) -> Result<Result<String, KeepsRunning>, Interrupt> {
         let flink_job_id = self.flink_job_id.clone();
         let trigger = savepoint_trigger_id(&flink_job_id);
-        let jobmanager = self.core.controller.jobmanager.clone();
+        let jobmanager = self.core.jobmanager().clone();
         if let Err(error) = jobmanager
             .stop_with_savepoint(&flink_job_id, &trigger, directory)
             .await
@@ -550,7 +544,7 @@ impl PythonDriver {
                 ))));
             }
             self.core.pause(pause).await?;
-            pause = (pause * 2).min(self.core.controller.limits.poll_interval);
+            pause = (pause * 2).min(self.core.limits().poll_interval);
         }
     }
 }

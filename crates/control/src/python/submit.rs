@@ -12,9 +12,13 @@ use flinkbroker_model::job::{Job, JobId, JobSpec, NewJob, PythonSpec, now_millis
 pub struct PythonSubmission {
     /// The tenant the job belongs to and the principal submitting it.
     pub tenant: String,
+    /// The principal submitting the job.
     pub principal: String,
+    /// The program and how to run it.
     pub program: PythonSpec,
+    /// The caller's idempotency key, if given.
     pub request_id: Option<String>,
+    /// The caller's labels, for filtering ListJobs.
     pub labels: BTreeMap<String, String>,
 }
 

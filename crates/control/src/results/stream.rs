@@ -36,10 +36,15 @@ const QUEUED_MESSAGES: usize = 2;
 /// What StreamOperationResults was asked for.
 #[derive(Debug, Clone)]
 pub struct ResultRequest {
+    /// The job whose results are read.
     pub job_id: JobId,
+    /// The statement; None for the job's only query.
     pub statement_index: Option<u32>,
+    /// Ends the stream after this many rows.
     pub max_rows: Option<u64>,
+    /// Ends the stream after this long.
     pub max_duration: Option<Duration>,
+    /// The row offset the client has read up to.
     pub resume_from_row: u64,
     /// The attempt the client's rows came from, when resuming.
     pub attempt: Option<u32>,
@@ -48,32 +53,50 @@ pub struct ResultRequest {
 /// Why a result stream ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamEndReason {
+    /// The statement's results ended.
     EndOfResults,
+    /// `max_rows` rows were sent.
     RowLimitReached,
+    /// `max_duration` passed, or the broker's own limit.
     TimeLimitReached,
+    /// The job was cancelled.
     Canceled,
+    /// The statement or the job failed.
     Failed,
 }
 
 /// One message of a result stream.
 #[derive(Debug, Clone)]
 pub enum ResultMessage {
+    /// The columns of the results, first.
     Schema(proto::ResultSchema),
+    /// Rows in order, from `first_row_offset`.
     Rows {
+        /// The rows.
         rows: Vec<proto::Row>,
+        /// The offset of the first row in the statement's results.
         first_row_offset: u64,
         /// The statement's attempt the rows come from.
         attempt: u32,
     },
+    /// Sent while no rows arrive: how far the results are.
     Progress {
+        /// Rows in the result log so far.
         rows_logged: u64,
+        /// The first row still held.
         earliest_row_offset: u64,
+        /// The Flink job's status, as the JobManager reports it.
         flink_job_status: String,
     },
+    /// The last message.
     End {
+        /// Why the stream ended.
         reason: StreamEndReason,
+        /// The root cause when the statement or job failed.
         error: Option<String>,
+        /// Rows this stream sent.
         rows_sent: u64,
+        /// Where a new stream resumes.
         next_row_offset: u64,
     },
 }

@@ -55,8 +55,10 @@ pub struct RestJobManager {
 }
 
 impl RestJobManager {
-    /// Creates a client of the JobManager REST API at `base_url` (e.g. `http://jobmanager:8081`);
-    /// every request gives up after `request_timeout`.
+    /// Creates a client of the JobManager REST API at `base_url`.
+    ///
+    /// `base_url` is e.g. `http://jobmanager:8081`; every request gives up after
+    /// `request_timeout`.
     pub fn new(base_url: &str, request_timeout: Duration) -> Result<Self, FlinkError> {
         let invalid_url =
             |reason: String| FlinkError::Unreachable(format!("invalid url {base_url:?}: {reason}"));

@@ -1,6 +1,6 @@
 //! The Flink JobManager REST API: job status, root causes, cancel and stop-with-savepoint.
 
-pub mod client;
+mod client;
 
 use async_trait::async_trait;
 use thiserror::Error;
@@ -12,11 +12,11 @@ pub use client::RestJobManager;
 const SAVEPOINT_TRIGGER_NAMESPACE: Uuid =
     Uuid::from_u128(0x5f1c_2b8e_7d4a_4c39_9e61_0a3b_f7d2_c845);
 
-/// Derives the stop-with-savepoint trigger id of a Flink job: 32 lowercase hex digits, the
-/// format of Flink's `TriggerId`.
+/// Derives the stop-with-savepoint trigger id of a Flink job.
 ///
-/// The same job id always gives the same trigger id, so a stop request repeated after a
-/// retry or a restart joins the savepoint already under way instead of starting another.
+/// The id is 32 lowercase hex digits, the format of Flink's `TriggerId`. The same job id
+/// always gives the same trigger id, so a stop request repeated after a retry or a restart
+/// joins the savepoint already under way instead of starting another.
 pub fn savepoint_trigger_id(flink_job_id: &str) -> String {
     let name = format!(
         "stop-with-savepoint:{}",
@@ -30,22 +30,33 @@ pub fn savepoint_trigger_id(flink_job_id: &str) -> String {
 /// A Flink job's status (`GET /jobs/{id}` → `state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlinkJobStatus {
+    /// Received, waiting for its JobMaster to be created (`INITIALIZING`).
     Initializing,
+    /// Created, no task started yet (`CREATED`).
     Created,
+    /// Running (`RUNNING`).
     Running,
+    /// Failed, waiting for its cleanup to complete (`FAILING`).
     Failing,
+    /// Failed for good (`FAILED`).
     Failed,
+    /// Being canceled (`CANCELLING`).
     Cancelling,
+    /// Canceled (`CANCELED`).
     Canceled,
+    /// Finished (`FINISHED`).
     Finished,
+    /// Restarting after a failure (`RESTARTING`).
     Restarting,
+    /// Stopped without ending, kept for another JobManager to recover (`SUSPENDED`).
     Suspended,
+    /// Recovering the state of its tasks after a JobManager failover (`RECONCILING`).
     Reconciling,
 }
 
 impl FlinkJobStatus {
     /// Parses Flink's state name.
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "INITIALIZING" => FlinkJobStatus::Initializing,
             "CREATED" => FlinkJobStatus::Created,
@@ -91,20 +102,38 @@ impl FlinkJobStatus {
 /// Where a stop-with-savepoint is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SavepointStatus {
+    /// The savepoint is being taken.
     InProgress,
-    Completed { location: String },
-    Failed { cause: String },
+    /// The savepoint was taken and the job stopped.
+    Completed {
+        /// Where the savepoint is.
+        location: String,
+    },
+    /// The savepoint failed.
+    Failed {
+        /// The failure's root cause.
+        cause: String,
+    },
 }
 
 /// What went wrong talking to the JobManager.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum FlinkError {
+    /// The JobManager could not be reached or did not answer in time.
     #[error("flink jobmanager unreachable: {0}")]
     Unreachable(String),
+    /// The JobManager knows no job with this id.
     #[error("flink job {0} not found")]
     JobNotFound(String),
+    /// The JobManager answered with an error.
     #[error("flink jobmanager error (http {status}): {message}")]
-    Server { status: u16, message: String },
+    Server {
+        /// The HTTP status of the answer.
+        status: u16,
+        /// The error's message, reduced to its root cause.
+        message: String,
+    },
+    /// An answer the broker could not understand.
     #[error("unexpected flink jobmanager response: {0}")]
     Protocol(String),
 }
@@ -118,15 +147,17 @@ pub trait JobManager: Send + Sync {
     /// Reads a job's status (`GET /jobs/{id}`); `JobNotFound` for an unknown id.
     async fn job_status(&self, flink_job_id: &str) -> Result<FlinkJobStatus, FlinkError>;
 
-    /// Reads the root cause of a failed job (`GET /jobs/{id}/exceptions`), reduced to its
-    /// first meaningful line.
+    /// Reads the root cause of a failed job (`GET /jobs/{id}/exceptions`).
+    ///
+    /// The cause is reduced to its first meaningful line.
     async fn root_cause(&self, flink_job_id: &str) -> Result<Option<String>, FlinkError>;
 
     /// Cancels a job (`PATCH /jobs/{id}?mode=cancel`); cancelling an ended job is not an error.
     async fn cancel(&self, flink_job_id: &str) -> Result<(), FlinkError>;
 
-    /// Triggers stop-with-savepoint (`POST /jobs/{id}/stop`) with a caller-chosen trigger id,
-    /// so a repeated request is idempotent; returns the trigger id.
+    /// Triggers stop-with-savepoint (`POST /jobs/{id}/stop`) and returns the trigger id.
+    ///
+    /// The caller chooses the trigger id, so a repeated request is idempotent.
     async fn stop_with_savepoint(
         &self,
         flink_job_id: &str,

@@ -90,8 +90,10 @@ impl std::fmt::Debug for RestSqlGateway {
 }
 
 impl RestSqlGateway {
-    /// Creates a client of the gateway at `base_url` (e.g. `http://127.0.0.1:8083`); every
-    /// request must complete within `request_timeout`.
+    /// Creates a client of the gateway at `base_url`.
+    ///
+    /// `base_url` is e.g. `http://127.0.0.1:8083`; every request must complete within
+    /// `request_timeout`.
     pub fn new(base_url: &str, request_timeout: Duration) -> Result<Self, GatewayError> {
         let base_url = Url::parse(base_url).map_err(|e| {
             GatewayError::Protocol(format!("invalid sql gateway url {base_url:?}: {e}"))
@@ -342,7 +344,7 @@ fn parse_status(status: &str) -> Result<OperationStatus, GatewayError> {
 
 /// Reads the token out of a `nextResultUri` such as
 /// `/v2/sessions/{s}/operations/{o}/result/7?rowFormat=JSON`.
-pub fn next_token_from_uri(uri: &str) -> Option<u64> {
+fn next_token_from_uri(uri: &str) -> Option<u64> {
     let path = uri.split(['?', '#']).next()?;
     let (_, token) = path.trim_end_matches('/').rsplit_once("/result/")?;
     token.parse().ok()

@@ -14,25 +14,54 @@ pub enum GatewayError {
     Unreachable(String),
     /// The gateway speaks no REST API version the broker supports (V2 or newer).
     #[error("sql gateway supports only api versions {offered:?}; flinkbroker needs V2 or newer")]
-    UnsupportedVersion { offered: Vec<String> },
+    UnsupportedVersion {
+        /// The versions the gateway offered (`V1`, ...).
+        offered: Vec<String>,
+    },
     /// The session does not exist (expired or closed).
     #[error("{message}")]
-    UnknownSession { session: String, message: String },
+    UnknownSession {
+        /// The session's handle.
+        session: String,
+        /// The gateway's root cause.
+        message: String,
+    },
     /// The operation does not exist in its session.
     #[error("{message}")]
-    UnknownOperation { operation: String, message: String },
+    UnknownOperation {
+        /// The operation's handle.
+        operation: String,
+        /// The gateway's root cause.
+        message: String,
+    },
     /// The statement failed: parse or validation errors, or a failure while it ran.
     #[error("{message}")]
-    StatementFailed { message: String },
+    StatementFailed {
+        /// The root cause of the failure, without stack frames or class names.
+        message: String,
+    },
     /// A result token the gateway no longer (or not yet) serves.
     #[error("{message}")]
-    InvalidToken { token: u64, message: String },
+    InvalidToken {
+        /// The token that was asked for, or the one the gateway's message names.
+        token: u64,
+        /// The gateway's root cause.
+        message: String,
+    },
     /// The gateway rejected the request itself (HTTP 400): the broker's bug.
     #[error("sql gateway rejected the request: {message}")]
-    BadRequest { message: String },
+    BadRequest {
+        /// The gateway's root cause, or the start of its answer.
+        message: String,
+    },
     /// Any other gateway failure, reduced to its root cause.
     #[error("sql gateway error (http {status}): {message}")]
-    Server { status: u16, message: String },
+    Server {
+        /// The HTTP status of the answer.
+        status: u16,
+        /// The gateway's root cause, or the start of its answer.
+        message: String,
+    },
     /// A response the broker could not understand.
     #[error("unexpected sql gateway response: {0}")]
     Protocol(String),
@@ -44,7 +73,11 @@ const MAX_PLAIN_BODY_CHARS: usize = 300;
 impl GatewayError {
     /// Classifies a non-2xx response from its status and raw body; `requested_token` is the
     /// result token the request asked for, if it was a fetch.
-    pub fn from_response(status: u16, body: &[u8], requested_token: Option<u64>) -> GatewayError {
+    pub(crate) fn from_response(
+        status: u16,
+        body: &[u8],
+        requested_token: Option<u64>,
+    ) -> GatewayError {
         match serde_json::from_slice::<ErrorBody>(body) {
             Ok(parsed) if !parsed.errors.is_empty() => {
                 classify(status, &parsed.errors, requested_token)
@@ -69,7 +102,7 @@ impl GatewayError {
 }
 
 /// Classifies the `errors` of a failed response into the error the caller can act on.
-pub fn classify(status: u16, errors: &[String], requested_token: Option<u64>) -> GatewayError {
+fn classify(status: u16, errors: &[String], requested_token: Option<u64>) -> GatewayError {
     let chain = ExceptionChain::from_gateway_errors(errors);
     let message = chain.root_cause();
     if status == 400 {

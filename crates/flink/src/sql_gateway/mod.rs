@@ -3,8 +3,8 @@
 //! The trait speaks in the gateway's own terms (sessions, operations, result pages with
 //! tokens); the fetch loop, backoff and time limits live in `control`.
 
-pub mod client;
-pub mod error;
+mod client;
+mod error;
 pub mod wire;
 
 use std::collections::BTreeMap;
@@ -31,13 +31,15 @@ pub struct OperationHandle(pub String);
 /// The REST API version the client talks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ApiVersion {
+    /// REST API version 2, the oldest the broker speaks.
     V2,
+    /// REST API version 3.
     V3,
 }
 
 impl ApiVersion {
     /// Returns the URL path segment (`v2`, `v3`).
-    pub fn path_segment(&self) -> &'static str {
+    pub(crate) fn path_segment(&self) -> &'static str {
         match self {
             ApiVersion::V2 => "v2",
             ApiVersion::V3 => "v3",
@@ -48,19 +50,27 @@ impl ApiVersion {
 /// The status of an operation as the gateway reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OperationStatus {
+    /// Created, not yet submitted (`INITIALIZED`).
     Initialized,
+    /// Submitted, waiting to run (`PENDING`).
     Pending,
+    /// Running (`RUNNING`).
     Running,
+    /// Done; its results, if any, can be fetched (`FINISHED`).
     Finished,
+    /// Canceled (`CANCELED`).
     Canceled,
+    /// Closed, its resources released (`CLOSED`).
     Closed,
+    /// Failed (`ERROR`).
     Error,
+    /// Ran out of its execution time (`TIMEOUT`).
     Timeout,
 }
 
 impl OperationStatus {
     /// Parses the gateway's status name.
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "INITIALIZED" => OperationStatus::Initialized,
             "PENDING" => OperationStatus::Pending,
@@ -106,8 +116,10 @@ pub trait SqlGateway: Send + Sync {
     /// Closes a session (`DELETE /sessions/{s}`).
     async fn close_session(&self, session: &SessionHandle) -> Result<(), GatewayError>;
 
-    /// Submits one statement (`POST /sessions/{s}/statements`) with `executionTimeout` 0 and
-    /// the given per-statement `executionConfig`.
+    /// Submits one statement (`POST /sessions/{s}/statements`).
+    ///
+    /// The request carries `executionTimeout` 0 and the given per-statement
+    /// `executionConfig`.
     async fn execute_statement(
         &self,
         session: &SessionHandle,
@@ -144,8 +156,9 @@ pub trait SqlGateway: Send + Sync {
         token: u64,
     ) -> Result<ResultPage, GatewayError>;
 
-    /// Fetches one result page like `fetch_results`, leaving its rows encoded: for callers
-    /// that convert them elsewhere (the result log's drain).
+    /// Fetches one result page like `fetch_results`, leaving its rows encoded.
+    ///
+    /// It serves callers that convert the rows elsewhere (the result log's drain).
     async fn fetch_page(
         &self,
         session: &SessionHandle,

@@ -5,7 +5,7 @@
 //! what the first start created, and the ConfigMap is owned by the Job, so the garbage
 //! collector removes it with the Job (after `ttlSecondsAfterFinished`, or on deletion).
 
-pub mod resources;
+mod resources;
 mod status;
 
 use std::path::Path;
@@ -22,32 +22,45 @@ use tracing::{debug, info, warn};
 use crate::{JobRunner, MAX_OUTPUT_BYTES, RunnerError, SubmitterSpec, SubmitterState};
 use flinkbroker_model::job::JobId;
 
-pub use resources::{build_config_map, build_job, job_name};
+pub use resources::job_name;
 
-use resources::{LEGACY_POD_JOB_NAME_LABEL, POD_JOB_NAME_LABEL, owner_reference_patch};
+use resources::{
+    LEGACY_POD_JOB_NAME_LABEL, POD_JOB_NAME_LABEL, build_config_map, build_job,
+    owner_reference_patch,
+};
 use status::{decode_log, failed_exit_code, log_container, newest_pod, submitter_state, tail};
 
 /// The line counts asked of the log, in turn, until the tail fits under
 /// [`MAX_OUTPUT_BYTES`]: `limitBytes` keeps the head of what `tailLines` selects, so a tail that
 /// hits the limit is asked again with fewer lines to keep its end.
-pub const LOG_TAIL_LINES: [i64; 3] = [500, 100, 20];
+const LOG_TAIL_LINES: [i64; 3] = [500, 100, 20];
 
 /// How submitter Jobs are shaped.
 #[derive(Debug, Clone)]
 pub struct KubernetesRunnerConfig {
+    /// The namespace of the submitter Jobs and ConfigMaps.
     pub namespace: String,
+    /// The service account of the submitter pods.
     pub service_account: String,
+    /// The image of the submitter pods (Flink with Python and PyFlink).
     pub image: String,
     /// The launcher inside the image.
     pub flink_executable: String,
     /// The JobManager REST address for `-m`.
     pub jobmanager_address: String,
+    /// The interpreter for `-pyexec`/`-pyclientexec` (and the init container's `python3`).
     pub python_executable: Option<String>,
+    /// The longest a submitter pod may run (`activeDeadlineSeconds`; zero for no limit).
     pub active_deadline: Duration,
+    /// How long a finished submitter Job is kept (`ttlSecondsAfterFinished`).
     pub ttl_after_finished: Duration,
+    /// The CPU request of each container of a submitter pod.
     pub cpu_request: String,
+    /// The CPU limit of each container of a submitter pod.
     pub cpu_limit: String,
+    /// The memory request of each container of a submitter pod.
     pub memory_request: String,
+    /// The memory limit of each container of a submitter pod.
     pub memory_limit: String,
 }
 

@@ -19,37 +19,37 @@ use crate::{ArgvContext, SubmitterSpec, flink_run_argv, program_files, script_pa
 use flinkbroker_model::job::JobId;
 
 /// The prefix of every submitter Job and ConfigMap name.
-pub const JOB_NAME_PREFIX: &str = "flinkbroker-py-";
+const JOB_NAME_PREFIX: &str = "flinkbroker-py-";
 /// The container running `flink run`.
-pub const SUBMITTER_CONTAINER: &str = "submitter";
+pub(super) const SUBMITTER_CONTAINER: &str = "submitter";
 /// The init container preparing the program directory of a script given by URL.
-pub const FETCH_CONTAINER: &str = "fetch-program";
+pub(super) const FETCH_CONTAINER: &str = "fetch-program";
 /// Where the submitter finds the program.
-pub const PROGRAM_DIR: &str = "/opt/flinkbroker/job";
+const PROGRAM_DIR: &str = "/opt/flinkbroker/job";
 /// Where the init container finds the ConfigMap's files when the program directory is an
 /// emptyDir.
-pub const CONFIG_DIR: &str = "/opt/flinkbroker/config";
+const CONFIG_DIR: &str = "/opt/flinkbroker/config";
 /// The writable scratch directory (the root filesystem is read-only).
-pub const TMP_DIR: &str = "/tmp";
+const TMP_DIR: &str = "/tmp";
 /// The `flink` user of the flink-python image.
-pub const SUBMITTER_UID: i64 = 9999;
+const SUBMITTER_UID: i64 = 9999;
 /// The largest script the init container accepts from a URL, in bytes.
-pub const MAX_SCRIPT_BYTES: u64 = 10 * 1024 * 1024;
+const MAX_SCRIPT_BYTES: u64 = 10 * 1024 * 1024;
 
 /// `app.kubernetes.io/name` of every submitter object.
-pub const NAME_LABEL: &str = "app.kubernetes.io/name";
+const NAME_LABEL: &str = "app.kubernetes.io/name";
 /// `app.kubernetes.io/managed-by` of every submitter object.
-pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// The broker's job id of a submitter object.
-pub const JOB_ID_LABEL: &str = "flinkbroker.io/job-id";
+const JOB_ID_LABEL: &str = "flinkbroker.io/job-id";
 /// Label naming the tenant of the broker job (token file tenants are valid label values).
-pub const TENANT_LABEL: &str = "flinkbroker.io/tenant";
+const TENANT_LABEL: &str = "flinkbroker.io/tenant";
 /// The Flink job id the submitter submits under.
-pub const FLINK_JOB_ID_ANNOTATION: &str = "flinkbroker.io/flink-job-id";
+const FLINK_JOB_ID_ANNOTATION: &str = "flinkbroker.io/flink-job-id";
 /// The label the Job controller puts on its pods (Kubernetes 1.27 and later).
-pub const POD_JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
+pub(super) const POD_JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
 /// The label older Job controllers put on their pods.
-pub const LEGACY_POD_JOB_NAME_LABEL: &str = "job-name";
+pub(super) const LEGACY_POD_JOB_NAME_LABEL: &str = "job-name";
 
 const PROGRAM_VOLUME: &str = "program";
 const PROGRAM_FILES_VOLUME: &str = "program-files";
@@ -60,7 +60,7 @@ const TMP_VOLUME: &str = "tmp";
 /// Its arguments: the URL, the program directory, the script's path inside it, the size limit,
 /// the directory of the ConfigMap's files, then the relative paths of those files. Redirects are
 /// refused, because the URL was checked against an allowlist and a redirect would leave it.
-pub const FETCH_PROGRAM_PY: &str = r#"import os, shutil, sys, urllib.error, urllib.parse, urllib.request
+const FETCH_PROGRAM_PY: &str = r#"import os, shutil, sys, urllib.error, urllib.parse, urllib.request
 
 url, program_dir, script, limit, config_dir = sys.argv[1:6]
 limit = int(limit)
@@ -105,7 +105,7 @@ pub fn job_name(job_id: JobId) -> String {
 }
 
 /// Returns the labels of every object made for a broker job.
-pub fn labels(spec: &SubmitterSpec) -> BTreeMap<String, String> {
+fn labels(spec: &SubmitterSpec) -> BTreeMap<String, String> {
     BTreeMap::from([
         (NAME_LABEL.to_string(), "flinkbroker-submitter".to_string()),
         (MANAGED_BY_LABEL.to_string(), "flinkbroker".to_string()),
@@ -118,12 +118,12 @@ pub fn labels(spec: &SubmitterSpec) -> BTreeMap<String, String> {
 ///
 /// ConfigMap keys cannot hold `/`, so the keys are flat and the volume's items map each key
 /// back to the file's relative path.
-pub fn config_map_key(index: usize) -> String {
+fn config_map_key(index: usize) -> String {
     format!("file-{index}")
 }
 
 /// Builds the ConfigMap holding the program's files under flat keys (see [`config_map_key`]).
-pub fn build_config_map(spec: &SubmitterSpec, config: &KubernetesRunnerConfig) -> ConfigMap {
+pub(super) fn build_config_map(spec: &SubmitterSpec, config: &KubernetesRunnerConfig) -> ConfigMap {
     let data = program_files(&spec.program)
         .into_iter()
         .enumerate()
@@ -138,7 +138,7 @@ pub fn build_config_map(spec: &SubmitterSpec, config: &KubernetesRunnerConfig) -
 }
 
 /// Builds the Job running [`flink_run_argv`] as the container's command.
-pub fn build_job(spec: &SubmitterSpec, config: &KubernetesRunnerConfig) -> Job {
+pub(super) fn build_job(spec: &SubmitterSpec, config: &KubernetesRunnerConfig) -> Job {
     let argv = flink_run_argv(
         &spec.program,
         &spec.flink_job_id,
@@ -256,7 +256,7 @@ pub fn build_job(spec: &SubmitterSpec, config: &KubernetesRunnerConfig) -> Job {
 }
 
 /// Returns the init container's command: `python3 -c` [`FETCH_PROGRAM_PY`] and its arguments.
-pub fn fetch_program_argv(
+fn fetch_program_argv(
     spec: &SubmitterSpec,
     config: &KubernetesRunnerConfig,
     url: &str,
@@ -288,7 +288,7 @@ pub fn fetch_program_argv(
 ///
 /// The reference has no `blockOwnerDeletion`, which would need the `jobs/finalizers`
 /// permission.
-pub fn owner_reference_patch(job_name: &str, job_uid: &str) -> serde_json::Value {
+pub(super) fn owner_reference_patch(job_name: &str, job_uid: &str) -> serde_json::Value {
     let owner = OwnerReference {
         api_version: "batch/v1".to_string(),
         kind: "Job".to_string(),

@@ -10,7 +10,7 @@ use flinkbroker_model::job::{
 use flinkbroker_proto as proto;
 
 /// Converts milliseconds since the epoch into a protobuf timestamp.
-pub fn timestamp(millis: UnixMillis) -> prost_types::Timestamp {
+fn timestamp(millis: UnixMillis) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: millis.div_euclid(1000),
         nanos: i32::try_from(millis.rem_euclid(1000) * 1_000_000).unwrap_or(0),
@@ -18,7 +18,7 @@ pub fn timestamp(millis: UnixMillis) -> prost_types::Timestamp {
 }
 
 /// Converts an audit event.
-pub fn audit_event(event: &flinkbroker_model::audit::AuditEvent) -> proto::AuditEvent {
+pub(super) fn audit_event(event: &flinkbroker_model::audit::AuditEvent) -> proto::AuditEvent {
     use flinkbroker_model::audit::AuditAction;
     proto::AuditEvent {
         id: event.id,
@@ -40,7 +40,7 @@ pub fn audit_event(event: &flinkbroker_model::audit::AuditEvent) -> proto::Audit
 }
 
 /// Converts a job state.
-pub fn job_state(state: JobState) -> proto::JobState {
+fn job_state(state: JobState) -> proto::JobState {
     match state {
         JobState::Pending => proto::JobState::Pending,
         JobState::Submitting => proto::JobState::Submitting,
@@ -53,7 +53,7 @@ pub fn job_state(state: JobState) -> proto::JobState {
 }
 
 /// Converts a job kind.
-pub fn job_kind(kind: JobKind) -> proto::JobKind {
+fn job_kind(kind: JobKind) -> proto::JobKind {
     match kind {
         JobKind::Sql => proto::JobKind::Sql,
         JobKind::Python => proto::JobKind::Python,
@@ -116,7 +116,7 @@ fn transition(entry: &StateTransition) -> proto::StateTransition {
 }
 
 /// Converts a job; `retention` is how long result logs are kept after a job ends.
-pub fn job(job: &Job, retention: Duration) -> proto::Job {
+pub(super) fn job(job: &Job, retention: Duration) -> proto::Job {
     proto::Job {
         id: job.id.to_string(),
         kind: job_kind(job.kind) as i32,
@@ -147,7 +147,7 @@ pub fn job(job: &Job, retention: Duration) -> proto::Job {
 }
 
 /// Converts one message of a result stream.
-pub fn result_message(message: ResultMessage) -> proto::StreamOperationResultsResponse {
+pub(super) fn result_message(message: ResultMessage) -> proto::StreamOperationResultsResponse {
     use proto::stream_operation_results_response::Message;
     let message = match message {
         ResultMessage::Schema(schema) => Message::Schema(schema),

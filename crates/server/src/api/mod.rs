@@ -1,6 +1,6 @@
 //! The tonic service: decodes and validates requests, calls `control`, encodes replies.
 
-pub mod convert;
+mod convert;
 mod validate;
 
 use std::pin::Pin;
@@ -26,14 +26,14 @@ use flinkbroker_proto::job_service_server::JobService;
 use flinkbroker_store::JobFilter;
 
 /// The `flinkbroker.v1.JobService` implementation.
-pub struct JobApi {
+pub(crate) struct JobApi {
     controller: Arc<Controller>,
     auditor: Arc<Auditor>,
 }
 
 impl JobApi {
     /// Creates the service over a controller, auditing through `auditor`.
-    pub fn new(controller: Arc<Controller>, auditor: Arc<Auditor>) -> Self {
+    pub(crate) fn new(controller: Arc<Controller>, auditor: Arc<Auditor>) -> Self {
         Self {
             controller,
             auditor,
@@ -84,7 +84,7 @@ impl JobApi {
     }
 
     /// Wraps the service into its tonic server.
-    pub fn into_server(self) -> proto::job_service_server::JobServiceServer<Self> {
+    pub(crate) fn into_server(self) -> proto::job_service_server::JobServiceServer<Self> {
         proto::job_service_server::JobServiceServer::new(self)
     }
 

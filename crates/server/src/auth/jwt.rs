@@ -31,7 +31,9 @@ const MAX_JWKS_BYTES: usize = 1 << 20;
 /// Where the signing keys come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JwksSource {
+    /// A JWKS file, read again every refresh (`--jwt-jwks-file`).
     File(PathBuf),
+    /// A JWKS URL, fetched again every refresh (`--jwt-jwks-url`).
     Url(String),
 }
 
@@ -59,11 +61,13 @@ pub struct ClaimNames {
 /// How JWTs are verified.
 #[derive(Debug, Clone)]
 pub struct JwtSettings {
+    /// Where the signing keys come from.
     pub source: JwksSource,
     /// The `iss` every token must carry.
     pub issuer: String,
     /// A value the token's `aud` must hold.
     pub audience: String,
+    /// The claims that name the caller.
     pub claims: ClaimNames,
     /// Clock skew tolerated on `exp` and `nbf`.
     pub leeway: Duration,
@@ -77,7 +81,7 @@ pub struct JwtSettings {
 
 /// Why a JWT was refused. The messages name what is wrong and never hold the token.
 #[derive(Debug, Error, PartialEq, Eq)]
-pub enum JwtError {
+pub(crate) enum JwtError {
     #[error("the bearer token is not a well-formed JWT signed with RS256 or ES256")]
     Malformed,
     #[error("the JWT is signed with {0}; only RS256 and ES256 are accepted")]
@@ -210,7 +214,7 @@ enum Fetcher {
 }
 
 /// Verifies JWTs and maps their claims to principals.
-pub struct JwtVerifier {
+pub(crate) struct JwtVerifier {
     source: JwksSource,
     fetcher: Fetcher,
     keys: RwLock<Arc<KeySet>>,
@@ -240,7 +244,7 @@ impl std::fmt::Debug for JwtVerifier {
 
 impl JwtVerifier {
     /// Reads the key set; an unreadable or unusable set is an error (the broker does not start).
-    pub async fn load(settings: JwtSettings) -> anyhow::Result<JwtVerifier> {
+    pub(crate) async fn load(settings: JwtSettings) -> anyhow::Result<JwtVerifier> {
         let fetcher = match &settings.source {
             JwksSource::File(path) => Fetcher::File(path.clone()),
             JwksSource::Url(url) => {
@@ -388,7 +392,7 @@ impl JwtVerifier {
     }
 
     /// Reads the key set every refresh interval until `shutdown`.
-    pub fn watch(self: Arc<Self>, shutdown: CancellationToken) {
+    pub(crate) fn watch(self: Arc<Self>, shutdown: CancellationToken) {
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval_at(
                 Instant::now() + self.refresh_interval,
@@ -405,7 +409,7 @@ impl JwtVerifier {
     }
 
     /// Verifies `token` and returns the principal its claims name.
-    pub async fn verify(&self, token: &str) -> Result<Principal, JwtError> {
+    pub(crate) async fn verify(&self, token: &str) -> Result<Principal, JwtError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Malformed)?;
         if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
             return Err(JwtError::UnsupportedAlgorithm(format!("{:?}", header.alg)));

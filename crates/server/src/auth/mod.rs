@@ -3,7 +3,7 @@
 //! each call needs.
 //!
 //! Three kinds of credential are accepted, each when configured:
-//! - static bearer tokens of a file (`--auth-tokens-file`, [`tokens`]) that maps the SHA-256 of
+//! - static bearer tokens of a file (`--auth-tokens-file`, `tokens`) that maps the SHA-256 of
 //!   each token to its principal, so that the file holds no token itself;
 //! - JWT bearer tokens signed with a key of a JWKS file or URL ([`jwt`]);
 //! - client certificates of the CA of `--tls-client-ca`, whose subject names a principal of
@@ -19,7 +19,7 @@
 
 pub mod jwt;
 pub mod mtls;
-pub mod tokens;
+mod tokens;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -32,14 +32,15 @@ use tonic::codegen::http;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tracing::{info, warn};
 
-pub use jwt::{JwtSettings, JwtVerifier};
-pub use mtls::{CertificateMapping, server_tls_config};
-pub use tokens::TokenSource;
+use jwt::JwtVerifier;
+use mtls::CertificateMapping;
+pub(crate) use mtls::server_tls_config;
+use tokens::TokenSource;
 
 use crate::audit::Auditor;
 use crate::config::ServerConfig;
 use crate::error::{Error, Result};
-pub use flinkbroker_model::principal::{DEFAULT_TENANT, Principal, Role};
+pub(crate) use flinkbroker_model::principal::{Principal, Role};
 use flinkbroker_model::principal::{TENANT_RULE, check_principal, is_tenant_name};
 
 /// Path prefixes of the services that answer without a credential (unless configured
@@ -79,15 +80,15 @@ impl Presented {
 
 /// The ways callers may prove who they are; at least one is configured.
 #[derive(Debug, Clone, Default)]
-pub struct Verifiers {
+pub(crate) struct Verifiers {
     /// Static bearer tokens.
-    pub tokens: Option<Arc<TokenSource>>,
+    pub(crate) tokens: Option<Arc<TokenSource>>,
     /// JWT bearer tokens.
-    pub jwt: Option<Arc<JwtVerifier>>,
+    pub(crate) jwt: Option<Arc<JwtVerifier>>,
     /// Client certificates (the TLS handshake has verified them against the client CA).
-    pub certificates: Option<Arc<CertificateMapping>>,
+    pub(crate) certificates: Option<Arc<CertificateMapping>>,
     /// Whether health checking and reflection answer without a credential.
-    pub open_services: bool,
+    pub(crate) open_services: bool,
 }
 
 impl Verifiers {
@@ -164,7 +165,7 @@ impl Verifiers {
 
 /// How callers are identified.
 #[derive(Debug, Clone)]
-pub enum Authenticator {
+pub(crate) enum Authenticator {
     /// No authentication: every call is [`Principal::anonymous`].
     Anonymous,
     /// Callers prove who they are with a credential.
@@ -173,7 +174,7 @@ pub enum Authenticator {
 
 impl Authenticator {
     /// The authenticator of these verifiers: anonymous when none is configured.
-    pub fn new(verifiers: Verifiers) -> Authenticator {
+    pub(crate) fn new(verifiers: Verifiers) -> Authenticator {
         if verifiers.tokens.is_none() && verifiers.jwt.is_none() && verifiers.certificates.is_none()
         {
             Authenticator::Anonymous
@@ -185,7 +186,7 @@ impl Authenticator {
     /// Reads the token file, the JWT signing keys and the certificate mapping the configuration
     /// names, and keeps them current until `shutdown`. Anything unreadable or invalid is an
     /// error: the broker does not start.
-    pub async fn from_config(
+    pub(crate) async fn from_config(
         config: &ServerConfig,
         shutdown: &CancellationToken,
     ) -> anyhow::Result<Authenticator> {
@@ -245,7 +246,7 @@ impl Authenticator {
     }
 
     /// Says in the log who may call when no authentication is configured.
-    pub fn warn_if_anonymous(&self, listen: SocketAddr) {
+    pub(crate) fn warn_if_anonymous(&self, listen: SocketAddr) {
         if !matches!(self, Authenticator::Anonymous) {
             return;
         }
@@ -257,7 +258,11 @@ impl Authenticator {
     }
 
     /// Refuses to serve anonymously on an address other callers can reach, unless allowed.
-    pub fn check_listen(&self, listen: SocketAddr, allow_anonymous: bool) -> anyhow::Result<()> {
+    pub(crate) fn check_listen(
+        &self,
+        listen: SocketAddr,
+        allow_anonymous: bool,
+    ) -> anyhow::Result<()> {
         if !matches!(self, Authenticator::Anonymous) {
             return Ok(());
         }
@@ -272,13 +277,14 @@ impl Authenticator {
 
 /// The tower layer that establishes the principal of every call.
 #[derive(Clone)]
-pub struct AuthLayer {
+pub(crate) struct AuthLayer {
     authenticator: Arc<Authenticator>,
     auditor: Option<Arc<Auditor>>,
 }
 
 impl AuthLayer {
-    pub fn new(authenticator: Authenticator) -> AuthLayer {
+    /// Creates the layer over an authenticator, auditing nothing yet.
+    pub(crate) fn new(authenticator: Authenticator) -> AuthLayer {
         AuthLayer {
             authenticator: Arc::new(authenticator),
             auditor: None,
@@ -286,7 +292,7 @@ impl AuthLayer {
     }
 
     /// Records every call refused for want of a valid credential in the audit trail.
-    pub fn audited_by(mut self, auditor: Arc<Auditor>) -> AuthLayer {
+    pub(crate) fn audited_by(mut self, auditor: Arc<Auditor>) -> AuthLayer {
         self.auditor = Some(auditor);
         self
     }
@@ -304,9 +310,9 @@ impl<S> tower::Layer<S> for AuthLayer {
     }
 }
 
-/// See [`AuthLayer`].
+/// The service of [`AuthLayer`]: establishes each call's principal, then passes it to `inner`.
 #[derive(Clone)]
-pub struct AuthService<S> {
+pub(crate) struct AuthService<S> {
     inner: S,
     authenticator: Arc<Authenticator>,
     auditor: Option<Arc<Auditor>>,
@@ -371,7 +377,7 @@ where
 }
 
 /// The caller of a call that passed the layer.
-pub fn caller<T>(request: &tonic::Request<T>) -> Result<Arc<Principal>> {
+pub(crate) fn caller<T>(request: &tonic::Request<T>) -> Result<Arc<Principal>> {
     request
         .extensions()
         .get::<Arc<Principal>>()

@@ -60,14 +60,14 @@ fn read(path: &Path) -> Result<CertificatePrincipals, String> {
 
 /// Which principal a client certificate names, read again when the mapping file changes.
 #[derive(Debug)]
-pub struct CertificateMapping {
+pub(crate) struct CertificateMapping {
     file: Arc<Reloading<CertificatePrincipals>>,
     from: MtlsPrincipalFrom,
 }
 
 impl CertificateMapping {
     /// Reads the mapping file; an unreadable or invalid file is an error.
-    pub fn load(
+    pub(crate) fn load(
         path: &Path,
         from: MtlsPrincipalFrom,
     ) -> Result<CertificateMapping, ConfigFileError> {
@@ -77,13 +77,8 @@ impl CertificateMapping {
         })
     }
 
-    /// Reads the file again if it changed; returns whether a new mapping took effect.
-    pub fn reload_if_changed(&self) -> bool {
-        self.file.reload_if_changed()
-    }
-
     /// Looks at the file every `interval` until `shutdown`.
-    pub fn watch(self: Arc<Self>, interval: Duration, shutdown: CancellationToken) {
+    pub(crate) fn watch(self: Arc<Self>, interval: Duration, shutdown: CancellationToken) {
         Arc::clone(&self.file).watch(interval, shutdown);
     }
 
@@ -167,7 +162,7 @@ pub enum MtlsPrincipalFrom {
 /// `--tls-client-ca` the server asks for client certificates that chain to that CA; it
 /// requires one at the handshake unless bearer tokens are accepted too, in which case a caller
 /// may present either.
-pub fn server_tls_config(config: &ServerConfig) -> anyhow::Result<Option<ServerTlsConfig>> {
+pub(crate) fn server_tls_config(config: &ServerConfig) -> anyhow::Result<Option<ServerTlsConfig>> {
     let Some(tls) = &config.tls else {
         return Ok(None);
     };

@@ -58,13 +58,13 @@ fn read(path: &Path) -> Result<TokenTable, String> {
 
 /// The tokens of a token file, read again when the file changes.
 #[derive(Debug)]
-pub struct TokenSource {
+pub(crate) struct TokenSource {
     file: Arc<Reloading<TokenTable>>,
 }
 
 impl TokenSource {
     /// Reads the file; an unreadable or invalid file is an error (the broker does not start).
-    pub fn load(path: &Path) -> Result<TokenSource, ConfigFileError> {
+    pub(crate) fn load(path: &Path) -> Result<TokenSource, ConfigFileError> {
         Ok(TokenSource {
             file: Arc::new(Reloading::load(WHAT, path, read)?),
         })
@@ -76,14 +76,8 @@ impl TokenSource {
         self.file.current().0.get(&digest).cloned()
     }
 
-    /// Reads the file again if it changed since it was last read; an invalid file leaves the
-    /// tokens as they were. Returns whether new tokens took effect.
-    pub fn reload_if_changed(&self) -> bool {
-        self.file.reload_if_changed()
-    }
-
     /// Looks at the file every `interval` until `shutdown`.
-    pub fn watch(self: Arc<Self>, interval: Duration, shutdown: CancellationToken) {
+    pub(crate) fn watch(self: Arc<Self>, interval: Duration, shutdown: CancellationToken) {
         Arc::clone(&self.file).watch(interval, shutdown);
     }
 }

@@ -5,34 +5,34 @@ use sea_orm::entity::prelude::*;
 /// One audited call; `id` grows with time, so it orders the trail.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "audit_events")]
-pub struct Model {
+pub(crate) struct Model {
     #[sea_orm(primary_key)]
-    pub id: i64,
+    pub(crate) id: i64,
     /// When the call was answered (ms since the epoch).
-    pub at: i64,
+    pub(crate) at: i64,
     #[sea_orm(column_type = "Text")]
-    pub principal: String,
+    pub(crate) principal: String,
     #[sea_orm(column_type = "Text")]
-    pub tenant: String,
+    pub(crate) tenant: String,
     /// `AuditAction::as_str`.
     #[sea_orm(column_type = "Text")]
-    pub action: String,
+    pub(crate) action: String,
     /// The gRPC method called, e.g. `SubmitSql`.
     #[sea_orm(column_type = "Text")]
-    pub method: String,
+    pub(crate) method: String,
     #[sea_orm(column_type = "Text", nullable)]
-    pub job_id: Option<String>,
+    pub(crate) job_id: Option<String>,
     #[sea_orm(column_type = "Text", nullable)]
-    pub request_id: Option<String>,
+    pub(crate) request_id: Option<String>,
     /// The gRPC status code name of the answer (`OK`, `PERMISSION_DENIED`, …).
     #[sea_orm(column_type = "Text")]
-    pub outcome: String,
+    pub(crate) outcome: String,
     /// The answer's message for a refusal or failure (empty for OK).
     #[sea_orm(column_type = "Text")]
-    pub detail: String,
+    pub(crate) detail: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub(crate) enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -5,55 +5,55 @@ use sea_orm::entity::prelude::*;
 /// A recorded job; enums are stored by name, the spec and labels as JSON text.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "jobs")]
-pub struct Model {
+pub(crate) struct Model {
     /// The job id, a hyphenated lowercase UUID.
     #[sea_orm(primary_key, auto_increment = false, column_type = "Text")]
-    pub id: String,
+    pub(crate) id: String,
     /// `JobKind::as_str`.
     #[sea_orm(column_type = "Text")]
-    pub kind: String,
+    pub(crate) kind: String,
     /// `JobState::as_str`.
     #[sea_orm(column_type = "Text")]
-    pub state: String,
+    pub(crate) state: String,
     #[sea_orm(column_type = "Text")]
-    pub state_reason: String,
+    pub(crate) state_reason: String,
     /// Unique per tenant when present.
     #[sea_orm(column_type = "Text", nullable)]
-    pub request_id: Option<String>,
+    pub(crate) request_id: Option<String>,
     /// The tenant the job belongs to.
     #[sea_orm(column_type = "Text")]
-    pub tenant: String,
+    pub(crate) tenant: String,
     /// The principal that submitted the job.
     #[sea_orm(column_type = "Text")]
-    pub principal: String,
+    pub(crate) principal: String,
     /// `JobSpec` as JSON.
     #[sea_orm(column_type = "Text")]
-    pub spec_json: String,
+    pub(crate) spec_json: String,
     /// The labels as a JSON object of strings.
     #[sea_orm(column_type = "Text")]
-    pub labels_json: String,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub ended_at: Option<i64>,
+    pub(crate) labels_json: String,
+    pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
+    pub(crate) ended_at: Option<i64>,
     #[sea_orm(column_type = "Text", nullable)]
-    pub gateway_session: Option<String>,
+    pub(crate) gateway_session: Option<String>,
     #[sea_orm(column_type = "Text", nullable)]
-    pub flink_job_id: Option<String>,
+    pub(crate) flink_job_id: Option<String>,
     #[sea_orm(column_type = "Text", nullable)]
-    pub submitter_output: Option<String>,
+    pub(crate) submitter_output: Option<String>,
     #[sea_orm(column_type = "Text", nullable)]
-    pub savepoint_path: Option<String>,
+    pub(crate) savepoint_path: Option<String>,
     /// The replica driving the job (its lease), and until when (ms since the epoch).
     #[sea_orm(column_type = "Text", nullable)]
-    pub owner: Option<String>,
-    pub lease_until: Option<i64>,
+    pub(crate) owner: Option<String>,
+    pub(crate) lease_until: Option<i64>,
     /// A CancelJob recorded for the job's driver, as `CancelRequest` JSON.
     #[sea_orm(column_type = "Text", nullable)]
-    pub cancel_request: Option<String>,
+    pub(crate) cancel_request: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {
+pub(crate) enum Relation {
     #[sea_orm(has_many = "super::job_statement::Entity")]
     Statements,
     #[sea_orm(has_many = "super::job_state_transition::Entity")]

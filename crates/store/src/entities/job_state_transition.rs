@@ -5,21 +5,21 @@ use sea_orm::entity::prelude::*;
 /// One change of a job's state; `id` grows with time, so it orders the history.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "job_state_transitions")]
-pub struct Model {
+pub(crate) struct Model {
     #[sea_orm(primary_key)]
-    pub id: i64,
+    pub(crate) id: i64,
     #[sea_orm(column_type = "Text")]
-    pub job_id: String,
+    pub(crate) job_id: String,
     /// `JobState::as_str`.
     #[sea_orm(column_type = "Text")]
-    pub state: String,
+    pub(crate) state: String,
     #[sea_orm(column_type = "Text")]
-    pub reason: String,
-    pub at: i64,
+    pub(crate) reason: String,
+    pub(crate) at: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {
+pub(crate) enum Relation {
     #[sea_orm(
         belongs_to = "super::job::Entity",
         from = "Column::JobId",

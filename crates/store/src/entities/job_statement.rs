@@ -5,33 +5,33 @@ use sea_orm::entity::prelude::*;
 /// One statement of a SQL job, keyed by job and position in the script.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "job_statements")]
-pub struct Model {
+pub(crate) struct Model {
     #[sea_orm(primary_key, auto_increment = false, column_type = "Text")]
-    pub job_id: String,
+    pub(crate) job_id: String,
     /// The position in the script, from 0; wide enough for any `u32`.
     #[sea_orm(primary_key, auto_increment = false)]
-    pub idx: i64,
+    pub(crate) idx: i64,
     #[sea_orm(column_type = "Text")]
-    pub sql: String,
+    pub(crate) sql: String,
     /// `StatementState::as_str`.
     #[sea_orm(column_type = "Text")]
-    pub state: String,
+    pub(crate) state: String,
     #[sea_orm(column_type = "Text", nullable)]
-    pub operation_handle: Option<String>,
+    pub(crate) operation_handle: Option<String>,
     #[sea_orm(column_type = "Text", nullable)]
-    pub flink_job_id: Option<String>,
+    pub(crate) flink_job_id: Option<String>,
     #[sea_orm(column_type = "Text", nullable)]
-    pub error: Option<String>,
-    pub is_query: bool,
+    pub(crate) error: Option<String>,
+    pub(crate) is_query: bool,
     /// `StatementKind::as_str`; absent on rows recorded before kinds were stored.
     #[sea_orm(column_type = "Text", nullable)]
-    pub kind: Option<String>,
+    pub(crate) kind: Option<String>,
     /// Re-runs after a broker restart.
-    pub attempt: i64,
+    pub(crate) attempt: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {
+pub(crate) enum Relation {
     #[sea_orm(
         belongs_to = "super::job::Entity",
         from = "Column::JobId",

@@ -3,9 +3,9 @@
 //! The tables themselves are created by [`super::migration`]; these entities only describe
 //! them for queries.
 
-pub mod audit_event;
-pub mod job;
-pub mod job_state_transition;
-pub mod job_statement;
-pub mod result_batch;
-pub mod result_log;
+pub(crate) mod audit_event;
+pub(crate) mod job;
+pub(crate) mod job_state_transition;
+pub(crate) mod job_statement;
+pub(crate) mod result_batch;
+pub(crate) mod result_log;

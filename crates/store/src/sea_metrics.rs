@@ -1,0 +1,133 @@
+//! Aggregate reads on SQLite and PostgreSQL, each from one snapshot: what a tenant's jobs
+//! hold now (for its quotas), and the job counts the metrics read at each scrape.
+
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect};
+
+use super::entities::{job, result_log};
+use super::sea::{db_error, rollback, unfinished, without_lease};
+use super::{JobGroup, JobMetrics, SeaStore, StoreError, TenantUsage};
+use flinkbroker_model::job::{JobKind, JobSpec, JobState, UnixMillis};
+
+impl SeaStore {
+    /// Sums what a tenant's jobs hold now: live jobs, live Python parallelism, result-log
+    /// bytes.
+    pub(super) async fn usage_of(&self, tenant: &str) -> Result<TenantUsage, StoreError> {
+        let txn = self.begin_read().await?;
+        let usage = async {
+            let live = job::Entity::find()
+                .select_only()
+                .columns([job::Column::Kind, job::Column::SpecJson])
+                .filter(job::Column::Tenant.eq(tenant))
+                .filter(unfinished())
+                .into_tuple::<(String, String)>()
+                .all(&txn)
+                .await
+                .map_err(db_error("cannot read a tenant's live jobs"))?;
+            let mut usage = TenantUsage {
+                live_jobs: live.len() as u64,
+                ..TenantUsage::default()
+            };
+            for (kind, spec) in live {
+                if kind != JobKind::Python.as_str() {
+                    continue;
+                }
+                // A spec that does not parse is reported where the job is read; here it
+                // counts as parallelism 1.
+                usage.python_parallelism += serde_json::from_str::<JobSpec>(&spec)
+                    .ok()
+                    .and_then(|spec| match spec {
+                        JobSpec::Python(python) => Some(u64::from(python.effective_parallelism())),
+                        JobSpec::Sql(_) => None,
+                    })
+                    .unwrap_or(1);
+            }
+            let of_tenant = sea_orm::sea_query::Query::select()
+                .column(job::Column::Id)
+                .from(job::Entity)
+                .and_where(job::Column::Tenant.eq(tenant))
+                .to_owned();
+            // PostgreSQL sums BIGINT into NUMERIC: cast back for both databases.
+            let bytes: Option<i64> = result_log::Entity::find()
+                .select_only()
+                .expr(Expr::cust(
+                    r#"CAST(COALESCE(SUM("result_logs"."bytes_held"), 0) AS BIGINT)"#,
+                ))
+                .filter(result_log::Column::JobId.in_subquery(of_tenant))
+                .into_tuple::<i64>()
+                .one(&txn)
+                .await
+                .map_err(db_error("cannot sum a tenant's result-log bytes"))?;
+            usage.result_log_bytes = bytes.map_or(0, |b| u64::try_from(b).unwrap_or(0));
+            Ok(usage)
+        }
+        .await;
+        rollback(txn).await?;
+        usage
+    }
+
+    /// Counts jobs by kind and state, the live jobs without a lease as of `now`, and the
+    /// largest open result log.
+    pub(super) async fn metrics_at(&self, now: UnixMillis) -> Result<JobMetrics, StoreError> {
+        let txn = self.begin_read().await?;
+        let metrics = async {
+            let groups = job::Entity::find()
+                .select_only()
+                .column(job::Column::Kind)
+                .column(job::Column::State)
+                .expr(Expr::cust("CAST(COUNT(*) AS BIGINT)"))
+                .expr(Expr::cust(r#"MIN("jobs"."updated_at")"#))
+                .group_by(job::Column::Kind)
+                .group_by(job::Column::State)
+                .into_tuple::<(String, String, i64, Option<i64>)>()
+                .all(&txn)
+                .await
+                .map_err(db_error("cannot count jobs by kind and state"))?;
+            let mut by_kind_and_state = Vec::with_capacity(groups.len());
+            for (kind, state, jobs, oldest_change) in groups {
+                // A row the store cannot read is reported where the job is read.
+                let (Some(kind), Some(state)) = (JobKind::parse(&kind), JobState::parse(&state))
+                else {
+                    continue;
+                };
+                by_kind_and_state.push(JobGroup {
+                    kind,
+                    state,
+                    jobs: u64::try_from(jobs).unwrap_or(0),
+                    oldest_change,
+                });
+            }
+            let live_without_lease = job::Entity::find()
+                .filter(unfinished())
+                .filter(without_lease(now))
+                .count(&txn)
+                .await
+                .map_err(db_error("cannot count jobs without a lease"))?;
+            let live = sea_orm::sea_query::Query::select()
+                .column(job::Column::Id)
+                .from(job::Entity)
+                .cond_where(unfinished())
+                .to_owned();
+            let largest: Option<i64> = result_log::Entity::find()
+                .select_only()
+                .expr(Expr::cust(
+                    r#"CAST(COALESCE(MAX("result_logs"."bytes_held"), 0) AS BIGINT)"#,
+                ))
+                .filter(result_log::Column::EndReason.is_null())
+                .filter(result_log::Column::DeletedAt.is_null())
+                .filter(result_log::Column::JobId.in_subquery(live))
+                .into_tuple::<i64>()
+                .one(&txn)
+                .await
+                .map_err(db_error("cannot find the largest open result log"))?;
+            Ok(JobMetrics {
+                by_kind_and_state,
+                live_without_lease,
+                largest_open_log_bytes: largest.map_or(0, |b| u64::try_from(b).unwrap_or(0)),
+            })
+        }
+        .await;
+        rollback(txn).await?;
+        metrics
+    }
+}

@@ -1,0 +1,362 @@
+//! The client commands of the `flinkbroker` binary, end to end: the real binary talks gRPC to a
+//! broker served on the SQL Gateway stand-in.
+
+use crate::support::broker;
+use crate::support::callers;
+
+use std::path::Path;
+
+use broker::TestBroker;
+use callers::CallersBroker;
+use serde_json::Value as Json;
+
+/// A bounded datagen table of 20 rows with a sequence id, a string and a double.
+const CLICKS: &str = "CREATE TABLE clicks (id INT, url STRING, score DOUBLE) WITH ('connector'='datagen', 'number-of-rows'='20', 'fields.id.kind'='sequence', 'fields.id.start'='1', 'fields.id.end'='20');
+SELECT * FROM clicks;";
+
+/// What one run of the binary did.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the binary with `args` against `server` (off the test's runtime, which serves the
+/// broker meanwhile).
+async fn flinkbroker(server: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut command = assert_cmd::Command::cargo_bin("flinkbroker").expect("binary");
+    command.env_remove("FLINKBROKER_TOKEN");
+    command.env("FLINKBROKER_SERVER", server).args(args);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = tokio::task::spawn_blocking(move || command.output().expect("runs"))
+        .await
+        .expect("joined");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn server(broker: &TestBroker) -> String {
+    format!("http://{}", broker.addr)
+}
+
+fn script(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("script");
+    path.display().to_string()
+}
+
+#[tokio::test]
+async fn sql_run_follows_the_job_and_prints_its_results_in_every_format() {
+    let broker = TestBroker::start().await;
+    let server = server(&broker);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = script(dir.path(), "clicks.sql", CLICKS);
+
+    let csv = flinkbroker(
+        &server,
+        &[
+            "sql", "run", "-f", &file, "--batch", "--follow", "--format", "csv",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(csv.code, 0, "{}", csv.stderr);
+    let lines: Vec<&str> = csv.stdout.lines().collect();
+    assert_eq!(lines.len(), 21, "a header and 20 rows: {}", csv.stdout);
+    assert_eq!(lines[0], "id,url,score");
+    assert!(lines[1].starts_with("1,"), "{}", lines[1]);
+    assert!(lines[20].starts_with("20,"), "{}", lines[20]);
+    // Progress went to stderr as plain lines (stdout is not a terminal), ending FINISHED.
+    assert!(csv.stderr.contains("submitted job"), "{}", csv.stderr);
+    assert!(
+        csv.stderr
+            .lines()
+            .any(|l| l.contains("FINISHED · statement 2/2 · 20 rows logged")),
+        "{}",
+        csv.stderr
+    );
+
+    let json = flinkbroker(
+        &server,
+        &[
+            "sql", "run", "-f", &file, "--batch", "--follow", "--format", "json",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let rows: Vec<Json> = serde_json::from_str(&json.stdout).expect("a JSON array");
+    assert_eq!(rows.len(), 20);
+    assert_eq!(rows[0]["id"], Json::from(1));
+    assert!(
+        rows[0]["url"].is_string() && rows[0]["score"].is_number(),
+        "{}",
+        rows[0]
+    );
+
+    let jsonl = flinkbroker(
+        &server,
+        &[
+            "sql", "run", "-f", &file, "--batch", "--follow", "--format", "jsonl",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(jsonl.code, 0, "{}", jsonl.stderr);
+    let ids: Vec<i64> = jsonl
+        .stdout
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<Json>(line).expect("one object a line")["id"]
+                .as_i64()
+                .expect("id")
+        })
+        .collect();
+    assert_eq!(ids, (1..=20).collect::<Vec<_>>());
+
+    let table = flinkbroker(
+        &server,
+        &["sql", "run", "-f", &file, "--batch", "--follow"],
+        &[],
+    )
+    .await;
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    let header = table
+        .stdout
+        .lines()
+        .find(|l| l.contains("url"))
+        .expect("a header line");
+    for column in ["op", "id", "url", "score"] {
+        assert!(header.contains(column), "{header}");
+    }
+    assert_eq!(
+        table.stdout.lines().filter(|l| l.contains("+I")).count(),
+        20,
+        "{}",
+        table.stdout
+    );
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn a_failing_job_exits_1_naming_its_root_cause_in_one_line() {
+    let broker = TestBroker::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = script(dir.path(), "bad.sql", "SELEC 1;");
+    let run = flinkbroker(
+        &server(&broker),
+        &["sql", "run", "-f", &file, "--batch", "--follow"],
+        &[],
+    )
+    .await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let error: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(error.len(), 1, "{}", run.stderr);
+    assert!(
+        error[0].contains("FAILED")
+            && error[0].contains("statement 0: ")
+            && error[0].contains("SQL parse failed"),
+        "{}",
+        error[0]
+    );
+    assert!(run.stdout.is_empty(), "no results: {}", run.stdout);
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn jobs_are_listed_read_from_an_offset_and_cancelled() {
+    let broker = TestBroker::start().await;
+    let server = server(&broker);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = script(dir.path(), "clicks.sql", CLICKS);
+    let submitted = flinkbroker(
+        &server,
+        &[
+            "sql",
+            "run",
+            "-f",
+            &file,
+            "--batch",
+            "--label",
+            "team=recs",
+            "--request-id",
+            "nightly",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(submitted.code, 0, "{}", submitted.stderr);
+    let id = submitted.stdout.trim().to_owned();
+    assert_eq!(id.len(), 36, "a job id: {id}");
+
+    // Watch to the end: exit 0 for a finished job.
+    let watched = flinkbroker(&server, &["jobs", "watch", &id], &[]).await;
+    assert_eq!(watched.code, 0, "{}", watched.stderr);
+    assert!(watched.stdout.contains("FINISHED"), "{}", watched.stdout);
+
+    let results = flinkbroker(
+        &server,
+        &["results", &id, "--from-row", "15", "--format", "jsonl"],
+        &[],
+    )
+    .await;
+    assert_eq!(results.code, 0, "{}", results.stderr);
+    assert_eq!(
+        results.stdout.lines().count(),
+        5,
+        "rows 15..20: {}",
+        results.stdout
+    );
+
+    let listed = flinkbroker(
+        &server,
+        &[
+            "jobs",
+            "list",
+            "--label",
+            "team=recs",
+            "--state",
+            "finished",
+            "--format",
+            "json",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let jobs: Vec<Json> = serde_json::from_str(&listed.stdout).expect("JSON");
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0]["id"], Json::from(id.as_str()));
+    assert_eq!(jobs[0]["state"], Json::from("FINISHED"));
+    let none = flinkbroker(&server, &["jobs", "list", "--label", "team=ads"], &[]).await;
+    assert_eq!(none.code, 0);
+    assert!(!none.stdout.contains(&id));
+
+    let got = flinkbroker(&server, &["jobs", "get", &id], &[]).await;
+    assert_eq!(got.code, 0, "{}", got.stderr);
+    for shown in ["FINISHED", "nightly", "team=recs", "SELECT * FROM clicks"] {
+        assert!(got.stdout.contains(shown), "{shown}: {}", got.stdout);
+    }
+
+    // A streaming job runs until it is cancelled; the cancelled job's watch exits 1.
+    let endless = script(
+        dir.path(),
+        "endless.sql",
+        "CREATE TABLE t (id BIGINT) WITH ('connector'='datagen', 'rows-per-second'='5');\nSELECT * FROM t;",
+    );
+    let streaming = flinkbroker(&server, &["sql", "run", "-f", &endless], &[]).await;
+    let streaming_id = streaming.stdout.trim().to_owned();
+    let cancelled = flinkbroker(&server, &["jobs", "cancel", &streaming_id], &[]).await;
+    assert_eq!(cancelled.code, 0, "{}", cancelled.stderr);
+    assert!(cancelled.stdout.contains("CANCEL"), "{}", cancelled.stdout);
+    let watched = flinkbroker(&server, &["jobs", "watch", &streaming_id], &[]).await;
+    assert_eq!(watched.code, 1, "{}", watched.stderr);
+    assert!(watched.stderr.contains("CANCELED"), "{}", watched.stderr);
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn python_run_ships_the_program_its_modules_and_settings() {
+    let broker = TestBroker::start().await;
+    let server = server(&broker);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let main = script(dir.path(), "main.py", "import helpers\nhelpers.run()\n");
+    let helpers = script(dir.path(), "helpers.py", "def run():\n    pass\n");
+    let run = flinkbroker(
+        &server,
+        &[
+            "python",
+            "run",
+            &main,
+            "--py-file",
+            &helpers,
+            "-p",
+            "2",
+            "-D",
+            "taskmanager.numberOfTaskSlots=2",
+            "--",
+            "--input",
+            "/data",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let id = run.stdout.trim().to_owned();
+    let got = flinkbroker(&server, &["jobs", "get", &id, "--format", "json"], &[]).await;
+    let job: Json = serde_json::from_str(&got.stdout).expect("JSON");
+    assert_eq!(job["kind"], Json::from("python"));
+    assert_eq!(job["flink_job_id"].as_str().map(str::len), Some(32));
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn exit_codes_tell_usage_unreachable_and_unauthenticated_apart() {
+    // Nothing listens on port 1.
+    let unreachable = flinkbroker("http://127.0.0.1:1", &["jobs", "list"], &[]).await;
+    assert_eq!(unreachable.code, 3, "{}", unreachable.stderr);
+    assert!(
+        unreachable
+            .stderr
+            .starts_with("error: cannot connect to http://127.0.0.1:1"),
+        "{}",
+        unreachable.stderr
+    );
+    let usage = flinkbroker("http://127.0.0.1:1", &["jobs", "list", "--bogus"], &[]).await;
+    assert_eq!(usage.code, 2, "{}", usage.stderr);
+
+    let auth = CallersBroker::start(&[]).await;
+    let server = server(&auth.broker);
+    let missing = flinkbroker(&server, &["sql", "run", "-f", "/nonexistent.sql"], &[]).await;
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("/nonexistent.sql"),
+        "{}",
+        missing.stderr
+    );
+    let anonymous = flinkbroker(&server, &["jobs", "list"], &[]).await;
+    assert_eq!(anonymous.code, 3, "{}", anonymous.stderr);
+    assert!(
+        anonymous.stderr.contains("UNAUTHENTICATED"),
+        "{}",
+        anonymous.stderr
+    );
+    let bad_state = flinkbroker(
+        &server,
+        &["jobs", "list", "--state", "sleeping"],
+        &[("FLINKBROKER_TOKEN", "ml-read-token")],
+    )
+    .await;
+    assert_eq!(bad_state.code, 2, "{}", bad_state.stderr);
+    let reader = flinkbroker(
+        &server,
+        &["jobs", "list"],
+        &[("FLINKBROKER_TOKEN", "ml-read-token")],
+    )
+    .await;
+    assert_eq!(reader.code, 0, "{}", reader.stderr);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = script(dir.path(), "one.sql", "SELECT 1");
+    let refused = flinkbroker(
+        &server,
+        &["sql", "run", "-f", &file, "--token", "ml-read-token"],
+        &[],
+    )
+    .await;
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("PERMISSION_DENIED") && refused.stderr.lines().count() == 1,
+        "{}",
+        refused.stderr
+    );
+    auth.stop().await;
+}

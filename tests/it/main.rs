@@ -1,0 +1,29 @@
+//! Black-box tests of the whole broker: its gRPC API, CLI, console, metrics and traces served
+//! in-process or by the real binary, against the SQL Gateway and JobManager stand-in, a real
+//! local Flink cluster where one is installed, SQLite and PostgreSQL. One test binary: each
+//! module below was a test file of its own.
+
+mod support;
+
+mod audit;
+mod auth;
+mod cli;
+mod console;
+mod crash_recovery;
+mod flink_rest;
+mod job_lifecycle;
+mod k8s_runner;
+mod local_runner;
+mod metrics;
+mod mtls;
+mod python_jobs;
+mod python_local_flink;
+mod replicas;
+mod result_log;
+mod server;
+mod sql_gateway_client;
+mod sql_jobs;
+mod standin;
+mod store_suite;
+mod tenant_policy;
+mod traces;
