@@ -115,7 +115,7 @@ else
 fi
 
 # deploy/monitoring: every alert of the PrometheusRule has an expr, a for, a severity, a summary
-# and a description; the dashboard is JSON whose panels all query something. tests/metrics.rs
+# and a description; the dashboard is JSON whose panels all query something. tests/it/metrics.rs
 # checks that the queries name only metrics the broker exports.
 if [ "${have_yaml}" = true ]; then
   if output=$("${python}" - deploy/monitoring/prometheus-rules.yaml deploy/monitoring/grafana-dashboard.json <<'PYTHON' 2>&1

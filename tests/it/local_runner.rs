@@ -631,6 +631,15 @@ struct BrokerProcess {
     log: PathBuf,
 }
 
+/// The full name of [`broker_process_for_parent_death_tests`] in this test binary: its module
+/// path without the binary's own name.
+fn broker_process_test_name() -> String {
+    let module = module_path!()
+        .split_once("::")
+        .map_or(module_path!(), |(_, module)| module);
+    format!("{module}::broker_process_for_parent_death_tests")
+}
+
 impl BrokerProcess {
     /// Starts a broker process whose runner uses `fake`'s launcher.
     fn start(fake: &FakeFlink) -> Self {
@@ -638,7 +647,7 @@ impl BrokerProcess {
         let log_file = std::fs::File::create(&log).expect("broker log");
         let child = std::process::Command::new(std::env::current_exe().expect("test binary"))
             .args([
-                "broker_process_for_parent_death_tests",
+                broker_process_test_name().as_str(),
                 "--exact",
                 "--ignored",
                 "--nocapture",
