@@ -539,19 +539,6 @@ pub struct TlsConfig {
 }
 
 impl ServeConfig {
-    /// Whether callers may present bearer tokens (a token file or JWTs).
-    pub fn bearer_tokens_configured(&self) -> bool {
-        self.auth_tokens_file.is_some()
-            || self.jwt.jwt_jwks_file.is_some()
-            || self.jwt.jwt_jwks_url.is_some()
-    }
-
-    /// Whether any authentication is configured (bearer tokens or client certificates);
-    /// without it every caller is anonymous.
-    pub fn authentication_configured(&self) -> bool {
-        self.bearer_tokens_configured() || self.tls.tls_client_ca.is_some()
-    }
-
     /// Returns the JobManager address for `flink run -m`: the flag, or host:port of the URL.
     pub fn jobmanager_address(&self) -> String {
         if let Some(address) = &self.jobmanager_address {
@@ -745,8 +732,14 @@ mod tests {
             "org",
         ])
         .unwrap();
-        assert!(config.authentication_configured());
-        assert!(config.bearer_tokens_configured());
+        assert!(config.server_config().unwrap().authentication_configured());
+        assert!(
+            config
+                .server_config()
+                .unwrap()
+                .auth
+                .bearer_tokens_configured()
+        );
         let settings = config.jwt.settings().unwrap().expect("JWT configured");
         assert_eq!(
             settings.source,
@@ -806,8 +799,14 @@ mod tests {
             "san",
         ])
         .unwrap();
-        assert!(config.authentication_configured());
-        assert!(!config.bearer_tokens_configured());
+        assert!(config.server_config().unwrap().authentication_configured());
+        assert!(
+            !config
+                .server_config()
+                .unwrap()
+                .auth
+                .bearer_tokens_configured()
+        );
         assert_eq!(config.tls.mtls_principal_from, MtlsPrincipalFrom::San);
         for args in [
             &["--tls-cert", "c.pem"][..],
@@ -832,7 +831,10 @@ mod tests {
         let tls_only =
             ServeConfig::from_args(&["--tls-cert", "c.pem", "--tls-key", "k.pem"]).unwrap();
         assert!(
-            !tls_only.authentication_configured(),
+            !tls_only
+                .server_config()
+                .unwrap()
+                .authentication_configured(),
             "TLS alone authenticates no caller"
         );
     }
@@ -846,7 +848,7 @@ mod tests {
         assert_eq!(config.jobmanager_address(), "127.0.0.1:8081");
         assert_eq!(config.job_runner, RunnerKind::Local);
         assert!(config.script_url_prefixes.is_empty());
-        assert!(!config.authentication_configured());
+        assert!(!config.server_config().unwrap().authentication_configured());
         assert!(config.jwt.settings().unwrap().is_none());
         assert_eq!(
             config.metrics.metrics_listen,

@@ -83,7 +83,7 @@ pub struct AuthConfig {
 
 impl AuthConfig {
     /// Whether callers may present bearer tokens (a token file or JWTs).
-    pub(crate) fn bearer_tokens_configured(&self) -> bool {
+    pub fn bearer_tokens_configured(&self) -> bool {
         self.tokens_file.is_some() || self.jwt.is_some()
     }
 }
@@ -104,7 +104,7 @@ pub struct TlsConfig {
 impl ServerConfig {
     /// Whether any authentication is configured (bearer tokens or client certificates);
     /// without it every caller is anonymous.
-    pub(crate) fn authentication_configured(&self) -> bool {
+    pub fn authentication_configured(&self) -> bool {
         self.auth.bearer_tokens_configured() || self.client_ca().is_some()
     }
 

@@ -47,11 +47,6 @@ impl Error {
             Error::PermissionDenied(_) => Code::PermissionDenied,
         }
     }
-
-    /// The gRPC status code a use case's error is answered with.
-    pub(crate) fn code_of(error: &ControlError) -> Code {
-        control_code(error)
-    }
 }
 
 /// The status a use case's error (or the server's) is answered with.
@@ -60,7 +55,7 @@ pub(crate) fn status(error: impl Into<Error>) -> tonic::Status {
 }
 
 /// The gRPC status code a use case's error is answered with.
-fn control_code(error: &ControlError) -> Code {
+pub(crate) fn control_code(error: &ControlError) -> Code {
     match error {
         ControlError::InvalidArgument { .. } => Code::InvalidArgument,
         ControlError::JobNotFound(_) => Code::NotFound,

@@ -37,7 +37,7 @@ pub use flinkbroker_model::metric::{Metric, MetricKind};
 use flinkbroker_proto::code_name;
 use flinkbroker_store::Store;
 
-use crate::error::Error;
+use crate::error::control_code;
 
 /// Where the metrics endpoint listens: nowhere, or an address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -348,7 +348,7 @@ const ALL_STATES: [JobState; 7] = [
 pub(crate) fn submission<T>(kind: JobKind, started: Instant, outcome: &Result<T, ControlError>) {
     let code = match outcome {
         Ok(_) => tonic::Code::Ok,
-        Err(error) => Error::code_of(error),
+        Err(error) => control_code(error),
     };
     counter!(SUBMISSIONS, "kind" => kind_label(kind), "code" => code_name(code)).increment(1);
     histogram!(SUBMISSION_DURATION, "kind" => kind_label(kind))
