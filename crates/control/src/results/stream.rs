@@ -413,20 +413,30 @@ impl Reader<'_> {
                 }
                 return self.stop(stop).await;
             }
-            match self.wait(&mut last_progress).await {
-                Waited::Again => {}
-                Waited::Progress => {
-                    let status = self.flink_status().await;
-                    let progress = ResultMessage::Progress {
-                        rows_logged: read.head.rows_logged,
-                        earliest_row_offset: read.head.earliest_row,
-                        flink_job_status: status,
-                    };
-                    if let Err(stop) = self.send(progress).await {
-                        return self.stop(stop).await;
+            // Wait for the log or the job to change; progress while nothing does comes from
+            // the head the driver publishes (or the last read), never from another read.
+            loop {
+                match self.wait(&mut last_progress).await {
+                    Waited::Again => break,
+                    Waited::Progress => {
+                        let (rows_logged, earliest_row_offset) = match &self.tail {
+                            Some(tail) => {
+                                let head = tail.borrow();
+                                (head.rows_logged, head.earliest_row)
+                            }
+                            None => (read.head.rows_logged, read.head.earliest_row),
+                        };
+                        let progress = ResultMessage::Progress {
+                            rows_logged,
+                            earliest_row_offset,
+                            flink_job_status: self.flink_status().await,
+                        };
+                        if let Err(stop) = self.send(progress).await {
+                            return self.stop(stop).await;
+                        }
                     }
+                    other => return self.end_waiting(other).await,
                 }
-                other => return self.end_waiting(other).await,
             }
         }
     }
@@ -641,14 +651,24 @@ impl Reader<'_> {
     }
 
     async fn flink_status(&self) -> String {
-        let Ok(job) = self.current_job().await else {
-            return String::new();
+        // The job as its driver publishes it, when this process drives it.
+        let published = self.job.as_ref().map(|job| {
+            job.borrow()
+                .statements
+                .get(self.index as usize)
+                .and_then(|s| s.flink_job_id.clone())
+        });
+        let flink_job_id = match published {
+            Some(flink_job_id) => flink_job_id,
+            None => match self.current_job().await {
+                Ok(job) => job
+                    .statements
+                    .get(self.index as usize)
+                    .and_then(|s| s.flink_job_id.clone()),
+                Err(_) => return String::new(),
+            },
         };
-        match job
-            .statements
-            .get(self.index as usize)
-            .and_then(|s| s.flink_job_id.clone())
-        {
+        match flink_job_id {
             Some(flink_job_id) => self.controller.flink_status(&flink_job_id).await,
             None => String::new(),
         }
