@@ -6,6 +6,11 @@
 #
 # stdout carries only `export NAME=value` lines; progress goes to stderr. A fresh install
 # takes about 70 s (apache-flink-libraries builds from a 231 MB sdist); later runs reuse it.
+#
+# The installation is left as pip made it: flink-python stays in opt/ only. The tests' clusters
+# (tests/it/support/flink_cluster.rs) each assemble a private lib/ of symlinks, the
+# distribution's jars plus that one, and start their daemons with it as FLINK_LIB_DIR, so they
+# run in the layout of deploy/ while the venv stays usable as it is by anything else.
 set -euo pipefail
 
 flink_version="1.20.3"
@@ -53,6 +58,11 @@ fi
 flink_home="$("${venv}/bin/python" -c 'import os, pyflink; print(os.path.dirname(os.path.abspath(pyflink.__file__)))')"
 if [ ! -x "${flink_home}/bin/flink" ]; then
   log "${flink_home} has no bin/flink"
+  exit 1
+fi
+python_jars=("${flink_home}"/opt/flink-python-*.jar)
+if [ "${#python_jars[@]}" -ne 1 ] || [ ! -f "${python_jars[0]}" ]; then
+  log "expected one opt/flink-python-*.jar in ${flink_home}, found: ${python_jars[*]}"
   exit 1
 fi
 log "FLINK_HOME ${flink_home}; $("${java}" -version 2>&1 | head -n 1)"

@@ -12,8 +12,10 @@
 //!    `result_log.complete` (or the job FINISHED). Both clocks start before the session is
 //!    opened. Then the store's append alone: the logged pages appended again, one per
 //!    transaction as the drain does, from this process (what the store allows the drain).
-//!    On SQLite and on PostgreSQL (`FLINKBROKER_TEST_POSTGRES_URL`, default
-//!    `postgres://postgres@127.0.0.1:5432/test`; add `?sslmode=disable` to leave TLS out).
+//!    On SQLite, on PostgreSQL as `flinkbroker_testkit::postgres` chooses it
+//!    (`FLINKBROKER_TEST_POSTGRES_URL`, else `postgres://postgres@127.0.0.1:5432/test`, whose
+//!    default `sslmode=prefer` uses TLS when the server offers it; the bench says whether it
+//!    did), and on the same PostgreSQL with `sslmode=disable` (`postgres-notls`).
 //! 2. Read: once the job FINISHED, this process reads the log straight from the same
 //!    database with the store's own `read_log` and decodes the rows (the baseline), then one
 //!    reader streams it over gRPC, then 64 concurrent readers over 4 HTTP/2 connections.
@@ -21,7 +23,13 @@
 //!    StreamOperationResults streams wait at the live end of its log; the broker's VmRSS
 //!    before and after, the cost per stream, and the broker's CPU while they wait.
 //!
-//! Environment: `BENCH_ROWS` (1000000), `BENCH_STORES` (`sqlite,postgres`), `BENCH_READERS`
+//! At the end a summary prints each target next to its figure: the SQLite drain against the
+//! plain client (≥ 0.75), the broker's CPU per row drained on SQLite (≤ 1.0 µs), the
+//! PostgreSQL drain against the plain client (≥ 0.6), PostgreSQL over TLS against
+//! `sslmode=disable` (≥ 0.9), and the idle streams' CPU (≤ 3 % of a core) and memory
+//! (≤ 64 KiB each).
+//!
+//! Environment: `BENCH_ROWS` (1000000), `BENCH_STORES` (`sqlite,postgres,postgres-notls`), `BENCH_READERS`
 //! (64), `BENCH_READ_SECONDS` (20: the `max_duration` of each concurrent reader),
 //! `BENCH_DRAIN_SECONDS` (300: how long a drain may take before it is reported unfinished),
 //! `BENCH_APPEND_SECONDS` (10: the longest the store-append baseline runs),
@@ -95,7 +103,7 @@ impl Settings {
         }
         Settings {
             rows: number("BENCH_ROWS", 1_000_000),
-            stores: list("BENCH_STORES", "sqlite,postgres"),
+            stores: list("BENCH_STORES", "sqlite,postgres,postgres-notls"),
             readers: number("BENCH_READERS", 64),
             read_seconds: number("BENCH_READ_SECONDS", 20),
             drain_limit: Duration::from_secs(number("BENCH_DRAIN_SECONDS", 300)),
@@ -367,23 +375,71 @@ fn cpu_note(broker: Duration, own: Duration, secs: f64, rows: u64) -> String {
     )
 }
 
+/// What the drain of one store measured.
+#[derive(Default, Clone, Copy)]
+struct DrainFigures {
+    /// Broker rows/s over plain-client rows/s.
+    ratio: f64,
+    /// Broker rows/s.
+    rate: f64,
+    /// Broker CPU per row drained, in µs.
+    cpu_per_row_us: f64,
+}
+
+/// The PostgreSQL URL of a store name: as configured, or with TLS left out.
+fn postgres_url(store: &str, url: &str) -> String {
+    match store {
+        "postgres-notls" => {
+            let separator = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{separator}sslmode=disable")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Whether a connection to `url` uses TLS (`pg_stat_ssl` of its own backend).
+async fn postgres_uses_tls(url: &str) -> bool {
+    use sea_orm::{ConnectionTrait, Database, Statement};
+    let db = Database::connect(url).await.expect("connect to PostgreSQL");
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        ))
+        .await
+        .expect("pg_stat_ssl");
+    let tls = row
+        .and_then(|row| row.try_get::<bool>("", "ssl").ok())
+        .unwrap_or(false);
+    let _ = db.close().await;
+    tls
+}
+
 /// Parts 1 and 2 on one store.
-async fn drain_and_read(settings: &Settings, store: &str) {
+async fn drain_and_read(settings: &Settings, store: &str) -> Option<DrainFigures> {
     let postgres = match store {
-        "postgres" => Some(PostgresDatabase::create("bench_result_log").await),
+        "postgres" | "postgres-notls" => Some(PostgresDatabase::create("bench_result_log").await),
         _ => None,
     };
+    let postgres_url = postgres.as_ref().map(|db| postgres_url(store, &db.url));
     let standin = Standin::spawn(standin_config()).await.expect("stand-in");
     let base = standin.base_url.clone();
-    let broker = ProcessBroker::start_on(
-        &base,
-        postgres.as_ref().map(|database| database.url.as_str()),
-        &[],
-    )
-    .await;
+    let broker = ProcessBroker::start_on(&base, postgres_url.as_deref(), &[]).await;
     let database_url = broker.database_url.clone();
     let rows = settings.rows;
-    println!("== {store} (broker pid {})", broker.pid);
+    match &postgres_url {
+        Some(url) => println!(
+            "== {store} (broker pid {}; TLS in use: {})",
+            broker.pid,
+            if postgres_uses_tls(url).await {
+                "yes"
+            } else {
+                "no"
+            }
+        ),
+        None => println!("== {store} (broker pid {})", broker.pid),
+    }
+    let mut figures = None;
 
     let (plain_rows, plain_secs) =
         plain_client_rows_per_second(&base, "plain_big", rows, Clock::FromSubmission).await;
@@ -410,9 +466,15 @@ async fn drain_and_read(settings: &Settings, store: &str) {
                     .map_or("-".to_owned(), |s| format!("{s:.2} s")),
             );
             println!(
-                "drain  ratio broker / plain client:               {:>12.3}   (target >= 0.95)",
-                drain_rate / plain_rate
+                "drain  ratio broker / plain client:               {:>12.3}   (target >= {})",
+                drain_rate / plain_rate,
+                if store == "sqlite" { "0.75" } else { "0.6" }
             );
+            figures = Some(DrainFigures {
+                ratio: drain_rate / plain_rate,
+                rate: drain_rate,
+                cpu_per_row_us: broker_cpu.as_secs_f64() * 1e6 / drained.rows_logged.max(1) as f64,
+            });
         }
         None => {
             let drain_rate = rate(drained.rows_logged, drained.elapsed_secs);
@@ -421,7 +483,7 @@ async fn drain_and_read(settings: &Settings, store: &str) {
                 drained.elapsed_secs, drained.rows_logged
             );
             println!(
-                "drain  ratio broker / plain client (so far):      {:>12.3}   (target >= 0.95)",
+                "drain  ratio broker / plain client (so far):      {:>12.3}   (not complete)",
                 drain_rate / plain_rate
             );
         }
@@ -515,6 +577,7 @@ async fn drain_and_read(settings: &Settings, store: &str) {
     broker.stop().await;
     standin.shutdown().await;
     drop(postgres);
+    figures
 }
 
 /// A streaming query whose source emits one row every 1 000 s: its log stays at its live end.
@@ -522,8 +585,9 @@ fn idle_script() -> String {
     "CREATE TABLE idle_source (id BIGINT, name STRING) WITH ('connector'='datagen', 'rows-per-second'='0.001');\nSELECT * FROM idle_source;".to_owned()
 }
 
-/// Part 3: idle streams against the broker binary.
-async fn idle_streams(settings: &Settings) {
+/// Part 3: idle streams against the broker binary; returns the broker's share of a core while
+/// they wait, in percent, and its memory per stream in KiB.
+async fn idle_streams(settings: &Settings) -> (f64, f64) {
     let standin = Standin::spawn(StandinConfig::default())
         .await
         .expect("stand-in");
@@ -668,7 +732,7 @@ async fn idle_streams(settings: &Settings) {
         per_stream / 64.0
     );
     println!(
-        "idle   broker CPU while the {count} streams wait: {:.1} % of one core ({:.2} s over {:.1} s); {progress_seen} progress messages received",
+        "idle   broker CPU while the {count} streams wait: {:.1} % of one core ({:.2} s over {:.1} s; target <= 3 %); {progress_seen} progress messages received",
         100.0 * cpu_used.as_secs_f64() / window.as_secs_f64(),
         cpu_used.as_secs_f64(),
         window.as_secs_f64()
@@ -686,6 +750,53 @@ async fn idle_streams(settings: &Settings) {
     drop(channels);
     broker.stop().await;
     standin.shutdown().await;
+    (
+        100.0 * cpu_used.as_secs_f64() / window.as_secs_f64(),
+        per_stream,
+    )
+}
+
+/// Every target next to its figure measured in this run.
+fn summary(drains: &BTreeMap<String, DrainFigures>, idle: Option<(f64, f64)>) {
+    println!("== summary (targets)");
+    let verdict = |met: bool| if met { "met" } else { "missed" };
+    if let Some(sqlite) = drains.get("sqlite") {
+        println!(
+            "summary SQLite drain / plain client:              {:>8.3}   target >= 0.75: {}",
+            sqlite.ratio,
+            verdict(sqlite.ratio >= 0.75)
+        );
+        println!(
+            "summary broker CPU per row drained (SQLite):      {:>8.2} µs target <= 1.0 µs: {}",
+            sqlite.cpu_per_row_us,
+            verdict(sqlite.cpu_per_row_us <= 1.0)
+        );
+    }
+    if let Some(postgres) = drains.get("postgres") {
+        println!(
+            "summary PostgreSQL drain / plain client:          {:>8.3}   target >= 0.6: {} ({:.2} µs of broker CPU per row)",
+            postgres.ratio,
+            verdict(postgres.ratio >= 0.6),
+            postgres.cpu_per_row_us
+        );
+    }
+    if let (Some(tls), Some(plain)) = (drains.get("postgres"), drains.get("postgres-notls")) {
+        let ratio = tls.rate / plain.rate.max(f64::EPSILON);
+        println!(
+            "summary PostgreSQL as configured / sslmode=disable: {ratio:>6.3}   target >= 0.9: {}",
+            verdict(ratio >= 0.9)
+        );
+    }
+    if let Some((cpu, kib)) = idle {
+        println!(
+            "summary idle streams, broker CPU:                 {cpu:>8.1} % of a core, target <= 3 %: {}",
+            verdict(cpu <= 3.0)
+        );
+        println!(
+            "summary idle streams, memory per stream:          {kib:>8.1} KiB, target <= 64 KiB: {}",
+            verdict(kib <= 64.0)
+        );
+    }
 }
 
 fn main() {
@@ -704,14 +815,20 @@ fn main() {
             settings.rows,
             std::thread::available_parallelism().map_or(0, |n| n.get())
         );
+        let mut drains = BTreeMap::new();
         if settings.runs("drain") || settings.runs("read") {
             for store in &settings.stores {
-                drain_and_read(&settings, store).await;
+                if let Some(figures) = drain_and_read(&settings, store).await {
+                    drains.insert(store.clone(), figures);
+                }
             }
         }
-        if settings.runs("idle") {
-            idle_streams(&settings).await;
-        }
+        let idle = if settings.runs("idle") {
+            Some(idle_streams(&settings).await)
+        } else {
+            None
+        };
+        summary(&drains, idle);
     });
     println!(
         "total {:.1} s; load average {} at the start, {} at the end",

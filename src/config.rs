@@ -1,8 +1,9 @@
 //! Command-line flags; every flag is also readable from a `FLINKBROKER_*` variable. Each
 //! group of flags turns into the configuration of the crate it belongs to.
 
+use std::io::Read as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -16,13 +17,22 @@ use flinkbroker_server::auth::jwt::{ClaimNames, JwksSource, JwtSettings};
 use flinkbroker_server::auth::mtls;
 use flinkbroker_server::config::{AuthConfig, RunnerConfig, ServerConfig, TlsConfig as ServerTls};
 use flinkbroker_server::metrics::MetricsListen;
-use flinkbroker_server::telemetry::TraceExport;
+use flinkbroker_server::telemetry::{self, LogOutput, TraceExport};
 
 /// Where Python submitters run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RunnerKind {
     Local,
     Kubernetes,
+}
+
+/// How the broker's log lines are written on standard output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Lines of text (coloured only on a terminal, and unless `NO_COLOR` is set).
+    Text,
+    /// JSON lines: one object an event, with its fields and the spans it is in.
+    Json,
 }
 
 /// Which name of a client certificate is looked up in `--mtls-principals-file`.
@@ -321,6 +331,17 @@ pub struct ServeConfig {
     #[arg(long, env = "FLINKBROKER_REPLICA_POLL_INTERVAL", default_value = "200ms", value_parser = parse_duration)]
     pub replica_poll_interval: Duration,
 
+    /// How many times a SQL statement runs again when the cluster refuses its Flink job at
+    /// once (`NoResourceAvailableException` before any task ran: no free slots); after that
+    /// the job fails with the refusal as its cause. 0 never runs one again.
+    #[arg(long, env = "FLINKBROKER_REFUSED_JOB_RETRIES", default_value_t = 3)]
+    pub refused_job_retries: u32,
+
+    /// The pause before the first such retry; each next one waits twice as long (at most
+    /// 5 minutes).
+    #[arg(long, env = "FLINKBROKER_REFUSED_JOB_BACKOFF", default_value = "2s", value_parser = parse_duration)]
+    pub refused_job_backoff: Duration,
+
     /// JSON file mapping the SHA-256 (hex) of each bearer token to its principal, tenant and
     /// roles: `{"tokens": [{"sha256": "…", "principal": "…", "tenant": "…", "roles":
     /// ["submitter", "reader"]}]}`. Read again when it changes. Without it every caller is an
@@ -352,7 +373,21 @@ pub struct ServeConfig {
     pub metrics: MetricsConfig,
 
     #[command(flatten)]
+    pub logs: LogsConfig,
+
+    #[command(flatten)]
     pub traces: TracesConfig,
+}
+
+/// The log on standard output.
+#[derive(Debug, Clone, Args)]
+pub struct LogsConfig {
+    /// Format of the log lines: `text`, or `json` (JSON lines for a log pipeline: `timestamp`,
+    /// `level`, `target`, `message` and the event's fields, with `span` and `spans` holding
+    /// the spans it happened in, such as a job's `job_id`). Which events are logged is set by
+    /// `RUST_LOG`.
+    #[arg(long, env = "FLINKBROKER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 /// OpenTelemetry trace export (OTLP over gRPC); off unless an endpoint is given.
@@ -566,9 +601,25 @@ impl ServeConfig {
         )
     }
 
+    /// Decides how the log is written: in `--log-format`, coloured only as text on a
+    /// terminal (`stdout_is_terminal`) and unless `NO_COLOR` (read through `variable`) says
+    /// otherwise.
+    pub fn log_output(
+        &self,
+        stdout_is_terminal: bool,
+        variable: impl Fn(&str) -> Option<String>,
+    ) -> LogOutput {
+        let format = match self.logs.log_format {
+            LogFormat::Text => telemetry::LogFormat::Text,
+            LogFormat::Json => telemetry::LogFormat::Json,
+        };
+        LogOutput::decide(format, stdout_is_terminal, variable)
+    }
+
     /// The server's configuration: the flags checked and grouped, the tenant policy file read.
     /// A bad flag or an unreadable file is an error naming it.
     pub fn server_config(&self) -> anyhow::Result<ServerConfig> {
+        self.check_files_readable()?;
         let tenants = tenant_policies(self)?;
         let tls = match (&self.tls.tls_cert, &self.tls.tls_key) {
             (Some(cert), Some(key)) => Some(ServerTls {
@@ -607,6 +658,35 @@ impl ServeConfig {
             limits: limits(self, &tenants),
             replica_id: replica_id(self),
         })
+    }
+
+    /// Checks that each file a flag names can be read, so that a missing or unreadable one
+    /// stops the start with an error naming its flag, before anything is connected. (The
+    /// server reads them again to use them, and again whenever they change.)
+    fn check_files_readable(&self) -> anyhow::Result<()> {
+        let kubeconfig = match self.job_runner {
+            RunnerKind::Kubernetes => self.kubeconfig.as_deref(),
+            RunnerKind::Local => None,
+        };
+        let files = [
+            ("--tenant-policy-file", self.tenant_policy_file.as_deref()),
+            ("--auth-tokens-file", self.auth_tokens_file.as_deref()),
+            ("--jwt-jwks-file", self.jwt.jwt_jwks_file.as_deref()),
+            ("--tls-cert", self.tls.tls_cert.as_deref()),
+            ("--tls-key", self.tls.tls_key.as_deref()),
+            ("--tls-client-ca", self.tls.tls_client_ca.as_deref()),
+            (
+                "--mtls-principals-file",
+                self.tls.mtls_principals_file.as_deref(),
+            ),
+            ("--kubeconfig", kubeconfig),
+        ];
+        for (flag, path) in files {
+            if let Some(path) = path {
+                readable(flag, path)?;
+            }
+        }
+        Ok(())
     }
 
     /// Where Python submitters run, and how.
@@ -669,6 +749,8 @@ fn limits(config: &ServeConfig, tenants: &TenantPolicies) -> Limits {
         progress_interval: config.progress_interval,
         lease_duration: config.lease_duration,
         replica_poll_interval: config.replica_poll_interval,
+        refused_job_retries: config.refused_job_retries,
+        refused_job_backoff: config.refused_job_backoff,
     }
 }
 
@@ -695,6 +777,16 @@ fn tenant_policies(config: &ServeConfig) -> anyhow::Result<TenantPolicies> {
         }
         None => Ok(TenantPolicies::uniform(defaults)),
     }
+}
+
+/// Checks that the file `flag` names can be opened and read; the error names the flag and
+/// the path, and keeps the I/O error as its cause.
+fn readable(flag: &str, path: &Path) -> anyhow::Result<()> {
+    let cannot_read = || format!("cannot read {flag} {}", path.display());
+    let mut file = std::fs::File::open(path).with_context(cannot_read)?;
+    // A directory opens; reading it fails.
+    file.read(&mut [0; 1]).with_context(cannot_read)?;
+    Ok(())
 }
 
 /// This replica's name in the job leases: the flag, or a default that keeps a single
@@ -784,17 +876,29 @@ mod tests {
         assert!(blank_claim.jwt.settings().is_err());
     }
 
+    /// Creates the files named in a temporary directory; returns it and their paths.
+    fn files<const N: usize>(names: [&str; N]) -> (tempfile::TempDir, [String; N]) {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = names.map(|name| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, "contents").unwrap();
+            path.display().to_string()
+        });
+        (dir, paths)
+    }
+
     #[test]
     fn client_certificates_need_tls_and_a_principals_file() {
+        let (_dir, [cert, key, ca, principals]) = files(["c.pem", "k.pem", "ca.pem", "p.json"]);
         let config = ServeConfig::from_args(&[
             "--tls-cert",
-            "c.pem",
+            &cert,
             "--tls-key",
-            "k.pem",
+            &key,
             "--tls-client-ca",
-            "ca.pem",
+            &ca,
             "--mtls-principals-file",
-            "p.json",
+            &principals,
             "--mtls-principal-from",
             "san",
         ])
@@ -828,8 +932,7 @@ mod tests {
         ] {
             assert!(ServeConfig::from_args(args).is_err(), "{args:?}");
         }
-        let tls_only =
-            ServeConfig::from_args(&["--tls-cert", "c.pem", "--tls-key", "k.pem"]).unwrap();
+        let tls_only = ServeConfig::from_args(&["--tls-cert", &cert, "--tls-key", &key]).unwrap();
         assert!(
             !tls_only
                 .server_config()
@@ -867,5 +970,90 @@ mod tests {
             config.metrics.metrics_listen,
             MetricsListen::On("0.0.0.0:9000".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn an_unreadable_file_names_its_flag_and_keeps_the_io_error_as_its_cause() {
+        let (dir, [tokens]) = files(["tokens.json"]);
+        let missing = dir.path().join("missing.json").display().to_string();
+        let directory = dir.path().display().to_string();
+        for (args, flag, path, kind) in [
+            (
+                vec!["--auth-tokens-file", missing.as_str()],
+                "--auth-tokens-file",
+                &missing,
+                std::io::ErrorKind::NotFound,
+            ),
+            (
+                vec!["--tenant-policy-file", directory.as_str()],
+                "--tenant-policy-file",
+                &directory,
+                std::io::ErrorKind::IsADirectory,
+            ),
+            (
+                vec!["--tls-cert", tokens.as_str(), "--tls-key", missing.as_str()],
+                "--tls-key",
+                &missing,
+                std::io::ErrorKind::NotFound,
+            ),
+            (
+                vec![
+                    "--job-runner",
+                    "kubernetes",
+                    "--kubeconfig",
+                    missing.as_str(),
+                ],
+                "--kubeconfig",
+                &missing,
+                std::io::ErrorKind::NotFound,
+            ),
+        ] {
+            let error = ServeConfig::from_args(&args)
+                .unwrap()
+                .server_config()
+                .expect_err(flag);
+            assert_eq!(error.to_string(), format!("cannot read {flag} {path}"));
+            // The cause is the I/O error itself, not a copy of its text.
+            let causes: Vec<_> = error.chain().skip(1).collect();
+            assert_eq!(causes.len(), 1, "{flag}: {error:#}");
+            let io = causes[0].downcast_ref::<std::io::Error>().expect(flag);
+            assert_eq!(io.kind(), kind, "{flag}");
+            assert_eq!(
+                format!("{error:#}"),
+                format!("cannot read {flag} {path}: {io}")
+            );
+        }
+        // The local runner does not read a kubeconfig.
+        let local = ServeConfig::from_args(&["--kubeconfig", missing.as_str()]).unwrap();
+        local.server_config().expect("no kubeconfig read");
+    }
+
+    #[test]
+    fn logs_are_text_unless_json_is_asked_for_and_coloured_only_on_a_terminal() {
+        let no_variables = |_: &str| None;
+        let text = ServeConfig::from_args(&[]).unwrap();
+        assert_eq!(text.logs.log_format, LogFormat::Text);
+        assert_eq!(
+            text.log_output(true, no_variables),
+            LogOutput {
+                format: telemetry::LogFormat::Text,
+                colour: true
+            }
+        );
+        assert!(!text.log_output(false, no_variables).colour);
+        assert!(
+            !text
+                .log_output(true, |name| (name == "NO_COLOR").then(|| "1".to_string()))
+                .colour
+        );
+        let json = ServeConfig::from_args(&["--log-format", "json"]).unwrap();
+        assert_eq!(
+            json.log_output(true, no_variables),
+            LogOutput {
+                format: telemetry::LogFormat::Json,
+                colour: false
+            }
+        );
+        assert!(ServeConfig::from_args(&["--log-format", "yaml"]).is_err());
     }
 }

@@ -6,10 +6,13 @@
 
 #![warn(unreachable_pub)]
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use clap::Parser;
+use clap::error::ErrorKind;
 use flinkbroker::config::{Cli, Command, ServeConfig};
+use flinkbroker::one_line;
 use flinkbroker_server::{app, shutdown, telemetry};
 
 /// The exit code of a broker that could not start or stopped on an error.
@@ -23,7 +26,10 @@ fn main() -> ExitCode {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return refuse_command_line(error),
+    };
     flinkbroker::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -39,7 +45,7 @@ fn main() -> ExitCode {
         Command::Serve(config) => match serve(&runtime, *config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
-                eprintln!("error: {error:#}");
+                eprintln!("error: {}", one_line(&format!("{error:#}")));
                 ExitCode::from(START_FAILED)
             }
         },
@@ -55,13 +61,30 @@ fn main() -> ExitCode {
     }
 }
 
+/// Answers a command line clap refused: help and version as clap prints them, anything else
+/// (an unknown flag, a bad value, a missing argument) as one line naming the flag, with the
+/// usage code.
+fn refuse_command_line(error: clap::Error) -> ExitCode {
+    match error.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => error.exit(),
+        _ => {
+            eprintln!("{}", one_line(&error.render().to_string()));
+            ExitCode::from(START_FAILED)
+        }
+    }
+}
+
 /// Runs the broker until SIGINT or SIGTERM, with logging and (when configured) trace export.
 fn serve(runtime: &tokio::runtime::Runtime, config: ServeConfig) -> anyhow::Result<()> {
-    let export = config.trace_export(|name| std::env::var(name).ok());
+    let variable = |name: &str| std::env::var(name).ok();
+    let export = config.trace_export(variable);
+    let logs = config.log_output(std::io::stdout().is_terminal(), variable);
     // The OTLP exporter's channel starts its tasks on the runtime.
     let telemetry = {
         let _entered = runtime.enter();
-        telemetry::init(&export)?
+        telemetry::init(logs, &export)?
     };
     let served = config.server_config().and_then(|server| {
         runtime.block_on(async {

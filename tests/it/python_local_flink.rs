@@ -9,9 +9,8 @@ use crate::support::flink_cluster;
 use std::sync::Arc;
 use std::time::Duration;
 
-use broker::{Options, TestBroker, wait_for_state};
+use broker::wait_for_state;
 use flink_cluster::FlinkCluster;
-use flinkbroker_flink::jobmanager::RestJobManager;
 use flinkbroker_model::job::JobId;
 use flinkbroker_proto::job_service_client::JobServiceClient;
 use flinkbroker_proto::submit_python_request::Program;
@@ -74,26 +73,7 @@ async fn python_jobs_run_fail_and_cancel_on_a_real_flink_cluster() {
         return;
     };
     let cluster = Arc::new(cluster);
-    let flink_home = cluster.flink_home.display().to_string();
-    let python = cluster.python_executable();
-    let flags = [
-        "--flink-home",
-        flink_home.as_str(),
-        "--python-executable",
-        python.as_str(),
-        "--jobmanager-url",
-        cluster.rest_url.as_str(),
-        "--poll-interval",
-        "250ms",
-    ];
-    let jobmanager =
-        RestJobManager::new(&cluster.rest_url, Duration::from_secs(10)).expect("client");
-    let broker = TestBroker::start_options(Options {
-        flags: &flags,
-        jobmanager: Some(Arc::new(jobmanager)),
-        ..Options::default()
-    })
-    .await;
+    let broker = cluster.start_broker().await;
     let mut client = broker.client().await;
 
     // All submissions run side by side.

@@ -5,8 +5,9 @@
 //! leases expire, and readers and watchers on the other replicas see every row once and the
 //! job's true end, with no Flink job submitted twice.
 //!
-//! Needs the PostgreSQL server of `FLINKBROKER_TEST_POSTGRES_URL` (see `support/postgres.rs`).
+//! Needs PostgreSQL (see `flinkbroker_testkit::postgres`).
 
+use crate::support::broker_binary::{listen_address, read_log};
 use crate::support::crash;
 use crate::support::postgres as postgres_support;
 use flinkbroker_testkit::standin as sql_gateway_standin;
@@ -90,9 +91,7 @@ impl Replica {
             let log = read_log(&log_path);
             if let Some(address) = log
                 .lines()
-                .filter(|line| line.contains("flinkbroker serving"))
-                .find_map(|line| line.split("listen=").nth(1))
-                .and_then(|rest| rest.split_whitespace().next())
+                .find_map(|line| listen_address(line, "flinkbroker serving"))
             {
                 break address.to_string();
             }
@@ -241,25 +240,6 @@ impl Drop for Replica {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
     }
-}
-
-/// A log's text, with any terminal colour codes removed.
-fn read_log(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let mut plain = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            plain.push(c);
-        }
-    }
-    plain
 }
 
 fn tail(text: &str, lines: usize) -> String {

@@ -327,3 +327,184 @@ fn a_broker_that_cannot_start_says_why_in_one_line_and_exits_with_the_usage_code
         );
     }
 }
+
+/// Runs `flinkbroker serve` on free ports with `flags` (and an in-memory store unless they
+/// name one), expecting it not to start: checks it exits with the usage code and one line on
+/// stderr that is no internal error; returns that line.
+async fn refused_start(flags: &[&str]) -> String {
+    let store: &[&str] = if flags.contains(&"--database-url") {
+        &[]
+    } else {
+        &["--database-url", "sqlite::memory:"]
+    };
+    let output = tokio::time::timeout(
+        LIMIT,
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_flinkbroker"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--metrics-listen",
+                "off",
+            ])
+            .args(store)
+            .args(flags)
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{flags:?}: the broker started"))
+    .expect("run flinkbroker");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{flags:?}: {stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{flags:?}: one line, got {stderr:?}");
+    assert!(
+        lines[0].starts_with("error: ") && !lines[0].contains("internal error"),
+        "{flags:?}: {stderr}"
+    );
+    lines[0].to_string()
+}
+
+#[tokio::test]
+async fn a_file_flag_naming_an_unreadable_file_stops_the_start_naming_the_flag() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let present = dir.path().join("present.pem");
+    std::fs::write(&present, "not checked before the files are read").expect("write");
+    let present = present.display().to_string();
+    let missing = dir.path().join("missing.json").display().to_string();
+    let directory = dir.path().display().to_string();
+    let not_found = "No such file or directory";
+    for (flags, flag, path, reason) in [
+        (
+            vec!["--auth-tokens-file", &missing],
+            "--auth-tokens-file",
+            &missing,
+            not_found,
+        ),
+        (
+            vec!["--tenant-policy-file", &directory],
+            "--tenant-policy-file",
+            &directory,
+            "Is a directory",
+        ),
+        (
+            vec![
+                "--jwt-jwks-file",
+                &missing,
+                "--jwt-issuer",
+                "https://idp.test",
+                "--jwt-audience",
+                "flinkbroker",
+            ],
+            "--jwt-jwks-file",
+            &missing,
+            not_found,
+        ),
+        (
+            vec!["--tls-cert", &present, "--tls-key", &missing],
+            "--tls-key",
+            &missing,
+            not_found,
+        ),
+        (
+            vec![
+                "--tls-cert",
+                &present,
+                "--tls-key",
+                &present,
+                "--tls-client-ca",
+                &present,
+                "--mtls-principals-file",
+                &missing,
+            ],
+            "--mtls-principals-file",
+            &missing,
+            not_found,
+        ),
+    ] {
+        let line = refused_start(&flags).await;
+        assert!(
+            line.starts_with(&format!("error: cannot read {flag} {path}: {reason}")),
+            "{flag}: {line}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_bad_flag_value_stops_the_start_in_one_line_naming_the_flag() {
+    for (flags, flag) in [
+        (&["--listen", "nope"][..], "'--listen <LISTEN>'"),
+        (
+            &["--poll-interval", "5x"][..],
+            "'--poll-interval <POLL_INTERVAL>'",
+        ),
+        (&["--log-format", "yaml"][..], "'--log-format <LOG_FORMAT>'"),
+        (&["--job-runner", "yarn"][..], "'--job-runner <JOB_RUNNER>'"),
+        (
+            &["--max-parallelism", "0"][..],
+            "'--max-parallelism <MAX_PARALLELISM>'",
+        ),
+        (&["--tls-cert", "cert.pem"][..], "--tls-key <TLS_KEY>"),
+        (&["--no-such-flag"][..], "'--no-such-flag'"),
+        (
+            &["--otlp-endpoint", "not an endpoint"][..],
+            "(--otlp-endpoint)",
+        ),
+    ] {
+        let line = refused_start(flags).await;
+        assert!(line.contains(flag), "{flags:?}: {line}");
+        assert!(!line.contains("Usage:"), "{flags:?}: {line}");
+    }
+}
+
+#[tokio::test]
+async fn a_store_that_cannot_be_opened_stops_the_start_naming_the_flag() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    // Without mode=rwc SQLite opens an existing file only.
+    let absent = dir.path().join("absent.db");
+    let url = format!("sqlite://{}", absent.display());
+    let line = refused_start(&["--database-url", &url]).await;
+    assert!(
+        line.starts_with(&format!(
+            "error: cannot open the store at {url} (--database-url): "
+        )),
+        "{line}"
+    );
+    // The database's own reason follows.
+    assert!(line.contains("unable to open database file"), "{line}");
+    assert!(!absent.exists(), "{line}");
+}
+
+/// `url` with `password` as its user's password (the user `postgres` when it names none).
+fn with_password(url: &str, password: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a url with a scheme");
+    let (user_info, host) = rest.rsplit_once('@').unwrap_or(("postgres", rest));
+    let user = user_info
+        .split_once(':')
+        .map_or(user_info, |(user, _)| user);
+    format!("{scheme}://{user}:{password}@{host}")
+}
+
+#[tokio::test]
+async fn a_postgres_store_that_cannot_be_opened_stops_the_start_without_showing_the_password() {
+    let server = tokio::task::spawn_blocking(flinkbroker_testkit::postgres::test_server)
+        .await
+        .expect("choose the PostgreSQL server")
+        .expect("a PostgreSQL server for the tests");
+    // A database nobody creates; with trust authentication the password is not checked.
+    let absent =
+        flinkbroker_testkit::postgres::with_database(server.url(), "flinkbroker_no_such_database");
+    let url = with_password(&absent, "tiger-secret");
+    let line = refused_start(&["--database-url", &url]).await;
+    assert!(
+        line.starts_with("error: cannot open the store at postgres")
+            && line.contains(":***@")
+            && line.contains("(--database-url): "),
+        "{line}"
+    );
+    assert!(!line.contains("tiger-secret"), "{line}");
+}

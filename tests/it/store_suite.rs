@@ -1,8 +1,8 @@
 //! One `Store` suite, run against every backend: SQLite file, SQLite memory and PostgreSQL.
 //!
-//! PostgreSQL is expected at `postgres://postgres@127.0.0.1:5432/test` (override with
-//! `FLINKBROKER_TEST_POSTGRES_URL`); each test gets a database of its own, dropped afterwards.
-//! When PostgreSQL cannot be reached the PostgreSQL tests fail.
+//! PostgreSQL: the server `flinkbroker_testkit::postgres` chooses (`FLINKBROKER_TEST_POSTGRES_URL`,
+//! else 127.0.0.1:5432, else a throwaway server of its own); each test gets a database of its
+//! own, dropped afterwards.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
@@ -1607,6 +1607,26 @@ async fn malformed_postgres_urls_are_refused_without_echoing_them() {
         }
         other => panic!("expected a database error, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn postgres_stores_result_batches_uncompressed() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let store = postgres().await;
+    let raw = raw_connection(&store.url).await;
+    let row = raw
+        .query_one_raw(Statement::from_string(
+            raw.get_database_backend(),
+            "SELECT attstorage::text AS storage FROM pg_attribute WHERE attrelid = 'result_batches'::regclass AND attname = 'data'",
+        ))
+        .await
+        .expect("pg_attribute")
+        .expect("result_batches.data");
+    let storage: String = row.try_get("", "storage").expect("storage");
+    assert_eq!(
+        storage, "e",
+        "STORAGE EXTERNAL: kept uncompressed, out of line"
+    );
 }
 
 #[tokio::test]

@@ -1,16 +1,15 @@
 //! Trace export through the real binary: `flinkbroker serve --otlp-endpoint` against an
 //! in-test OTLP/gRPC receiver and the SQL Gateway stand-in (which also plays the JobManager).
 
+use crate::support::broker_binary::{PipedBroker, text_address};
 use flinkbroker_testkit::standin as sql_gateway_standin;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flinkbroker_model::job::JobId;
-use flinkbroker_proto::job_service_client::JobServiceClient;
 use flinkbroker_proto::{GetJobRequest, JobState, RuntimeMode, SubmitSqlRequest, WatchJobRequest};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
@@ -22,9 +21,7 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use sql_gateway_standin::{Standin, StandinConfig};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
-use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
@@ -146,100 +143,9 @@ fn attribute(span: &Span, key: &str) -> Option<String> {
     }
 }
 
-/// The `flinkbroker serve` binary with its stdout (the log) read line by line.
-struct Broker {
-    child: Child,
-    addr: SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
-    _work_dir: tempfile::TempDir,
-}
-
-impl Broker {
-    /// Starts the binary against the stand-in with `flags` and environment `variables`;
-    /// waits until it logs its address.
-    async fn start(standin: &Standin, flags: &[&str], variables: &[(&str, &str)]) -> Broker {
-        let work_dir = tempfile::tempdir().expect("work dir");
-        let database_url = format!(
-            "sqlite://{}?mode=rwc",
-            work_dir.path().join("broker.db").display()
-        );
-        let submitter_dir = work_dir.path().join("submitters");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_flinkbroker"))
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--metrics-listen", "off"])
-            .args(["--database-url", &database_url])
-            .args(["--sql-gateway-url", &standin.base_url])
-            .args(["--jobmanager-url", &standin.base_url])
-            .args(["--submitter-work-dir", &submitter_dir.display().to_string()])
-            .args(["--poll-interval", "50ms", "--heartbeat-interval", "1s"])
-            .args(flags)
-            .env_remove("RUST_LOG")
-            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-            .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-            .env_remove("FLINKBROKER_OTLP_ENDPOINT")
-            .env("NO_COLOR", "1")
-            .envs(variables.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start the flinkbroker binary");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (address_tx, address_rx) = tokio::sync::oneshot::channel();
-        let kept = Arc::clone(&log);
-        tokio::spawn(async move {
-            let mut address_tx = Some(address_tx);
-            while let Ok(Some(line)) = lines.next_line().await {
-                if line.contains("flinkbroker serving")
-                    && let Some(address) = line
-                        .split_whitespace()
-                        .find_map(|word| word.strip_prefix("listen="))
-                    && let Some(tx) = address_tx.take()
-                {
-                    let _ = tx.send(address.to_string());
-                }
-                kept.lock().expect("log").push(line);
-            }
-        });
-        let address = tokio::time::timeout(LIMIT, address_rx)
-            .await
-            .unwrap_or_else(|_| panic!("broker not serving: {:?}", log.lock().expect("log")))
-            .expect("broker exited before serving");
-        Broker {
-            child,
-            addr: address.parse().expect("listen address"),
-            log,
-            _work_dir: work_dir,
-        }
-    }
-
-    async fn client(&self) -> JobServiceClient<tonic::transport::Channel> {
-        JobServiceClient::connect(format!("http://{}", self.addr))
-            .await
-            .expect("connect")
-    }
-
-    /// Sends SIGTERM and waits for a clean exit.
-    async fn terminate(mut self) -> Vec<String> {
-        let pid = self.child.id().expect("broker pid") as libc::pid_t;
-        // SAFETY: kill only sends a signal to the child this test started.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-        let status = tokio::time::timeout(LIMIT, self.child.wait())
-            .await
-            .expect("broker exits after SIGTERM")
-            .expect("broker status");
-        let log = self.log.lock().expect("log").clone();
-        assert!(status.success(), "{status}: {log:#?}");
-        log
-    }
-}
-
-/// Submits the script (with a W3C `traceparent`, if given) and waits (through GetJob) for the
-/// job to finish; returns its id.
-/// Submits the script and follows the job to its end; returns its id and end time (ns).
-async fn run_job(broker: &Broker, traceparent: Option<&str>) -> (String, u64) {
+/// Submits the script (with a W3C `traceparent`, if given) and follows the job to its end;
+/// returns its id and end time (ns).
+async fn run_job(broker: &PipedBroker, traceparent: Option<&str>) -> (String, u64) {
     let mut client = broker.client().await;
     let mut request = Request::new(SubmitSqlRequest {
         script: SCRIPT.into(),
@@ -316,7 +222,7 @@ async fn a_submitted_job_is_traced_from_its_call_to_its_flink_job() {
         standin,
         endpoint,
     } = Harness::start().await;
-    let broker = Broker::start(
+    let broker = PipedBroker::start(
         &standin,
         &[
             "--otlp-endpoint",
@@ -325,6 +231,7 @@ async fn a_submitted_job_is_traced_from_its_call_to_its_flink_job() {
             "broker-under-test",
         ],
         &[],
+        text_address,
     )
     .await;
     // The caller's trace: the call's span joins it.
@@ -495,13 +402,14 @@ async fn without_an_endpoint_nothing_is_exported() {
         endpoint,
     } = Harness::start().await;
     // No --otlp-endpoint, and the standard variable that would name one switched off.
-    let broker = Broker::start(
+    let broker = PipedBroker::start(
         &standin,
         &[],
         &[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
             ("OTEL_SDK_DISABLED", "true"),
         ],
+        text_address,
     )
     .await;
     run_job(&broker, None).await;
@@ -525,10 +433,11 @@ async fn a_calls_span_is_exported_while_the_job_it_started_still_runs() {
         endpoint,
     } = Harness::start().await;
     // Batches leave every 50 ms, so the call's span arrives while the job runs on.
-    let broker = Broker::start(
+    let broker = PipedBroker::start(
         &standin,
         &["--otlp-endpoint", &endpoint],
         &[("OTEL_BSP_SCHEDULE_DELAY", "50")],
+        text_address,
     )
     .await;
     let mut client = broker.client().await;

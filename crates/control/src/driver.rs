@@ -54,6 +54,9 @@ pub(super) enum Interrupt {
     /// Something is in doubt (a submission went unanswered): the driver takes the job up
     /// again from what is recorded, as after a restart.
     Resume(String),
+    /// The cluster refused a statement's Flink job at once, before any of its tasks ran
+    /// (`cause`), and the statement may run again: the SQL driver retries it.
+    Refused { index: u32, cause: String },
 }
 
 impl From<StoreError> for Interrupt {
@@ -314,6 +317,19 @@ impl Core {
         }
     }
 
+    /// Waits all of `pause`, taking commands meanwhile; returns early only with the
+    /// interrupt a cancel or shutdown is.
+    pub(crate) async fn pause_fully(&mut self, pause: Duration) -> Result<(), Interrupt> {
+        let until = tokio::time::Instant::now() + pause;
+        loop {
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            self.pause(left).await?;
+        }
+    }
+
     /// Takes every command already waiting, without waiting for more.
     pub(crate) async fn take_commands(&mut self) -> Result<(), Interrupt> {
         while let Ok(command) = self.commands.try_recv() {
@@ -365,6 +381,9 @@ impl Core {
                         Ok(())
                     }
                     DrainOutcome::Failed(message, cause) => {
+                        if let Some(cause) = self.refused(index).await {
+                            return Err(Interrupt::Refused { index, cause });
+                        }
                         metrics::statement_failed(cause);
                         self.update_statement(
                             index,
@@ -426,6 +445,14 @@ impl Core {
             Interrupt::Lost(error) => {
                 warn!(job_id = %self.job.id, %error, "cannot record the job's progress; it is resumed later");
                 self.lost = true;
+            }
+            Interrupt::Refused { index, cause } => {
+                // Only the SQL driver retries; anywhere else the refusal is the job's failure.
+                Box::pin(self.conclude(Interrupt::Failed(format!(
+                    "statement {} failed: {cause}",
+                    index + 1
+                ))))
+                .await;
             }
             Interrupt::Resume(why) => {
                 // Drivers take the job up again themselves; reaching here is a driver's bug.

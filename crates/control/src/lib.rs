@@ -102,7 +102,16 @@ pub struct Limits {
     pub lease_duration: Duration,
     /// How often the database is looked at for what other replicas changed.
     pub replica_poll_interval: Duration,
+    /// How many times a statement whose Flink job the cluster refused at once (no slots,
+    /// before any task ran) runs again before its job fails.
+    pub refused_job_retries: u32,
+    /// The pause before the first such retry; each next one waits twice as long, at most
+    /// [`MAX_REFUSED_JOB_PAUSE`].
+    pub refused_job_backoff: Duration,
 }
+
+/// The longest pause before a statement whose Flink job was refused runs again.
+pub const MAX_REFUSED_JOB_PAUSE: Duration = Duration::from_secs(300);
 
 impl Default for Limits {
     fn default() -> Self {
@@ -124,6 +133,8 @@ impl Default for Limits {
             progress_interval: Duration::from_secs(2),
             lease_duration: Duration::from_secs(10),
             replica_poll_interval: Duration::from_millis(200),
+            refused_job_retries: 3,
+            refused_job_backoff: Duration::from_secs(2),
         }
     }
 }
@@ -264,12 +275,12 @@ impl Controller {
                 if audited {
                     crate::metrics::audit_event(flinkbroker_model::audit::AuditAction::Submit);
                 }
-                info!(job_id = %job.id, kind = job.kind.as_str(), statements = job.statements.len(), request_id = ?job.request_id, "job recorded");
+                info!(job_id = %job.id, kind = job.kind.as_str(), statements = job.statements.len(), request_id = job.request_id.as_deref(), "job recorded");
                 self.spawn_driver(job.clone(), None);
                 Ok(job)
             }
             CreateOutcome::Existing(job) => {
-                info!(job_id = %job.id, request_id = ?job.request_id, "repeated submission returns the existing job");
+                info!(job_id = %job.id, request_id = job.request_id.as_deref(), "repeated submission returns the existing job");
                 Ok(self.live.current(job.id).unwrap_or(job))
             }
             CreateOutcome::Conflict(job) => Err(Error::RequestIdConflict {
@@ -287,7 +298,11 @@ impl Controller {
         let this = Arc::clone(self);
         // In the trace of the current span: the call that submitted the job (its trace then
         // follows the job to its end), else whatever took the job up (none at a restart).
-        let span = crate::trace::job_span(&core.job.id.to_string(), core.job.kind.as_str());
+        let span = crate::trace::job_span(
+            &core.job.id.to_string(),
+            core.job.kind.as_str(),
+            &core.job.tenant,
+        );
         self.tasks.spawn(
             async move {
                 let id = core.job.id;

@@ -1,14 +1,17 @@
 //! The series the use cases and drivers record: job state changes, statement failures,
 //! result rows logged and streamed, open streams, lease takeovers, quota refusals and audit
 //! events. Every label has a small, fixed set of values: no job, session or operation ids;
-//! tenants are named only when the tenant policy file names them.
+//! tenants are named only when the tenant policy file names them. Each series is exported at
+//! zero from start-up under the label values it is known to take.
 
 use flinkbroker_flink::sql_gateway::GatewayError;
 use flinkbroker_model::audit::AuditAction;
 use flinkbroker_model::job::{JobKind, JobState};
-use flinkbroker_model::metric::{Metric, MetricKind};
+use flinkbroker_model::metric::{Exported, Metric, MetricKind, each_combination, no_labels};
 use flinkbroker_model::tenants::TenantPolicy;
 use metrics::{counter, gauge};
+
+use crate::quotas::Quota;
 
 /// The series `flinkbroker_job_transitions_total`.
 pub const JOB_TRANSITIONS: &str = "flinkbroker_job_transitions_total";
@@ -30,6 +33,8 @@ pub const LEASE_TAKEOVERS: &str = "flinkbroker_lease_takeovers_total";
 pub const QUOTA_REFUSALS: &str = "flinkbroker_quota_refusals_total";
 /// The series `flinkbroker_audit_events_total`.
 pub const AUDIT_EVENTS: &str = "flinkbroker_audit_events_total";
+/// The series `flinkbroker_refused_job_retries_total`.
+pub const REFUSED_JOB_RETRIES: &str = "flinkbroker_refused_job_retries_total";
 
 /// The series this crate records.
 pub const METRICS: &[Metric] = &[
@@ -38,68 +43,119 @@ pub const METRICS: &[Metric] = &[
         kind: MetricKind::Counter,
         labels: &["kind", "state"],
         help: "Job state changes recorded by this replica, by the state entered",
+        exported: Exported::AtZero(|| {
+            each_combination(&[
+                &JOB_KINDS.map(kind_label),
+                &JOB_STATES.map(|state| state.as_str()),
+            ])
+        }),
     },
     Metric {
         name: STATEMENT_FAILURES,
         kind: MetricKind::Counter,
         labels: &["cause"],
         help: "SQL statements that failed, by cause class",
+        exported: Exported::AtZero(|| {
+            each_combination(&[&StatementFailure::ALL.map(StatementFailure::as_str)])
+        }),
     },
     Metric {
         name: RESULT_ROWS_LOGGED,
         kind: MetricKind::Counter,
         labels: &[],
         help: "Result rows appended to result logs",
+        exported: Exported::AtZero(no_labels),
     },
     Metric {
         name: RESULT_BYTES_LOGGED,
         kind: MetricKind::Counter,
         labels: &[],
         help: "Encoded result bytes appended to result logs",
+        exported: Exported::AtZero(no_labels),
     },
     Metric {
         name: RESULT_ROWS_STREAMED,
         kind: MetricKind::Counter,
         labels: &[],
         help: "Result rows sent by StreamOperationResults",
+        exported: Exported::AtZero(no_labels),
     },
     Metric {
         name: RESULT_BYTES_STREAMED,
         kind: MetricKind::Counter,
         labels: &[],
         help: "Encoded result bytes sent by StreamOperationResults",
+        exported: Exported::AtZero(no_labels),
     },
     Metric {
         name: RESULT_STREAMS_OPEN,
         kind: MetricKind::Gauge,
         labels: &[],
         help: "StreamOperationResults calls open now",
+        exported: Exported::AtZero(no_labels),
     },
     Metric {
         name: LEASE_TAKEOVERS,
         kind: MetricKind::Counter,
         labels: &["from"],
         help: "Jobs this replica took up: from another replica, or its own after a restart",
+        exported: Exported::AtZero(|| {
+            each_combination(&[&[takeover_source(true), takeover_source(false)]])
+        }),
     },
     Metric {
         name: QUOTA_REFUSALS,
         kind: MetricKind::Counter,
         labels: &["tenant", "quota"],
         help: "Submissions refused over a tenant quota (tenant: named in the tenant policy file, else _other)",
+        // Tenants the policy file names are exported once refused.
+        exported: Exported::AtZero(|| {
+            each_combination(&[&[OTHER_TENANT], &Quota::ALL.map(Quota::label)])
+        }),
     },
     Metric {
         name: AUDIT_EVENTS,
         kind: MetricKind::Counter,
         labels: &["action"],
         help: "Audit events recorded, by action",
+        exported: Exported::AtZero(|| each_combination(&[&AUDIT_ACTIONS.map(AuditAction::as_str)])),
+    },
+    Metric {
+        name: REFUSED_JOB_RETRIES,
+        kind: MetricKind::Counter,
+        labels: &[],
+        help: "SQL statements run again because the cluster refused their Flink job at once (no slots, before any task ran)",
+        exported: Exported::AtZero(no_labels),
     },
 ];
 
 /// The tenant label of tenants the policy file does not name.
 pub const OTHER_TENANT: &str = "_other";
 
+/// Every job kind, as the `kind` label names them.
+pub const JOB_KINDS: [JobKind; 2] = [JobKind::Sql, JobKind::Python];
+
+/// Every job state, as the `state` label names them.
+pub const JOB_STATES: [JobState; 7] = [
+    JobState::Pending,
+    JobState::Submitting,
+    JobState::Running,
+    JobState::Canceling,
+    JobState::Finished,
+    JobState::Failed,
+    JobState::Canceled,
+];
+
+/// Every audit action, as the `action` label names them.
+const AUDIT_ACTIONS: [AuditAction; 4] = [
+    AuditAction::Submit,
+    AuditAction::Cancel,
+    AuditAction::ReadResults,
+    AuditAction::Denied,
+];
+
 /// The `kind` label of a job kind.
-pub fn kind_label(kind: JobKind) -> &'static str {
+pub const fn kind_label(kind: JobKind) -> &'static str {
     match kind {
         JobKind::Sql => "sql",
         JobKind::Python => "python",
@@ -129,6 +185,16 @@ pub enum StatementFailure {
 }
 
 impl StatementFailure {
+    /// Every cause class.
+    pub const ALL: [StatementFailure; 6] = [
+        StatementFailure::Statement,
+        StatementFailure::GatewayUnreachable,
+        StatementFailure::GatewayLostState,
+        StatementFailure::GatewayError,
+        StatementFailure::ResultConversion,
+        StatementFailure::ResultLogCap,
+    ];
+
     /// The cause class of a gateway error.
     pub fn of_gateway(error: &GatewayError) -> StatementFailure {
         match error {
@@ -146,7 +212,7 @@ impl StatementFailure {
     }
 
     /// The `cause` label of the class.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             StatementFailure::Statement => "statement",
             StatementFailure::GatewayUnreachable => "gateway_unreachable",
@@ -198,14 +264,19 @@ impl Drop for OpenStream {
     }
 }
 
-/// Counts a job taken up: from another replica, or this replica's own after a restart.
-pub fn lease_takeover(from_other_replica: bool) {
-    let from = if from_other_replica {
+/// The `from` label of a job taken up: from another replica, or this replica's own after a
+/// restart.
+const fn takeover_source(from_other_replica: bool) -> &'static str {
+    if from_other_replica {
         "other_replica"
     } else {
         "restart"
-    };
-    counter!(LEASE_TAKEOVERS, "from" => from).increment(1);
+    }
+}
+
+/// Counts a job taken up: from another replica, or this replica's own after a restart.
+pub fn lease_takeover(from_other_replica: bool) {
+    counter!(LEASE_TAKEOVERS, "from" => takeover_source(from_other_replica)).increment(1);
 }
 
 /// Counts a submission refused over a quota. The tenant is named only when the tenant
@@ -222,4 +293,9 @@ pub fn quota_refused(tenant: &str, policy: &TenantPolicy, quota: &'static str) {
 /// Counts an audit event recorded.
 pub fn audit_event(action: AuditAction) {
     counter!(AUDIT_EVENTS, "action" => action.as_str()).increment(1);
+}
+
+/// Counts a statement run again after the cluster refused its Flink job.
+pub fn refused_job_retried() {
+    counter!(REFUSED_JOB_RETRIES).increment(1);
 }

@@ -61,7 +61,7 @@ fn over_quota(
 
 /// The quotas a submission can be refused over.
 #[derive(Debug, Clone, Copy)]
-enum Quota {
+pub(crate) enum Quota {
     SubmissionsPerMinute,
     LiveJobs,
     ResultLogBytes,
@@ -69,6 +69,14 @@ enum Quota {
 }
 
 impl Quota {
+    /// Every quota: the refusal counter is exported at zero under each one's label.
+    pub(crate) const ALL: [Quota; 4] = [
+        Quota::SubmissionsPerMinute,
+        Quota::LiveJobs,
+        Quota::ResultLogBytes,
+        Quota::PythonParallelism,
+    ];
+
     /// The name in log lines.
     fn description(self) -> &'static str {
         match self {
@@ -80,7 +88,7 @@ impl Quota {
     }
 
     /// The `quota` label of the refusal counter.
-    fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Quota::SubmissionsPerMinute => "submissions_per_minute",
             Quota::LiveJobs => "live_jobs",

@@ -1,9 +1,10 @@
 //! The metrics of the REST clients: how long each request to the SQL Gateway and the JobManager
-//! took, and which failed, by method and path template (never a path with ids in it).
+//! took, and which failed, by method and path template (never a path with ids in it). Every
+//! endpoint a client calls is exported from start-up, at zero.
 
 use std::time::Instant;
 
-use flinkbroker_model::metric::{Metric, MetricKind};
+use flinkbroker_model::metric::{Exported, LabelSets, Metric, MetricKind};
 use metrics::{counter, histogram};
 
 /// The duration of each SQL Gateway request.
@@ -22,24 +23,28 @@ pub const METRICS: &[Metric] = &[
         kind: MetricKind::Histogram,
         labels: &["method", "endpoint"],
         help: "SQL Gateway REST requests, by method and path template",
+        exported: Exported::AtZero(|| endpoint_label_sets(crate::sql_gateway::ENDPOINTS)),
     },
     Metric {
         name: GATEWAY_REQUEST_ERRORS,
         kind: MetricKind::Counter,
         labels: &["method", "endpoint", "error"],
         help: "SQL Gateway REST requests that failed: transport, or an http status class",
+        exported: Exported::AtZero(|| endpoint_error_label_sets(crate::sql_gateway::ENDPOINTS)),
     },
     Metric {
         name: JOBMANAGER_REQUEST_DURATION,
         kind: MetricKind::Histogram,
         labels: &["method", "endpoint"],
         help: "JobManager REST requests, by method and path template",
+        exported: Exported::AtZero(|| endpoint_label_sets(crate::jobmanager::ENDPOINTS)),
     },
     Metric {
         name: JOBMANAGER_REQUEST_ERRORS,
         kind: MetricKind::Counter,
         labels: &["method", "endpoint", "error"],
         help: "JobManager REST requests that failed: transport, or an http status class",
+        exported: Exported::AtZero(|| endpoint_error_label_sets(crate::jobmanager::ENDPOINTS)),
     },
 ];
 
@@ -52,8 +57,34 @@ pub(crate) struct Endpoint {
     pub(crate) path: &'static str,
 }
 
+/// Every value of the `error` label: one status of each class [`http_error_class`] tells apart.
+const HTTP_ERROR_CLASSES: [&str; 4] = [
+    http_error_class(None),
+    http_error_class(Some(400)),
+    http_error_class(Some(500)),
+    http_error_class(Some(300)),
+];
+
+/// The `method` and `endpoint` label values of each endpoint.
+fn endpoint_label_sets(endpoints: &[Endpoint]) -> LabelSets {
+    endpoints
+        .iter()
+        .map(|endpoint| vec![endpoint.method, endpoint.path])
+        .collect()
+}
+
+/// The `method`, `endpoint` and `error` label values of each endpoint and way to fail.
+fn endpoint_error_label_sets(endpoints: &[Endpoint]) -> LabelSets {
+    endpoints
+        .iter()
+        .flat_map(|endpoint| {
+            HTTP_ERROR_CLASSES.map(|error| vec![endpoint.method, endpoint.path, error])
+        })
+        .collect()
+}
+
 /// How a REST request failed, for the `error` label.
-fn http_error_class(status: Option<u16>) -> &'static str {
+const fn http_error_class(status: Option<u16>) -> &'static str {
     match status {
         None => "transport",
         Some(400..=499) => "http_4xx",
@@ -84,5 +115,28 @@ pub(crate) fn jobmanager_request(
     if let Some(status) = failure {
         counter!(JOBMANAGER_REQUEST_ERRORS, "method" => endpoint.method, "endpoint" => endpoint.path, "error" => http_error_class(status))
             .increment(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_endpoint_and_error_class_is_exported_once() {
+        for endpoints in [crate::sql_gateway::ENDPOINTS, crate::jobmanager::ENDPOINTS] {
+            let mut label_sets = endpoint_error_label_sets(endpoints);
+            assert_eq!(label_sets.len(), endpoints.len() * HTTP_ERROR_CLASSES.len());
+            label_sets.sort_unstable();
+            label_sets.dedup();
+            assert_eq!(
+                label_sets.len(),
+                endpoints.len() * HTTP_ERROR_CLASSES.len(),
+                "an endpoint is listed twice"
+            );
+        }
+        for status in [None, Some(404), Some(503), Some(302), Some(101)] {
+            assert!(HTTP_ERROR_CLASSES.contains(&http_error_class(status)));
+        }
     }
 }

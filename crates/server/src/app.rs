@@ -52,7 +52,12 @@ pub struct Dependencies {
 async fn connect(config: &ServerConfig) -> Result<Dependencies> {
     let store = SeaStore::connect(&config.database_url)
         .await
-        .with_context(|| format!("cannot open the store at {}", redact(&config.database_url)))?;
+        .with_context(|| {
+            format!(
+                "cannot open the store at {} (--database-url)",
+                redact(&config.database_url)
+            )
+        })?;
     info!(database = %redact(&config.database_url), "store ready, migrations applied");
     let gateway = RestSqlGateway::new(&config.sql_gateway_url, config.http_timeout)
         .context("--sql-gateway-url")?;
@@ -194,6 +199,7 @@ pub async fn serve_with_metrics(
             let scrape = metrics::Scrape {
                 handle: metrics::install()?,
                 store: Arc::clone(&dependencies.store),
+                jobmanager: Arc::clone(&dependencies.jobmanager),
                 result_log_max_bytes: config.limits.result_log_max_bytes,
             };
             Some(tokio::spawn(metrics::serve(

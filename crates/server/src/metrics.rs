@@ -1,22 +1,29 @@
 //! The `/metrics` endpoint: the Prometheus recorder, with every series the broker exports
 //! registered ([`METRICS`]: the REST clients', the use cases' and the server's own), the
-//! series only the server records, and the scrape that reads the store.
+//! series only the server records, and the scrape that reads the store and the JobManager.
 //!
 //! Counters and histograms are recorded where things happen (submissions, state changes,
 //! result appends and streams, gateway and JobManager requests, quota refusals, lease
-//! takeovers, audit events). What the database knows (jobs by kind and state, how long live
-//! jobs went unchanged, jobs without a lease holder, the largest open result log) is read from
-//! the store on every scrape, so it is true across restarts and replicas.
+//! takeovers, audit events), and exported at zero from start-up under every label set their
+//! descriptions list ([`Exported::AtZero`]), so that Prometheus sees their first increment.
+//! What the database knows (jobs by kind and state, how long live jobs went unchanged, jobs
+//! without a lease holder, the largest open result log) is read from the store on every
+//! scrape, so it is true across restarts and replicas. The TaskManagers' JVM memory is read
+//! from the JobManager on every scrape too (one request for the list, one per TaskManager,
+//! whatever the number of jobs), and exported only for the TaskManagers it answered for.
 //!
 //! Every label has a small, fixed set of values: no job, session or operation ids; endpoints
-//! are path templates; tenants are named only when the tenant policy file names them.
+//! are path templates; tenants are named only when the tenant policy file names them; the
+//! only ids are those of the TaskManagers registered at the scrape.
 
 use std::convert::Infallible;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-use ::metrics::{counter, gauge, histogram};
+use ::metrics::{Label, counter, gauge, histogram};
+use futures::StreamExt as _;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
@@ -31,9 +38,11 @@ use tracing::{debug, info, warn};
 
 use anyhow::{Context as _, Result};
 use flinkbroker_control::error::Error as ControlError;
-use flinkbroker_control::metrics::kind_label;
-use flinkbroker_model::job::{JobKind, JobState, now_millis};
-pub use flinkbroker_model::metric::{Metric, MetricKind};
+use flinkbroker_control::metrics::{JOB_KINDS, JOB_STATES, kind_label};
+use flinkbroker_flink::jobmanager::{JobManager, TaskManagerMemory};
+use flinkbroker_model::job::{JobKind, now_millis};
+use flinkbroker_model::metric::each_combination;
+pub use flinkbroker_model::metric::{Exported, Metric, MetricKind};
 use flinkbroker_proto::code_name;
 use flinkbroker_store::Store;
 
@@ -75,6 +84,23 @@ const RESULT_LOG_LARGEST_OPEN: &str = "flinkbroker_result_log_largest_open_bytes
 const RESULT_LOG_MAX: &str = "flinkbroker_result_log_max_bytes";
 /// Whether each dependency answered its last probe.
 const DEPENDENCY_UP: &str = "flinkbroker_dependency_up";
+/// The JVM memory each TaskManager uses, read from the JobManager at each scrape.
+const TASKMANAGER_MEMORY_USED: &str = "flinkbroker_taskmanager_memory_used_bytes";
+/// The most JVM memory each TaskManager may use, read from the JobManager at each scrape.
+const TASKMANAGER_MEMORY_MAX: &str = "flinkbroker_taskmanager_memory_max_bytes";
+
+/// The codes a submission is exported under from start-up: its success and the refusals and
+/// failures worth alerting on. Another code is exported once a submission answers it.
+const SUBMISSION_CODES: [tonic::Code; 8] = [
+    tonic::Code::Ok,
+    tonic::Code::InvalidArgument,
+    tonic::Code::AlreadyExists,
+    tonic::Code::PermissionDenied,
+    tonic::Code::ResourceExhausted,
+    tonic::Code::FailedPrecondition,
+    tonic::Code::Unavailable,
+    tonic::Code::Internal,
+];
 
 /// Every series the broker exports: the REST clients', the use cases' and the server's.
 pub static METRICS: LazyLock<Vec<Metric>> = LazyLock::new(|| {
@@ -93,48 +119,72 @@ const SERVER_METRICS: &[Metric] = &[
         kind: MetricKind::Counter,
         labels: &["kind", "code"],
         help: "SubmitSql and SubmitPython calls past validation and authorization, by job kind and gRPC status code",
+        exported: Exported::AtZero(|| {
+            each_combination(&[&JOB_KINDS.map(kind_label), &SUBMISSION_CODES.map(code_name)])
+        }),
     },
     Metric {
         name: SUBMISSION_DURATION,
         kind: MetricKind::Histogram,
         labels: &["kind"],
         help: "Time to check and record a submission",
+        exported: Exported::AtZero(|| each_combination(&[&JOB_KINDS.map(kind_label)])),
     },
     Metric {
         name: JOBS,
         kind: MetricKind::Gauge,
         labels: &["kind", "state"],
         help: "Recorded jobs by kind and state (read from the store at each scrape)",
+        exported: Exported::OnceSet,
     },
     Metric {
         name: JOBS_OLDEST_UNCHANGED,
         kind: MetricKind::Gauge,
         labels: &["kind", "state"],
         help: "Live jobs: the longest any job in this state went without a recorded change",
+        exported: Exported::OnceSet,
     },
     Metric {
         name: JOBS_WITHOUT_LEASE,
         kind: MetricKind::Gauge,
         labels: &[],
         help: "Live jobs whose lease no replica holds (none taken, or expired)",
+        exported: Exported::OnceSet,
     },
     Metric {
         name: RESULT_LOG_LARGEST_OPEN,
         kind: MetricKind::Gauge,
         labels: &[],
         help: "Bytes held by the largest result log of a live job still being written",
+        exported: Exported::OnceSet,
     },
     Metric {
         name: RESULT_LOG_MAX,
         kind: MetricKind::Gauge,
         labels: &[],
         help: "The cap of one batch statement's result log (--result-log-max-bytes)",
+        exported: Exported::OnceSet,
     },
     Metric {
         name: DEPENDENCY_UP,
         kind: MetricKind::Gauge,
         labels: &["dependency"],
         help: "1 when the dependency answered its last probe (sql_gateway, jobmanager, store)",
+        exported: Exported::OnceSet,
+    },
+    Metric {
+        name: TASKMANAGER_MEMORY_USED,
+        kind: MetricKind::Gauge,
+        labels: &["taskmanager", "area"],
+        help: "JVM memory a Flink TaskManager uses (area: heap, metaspace), read from the JobManager at each scrape",
+        exported: Exported::OnceSet,
+    },
+    Metric {
+        name: TASKMANAGER_MEMORY_MAX,
+        kind: MetricKind::Gauge,
+        labels: &["taskmanager", "area"],
+        help: "The most JVM memory a Flink TaskManager may use (area: heap, metaspace), read from the JobManager at each scrape",
+        exported: Exported::OnceSet,
     },
 ];
 
@@ -148,8 +198,11 @@ const MAX_CONNECTIONS: usize = 8;
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest one connection may stay open.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
-/// The longest the store may take to answer a scrape's questions.
-const STORE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest the store, and the JobManager about the TaskManagers, may take to answer a
+/// scrape's questions.
+const SCRAPE_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// The TaskManagers whose memory a scrape reads at once.
+const TASKMANAGER_READS_AT_ONCE: usize = 4;
 /// The pause after a failed accept.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// How often histogram samples are folded into their buckets between scrapes.
@@ -182,9 +235,29 @@ pub(crate) fn install() -> Result<PrometheusHandle> {
             MetricKind::Gauge => ::metrics::describe_gauge!(metric.name, metric.help),
             MetricKind::Histogram => ::metrics::describe_histogram!(metric.name, metric.help),
         }
+        export_at_zero(metric);
     }
     *installed = Some(handle.clone());
     Ok(handle)
+}
+
+/// Exports a series under the label sets its description lists for start-up; recording
+/// nothing, this leaves a series already recorded as it is.
+fn export_at_zero(metric: &Metric) {
+    for label_set in metric.initial_label_sets() {
+        let labels: Vec<Label> = metric
+            .labels
+            .iter()
+            .zip(label_set)
+            .map(|(name, value)| Label::new(*name, value))
+            .collect();
+        match metric.kind {
+            MetricKind::Counter => counter!(metric.name, labels).increment(0),
+            MetricKind::Gauge => gauge!(metric.name, labels).increment(0.0),
+            // A histogram is exported, without samples, as soon as it is registered.
+            MetricKind::Histogram => drop(histogram!(metric.name, labels)),
+        }
+    }
 }
 
 /// What a scrape reads besides the recorded series.
@@ -194,6 +267,8 @@ pub(crate) struct Scrape {
     pub(crate) handle: PrometheusHandle,
     /// The store the job gauges are read from.
     pub(crate) store: Arc<dyn Store>,
+    /// The JobManager the TaskManagers' memory is read from.
+    pub(crate) jobmanager: Arc<dyn JobManager>,
     /// `--result-log-max-bytes`.
     pub(crate) result_log_max_bytes: u64,
 }
@@ -285,11 +360,16 @@ async fn answer(
             "only GET\n".into(),
         ));
     }
-    refresh_from_store(&scrape).await;
+    let ((), taskmanagers) = tokio::join!(
+        refresh_from_store(&scrape),
+        read_taskmanagers(scrape.jobmanager.as_ref())
+    );
+    let mut body = scrape.handle.render();
+    render_taskmanagers(&mut body, &taskmanagers);
     Ok(reply(
         StatusCode::OK,
         "text/plain; version=0.0.4; charset=utf-8",
-        scrape.handle.render(),
+        body,
     ))
 }
 
@@ -298,7 +378,7 @@ async fn answer(
 async fn refresh_from_store(scrape: &Scrape) {
     gauge!(RESULT_LOG_MAX).set(scrape.result_log_max_bytes as f64);
     let now = now_millis();
-    let read = tokio::time::timeout(STORE_TIMEOUT, scrape.store.job_metrics(now)).await;
+    let read = tokio::time::timeout(SCRAPE_READ_TIMEOUT, scrape.store.job_metrics(now)).await;
     let snapshot = match read {
         Ok(Ok(snapshot)) => snapshot,
         Ok(Err(error)) => {
@@ -313,8 +393,8 @@ async fn refresh_from_store(scrape: &Scrape) {
         }
     };
     dependency_up("store", true);
-    for kind in [JobKind::Sql, JobKind::Python] {
-        for state in ALL_STATES {
+    for kind in JOB_KINDS {
+        for state in JOB_STATES {
             let count = snapshot
                 .by_kind_and_state
                 .iter()
@@ -334,15 +414,102 @@ async fn refresh_from_store(scrape: &Scrape) {
     gauge!(RESULT_LOG_LARGEST_OPEN).set(snapshot.largest_open_log_bytes as f64);
 }
 
-const ALL_STATES: [JobState; 7] = [
-    JobState::Pending,
-    JobState::Submitting,
-    JobState::Running,
-    JobState::Canceling,
-    JobState::Finished,
-    JobState::Failed,
-    JobState::Canceled,
-];
+/// Reads the JVM memory of every TaskManager the JobManager lists, a few at a time, within
+/// [`SCRAPE_READ_TIMEOUT`]; sorted by TaskManager id. A TaskManager whose read fails is left
+/// out, and all of them when the JobManager does not list them (in time).
+async fn read_taskmanagers(jobmanager: &dyn JobManager) -> Vec<(String, TaskManagerMemory)> {
+    let read = async {
+        let ids = match jobmanager.taskmanagers().await {
+            Ok(ids) => ids,
+            Err(error) => {
+                debug!(%error, "cannot list the taskmanagers for a metrics scrape");
+                return Vec::new();
+            }
+        };
+        let mut read: Vec<(String, TaskManagerMemory)> = futures::stream::iter(ids)
+            .map(|id| async move {
+                let memory = jobmanager.taskmanager_memory(&id).await;
+                (id, memory)
+            })
+            .buffer_unordered(TASKMANAGER_READS_AT_ONCE)
+            .filter_map(|(id, memory)| async move {
+                match memory {
+                    Ok(memory) => Some((id, memory)),
+                    Err(error) => {
+                        debug!(taskmanager_id = %id, %error, "cannot read a taskmanager's memory for a metrics scrape");
+                        None
+                    }
+                }
+            })
+            .collect()
+            .await;
+        read.sort_by(|left, right| left.0.cmp(&right.0));
+        read
+    };
+    match tokio::time::timeout(SCRAPE_READ_TIMEOUT, read).await {
+        Ok(read) => read,
+        Err(_) => {
+            warn!("the jobmanager did not answer a metrics scrape's taskmanager reads in time");
+            Vec::new()
+        }
+    }
+}
+
+/// Appends the TaskManager memory gauges to a rendered scrape: each value a TaskManager
+/// reported, nothing for one it did not.
+fn render_taskmanagers(body: &mut String, taskmanagers: &[(String, TaskManagerMemory)]) {
+    type Areas = fn(&TaskManagerMemory) -> [(&'static str, Option<u64>); 2];
+    let families: [(&str, Areas); 2] = [
+        (TASKMANAGER_MEMORY_USED, |memory| {
+            [
+                ("heap", memory.heap_used),
+                ("metaspace", memory.metaspace_used),
+            ]
+        }),
+        (TASKMANAGER_MEMORY_MAX, |memory| {
+            [
+                ("heap", memory.heap_max),
+                ("metaspace", memory.metaspace_max),
+            ]
+        }),
+    ];
+    for (name, areas) in families {
+        let mut samples = String::new();
+        for (id, memory) in taskmanagers {
+            for (area, bytes) in areas(memory) {
+                if let Some(bytes) = bytes {
+                    let _ = writeln!(
+                        samples,
+                        "{name}{{taskmanager=\"{}\",area=\"{area}\"}} {bytes}",
+                        escape_label_value(id)
+                    );
+                }
+            }
+        }
+        if samples.is_empty() {
+            continue;
+        }
+        let help = METRICS
+            .iter()
+            .find(|metric| metric.name == name)
+            .map_or("", |metric| metric.help);
+        if !body.is_empty() && !body.ends_with('\n') {
+            body.push('\n');
+        }
+        let _ = write!(
+            body,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{samples}\n"
+        );
+    }
+}
+
+/// Escapes a label value for the text exposition format.
+fn escape_label_value(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
 
 /// Counts a submission and how long it took to answer.
 pub(crate) fn submission<T>(kind: JobKind, started: Instant, outcome: &Result<T, ControlError>) {
@@ -396,5 +563,80 @@ mod tests {
                 metric.name
             );
         }
+    }
+
+    #[test]
+    fn every_counter_and_histogram_starts_at_zero_under_well_formed_label_sets() {
+        for metric in METRICS.iter() {
+            let label_sets = metric.initial_label_sets();
+            if metric.kind != MetricKind::Gauge {
+                assert!(
+                    !label_sets.is_empty(),
+                    "{} is not exported from start-up",
+                    metric.name
+                );
+            }
+            for label_set in &label_sets {
+                assert_eq!(
+                    label_set.len(),
+                    metric.labels.len(),
+                    "{}: {label_set:?} does not give one value per label {:?}",
+                    metric.name,
+                    metric.labels
+                );
+            }
+            let mut distinct = label_sets.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            assert_eq!(distinct.len(), label_sets.len(), "{}", metric.name);
+        }
+    }
+
+    #[test]
+    fn taskmanager_gauges_show_what_each_taskmanager_reported() {
+        let mut body = "flinkbroker_jobs_without_lease 0\n".to_owned();
+        render_taskmanagers(
+            &mut body,
+            &[
+                (
+                    "127.0.0.1:6122-a86532".to_owned(),
+                    TaskManagerMemory {
+                        heap_used: Some(34_402_096),
+                        heap_max: Some(436_207_616),
+                        metaspace_used: Some(38_437_336),
+                        metaspace_max: Some(268_435_456),
+                    },
+                ),
+                (
+                    "odd\"id\\".to_owned(),
+                    TaskManagerMemory {
+                        metaspace_used: Some(1),
+                        ..TaskManagerMemory::default()
+                    },
+                ),
+                // The JobManager has not fetched this one's metrics yet.
+                (
+                    "10.0.0.7:6122-ffffff".to_owned(),
+                    TaskManagerMemory::default(),
+                ),
+            ],
+        );
+        let expected = "flinkbroker_jobs_without_lease 0\n\
+# HELP flinkbroker_taskmanager_memory_used_bytes JVM memory a Flink TaskManager uses (area: heap, metaspace), read from the JobManager at each scrape\n\
+# TYPE flinkbroker_taskmanager_memory_used_bytes gauge\n\
+flinkbroker_taskmanager_memory_used_bytes{taskmanager=\"127.0.0.1:6122-a86532\",area=\"heap\"} 34402096\n\
+flinkbroker_taskmanager_memory_used_bytes{taskmanager=\"127.0.0.1:6122-a86532\",area=\"metaspace\"} 38437336\n\
+flinkbroker_taskmanager_memory_used_bytes{taskmanager=\"odd\\\"id\\\\\",area=\"metaspace\"} 1\n\
+\n\
+# HELP flinkbroker_taskmanager_memory_max_bytes The most JVM memory a Flink TaskManager may use (area: heap, metaspace), read from the JobManager at each scrape\n\
+# TYPE flinkbroker_taskmanager_memory_max_bytes gauge\n\
+flinkbroker_taskmanager_memory_max_bytes{taskmanager=\"127.0.0.1:6122-a86532\",area=\"heap\"} 436207616\n\
+flinkbroker_taskmanager_memory_max_bytes{taskmanager=\"127.0.0.1:6122-a86532\",area=\"metaspace\"} 268435456\n\
+\n";
+        assert_eq!(body, expected);
+
+        let mut body = String::new();
+        render_taskmanagers(&mut body, &[]);
+        assert_eq!(body, "");
     }
 }

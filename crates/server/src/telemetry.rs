@@ -1,9 +1,11 @@
 //! Logging and trace export.
 //!
-//! Logs go to stdout through a `fmt` layer filtered by `RUST_LOG`. Traces are exported over
+//! Logs go to stdout through a `fmt` layer filtered by `RUST_LOG`, as text lines or as JSON
+//! lines ([`LogFormat`]); text is coloured only on a terminal. Traces are exported over
 //! OTLP/gRPC only when an endpoint is configured (`--otlp-endpoint`, or the standard
 //! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `OTEL_EXPORTER_OTLP_ENDPOINT`); without one no
-//! exporter is built and the broker's spans are disabled at their call sites.
+//! exporter is built, and unless JSON log lines carry them the broker's spans are disabled at
+//! their call sites.
 //!
 //! The spans (see the README's "Traces (OpenTelemetry)"): one per gRPC call
 //! (`rpc_span`), one per job driver, a child of the call that submitted the job, and one
@@ -14,7 +16,7 @@ use std::time::Duration;
 
 use opentelemetry::Context;
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
-use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry::trace::{TraceContextExt, TraceId, TracerProvider as _};
 use opentelemetry_otlp::{SpanExporter, WithExportConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -46,6 +48,51 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// The instrumentation scope the broker's spans are reported under.
 const TRACER_NAME: &str = "flinkbroker";
 
+/// How the targets of the broker's own crates begin (`flinkbroker_control::trace`, …).
+const BROKER_TARGET_PREFIX: &str = "flinkbroker";
+
+/// The log filter when `RUST_LOG` is unset or invalid.
+const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn,sea_orm=warn,h2=warn,hyper=warn";
+
+/// How log lines are written on standard output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// One line of text an event, for people: time, level, message and the event's fields.
+    #[default]
+    Text,
+    /// One JSON object a line, for log pipelines: `timestamp`, `level`, `target`, `message`
+    /// and the event's own fields at the top level; `span`, the innermost span the event
+    /// happened in (its `name` and fields, e.g. a job's `job_id`), and `spans`, every span
+    /// it is in, outermost first.
+    Json,
+}
+
+/// How the log is written: its format, and whether text is coloured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogOutput {
+    /// Text or JSON lines.
+    pub format: LogFormat,
+    /// Whether text lines carry ANSI colour codes.
+    pub colour: bool,
+}
+
+impl LogOutput {
+    /// Decides how the log is written in `format`: coloured only as text, on a terminal
+    /// (`stdout_is_terminal`), and unless `NO_COLOR` (read through `variable`) is set to
+    /// anything but the empty string, so that files and pipes get no escape codes.
+    pub fn decide(
+        format: LogFormat,
+        stdout_is_terminal: bool,
+        variable: impl Fn(&str) -> Option<String>,
+    ) -> LogOutput {
+        let no_colour = variable("NO_COLOR").is_some_and(|value| !value.is_empty());
+        LogOutput {
+            format,
+            colour: format == LogFormat::Text && stdout_is_terminal && !no_colour,
+        }
+    }
+}
+
 /// Where traces go, as the configuration decides.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TraceExport {
@@ -55,6 +102,8 @@ pub enum TraceExport {
     Otlp {
         /// The collector's OTLP/gRPC address, e.g. `http://collector:4317`.
         endpoint: String,
+        /// The flag or variable that named the endpoint, for error messages.
+        origin: &'static str,
         /// The `service.name` of the spans' resource.
         service_name: String,
     },
@@ -64,12 +113,15 @@ pub enum TraceExport {
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
     /// The OTLP exporter could not be built for the endpoint.
-    #[error("cannot build the otlp trace exporter for {endpoint}: {reason}")]
+    #[error("cannot export traces to {endpoint} ({origin})")]
     Exporter {
         /// The endpoint the exporter was built for.
         endpoint: String,
+        /// The flag or variable that named the endpoint.
+        origin: &'static str,
         /// Why it could not be built.
-        reason: String,
+        #[source]
+        source: opentelemetry_otlp::ExporterBuildError,
     },
 }
 
@@ -87,19 +139,22 @@ impl TraceExport {
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
         };
-        let endpoint = given(otlp_endpoint.map(str::to_owned)).or_else(|| {
-            let disabled = variable("OTEL_SDK_DISABLED")
-                .is_some_and(|value| value.trim().eq_ignore_ascii_case("true"));
-            if disabled {
-                return None;
-            }
-            STANDARD_ENDPOINT_VARIABLES
-                .iter()
-                .find_map(|name| given(variable(name)))
-        });
+        let endpoint = given(otlp_endpoint.map(str::to_owned))
+            .map(|endpoint| (endpoint, "--otlp-endpoint"))
+            .or_else(|| {
+                let disabled = variable("OTEL_SDK_DISABLED")
+                    .is_some_and(|value| value.trim().eq_ignore_ascii_case("true"));
+                if disabled {
+                    return None;
+                }
+                STANDARD_ENDPOINT_VARIABLES
+                    .iter()
+                    .find_map(|name| given(variable(name)).map(|endpoint| (endpoint, *name)))
+            });
         match endpoint {
-            Some(endpoint) => TraceExport::Otlp {
+            Some((endpoint, origin)) => TraceExport::Otlp {
                 endpoint,
+                origin,
                 service_name: service_name.to_owned(),
             },
             None => TraceExport::Off,
@@ -132,23 +187,39 @@ impl Telemetry {
     }
 }
 
-/// Installs the global tracing subscriber: logs as `RUST_LOG` says (else `info` with sqlx
-/// quiet), and spans exported as `export` says. The OTLP exporter needs a Tokio runtime
-/// entered. A second call (tests) keeps the first subscriber.
-pub fn init(export: &TraceExport) -> Result<Telemetry, TelemetryError> {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn,h2=warn,hyper=warn"));
-    // Spans are for export: the log lines stay as they are without them.
-    let logs = tracing_subscriber::fmt::layer()
-        .with_target(false)
-        .with_filter(filter_fn(|metadata| !metadata.is_span()))
-        .with_filter(filter);
+/// Installs the global tracing subscriber: logs written as `logs` says and filtered as
+/// `RUST_LOG` says (else `info` with sqlx quiet), and spans exported as `export` says. The
+/// OTLP exporter needs a Tokio runtime entered. A second call (tests) keeps the first
+/// subscriber.
+pub fn init(logs: LogOutput, export: &TraceExport) -> Result<Telemetry, TelemetryError> {
+    // Text lines stay as they are without spans; JSON lines carry the broker's spans (their
+    // ids), not the libraries' (which would only lengthen each line).
+    let text = (logs.format == LogFormat::Text).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_target(false)
+            .with_ansi(logs.colour)
+            .with_filter(filter_fn(|metadata| !metadata.is_span()))
+            .with_filter(log_filter())
+    });
+    let json = (logs.format == LogFormat::Json).then(|| {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(true)
+            .with_ansi(false)
+            .with_filter(filter_fn(|metadata| {
+                !metadata.is_span() || metadata.target().starts_with(BROKER_TARGET_PREFIX)
+            }))
+            .with_filter(log_filter())
+    });
     let provider = match export {
         TraceExport::Off => None,
         TraceExport::Otlp {
             endpoint,
+            origin,
             service_name,
-        } => Some(tracer_provider(endpoint, service_name)?),
+        } => Some(tracer_provider(endpoint, origin, service_name)?),
     };
     // Only the broker's own spans (and the events inside them): the exporter's own gRPC
     // client must not trace itself.
@@ -164,12 +235,14 @@ pub fn init(export: &TraceExport) -> Result<Telemetry, TelemetryError> {
             .with_filter(Targets::new().with_target(TRACER_NAME, Level::INFO))
     });
     let _ = tracing_subscriber::registry()
-        .with(logs)
+        .with(text)
+        .with(json)
         .with(spans)
         .try_init();
     if let TraceExport::Otlp {
         endpoint,
         service_name,
+        ..
     } = export
     {
         info!(%endpoint, %service_name, "exporting traces over otlp/grpc");
@@ -177,11 +250,17 @@ pub fn init(export: &TraceExport) -> Result<Telemetry, TelemetryError> {
     Ok(Telemetry { traces: provider })
 }
 
+/// Which events (and spans) are logged: as `RUST_LOG` says, else the default.
+fn log_filter() -> EnvFilter {
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER))
+}
+
 /// Builds the tracer provider: a batch processor with a bounded queue in front of an OTLP
 /// gRPC exporter (whose channel connects lazily, so a collector that is down does not stop
 /// the broker).
 fn tracer_provider(
     endpoint: &str,
+    origin: &'static str,
     service_name: &str,
 ) -> Result<SdkTracerProvider, TelemetryError> {
     let mut exporter = SpanExporter::builder().with_tonic().with_endpoint(endpoint);
@@ -189,10 +268,13 @@ fn tracer_provider(
         // Without roots of its own the exporter would trust no server.
         exporter = exporter.with_tls_config(ClientTlsConfig::new().with_webpki_roots());
     }
-    let exporter = exporter.build().map_err(|error| TelemetryError::Exporter {
-        endpoint: endpoint.to_string(),
-        reason: error.to_string(),
-    })?;
+    let exporter = exporter
+        .build()
+        .map_err(|source| TelemetryError::Exporter {
+            endpoint: endpoint.to_string(),
+            origin,
+            source,
+        })?;
     let batches = BatchSpanProcessor::builder(exporter)
         .with_batch_config(
             BatchConfigBuilder::default()
@@ -212,8 +294,10 @@ fn tracer_provider(
 
 /// Opens the span of one call of a `flinkbroker.v1.JobService` method (a server span named
 /// `flinkbroker.v1.JobService/<method>`), in the caller's trace when its metadata carries a
-/// W3C `traceparent`; the handler records `job_id` once known and `rpc.grpc.status_code` with
-/// the answer.
+/// W3C `traceparent`. It records `trace_id` now, when the call is in a trace: the exported
+/// span's when traces are exported, else the caller's; the handler records `tenant` once the
+/// caller is known, `request_id` and `job_id` once known, and `rpc.grpc.status_code` with the
+/// answer.
 pub(crate) fn rpc_span(method: &'static str, metadata: &MetadataMap) -> Span {
     let span = info_span!(
         "grpc call",
@@ -224,13 +308,30 @@ pub(crate) fn rpc_span(method: &'static str, metadata: &MetadataMap) -> Span {
         rpc.service = "flinkbroker.v1.JobService",
         rpc.method = method,
         rpc.grpc.status_code = Empty,
+        trace_id = Empty,
+        tenant = Empty,
+        request_id = Empty,
         job_id = Empty,
     );
-    if !span.is_disabled()
-        && let Some(caller) = caller_context(metadata)
-    {
+    if span.is_disabled() {
+        return span;
+    }
+    let caller = caller_context(metadata);
+    if let Some(caller) = &caller {
         // Fails only for a span that was entered already; this one was not.
-        let _ = span.set_parent(caller);
+        let _ = span.set_parent(caller.clone());
+    }
+    // Log lines carry the trace id so that they can be joined with the trace: the exported
+    // span's (valid only when traces are exported), else the caller's, which its own trace
+    // holds.
+    let exported = span.context().span().span_context().trace_id();
+    let trace_id = if exported != TraceId::INVALID {
+        Some(exported)
+    } else {
+        caller.map(|caller| caller.span().span_context().trace_id())
+    };
+    if let Some(trace_id) = trace_id {
+        span.record("trace_id", tracing::field::display(trace_id));
     }
     span
 }
@@ -301,7 +402,8 @@ mod tests {
     fn nothing_is_exported_without_an_endpoint() {
         assert_eq!(export(None, variables(&[])), TraceExport::Off);
         assert_eq!(export(Some(" "), variables(&[])), TraceExport::Off);
-        let telemetry = init(&TraceExport::Off).expect("init");
+        let logs = LogOutput::decide(LogFormat::Text, false, variables(&[]));
+        let telemetry = init(logs, &TraceExport::Off).expect("init");
         assert!(!telemetry.exports_traces());
         telemetry.shutdown();
     }
@@ -316,6 +418,7 @@ mod tests {
             export,
             TraceExport::Otlp {
                 endpoint: "http://collector:4317".into(),
+                origin: "--otlp-endpoint",
                 service_name: "flinkbroker".into()
             }
         );
@@ -329,11 +432,13 @@ mod tests {
         ];
         assert!(matches!(
             export(None, variables(&both)),
-            TraceExport::Otlp { endpoint, .. } if endpoint == "http://traces:4317"
+            TraceExport::Otlp { endpoint, origin: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", .. }
+                if endpoint == "http://traces:4317"
         ));
         assert!(matches!(
             export(None, variables(&both[..1])),
-            TraceExport::Otlp { endpoint, .. } if endpoint == "http://general:4317"
+            TraceExport::Otlp { endpoint, origin: "OTEL_EXPORTER_OTLP_ENDPOINT", .. }
+                if endpoint == "http://general:4317"
         ));
         let disabled = [both[0], ("OTEL_SDK_DISABLED", "true")];
         assert_eq!(export(None, variables(&disabled)), TraceExport::Off);
@@ -343,12 +448,43 @@ mod tests {
     async fn exporters_are_built_for_http_and_https_endpoints_and_refused_for_others() {
         // The channel connects lazily: nothing listens at these addresses.
         for endpoint in ["http://127.0.0.1:9", "https://collector.invalid:4317"] {
-            let provider = tracer_provider(endpoint, "flinkbroker").expect(endpoint);
+            let provider =
+                tracer_provider(endpoint, "--otlp-endpoint", "flinkbroker").expect(endpoint);
             let _ = provider.shutdown_with_timeout(Duration::from_secs(1));
         }
-        let Err(refused) = tracer_provider("not an endpoint", "flinkbroker") else {
+        let Err(refused) = tracer_provider("not an endpoint", "--otlp-endpoint", "flinkbroker")
+        else {
             panic!("an exporter was built for \"not an endpoint\"");
         };
-        assert!(refused.to_string().contains("not an endpoint"), "{refused}");
+        let message = refused.to_string();
+        assert!(
+            message.contains("not an endpoint") && message.contains("--otlp-endpoint"),
+            "{message}"
+        );
+        // The exporter's own error stays the cause, not a copy of its text.
+        let cause = std::error::Error::source(&refused).expect("the exporter's error");
+        assert!(
+            cause
+                .downcast_ref::<opentelemetry_otlp::ExporterBuildError>()
+                .is_some(),
+            "{cause:?}"
+        );
+        assert!(!message.contains(&cause.to_string()), "{message}");
+    }
+
+    #[test]
+    fn text_is_coloured_only_on_a_terminal_without_no_color() {
+        let decide = |format, terminal, pairs: &[(&str, &str)]| {
+            LogOutput::decide(format, terminal, variables(pairs)).colour
+        };
+        assert!(decide(LogFormat::Text, true, &[]));
+        assert!(decide(LogFormat::Text, true, &[("NO_COLOR", "")]));
+        assert!(!decide(LogFormat::Text, false, &[]));
+        assert!(!decide(LogFormat::Text, true, &[("NO_COLOR", "1")]));
+        assert!(!decide(LogFormat::Json, true, &[]));
+        assert_eq!(
+            LogOutput::decide(LogFormat::Json, false, variables(&[])).format,
+            LogFormat::Json
+        );
     }
 }

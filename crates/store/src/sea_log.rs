@@ -5,8 +5,8 @@
 use async_trait::async_trait;
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
-    ActiveValue, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveValue, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 
 use super::entities::{job, result_batch, result_log};
@@ -102,18 +102,19 @@ impl SeaStore {
         append: LogAppend,
     ) -> Result<LogSummary, StoreError> {
         let id = job_id.to_string();
-        let head = find_head(txn, job_id, index)
-            .await?
-            .ok_or_else(|| corrupt(job_id, format!("statement {index} has no result log")))?;
-        if head.attempt != i64::from(append.attempt) {
-            return Err(StoreError::StaleLog {
-                job_id,
-                index,
-                held: u32::try_from(head.attempt).unwrap_or(u32::MAX),
-                appended: append.attempt,
-            });
+        if txn.get_database_backend() == DbBackend::Postgres {
+            // As SQLite's WAL with `synchronous=NORMAL`: the commit survives the broker being
+            // killed at any moment, without waiting for the server's WAL flush. Only a crash of
+            // the database server itself can lose the last appends (about 3 × its
+            // `wal_writer_delay`); the head and its rows are lost together, so the drain then
+            // finds the gateway past the log and runs the query again: nothing is skipped.
+            txn.execute_unprepared("SET LOCAL synchronous_commit TO OFF")
+                .await
+                .map_err(db_error("cannot append to the result log"))?;
         }
-        let mut rows_logged = head.rows_logged;
+        // The batches follow one another from the first one's row on.
+        let first_row = append.batches.first().map(|batch| to_i64(batch.first_row));
+        let mut rows_logged = first_row.unwrap_or_default();
         let mut added_bytes = 0i64;
         let mut batches = Vec::with_capacity(append.batches.len());
         for batch in append.batches {
@@ -138,17 +139,77 @@ impl SeaStore {
                 data: ActiveValue::Set(batch.data),
             });
         }
+        let added_rows = first_row.map_or(0, |first| rows_logged - first);
+        // One statement moves the head, only if it is this attempt's and ends where the batches
+        // start; otherwise the head is read to say why not.
+        let now = now_millis();
+        let mut update = result_log::Entity::update_many()
+            .col_expr(
+                result_log::Column::RowsLogged,
+                sea_orm::sea_query::ExprTrait::add(
+                    Expr::col(result_log::Column::RowsLogged),
+                    added_rows,
+                ),
+            )
+            .col_expr(
+                result_log::Column::BytesHeld,
+                sea_orm::sea_query::ExprTrait::add(
+                    Expr::col(result_log::Column::BytesHeld),
+                    added_bytes,
+                ),
+            )
+            .col_expr(
+                result_log::Column::BytesLogged,
+                sea_orm::sea_query::ExprTrait::add(
+                    Expr::col(result_log::Column::BytesLogged),
+                    added_bytes,
+                ),
+            )
+            .col_expr(
+                result_log::Column::NextToken,
+                Expr::value(append.next_token.map(to_i64)),
+            )
+            .col_expr(
+                result_log::Column::EndReason,
+                Expr::value(append.end.map(|end| end.as_str().to_owned())),
+            )
+            .col_expr(
+                result_log::Column::UpdatedAt,
+                Expr::case(
+                    sea_orm::sea_query::ExprTrait::gt(
+                        Expr::col(result_log::Column::UpdatedAt),
+                        now,
+                    ),
+                    Expr::col(result_log::Column::UpdatedAt),
+                )
+                .finally(now)
+                .into(),
+            )
+            .filter(result_log::Column::JobId.eq(id.as_str()))
+            .filter(result_log::Column::Idx.eq(i64::from(index)))
+            .filter(result_log::Column::Attempt.eq(i64::from(append.attempt)));
+        if let Some(first) = first_row {
+            update = update.filter(result_log::Column::RowsLogged.eq(first));
+        }
+        let moved = update
+            .exec_with_returning(txn)
+            .await
+            .map_err(db_error("cannot record the result log"))?;
+        let Some(mut head) = moved.into_iter().next() else {
+            return Err(Self::refused_append(txn, job_id, index, append.attempt, first_row).await);
+        };
         if !batches.is_empty() {
             result_batch::Entity::insert_many(batches)
                 .exec_without_returning(txn)
                 .await
                 .map_err(db_error("cannot append to the result log"))?;
         }
-        let mut bytes_held = head.bytes_held + added_bytes;
-        let mut earliest_row = head.earliest_row;
-        if let Some(window) = append.window_bytes.map(to_i64) {
+        if let Some(window) = append.window_bytes.map(to_i64)
+            && head.bytes_held > window
+        {
             // Drop whole batches, oldest first, while more than the window is held; the
             // newest batch always stays.
+            let mut bytes_held = head.bytes_held;
             let mut cutoff = None;
             while bytes_held > window {
                 let oldest = result_batch::Entity::find()
@@ -156,8 +217,8 @@ impl SeaStore {
                     .columns([result_batch::Column::EndRow, result_batch::Column::Bytes])
                     .filter(result_batch::Column::JobId.eq(id.as_str()))
                     .filter(result_batch::Column::Idx.eq(i64::from(index)))
-                    .filter(result_batch::Column::EndRow.gt(cutoff.unwrap_or(earliest_row)))
-                    .filter(result_batch::Column::EndRow.lt(rows_logged))
+                    .filter(result_batch::Column::EndRow.gt(cutoff.unwrap_or(head.earliest_row)))
+                    .filter(result_batch::Column::EndRow.lt(head.rows_logged))
                     .order_by_asc(result_batch::Column::EndRow)
                     .limit(WINDOW_SCAN)
                     .into_tuple::<(i64, i64)>()
@@ -183,26 +244,52 @@ impl SeaStore {
                     .exec(txn)
                     .await
                     .map_err(db_error("cannot drop rows beyond the result log's window"))?;
-                earliest_row = cutoff;
+                let trimmed = result_log::ActiveModel {
+                    job_id: ActiveValue::Unchanged(id),
+                    idx: ActiveValue::Unchanged(i64::from(index)),
+                    earliest_row: ActiveValue::Set(cutoff),
+                    bytes_held: ActiveValue::Set(bytes_held),
+                    ..Default::default()
+                };
+                head = result_log::Entity::update(trimmed)
+                    .exec(txn)
+                    .await
+                    .map_err(db_error("cannot record the result log"))?;
             }
         }
-        let updated = result_log::ActiveModel {
-            job_id: ActiveValue::Unchanged(id),
-            idx: ActiveValue::Unchanged(i64::from(index)),
-            rows_logged: ActiveValue::Set(rows_logged),
-            earliest_row: ActiveValue::Set(earliest_row),
-            bytes_held: ActiveValue::Set(bytes_held),
-            bytes_logged: ActiveValue::Set(head.bytes_logged + added_bytes),
-            next_token: ActiveValue::Set(append.next_token.map(to_i64)),
-            end_reason: ActiveValue::Set(append.end.map(|end| end.as_str().to_owned())),
-            updated_at: ActiveValue::Set(Ord::max(now_millis(), head.updated_at)),
-            ..Default::default()
+        log_summary(&head).map_err(|detail| corrupt(job_id, detail))
+    }
+
+    /// Why an append did not move the head: no log, another attempt's log, or a log that does
+    /// not end where the appended rows start.
+    async fn refused_append(
+        txn: &DatabaseTransaction,
+        job_id: JobId,
+        index: u32,
+        attempt: u32,
+        first_row: Option<i64>,
+    ) -> StoreError {
+        let head = match find_head(txn, job_id, index).await {
+            Ok(Some(head)) => head,
+            Ok(None) => return corrupt(job_id, format!("statement {index} has no result log")),
+            Err(error) => return error,
         };
-        let written = result_log::Entity::update(updated)
-            .exec(txn)
-            .await
-            .map_err(db_error("cannot record the result log"))?;
-        log_summary(&written).map_err(|detail| corrupt(job_id, detail))
+        if head.attempt != i64::from(attempt) {
+            return StoreError::StaleLog {
+                job_id,
+                index,
+                held: u32::try_from(head.attempt).unwrap_or(u32::MAX),
+                appended: attempt,
+            };
+        }
+        corrupt(
+            job_id,
+            format!(
+                "statement {index}: a batch from row {} appended after row {}",
+                first_row.unwrap_or_default(),
+                head.rows_logged
+            ),
+        )
     }
 }
 

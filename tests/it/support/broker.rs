@@ -38,6 +38,10 @@ impl JobManager for RefusingCancels {
         self.0.root_cause(flink_job_id).await
     }
 
+    async fn tasks_deployed(&self, flink_job_id: &str) -> Result<bool, FlinkError> {
+        self.0.tasks_deployed(flink_job_id).await
+    }
+
     async fn cancel(&self, _flink_job_id: &str) -> Result<(), FlinkError> {
         Err(FlinkError::Unreachable("connection refused".into()))
     }
@@ -59,6 +63,17 @@ impl JobManager for RefusingCancels {
         trigger_id: &str,
     ) -> Result<SavepointStatus, FlinkError> {
         self.0.savepoint_status(flink_job_id, trigger_id).await
+    }
+
+    async fn taskmanagers(&self) -> Result<Vec<String>, FlinkError> {
+        self.0.taskmanagers().await
+    }
+
+    async fn taskmanager_memory(
+        &self,
+        taskmanager_id: &str,
+    ) -> Result<flinkbroker_flink::jobmanager::TaskManagerMemory, FlinkError> {
+        self.0.taskmanager_memory(taskmanager_id).await
     }
 }
 

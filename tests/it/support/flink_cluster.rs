@@ -5,14 +5,20 @@
 //! `pyflink` directory of a venv with `apache-flink` installed; `.ci/flink.sh` prepares one).
 //! Without that variable [`FlinkCluster::start`] returns `None` and the test skips itself.
 //! Everything the cluster writes (configuration, logs, pid files, temporary files) lives in a
-//! private temporary directory removed when the cluster is dropped.
+//! private temporary directory removed when the cluster is dropped; the distribution itself is
+//! only read, so one installation serves any number of clusters and other users alike.
 //!
-//! Use from a test file:
+//! By default the cluster runs in the layout `deploy/` gives session clusters
+//! ([`PythonJarLayout::InLib`]): the distribution's `lib/` plus its `opt/flink-python-*.jar`,
+//! assembled as symlinks in the private directory and handed to the daemons as `FLINK_LIB_DIR`,
+//! with Beam and pemja loaded parent-first. [`FlinkCluster::start_with`] can start the
+//! distribution as shipped instead.
+//!
+//! Use from a test module:
 //! ```ignore
-//! #[path = "support/flink_cluster.rs"]
-//! mod flink_cluster;
+//! use crate::support::flink_cluster::FlinkCluster;
 //!
-//! let Some(cluster) = flink_cluster::FlinkCluster::shared().await else { return };
+//! let Some(cluster) = FlinkCluster::shared().await else { return };
 //! // cluster.rest_url, cluster.rest_address, cluster.flink_home, cluster.python
 //! ```
 #![allow(dead_code)]
@@ -25,7 +31,10 @@ use std::process::Stdio;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use flinkbroker_flink::jobmanager::RestJobManager;
 use tempfile::TempDir;
+
+use super::broker::{Options, TestBroker};
 
 /// The variable naming the Flink distribution (`<venv>/lib/python3.X/site-packages/pyflink`).
 pub(crate) const FLINK_HOME_VAR: &str = "FLINKBROKER_TEST_FLINK_HOME";
@@ -37,6 +46,8 @@ const DEBIAN_JAVA_HOME: &str = "/usr/lib/jvm/java-17-openjdk-amd64";
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long the JVMs get to stop after SIGTERM before they are killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+/// The JVM metric of the metaspace in use, in bytes.
+const METASPACE_USED: &str = "Status.JVM.Memory.Metaspace.Used";
 
 /// The JVM module flags Flink needs on Java 17, used when the distribution's `config.yaml`
 /// cannot be read.
@@ -56,6 +67,24 @@ const DEFAULT_JAVA_OPTS: &str = "--add-exports=java.base/sun.net.util=ALL-UNNAME
 --add-opens=java.base/java.util.concurrent.atomic=ALL-UNNAMED \
 --add-opens=java.base/java.util.concurrent.locks=ALL-UNNAMED";
 
+/// The class name prefixes a TaskManager loads from its own classpath rather than from a job's
+/// jars (`classloader.parent-first-patterns.additional`), on top of Flink's defaults, which
+/// already cover `org.apache.flink.`.
+pub(crate) const PYTHON_PARENT_FIRST_PATTERNS: [&str; 2] = ["org.apache.beam.", "pemja."];
+
+/// Where the cluster's JVMs find flink-python, the jar that runs a program's Python functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PythonJarLayout {
+    /// flink-python on the daemons' classpath (`lib/`) and [`PYTHON_PARENT_FIRST_PATTERNS`]
+    /// parent-first, so its classes are loaded once per TaskManager; `opt/` keeps the jar, as
+    /// `flink run -py` requires. The layout of the session clusters in `deploy/`.
+    InLib,
+    /// The distribution as shipped: flink-python only in `opt/`, from where `flink run -py`
+    /// ships it with every Python job, so each job's classloader loads Beam and pemja again,
+    /// and a TaskManager's metaspace grows with every PyFlink job it ever ran.
+    OptOnly,
+}
+
 /// A running JobManager and TaskManager; dropping it stops both and removes its files.
 pub(crate) struct FlinkCluster {
     /// The JobManager REST base URL, e.g. `http://127.0.0.1:38123` (no trailing slash).
@@ -68,6 +97,11 @@ pub(crate) struct FlinkCluster {
     pub taskmanager_rpc_port: u16,
     /// The Flink distribution (`bin/flink` is the launcher).
     pub flink_home: PathBuf,
+    /// Where the daemons find flink-python.
+    pub layout: PythonJarLayout,
+    /// The daemons' `lib/` (`FLINK_LIB_DIR`): the private one of [`PythonJarLayout::InLib`], or
+    /// the distribution's.
+    pub lib_dir: PathBuf,
     /// The Python interpreter with PyFlink (for `-pyexec`/`-pyclientexec`).
     pub python: PathBuf,
     /// The private configuration directory (`config.yaml`, log4j files).
@@ -89,10 +123,15 @@ struct Ports {
 }
 
 impl FlinkCluster {
-    /// Starts a cluster of its own, or returns None (saying so on stderr) when
-    /// `FLINKBROKER_TEST_FLINK_HOME` is unset. Panics, with the cluster's log tails, when the
-    /// cluster does not come up.
+    /// Starts a cluster of its own in the [`PythonJarLayout::InLib`] layout, or returns None
+    /// (saying so on stderr) when `FLINKBROKER_TEST_FLINK_HOME` is unset. Panics, with the
+    /// cluster's log tails, when the cluster does not come up.
     pub(crate) async fn start() -> Option<FlinkCluster> {
+        Self::start_with(PythonJarLayout::InLib).await
+    }
+
+    /// Starts a cluster of its own in the given layout; otherwise as [`FlinkCluster::start`].
+    pub(crate) async fn start_with(layout: PythonJarLayout) -> Option<FlinkCluster> {
         let Some(flink_home) = std::env::var_os(FLINK_HOME_VAR) else {
             eprintln!("skipping: {FLINK_HOME_VAR} is not set");
             return None;
@@ -110,12 +149,12 @@ impl FlinkCluster {
             .tempdir()
             .expect("create the cluster's temporary directory");
         let ports = free_ports();
-        let cluster = Self::configure(flink_home, python, root, &ports);
+        let cluster = Self::configure(flink_home, python, root, &ports, layout);
         let started = Instant::now();
         cluster.launch().await;
         cluster.wait_until_ready().await;
         eprintln!(
-            "flink cluster ready at {} in {:.1}s (logs in {})",
+            "flink cluster ready at {} in {:.1}s ({layout:?}; logs in {})",
             cluster.rest_url,
             started.elapsed().as_secs_f64(),
             cluster.log_dir.display()
@@ -142,7 +181,13 @@ impl FlinkCluster {
         Some(cluster)
     }
 
-    fn configure(flink_home: PathBuf, python: PathBuf, root: TempDir, ports: &Ports) -> Self {
+    fn configure(
+        flink_home: PathBuf,
+        python: PathBuf,
+        root: TempDir,
+        ports: &Ports,
+        layout: PythonJarLayout,
+    ) -> Self {
         let base = root.path().to_path_buf();
         let conf_dir = base.join("conf");
         let log_dir = base.join("log");
@@ -172,9 +217,17 @@ impl FlinkCluster {
             distribution_java_opts(&flink_home),
             tmp_dir.display()
         );
+        let lib_dir = match layout {
+            PythonJarLayout::InLib => {
+                let lib_dir = base.join("lib");
+                link_lib_with_python_jar(&flink_home, &lib_dir);
+                lib_dir
+            }
+            PythonJarLayout::OptOnly => flink_home.join("lib"),
+        };
         std::fs::write(
             conf_dir.join("config.yaml"),
-            config_yaml(ports, &java_opts, &tmp_dir, &log_dir, &pid_dir),
+            config_yaml(ports, &java_opts, &tmp_dir, &log_dir, &pid_dir, layout),
         )
         .expect("write config.yaml");
 
@@ -184,6 +237,9 @@ impl FlinkCluster {
             ("FLINK_LOG_DIR".into(), log_dir.clone().into()),
             ("FLINK_PID_DIR".into(), pid_dir.clone().into()),
             ("TMPDIR".into(), tmp_dir.clone().into()),
+            // bin/config.sh takes FLINK_LIB_DIR from the environment when it is set (PyFlink's
+            // own launcher relies on that), so the distribution stays as installed.
+            ("FLINK_LIB_DIR".into(), lib_dir.clone().into()),
         ];
         if std::env::var_os("JAVA_HOME").is_none() && Path::new(DEBIAN_JAVA_HOME).is_dir() {
             env.push(("JAVA_HOME".into(), DEBIAN_JAVA_HOME.into()));
@@ -206,6 +262,8 @@ impl FlinkCluster {
             blob_port: ports.blob,
             taskmanager_rpc_port: ports.taskmanager_rpc,
             flink_home,
+            layout,
+            lib_dir,
             python,
             conf_dir,
             log_dir,
@@ -216,7 +274,8 @@ impl FlinkCluster {
     }
 
     /// Returns the environment every Flink command of this cluster needs (FLINK_HOME,
-    /// FLINK_CONF_DIR, FLINK_LOG_DIR, FLINK_PID_DIR, TMPDIR, PATH, JAVA_HOME when defaulted).
+    /// FLINK_CONF_DIR, FLINK_LOG_DIR, FLINK_PID_DIR, TMPDIR, FLINK_LIB_DIR, PATH, JAVA_HOME when
+    /// defaulted).
     pub(crate) fn env(&self) -> impl Iterator<Item = (&str, &OsString)> {
         self.env.iter().map(|(key, value)| (key.as_str(), value))
     }
@@ -229,6 +288,32 @@ impl FlinkCluster {
     /// Returns the Python interpreter as a string, as `LocalRunnerConfig` wants it.
     pub(crate) fn python_executable(&self) -> String {
         self.python.to_string_lossy().into_owned()
+    }
+
+    /// Starts a broker whose local runner submits to this cluster (`flink run` from its
+    /// distribution, with its Python) and which follows the jobs on its JobManager, polled every
+    /// 250 ms.
+    pub(crate) async fn start_broker(&self) -> TestBroker {
+        let flink_home = self.flink_home.display().to_string();
+        let python = self.python_executable();
+        let flags = [
+            "--flink-home",
+            flink_home.as_str(),
+            "--python-executable",
+            python.as_str(),
+            "--jobmanager-url",
+            self.rest_url.as_str(),
+            "--poll-interval",
+            "250ms",
+        ];
+        let jobmanager = RestJobManager::new(&self.rest_url, Duration::from_secs(10))
+            .expect("jobmanager client");
+        TestBroker::start_options(Options {
+            flags: &flags,
+            jobmanager: Some(Arc::new(jobmanager)),
+            ..Options::default()
+        })
+        .await
     }
 
     /// Builds a command of the distribution's `bin/` with this cluster's environment.
@@ -347,6 +432,112 @@ impl FlinkCluster {
         }
     }
 
+    /// Reads `GET <path>` of the JobManager's REST API as JSON; panics on any failure.
+    async fn rest_json(&self, path: &str) -> serde_json::Value {
+        flinkbroker::install_crypto_provider();
+        let url = format!("{}{path}", self.rest_url);
+        let response = reqwest::Client::new()
+            .get(&url)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("GET {url}: {error}"));
+        assert!(
+            response.status().is_success(),
+            "GET {url}: {}",
+            response.status()
+        );
+        response
+            .json()
+            .await
+            .unwrap_or_else(|error| panic!("GET {url}: not JSON: {error}"))
+    }
+
+    /// Returns the entry of the cluster's one TaskManager in `GET /taskmanagers`.
+    pub(crate) async fn taskmanager(&self) -> serde_json::Value {
+        let overview = self.rest_json("/taskmanagers").await;
+        match overview["taskmanagers"].as_array().map(Vec::as_slice) {
+            Some([taskmanager]) => taskmanager.clone(),
+            _ => panic!("expected one TaskManager in GET /taskmanagers: {overview}"),
+        }
+    }
+
+    /// Waits until every slot of the TaskManager is free again, that is until no task of any
+    /// job is left on it; panics after `limit`.
+    pub(crate) async fn wait_until_taskmanager_idle(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let taskmanager = self.taskmanager().await;
+            let free = taskmanager["freeSlots"].as_u64();
+            if free.is_some() && free == taskmanager["slotsNumber"].as_u64() {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!("the TaskManager still has busy slots after {limit:?}: {taskmanager}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Returns the TaskManager's JVM metaspace in use, in bytes (the metric
+    /// `Status.JVM.Memory.Metaspace.Used` of `GET /taskmanagers/<id>/metrics`), as sampled
+    /// after this call began.
+    pub(crate) async fn taskmanager_metaspace_used(&self) -> u64 {
+        let id = self.taskmanager().await["id"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("GET /taskmanagers: a TaskManager without an id"));
+        self.fresh_metric(&format!("/taskmanagers/{id}/metrics"), METASPACE_USED)
+            .await
+    }
+
+    /// Returns the JobManager's JVM metaspace in use, in bytes, as sampled after this call
+    /// began.
+    pub(crate) async fn jobmanager_metaspace_used(&self) -> u64 {
+        self.fresh_metric("/jobmanager/metrics", METASPACE_USED)
+            .await
+    }
+
+    /// Returns one metric of a JVM (`path` is its metrics endpoint) from a sample taken after
+    /// this call began. The JobManager answers from a cache it refreshes in the background, at
+    /// most every `metrics.fetcher.update-interval`; the process's CPU time, which changes in
+    /// every sample, tells when the cache has been refreshed. The first change may come from a
+    /// refresh already under way when this call began, so it waits for a second one.
+    async fn fresh_metric(&self, path: &str, metric: &str) -> u64 {
+        const WITNESS: &str = "Status.JVM.CPU.Time";
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut witnesses: Vec<String> = Vec::new();
+        loop {
+            let sample = self
+                .rest_json(&format!("{path}?get={metric},{WITNESS}"))
+                .await;
+            let value_of = |name: &str| {
+                sample.as_array().and_then(|metrics| {
+                    metrics
+                        .iter()
+                        .find(|entry| entry["id"] == name)
+                        .and_then(|entry| entry["value"].as_str())
+                        .map(str::to_owned)
+                })
+            };
+            if let (Some(value), Some(witness)) = (value_of(metric), value_of(WITNESS)) {
+                if witnesses.last() != Some(&witness) {
+                    witnesses.push(witness);
+                }
+                // The first reading, then two refreshes.
+                if witnesses.len() >= 3 {
+                    return value.parse().unwrap_or_else(|error| {
+                        panic!("GET {path}: {metric} is not a count: {value:?}: {error}")
+                    });
+                }
+            }
+            if Instant::now() > deadline {
+                panic!("GET {path}: no fresh {metric} within 30 s (last: {sample})");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Returns the last lines of every log and `.out` file of the cluster, for failure messages.
     pub(crate) fn log_tails(&self) -> String {
         let mut text = String::new();
@@ -365,6 +556,20 @@ impl FlinkCluster {
             }
         }
         text
+    }
+
+    /// Tells whether a log or `.out` file of the cluster whose name contains `file_name_part`
+    /// (`taskexecutor`, `standalonesession`, or "" for any) contains `text`.
+    pub(crate) fn logs_contain(&self, file_name_part: &str, text: &str) -> bool {
+        let Ok(entries) = std::fs::read_dir(&self.log_dir) else {
+            return false;
+        };
+        entries
+            .flatten()
+            .filter(|entry| entry.file_name().to_string_lossy().contains(file_name_part))
+            .any(|entry| {
+                std::fs::read_to_string(entry.path()).is_ok_and(|contents| contents.contains(text))
+            })
     }
 
     /// Returns the pids recorded in the pid directory.
@@ -428,6 +633,50 @@ fn python_for(flink_home: &Path) -> PathBuf {
     }
 }
 
+/// Fills `lib_dir` with symlinks to every entry of the distribution's `lib/` and to its one
+/// `opt/flink-python-*.jar`.
+fn link_lib_with_python_jar(flink_home: &Path, lib_dir: &Path) {
+    std::fs::create_dir_all(lib_dir).expect("create the cluster's lib directory");
+    let entries = |dir: &Path| -> Vec<PathBuf> {
+        let listing =
+            std::fs::read_dir(dir).unwrap_or_else(|error| panic!("{}: {error}", dir.display()));
+        let mut paths: Vec<PathBuf> = listing
+            .map(|entry| {
+                entry
+                    .unwrap_or_else(|error| panic!("{}: {error}", dir.display()))
+                    .path()
+            })
+            .collect();
+        paths.sort();
+        paths
+    };
+    let python_jars: Vec<PathBuf> = entries(&flink_home.join("opt"))
+        .into_iter()
+        .filter(|path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with("flink-python") && name.ends_with(".jar"))
+        })
+        .collect();
+    assert!(
+        python_jars.len() == 1,
+        "{FLINK_HOME_VAR}: expected one opt/flink-python-*.jar in {}, found {python_jars:?}",
+        flink_home.display()
+    );
+    for target in entries(&flink_home.join("lib"))
+        .into_iter()
+        .chain(python_jars)
+    {
+        let Some(name) = target.file_name() else {
+            continue;
+        };
+        let link = lib_dir.join(name);
+        std::os::unix::fs::symlink(&target, &link).unwrap_or_else(|error| {
+            panic!("link {} to {}: {error}", link.display(), target.display())
+        });
+    }
+}
+
 /// Picks four distinct free loopback ports, holding all listeners until all are chosen.
 fn free_ports() -> Ports {
     let listeners: Vec<TcpListener> = (0..4)
@@ -461,16 +710,29 @@ fn distribution_java_opts(flink_home: &Path) -> String {
 }
 
 /// Writes the cluster's `config.yaml` (Flink 1.19+ format): loopback only, the given ports,
-/// private temporary, log and pid directories.
+/// private temporary, log and pid directories, metrics refreshed every 250 ms, and for
+/// [`PythonJarLayout::InLib`] the parent-first patterns of flink-python's dependencies.
 fn config_yaml(
     ports: &Ports,
     java_opts: &str,
     tmp_dir: &Path,
     log_dir: &Path,
     pid_dir: &Path,
+    layout: PythonJarLayout,
 ) -> String {
     let quoted = |text: &str| format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""));
     let path = |path: &Path| quoted(&path.to_string_lossy());
+    let classloader = match layout {
+        PythonJarLayout::InLib => format!(
+            "classloader:\n  parent-first-patterns:\n    additional: [{}]\n",
+            PYTHON_PARENT_FIRST_PATTERNS
+                .iter()
+                .map(|pattern| quoted(pattern))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        PythonJarLayout::OptOnly => String::new(),
+    };
     format!(
         "jobmanager:
   bind-host: 127.0.0.1
@@ -517,7 +779,10 @@ env:
     dir: {log}
   pid:
     dir: {pid}
-",
+metrics:
+  fetcher:
+    update-interval: 250
+{classloader}",
         jobmanager_rpc = ports.jobmanager_rpc,
         taskmanager_rpc = ports.taskmanager_rpc,
         rest = ports.rest,

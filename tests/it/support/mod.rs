@@ -1,9 +1,11 @@
-//! What the tests share: brokers served in-process or as the real binary, callers with
-//! credentials, crash schedules, a local Flink cluster, keys and certificates, and PostgreSQL.
+//! What the tests share: brokers served in-process or as the real binary (and what it logs),
+//! callers with credentials, crash schedules, a local Flink cluster, keys and certificates, and
+//! PostgreSQL.
 
 pub(crate) use flinkbroker_testkit::standin as sql_gateway_standin;
 
 pub mod broker;
+pub mod broker_binary;
 pub mod callers;
 pub mod crash;
 pub mod flink_cluster;

@@ -27,7 +27,6 @@ use super::super::Controller;
 use super::super::driver::Command;
 use crate::error::Error;
 use crate::metrics::{self, StatementFailure};
-use flinkbroker_flink::rows;
 use flinkbroker_flink::sql_gateway::{
     GatewayError, OperationHandle, RawPage, ResultType, SessionHandle,
 };
@@ -82,8 +81,13 @@ pub(crate) struct Drain {
     pub driver: mpsc::Sender<Command>,
 }
 
-/// An append in flight.
-type Write = JoinHandle<Result<LogSummary, WriteError>>;
+/// An append: in flight on a task of its own (a page without rows, recorded while the next
+/// page is fetched), or already done (rows, which are in the log before the next fetch
+/// anyway, so they are appended on the drain's own task).
+enum Write {
+    InFlight(JoinHandle<Result<LogSummary, WriteError>>),
+    Done(Result<LogSummary, WriteError>),
+}
 
 #[derive(Debug)]
 enum WriteError {
@@ -184,7 +188,9 @@ impl Drain {
                         .min(self.controller.limits.max_fetch_backoff);
                 }
                 ResultType::Eos => {
-                    let write = self.write(None, 0, logged, None, Some(LogEnd::EndOfResults));
+                    let write = self
+                        .write(Ok(Vec::new()), 0, logged, None, Some(LogEnd::EndOfResults))
+                        .await;
                     if let Err(outcome) = self.finish(write).await {
                         return outcome;
                     }
@@ -225,8 +231,8 @@ impl Drain {
                     let first_row = logged;
                     logged += take as u64;
                     writing_rows = take > 0;
-                    let body = (count > 0).then_some(page.body);
-                    let write = self.write(body, take, first_row, next, end);
+                    let rows = if count > 0 { page.data } else { Ok(Vec::new()) };
+                    let write = self.write(rows, take, first_row, next, end).await;
                     if let Some(end) = end {
                         if let Err(outcome) = self.finish(write).await {
                             return outcome;
@@ -330,11 +336,11 @@ impl Drain {
         }
     }
 
-    /// Starts converting the first `take` rows of a page body and appending them (on another
-    /// task, so that the next page is fetched meanwhile).
-    fn write(
+    /// Encodes the first `take` rows of a page and appends them: at once when there are rows,
+    /// otherwise on another task, so that the next page is fetched meanwhile.
+    async fn write(
         &self,
-        body: Option<Vec<u8>>,
+        rows: Result<Vec<proto::Row>, String>,
         take: usize,
         first_row: u64,
         next_token: Option<u64>,
@@ -349,17 +355,10 @@ impl Drain {
             )
         });
         let window = (!self.bounded).then_some(self.controller.limits.result_log_window_bytes);
-        tokio::spawn(async move {
-            let rows = match body {
-                Some(body) => {
-                    let mut rows = rows::convert_page(&body)
-                        .map_err(|e| WriteError::Convert(e.to_string()))?
-                        .rows;
-                    rows.truncate(take);
-                    rows
-                }
-                None => Vec::new(),
-            };
+        let with_rows = take > 0;
+        let append = async move {
+            let mut rows = rows.map_err(WriteError::Convert)?;
+            rows.truncate(take);
             let batches = encode_batches(rows, first_row);
             if let Some((max, logged)) = cap {
                 let adding: u64 = batches.iter().map(|b| b.data.len() as u64).sum();
@@ -379,14 +378,22 @@ impl Drain {
             })
             .await
             .map_err(WriteError::Store)
-        })
+        };
+        if with_rows {
+            Write::Done(append.await)
+        } else {
+            Write::InFlight(tokio::spawn(append))
+        }
     }
 
     /// Waits for an append and publishes the log's new head.
     async fn finish(&mut self, write: Write) -> Result<(), DrainOutcome> {
-        let written = write.await.map_err(|e| {
-            DrainOutcome::StoreLost(Error::Internal(format!("result log append task: {e}")))
-        })?;
+        let written = match write {
+            Write::Done(written) => written,
+            Write::InFlight(task) => task.await.map_err(|e| {
+                DrainOutcome::StoreLost(Error::Internal(format!("result log append task: {e}")))
+            })?,
+        };
         match written {
             Ok(head) => {
                 metrics::result_logged(
@@ -418,7 +425,7 @@ impl Drain {
 
     /// Ends the log at a result limit and stops the query.
     async fn end_at_limit(&mut self, end: LogEnd, logged: u64) -> DrainOutcome {
-        let write = self.write(None, 0, logged, None, Some(end));
+        let write = self.write(Ok(Vec::new()), 0, logged, None, Some(end)).await;
         if let Err(outcome) = self.finish(write).await {
             return outcome;
         }
@@ -478,7 +485,14 @@ where
 /// holding only its rows.
 pub(crate) fn encode_batches(rows: Vec<proto::Row>, first_row: u64) -> Vec<LogBatch> {
     let mut batches = Vec::new();
-    let mut buffer: Vec<u8> = Vec::new();
+    // Sized once from the first row, so that a page's buffer is not grown (and copied) row by
+    // row; a batch ends at about `BATCH_BYTES` anyway.
+    let estimate = rows.first().map_or(0, |row| {
+        let per_row = prost::Message::encoded_len(row) + 4;
+        (per_row + per_row / 4).saturating_mul(rows.len())
+    });
+    let capacity = estimate.min(BATCH_BYTES + BATCH_BYTES / 4);
+    let mut buffer: Vec<u8> = Vec::with_capacity(capacity);
     let mut start = first_row;
     let mut count = 0u64;
     for row in &rows {
@@ -488,7 +502,7 @@ pub(crate) fn encode_batches(rows: Vec<proto::Row>, first_row: u64) -> Vec<LogBa
             batches.push(LogBatch {
                 first_row: start,
                 rows: count,
-                data: std::mem::take(&mut buffer),
+                data: std::mem::replace(&mut buffer, Vec::with_capacity(capacity)),
             });
             start += count;
             count = 0;

@@ -591,7 +591,10 @@ impl Reader<'_> {
     /// Waits for the log or the job to change (or, for a log another replica writes, one
     /// poll interval), a progress tick, the deadline, the client leaving or shutdown.
     async fn wait(&mut self, last_progress: &mut Instant) -> Waited {
-        let progress_at = *last_progress + self.controller.limits.progress_interval;
+        let progress_at = on_progress_grid(
+            *last_progress + self.controller.limits.progress_interval,
+            self.controller.limits.progress_interval,
+        );
         let Reader {
             controller,
             tx,
@@ -645,7 +648,7 @@ impl Reader<'_> {
             *job = None;
         }
         if matches!(waited, Waited::Progress) {
-            *last_progress = Instant::now();
+            *last_progress = progress_at;
         }
         waited
     }
@@ -722,6 +725,22 @@ impl Reader<'_> {
     }
 }
 
+/// The first tick at or after `at` of one clock shared by every stream of the process, ticking
+/// every `interval`: waiting streams send their progress together, so that the messages of the
+/// streams on one connection go out in one write and their timers fire at once.
+fn on_progress_grid(at: Instant, interval: Duration) -> Instant {
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let origin = *ORIGIN.get_or_init(Instant::now);
+    let step = interval.as_nanos();
+    if step == 0 {
+        return at;
+    }
+    let since = at.saturating_duration_since(origin).as_nanos();
+    let ticks = since.div_ceil(step);
+    let offset = u64::try_from(ticks.saturating_mul(step)).unwrap_or(u64::MAX);
+    origin + Duration::from_nanos(offset)
+}
+
 /// Returns true when a job no longer runs toward FINISHED: CANCELING, CANCELED or FAILED.
 fn stopped(job: &Job) -> bool {
     matches!(
@@ -736,5 +755,27 @@ fn stop_reason(job: &Job) -> (StreamEndReason, Option<String>) {
         JobState::Failed => (StreamEndReason::Failed, Some(job.state_reason.clone())),
         JobState::Finished => (StreamEndReason::EndOfResults, None),
         _ => (StreamEndReason::Canceled, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_ticks_fall_on_one_grid() {
+        let interval = Duration::from_millis(100);
+        let start = Instant::now();
+        let first = on_progress_grid(start + interval, interval);
+        assert!(first >= start + interval && first < start + 2 * interval);
+        // Streams that last sent at different moments meet on the same ticks.
+        let other = on_progress_grid(start + interval + Duration::from_millis(30), interval);
+        assert!(other == first || other == first + interval);
+        // A tick that was sent leads to the next tick, one interval on.
+        assert_eq!(
+            on_progress_grid(first + interval, interval),
+            first + interval
+        );
+        assert_eq!(on_progress_grid(start, Duration::ZERO), start);
     }
 }

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tracing::{Instrument, debug, warn};
 
-use super::{FlinkError, FlinkJobStatus, JobManager, SavepointStatus};
+use super::{FlinkError, FlinkJobStatus, JobManager, SavepointStatus, TaskManagerMemory};
 use crate::java_error::{MAX_MESSAGE_CHARS, innermost_cause, strip_server_side_wrapper, truncate};
 use crate::metrics::{self, Endpoint};
 use crate::trace;
@@ -46,6 +46,32 @@ const SAVEPOINT_STATUS: Endpoint = Endpoint {
     method: "GET",
     path: "/jobs/:jobid/savepoints/:triggerid",
 };
+const TASKMANAGERS: Endpoint = Endpoint {
+    method: "GET",
+    path: "/taskmanagers",
+};
+const TASKMANAGER_METRICS: Endpoint = Endpoint {
+    method: "GET",
+    path: "/taskmanagers/:taskmanagerid/metrics",
+};
+
+/// Every endpoint the client calls.
+pub(crate) const ENDPOINTS: &[Endpoint] = &[
+    OVERVIEW,
+    JOB,
+    JOB_EXCEPTIONS,
+    CANCEL_JOB,
+    STOP_JOB,
+    SAVEPOINT_STATUS,
+    TASKMANAGERS,
+    TASKMANAGER_METRICS,
+];
+
+/// The TaskManager metrics [`TaskManagerMemory`] holds.
+const HEAP_USED: &str = "Status.JVM.Memory.Heap.Used";
+const HEAP_MAX: &str = "Status.JVM.Memory.Heap.Max";
+const METASPACE_USED: &str = "Status.JVM.Memory.Metaspace.Used";
+const METASPACE_MAX: &str = "Status.JVM.Memory.Metaspace.Max";
 
 /// The JobManager REST client.
 #[derive(Debug, Clone)]
@@ -138,6 +164,19 @@ impl RestJobManager {
     }
 }
 
+impl RestJobManager {
+    /// `GET /jobs/{jobid}`.
+    async fn job_details(&self, flink_job_id: &str) -> Result<JobDetails, FlinkError> {
+        let reply = self
+            .execute(JOB, self.http.get(self.url(&["jobs", flink_job_id])))
+            .await?;
+        if !reply.status.is_success() {
+            return Err(reply.failure(Some(flink_job_id)));
+        }
+        reply.decode("GET /jobs/{jobid}")
+    }
+}
+
 #[async_trait]
 impl JobManager for RestJobManager {
     async fn ping(&self) -> Result<(), FlinkError> {
@@ -156,16 +195,15 @@ impl JobManager for RestJobManager {
     }
 
     async fn job_status(&self, flink_job_id: &str) -> Result<FlinkJobStatus, FlinkError> {
-        let reply = self
-            .execute(JOB, self.http.get(self.url(&["jobs", flink_job_id])))
-            .await?;
-        if !reply.status.is_success() {
-            return Err(reply.failure(Some(flink_job_id)));
-        }
-        let details: JobDetails = reply.decode("GET /jobs/{jobid}")?;
+        let details = self.job_details(flink_job_id).await?;
         FlinkJobStatus::parse(&details.state).ok_or_else(|| {
             FlinkError::Protocol(format!("unknown flink job state {:?}", details.state))
         })
+    }
+
+    async fn tasks_deployed(&self, flink_job_id: &str) -> Result<bool, FlinkError> {
+        let details = self.job_details(flink_job_id).await?;
+        Ok(details.vertices.iter().any(|v| v.start_time > 0))
     }
 
     async fn root_cause(&self, flink_job_id: &str) -> Result<Option<String>, FlinkError> {
@@ -253,6 +291,101 @@ impl JobManager for RestJobManager {
             reply.decode("GET /jobs/{jobid}/savepoints/{triggerid}")?;
         operation.into_status()
     }
+
+    async fn taskmanagers(&self) -> Result<Vec<String>, FlinkError> {
+        let reply = self
+            .execute(TASKMANAGERS, self.http.get(self.url(&["taskmanagers"])))
+            .await?;
+        if !reply.status.is_success() {
+            return Err(reply.failure(None));
+        }
+        let list: TaskManagerList = reply.decode("GET /taskmanagers")?;
+        Ok(list
+            .taskmanagers
+            .into_iter()
+            .map(|taskmanager| taskmanager.id)
+            .collect())
+    }
+
+    async fn taskmanager_memory(
+        &self,
+        taskmanager_id: &str,
+    ) -> Result<TaskManagerMemory, FlinkError> {
+        let mut url = self.url(&["taskmanagers", taskmanager_id, "metrics"]);
+        url.query_pairs_mut().append_pair(
+            "get",
+            &[HEAP_USED, HEAP_MAX, METASPACE_USED, METASPACE_MAX].join(","),
+        );
+        let reply = self
+            .execute(TASKMANAGER_METRICS, self.http.get(url))
+            .await?;
+        if !reply.status.is_success() {
+            return Err(reply.failure(None));
+        }
+        let metrics: Vec<MetricValue> =
+            reply.decode("GET /taskmanagers/{taskmanagerid}/metrics")?;
+        let memory = memory_of(&metrics).map_err(|problem| {
+            FlinkError::Protocol(format!(
+                "GET /taskmanagers/{{taskmanagerid}}/metrics of taskmanager {taskmanager_id}: {problem}"
+            ))
+        })?;
+        if memory == TaskManagerMemory::default() {
+            debug!(taskmanager_id = %taskmanager_id, "the jobmanager has no memory metrics of the taskmanager yet");
+        }
+        Ok(memory)
+    }
+}
+
+/// `GET /taskmanagers`, only the part the broker reads.
+#[derive(Deserialize)]
+struct TaskManagerList {
+    taskmanagers: Vec<TaskManagerEntry>,
+}
+
+#[derive(Deserialize)]
+struct TaskManagerEntry {
+    id: String,
+}
+
+/// One entry of `GET /taskmanagers/{id}/metrics`: `{"id": "Status.JVM.Memory.Heap.Used",
+/// "value": "34402096"}`; the value is a string, absent when the metric was not asked for.
+#[derive(Deserialize)]
+struct MetricValue {
+    id: String,
+    value: Option<String>,
+}
+
+/// Picks the memory metrics out of a metrics reply; a metric missing from it is None.
+fn memory_of(metrics: &[MetricValue]) -> Result<TaskManagerMemory, String> {
+    let bytes = |name: &str| -> Result<Option<u64>, String> {
+        match metrics.iter().find(|metric| metric.id == name) {
+            Some(MetricValue {
+                value: Some(value), ..
+            }) => parse_bytes(value)
+                .map_err(|()| format!("{name} is {value:?}, not a number of bytes")),
+            _ => Ok(None),
+        }
+    };
+    Ok(TaskManagerMemory {
+        heap_used: bytes(HEAP_USED)?,
+        heap_max: bytes(HEAP_MAX)?,
+        metaspace_used: bytes(METASPACE_USED)?,
+        metaspace_max: bytes(METASPACE_MAX)?,
+    })
+}
+
+/// Parses a byte count as Flink prints a JVM memory gauge (a Java long, `-1` for a limit the
+/// JVM does not set, which is None).
+fn parse_bytes(value: &str) -> Result<Option<u64>, ()> {
+    let value = value.trim();
+    if let Ok(bytes) = value.parse::<i64>() {
+        return Ok(u64::try_from(bytes).ok());
+    }
+    match value.parse::<f64>() {
+        Ok(bytes) if bytes.is_finite() && bytes >= 0.0 => Ok(Some(bytes as u64)),
+        Ok(bytes) if bytes.is_finite() => Ok(None),
+        _ => Err(()),
+    }
 }
 
 /// A JobManager reply, read in full.
@@ -305,6 +438,20 @@ struct Overview {
 #[derive(Deserialize)]
 struct JobDetails {
     state: String,
+    #[serde(default)]
+    vertices: Vec<VertexDetails>,
+}
+
+/// A vertex of `GET /jobs/{jobid}`: its `start-time` is the earliest time one of its tasks
+/// was deployed, -1 while none was.
+#[derive(Deserialize)]
+struct VertexDetails {
+    #[serde(rename = "start-time", default = "never")]
+    start_time: i64,
+}
+
+fn never() -> i64 {
+    -1
 }
 
 /// `GET /jobs/{jobid}/exceptions`.
@@ -485,6 +632,63 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A Flink 1.20.3 JobManager's answer to `GET /taskmanagers` with one TaskManager.
+    const TASKMANAGERS_REPLY: &str = r#"{"taskmanagers":[{"id":"127.0.0.1:46122-cc51ab","path":"pekko.tcp://flink@127.0.0.1:46122/user/rpc/taskmanager_0","dataPort":45427,"jmxPort":-1,"timeSinceLastHeartbeat":1796401592436,"slotsNumber":4,"freeSlots":4,"totalResource":{"cpuCores":4.0,"taskHeapMemory":287,"taskOffHeapMemory":0,"managedMemory":435,"networkMemory":108,"extendedResources":{}},"freeResource":{"cpuCores":4.0,"taskHeapMemory":287,"taskOffHeapMemory":0,"managedMemory":435,"networkMemory":108,"extendedResources":{}},"hardware":{"cpuCores":2,"physicalMemory":25276203008,"freeMemory":436207616,"managedMemory":456340282},"memoryConfiguration":{"frameworkHeap":134217728,"taskHeap":301989880,"frameworkOffHeap":134217728,"taskOffHeap":0,"networkMemory":114085070,"managedMemory":456340282,"jvmMetaspace":268435456,"jvmOverhead":201326592,"totalFlinkMemory":1140850688,"totalProcessMemory":1610612736}}]}"#;
+
+    /// Its answer to `GET /taskmanagers/{id}/metrics?get=...` once its metric fetcher ran.
+    const MEMORY_REPLY: &str = r#"[{"id":"Status.JVM.Memory.Metaspace.Used","value":"38437336"},{"id":"Status.JVM.Memory.Metaspace.Max","value":"268435456"},{"id":"Status.JVM.Memory.Heap.Used","value":"34402096"},{"id":"Status.JVM.Memory.Heap.Max","value":"436207616"}]"#;
+
+    #[test]
+    fn taskmanager_ids_come_from_the_list() {
+        let list: TaskManagerList = serde_json::from_str(TASKMANAGERS_REPLY).expect("list");
+        let ids: Vec<String> = list.taskmanagers.into_iter().map(|tm| tm.id).collect();
+        assert_eq!(ids, ["127.0.0.1:46122-cc51ab"]);
+    }
+
+    #[test]
+    fn memory_metrics_are_read_by_name_in_any_order() {
+        let metrics: Vec<MetricValue> = serde_json::from_str(MEMORY_REPLY).expect("metrics");
+        assert_eq!(
+            memory_of(&metrics),
+            Ok(TaskManagerMemory {
+                heap_used: Some(34_402_096),
+                heap_max: Some(436_207_616),
+                metaspace_used: Some(38_437_336),
+                metaspace_max: Some(268_435_456),
+            })
+        );
+    }
+
+    #[test]
+    fn memory_metrics_not_fetched_yet_or_unset_limits_are_none() {
+        // Before its metric fetcher has run the JobManager answers an empty list; an unknown
+        // TaskManager gets one too.
+        let metrics: Vec<MetricValue> = serde_json::from_str("[]").expect("metrics");
+        assert_eq!(memory_of(&metrics), Ok(TaskManagerMemory::default()));
+        let metrics: Vec<MetricValue> = serde_json::from_str(
+            r#"[{"id":"Status.JVM.Memory.Metaspace.Used","value":"38550688"},{"id":"Status.JVM.Memory.Metaspace.Max","value":"-1"}]"#,
+        )
+        .expect("metrics");
+        assert_eq!(
+            memory_of(&metrics),
+            Ok(TaskManagerMemory {
+                metaspace_used: Some(38_550_688),
+                ..TaskManagerMemory::default()
+            })
+        );
+    }
+
+    #[test]
+    fn a_memory_metric_that_is_no_number_names_itself() {
+        let metrics: Vec<MetricValue> =
+            serde_json::from_str(r#"[{"id":"Status.JVM.Memory.Heap.Used","value":"lots"}]"#)
+                .expect("metrics");
+        let problem = memory_of(&metrics).expect_err("not a number");
+        assert!(problem.contains("Status.JVM.Memory.Heap.Used"), "{problem}");
+        assert!(problem.contains("lots"), "{problem}");
+        assert_eq!(parse_bytes("3.8550688E7"), Ok(Some(38_550_688)));
+    }
 
     #[test]
     fn unwraps_unexpected_server_side_exceptions() {

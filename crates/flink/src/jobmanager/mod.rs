@@ -1,4 +1,5 @@
-//! The Flink JobManager REST API: job status, root causes, cancel and stop-with-savepoint.
+//! The Flink JobManager REST API: job status, root causes, cancel and stop-with-savepoint, and
+//! the TaskManagers' JVM memory.
 
 mod client;
 
@@ -6,6 +7,7 @@ use async_trait::async_trait;
 use thiserror::Error;
 use uuid::Uuid;
 
+pub(crate) use client::ENDPOINTS;
 pub use client::RestJobManager;
 
 /// Namespace of the name-based UUIDs that serve as stop-with-savepoint trigger ids.
@@ -116,6 +118,23 @@ pub enum SavepointStatus {
     },
 }
 
+/// A TaskManager's JVM memory in bytes, as its `Status.JVM.Memory.*` metrics report it. A
+/// value is None when the JobManager has none (yet): it fetches TaskManager metrics in the
+/// background, and answers a TaskManager it has not heard from with none at all. A limit the
+/// JVM does not set (reported as -1) is None too.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskManagerMemory {
+    /// Heap in use (`Status.JVM.Memory.Heap.Used`).
+    pub heap_used: Option<u64>,
+    /// The most heap the JVM may take (`Status.JVM.Memory.Heap.Max`).
+    pub heap_max: Option<u64>,
+    /// Metaspace in use (`Status.JVM.Memory.Metaspace.Used`).
+    pub metaspace_used: Option<u64>,
+    /// The most metaspace the JVM may take (`Status.JVM.Memory.Metaspace.Max`, Flink's
+    /// `taskmanager.memory.jvm-metaspace.size`).
+    pub metaspace_max: Option<u64>,
+}
+
 /// What went wrong talking to the JobManager.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum FlinkError {
@@ -147,6 +166,10 @@ pub trait JobManager: Send + Sync {
     /// Reads a job's status (`GET /jobs/{id}`); `JobNotFound` for an unknown id.
     async fn job_status(&self, flink_job_id: &str) -> Result<FlinkJobStatus, FlinkError>;
 
+    /// Tells whether any task of a job was ever deployed (`GET /jobs/{id}`: a vertex with a
+    /// `start-time`); false for a job the cluster failed before it could run anything.
+    async fn tasks_deployed(&self, flink_job_id: &str) -> Result<bool, FlinkError>;
+
     /// Reads the root cause of a failed job (`GET /jobs/{id}/exceptions`).
     ///
     /// The cause is reduced to its first meaningful line.
@@ -171,4 +194,17 @@ pub trait JobManager: Send + Sync {
         flink_job_id: &str,
         trigger_id: &str,
     ) -> Result<SavepointStatus, FlinkError>;
+
+    /// Lists the ids of the TaskManagers registered with the JobManager (`GET /taskmanagers`).
+    async fn taskmanagers(&self) -> Result<Vec<String>, FlinkError>;
+
+    /// Reads a TaskManager's JVM memory use and limits
+    /// (`GET /taskmanagers/{id}/metrics?get=Status.JVM.Memory...`).
+    ///
+    /// The JobManager answers an id it does not know as one it has no metrics of yet: every
+    /// value None, not an error.
+    async fn taskmanager_memory(
+        &self,
+        taskmanager_id: &str,
+    ) -> Result<TaskManagerMemory, FlinkError>;
 }

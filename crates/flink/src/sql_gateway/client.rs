@@ -10,6 +10,7 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use tracing::{Instrument, Span, debug, warn};
 
 use crate::metrics::{self, Endpoint};
+use crate::rows;
 use crate::sql_gateway::PIPELINE_JOB_ID_KEY;
 use crate::sql_gateway::error::GatewayError;
 use crate::sql_gateway::wire::{
@@ -63,6 +64,19 @@ const FETCH_RESULTS: Endpoint = Endpoint {
     method: "GET",
     path: "/sessions/:session/operations/:operation/result/:token",
 };
+
+/// Every endpoint the client calls.
+pub(crate) const ENDPOINTS: &[Endpoint] = &[
+    API_VERSIONS,
+    OPEN_SESSION,
+    HEARTBEAT,
+    CLOSE_SESSION,
+    EXECUTE_STATEMENT,
+    OPERATION_STATUS,
+    CANCEL_OPERATION,
+    CLOSE_OPERATION,
+    FETCH_RESULTS,
+];
 
 /// The SQL Gateway REST client.
 ///
@@ -517,24 +531,49 @@ impl SqlGateway for RestSqlGateway {
         let (status, body) = self
             .call_raw(span, FETCH_RESULTS, self.http.get(url), Some(token))
             .await?;
-        let header: PageHeader = serde_json::from_slice(&body).map_err(|e| {
+        let protocol = |e: &dyn std::fmt::Display| {
             GatewayError::Protocol(format!(
                 "cannot decode the answer (http {}): {e}: {}",
                 status.as_u16(),
                 excerpt(&String::from_utf8_lossy(&body))
             ))
-        })?;
-        let next_token = next_token(header.result_type, header.next_result_uri.as_deref())?;
-        let (columns, rows) = match header.results {
-            Some(results) => (results.columns, results.data.len()),
-            None => (Vec::new(), 0),
         };
+        // One pass reads the page and converts its rows; a page whose rows do not convert is
+        // still a page, and its header says where the results go on.
+        let (result_type, next_result_uri, columns, rows, data) = match rows::convert_page(&body) {
+            Ok(page) => {
+                let columns = page.body.results.map(|r| r.columns).unwrap_or_default();
+                let count = page.rows.len();
+                (
+                    page.body.result_type,
+                    page.body.next_result_uri,
+                    columns,
+                    count,
+                    Ok(page.rows),
+                )
+            }
+            Err(error) => {
+                let header: PageHeader = serde_json::from_slice(&body).map_err(|e| protocol(&e))?;
+                let (columns, count) = match header.results {
+                    Some(results) => (results.columns, results.data.len()),
+                    None => (Vec::new(), 0),
+                };
+                (
+                    header.result_type,
+                    header.next_result_uri,
+                    columns,
+                    count,
+                    Err(error.to_string()),
+                )
+            }
+        };
+        let next_token = next_token(result_type, next_result_uri.as_deref())?;
         Ok(RawPage {
-            result_type: header.result_type,
+            result_type,
             columns,
             rows,
             next_token,
-            body,
+            data,
         })
     }
 }

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
+pub(crate) use client::ENDPOINTS;
 pub use client::RestSqlGateway;
 pub use error::GatewayError;
 pub use wire::{

@@ -224,9 +224,8 @@ pub struct ResultPage {
     pub next_token: Option<u64>,
 }
 
-/// A result page as it came, with what deciding on the next fetch needs read out of it.
-///
-/// The rows stay encoded in `body` until they are converted (`rows::convert_page`).
+/// A result page, read once: what deciding on the next fetch needs, and its rows converted
+/// while the body was read (`rows::convert_page`).
 #[derive(Debug, Clone)]
 pub struct RawPage {
     /// The page's kind.
@@ -237,8 +236,8 @@ pub struct RawPage {
     pub rows: usize,
     /// The token of the next page; None at EOS or when the gateway sent none.
     pub next_token: Option<u64>,
-    /// The response body, a `FetchResultsBody`.
-    pub body: Vec<u8>,
+    /// The page's rows, or why they do not convert (the first row that does not).
+    pub data: Result<Vec<flinkbroker_proto::Row>, String>,
 }
 
 /// The parts of a `FetchResultsBody` read before its rows are converted.

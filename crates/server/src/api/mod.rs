@@ -95,7 +95,7 @@ impl JobApi {
     ) -> api_error::Result<Response<proto::Job>> {
         let caller = authorize(&request, Role::Submitter, call)?;
         let request = request.into_inner();
-        call.request_id = (!request.request_id.is_empty()).then(|| request.request_id.clone());
+        note_request_id(call, &request.request_id);
         let submission = validate::sql_submission(request, &caller)?;
         let started = std::time::Instant::now();
         let outcome = self.controller.submit_sql(submission).await;
@@ -114,7 +114,7 @@ impl JobApi {
     ) -> api_error::Result<Response<proto::Job>> {
         let caller = authorize(&request, Role::Submitter, call)?;
         let request = request.into_inner();
-        call.request_id = (!request.request_id.is_empty()).then(|| request.request_id.clone());
+        note_request_id(call, &request.request_id);
         let submission = validate::python_submission(request, &caller)?;
         let started = std::time::Instant::now();
         let outcome = self.controller.submit_python(submission).await;
@@ -201,7 +201,9 @@ impl JobApi {
         let request = request.into_inner();
         let id = validate::job_id(&request.job_id)?;
         let job = self.visible_job(id, &caller, call).await?;
-        call.request_id = job.request_id;
+        if let Some(request_id) = &job.request_id {
+            note_request_id(call, request_id);
+        }
         let options = CancelOptions {
             stop_with_savepoint: request.stop_with_savepoint,
             savepoint_directory: (!request.savepoint_directory.is_empty())
@@ -248,16 +250,28 @@ impl JobApi {
     }
 }
 
-/// The caller of a call, if it may act in `role`; the audit record learns who called.
+/// The caller of a call, if it may act in `role`; the audit record and the call's span learn
+/// who called (the span its tenant), whether or not the role allows the call.
 fn authorize<T>(
     request: &Request<T>,
     role: Role,
     call: &mut CallRecord,
 ) -> api_error::Result<Arc<Principal>> {
     let caller = auth::caller(request)?;
+    Span::current().record("tenant", caller.tenant.as_str());
     call.principal = Some(Arc::clone(&caller));
     caller.require(role, call.method)?;
     Ok(caller)
+}
+
+/// Notes the request id of the call (none when empty): on the audit record, and on the call's
+/// span so that the call's log lines carry it.
+fn note_request_id(call: &mut CallRecord, request_id: &str) {
+    if request_id.is_empty() {
+        return;
+    }
+    Span::current().record("request_id", request_id);
+    call.request_id = Some(request_id.to_owned());
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;

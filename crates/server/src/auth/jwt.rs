@@ -12,6 +12,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use anyhow::Context as _;
+use flinkbroker_model::reload::with_causes;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -35,6 +37,16 @@ pub enum JwksSource {
     File(PathBuf),
     /// A JWKS URL, fetched again every refresh (`--jwt-jwks-url`).
     Url(String),
+}
+
+impl JwksSource {
+    /// The flag that names the source.
+    fn flag(&self) -> &'static str {
+        match self {
+            JwksSource::File(_) => "--jwt-jwks-file",
+            JwksSource::Url(_) => "--jwt-jwks-url",
+        }
+    }
 }
 
 impl std::fmt::Display for JwksSource {
@@ -114,6 +126,40 @@ pub(crate) enum JwtError {
     InvalidClaim { claim: String, reason: String },
 }
 
+/// Why the key set could not be read; the reader's or the parser's error is the source.
+#[derive(Debug, Error)]
+enum JwksError {
+    #[error("cannot read {}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot fetch {url}")]
+    Unfetchable {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{url} answered more than {MAX_JWKS_BYTES} bytes")]
+    TooLarge { url: String },
+    #[error("reading {origin} took longer than {timeout:?} (--jwt-jwks-fetch-timeout)")]
+    TimedOut {
+        origin: JwksSource,
+        timeout: Duration,
+    },
+    #[error("{origin} is not a JWKS document ({{\"keys\": [...]}})")]
+    NotJwks {
+        origin: JwksSource,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{origin} holds no RS256 or ES256 signing key")]
+    NoSigningKey { origin: JwksSource },
+    #[error("{origin}: the key id {kid:?} appears twice")]
+    DuplicateKeyId { origin: JwksSource, kid: String },
+}
+
 impl From<JwtError> for Error {
     fn from(error: JwtError) -> Error {
         Error::Unauthenticated(error.to_string())
@@ -147,9 +193,12 @@ struct JwksDocument {
 }
 
 /// Reads the RS256 and ES256 signing keys of a JWKS document; other keys are skipped.
-fn parse_jwks(bytes: &[u8], origin: &JwksSource) -> Result<KeySet, String> {
-    let document: JwksDocument = serde_json::from_slice(bytes)
-        .map_err(|e| format!("{origin} is not a JWKS document ({{\"keys\": [...]}}): {e}"))?;
+fn parse_jwks(bytes: &[u8], origin: &JwksSource) -> Result<KeySet, JwksError> {
+    let document: JwksDocument =
+        serde_json::from_slice(bytes).map_err(|source| JwksError::NotJwks {
+            origin: origin.clone(),
+            source,
+        })?;
     let mut keys = Vec::new();
     for (index, value) in document.keys.into_iter().enumerate() {
         let jwk: Jwk = match serde_json::from_value(value) {
@@ -192,13 +241,18 @@ fn parse_jwks(bytes: &[u8], origin: &JwksSource) -> Result<KeySet, String> {
         set.only = keys.first().cloned();
     }
     if keys.is_empty() {
-        return Err(format!("{origin} holds no RS256 or ES256 signing key"));
+        return Err(JwksError::NoSigningKey {
+            origin: origin.clone(),
+        });
     }
     for key in keys {
         if let Some(kid) = &key.kid
             && set.by_kid.insert(kid.clone(), Arc::clone(&key)).is_some()
         {
-            return Err(format!("{origin}: the key id {kid:?} appears twice"));
+            return Err(JwksError::DuplicateKeyId {
+                origin: origin.clone(),
+                kid: kid.clone(),
+            });
         }
     }
     Ok(set)
@@ -251,7 +305,7 @@ impl JwtVerifier {
                 let client = reqwest::Client::builder()
                     .timeout(settings.fetch_timeout)
                     .build()
-                    .map_err(|e| anyhow::anyhow!("cannot build the JWKS client: {e}"))?;
+                    .context("cannot build the JWKS client")?;
                 Fetcher::Url {
                     client,
                     url: url.clone(),
@@ -281,7 +335,10 @@ impl JwtVerifier {
             fetch_timeout: settings.fetch_timeout,
             last_fetch: tokio::sync::Mutex::new(Instant::now()),
         };
-        let keys = verifier.fetch().await.map_err(anyhow::Error::msg)?;
+        let keys = verifier
+            .fetch()
+            .await
+            .with_context(|| format!("cannot use {}", verifier.source.flag()))?;
         info!(source = %verifier.source, keys = keys.len(), issuer = %verifier.issuer, audience = %verifier.audience, "JWT signing keys loaded");
         verifier.store(keys);
         Ok(verifier)
@@ -302,12 +359,17 @@ impl JwtVerifier {
     }
 
     /// Reads the key set once, within the fetch timeout.
-    async fn fetch(&self) -> Result<KeySet, String> {
+    async fn fetch(&self) -> Result<KeySet, JwksError> {
         let read = async {
             match &self.fetcher {
-                Fetcher::File(path) => tokio::fs::read(path)
-                    .await
-                    .map_err(|e| format!("cannot read {}: {e}", path.display())),
+                Fetcher::File(path) => {
+                    tokio::fs::read(path)
+                        .await
+                        .map_err(|source| JwksError::Unreadable {
+                            path: path.clone(),
+                            source,
+                        })
+                }
                 Fetcher::Url { client, url } => {
                     let response = client
                         .get(url)
@@ -315,19 +377,25 @@ impl JwtVerifier {
                         .send()
                         .await
                         .and_then(|r| r.error_for_status())
-                        .map_err(|e| format!("cannot fetch {url}: {e}"))?;
+                        .map_err(|source| JwksError::Unfetchable {
+                            url: url.clone(),
+                            source,
+                        })?;
                     if response
                         .content_length()
                         .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
                     {
-                        return Err(format!("{url} answered more than {MAX_JWKS_BYTES} bytes"));
+                        return Err(JwksError::TooLarge { url: url.clone() });
                     }
                     let body = response
                         .bytes()
                         .await
-                        .map_err(|e| format!("cannot fetch {url}: {e}"))?;
+                        .map_err(|source| JwksError::Unfetchable {
+                            url: url.clone(),
+                            source,
+                        })?;
                     if body.len() > MAX_JWKS_BYTES {
-                        return Err(format!("{url} answered more than {MAX_JWKS_BYTES} bytes"));
+                        return Err(JwksError::TooLarge { url: url.clone() });
                     }
                     Ok(body.to_vec())
                 }
@@ -335,11 +403,9 @@ impl JwtVerifier {
         };
         let bytes = tokio::time::timeout(self.fetch_timeout, read)
             .await
-            .map_err(|_| {
-                format!(
-                    "reading {} took longer than {:?} (--jwt-jwks-fetch-timeout)",
-                    self.source, self.fetch_timeout
-                )
+            .map_err(|_| JwksError::TimedOut {
+                origin: self.source.clone(),
+                timeout: self.fetch_timeout,
             })??;
         parse_jwks(&bytes, &self.source)
     }
@@ -353,8 +419,9 @@ impl JwtVerifier {
                 debug!(source = %self.source, keys = keys.len(), "JWT signing keys refreshed");
                 self.store(keys);
             }
-            Err(message) => {
-                warn!(%message, "JWT signing keys could not be refreshed; the previous keys stay in force")
+            Err(error) => {
+                let error = with_causes(&error);
+                warn!(%error, "JWT signing keys could not be refreshed; the previous keys stay in force")
             }
         }
     }
@@ -384,8 +451,9 @@ impl JwtVerifier {
                 self.store(keys);
                 found
             }
-            Err(message) => {
-                warn!(%message, "JWT signing keys could not be refreshed; the previous keys stay in force");
+            Err(error) => {
+                let error = with_causes(&error);
+                warn!(%error, "JWT signing keys could not be refreshed; the previous keys stay in force");
                 None
             }
         }
@@ -675,12 +743,14 @@ mod tests {
             ),
         ] {
             let error = parse_jwks(text.as_bytes(), &origin).err().unwrap();
+            let error = with_causes(&error);
             assert!(error.contains(reason), "{text}: {error}");
         }
         let twice = json!({"keys": [ec_key("same"), ec_key("same")]});
         let error = parse_jwks(twice.to_string().as_bytes(), &origin)
             .err()
-            .unwrap();
+            .unwrap()
+            .to_string();
         assert!(error.contains("\"same\" appears twice"), "{error}");
     }
 
@@ -690,5 +760,38 @@ mod tests {
 
     fn ec_key(kid: &str) -> Value {
         json!({"kty": "EC", "kid": kid, "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"})
+    }
+
+    #[tokio::test]
+    async fn a_jwks_file_that_is_not_a_key_set_names_the_flag_and_keeps_the_parser_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwks.json");
+        std::fs::write(&path, "keys: []").unwrap();
+        let settings = JwtSettings {
+            source: JwksSource::File(path.clone()),
+            issuer: "https://idp.test".into(),
+            audience: "flinkbroker".into(),
+            claims: names(),
+            leeway: Duration::from_secs(0),
+            refresh_interval: Duration::from_secs(60),
+            min_refresh_interval: Duration::from_secs(1),
+            fetch_timeout: Duration::from_secs(5),
+        };
+        let error = JwtVerifier::load(settings).await.unwrap_err();
+        let message = format!("{error:#}");
+        assert!(
+            message.starts_with(&format!(
+                "cannot use --jwt-jwks-file: {} is not a JWKS document",
+                path.display()
+            )),
+            "{message}"
+        );
+        assert_eq!(message.lines().count(), 1, "{message}");
+        assert!(
+            error
+                .chain()
+                .any(|cause| cause.downcast_ref::<serde_json::Error>().is_some()),
+            "{message}"
+        );
     }
 }

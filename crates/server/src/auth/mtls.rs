@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use rustls::pki_types::CertificateDer;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -43,8 +44,11 @@ pub(crate) struct CertificatePrincipals(HashMap<String, Arc<Principal>>);
 /// What the file holds, for the log.
 const WHAT: &str = "client certificate principals";
 
+/// The flag that names the file.
+const FLAG: &str = "--mtls-principals-file";
+
 /// Reads and checks the file.
-fn read(path: &Path) -> Result<CertificatePrincipals, String> {
+fn read(path: &Path) -> std::result::Result<CertificatePrincipals, ConfigFileError> {
     let file: MappingFile = read_json(path, "client certificate mapping")?;
     let mut principals = HashMap::new();
     for (index, entry) in file.principals.into_iter().enumerate() {
@@ -52,7 +56,7 @@ fn read(path: &Path) -> Result<CertificatePrincipals, String> {
         let name = entry.name.clone();
         let principal = check_principal(&at, entry.name, entry.tenant, entry.roles)?;
         if principals.insert(name, Arc::new(principal)).is_some() {
-            return Err(format!("{at}: the same name appears twice"));
+            return Err(format!("{at}: the same name appears twice").into());
         }
     }
     Ok(CertificatePrincipals(principals))
@@ -61,18 +65,17 @@ fn read(path: &Path) -> Result<CertificatePrincipals, String> {
 /// Which principal a client certificate names, read again when the mapping file changes.
 #[derive(Debug)]
 pub(crate) struct CertificateMapping {
-    file: Arc<Reloading<CertificatePrincipals>>,
+    file: Arc<Reloading<CertificatePrincipals, ConfigFileError>>,
     from: MtlsPrincipalFrom,
 }
 
 impl CertificateMapping {
-    /// Reads the mapping file; an unreadable or invalid file is an error.
-    pub(crate) fn load(
-        path: &Path,
-        from: MtlsPrincipalFrom,
-    ) -> Result<CertificateMapping, ConfigFileError> {
+    /// Reads the mapping file; an unreadable or invalid file is an error naming the flag.
+    pub(crate) fn load(path: &Path, from: MtlsPrincipalFrom) -> anyhow::Result<CertificateMapping> {
+        let file =
+            Reloading::load(WHAT, path, read).with_context(|| format!("cannot use {FLAG}"))?;
         Ok(CertificateMapping {
-            file: Arc::new(Reloading::load(WHAT, path, read)?),
+            file: Arc::new(file),
             from,
         })
     }
@@ -145,7 +148,7 @@ impl CertificateMapping {
 }
 
 fn read_pem(path: &Path, flag: &str) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {flag} {}: {e}", path.display()))
+    std::fs::read(path).with_context(|| format!("cannot read {flag} {}", path.display()))
 }
 
 /// Which name of a client certificate is looked up in the principals file.
@@ -188,10 +191,7 @@ mod tests {
     fn mapping(
         text: &str,
         from: MtlsPrincipalFrom,
-    ) -> (
-        tempfile::TempDir,
-        Result<CertificateMapping, ConfigFileError>,
-    ) {
+    ) -> (tempfile::TempDir, anyhow::Result<CertificateMapping>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("principals.json");
         std::fs::write(&path, text).unwrap();
@@ -296,8 +296,28 @@ mod tests {
             ),
         ] {
             let (_dir, loaded) = mapping(text, MtlsPrincipalFrom::Cn);
-            let error = loaded.unwrap_err().to_string();
-            assert!(error.contains(reason), "{text}: {error}");
+            let error = format!("{:#}", loaded.unwrap_err());
+            assert!(
+                error.starts_with("cannot use --mtls-principals-file: ") && error.contains(reason),
+                "{text}: {error}"
+            );
         }
+    }
+
+    #[test]
+    fn an_unreadable_pem_file_names_the_flag_and_keeps_the_io_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("key.pem");
+        let error = read_pem(&missing, "--tls-key").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("cannot read --tls-key {}", missing.display())
+        );
+        let io = error
+            .chain()
+            .nth(1)
+            .and_then(|cause| cause.downcast_ref::<std::io::Error>())
+            .expect("the I/O error as the cause");
+        assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
     }
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
@@ -39,8 +40,11 @@ pub(crate) struct TokenTable(HashMap<[u8; 32], Arc<Principal>>);
 /// What the file holds, for the log.
 const WHAT: &str = "bearer tokens";
 
+/// The flag that names the file.
+const FLAG: &str = "--auth-tokens-file";
+
 /// Reads and checks the file.
-fn read(path: &Path) -> Result<TokenTable, String> {
+fn read(path: &Path) -> Result<TokenTable, ConfigFileError> {
     let file: TokenFile = read_json(path, "token file")?;
     let mut table = HashMap::new();
     for (index, entry) in file.tokens.into_iter().enumerate() {
@@ -50,7 +54,7 @@ fn read(path: &Path) -> Result<TokenTable, String> {
             .map_err(|e| format!("{at}: sha256 is not 64 hex digits: {e}"))?;
         let principal = check_principal(&at, entry.principal, entry.tenant, entry.roles)?;
         if table.insert(digest, Arc::new(principal)).is_some() {
-            return Err(format!("{at}: the same token hash appears twice"));
+            return Err(format!("{at}: the same token hash appears twice").into());
         }
     }
     Ok(TokenTable(table))
@@ -59,14 +63,17 @@ fn read(path: &Path) -> Result<TokenTable, String> {
 /// The tokens of a token file, read again when the file changes.
 #[derive(Debug)]
 pub(crate) struct TokenSource {
-    file: Arc<Reloading<TokenTable>>,
+    file: Arc<Reloading<TokenTable, ConfigFileError>>,
 }
 
 impl TokenSource {
-    /// Reads the file; an unreadable or invalid file is an error (the broker does not start).
-    pub(crate) fn load(path: &Path) -> Result<TokenSource, ConfigFileError> {
+    /// Reads the file; an unreadable or invalid file is an error naming the flag (the broker
+    /// does not start).
+    pub(crate) fn load(path: &Path) -> anyhow::Result<TokenSource> {
+        let file =
+            Reloading::load(WHAT, path, read).with_context(|| format!("cannot use {FLAG}"))?;
         Ok(TokenSource {
-            file: Arc::new(Reloading::load(WHAT, path, read)?),
+            file: Arc::new(file),
         })
     }
 
@@ -109,8 +116,35 @@ mod tests {
             ),
         ] {
             std::fs::write(&path, text).unwrap();
-            let error = TokenSource::load(&path).unwrap_err().to_string();
-            assert!(error.contains(reason), "{error}");
+            let error = format!("{:#}", TokenSource::load(&path).unwrap_err());
+            assert!(
+                error.starts_with("cannot use --auth-tokens-file: ") && error.contains(reason),
+                "{error}"
+            );
         }
+    }
+
+    #[test]
+    fn a_token_file_that_is_not_json_names_the_flag_and_keeps_the_parser_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        std::fs::write(&path, "tokens: []").unwrap();
+        let error = TokenSource::load(&path).unwrap_err();
+        let causes: Vec<_> = error.chain().map(ToString::to_string).collect();
+        assert_eq!(
+            causes[..2],
+            [
+                "cannot use --auth-tokens-file".to_string(),
+                format!("{} is not a valid token file", path.display())
+            ],
+            "{error:#}"
+        );
+        assert!(
+            error
+                .chain()
+                .any(|cause| cause.downcast_ref::<serde_json::Error>().is_some()),
+            "{error:#}"
+        );
+        assert_eq!(format!("{error:#}").lines().count(), 1, "{error:#}");
     }
 }

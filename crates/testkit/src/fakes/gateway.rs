@@ -617,13 +617,32 @@ impl FakeSqlGateway {
         Ok(OperationHandle(handle))
     }
 
+    /// A fetch as the gateway answers it: the page and its body.
+    async fn fetch_page_and_body(
+        &self,
+        session: &SessionHandle,
+        operation: &OperationHandle,
+        token: u64,
+    ) -> Result<(RawPage, Vec<u8>), GatewayError> {
+        self.link
+            .call(async {
+                self.hold_on(operation, |point| match point {
+                    GatewayPoint::Fetch(text) => Some(text),
+                    _ => None,
+                })
+                .await;
+                self.page(session, operation, token)
+            })
+            .await
+    }
+
     /// Serves the page at `token` of an operation, as the gateway would.
     fn page(
         &self,
         session: &SessionHandle,
         operation: &OperationHandle,
         token: u64,
-    ) -> Result<RawPage, GatewayError> {
+    ) -> Result<(RawPage, Vec<u8>), GatewayError> {
         let mut state = self.record(GatewayCall::Fetch {
             session: session.0.clone(),
             operation: operation.0.clone(),
@@ -708,13 +727,20 @@ impl FakeSqlGateway {
             Page::Rows { columns, .. } => columns.clone(),
             Page::Eos => columns,
         };
-        Ok(RawPage {
-            result_type,
-            columns,
-            rows,
-            next_token,
-            body: body.to_string().into_bytes(),
-        })
+        let body = body.to_string().into_bytes();
+        let data = flinkbroker_flink::rows::convert_page(&body)
+            .map(|page| page.rows)
+            .map_err(|e| e.to_string());
+        Ok((
+            RawPage {
+                result_type,
+                columns,
+                rows,
+                next_token,
+                data,
+            },
+            body,
+        ))
     }
 }
 
@@ -882,9 +908,9 @@ impl SqlGateway for FakeSqlGateway {
         operation: &OperationHandle,
         token: u64,
     ) -> Result<ResultPage, GatewayError> {
-        let page = self.fetch_page(session, operation, token).await?;
+        let (page, body) = self.fetch_page_and_body(session, operation, token).await?;
         let body: flinkbroker_flink::sql_gateway::wire::FetchResultsBody =
-            serde_json::from_slice(&page.body)
+            serde_json::from_slice(&body)
                 .map_err(|e| GatewayError::Protocol(format!("fake page: {e}")))?;
         let results = body.results.unwrap_or_default();
         Ok(ResultPage {
@@ -904,15 +930,8 @@ impl SqlGateway for FakeSqlGateway {
         operation: &OperationHandle,
         token: u64,
     ) -> Result<RawPage, GatewayError> {
-        self.link
-            .call(async {
-                self.hold_on(operation, |point| match point {
-                    GatewayPoint::Fetch(text) => Some(text),
-                    _ => None,
-                })
-                .await;
-                self.page(session, operation, token)
-            })
+        self.fetch_page_and_body(session, operation, token)
             .await
+            .map(|(page, _)| page)
     }
 }

@@ -1,6 +1,7 @@
 //! A fake JobManager: the status of each Flink job by its id, set by the test (or by the fake
 //! gateway when a statement starts a Flink job); cancels and stops are recorded and act as
-//! [`OnCancel`] says.
+//! [`OnCancel`] says. Its TaskManagers and their JVM memory are set by the test too (none
+//! until it does).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -8,7 +9,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::{Changes, Link, lock};
-use flinkbroker_flink::jobmanager::{FlinkError, FlinkJobStatus, JobManager, SavepointStatus};
+use flinkbroker_flink::jobmanager::{
+    FlinkError, FlinkJobStatus, JobManager, SavepointStatus, TaskManagerMemory,
+};
 
 /// What a cancel (`PATCH /jobs/{id}?mode=cancel`) does to a running Flink job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -32,6 +35,8 @@ pub enum JobManagerCall {
     Status(String),
     /// `root_cause` of this Flink job.
     RootCause(String),
+    /// `tasks_deployed` of this Flink job.
+    TasksDeployed(String),
     /// `cancel` of this Flink job.
     Cancel(String),
     /// `stop_with_savepoint`.
@@ -50,15 +55,23 @@ pub enum JobManagerCall {
         /// The trigger id asked about.
         trigger_id: String,
     },
+    /// `taskmanagers`.
+    TaskManagers,
+    /// `taskmanager_memory` of this TaskManager.
+    TaskManagerMemory(String),
 }
 
 #[derive(Debug, Default)]
 struct State {
     jobs: BTreeMap<String, FlinkJobStatus>,
     root_causes: BTreeMap<String, String>,
+    /// Flink jobs none of whose tasks was ever deployed.
+    undeployed: std::collections::BTreeSet<String>,
     /// Completed stops with a savepoint: trigger id → location.
     savepoints: BTreeMap<String, String>,
     on_cancel: OnCancel,
+    /// The registered TaskManagers, in the order `taskmanagers` lists them, with their memory.
+    taskmanagers: Vec<(String, TaskManagerMemory)>,
     calls: Vec<JobManagerCall>,
 }
 
@@ -135,6 +148,28 @@ impl FakeJobManager {
         lock(&self.shared.state)
             .root_causes
             .insert(flink_job_id.to_owned(), cause.to_owned());
+    }
+
+    /// Fails a Flink job as a cluster without free slots does: at once, before any of its
+    /// tasks was deployed, with `cause` as its root cause.
+    pub fn refuse(&self, flink_job_id: &str, cause: &str) {
+        let mut state = lock(&self.shared.state);
+        state
+            .jobs
+            .insert(flink_job_id.to_owned(), FlinkJobStatus::Failed);
+        state
+            .root_causes
+            .insert(flink_job_id.to_owned(), cause.to_owned());
+        state.undeployed.insert(flink_job_id.to_owned());
+        drop(state);
+        self.shared.changes.bump();
+    }
+
+    /// Sets the TaskManagers registered from now on, in the order `taskmanagers` lists them,
+    /// with the JVM memory `taskmanager_memory` reports of each.
+    pub fn set_taskmanagers(&self, taskmanagers: Vec<(String, TaskManagerMemory)>) {
+        lock(&self.shared.state).taskmanagers = taskmanagers;
+        self.shared.changes.bump();
     }
 
     /// Sets what a cancel does from now on.
@@ -250,6 +285,18 @@ impl JobManager for FakeJobManager {
             .await
     }
 
+    async fn tasks_deployed(&self, flink_job_id: &str) -> Result<bool, FlinkError> {
+        self.link
+            .call(async {
+                let state = self.record(JobManagerCall::TasksDeployed(flink_job_id.to_owned()));
+                if !state.jobs.contains_key(flink_job_id) {
+                    return Err(FlinkError::JobNotFound(flink_job_id.to_owned()));
+                }
+                Ok(!state.undeployed.contains(flink_job_id))
+            })
+            .await
+    }
+
     async fn cancel(&self, flink_job_id: &str) -> Result<(), FlinkError> {
         self.link
             .call(async {
@@ -321,5 +368,77 @@ impl JobManager for FakeJobManager {
                 }
             })
             .await
+    }
+
+    async fn taskmanagers(&self) -> Result<Vec<String>, FlinkError> {
+        self.link
+            .call(async {
+                let state = self.record(JobManagerCall::TaskManagers);
+                Ok(state
+                    .taskmanagers
+                    .iter()
+                    .map(|(id, _)| id.clone())
+                    .collect())
+            })
+            .await
+    }
+
+    async fn taskmanager_memory(
+        &self,
+        taskmanager_id: &str,
+    ) -> Result<TaskManagerMemory, FlinkError> {
+        self.link
+            .call(async {
+                let state =
+                    self.record(JobManagerCall::TaskManagerMemory(taskmanager_id.to_owned()));
+                // A JobManager answers a TaskManager it does not know with no metrics at all.
+                Ok(state
+                    .taskmanagers
+                    .iter()
+                    .find(|(id, _)| id == taskmanager_id)
+                    .map(|(_, memory)| *memory)
+                    .unwrap_or_default())
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn taskmanagers_are_the_ones_the_test_set_and_unknown_ones_have_no_memory() {
+        let jobmanager = FakeJobManager::new();
+        assert_eq!(jobmanager.taskmanagers().await, Ok(Vec::new()));
+
+        let memory = TaskManagerMemory {
+            heap_used: Some(34_402_096),
+            heap_max: Some(436_207_616),
+            metaspace_used: Some(38_437_336),
+            metaspace_max: None,
+        };
+        jobmanager.set_taskmanagers(vec![
+            ("tm-b".to_owned(), memory),
+            ("tm-a".to_owned(), TaskManagerMemory::default()),
+        ]);
+        assert_eq!(
+            jobmanager.taskmanagers().await,
+            Ok(vec!["tm-b".to_owned(), "tm-a".to_owned()])
+        );
+        assert_eq!(jobmanager.taskmanager_memory("tm-b").await, Ok(memory));
+        assert_eq!(
+            jobmanager.taskmanager_memory("tm-gone").await,
+            Ok(TaskManagerMemory::default())
+        );
+        assert_eq!(
+            jobmanager.calls(),
+            vec![
+                JobManagerCall::TaskManagers,
+                JobManagerCall::TaskManagers,
+                JobManagerCall::TaskManagerMemory("tm-b".to_owned()),
+                JobManagerCall::TaskManagerMemory("tm-gone".to_owned()),
+            ]
+        );
     }
 }

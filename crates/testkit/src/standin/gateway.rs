@@ -362,6 +362,10 @@ impl Gateway {
         self.lock().cluster.fail(&id, root_cause, Instant::now())
     }
 
+    pub fn refuse_next_flink_jobs(&self, count: u32) {
+        self.lock().cluster.refuse_next(count);
+    }
+
     /// Answers a JobManager REST request; `None` when the path is not the JobManager's.
     pub fn jobmanager(
         &self,

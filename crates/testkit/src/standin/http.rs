@@ -71,8 +71,10 @@ pub fn route(
     body: &[u8],
 ) -> Reply {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    if matches!(segments.first(), Some(&("config" | "overview" | "jobs")))
-        && let Some(reply) = gateway.jobmanager(method, &segments, query, body)
+    if matches!(
+        segments.first(),
+        Some(&("config" | "overview" | "jobs" | "taskmanagers"))
+    ) && let Some(reply) = gateway.jobmanager(method, &segments, query, body)
     {
         return reply;
     }

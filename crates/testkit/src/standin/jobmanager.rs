@@ -1,6 +1,7 @@
 //! The Flink cluster behind the gateway: the jobs its statements start, how each ends (on its
 //! own, cancelled, stopped with a savepoint, failed), and the JobManager REST API over them
-//! (`/config`, `/overview`, `/jobs/...`) on the gateway's port.
+//! (`/config`, `/overview`, `/jobs/...`, and `/taskmanagers/...` of its one TaskManager) on the
+//! gateway's port.
 //!
 //! A cancel is acknowledged at once and takes effect at once, but `GET /jobs/{id}` keeps
 //! reporting RUNNING for [`StandinConfig::cancel_delay`](super::StandinConfig::cancel_delay), as
@@ -18,6 +19,8 @@ use super::exceptions::{self, Throwable};
 use super::gateway::Reply;
 use super::types::epoch_millis;
 
+mod taskmanagers;
+
 const JOB_NOT_FOUND: &str =
     include_str!("../../../../tests/fixtures/jobmanager/job-not-found.json");
 const JOB_ID_MALFORMED: &str =
@@ -30,6 +33,8 @@ const RECORDED_BAD_JOB_ID: &str = "not-a-job-id";
 const FLINK_COMMIT: &str = "01e3a6d";
 const FLINK_REVISION: &str = "01e3a6d @ 2025-09-20T02:22:05+02:00";
 const SLOTS: i64 = 4;
+/// How Flink fails a job it cannot find slots for (seen on a busy standalone session cluster).
+const NO_RESOURCES: &str = "org.apache.flink.runtime.jobmanager.scheduler.NoResourceAvailableException: Could not acquire the minimum required resources.";
 /// Vertex ids are hashes of the job graph; the recordings show the same ones across jobs.
 const VERTEX_ID: &str = "bc764cd8ddf7a0cff126f51c16239658";
 const SLOT_SHARING_GROUP: &str = "d71d00db8b9acbfc196d42a856bf019d";
@@ -85,6 +90,8 @@ pub struct Job {
     /// Until then `GET /jobs/{id}` shows the job as it was before its cancel.
     stale_until: Option<Instant>,
     root_cause: Option<String>,
+    /// False for a job refused at once: none of its tasks was deployed.
+    deployed: bool,
 }
 
 impl Job {
@@ -117,6 +124,8 @@ pub struct Cluster {
     jobs: Vec<Job>,
     savepoints: Vec<Savepoint>,
     cancel_delay: Duration,
+    /// Jobs still to be refused at once, as a cluster without free slots does.
+    refusals: u32,
 }
 
 /// A job id as Flink parses it (32 hex digits), lower-cased.
@@ -150,6 +159,7 @@ impl Cluster {
             jobs: Vec::new(),
             savepoints: Vec::new(),
             cancel_delay,
+            refusals: 0,
         }
     }
 
@@ -218,6 +228,25 @@ impl Cluster {
             }
             None => new_job_id(),
         };
+        if self.refusals > 0 {
+            // No slot for it: Flink fails the job at once, before deploying any task.
+            self.refusals -= 1;
+            self.jobs.push(Job {
+                id: id.clone(),
+                name: name.to_string(),
+                status: JobStatus::Failed,
+                start_wall: SystemTime::now(),
+                started: now,
+                streaming,
+                natural_end: None,
+                ending: None,
+                ended: Some(now),
+                stale_until: None,
+                root_cause: Some(NO_RESOURCES.to_owned()),
+                deployed: false,
+            });
+            return Ok(id);
+        }
         self.jobs.push(Job {
             id: id.clone(),
             name: name.to_string(),
@@ -230,6 +259,7 @@ impl Cluster {
             ended: None,
             stale_until: None,
             root_cause: None,
+            deployed: true,
         });
         Ok(id)
     }
@@ -280,6 +310,12 @@ impl Cluster {
             }
             _ => false,
         }
+    }
+
+    /// Refuses the next `count` jobs submitted as a busy cluster does: each fails at once with
+    /// `NoResourceAvailableException`, before any of its tasks is deployed.
+    pub fn refuse_next(&mut self, count: u32) {
+        self.refusals = count;
     }
 
     /// The root cause a failed job was given.
@@ -341,6 +377,10 @@ impl Cluster {
             (&Method::GET, ["jobs", id, "savepoints", trigger]) => {
                 with_job_id(id, |id| self.savepoint(id, trigger, now))
             }
+            (&Method::GET, ["taskmanagers"]) => taskmanagers::list(SLOTS, self.running()),
+            (&Method::GET, ["taskmanagers", id, "metrics"]) => {
+                taskmanagers::metrics(id, query, self.jobs.len() as u64, self.running() as u64)
+            }
             _ => return None,
         };
         Some(reply)
@@ -358,6 +398,14 @@ impl Cluster {
                 id,
             ),
         }
+    }
+
+    /// The jobs running now.
+    fn running(&self) -> i64 {
+        self.jobs
+            .iter()
+            .filter(|job| job.status == JobStatus::Running)
+            .count() as i64
     }
 
     fn overview(&self, flink_version: &str) -> Reply {
@@ -649,9 +697,9 @@ fn job_details(job: &Job, now: Instant) -> Json {
             "maxParallelism": 128,
             "parallelism": 1,
             "status": state,
-            "start-time": start + 100,
-            "end-time": end.unwrap_or(-1),
-            "duration": end.unwrap_or(now_millis) - start - 100,
+            "start-time": if job.deployed { start + 100 } else { -1 },
+            "end-time": if job.deployed { end.unwrap_or(-1) } else { -1 },
+            "duration": if job.deployed { end.unwrap_or(now_millis) - start - 100 } else { -1 },
             "tasks": task_counts(state, 1),
             "metrics": metrics,
         }],
@@ -682,35 +730,69 @@ fn job_exceptions(job: &Job) -> Json {
     let wrapper = recorded_root
         .split_once("Caused by: ")
         .map_or(recorded_root, |(wrapper, _)| wrapper);
+    if !job.deployed {
+        // Failed by the scheduler: no task, no TaskManager.
+        let root = format!(
+            "{wrapper}Caused by: java.util.concurrent.CompletionException: {cause}\n\tat org.apache.flink.runtime.scheduler.DefaultExecutionDeployer.lambda$assignResource$4(DefaultExecutionDeployer.java:226)\n\t... 40 more\nCaused by: {cause}\n\t... 38 more\n"
+        );
+        return failed_job_exceptions(
+            &root,
+            job.millis(ended),
+            json!([]),
+            json!({
+                "taskName": null, "location": null, "endpoint": null, "taskManagerId": null,
+                "concurrentExceptions": [],
+            }),
+        );
+    }
     let task_failure = format!(
         "{cause}\n\tat org.apache.flink.streaming.runtime.tasks.StreamTask.invoke(StreamTask.java:932)\n\tat org.apache.flink.runtime.taskmanager.Task.doRun(Task.java:751)\n\tat org.apache.flink.runtime.taskmanager.Task.run(Task.java:566)\n\tat java.base/java.lang.Thread.run(Thread.java:840)\n"
     );
     let root = format!("{wrapper}Caused by: {task_failure}");
     let timestamp = job.millis(ended);
     let task = format!("{} (1/1)", job.name);
-    json!({
-        "root-exception": root,
-        "timestamp": timestamp,
-        "all-exceptions": [{
+    failed_job_exceptions(
+        &root,
+        timestamp,
+        json!([{
             "exception": task_failure, "task": task, "location": "localhost:37327",
             "endpoint": "localhost:37327", "timestamp": timestamp,
             "taskManagerId": "127.0.0.1:6122-a86532",
-        }],
-        "truncated": false,
-        "exceptionHistory": {
-            "entries": [{
-                "exceptionName": "org.apache.flink.runtime.JobException",
-                "stacktrace": root,
-                "timestamp": timestamp,
-                "failureLabels": {},
-                "concurrentExceptions": [{
-                    "exceptionName": cause.split(':').next().unwrap_or_default(),
-                    "stacktrace": task_failure, "timestamp": timestamp, "failureLabels": {},
-                    "taskName": format!("{task} - execution #0"), "location": "localhost:37327",
-                    "endpoint": "localhost:37327", "taskManagerId": "127.0.0.1:6122-a86532",
-                }],
+        }]),
+        json!({
+            "concurrentExceptions": [{
+                "exceptionName": cause.split(':').next().unwrap_or_default(),
+                "stacktrace": task_failure, "timestamp": timestamp, "failureLabels": {},
+                "taskName": format!("{task} - execution #0"), "location": "localhost:37327",
+                "endpoint": "localhost:37327", "taskManagerId": "127.0.0.1:6122-a86532",
             }],
-            "truncated": false,
-        },
+        }),
+    )
+}
+
+/// The exceptions of a failed job whose root exception is `root`, thrown at `timestamp`: the
+/// tasks' exceptions `all_exceptions`, and one history entry for the root, whose fields after
+/// the standard ones are `entry_rest` (where the failure happened, the concurrent exceptions).
+fn failed_job_exceptions(
+    root: &str,
+    timestamp: i64,
+    all_exceptions: Json,
+    entry_rest: Json,
+) -> Json {
+    let mut entry = json!({
+        "exceptionName": "org.apache.flink.runtime.JobException",
+        "stacktrace": root,
+        "timestamp": timestamp,
+        "failureLabels": {},
+    });
+    if let (Some(entry), Json::Object(rest)) = (entry.as_object_mut(), entry_rest) {
+        entry.extend(rest);
+    }
+    json!({
+        "root-exception": root,
+        "timestamp": timestamp,
+        "all-exceptions": all_exceptions,
+        "truncated": false,
+        "exceptionHistory": {"entries": [entry], "truncated": false},
     })
 }

@@ -13,7 +13,8 @@
 //! `/jobs/{id}`, `/jobs/{id}/exceptions`, `PATCH /jobs/{id}?mode=cancel`,
 //! `POST /jobs/{id}/stop` (stop-with-savepoint under the client's `triggerId`) and
 //! `GET /jobs/{id}/savepoints/{triggerId}` for those jobs, with the recorded bodies for unknown
-//! and malformed ids. [`Standin::fail_flink_job`] makes a running job fail with a root cause.
+//! and malformed ids, and `GET /taskmanagers` and `/taskmanagers/{id}/metrics` for the cluster's
+//! one TaskManager. [`Standin::fail_flink_job`] makes a running job fail with a root cause.
 //!
 //! A small SQL front end understands literal SELECTs, `CREATE TABLE ... WITH (...)` for the
 //! `datagen`, `print` and `blackhole` connectors, `CREATE [TEMPORARY] VIEW v AS SELECT ...` (a
@@ -190,6 +191,13 @@ impl Standin {
     /// when no such job runs.
     pub fn fail_flink_job(&self, flink_job_id: &str, root_cause: &str) -> bool {
         self.gateway.fail_flink_job(flink_job_id, root_cause)
+    }
+
+    /// Makes the next `count` Flink jobs fail at once with `NoResourceAvailableException`, before
+    /// any of their tasks is deployed, as a busy session cluster refuses jobs it has no slots
+    /// for.
+    pub fn refuse_next_flink_jobs(&self, count: u32) {
+        self.gateway.refuse_next_flink_jobs(count);
     }
 
     /// Stops accepting requests and waits (briefly) for the server task to end.

@@ -14,6 +14,7 @@
 
 mod cancel;
 mod drain;
+mod refusal;
 mod session;
 mod statement;
 
@@ -58,7 +59,15 @@ pub(crate) async fn run(core: Core) -> bool {
         drains: HashMap::new(),
     };
     loop {
-        match driver.drive().await {
+        let mut driven = driver.drive().await;
+        // A statement whose Flink job the cluster refused runs again, then the job goes on.
+        while let Err(Interrupt::Refused { index, cause }) = driven {
+            driven = match driver.rerun_refused(index, &cause).await {
+                Ok(()) => driver.drive().await,
+                Err(interrupt) => Err(interrupt),
+            };
+        }
+        match driven {
             Ok(()) => driver.finish().await,
             Err(Interrupt::Cancel { replies, .. }) => driver.cancel(replies).await,
             Err(Interrupt::Failed(reason)) => {
@@ -177,6 +186,14 @@ impl SqlDriver {
                     }
                     Ok(_) if unknown.remove(&flink_job_id).is_some() => waiting += 1,
                     Ok(status) => {
+                        if status == FlinkJobStatus::Failed
+                            && let Some(cause) = self.core.refused(statement.index).await
+                        {
+                            return Err(Interrupt::Refused {
+                                index: statement.index,
+                                cause,
+                            });
+                        }
                         if let Some(reason) = self
                             .core
                             .controller

@@ -261,8 +261,12 @@ impl SqlDriver {
             .await
     }
 
-    /// Records a failed statement and returns the job's failure.
+    /// Records a failed statement and returns the job's failure (or, when the cluster
+    /// refused its Flink job at once, the refusal that runs it again).
     pub(super) async fn statement_failed(&mut self, index: u32, error: &GatewayError) -> Interrupt {
+        if let Some(cause) = self.core.refused(index).await {
+            return Interrupt::Refused { index, cause };
+        }
         metrics::statement_failed(StatementFailure::of_gateway(error));
         let message = error.to_string();
         let recorded = self
