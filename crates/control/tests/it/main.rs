@@ -7,6 +7,7 @@
 //!   broker on the same store and replica id, without a pinned Flink job id submitted twice.
 //! - `sql_verdicts`: every statement's verdict, and the first failure failing the job.
 //! - `sql_cancel`: CancelJob while a statement is submitted or awaits its verdict.
+//! - `sql_refusals`: a query's Flink job refused by the cluster while its results are drained.
 //! - `python`: a Python job through the runner and the JobManager.
 //!
 //! Nothing sleeps to synchronise: tests wait on WatchJob, on the fakes' calls and on holds,
@@ -14,6 +15,7 @@
 
 mod python;
 mod sql_cancel;
+mod sql_refusals;
 mod sql_resume;
 mod sql_verdicts;
 mod support;
