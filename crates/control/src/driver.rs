@@ -424,17 +424,23 @@ impl Core {
         }
     }
 
+    /// Records the job's failure for `reason`.
+    async fn fail(&mut self, reason: &str) {
+        warn!(job_id = %self.job.id, reason = %reason, "job failed");
+        if let Err(Interrupt::Lost(error)) = self.transition(JobState::Failed, reason).await {
+            warn!(job_id = %self.job.id, %error, "cannot record the job's failure; it is resumed at the next start");
+        }
+    }
+
     /// Ends the driver's work on an interrupt that is not a cancel: records a failure, or
     /// leaves the job as it is for the next start.
     pub(crate) async fn conclude(&mut self, interrupt: Interrupt) {
         match interrupt {
-            Interrupt::Failed(reason) => {
-                warn!(job_id = %self.job.id, reason = %reason, "job failed");
-                if let Err(Interrupt::Lost(error)) =
-                    self.transition(JobState::Failed, &reason).await
-                {
-                    warn!(job_id = %self.job.id, %error, "cannot record the job's failure; it is resumed at the next start");
-                }
+            Interrupt::Failed(reason) => self.fail(&reason).await,
+            // Only the SQL driver retries a refusal; anywhere else it is the job's failure.
+            Interrupt::Refused { index, cause } => {
+                self.fail(&format!("statement {} failed: {cause}", index + 1))
+                    .await
             }
             Interrupt::Shutdown if !self.controller.shutdown.is_cancelled() => {
                 info!(job_id = %self.job.id, state = self.job.state.as_str(), "driver stopped: this replica no longer holds the job's lease");
@@ -445,14 +451,6 @@ impl Core {
             Interrupt::Lost(error) => {
                 warn!(job_id = %self.job.id, %error, "cannot record the job's progress; it is resumed later");
                 self.lost = true;
-            }
-            Interrupt::Refused { index, cause } => {
-                // Only the SQL driver retries; anywhere else the refusal is the job's failure.
-                Box::pin(self.conclude(Interrupt::Failed(format!(
-                    "statement {} failed: {cause}",
-                    index + 1
-                ))))
-                .await;
             }
             Interrupt::Resume(why) => {
                 // Drivers take the job up again themselves; reaching here is a driver's bug.

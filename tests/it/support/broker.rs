@@ -38,8 +38,11 @@ impl JobManager for RefusingCancels {
         self.0.root_cause(flink_job_id).await
     }
 
-    async fn tasks_deployed(&self, flink_job_id: &str) -> Result<bool, FlinkError> {
-        self.0.tasks_deployed(flink_job_id).await
+    async fn job_progress(
+        &self,
+        flink_job_id: &str,
+    ) -> Result<flinkbroker_flink::jobmanager::JobProgress, FlinkError> {
+        self.0.job_progress(flink_job_id).await
     }
 
     async fn cancel(&self, _flink_job_id: &str) -> Result<(), FlinkError> {

@@ -12,7 +12,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tracing::{Instrument, debug, warn};
 
-use super::{FlinkError, FlinkJobStatus, JobManager, SavepointStatus, TaskManagerMemory};
+use super::{
+    FlinkError, FlinkJobStatus, JobManager, JobProgress, SavepointStatus, TaskManagerMemory,
+};
 use crate::java_error::{MAX_MESSAGE_CHARS, innermost_cause, strip_server_side_wrapper, truncate};
 use crate::metrics::{self, Endpoint};
 use crate::trace;
@@ -164,19 +166,6 @@ impl RestJobManager {
     }
 }
 
-impl RestJobManager {
-    /// `GET /jobs/{jobid}`.
-    async fn job_details(&self, flink_job_id: &str) -> Result<JobDetails, FlinkError> {
-        let reply = self
-            .execute(JOB, self.http.get(self.url(&["jobs", flink_job_id])))
-            .await?;
-        if !reply.status.is_success() {
-            return Err(reply.failure(Some(flink_job_id)));
-        }
-        reply.decode("GET /jobs/{jobid}")
-    }
-}
-
 #[async_trait]
 impl JobManager for RestJobManager {
     async fn ping(&self) -> Result<(), FlinkError> {
@@ -195,15 +184,24 @@ impl JobManager for RestJobManager {
     }
 
     async fn job_status(&self, flink_job_id: &str) -> Result<FlinkJobStatus, FlinkError> {
-        let details = self.job_details(flink_job_id).await?;
-        FlinkJobStatus::parse(&details.state).ok_or_else(|| {
-            FlinkError::Protocol(format!("unknown flink job state {:?}", details.state))
-        })
+        Ok(self.job_progress(flink_job_id).await?.status)
     }
 
-    async fn tasks_deployed(&self, flink_job_id: &str) -> Result<bool, FlinkError> {
-        let details = self.job_details(flink_job_id).await?;
-        Ok(details.vertices.iter().any(|v| v.start_time > 0))
+    async fn job_progress(&self, flink_job_id: &str) -> Result<JobProgress, FlinkError> {
+        let reply = self
+            .execute(JOB, self.http.get(self.url(&["jobs", flink_job_id])))
+            .await?;
+        if !reply.status.is_success() {
+            return Err(reply.failure(Some(flink_job_id)));
+        }
+        let details: JobDetails = reply.decode("GET /jobs/{jobid}")?;
+        let status = FlinkJobStatus::parse(&details.state).ok_or_else(|| {
+            FlinkError::Protocol(format!("unknown flink job state {:?}", details.state))
+        })?;
+        Ok(JobProgress {
+            status,
+            tasks_deployed: details.vertices.iter().any(|v| v.start_time > 0),
+        })
     }
 
     async fn root_cause(&self, flink_job_id: &str) -> Result<Option<String>, FlinkError> {

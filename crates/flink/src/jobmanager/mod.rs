@@ -101,6 +101,16 @@ impl FlinkJobStatus {
     }
 }
 
+/// How far a Flink job got (`GET /jobs/{id}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobProgress {
+    /// The job's status.
+    pub status: FlinkJobStatus,
+    /// Whether any of its tasks was ever deployed; false for a job the cluster failed before
+    /// it could run anything.
+    pub tasks_deployed: bool,
+}
+
 /// Where a stop-with-savepoint is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SavepointStatus {
@@ -166,9 +176,9 @@ pub trait JobManager: Send + Sync {
     /// Reads a job's status (`GET /jobs/{id}`); `JobNotFound` for an unknown id.
     async fn job_status(&self, flink_job_id: &str) -> Result<FlinkJobStatus, FlinkError>;
 
-    /// Tells whether any task of a job was ever deployed (`GET /jobs/{id}`: a vertex with a
-    /// `start-time`); false for a job the cluster failed before it could run anything.
-    async fn tasks_deployed(&self, flink_job_id: &str) -> Result<bool, FlinkError>;
+    /// Reads a job's status and whether any of its tasks was ever deployed (`GET /jobs/{id}`:
+    /// a vertex with a `start-time`); `JobNotFound` for an unknown id.
+    async fn job_progress(&self, flink_job_id: &str) -> Result<JobProgress, FlinkError>;
 
     /// Reads the root cause of a failed job (`GET /jobs/{id}/exceptions`).
     ///

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 
 use super::{Changes, Link, lock};
 use flinkbroker_flink::jobmanager::{
-    FlinkError, FlinkJobStatus, JobManager, SavepointStatus, TaskManagerMemory,
+    FlinkError, FlinkJobStatus, JobManager, JobProgress, SavepointStatus, TaskManagerMemory,
 };
 
 /// What a cancel (`PATCH /jobs/{id}?mode=cancel`) does to a running Flink job.
@@ -35,8 +35,8 @@ pub enum JobManagerCall {
     Status(String),
     /// `root_cause` of this Flink job.
     RootCause(String),
-    /// `tasks_deployed` of this Flink job.
-    TasksDeployed(String),
+    /// `job_progress` of this Flink job.
+    Progress(String),
     /// `cancel` of this Flink job.
     Cancel(String),
     /// `stop_with_savepoint`.
@@ -285,14 +285,19 @@ impl JobManager for FakeJobManager {
             .await
     }
 
-    async fn tasks_deployed(&self, flink_job_id: &str) -> Result<bool, FlinkError> {
+    async fn job_progress(&self, flink_job_id: &str) -> Result<JobProgress, FlinkError> {
         self.link
             .call(async {
-                let state = self.record(JobManagerCall::TasksDeployed(flink_job_id.to_owned()));
-                if !state.jobs.contains_key(flink_job_id) {
-                    return Err(FlinkError::JobNotFound(flink_job_id.to_owned()));
-                }
-                Ok(!state.undeployed.contains(flink_job_id))
+                let state = self.record(JobManagerCall::Progress(flink_job_id.to_owned()));
+                let status = state
+                    .jobs
+                    .get(flink_job_id)
+                    .copied()
+                    .ok_or_else(|| FlinkError::JobNotFound(flink_job_id.to_owned()))?;
+                Ok(JobProgress {
+                    status,
+                    tasks_deployed: !state.undeployed.contains(flink_job_id),
+                })
             })
             .await
     }

@@ -26,23 +26,23 @@ impl Core {
         let flink_job_id = statement.flink_job_id.clone()?;
         let attempt = statement.attempt;
         let jobmanager = self.jobmanager().clone();
-        if jobmanager.job_status(&flink_job_id).await.ok()? != FlinkJobStatus::Failed {
+        let progress = match jobmanager.job_progress(&flink_job_id).await {
+            Ok(progress) => progress,
+            Err(error) => {
+                warn!(job_id = %self.job.id, statement = index, %flink_job_id, %error, "cannot tell whether the flink job ran any task; it is not run again");
+                return None;
+            }
+        };
+        if progress.status != FlinkJobStatus::Failed {
             return None;
         }
         let cause = jobmanager.root_cause(&flink_job_id).await.ok()??;
         if !cause.contains(REFUSAL) {
             return None;
         }
-        match jobmanager.tasks_deployed(&flink_job_id).await {
-            Ok(false) => {}
-            Ok(true) => {
-                info!(job_id = %self.job.id, statement = index, %flink_job_id, %cause, "flink job failed for want of resources after some of its tasks ran; it is not run again");
-                return None;
-            }
-            Err(error) => {
-                warn!(job_id = %self.job.id, statement = index, %flink_job_id, %error, "cannot tell whether the refused flink job ran any task; it is not run again");
-                return None;
-            }
+        if progress.tasks_deployed {
+            info!(job_id = %self.job.id, statement = index, %flink_job_id, %cause, "flink job failed for want of resources after some of its tasks ran; it is not run again");
+            return None;
         }
         let retries = self.limits().refused_job_retries;
         if attempt >= retries {
