@@ -30,6 +30,7 @@ mod sea_lease;
 mod sea_list;
 mod sea_log;
 mod sea_metrics;
+mod sea_wal;
 
 use std::collections::BTreeMap;
 

@@ -28,6 +28,8 @@ use sea_orm::{
 };
 use sea_orm_migration::MigratorTrait;
 
+use super::sea_wal::{CHECKPOINT_INTERVAL, JOURNAL_SIZE_LIMIT, WalCheckpoints};
+
 use super::entities::{job, job_state_transition, job_statement, result_log};
 use super::migration::Migrator;
 use super::{
@@ -45,6 +47,9 @@ const SQLITE_FILE_MAX_CONNECTIONS: u32 = 4;
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const POSTGRES_MAX_CONNECTIONS: u32 = 10;
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A pooled connection idle this long is pinged before it is handed out (one that was used
+/// since is not: a ping per transaction was a round trip per result-log append).
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(30);
 /// Serialises migrations of brokers that start at the same time against one PostgreSQL.
 const MIGRATION_LOCK_KEY: i64 = 0x666c_696e_6b62_726b;
 /// Ids per `IN (...)` list when loading statements and history of many jobs.
@@ -57,6 +62,8 @@ pub struct SeaStore {
     /// SQLite: the result log's frequent writers take turns here, in order, instead of
     /// meeting on SQLite's write lock, whose busy handler sleeps in steps of milliseconds.
     pub(super) log_writers: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
+    /// SQLite file: the WAL's checkpoints, taken off the writers' time.
+    pub(super) wal: Option<std::sync::Arc<WalCheckpoints>>,
 }
 
 /// Which database a URL names, and what connecting to it needs.
@@ -76,7 +83,9 @@ impl SeaStore {
     pub async fn connect(database_url: &str) -> Result<SeaStore, StoreError> {
         let target = classify(database_url)?;
         let mut options = ConnectOptions::new(database_url);
-        options.acquire_timeout(ACQUIRE_TIMEOUT);
+        options
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .test_before_acquire_if_idle_for(PING_IF_IDLE_FOR);
         match &target {
             Target::SqliteMemory => {
                 // Each connection of an in-memory database sees its own database, and the
@@ -105,13 +114,16 @@ impl SeaStore {
                     .min_connections(1);
                 // WAL with synchronous NORMAL: a commit survives the process being killed at
                 // any moment (the WAL is in the OS's hands); only an OS crash or power loss can
-                // lose the last commits. PostgreSQL is the store for that.
+                // lose the last commits. PostgreSQL is the store for that. No commit
+                // checkpoints the WAL: a task of the store's does (`sea_wal`).
                 options.map_sqlx_sqlite_opts(|sqlite| {
                     sqlite
                         .journal_mode(SqliteJournalMode::Wal)
                         .synchronous(SqliteSynchronous::Normal)
                         .busy_timeout(SQLITE_BUSY_TIMEOUT)
                         .foreign_keys(true)
+                        .pragma("wal_autocheckpoint", "0")
+                        .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string())
                 });
             }
             Target::Postgres => {
@@ -127,7 +139,18 @@ impl SeaStore {
                 Some(std::sync::Arc::new(tokio::sync::Mutex::new(())))
             }
         };
-        let store = SeaStore { db, log_writers };
+        let wal = match target {
+            Target::SqliteFile(_) => Some(std::sync::Arc::new(WalCheckpoints::start(
+                db.clone(),
+                CHECKPOINT_INTERVAL,
+            ))),
+            Target::Postgres | Target::SqliteMemory => None,
+        };
+        let store = SeaStore {
+            db,
+            log_writers,
+            wal,
+        };
         store.migrate().await?;
         Ok(store)
     }

@@ -27,6 +27,7 @@ use super::super::Controller;
 use super::super::driver::Command;
 use crate::error::Error;
 use crate::metrics::{self, StatementFailure};
+use flinkbroker_flink::rows::EncodedRows;
 use flinkbroker_flink::sql_gateway::{
     GatewayError, OperationHandle, RawPage, ResultType, SessionHandle,
 };
@@ -189,7 +190,13 @@ impl Drain {
                 }
                 ResultType::Eos => {
                     let write = self
-                        .write(Ok(Vec::new()), 0, logged, None, Some(LogEnd::EndOfResults))
+                        .write(
+                            Ok(EncodedRows::default()),
+                            0,
+                            logged,
+                            None,
+                            Some(LogEnd::EndOfResults),
+                        )
                         .await;
                     if let Err(outcome) = self.finish(write).await {
                         return outcome;
@@ -231,7 +238,11 @@ impl Drain {
                     let first_row = logged;
                     logged += take as u64;
                     writing_rows = take > 0;
-                    let rows = if count > 0 { page.data } else { Ok(Vec::new()) };
+                    let rows = if count > 0 {
+                        page.data
+                    } else {
+                        Ok(EncodedRows::default())
+                    };
                     let write = self.write(rows, take, first_row, next, end).await;
                     if let Some(end) = end {
                         if let Err(outcome) = self.finish(write).await {
@@ -336,11 +347,11 @@ impl Drain {
         }
     }
 
-    /// Encodes the first `take` rows of a page and appends them: at once when there are rows,
-    /// otherwise on another task, so that the next page is fetched meanwhile.
+    /// Appends the first `take` rows of a page (already in the log's encoding): at once when
+    /// there are rows, otherwise on another task, so that the next page is fetched meanwhile.
     async fn write(
         &self,
-        rows: Result<Vec<proto::Row>, String>,
+        rows: Result<EncodedRows, String>,
         take: usize,
         first_row: u64,
         next_token: Option<u64>,
@@ -359,7 +370,7 @@ impl Drain {
         let append = async move {
             let mut rows = rows.map_err(WriteError::Convert)?;
             rows.truncate(take);
-            let batches = encode_batches(rows, first_row);
+            let batches = batches(rows, first_row);
             if let Some((max, logged)) = cap {
                 let adding: u64 = batches.iter().map(|b| b.data.len() as u64).sum();
                 if logged + adding > max {
@@ -425,7 +436,9 @@ impl Drain {
 
     /// Ends the log at a result limit and stops the query.
     async fn end_at_limit(&mut self, end: LogEnd, logged: u64) -> DrainOutcome {
-        let write = self.write(Ok(Vec::new()), 0, logged, None, Some(end)).await;
+        let write = self
+            .write(Ok(EncodedRows::default()), 0, logged, None, Some(end))
+            .await;
         if let Err(outcome) = self.finish(write).await {
             return outcome;
         }
@@ -481,41 +494,23 @@ where
     }
 }
 
-/// Encodes rows in batches of about `BATCH_BYTES`, each a valid encoding of a `RowBatch`
-/// holding only its rows.
-pub(crate) fn encode_batches(rows: Vec<proto::Row>, first_row: u64) -> Vec<LogBatch> {
-    let mut batches = Vec::new();
-    // Sized once from the first row, so that a page's buffer is not grown (and copied) row by
-    // row; a batch ends at about `BATCH_BYTES` anyway.
-    let estimate = rows.first().map_or(0, |row| {
-        let per_row = prost::Message::encoded_len(row) + 4;
-        (per_row + per_row / 4).saturating_mul(rows.len())
-    });
-    let capacity = estimate.min(BATCH_BYTES + BATCH_BYTES / 4);
-    let mut buffer: Vec<u8> = Vec::with_capacity(capacity);
+/// Cuts encoded rows into batches of about `BATCH_BYTES` (a batch ends with the row that
+/// reaches it), each a valid encoding of a `RowBatch` holding only its rows; a page that
+/// makes one batch keeps its buffer.
+fn batches(rows: EncodedRows, first_row: u64) -> Vec<LogBatch> {
     let mut start = first_row;
-    let mut count = 0u64;
-    for row in &rows {
-        prost::encoding::message::encode(1, row, &mut buffer);
-        count += 1;
-        if buffer.len() >= BATCH_BYTES {
-            batches.push(LogBatch {
+    rows.into_runs(BATCH_BYTES)
+        .into_iter()
+        .map(|(rows, data)| {
+            let batch = LogBatch {
                 first_row: start,
-                rows: count,
-                data: std::mem::replace(&mut buffer, Vec::with_capacity(capacity)),
-            });
-            start += count;
-            count = 0;
-        }
-    }
-    if count > 0 {
-        batches.push(LogBatch {
-            first_row: start,
-            rows: count,
-            data: buffer,
-        });
-    }
-    batches
+                rows,
+                data,
+            };
+            start += rows;
+            batch
+        })
+        .collect()
 }
 
 /// Decodes a stored batch's rows.

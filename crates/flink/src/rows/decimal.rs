@@ -9,6 +9,14 @@ const MAX_DECIMAL_EXPONENT: i64 = 400;
 /// scale 2 is `1.50`, `1E+2` is `100.00`, `-0` is `0.00`. Fraction digits beyond the scale
 /// are dropped only when they are zeros; the text is never rounded.
 pub(super) fn decimal_text(number: &str, scale: Option<usize>) -> Option<String> {
+    let mut out = String::new();
+    write_decimal(number, scale, &mut out)?;
+    Some(out)
+}
+
+/// [`decimal_text`] appended to `out` (which is left as it was when the number is not a
+/// decimal), so that a caller converting many values can reuse one buffer.
+pub(super) fn write_decimal(number: &str, scale: Option<usize>, out: &mut String) -> Option<()> {
     let (negative, unsigned) = match number.as_bytes().first()? {
         b'-' => (true, &number[1..]),
         b'+' => (false, &number[1..]),
@@ -45,7 +53,7 @@ pub(super) fn decimal_text(number: &str, scale: Option<usize>) -> Option<String>
                 .any(|b| b != b'0'))
     {
         let fraction_len = scale.unwrap_or(frac_digits.len());
-        let mut out = String::with_capacity(int_digits.len() + fraction_len + 2);
+        out.reserve(int_digits.len() + fraction_len + 2);
         if negative {
             out.push('-');
         }
@@ -55,7 +63,7 @@ pub(super) fn decimal_text(number: &str, scale: Option<usize>) -> Option<String>
             out.push_str(frac_digits);
             out.extend(std::iter::repeat_n('0', fraction_len - frac_digits.len()));
         }
-        return Some(out);
+        return Some(());
     }
 
     // All digits, and where the decimal point falls among them.
@@ -87,7 +95,7 @@ pub(super) fn decimal_text(number: &str, scale: Option<usize>) -> Option<String>
         }
     }
     let is_zero = integer_part == "0" && fraction.bytes().all(|b| b == b'0');
-    let mut out = String::with_capacity(integer_part.len() + fraction.len() + 2);
+    out.reserve(integer_part.len() + fraction.len() + 2);
     if negative && !is_zero {
         out.push('-');
     }
@@ -96,7 +104,7 @@ pub(super) fn decimal_text(number: &str, scale: Option<usize>) -> Option<String>
         out.push('.');
         out.push_str(&fraction);
     }
-    Some(out)
+    Some(())
 }
 
 #[cfg(test)]

@@ -14,17 +14,21 @@
 //! - this file: the entry points ([`convert_page`], [`convert_row`], [`schema_to_proto`]) and
 //!   their errors.
 //! - `page`: reads a result page and converts its rows in one pass.
+//! - `encoded`: rows in the result log's encoding, written as they are converted.
+//! - `typed`: values read by their JSON type as the page is parsed.
 //! - `value`: converts the JSON text of one value by its logical type.
 //! - `decimal`: DECIMAL values as exact plain text.
 //! - `temporal`: DATE, TIME and TIMESTAMP text as days, nanoseconds and instants.
 //! - `sql_type`: the Flink SQL text of a logical type.
 
 mod decimal;
+mod encoded;
 mod page;
 mod sql_type;
 mod temporal;
 #[cfg(test)]
 mod test_support;
+mod typed;
 mod value;
 
 use thiserror::Error;
@@ -33,6 +37,7 @@ use crate::sql_gateway::wire::FetchResultsBody;
 use crate::sql_gateway::{ColumnInfo, LogicalTypeJson, RowData, RowKindJson};
 use flinkbroker_proto as proto;
 
+pub use self::encoded::EncodedRows;
 use self::value::convert_json;
 
 /// A row or value the broker could not convert.
@@ -147,8 +152,9 @@ pub fn convert_row(row: &RowData, columns: &[ColumnInfo]) -> Result<proto::Row, 
 pub struct ConvertedPage {
     /// The page without its rows: `results.data` is empty; the rows are in `rows`.
     pub body: FetchResultsBody,
-    /// One row per entry of the page's `results.data`, in order.
-    pub rows: Vec<proto::Row>,
+    /// One row per entry of the page's `results.data`, in order, in the result log's
+    /// encoding.
+    pub rows: EncodedRows,
 }
 
 /// A result page the broker could not read, or a row of it that it could not convert.
@@ -180,12 +186,11 @@ pub fn convert_page(body: &[u8]) -> Result<ConvertedPage, PageError> {
 fn convert_page_row_by_row(body: &[u8]) -> Result<ConvertedPage, PageError> {
     let mut body: FetchResultsBody =
         serde_json::from_slice(body).map_err(|e| PageError::Body(e.to_string()))?;
-    let mut rows = Vec::new();
+    let mut rows = EncodedRows::default();
     if let Some(results) = body.results.as_mut() {
         let data = std::mem::take(&mut results.data);
-        rows.reserve(data.len());
         for row in &data {
-            rows.push(convert_row(row, &results.columns)?);
+            rows.push(&convert_row(row, &results.columns)?);
         }
     }
     Ok(ConvertedPage { body, rows })

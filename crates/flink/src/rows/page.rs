@@ -1,16 +1,18 @@
 //! Reads a result page and converts its rows in one pass: each value is converted from its
-//! raw text in the body as it is read, by a plan decided once per column, with no
-//! intermediate `RowData`. A page this pass does not take is left to the per-row path.
+//! raw text in the body as it is read, by a plan decided once per column, and written in the
+//! result log's encoding at once, with no intermediate `RowData` nor `Row`. A page this pass
+//! does not take is left to the per-row path.
 
 use std::fmt;
 
-use flinkbroker_proto as proto;
 use serde::de::{
     self, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
 };
 use serde_json::value::RawValue;
 
-use super::value::{ValuePlan, convert_planned};
+use super::encoded::EncodedRows;
+use super::typed::{TypedValue, reads_typed};
+use super::value::{ValuePlan, encode_planned};
 use super::{ConvertedPage, row_kind_to_proto};
 use crate::sql_gateway::wire::{FetchResultsBody, ResultsBody};
 use crate::sql_gateway::{ColumnInfo, LogicalTypeJson, RowKindJson};
@@ -152,7 +154,7 @@ impl<'de> Visitor<'de> for PageVisitor {
         let result_type = result_type.ok_or_else(|| de::Error::missing_field("resultType"))?;
         let (results, rows) = match results.flatten() {
             Some((results, rows)) => (Some(results), rows),
-            None => (None, Vec::new()),
+            None => (None, EncodedRows::default()),
         };
         Ok(ConvertedPage {
             body: FetchResultsBody {
@@ -174,7 +176,7 @@ struct ResultsSeed {
 }
 
 impl<'de> DeserializeSeed<'de> for ResultsSeed {
-    type Value = Option<(ResultsBody, Vec<proto::Row>)>;
+    type Value = Option<(ResultsBody, EncodedRows)>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_option(self)
@@ -182,7 +184,7 @@ impl<'de> DeserializeSeed<'de> for ResultsSeed {
 }
 
 impl<'de> Visitor<'de> for ResultsSeed {
-    type Value = Option<(ResultsBody, Vec<proto::Row>)>;
+    type Value = Option<(ResultsBody, EncodedRows)>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("the results of a page")
@@ -228,7 +230,8 @@ impl<'de> Visitor<'de> for ResultsSeed {
                         .collect();
                     rows = Some(map.next_value_seed(RowsSeed {
                         columns: &plans,
-                        capacity: self.body_len / min_row_len(plans.len()),
+                        bytes: self.body_len,
+                        rows: self.body_len / min_row_len(plans.len()),
                     })?);
                 }
                 _ => {
@@ -251,14 +254,14 @@ struct ColumnPlan<'a> {
     logical_type: &'a LogicalTypeJson,
 }
 
-/// Reads the `data` of a page into converted rows.
+/// Reads the `data` of a page into encoded rows.
 struct RowsSeed<'a> {
     columns: &'a [ColumnPlan<'a>],
-    /// At least the number of rows, from the length of the page, so that the rows are
-    /// collected without growing their vector (a page's largest allocation, which glibc
-    /// answers by consolidating its free lists each time); the unused capacity is at most
-    /// about the page's length in bytes.
-    capacity: usize,
+    /// About the encoded rows' length: the page's (the encoding is usually shorter than the
+    /// JSON), so that the page's largest buffer is seldom grown and copied.
+    bytes: usize,
+    /// At least the number of rows, from the length of the page.
+    rows: usize,
 }
 
 /// The length of the shortest row with `columns` fields and the comma before it
@@ -268,7 +271,7 @@ fn min_row_len(columns: usize) -> usize {
 }
 
 impl<'de> DeserializeSeed<'de> for RowsSeed<'_> {
-    type Value = Vec<proto::Row>;
+    type Value = EncodedRows;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_seq(self)
@@ -276,34 +279,45 @@ impl<'de> DeserializeSeed<'de> for RowsSeed<'_> {
 }
 
 impl<'de> Visitor<'de> for RowsSeed<'_> {
-    type Value = Vec<proto::Row>;
+    type Value = EncodedRows;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an array of rows")
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut rows = Vec::with_capacity(self.capacity);
-        while let Some(row) = seq.next_element_seed(RowSeed(self.columns))? {
-            rows.push(row);
-        }
+        let mut rows = EncodedRows::with_capacity(self.bytes, self.rows);
+        let mut scratch = String::new();
+        while seq
+            .next_element_seed(RowSeed {
+                columns: self.columns,
+                out: &mut rows,
+                scratch: &mut scratch,
+            })?
+            .is_some()
+        {}
         Ok(rows)
     }
 }
 
-/// Reads one row, `{"kind": ..., "fields": [...]}`, converting its fields as they are read.
-struct RowSeed<'a>(&'a [ColumnPlan<'a>]);
+/// Reads one row, `{"kind": ..., "fields": [...]}`, encoding its fields as they are read.
+struct RowSeed<'a, 'o> {
+    columns: &'a [ColumnPlan<'a>],
+    out: &'o mut EncodedRows,
+    /// A buffer for values' text on their way into `out`.
+    scratch: &'o mut String,
+}
 
-impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
-    type Value = proto::Row;
+impl<'de> DeserializeSeed<'de> for RowSeed<'_, '_> {
+    type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for RowSeed<'_> {
-    type Value = proto::Row;
+impl<'de> Visitor<'de> for RowSeed<'_, '_> {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a row")
@@ -311,61 +325,88 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut kind: Option<RowKindJson> = None;
-        let mut values = None;
+        // Where the row begins in the output, once its fields were read.
+        let mut row = None;
         while let Some(key) = map.next_key::<PageKey>()? {
             match key {
                 PageKey::Kind => {
                     first_occurrence(&kind, "kind")?;
-                    kind = Some(map.next_value()?);
+                    let read: RowKindJson = map.next_value()?;
+                    kind = Some(read);
+                    // The kind comes first in the encoding (and in the gateway's JSON).
+                    if let Some(row) = row {
+                        self.out.insert_kind(row, row_kind_to_proto(read));
+                    }
                 }
                 PageKey::Fields => {
-                    first_occurrence(&values, "fields")?;
-                    values = Some(map.next_value_seed(FieldsSeed(self.0))?);
+                    first_occurrence(&row, "fields")?;
+                    row = Some(self.out.begin_row(kind.map(row_kind_to_proto)));
+                    map.next_value_seed(FieldsSeed {
+                        columns: self.columns,
+                        out: &mut *self.out,
+                        scratch: &mut *self.scratch,
+                    })?;
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
-        let kind = kind.ok_or_else(|| de::Error::missing_field("kind"))?;
-        let values = values.ok_or_else(|| de::Error::missing_field("fields"))?;
-        Ok(proto::Row {
-            kind: row_kind_to_proto(kind) as i32,
-            values,
-        })
+        if kind.is_none() {
+            return Err(de::Error::missing_field("kind"));
+        }
+        let row = row.ok_or_else(|| de::Error::missing_field("fields"))?;
+        self.out.end_row(row);
+        Ok(())
     }
 }
 
 /// Reads the fields of a row, one per column, each from its raw text in the page.
-struct FieldsSeed<'a>(&'a [ColumnPlan<'a>]);
+struct FieldsSeed<'a, 'o> {
+    columns: &'a [ColumnPlan<'a>],
+    out: &'o mut EncodedRows,
+    scratch: &'o mut String,
+}
 
-impl<'de> DeserializeSeed<'de> for FieldsSeed<'_> {
-    type Value = Vec<proto::Value>;
+impl<'de> DeserializeSeed<'de> for FieldsSeed<'_, '_> {
+    type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_seq(self)
     }
 }
 
-impl<'de> Visitor<'de> for FieldsSeed<'_> {
-    type Value = Vec<proto::Value>;
+impl<'de> Visitor<'de> for FieldsSeed<'_, '_> {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("the fields of a row")
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut values = Vec::with_capacity(self.0.len());
-        for column in self.0 {
+        for column in self.columns {
+            if reads_typed(column.plan) {
+                seq.next_element_seed(TypedValue {
+                    plan: column.plan,
+                    out: &mut *self.out,
+                })?
+                .ok_or_else(not_in_one_pass)?;
+                continue;
+            }
             let raw: &'de RawValue = seq.next_element()?.ok_or_else(not_in_one_pass)?;
-            let value = convert_planned(raw.get(), column.plan, column.logical_type)
-                .map_err(|_| not_in_one_pass::<A::Error>())?;
-            values.push(value);
+            encode_planned(
+                raw.get(),
+                column.plan,
+                column.logical_type,
+                self.out.value_field(),
+                self.scratch,
+            )
+            .map_err(|_| not_in_one_pass::<A::Error>())?;
         }
         if seq.next_element::<IgnoredAny>()?.is_some() {
             return Err(not_in_one_pass());
         }
-        Ok(values)
+        Ok(())
     }
 }
 
@@ -373,6 +414,7 @@ impl<'de> Visitor<'de> for FieldsSeed<'_> {
 mod tests {
     use super::*;
 
+    use flinkbroker_proto as proto;
     use flinkbroker_proto::value::Kind;
     use proptest::prelude::*;
 
@@ -389,9 +431,12 @@ mod tests {
         }
     }
 
-    /// The rows in protobuf encoding: equal rows have equal bytes, NaN included.
-    fn encoded(rows: &[proto::Row]) -> Vec<Vec<u8>> {
-        rows.iter().map(prost::Message::encode_to_vec).collect()
+    /// The page's rows, decoded from their encoding.
+    fn decoded(page: &ConvertedPage) -> Vec<proto::Row> {
+        match page.rows.decode() {
+            Ok(rows) => rows,
+            Err(e) => panic!("the encoded rows do not decode: {e}"),
+        }
     }
 
     /// Converts `body` in one pass, insisting that the pass takes it, and checks that the
@@ -404,7 +449,8 @@ mod tests {
             Ok(p) => p,
             Err(e) => panic!("row by row: {e}: {body}"),
         };
-        assert_eq!(encoded(&page.rows), encoded(&row_by_row.rows), "{body}");
+        // Byte for byte, as prost encodes the rows of the per-row path (NaN included).
+        assert_eq!(page.rows, row_by_row.rows, "{body}");
         assert_eq!(envelope(&page), envelope(&row_by_row), "{body}");
         assert!(page.body.results.as_ref().is_none_or(|r| r.data.is_empty()));
         page
@@ -416,7 +462,7 @@ mod tests {
         let row_by_row = convert_page_row_by_row(body);
         match (&page, &row_by_row) {
             (Ok(a), Ok(b)) => {
-                assert_eq!(encoded(&a.rows), encoded(&b.rows));
+                assert_eq!(a.rows, b.rows);
                 assert_eq!(envelope(a), envelope(b));
             }
             (a, b) => assert_eq!(a.as_ref().err(), b.as_ref().err()),
@@ -445,7 +491,7 @@ mod tests {
         .join(",");
         let page = one_pass(&page_json(MIXED_COLUMNS, &data));
         assert_eq!(page.rows.len(), 6);
-        let kinds: Vec<i32> = page.rows.iter().map(|r| r.kind).collect();
+        let kinds: Vec<i32> = decoded(&page).iter().map(|r| r.kind).collect();
         assert_eq!(
             kinds,
             [
@@ -459,7 +505,7 @@ mod tests {
             .map(|k| k as i32)
         );
         assert_eq!(
-            page.rows[0].values,
+            decoded(&page)[0].values,
             vec![
                 int(1),
                 string("a35eab"),
@@ -468,19 +514,19 @@ mod tests {
                 value(Kind::BoolValue(true)),
             ]
         );
-        assert_eq!(page.rows[1].values[1], string("say \"hi\"\\ é\n\t"));
+        assert_eq!(decoded(&page)[1].values[1], string("say \"hi\"\\ é\n\t"));
         assert_eq!(
-            page.rows[1].values[2],
+            decoded(&page)[1].values[2],
             value(Kind::DecimalValue("-0.05".to_owned()))
         );
-        assert!(page.rows[2].values.iter().all(|v| *v == null_value()));
+        assert!(decoded(&page)[2].values.iter().all(|v| *v == null_value()));
         assert_eq!(
-            page.rows[3].values[3],
+            decoded(&page)[3].values[3],
             value(Kind::TimestampValue(ts(-1, 123_456_789)))
         );
-        assert_eq!(page.rows[4].values[0], int(0));
-        assert_eq!(page.rows[4].values[1], string("😀 x"));
-        assert_eq!(page.rows[5].values[0], int(7));
+        assert_eq!(decoded(&page)[4].values[0], int(0));
+        assert_eq!(decoded(&page)[4].values[1], string("😀 x"));
+        assert_eq!(decoded(&page)[5].values[0], int(7));
         let results = page.body.results.unwrap_or_default();
         assert_eq!(results.columns.len(), 5);
         assert_eq!(results.row_format.as_deref(), Some("JSON"));
@@ -495,7 +541,7 @@ mod tests {
     fn nested_types_convert_in_one_pass_as_row_by_row() {
         let all_types = one_pass(ALL_TYPES_PAGE);
         assert_eq!(all_types.rows.len(), 1);
-        assert_eq!(all_types.rows[0].values.len(), 15);
+        assert_eq!(decoded(&all_types)[0].values.len(), 15);
 
         let columns = r#"[
             {"name":"a","logicalType":{"type":"ARRAY","nullable":true,"elementType":{"type":"ROW","nullable":true,"fields":[{"name":"x","fieldType":{"type":"INTEGER","nullable":true}},{"name":"y","fieldType":{"type":"ARRAY","nullable":true,"elementType":{"type":"VARCHAR","nullable":true,"length":5}}}]}}},
@@ -522,7 +568,7 @@ mod tests {
         let page = one_pass(&page_json(columns, data));
         assert_eq!(page.rows.len(), 2);
         assert_eq!(
-            page.rows[0].values[0],
+            decoded(&page)[0].values[0],
             value(Kind::ArrayValue(proto::ArrayValue {
                 elements: vec![
                     value(Kind::RowValue(proto::RowValue {
@@ -546,7 +592,7 @@ mod tests {
             }))
         );
         assert_eq!(
-            page.rows[0].values[1],
+            decoded(&page)[0].values[1],
             value(Kind::MapValue(proto::MapValue {
                 entries: vec![
                     proto::MapEntry {
@@ -567,7 +613,10 @@ mod tests {
                 ]
             }))
         );
-        assert_eq!(page.rows[1].values[6], value(Kind::InstantValue(ts(0, 0))));
+        assert_eq!(
+            decoded(&page)[1].values[6],
+            value(Kind::InstantValue(ts(0, 0)))
+        );
     }
 
     #[test]

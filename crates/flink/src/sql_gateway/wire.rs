@@ -236,8 +236,9 @@ pub struct RawPage {
     pub rows: usize,
     /// The token of the next page; None at EOS or when the gateway sent none.
     pub next_token: Option<u64>,
-    /// The page's rows, or why they do not convert (the first row that does not).
-    pub data: Result<Vec<flinkbroker_proto::Row>, String>,
+    /// The page's rows in the result log's encoding, or why they do not convert (the first
+    /// row that does not).
+    pub data: Result<crate::rows::EncodedRows, String>,
 }
 
 /// The parts of a `FetchResultsBody` read before its rows are converted.
