@@ -1866,6 +1866,21 @@ async fn result_log_of_a_new_attempt_starts_again_and_refuses_stale_appends(stor
         ),
         "{stale:?}"
     );
+    // A stale append whose rows would follow on: still refused, and none of its rows is kept.
+    let stale = store
+        .append_log(job.id, 2, append(0, vec![batch(0, 3, 30)], Some(2), None))
+        .await;
+    assert!(
+        matches!(stale, Err(StoreError::StaleLog { .. })),
+        "{stale:?}"
+    );
+    let read = store
+        .read_log(job.id, 2, 0, 10, 1 << 20)
+        .await
+        .expect("read")
+        .expect("log");
+    assert!(read.batches.is_empty(), "{:?}", read.batches);
+    assert_eq!((read.head.attempt, read.head.rows_logged), (1, 0));
 }
 
 async fn result_logs_expire_after_their_jobs_ended(store: Arc<dyn Store>) {

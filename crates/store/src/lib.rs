@@ -29,6 +29,7 @@ mod sea_jobs;
 mod sea_lease;
 mod sea_list;
 mod sea_log;
+mod sea_log_sqlite;
 mod sea_metrics;
 mod sea_wal;
 

@@ -28,6 +28,7 @@ use sea_orm::{
 };
 use sea_orm_migration::MigratorTrait;
 
+use super::sea_log_sqlite::LogWriter;
 use super::sea_wal::{CHECKPOINT_INTERVAL, JOURNAL_SIZE_LIMIT, WalCheckpoints};
 
 use super::entities::{job, job_state_transition, job_statement, result_log};
@@ -61,9 +62,25 @@ pub struct SeaStore {
     pub(super) db: DatabaseConnection,
     /// SQLite: the result log's frequent writers take turns here, in order, instead of
     /// meeting on SQLite's write lock, whose busy handler sleeps in steps of milliseconds.
-    pub(super) log_writers: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
+    pub(super) log_writers: Option<std::sync::Arc<tokio::sync::Mutex<LogWriter>>>,
     /// SQLite file: the WAL's checkpoints, taken off the writers' time.
     pub(super) wal: Option<std::sync::Arc<WalCheckpoints>>,
+}
+
+/// The settings of every connection to a SQLite file.
+///
+/// WAL with synchronous NORMAL: a commit survives the process being killed at any moment (the
+/// WAL is in the OS's hands); only an OS crash or power loss can lose the last commits.
+/// PostgreSQL is the store for that. No commit checkpoints the WAL: a task of the store's
+/// does (`sea_wal`).
+fn sqlite_file_options(sqlite: SqliteConnectOptions) -> SqliteConnectOptions {
+    sqlite
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(SQLITE_BUSY_TIMEOUT)
+        .foreign_keys(true)
+        .pragma("wal_autocheckpoint", "0")
+        .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string())
 }
 
 /// Which database a URL names, and what connecting to it needs.
@@ -112,19 +129,7 @@ impl SeaStore {
                 options
                     .max_connections(SQLITE_FILE_MAX_CONNECTIONS)
                     .min_connections(1);
-                // WAL with synchronous NORMAL: a commit survives the process being killed at
-                // any moment (the WAL is in the OS's hands); only an OS crash or power loss can
-                // lose the last commits. PostgreSQL is the store for that. No commit
-                // checkpoints the WAL: a task of the store's does (`sea_wal`).
-                options.map_sqlx_sqlite_opts(|sqlite| {
-                    sqlite
-                        .journal_mode(SqliteJournalMode::Wal)
-                        .synchronous(SqliteSynchronous::Normal)
-                        .busy_timeout(SQLITE_BUSY_TIMEOUT)
-                        .foreign_keys(true)
-                        .pragma("wal_autocheckpoint", "0")
-                        .pragma("journal_size_limit", JOURNAL_SIZE_LIMIT.to_string())
-                });
+                options.map_sqlx_sqlite_opts(sqlite_file_options);
             }
             Target::Postgres => {
                 options.max_connections(POSTGRES_MAX_CONNECTIONS);
@@ -133,10 +138,15 @@ impl SeaStore {
         let db = Database::connect(options)
             .await
             .map_err(db_error("cannot connect to the database"))?;
+        let log_writer = |writer| Some(std::sync::Arc::new(tokio::sync::Mutex::new(writer)));
         let log_writers = match target {
             Target::Postgres => None,
-            Target::SqliteMemory | Target::SqliteFile(_) => {
-                Some(std::sync::Arc::new(tokio::sync::Mutex::new(())))
+            Target::SqliteMemory => log_writer(LogWriter::new(None)),
+            Target::SqliteFile(_) => {
+                let appender = SqliteConnectOptions::from_str(database_url).map_err(|e| {
+                    StoreError::Database(format!("invalid sqlite database url: {e}"))
+                })?;
+                log_writer(LogWriter::new(Some(sqlite_file_options(appender))))
             }
         };
         let wal = match target {

@@ -11,6 +11,7 @@ use sea_orm::{
 
 use super::entities::{job, result_batch, result_log};
 use super::sea::{commit, db_error, log_summary, rollback};
+use super::sea_log_sqlite::LogWriter;
 use super::{LogAppend, LogBatch, LogRead, ResultLog, SeaStore, StoreError};
 use flinkbroker_model::job::{JobId, LogSummary, UnixMillis, now_millis};
 
@@ -41,7 +42,7 @@ async fn find_head<C: ConnectionTrait>(
 
 impl SeaStore {
     /// Waits for the turn of a result log writer (SQLite only).
-    async fn log_writer(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+    async fn log_writer(&self) -> Option<tokio::sync::OwnedMutexGuard<LogWriter>> {
         match &self.log_writers {
             Some(writers) => Some(std::sync::Arc::clone(writers).lock_owned().await),
             None => None,
@@ -361,7 +362,7 @@ impl SeaStore {
 
     /// Why an append did not move the head: no log, another attempt's log, or a log that does
     /// not end where the appended rows start.
-    async fn refused_append<C: ConnectionTrait>(
+    pub(super) async fn refused_append<C: ConnectionTrait>(
         txn: &C,
         job_id: JobId,
         index: u32,
@@ -426,8 +427,20 @@ impl ResultLog for SeaStore {
                 .append_log_in_one_statement(job_id, index, append)
                 .await;
         }
-        let _turn = self.log_writer().await;
+        let mut turn = self.log_writer().await;
         let bytes: u64 = append.batches.iter().map(|b| b.data.len() as u64).sum();
+        if append.window_bytes.is_none()
+            && let Some(writer) = turn.as_deref_mut()
+            && writer.has_appender()
+        {
+            let head = self
+                .append_log_on_appender(writer, job_id, index, append)
+                .await?;
+            if let Some(wal) = &self.wal {
+                wal.appended(bytes);
+            }
+            return Ok(head);
+        }
         let txn = self.begin_write().await?;
         match Self::append_log_in(&txn, job_id, index, append).await {
             Ok(head) => {
