@@ -18,15 +18,71 @@ use flinkbroker_model::job::{JobId, LogSummary, UnixMillis, now_millis};
 /// Oldest batches looked at per query while the sliding window drops rows.
 const WINDOW_SCAN: u64 = 256;
 
-fn to_i64(value: u64) -> i64 {
+pub(super) fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-fn corrupt(job_id: JobId, detail: String) -> StoreError {
+pub(super) fn corrupt(job_id: JobId, detail: String) -> StoreError {
     StoreError::Corrupt {
         job_id: job_id.to_string(),
         detail,
     }
+}
+
+/// An append's batches, checked to follow one another from the first one's row on.
+pub(super) struct Laid {
+    /// The first row appended; None for an append without rows.
+    pub(super) first_row: Option<i64>,
+    pub(super) added_rows: i64,
+    pub(super) added_bytes: i64,
+    pub(super) batches: Vec<LaidBatch>,
+}
+
+/// One batch of an append, with the row it ends at.
+pub(super) struct LaidBatch {
+    pub(super) end_row: i64,
+    pub(super) first_row: i64,
+    pub(super) bytes: i64,
+    pub(super) data: Vec<u8>,
+}
+
+/// Checks that `batches` follow one another and says where each ends.
+pub(super) fn lay_out(
+    job_id: JobId,
+    index: u32,
+    batches: Vec<LogBatch>,
+) -> Result<Laid, StoreError> {
+    let first_row = batches.first().map(|batch| to_i64(batch.first_row));
+    let mut rows_logged = first_row.unwrap_or_default();
+    let mut added_bytes = 0i64;
+    let mut laid = Vec::with_capacity(batches.len());
+    for batch in batches {
+        if to_i64(batch.first_row) != rows_logged {
+            return Err(corrupt(
+                job_id,
+                format!(
+                    "statement {index}: a batch from row {} appended after row {rows_logged}",
+                    batch.first_row
+                ),
+            ));
+        }
+        let bytes = to_i64(batch.data.len() as u64);
+        let first = rows_logged;
+        rows_logged += to_i64(batch.rows);
+        added_bytes += bytes;
+        laid.push(LaidBatch {
+            end_row: rows_logged,
+            first_row: first,
+            bytes,
+            data: batch.data,
+        });
+    }
+    Ok(Laid {
+        first_row,
+        added_rows: first_row.map_or(0, |first| rows_logged - first),
+        added_bytes,
+        batches: laid,
+    })
 }
 
 async fn find_head<C: ConnectionTrait>(
@@ -113,34 +169,23 @@ impl SeaStore {
                 .await
                 .map_err(db_error("cannot append to the result log"))?;
         }
-        // The batches follow one another from the first one's row on.
-        let first_row = append.batches.first().map(|batch| to_i64(batch.first_row));
-        let mut rows_logged = first_row.unwrap_or_default();
-        let mut added_bytes = 0i64;
-        let mut batches = Vec::with_capacity(append.batches.len());
-        for batch in append.batches {
-            if to_i64(batch.first_row) != rows_logged {
-                return Err(corrupt(
-                    job_id,
-                    format!(
-                        "statement {index}: a batch from row {} appended after row {rows_logged}",
-                        batch.first_row
-                    ),
-                ));
-            }
-            let bytes = to_i64(batch.data.len() as u64);
-            rows_logged += to_i64(batch.rows);
-            added_bytes += bytes;
-            batches.push(result_batch::ActiveModel {
+        let Laid {
+            first_row,
+            added_rows,
+            added_bytes,
+            batches,
+        } = lay_out(job_id, index, append.batches)?;
+        let batches: Vec<result_batch::ActiveModel> = batches
+            .into_iter()
+            .map(|batch| result_batch::ActiveModel {
                 job_id: ActiveValue::Set(id.clone()),
                 idx: ActiveValue::Set(i64::from(index)),
-                end_row: ActiveValue::Set(rows_logged),
-                first_row: ActiveValue::Set(to_i64(batch.first_row)),
-                bytes: ActiveValue::Set(bytes),
+                end_row: ActiveValue::Set(batch.end_row),
+                first_row: ActiveValue::Set(batch.first_row),
+                bytes: ActiveValue::Set(batch.bytes),
                 data: ActiveValue::Set(batch.data),
-            });
-        }
-        let added_rows = first_row.map_or(0, |first| rows_logged - first);
+            })
+            .collect();
         // One statement moves the head, only if it is this attempt's and ends where the batches
         // start; otherwise the head is read to say why not.
         let now = now_millis();
@@ -273,27 +318,17 @@ impl SeaStore {
         append: LogAppend,
     ) -> Result<LogSummary, StoreError> {
         let id = job_id.to_string();
-        let first_row = append.batches.first().map(|batch| to_i64(batch.first_row));
-        let mut rows_logged = first_row.unwrap_or_default();
-        let mut added_bytes = 0i64;
+        let Laid {
+            first_row,
+            added_rows,
+            added_bytes,
+            batches,
+        } = lay_out(job_id, index, append.batches)?;
         // $1 … $9 are the head's; each batch brings six more.
-        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(9 + 6 * append.batches.len());
-        let mut batch_rows = Vec::with_capacity(append.batches.len());
-        let mut batch_values = Vec::with_capacity(6 * append.batches.len());
-        for batch in append.batches {
-            if to_i64(batch.first_row) != rows_logged {
-                return Err(corrupt(
-                    job_id,
-                    format!(
-                        "statement {index}: a batch from row {} appended after row {rows_logged}",
-                        batch.first_row
-                    ),
-                ));
-            }
-            let bytes = to_i64(batch.data.len() as u64);
-            let first = to_i64(batch.first_row);
-            rows_logged += to_i64(batch.rows);
-            added_bytes += bytes;
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(9 + 6 * batches.len());
+        let mut batch_rows = Vec::with_capacity(batches.len());
+        let mut batch_values = Vec::with_capacity(6 * batches.len());
+        for batch in batches {
             let at = 10 + batch_values.len();
             batch_rows.push(format!(
                 "(${}::text, ${}::bigint, ${}::bigint, ${}::bigint, ${}::bigint, ${}::bytea)",
@@ -307,13 +342,12 @@ impl SeaStore {
             batch_values.extend([
                 id.clone().into(),
                 i64::from(index).into(),
-                rows_logged.into(),
-                first.into(),
-                bytes.into(),
+                batch.end_row.into(),
+                batch.first_row.into(),
+                batch.bytes.into(),
                 batch.data.into(),
             ]);
         }
-        let added_rows = first_row.map_or(0, |first| rows_logged - first);
         values.extend([
             added_rows.into(),
             added_bytes.into(),

@@ -17,6 +17,7 @@ use sea_orm::sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteConnect
 use sea_orm::sqlx::{Arguments as _, Connection as _, Row as _};
 
 use super::entities::result_log;
+use super::sea_log::{Laid, corrupt, lay_out, to_i64};
 use super::{LogAppend, SeaStore, StoreError};
 use flinkbroker_model::job::{JobId, LogSummary, now_millis};
 
@@ -48,10 +49,6 @@ impl LogWriter {
 
 fn sqlx_error(what: &'static str) -> impl Fn(sea_orm::sqlx::Error) -> StoreError {
     move |error| StoreError::Database(format!("{what}: {}", error.to_string().to_lowercase()))
-}
-
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 /// The update of the head: its eleven values, in order, are the rows added, the bytes added
@@ -113,29 +110,13 @@ impl SeaStore {
         index: u32,
         append: LogAppend,
     ) -> Result<LogSummary, StoreError> {
-        let corrupt = |detail: String| StoreError::Corrupt {
-            job_id: job_id.to_string(),
-            detail,
-        };
         let id = job_id.to_string();
-        let first_row = append.batches.first().map(|batch| to_i64(batch.first_row));
-        let mut rows_logged = first_row.unwrap_or_default();
-        let mut added_bytes = 0i64;
-        let mut batches = Vec::with_capacity(append.batches.len());
-        for batch in append.batches {
-            if to_i64(batch.first_row) != rows_logged {
-                return Err(corrupt(format!(
-                    "statement {index}: a batch from row {} appended after row {rows_logged}",
-                    batch.first_row
-                )));
-            }
-            let bytes = to_i64(batch.data.len() as u64);
-            let first = to_i64(batch.first_row);
-            rows_logged += to_i64(batch.rows);
-            added_bytes += bytes;
-            batches.push((rows_logged, first, bytes, batch.data));
-        }
-        let added_rows = first_row.map_or(0, |first| rows_logged - first);
+        let Laid {
+            first_row,
+            added_rows,
+            added_bytes,
+            batches,
+        } = lay_out(job_id, index, append.batches)?;
         let script = append_script(batches.len());
         let mut arguments = SqliteArguments::default();
         let bound = (|| {
@@ -150,13 +131,13 @@ impl SeaStore {
             arguments.add(i64::from(append.attempt))?;
             arguments.add(first_row)?;
             arguments.add(first_row)?;
-            for (end_row, first, bytes, data) in batches {
+            for batch in batches {
                 arguments.add(id.as_str())?;
                 arguments.add(i64::from(index))?;
-                arguments.add(end_row)?;
-                arguments.add(first)?;
-                arguments.add(bytes)?;
-                arguments.add(data)?;
+                arguments.add(batch.end_row)?;
+                arguments.add(batch.first_row)?;
+                arguments.add(batch.bytes)?;
+                arguments.add(batch.data)?;
             }
             Ok::<_, sea_orm::sqlx::error::BoxDynError>(())
         })();
@@ -186,7 +167,7 @@ impl SeaStore {
             );
         };
         let head = head_of(row).map_err(sqlx_error("cannot read the result log"))?;
-        super::sea::log_summary(&head).map_err(corrupt)
+        super::sea::log_summary(&head).map_err(|detail| corrupt(job_id, detail))
     }
 }
 
