@@ -18,7 +18,7 @@ use flinkbroker_proto::{
     RuntimeMode, StatementState, StreamEnd, StreamOperationResultsRequest, SubmitSqlRequest, Value,
     WatchJobRequest,
 };
-use sql_gateway_standin::StandinConfig;
+use sql_gateway_standin::{FlinkRelease, StandinConfig};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -207,6 +207,77 @@ async fn multi_statement_script_streams_typed_rows_and_finishes() {
     assert_eq!(pinned, &finished.statements[1].flink_job_id);
     assert!(sent[0].execution_config.is_empty());
     broker.stop().await;
+}
+
+/// The broker negotiates the gateway's REST API with the gateway of each Flink release it
+/// serves (1.19.3 offers V1–V2, 1.20.3 V1–V3, 2.1.3 V1–V4, of which it speaks V2 and V3) and
+/// runs a script to its end through it.
+#[tokio::test]
+async fn scripts_run_through_the_gateway_of_every_flink_release() {
+    for release in FlinkRelease::ALL {
+        let broker = TestBroker::start_with(
+            StandinConfig {
+                flink_release: release,
+                ..StandinConfig::default()
+            },
+            &[],
+        )
+        .await;
+        let mut client = broker.client().await;
+        let script = format!("{BOUNDED_GEN};\nSELECT * FROM gen;");
+        let job = submit(&mut client, sql(&script, RuntimeMode::Batch)).await;
+        let streamed = stream_results(&mut client, request(&job)).await;
+        assert_eq!(streamed.rows.len(), 25, "{release}");
+        assert_eq!(streamed.end.reason(), Reason::EndOfResults, "{release}");
+        let (_, finished) = watch_to_end(&mut client, &job.id).await;
+        assert_eq!(
+            finished.state(),
+            JobState::Finished,
+            "{release}: {}",
+            finished.state_reason
+        );
+
+        // Every versioned call went to the highest version both sides speak.
+        let spoken = if release == FlinkRelease::V1_19 {
+            "v2"
+        } else {
+            "v3"
+        };
+        let used = broker.standin.requests_by_api_version();
+        let versioned: Vec<&String> = used
+            .keys()
+            .filter(|prefix| prefix.starts_with('v'))
+            .collect();
+        assert_eq!(versioned, [spoken], "{release}: {used:?}");
+        assert!(used[spoken] >= 4, "{release}: {used:?}");
+
+        // The stand-in answers as the release.
+        let base = &broker.standin.base_url;
+        let http = reqwest::Client::new();
+        let get = |path: &str| {
+            let request = http.get(format!("{base}{path}"));
+            async move {
+                let reply = request.send().await.expect("stand-in answers");
+                let status = reply.status().as_u16();
+                (
+                    status,
+                    reply.json::<serde_json::Value>().await.unwrap_or_default(),
+                )
+            }
+        };
+        let (_, offered) = get("/api_versions").await;
+        assert_eq!(
+            offered["versions"],
+            serde_json::json!(release.api_versions()),
+            "{release}"
+        );
+        let (_, info) = get("/v1/info").await;
+        assert_eq!(info["version"], release.version(), "{release}");
+        let (status, _) = get(&format!("/v{}/info", release.latest_api() + 1)).await;
+        assert_eq!(status, 404, "{release}: a version it does not offer");
+
+        broker.stop().await;
+    }
 }
 
 #[tokio::test]

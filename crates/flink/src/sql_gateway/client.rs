@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use reqwest::{Method, RequestBuilder, Url};
 use serde::de::{DeserializeOwned, IgnoredAny};
-use tracing::{Instrument, Span, debug, warn};
+use tracing::{Instrument, Span, info, warn};
 
 use crate::metrics::{self, Endpoint};
 use crate::rows;
@@ -176,7 +176,7 @@ impl RestSqlGateway {
             .await?;
         match pick_version(&body.versions) {
             Some(version) => {
-                debug!(version = version.path_segment(), offered = ?body.versions, "sql gateway api version negotiated");
+                info!(version = version.path_segment(), offered = ?body.versions, "sql gateway api version negotiated");
                 self.remember_version(version);
                 Ok(version)
             }
@@ -616,6 +616,11 @@ mod tests {
             Some(ApiVersion::V3)
         );
         assert_eq!(pick_version(&offered(&["V1", "V2"])), Some(ApiVersion::V2));
+        // Flink 2.1.3 offers V4; the broker speaks up to V3.
+        assert_eq!(
+            pick_version(&offered(&["V1", "V2", "V3", "V4"])),
+            Some(ApiVersion::V3)
+        );
         assert_eq!(pick_version(&offered(&["V2", "V4"])), Some(ApiVersion::V2));
         assert_eq!(pick_version(&offered(&["V1"])), None);
         assert_eq!(pick_version(&[]), None);

@@ -21,12 +21,10 @@ use super::types::{
     DataType, LogicalType, Timestamp, Value, epoch_millis, plain_text, write_json_string,
     write_json_value,
 };
-use super::{RecordedStatement, StandinConfig};
+use super::{FlinkRelease, RecordedStatement, StandinConfig};
 
 const SESSION_PROPERTIES: &str =
     include_str!("../../../../tests/fixtures/sql-gateway/session-properties.json");
-/// The version `/info`, `/config` and `/overview` report, as the recorded cluster did.
-const FLINK_VERSION: &str = "1.20.3";
 /// The hints the recorded gateway gave (`complete-statement`, transcript 11); anything else gets
 /// none.
 const RECORDED_COMPLETIONS: [(&str, usize, &[&str]); 2] =
@@ -257,6 +255,8 @@ struct State {
     statements: Vec<RecordedStatement>,
     heartbeats: usize,
     canceled: Vec<String>,
+    /// Requests per URL version prefix (`-` for unversioned URLs).
+    api_versions: BTreeMap<String, usize>,
 }
 
 /// The parsed body of `POST .../statements`.
@@ -292,6 +292,7 @@ impl Gateway {
                 statements: Vec::new(),
                 heartbeats: 0,
                 canceled: Vec::new(),
+                api_versions: BTreeMap::new(),
             }),
         }
     }
@@ -322,9 +323,22 @@ impl Gateway {
             .collect()
     }
 
-    /// The Flink version `/info` reports.
-    pub fn version(&self) -> &str {
-        FLINK_VERSION
+    /// The Flink release the stand-in answers as.
+    pub fn release(&self) -> FlinkRelease {
+        self.config.flink_release
+    }
+
+    /// Counts a request under its URL's version prefix.
+    pub fn note_api_version(&self, prefix: &str) {
+        *self
+            .lock()
+            .api_versions
+            .entry(prefix.to_owned())
+            .or_default() += 1;
+    }
+
+    pub fn requests_by_api_version(&self) -> BTreeMap<String, usize> {
+        self.lock().api_versions.clone()
     }
 
     // ------------------------------------------------------------------ inspection
@@ -374,9 +388,14 @@ impl Gateway {
         query: Option<&str>,
         body: &[u8],
     ) -> Option<Reply> {
-        self.lock()
-            .cluster
-            .handle(method, segments, query, body, FLINK_VERSION, Instant::now())
+        self.lock().cluster.handle(
+            method,
+            segments,
+            query,
+            body,
+            self.config.flink_release.version(),
+            Instant::now(),
+        )
     }
 
     // ------------------------------------------------------------------ sessions

@@ -78,27 +78,42 @@ pub fn route(
     {
         return reply;
     }
+    let release = gateway.release();
     let (version, rest) = match segments.first() {
         Some(first)
             if first.len() >= 2
                 && first.starts_with('v')
                 && first[1..].chars().all(|c| c.is_ascii_digit()) =>
         {
-            let version = match *first {
-                "v1" => ApiVersion::V1,
-                "v2" => ApiVersion::V2,
-                "v3" => ApiVersion::V3,
+            gateway.note_api_version(first);
+            // Only the versions the release offers exist; V4 (2.1.3) answers as V3 does for
+            // everything the transcripts cover.
+            let version = match first[1..].parse::<u32>() {
+                Ok(n) if n > release.latest_api() => return not_found(path, query),
+                Ok(1) => ApiVersion::V1,
+                Ok(2) => ApiVersion::V2,
+                Ok(3 | 4) => ApiVersion::V3,
                 _ => return not_found(path, query),
             };
             (version, &segments[1..])
         }
-        _ => (ApiVersion::V3, &segments[..]),
+        _ => {
+            gateway.note_api_version("-");
+            let latest = if release.latest_api() >= 3 {
+                ApiVersion::V3
+            } else {
+                ApiVersion::V2
+            };
+            (latest, &segments[..])
+        }
     };
     let result = match (method, rest) {
-        (&Method::GET, ["api_versions"]) => Ok(Reply::ok("{\"versions\":[\"V1\",\"V2\",\"V3\"]}")),
+        (&Method::GET, ["api_versions"]) => Ok(Reply::ok(
+            serde_json::json!({ "versions": release.api_versions() }).to_string(),
+        )),
         (&Method::GET, ["info"]) => Ok(Reply::ok(format!(
             "{{\"productName\":\"Apache Flink\",\"version\":\"{}\"}}",
-            gateway.version()
+            release.version()
         ))),
         (&Method::POST, ["sessions"]) => open_session(gateway, body),
         (&Method::GET, ["sessions", s]) => {

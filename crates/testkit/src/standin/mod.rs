@@ -1,5 +1,7 @@
 //! A stateful stand-in for the Flink 1.20 SQL Gateway REST endpoint and, on the same port, the
-//! JobManager REST API of the cluster behind it.
+//! JobManager REST API of the cluster behind it. [`StandinConfig::flink_release`] makes it
+//! answer as a 1.19.3 or 2.1.3 gateway instead ([`FlinkRelease`]: the API versions it offers
+//! and its version number; everything else the transcripts show is the same on all three).
 //!
 //! It answers the way the recorded transcripts of a real gateway do: sessions with their
 //! properties, operations that go RUNNING -> FINISHED/ERROR/CANCELED, NOT_READY pages before the
@@ -56,7 +58,10 @@ mod lexer;
 mod parser;
 mod pipeline;
 mod planner;
+mod release;
 mod types;
+
+pub use release::FlinkRelease;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -87,6 +92,8 @@ pub struct StandinConfig {
     /// How long `GET /jobs/{id}` keeps reporting a cancelled job RUNNING (about 1 s recorded),
     /// and how long a stop with savepoint takes.
     pub cancel_delay: Duration,
+    /// The Flink release to answer as: its REST API versions and its version number.
+    pub flink_release: FlinkRelease,
 }
 
 impl Default for StandinConfig {
@@ -99,6 +106,7 @@ impl Default for StandinConfig {
             honor_rows_per_second: true,
             session_idle_timeout: Duration::from_secs(600),
             cancel_delay: Duration::from_secs(1),
+            flink_release: FlinkRelease::default(),
         }
     }
 }
@@ -157,6 +165,11 @@ impl Standin {
             shutdown: Some(tx),
             task: Some(task),
         })
+    }
+
+    /// Requests received per URL version prefix (`v1` … `v4`; `-` for unversioned URLs).
+    pub fn requests_by_api_version(&self) -> BTreeMap<String, usize> {
+        self.gateway.requests_by_api_version()
     }
 
     /// Sessions currently open.
