@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Prepares a real Flink 1.20.3 (from PyPI's apache-flink) for the end-to-end tests, cached in
-# a virtualenv, and prints the variables the tests read, for the caller to eval:
+# Prepares a real Flink (from PyPI's apache-flink; 1.20.3 unless FLINKBROKER_FLINK_VERSION
+# names another, e.g. 1.19.3 or 2.1.3) for the end-to-end tests, cached in a virtualenv per
+# version, and prints the variables the tests read, for the caller to eval:
 #
 #   eval "$(.ci/flink.sh)"
+#   eval "$(FLINKBROKER_FLINK_VERSION=2.1.3 .ci/flink.sh)"
 #
 # stdout carries only `export NAME=value` lines; progress goes to stderr. A fresh install
 # takes about 70 s (apache-flink-libraries builds from a 231 MB sdist); later runs reuse it.
@@ -13,8 +15,13 @@
 # run in the layout of deploy/ while the venv stays usable as it is by anything else.
 set -euo pipefail
 
-flink_version="1.20.3"
-venv="${FLINKBROKER_FLINK_VENV:-${HOME}/.cache/flinkbroker/venv}"
+flink_version="${FLINKBROKER_FLINK_VERSION:-1.20.3}"
+if [ "${flink_version}" = "1.20.3" ]; then
+  default_venv="${HOME}/.cache/flinkbroker/venv"
+else
+  default_venv="${HOME}/.cache/flinkbroker/venv-${flink_version}"
+fi
+venv="${FLINKBROKER_FLINK_VENV:-${default_venv}}"
 debian_java_home="/usr/lib/jvm/java-17-openjdk-amd64"
 
 log() { printf 'flink.sh: %s\n' "$*" >&2; }
