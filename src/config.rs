@@ -245,7 +245,8 @@ pub struct ServeConfig {
     #[arg(long, env = "FLINKBROKER_KUBECONFIG")]
     pub kubeconfig: Option<std::path::PathBuf>,
 
-    /// Image of the submitter pods (Flink 1.20 with Python and PyFlink).
+    /// Image of the submitter pods: Flink with Python and PyFlink, of the session cluster's
+    /// version (`deploy/Dockerfile.flink-python`, tagged with that version).
     #[arg(
         long,
         env = "FLINKBROKER_SUBMITTER_IMAGE",
