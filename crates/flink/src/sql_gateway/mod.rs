@@ -157,9 +157,9 @@ pub trait SqlGateway: Send + Sync {
         token: u64,
     ) -> Result<ResultPage, GatewayError>;
 
-    /// Fetches one result page like `fetch_results`, leaving its rows encoded.
-    ///
-    /// It serves callers that convert the rows elsewhere (the result log's drain).
+    /// Fetches one result page like `fetch_results`, its rows written in the result log's
+    /// encoding as the page is read (`rows::convert_page`), for the result log's drain to
+    /// append as they are.
     async fn fetch_page(
         &self,
         session: &SessionHandle,
