@@ -300,8 +300,9 @@ pub(super) fn convert_planned(
 }
 
 /// Writes the `Value` that [`convert_planned`] gives for `text` straight into `out`, byte for
-/// byte as prost encodes it: scalars without building the value (`scratch` holds a decimal's
-/// text on its way), composite values converted and then encoded.
+/// byte as prost encodes it. The page's one pass reads strings, booleans, dates and times by
+/// their JSON type (`typed`) and leaves the rest here: numbers without building the value
+/// (`scratch` holds a decimal's text on its way), everything else converted and then encoded.
 pub(super) fn encode_planned(
     text: &str,
     plan: ValuePlan,
@@ -309,9 +310,7 @@ pub(super) fn encode_planned(
     out: ValueWriter<'_>,
     scratch: &mut String,
 ) -> Result<(), ValueError> {
-    use super::encoded::value_field::{
-        BOOL, DATE, DECIMAL, DOUBLE, INSTANT, INT, STRING, TIME, TIMESTAMP,
-    };
+    use super::encoded::value_field::{DECIMAL, DOUBLE, INT};
     if text == "null" {
         out.null();
         return Ok(());
@@ -320,7 +319,6 @@ pub(super) fn encode_planned(
     match plan {
         // Negative int64 and int32 values are sign-extended to ten bytes, as prost writes them.
         ValuePlan::Integer => out.varint(INT, parse_integer(text).ok_or_else(invalid)? as u64),
-        ValuePlan::String => out.bytes(STRING, json_string(text).ok_or_else(invalid)?.as_bytes()),
         ValuePlan::Double => out.double(DOUBLE, parse_double(text).ok_or_else(invalid)?),
         ValuePlan::Decimal { scale } => {
             let number = numeric_text(text).ok_or_else(invalid)?;
@@ -328,32 +326,7 @@ pub(super) fn encode_planned(
             write_decimal(number, scale, scratch).ok_or_else(invalid)?;
             out.bytes(DECIMAL, scratch.as_bytes());
         }
-        ValuePlan::Boolean => match text {
-            "true" => out.varint(BOOL, 1),
-            "false" => out.varint(BOOL, 0),
-            _ => return Err(invalid()),
-        },
-        ValuePlan::Timestamp | ValuePlan::Instant => {
-            let zoned = plan == ValuePlan::Instant;
-            let s = json_string(text).ok_or_else(invalid)?;
-            let (seconds, nanos) = parse_timestamp(&s, zoned).ok_or_else(invalid)?;
-            out.timestamp(if zoned { INSTANT } else { TIMESTAMP }, seconds, nanos);
-        }
-        ValuePlan::Date => {
-            let s = json_string(text).ok_or_else(invalid)?;
-            out.varint(DATE, i64::from(parse_date(&s).ok_or_else(invalid)?) as u64);
-        }
-        ValuePlan::Time => {
-            let s = json_string(text).ok_or_else(invalid)?;
-            out.varint(TIME, parse_time(&s).ok_or_else(invalid)? as u64);
-        }
-        ValuePlan::Bytes
-        | ValuePlan::Array
-        | ValuePlan::Map
-        | ValuePlan::Multiset
-        | ValuePlan::Row
-        | ValuePlan::Null
-        | ValuePlan::Unsupported => out.message(&convert_planned(text, plan, t)?),
+        _ => out.message(&convert_planned(text, plan, t)?),
     }
     Ok(())
 }
