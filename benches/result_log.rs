@@ -235,6 +235,7 @@ async fn store_append_rows_per_second(
                 runtime_mode: flinkbroker_model::job::RuntimeMode::Batch,
                 properties: BTreeMap::new(),
                 result_limits: ResultLimits::default(),
+                restore: None,
             }),
             statements: pending_statements(&[script]),
             flink_job_id: None,

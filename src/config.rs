@@ -171,6 +171,17 @@ pub struct ServeConfig {
     #[arg(long, env = "FLINKBROKER_SCRIPT_URL_PREFIXES", value_delimiter = ',')]
     pub script_url_prefixes: Vec<String>,
 
+    /// Prefixes every savepoint path a job restores from, and every savepoint directory a
+    /// caller names (TriggerSavepoint, CancelJob), must start with, e.g.
+    /// `s3://savepoints/,file:///flink/savepoints/` (comma-separated; empty: any path the
+    /// cluster can read and write).
+    #[arg(
+        long,
+        env = "FLINKBROKER_SAVEPOINT_PATH_PREFIXES",
+        value_delimiter = ','
+    )]
+    pub savepoint_path_prefixes: Vec<String>,
+
     /// Flink configuration key prefixes a caller may not set through SQL properties, SQL `SET`
     /// statements or Python `flink_configuration` (comma-separated; `$internal.` is always
     /// refused; an empty value allows all others).
@@ -205,9 +216,10 @@ pub struct ServeConfig {
 
     /// JSON file overriding, for named tenants, any of the guardrails and quotas above:
     /// `{"tenants": {"recsys": {"max_live_jobs": 20, "script_url_prefixes": ["https://…/"],
-    /// "forbidden_config_prefixes": ["env."], "max_parallelism": 16, "submissions_per_minute":
-    /// 60, "max_result_log_bytes": "5GiB", "max_python_parallelism": 64}}}`. Read again when
-    /// it changes (every `--auth-reload-interval`).
+    /// "forbidden_config_prefixes": ["env."], "savepoint_path_prefixes": ["s3://sp/"],
+    /// "max_parallelism": 16, "submissions_per_minute": 60, "max_result_log_bytes": "5GiB",
+    /// "max_python_parallelism": 64}}}`. Read again when it changes (every
+    /// `--auth-reload-interval`).
     #[arg(long, env = "FLINKBROKER_TENANT_POLICY_FILE")]
     pub tenant_policy_file: Option<std::path::PathBuf>,
 
@@ -342,6 +354,12 @@ pub struct ServeConfig {
     /// 5 minutes).
     #[arg(long, env = "FLINKBROKER_REFUSED_JOB_BACKOFF", default_value = "2s", value_parser = parse_duration)]
     pub refused_job_backoff: Duration,
+
+    /// How long a savepoint may take. TriggerSavepoint answers DEADLINE_EXCEEDED after it
+    /// (the savepoint goes on, and the job records how it ends); a stop with a savepoint
+    /// gives up after it, and the Flink job runs on.
+    #[arg(long, env = "FLINKBROKER_SAVEPOINT_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
+    pub savepoint_timeout: Duration,
 
     /// JSON file mapping the SHA-256 (hex) of each bearer token to its principal, tenant and
     /// roles: `{"tokens": [{"sha256": "…", "principal": "…", "tenant": "…", "roles":
@@ -752,6 +770,7 @@ fn limits(config: &ServeConfig, tenants: &TenantPolicies) -> Limits {
         replica_poll_interval: config.replica_poll_interval,
         refused_job_retries: config.refused_job_retries,
         refused_job_backoff: config.refused_job_backoff,
+        savepoint_timeout: config.savepoint_timeout,
     }
 }
 
@@ -765,6 +784,12 @@ fn tenant_policies(config: &ServeConfig) -> anyhow::Result<TenantPolicies> {
             .filter(|p| !p.is_empty())
             .collect(),
         script_url_prefixes: config.script_url_prefixes.clone(),
+        savepoint_path_prefixes: config
+            .savepoint_path_prefixes
+            .iter()
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .collect(),
         max_parallelism: config.max_parallelism,
         max_live_jobs: config.tenant_max_live_jobs,
         submissions_per_minute: config.tenant_submissions_per_minute,

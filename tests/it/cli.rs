@@ -360,3 +360,119 @@ async fn exit_codes_tell_usage_unreachable_and_unauthenticated_apart() {
     );
     auth.stop().await;
 }
+
+#[tokio::test]
+async fn jobs_take_savepoints_stop_with_one_and_restore_from_it() {
+    let broker = TestBroker::start().await;
+    let server = server(&broker);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = script(
+        dir.path(),
+        "insert.sql",
+        "CREATE TABLE gen (id INT) WITH ('connector'='datagen', 'fields.id.kind'='sequence', 'fields.id.start'='1', 'fields.id.end'='100000000');\nCREATE TABLE sink (id INT) WITH ('connector'='blackhole');\nINSERT INTO sink SELECT * FROM gen;",
+    );
+    let submitted = flinkbroker(&server, &["sql", "run", "-f", &file], &[]).await;
+    assert_eq!(submitted.code, 0, "{}", submitted.stderr);
+    let id = submitted.stdout.trim().to_owned();
+    broker::wait_for_state(
+        &broker.client().await,
+        &id,
+        flinkbroker_proto::JobState::Running,
+    )
+    .await;
+
+    let taken = flinkbroker(
+        &server,
+        &[
+            "jobs",
+            "savepoint",
+            &id,
+            "--dir",
+            "file:///savepoints/cli",
+            "--native",
+            "--format",
+            "json",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(taken.code, 0, "{}", taken.stderr);
+    let savepoints: Vec<Json> = serde_json::from_str(&taken.stdout).expect("JSON");
+    assert_eq!(savepoints.len(), 1, "{}", taken.stdout);
+    assert_eq!(savepoints[0]["state"], Json::from("COMPLETED"));
+    assert_eq!(savepoints[0]["format"], Json::from("NATIVE"));
+    assert_eq!(savepoints[0]["statement_index"], Json::from(2));
+    let location = savepoints[0]["location"]
+        .as_str()
+        .expect("location")
+        .to_owned();
+    assert!(location.starts_with("file:/savepoints/cli/"), "{location}");
+
+    let stopped = flinkbroker(
+        &server,
+        &[
+            "jobs",
+            "cancel",
+            &id,
+            "--savepoint",
+            "file:///savepoints/stop",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(stopped.code, 0, "{}", stopped.stderr);
+    let watched = flinkbroker(&server, &["jobs", "watch", &id], &[]).await;
+    assert_eq!(
+        watched.code, 1,
+        "a stopped job is not finished: {}",
+        watched.stderr
+    );
+    let got = flinkbroker(&server, &["jobs", "get", &id, "--format", "json"], &[]).await;
+    let job: Json = serde_json::from_str(&got.stdout).expect("JSON");
+    let stop_location = job["savepoint_path"].as_str().expect("path").to_owned();
+    assert!(
+        stop_location.starts_with("file:/savepoints/stop/"),
+        "{stop_location}"
+    );
+    assert_eq!(job["savepoints"][1]["kind"], Json::from("STOP"));
+
+    let restored = flinkbroker(
+        &server,
+        &[
+            "sql",
+            "run",
+            "-f",
+            &file,
+            "--restore",
+            &stop_location,
+            "--allow-non-restored-state",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(restored.code, 0, "{}", restored.stderr);
+    let restored_id = restored.stdout.trim().to_owned();
+    let got = flinkbroker(
+        &server,
+        &["jobs", "get", &restored_id, "--format", "json"],
+        &[],
+    )
+    .await;
+    let job: Json = serde_json::from_str(&got.stdout).expect("JSON");
+    assert_eq!(
+        job["restore"]["savepoint_path"],
+        Json::from(stop_location.as_str())
+    );
+    assert_eq!(job["restore"]["allow_non_restored_state"], Json::from(true));
+    assert_eq!(job["restore"]["claim_mode"], Json::from("NO_CLAIM"));
+    let table = flinkbroker(&server, &["jobs", "get", &restored_id], &[]).await;
+    assert!(
+        table.stdout.contains("restored from") && table.stdout.contains(&stop_location),
+        "{}",
+        table.stdout
+    );
+    let usage = flinkbroker(&server, &["sql", "run", "-f", &file, "--claim"], &[]).await;
+    assert_eq!(usage.code, 2, "--claim needs --restore: {}", usage.stderr);
+    flinkbroker(&server, &["jobs", "cancel", &restored_id], &[]).await;
+    broker.stop().await;
+}

@@ -8,7 +8,8 @@ use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use flinkbroker_flink::jobmanager::{
-    FlinkError, FlinkJobStatus, JobManager, RestJobManager, SavepointStatus, savepoint_trigger_id,
+    FlinkError, FlinkJobStatus, JobManager, RestJobManager, SavepointFormat, SavepointStatus,
+    savepoint_trigger_id,
 };
 
 const OVERVIEW: &str = include_str!("../fixtures/jobmanager/overview.json");
@@ -410,6 +411,7 @@ async fn stop_with_savepoint_posts_the_recorded_request() {
             "triggerId": RECORDED_TRIGGER,
             "drain": false,
             "targetDirectory": RECORDED_TARGET_DIRECTORY,
+            "formatType": "CANONICAL",
         })))
         .respond_with(flink_reply(202, STOP_ACCEPTED))
         .expect(1)
@@ -421,6 +423,7 @@ async fn stop_with_savepoint_posts_the_recorded_request() {
             RUNNING_JOB,
             RECORDED_TRIGGER,
             Some(RECORDED_TARGET_DIRECTORY),
+            SavepointFormat::Canonical,
         )
         .await
         .expect("stop accepted");
@@ -433,7 +436,7 @@ async fn stop_with_savepoint_without_target_directory_leaves_it_to_flink() {
     Mock::given(method("POST"))
         .and(path(format!("/jobs/{RUNNING_JOB}/stop")))
         .and(body_json(
-            json!({"triggerId": RECORDED_TRIGGER, "drain": false}),
+            json!({"triggerId": RECORDED_TRIGGER, "drain": false, "formatType": "CANONICAL"}),
         ))
         .respond_with(flink_reply(202, STOP_ACCEPTED))
         .expect(1)
@@ -441,7 +444,12 @@ async fn stop_with_savepoint_without_target_directory_leaves_it_to_flink() {
         .await;
 
     let trigger = jobmanager(&server)
-        .stop_with_savepoint(RUNNING_JOB, RECORDED_TRIGGER, None)
+        .stop_with_savepoint(
+            RUNNING_JOB,
+            RECORDED_TRIGGER,
+            None,
+            SavepointFormat::Canonical,
+        )
         .await
         .expect("stop accepted");
     assert_eq!(trigger, RECORDED_TRIGGER);
@@ -457,6 +465,7 @@ async fn repeating_a_stop_with_the_derived_trigger_id_sends_the_same_request() {
             "triggerId": trigger,
             "drain": false,
             "targetDirectory": RECORDED_TARGET_DIRECTORY,
+            "formatType": "CANONICAL",
         })))
         .respond_with(flink_reply(
             202,
@@ -472,6 +481,7 @@ async fn repeating_a_stop_with_the_derived_trigger_id_sends_the_same_request() {
             RUNNING_JOB,
             &savepoint_trigger_id(RUNNING_JOB),
             Some(RECORDED_TARGET_DIRECTORY),
+            SavepointFormat::Canonical,
         )
         .await
         .expect("first stop");
@@ -480,6 +490,7 @@ async fn repeating_a_stop_with_the_derived_trigger_id_sends_the_same_request() {
             RUNNING_JOB,
             &savepoint_trigger_id(RUNNING_JOB),
             Some(RECORDED_TARGET_DIRECTORY),
+            SavepointFormat::Canonical,
         )
         .await
         .expect("second stop");
@@ -497,7 +508,12 @@ async fn stop_with_savepoint_of_an_unknown_job_is_job_not_found() {
         .await;
 
     let error = jobmanager(&server)
-        .stop_with_savepoint(UNKNOWN_JOB, RECORDED_TRIGGER, None)
+        .stop_with_savepoint(
+            UNKNOWN_JOB,
+            RECORDED_TRIGGER,
+            None,
+            SavepointFormat::Canonical,
+        )
         .await
         .unwrap_err();
     assert_eq!(error, FlinkError::JobNotFound(UNKNOWN_JOB.to_owned()));
@@ -526,6 +542,7 @@ async fn stop_then_poll_follows_the_recorded_sequence() {
             RUNNING_JOB,
             RECORDED_TRIGGER,
             Some(RECORDED_TARGET_DIRECTORY),
+            SavepointFormat::Canonical,
         )
         .await
         .expect("stop accepted");

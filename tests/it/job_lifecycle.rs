@@ -16,8 +16,8 @@ use flinkbroker_proto::job_service_client::JobServiceClient;
 use flinkbroker_proto::stream_end::Reason;
 use flinkbroker_proto::stream_operation_results_response::Message;
 use flinkbroker_proto::{
-    CancelJobRequest, Job, JobState, RuntimeMode, StatementState, StreamEnd,
-    StreamOperationResultsRequest, SubmitSqlRequest, WatchJobRequest,
+    Job, JobState, RuntimeMode, StatementState, StreamEnd, StreamOperationResultsRequest,
+    SubmitSqlRequest, WatchJobRequest,
 };
 use flinkbroker_store::{SeaStore, Store, pending_statements};
 use sql_gateway_standin::StandinConfig;
@@ -410,33 +410,6 @@ async fn a_query_without_rows_ends_its_stream_and_its_job() {
     broker.stop().await;
 }
 
-#[tokio::test]
-async fn a_sql_job_cannot_be_stopped_with_a_savepoint() {
-    let broker = TestBroker::start().await;
-    let mut client = broker.client().await;
-    let job = submit(&mut client, UNBOUNDED_INSERT, RuntimeMode::Streaming).await;
-    let error = client
-        .cancel_job(CancelJobRequest {
-            job_id: job.id.clone(),
-            stop_with_savepoint: true,
-            ..CancelJobRequest::default()
-        })
-        .await
-        .expect_err("savepoints are for python jobs");
-    assert_eq!(error.code(), Code::InvalidArgument);
-    assert!(
-        error.message().starts_with("stop_with_savepoint:"),
-        "{}",
-        error.message()
-    );
-    assert_eq!(
-        cancel(&mut client, &job.id).await.state(),
-        JobState::Canceling
-    );
-    wait_for_state(&client, &job.id, JobState::Canceled).await;
-    broker.stop().await;
-}
-
 /// Records a job as an earlier run of the broker left it, straight into the broker's database.
 async fn record_as_left(database_url: &str, new_job: NewJob, state: JobState) -> JobId {
     use flinkbroker_model::job::JobState as Stored;
@@ -519,6 +492,7 @@ async fn a_resumed_insert_whose_flink_job_exists_is_adopted_not_submitted_again(
             runtime_mode: flinkbroker_model::job::RuntimeMode::Streaming,
             properties: BTreeMap::new(),
             result_limits: Default::default(),
+            restore: None,
         }),
         statements,
         flink_job_id: None,
@@ -590,6 +564,7 @@ async fn a_resumed_python_job_whose_flink_job_exists_is_adopted_and_followed() {
             parallelism: None,
             flink_configuration: BTreeMap::new(),
             inline_py_files: BTreeMap::new(),
+            restore: None,
         }),
         statements: vec![],
         flink_job_id: Some(pinned.clone()),

@@ -64,7 +64,9 @@ fn spec() -> SubmitterSpec {
             parallelism: None,
             flink_configuration: BTreeMap::new(),
             inline_py_files: BTreeMap::new(),
+            restore: None,
         },
+        restore_arguments: Vec::new(),
     }
 }
 

@@ -77,6 +77,7 @@ fn program(script: &str) -> PythonSpec {
         parallelism: None,
         flink_configuration: BTreeMap::new(),
         inline_py_files: BTreeMap::new(),
+        restore: None,
     }
 }
 
@@ -87,6 +88,7 @@ fn submitter(program: PythonSpec) -> SubmitterSpec {
         tenant: "default".into(),
         flink_job_id: job_id.flink_job_id_for_program(),
         program,
+        restore_arguments: Vec::new(),
     }
 }
 
@@ -237,8 +239,7 @@ async fn argv_reaches_the_launcher_unchanged_without_a_shell() {
     );
 
     let expected = flink_run_argv(
-        &spec.program,
-        &spec.flink_job_id,
+        &spec,
         &ArgvContext {
             flink_executable: fake.home.path().join("bin/flink").display().to_string(),
             jobmanager_address: "127.0.0.1:8081".into(),

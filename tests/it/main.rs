@@ -23,6 +23,7 @@ mod python_local_flink;
 mod refusals;
 mod replicas;
 mod result_log;
+mod savepoints;
 mod server;
 mod sql_gateway_client;
 mod sql_jobs;

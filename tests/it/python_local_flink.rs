@@ -15,7 +15,8 @@ use flinkbroker_model::job::JobId;
 use flinkbroker_proto::job_service_client::JobServiceClient;
 use flinkbroker_proto::submit_python_request::Program;
 use flinkbroker_proto::{
-    CancelJobRequest, GetJobRequest, Job, JobState, SubmitPythonRequest, WatchJobRequest,
+    CancelJobRequest, ClaimMode, GetJobRequest, Job, JobState, Restore, SavepointFormat,
+    SubmitPythonRequest, TriggerSavepointRequest, WatchJobRequest, savepoint,
 };
 use tonic::transport::Channel;
 
@@ -248,6 +249,7 @@ async fn python_jobs_run_fail_and_cancel_on_a_real_flink_cluster() {
             job_id: to_stop.id.clone(),
             stop_with_savepoint: true,
             savepoint_directory: format!("file://{}", savepoints.path().display()),
+            ..CancelJobRequest::default()
         })
         .await
         .expect("stop with savepoint")
@@ -276,5 +278,148 @@ async fn python_jobs_run_fail_and_cancel_on_a_real_flink_cluster() {
         .expect("savepoints")
         .count();
     assert!(written > 0, "a savepoint was written");
+    broker.stop().await;
+}
+
+/// A keyed count over an unbounded source: state a savepoint carries.
+const STATEFUL: &str = r#"from pyflink.table import EnvironmentSettings, TableEnvironment
+
+t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+t_env.execute_sql("CREATE TABLE src (x INT) WITH ('connector' = 'datagen', 'rows-per-second' = '20', 'fields.x.min' = '0', 'fields.x.max' = '7')")
+t_env.execute_sql("CREATE TABLE snk (k INT, n BIGINT) WITH ('connector' = 'blackhole')")
+t_env.execute_sql("INSERT INTO snk SELECT x, COUNT(*) FROM src GROUP BY x")
+"#;
+
+fn stateful(request_id: &str) -> SubmitPythonRequest {
+    let mut request = program(STATEFUL, request_id);
+    request
+        .flink_configuration
+        .insert("execution.checkpointing.interval".into(), "1s".into());
+    request
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn savepoints_are_taken_and_restored_on_a_real_flink_cluster() {
+    let Some(cluster) = FlinkCluster::start().await else {
+        return;
+    };
+    let broker = cluster.start_broker().await;
+    let mut client = broker.client().await;
+    let directory = tempfile::tempdir().expect("savepoint dir");
+    let url = |name: &str| format!("file://{}/{name}", directory.path().display());
+
+    let first = client
+        .submit_python(stateful("py-savepoints"))
+        .await
+        .expect("submit")
+        .into_inner();
+    let (_, running) = watch(&mut client.clone(), &first.id, JobState::Running).await;
+    assert_eq!(
+        running.state(),
+        JobState::Running,
+        "{}",
+        running.state_reason
+    );
+
+    // A savepoint that leaves the job running.
+    let taken = client
+        .trigger_savepoint(TriggerSavepointRequest {
+            job_id: first.id.clone(),
+            directory: url("triggered"),
+            format: SavepointFormat::Canonical as i32,
+        })
+        .await
+        .expect("trigger savepoint")
+        .into_inner();
+    assert_eq!(taken.state(), JobState::Running);
+    let [triggered] = taken.savepoints.as_slice() else {
+        panic!("one savepoint: {:?}", taken.savepoints);
+    };
+    assert_eq!(triggered.kind(), savepoint::Kind::Triggered);
+    assert_eq!(
+        triggered.state(),
+        savepoint::State::Completed,
+        "{}",
+        triggered.error
+    );
+    assert_eq!(triggered.flink_job_id, first.flink_job_id);
+    assert!(
+        triggered.location.starts_with("file:") && triggered.location.contains("/triggered/"),
+        "{}",
+        triggered.location
+    );
+    assert_eq!(taken.savepoint_path, triggered.location);
+    assert!(
+        std::fs::read_dir(directory.path().join("triggered"))
+            .expect("the savepoint directory")
+            .count()
+            > 0
+    );
+    assert_eq!(
+        cluster
+            .wait_for_job_state(&first.flink_job_id, &["RUNNING"], LIMIT)
+            .await,
+        "RUNNING",
+        "the flink job runs on"
+    );
+
+    // A stop with a savepoint in the state backend's native format.
+    client
+        .cancel_job(CancelJobRequest {
+            job_id: first.id.clone(),
+            stop_with_savepoint: true,
+            savepoint_directory: url("stop"),
+            savepoint_format: SavepointFormat::Native as i32,
+        })
+        .await
+        .expect("stop with savepoint");
+    let stopped = wait_for_state(&client, &first.id, JobState::Canceled).await;
+    let stop = stopped.savepoints.last().expect("the stop's savepoint");
+    assert_eq!(stop.kind(), savepoint::Kind::Stop);
+    assert_eq!(stop.format(), SavepointFormat::Native);
+    assert_eq!(stop.state(), savepoint::State::Completed, "{}", stop.error);
+    assert_eq!(stopped.savepoint_path, stop.location);
+
+    // A new job restores from it: the JobManager says it started from that savepoint.
+    let mut restored = stateful("py-restored");
+    restored.restore = Some(Restore {
+        savepoint_path: stop.location.clone(),
+        allow_non_restored_state: false,
+        claim_mode: ClaimMode::NoClaim as i32,
+    });
+    let second = client
+        .submit_python(restored)
+        .await
+        .expect("submit restored")
+        .into_inner();
+    assert_eq!(
+        second.restore.as_ref().map(|r| r.savepoint_path.as_str()),
+        Some(stop.location.as_str())
+    );
+    let (_, running) = watch(&mut client.clone(), &second.id, JobState::Running).await;
+    assert_eq!(
+        running.state(),
+        JobState::Running,
+        "{}",
+        running.state_reason
+    );
+    let checkpoints_path = format!("/jobs/{}/checkpoints", second.flink_job_id);
+    let restored_from = broker::eventually("the restore in the checkpoint stats", LIMIT, || {
+        let cluster = &cluster;
+        let checkpoints_path = &checkpoints_path;
+        async move {
+            let checkpoints = cluster.rest_json(checkpoints_path).await;
+            checkpoints["latest"]["restored"]["external_path"]
+                .as_str()
+                .map(str::to_owned)
+        }
+    })
+    .await;
+    assert_eq!(
+        restored_from.trim_end_matches('/'),
+        stop.location.trim_end_matches('/')
+    );
+    broker::cancel(&mut client, &second.id).await;
+    wait_for_state(&client, &second.id, JobState::Canceled).await;
     broker.stop().await;
 }

@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use flinkbroker_flink::jobmanager::{
-    FlinkError, FlinkJobStatus, JobManager, RestJobManager, SavepointStatus,
+    FlinkError, FlinkJobStatus, JobManager, RestJobManager, SavepointFormat, SavepointStatus,
 };
 use sql_gateway_standin::{Standin, StandinConfig};
 
@@ -1679,11 +1679,15 @@ async fn stop_with_savepoint_is_idempotent_and_finishes_the_job() {
     let target = Some("file:///opt/flink-local/rt-tmp/savepoints");
 
     assert_eq!(
-        flink.stop_with_savepoint(pinned, trigger, target).await,
+        flink
+            .stop_with_savepoint(pinned, trigger, target, SavepointFormat::Canonical)
+            .await,
         Ok(trigger.to_string())
     );
     assert_eq!(
-        flink.stop_with_savepoint(pinned, trigger, target).await,
+        flink
+            .stop_with_savepoint(pinned, trigger, target, SavepointFormat::Canonical)
+            .await,
         Ok(trigger.to_string()),
         "the same trigger id joins the first stop"
     );
@@ -1714,7 +1718,7 @@ async fn stop_with_savepoint_is_idempotent_and_finishes_the_job() {
     // A stop of a job that no longer runs is accepted; its savepoint fails.
     let late = "00000000000000000000000000000bad";
     flink
-        .stop_with_savepoint(pinned, late, target)
+        .stop_with_savepoint(pinned, late, target, SavepointFormat::Canonical)
         .await
         .expect("accepted");
     match flink.savepoint_status(pinned, late).await {

@@ -19,8 +19,8 @@ use postgres_support::{PostgresDatabase, with_database};
 use flinkbroker_model::audit::{AuditAction, AuditFilter, AuditPage, NewAuditEvent};
 use flinkbroker_model::job::LogEnd;
 use flinkbroker_model::job::{
-    Job, JobId, JobKind, JobSpec, JobState, NewJob, PythonSpec, RuntimeMode, SqlSpec,
-    StatementState,
+    Job, JobId, JobKind, JobSpec, JobState, NewJob, PythonSpec, RuntimeMode, SavepointFormat,
+    SavepointKind, SavepointRecord, SavepointState, SqlSpec, StatementState,
 };
 use flinkbroker_model::sql_script::StatementKind;
 use flinkbroker_store::{
@@ -180,7 +180,7 @@ store_suite!(
     list_unfinished_returns_jobs_not_ended,
     gateway_session_is_recorded_and_cleared,
     statement_kinds_and_attempts_are_recorded,
-    savepoint_path_is_recorded,
+    savepoints_are_recorded,
     submitter_output_is_recorded,
     result_log_appends_reads_from_any_offset_and_ends,
     result_log_window_drops_the_oldest_batches,
@@ -223,6 +223,7 @@ fn sql_job(request_id: Option<&str>, label_pairs: &[(&str, &str)], created_at: i
             runtime_mode: RuntimeMode::Streaming,
             properties: labels(&[("parallelism.default", "2")]),
             result_limits: Default::default(),
+            restore: None,
         }),
         statements: pending_statements(&statements),
         flink_job_id: None,
@@ -251,6 +252,7 @@ fn python_job(label_pairs: &[(&str, &str)], created_at: i64) -> NewJob {
             parallelism: Some(4),
             flink_configuration: labels(&[("taskmanager.numberOfTaskSlots", "2")]),
             inline_py_files: Default::default(),
+            restore: None,
         }),
         statements: vec![],
         flink_job_id: Some(id.flink_job_id_for_program()),
@@ -1469,22 +1471,59 @@ async fn statement_kinds_and_attempts_are_recorded(store: Arc<dyn Store>) {
     );
 }
 
-async fn savepoint_path_is_recorded(store: Arc<dyn Store>) {
+async fn savepoints_are_recorded(store: Arc<dyn Store>) {
     let job = create(&store, python_job(&[], T0)).await;
     assert_eq!(job.savepoint_path, None);
+    assert!(job.savepoints.is_empty());
+    let flink_job_id = job.id.flink_job_id_for_program();
+    let mut savepoint = SavepointRecord {
+        trigger_id: "0123456789abcdef0123456789abcdef".into(),
+        flink_job_id: flink_job_id.clone(),
+        statement_index: None,
+        kind: SavepointKind::Triggered,
+        format: SavepointFormat::Native,
+        directory: Some("file:///savepoints".into()),
+        state: SavepointState::InProgress,
+        location: None,
+        error: None,
+        created_at: T0,
+        ended_at: None,
+    };
     store
-        .set_savepoint_path(job.id, "file:/savepoints/savepoint-4f2a1c-0123456789ab")
+        .set_savepoints(job.id, std::slice::from_ref(&savepoint))
         .await
-        .expect("set savepoint path");
+        .expect("record the savepoint in progress");
     let read = store.get_job(job.id).await.expect("get");
+    assert_eq!(read.savepoints, vec![savepoint.clone()]);
+    assert_eq!(read.savepoint_path, None, "none completed yet");
+
+    savepoint.state = SavepointState::Completed;
+    savepoint.location = Some("file:/savepoints/savepoint-4f2a1c-0123456789ab".into());
+    savepoint.ended_at = Some(T0 + 1_000);
+    let failed = SavepointRecord {
+        trigger_id: "fedcba9876543210fedcba9876543210".into(),
+        kind: SavepointKind::Stop,
+        format: SavepointFormat::Canonical,
+        directory: None,
+        state: SavepointState::Failed,
+        location: None,
+        error: Some("Not all required tasks are currently running.".into()),
+        statement_index: Some(2),
+        ..savepoint.clone()
+    };
+    store
+        .set_savepoints(job.id, &[savepoint.clone(), failed.clone()])
+        .await
+        .expect("record the outcomes");
+    let read = store.get_job(job.id).await.expect("get");
+    assert_eq!(read.savepoints, vec![savepoint, failed]);
     assert_eq!(
         read.savepoint_path.as_deref(),
-        Some("file:/savepoints/savepoint-4f2a1c-0123456789ab")
+        Some("file:/savepoints/savepoint-4f2a1c-0123456789ab"),
+        "the latest completed savepoint is the job's savepoint path"
     );
     assert!(matches!(
-        store
-            .set_savepoint_path(JobId::new_random(), "file:/x")
-            .await,
+        store.set_savepoints(JobId::new_random(), &[]).await,
         Err(StoreError::JobNotFound(_))
     ));
 }

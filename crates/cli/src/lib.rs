@@ -99,7 +99,7 @@ pub enum ClientCommand {
     /// PyFlink programs.
     #[command(subcommand)]
     Python(PythonCommand),
-    /// Jobs: list, get, watch, cancel.
+    /// Jobs: list, get, watch, cancel, savepoint.
     #[command(subcommand)]
     Jobs(JobsCommand),
     /// Prints a SQL job's results from its result log.
@@ -111,7 +111,7 @@ pub enum ClientCommand {
 #[derive(Debug, Subcommand)]
 pub enum SqlCommand {
     /// Submits a script; with --follow shows its progress and prints its last query's results.
-    Run(SqlRunArgs),
+    Run(Box<SqlRunArgs>),
 }
 
 // No `///` text here: clap derives `--help` text from doc comments.
@@ -142,6 +142,8 @@ pub struct SqlRunArgs {
     /// The most result rows printed (0: all; a table holds its rows in memory).
     #[arg(long, default_value_t = 10_000)]
     pub max_rows: u64,
+    #[command(flatten)]
+    pub restore: RestoreArgs,
 }
 
 // No `///` text here: clap derives `--help` text from doc comments.
@@ -149,7 +151,7 @@ pub struct SqlRunArgs {
 #[derive(Debug, Subcommand)]
 pub enum PythonCommand {
     /// Submits a PyFlink program; with --follow shows its progress until it ends.
-    Run(PythonRunArgs),
+    Run(Box<PythonRunArgs>),
 }
 
 // No `///` text here: clap derives `--help` text from doc comments.
@@ -179,6 +181,8 @@ pub struct PythonRunArgs {
     /// Follow the job to its end, showing progress.
     #[arg(long)]
     pub follow: bool,
+    #[command(flatten)]
+    pub restore: RestoreArgs,
     /// Arguments passed to the program (after `--`).
     #[arg(last = true)]
     pub args: Vec<String>,
@@ -198,13 +202,65 @@ pub enum JobsCommand {
     },
     /// Follows a job until it ends; the exit code says how it ended.
     Watch { id: String },
-    /// Cancels a job (Python jobs: with a savepoint when --savepoint is given).
+    /// Cancels a job; with --savepoint stops its Flink jobs with a savepoint each.
     Cancel {
         id: String,
         /// Stop with a savepoint written here (`default` for the cluster's directory).
         #[arg(long)]
         savepoint: Option<String>,
+        /// Write the savepoint in the state backend's native format (default: canonical).
+        #[arg(long, requires = "savepoint")]
+        native: bool,
     },
+    /// Takes a savepoint of a running job's Flink jobs, which run on; prints where each was
+    /// written.
+    Savepoint {
+        id: String,
+        /// Where to write it (default: the cluster's savepoint directory).
+        #[arg(long = "dir")]
+        directory: Option<String>,
+        /// Write it in the state backend's native format (default: canonical).
+        #[arg(long)]
+        native: bool,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+/// Restoring a submitted job's state from a savepoint.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Restore the job's Flink jobs from this savepoint (a `jobs savepoint` location).
+    #[arg(long = "restore")]
+    pub savepoint_path: Option<String>,
+    /// With --restore: start even when some of the savepoint's state maps to no operator.
+    #[arg(long, requires = "savepoint_path")]
+    pub allow_non_restored_state: bool,
+    /// With --restore: the job takes ownership of the savepoint (Flink may delete it later).
+    #[arg(long, requires = "savepoint_path")]
+    pub claim: bool,
+}
+
+impl RestoreArgs {
+    fn request(self) -> Option<proto::Restore> {
+        Some(proto::Restore {
+            savepoint_path: self.savepoint_path?,
+            allow_non_restored_state: self.allow_non_restored_state,
+            claim_mode: if self.claim {
+                proto::ClaimMode::Claim
+            } else {
+                proto::ClaimMode::NoClaim
+            } as i32,
+        })
+    }
+}
+
+fn savepoint_format(native: bool) -> i32 {
+    if native {
+        proto::SavepointFormat::Native as i32
+    } else {
+        proto::SavepointFormat::Canonical as i32
+    }
 }
 
 // No `///` text here: clap derives `--help` text from doc comments.
@@ -249,9 +305,9 @@ pub async fn run(server: &ServerArgs, command: ClientCommand) -> Result<(), CliE
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match command {
-        ClientCommand::Sql(SqlCommand::Run(args)) => sql_run(&mut client, &mut out, args).await,
+        ClientCommand::Sql(SqlCommand::Run(args)) => sql_run(&mut client, &mut out, *args).await,
         ClientCommand::Python(PythonCommand::Run(args)) => {
-            python_run(&mut client, &mut out, args).await
+            python_run(&mut client, &mut out, *args).await
         }
         ClientCommand::Jobs(JobsCommand::List(args)) => {
             let states = args
@@ -279,17 +335,50 @@ pub async fn run(server: &ServerArgs, command: ClientCommand) -> Result<(), CliE
             output::job(&mut out, &job, Format::Table)?;
             ended(&job)
         }
-        ClientCommand::Jobs(JobsCommand::Cancel { id, savepoint }) => {
+        ClientCommand::Jobs(JobsCommand::Cancel {
+            id,
+            savepoint,
+            native,
+        }) => {
             let job = client
                 .cancel_job(proto::CancelJobRequest {
                     job_id: id,
                     stop_with_savepoint: savepoint.is_some(),
                     savepoint_directory: savepoint.filter(|d| d != "default").unwrap_or_default(),
+                    savepoint_format: savepoint_format(native),
                 })
                 .await?
                 .into_inner();
             writeln!(out, "{} {}", job.id, output::state_name(job.state))
                 .map_err(|e| CliError::Failed(e.to_string()))
+        }
+        ClientCommand::Jobs(JobsCommand::Savepoint {
+            id,
+            directory,
+            native,
+            format,
+        }) => {
+            let before = get(&mut client, &id).await?;
+            let job = client
+                .trigger_savepoint(proto::TriggerSavepointRequest {
+                    job_id: id,
+                    directory: directory.unwrap_or_default(),
+                    format: savepoint_format(native),
+                })
+                .await?
+                .into_inner();
+            let taken: Vec<&proto::Savepoint> = job
+                .savepoints
+                .iter()
+                .filter(|s| {
+                    s.kind == proto::savepoint::Kind::Triggered as i32
+                        && !before
+                            .savepoints
+                            .iter()
+                            .any(|b| b.trigger_id == s.trigger_id)
+                })
+                .collect();
+            output::savepoints(&mut out, &taken, format)
         }
         ClientCommand::Results(args) => {
             print_results(
@@ -376,6 +465,7 @@ async fn sql_run(
             request_id: args.request_id.unwrap_or_default(),
             labels: args.labels.into_iter().collect(),
             result_limits: None,
+            restore: args.restore.request(),
         })
         .await?
         .into_inner();
@@ -429,6 +519,7 @@ async fn python_run(
             request_id: args.request_id.unwrap_or_default(),
             labels: args.labels.into_iter().collect(),
             inline_py_files: inline,
+            restore: args.restore.request(),
             ..proto::SubmitPythonRequest::default()
         })
         .await?

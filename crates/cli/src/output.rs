@@ -114,7 +114,82 @@ pub(crate) fn job_json(job: &proto::Job) -> Json {
             "reason": h.reason,
             "time": time(&h.time),
         })).collect::<Vec<_>>(),
+        "savepoint_path": job.savepoint_path,
+        "savepoints": job.savepoints.iter().map(savepoint_json).collect::<Vec<_>>(),
+        "restore": job.restore.as_ref().map(|r| json!({
+            "savepoint_path": r.savepoint_path,
+            "allow_non_restored_state": r.allow_non_restored_state,
+            "claim_mode": proto::ClaimMode::try_from(r.claim_mode)
+                .map(|m| m.as_str_name().trim_start_matches("CLAIM_MODE_").to_owned())
+                .unwrap_or_default(),
+        })),
     })
+}
+
+/// One savepoint as JSON.
+pub(crate) fn savepoint_json(s: &proto::Savepoint) -> Json {
+    json!({
+        "trigger_id": s.trigger_id,
+        "flink_job_id": s.flink_job_id,
+        "statement_index": s.statement_index,
+        "kind": proto::savepoint::Kind::try_from(s.kind)
+            .map(|k| k.as_str_name().trim_start_matches("KIND_").to_owned())
+            .unwrap_or_default(),
+        "format": savepoint_format_name(s.format),
+        "state": savepoint_state_name(s.state),
+        "location": s.location,
+        "error": s.error,
+        "create_time": time(&s.create_time),
+        "end_time": time(&s.end_time),
+    })
+}
+
+fn savepoint_format_name(format: i32) -> String {
+    proto::SavepointFormat::try_from(format)
+        .ok()
+        .filter(|f| *f != proto::SavepointFormat::Unspecified)
+        .map_or("CANONICAL".to_owned(), |f| {
+            f.as_str_name()
+                .trim_start_matches("SAVEPOINT_FORMAT_")
+                .to_owned()
+        })
+}
+
+fn savepoint_state_name(state: i32) -> String {
+    proto::savepoint::State::try_from(state)
+        .map(|s| s.as_str_name().trim_start_matches("STATE_").to_owned())
+        .unwrap_or_default()
+}
+
+/// Prints savepoints: one line each (`statement N` for a SQL job's, the location or the
+/// error), or a JSON array.
+pub(crate) fn savepoints(
+    out: &mut dyn Write,
+    savepoints: &[&proto::Savepoint],
+    format: Format,
+) -> Result<(), CliError> {
+    if matches!(format, Format::Json | Format::Jsonl) {
+        let all: Vec<Json> = savepoints.iter().map(|s| savepoint_json(s)).collect();
+        return writeln!(out, "{}", Json::Array(all)).map_err(io);
+    }
+    let mut lines = table(
+        ["STATEMENT", "FLINK JOB", "STATE", "LOCATION"]
+            .map(str::to_owned)
+            .to_vec(),
+    );
+    for s in savepoints {
+        lines.add_row(vec![
+            s.statement_index.map(|i| i.to_string()).unwrap_or_default(),
+            s.flink_job_id.clone(),
+            savepoint_state_name(s.state),
+            if s.error.is_empty() {
+                s.location.clone()
+            } else {
+                s.error.lines().next().unwrap_or_default().to_owned()
+            },
+        ]);
+    }
+    writeln!(out, "{lines}").map_err(io)
 }
 
 /// Prints jobs: a table of one line each, or a JSON array.
@@ -167,6 +242,14 @@ pub(crate) fn job(out: &mut dyn Write, job: &proto::Job, format: Format) -> Resu
         ("created", time(&job.create_time)),
         ("ended", time(&job.end_time)),
         ("flink job", job.flink_job_id.clone()),
+        (
+            "restored from",
+            job.restore
+                .as_ref()
+                .map(|r| r.savepoint_path.clone())
+                .unwrap_or_default(),
+        ),
+        ("savepoint", job.savepoint_path.clone()),
     ] {
         if !value.is_empty() {
             fields.add_row(vec![name.to_owned(), value]);
@@ -192,6 +275,10 @@ pub(crate) fn job(out: &mut dyn Write, job: &proto::Job, format: Format) -> Resu
             ]);
         }
         writeln!(out, "{statements}").map_err(io)?;
+    }
+    if !job.savepoints.is_empty() {
+        let all: Vec<&proto::Savepoint> = job.savepoints.iter().collect();
+        savepoints(out, &all, format)?;
     }
     if !job.submitter_output.is_empty() {
         writeln!(out, "submitter output:\n{}", job.submitter_output).map_err(io)?;

@@ -118,6 +118,47 @@ pub(super) fn sql_statements(limits: &Limits, script: &str) -> Result<Vec<String
     Ok(statements.into_iter().map(|s| s.text).collect())
 }
 
+/// The longest savepoint path or directory accepted.
+const MAX_SAVEPOINT_PATH_CHARS: usize = 4096;
+
+/// Checks a savepoint path (one to restore from, or a directory to write to) against its
+/// tenant's allowed prefixes.
+pub(super) fn savepoint_path(policy: &TenantPolicy, field: &str, path: &str) -> Result<()> {
+    if path.trim().is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    if path.chars().count() > MAX_SAVEPOINT_PATH_CHARS {
+        return Err(Error::invalid(
+            field,
+            format!("is longer than {MAX_SAVEPOINT_PATH_CHARS} characters"),
+        ));
+    }
+    if path.chars().any(char::is_control) || path != path.trim() {
+        return Err(Error::invalid(
+            field,
+            format!("{path:?} holds control characters or surrounding spaces"),
+        ));
+    }
+    if policy.savepoint_path_prefixes.is_empty() {
+        return Ok(());
+    }
+    let allowed = policy
+        .savepoint_path_prefixes
+        .iter()
+        .any(|prefix| path.starts_with(prefix.as_str()));
+    if !allowed {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "{path:?} is not under an allowed prefix ({}; see {})",
+                policy.savepoint_path_prefixes.join(", "),
+                policy.origin("savepoint_path_prefixes", "--savepoint-path-prefixes")
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a Python program against the size limit and its tenant's configuration, script
 /// URL and parallelism guardrails.
 pub(super) fn python_program(
@@ -127,6 +168,9 @@ pub(super) fn python_program(
 ) -> Result<()> {
     for key in program.flink_configuration.keys() {
         config_key(policy, key, "flink_configuration")?;
+    }
+    if let Some(restore) = &program.restore {
+        savepoint_path(policy, "restore.savepoint_path", &restore.savepoint_path)?;
     }
     if let Some(url) = &program.script_url {
         let allowed = policy

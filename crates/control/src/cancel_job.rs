@@ -4,9 +4,9 @@ use tokio::sync::oneshot;
 use tracing::info;
 
 use super::driver::Command;
-use super::{CancelOptions, Controller, not_found};
+use super::{CancelOptions, Controller, admission, not_found};
 use crate::error::{Error, Result};
-use flinkbroker_model::job::{Job, JobId, JobKind, JobState};
+use flinkbroker_model::job::{Job, JobId, JobState};
 
 /// How long CancelJob waits for a driver busy with a call to the gateway or the JobManager.
 const CANCEL_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -17,7 +17,7 @@ impl Controller {
     /// replica drives gets the cancel recorded in the database for that replica's driver.
     pub async fn cancel_job(&self, id: JobId, options: CancelOptions) -> Result<Job> {
         if let Some(live) = self.live.get(id) {
-            savepoint_allowed(&options, live.job.borrow().kind)?;
+            self.check_savepoint_directory(&live.job.borrow().tenant, &options)?;
             let (reply, answer) = oneshot::channel();
             let command = Command::Cancel {
                 options: options.clone(),
@@ -40,10 +40,10 @@ impl Controller {
             }
         }
         let job = self.store.get_job(id).await.map_err(not_found)?;
-        savepoint_allowed(&options, job.kind)?;
         if job.state.is_terminal() || job.state == JobState::Canceling {
             return Ok(job);
         }
+        self.check_savepoint_directory(&job.tenant, &options)?;
         if self.shutdown.is_cancelled() {
             return Err(Error::ShuttingDown);
         }
@@ -75,15 +75,15 @@ impl Controller {
             }
         }
     }
-}
 
-/// Refuses a stop with a savepoint for a SQL job: only a Python job's Flink job has one.
-fn savepoint_allowed(options: &CancelOptions, kind: JobKind) -> Result<()> {
-    if options.stop_with_savepoint && kind == JobKind::Sql {
-        return Err(Error::invalid(
-            "stop_with_savepoint",
-            "only python jobs can be stopped with a savepoint",
-        ));
+    /// Checks the directory of a stop with a savepoint against the tenant's allowed prefixes.
+    fn check_savepoint_directory(&self, tenant: &str, options: &CancelOptions) -> Result<()> {
+        match &options.savepoint_directory {
+            Some(directory) if options.stop_with_savepoint => {
+                let policy = self.limits.tenants.policy(tenant);
+                admission::savepoint_path(&policy, "savepoint_directory", directory)
+            }
+            _ => Ok(()),
+        }
     }
-    Ok(())
 }

@@ -12,12 +12,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::registry::LiveJob;
 use super::results::drain::DrainOutcome;
+use super::savepoint::SavepointRequest;
 use super::{CancelOptions, Controller, Limits};
 use crate::error::Error;
 use crate::metrics;
 use flinkbroker_flink::jobmanager::JobManager;
 use flinkbroker_flink::sql_gateway::SqlGateway;
-use flinkbroker_model::job::{Job, JobState, LogEnd, LogSummary, StatementState};
+use flinkbroker_model::job::{Job, JobState, LogEnd, LogSummary, SavepointRecord, StatementState};
 use flinkbroker_runner::JobRunner;
 use flinkbroker_store::{StatementUpdate, Store, StoreError};
 
@@ -36,6 +37,17 @@ pub(super) enum Command {
     /// A query statement's drain ended: its results are logged (to their end or a result
     /// limit), it failed, or the gateway lost them.
     Drained { index: u32, outcome: DrainOutcome },
+    /// TriggerSavepoint: the driver records a savepoint of each of the job's running Flink
+    /// jobs and answers with their trigger ids (or why none can be taken).
+    Savepoint {
+        request: SavepointRequest,
+        reply: oneshot::Sender<crate::error::Result<Vec<String>>>,
+    },
+    /// A triggered savepoint ended: its location, or why it failed.
+    SavepointEnded {
+        trigger_id: String,
+        outcome: Result<String, String>,
+    },
 }
 
 /// Why a driver's work stopped before the job's end.
@@ -273,13 +285,22 @@ impl Core {
         .await
     }
 
-    /// Records where a stop with a savepoint wrote the savepoint, durably.
-    pub(crate) async fn set_savepoint_path(&mut self, path: &str) -> Result<(), Interrupt> {
+    /// Records the job's savepoints (and so its latest completed one's location), durably.
+    pub(crate) async fn set_savepoints(
+        &mut self,
+        savepoints: Vec<SavepointRecord>,
+    ) -> Result<(), Interrupt> {
         let store = &self.store();
         let id = self.job.id;
-        self.durably("the savepoint path", || store.set_savepoint_path(id, path))
+        self.durably("the savepoints", || store.set_savepoints(id, &savepoints))
             .await?;
-        self.job.savepoint_path = Some(path.to_owned());
+        self.job.savepoint_path = savepoints
+            .iter()
+            .rev()
+            .find(|s| s.state == flinkbroker_model::job::SavepointState::Completed)
+            .and_then(|s| s.location.clone())
+            .or(self.job.savepoint_path.take());
+        self.job.savepoints = savepoints;
         self.publish();
         Ok(())
     }
@@ -355,6 +376,20 @@ impl Core {
                     })
                 }
             }
+            Command::Savepoint { request, reply } => {
+                if self.canceling {
+                    let _ = reply.send(Err(Error::FailedPrecondition(format!(
+                        "job {} is CANCELING; only a RUNNING job's flink jobs can take a savepoint",
+                        self.job.id
+                    ))));
+                    return Ok(());
+                }
+                self.begin_savepoints(request, reply).await
+            }
+            Command::SavepointEnded {
+                trigger_id,
+                outcome,
+            } => self.end_savepoint(trigger_id, outcome).await,
             Command::Drained { .. } if self.canceling => Ok(()),
             Command::Drained { index, outcome } => {
                 let Some(statement) = self.job.statements.get(index as usize) else {

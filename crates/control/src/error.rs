@@ -43,6 +43,10 @@ pub enum Error {
     /// The broker is shutting down.
     #[error("flinkbroker is shutting down")]
     ShuttingDown,
+    /// The request's work did not end in the time the broker allows it; it goes on, and
+    /// the job shows its outcome.
+    #[error("{0}")]
+    DeadlineExceeded(String),
     /// The broker cannot serve the request right now; retrying later may succeed.
     #[error("{0}")]
     Unavailable(String),

@@ -41,6 +41,7 @@ mod quotas;
 mod registry;
 mod replicas;
 mod results;
+mod savepoint;
 mod sql;
 mod stop;
 mod trace;
@@ -64,6 +65,7 @@ use flinkbroker_store::{CreateOutcome, Store, StoreError};
 
 pub use python::PythonSubmission;
 pub use results::{ResultMessage, ResultRequest, StreamEndReason};
+pub use savepoint::SavepointRequest;
 
 /// Limits and pacing of the use cases.
 #[derive(Debug, Clone)]
@@ -108,6 +110,8 @@ pub struct Limits {
     /// The pause before the first such retry; each next one waits twice as long, at most
     /// [`MAX_REFUSED_JOB_PAUSE`].
     pub refused_job_backoff: Duration,
+    /// How long a savepoint may take before it is given up (a stop's Flink job runs on).
+    pub savepoint_timeout: Duration,
 }
 
 /// The longest pause before a statement whose Flink job was refused runs again.
@@ -135,6 +139,7 @@ impl Default for Limits {
             replica_poll_interval: Duration::from_millis(200),
             refused_job_retries: 3,
             refused_job_backoff: Duration::from_secs(2),
+            savepoint_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -158,6 +163,8 @@ pub struct SqlSubmission {
     pub labels: BTreeMap<String, String>,
     /// How much of each query's results is logged.
     pub result_limits: flinkbroker_model::job::ResultLimits,
+    /// The savepoint the statements that start Flink jobs restore from.
+    pub restore: Option<flinkbroker_model::job::Restore>,
 }
 
 /// What CancelJob was asked to do (recorded as JSON for another replica's driver).
@@ -167,6 +174,9 @@ pub struct CancelOptions {
     pub stop_with_savepoint: bool,
     /// Where the savepoint goes; None for the cluster's default.
     pub savepoint_directory: Option<String>,
+    /// How the savepoint is written.
+    #[serde(default)]
+    pub savepoint_format: flinkbroker_model::job::SavepointFormat,
 }
 
 /// The use cases, over the external systems' traits.
@@ -187,6 +197,9 @@ pub struct Controller {
     replica: String,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    /// The cluster's Flink version, read from the JobManager the first time a job needs it
+    /// (to restore from a savepoint).
+    flink_version: tokio::sync::OnceCell<flinkbroker_model::flink_version::FlinkVersion>,
 }
 
 impl Controller {
@@ -216,6 +229,7 @@ impl Controller {
             replica,
             shutdown,
             tasks: TaskTracker::new(),
+            flink_version: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -308,6 +322,7 @@ impl Controller {
                 let id = core.job.id;
                 // The registry forgets the job however the driver ends, a panic included.
                 let guard = registry::Registration::new(&this.live, id);
+                core.resume_savepoints();
                 let lost = match core.job.kind {
                     JobKind::Sql => sql::driver::run(core).await,
                     JobKind::Python => python::driver::run(core).await,

@@ -147,10 +147,11 @@ pub const JOB_STATES: [JobState; 7] = [
 ];
 
 /// Every audit action, as the `action` label names them.
-const AUDIT_ACTIONS: [AuditAction; 4] = [
+const AUDIT_ACTIONS: [AuditAction; 5] = [
     AuditAction::Submit,
     AuditAction::Cancel,
     AuditAction::ReadResults,
+    AuditAction::Savepoint,
     AuditAction::Denied,
 ];
 

@@ -15,6 +15,8 @@ pub enum AuditAction {
     Cancel,
     /// A job's results read (StreamOperationResults).
     ReadResults,
+    /// A savepoint taken (TriggerSavepoint).
+    Savepoint,
     /// A call refused: no valid credential, a missing role or guardrail, or another
     /// tenant's job.
     Denied,
@@ -27,6 +29,7 @@ impl AuditAction {
             AuditAction::Submit => "submit",
             AuditAction::Cancel => "cancel",
             AuditAction::ReadResults => "read_results",
+            AuditAction::Savepoint => "savepoint",
             AuditAction::Denied => "denied",
         }
     }
@@ -37,6 +40,7 @@ impl AuditAction {
             AuditAction::Submit,
             AuditAction::Cancel,
             AuditAction::ReadResults,
+            AuditAction::Savepoint,
             AuditAction::Denied,
         ]
         .into_iter()

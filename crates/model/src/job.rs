@@ -223,6 +223,9 @@ pub struct SqlSpec {
     /// When the broker stops each query statement's results (unset: at their end).
     #[serde(default, skip_serializing_if = "ResultLimits::is_unlimited")]
     pub result_limits: ResultLimits,
+    /// The savepoint the statements that start Flink jobs restore from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<Restore>,
 }
 
 /// How much of each query statement's results a SQL job logs before the broker stops the
@@ -329,6 +332,9 @@ pub struct PythonSpec {
     /// Small extra modules shipped next to the script: file name to source.
     #[serde(default)]
     pub inline_py_files: BTreeMap<String, String>,
+    /// The savepoint the program's Flink job restores from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<Restore>,
 }
 
 impl PythonSpec {
@@ -364,6 +370,118 @@ impl JobSpec {
             JobSpec::Python(_) => JobKind::Python,
         }
     }
+}
+
+/// How a savepoint is written (Flink's `SavepointFormatType`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SavepointFormat {
+    /// The state backend-independent format every Flink version can restore.
+    #[default]
+    Canonical,
+    /// The state backend's own format: faster to take and restore, tied to the backend.
+    Native,
+}
+
+impl SavepointFormat {
+    /// Returns Flink's name of the format (`formatType` in the REST API).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SavepointFormat::Canonical => "CANONICAL",
+            SavepointFormat::Native => "NATIVE",
+        }
+    }
+}
+
+/// Why a savepoint was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SavepointKind {
+    /// TriggerSavepoint: the Flink job runs on.
+    Triggered,
+    /// CancelJob with a savepoint: the Flink job stops once it is taken.
+    Stop,
+}
+
+/// Where a savepoint is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SavepointState {
+    /// Recorded; triggered (or about to be) and not done yet.
+    InProgress,
+    /// Written; `location` says where.
+    Completed,
+    /// Refused or failed; `error` says why.
+    Failed,
+}
+
+/// One savepoint of one of a job's Flink jobs, recorded before it is triggered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavepointRecord {
+    /// The trigger id the JobManager knows the savepoint by (32 lowercase hex): chosen by the
+    /// broker before it asks, so that asking again joins the savepoint under way.
+    pub trigger_id: String,
+    /// The Flink job the savepoint is of.
+    pub flink_job_id: String,
+    /// SQL jobs: the statement that started the Flink job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statement_index: Option<u32>,
+    /// Why it was taken.
+    pub kind: SavepointKind,
+    /// How it is written.
+    pub format: SavepointFormat,
+    /// The directory asked for (None: the cluster's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory: Option<String>,
+    /// Where it is.
+    pub state: SavepointState,
+    /// Where it was written, once completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When it was recorded.
+    pub created_at: UnixMillis,
+    /// When it completed or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<UnixMillis>,
+}
+
+/// Whether a job restored from a savepoint owns it (Flink's claim mode, `RestoreMode` before
+/// Flink 2.0).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ClaimMode {
+    /// The job does not own the savepoint: its first checkpoint is a full one, and the
+    /// savepoint can be restored again or deleted by its owner (Flink's default).
+    #[default]
+    NoClaim,
+    /// The job owns the savepoint and may delete it once later checkpoints subsume it.
+    Claim,
+}
+
+impl ClaimMode {
+    /// Returns Flink's name of the mode.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ClaimMode::NoClaim => "NO_CLAIM",
+            ClaimMode::Claim => "CLAIM",
+        }
+    }
+}
+
+/// Where a job's Flink jobs restore their state from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Restore {
+    /// The savepoint (or retained checkpoint) to restore.
+    pub savepoint_path: String,
+    /// Starts even when the savepoint holds state no operator of the new job takes.
+    #[serde(default)]
+    pub allow_non_restored_state: bool,
+    /// Who owns the savepoint afterwards.
+    #[serde(default)]
+    pub claim_mode: ClaimMode,
 }
 
 /// Milliseconds since the Unix epoch, as stored.
@@ -448,8 +566,10 @@ pub struct Job {
     pub flink_job_id: Option<String>,
     /// Python jobs: the tail of the submitter's output.
     pub submitter_output: Option<String>,
-    /// Where the savepoint of a stop-with-savepoint was written.
+    /// Where the job's latest completed savepoint was written.
     pub savepoint_path: Option<String>,
+    /// Every savepoint taken of the job's Flink jobs, oldest first.
+    pub savepoints: Vec<SavepointRecord>,
     /// The replica whose lease lets it drive the job.
     pub owner: Option<String>,
     /// A CancelJob recorded for the job's driver (JSON of the cancel's options).

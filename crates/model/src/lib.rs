@@ -6,6 +6,7 @@
 //! - [`sql_script`]: splits SQL scripts into statements and classifies each one once, when
 //!   it enters.
 //! - [`audit`]: the audit trail's record types.
+//! - [`flink_version`]: what differs between the Flink releases served (restore options).
 //! - [`principal`]: who calls (principal, tenant, roles) and the tenant name rule.
 //! - [`tenants`]: each tenant's guardrails and quotas, from flags and the tenant policy file.
 //! - [`metric`]: the description of an exported metric series.
@@ -13,6 +14,7 @@
 //! - [`units`]: duration and size parsers.
 
 pub mod audit;
+pub mod flink_version;
 pub mod job;
 pub mod metric;
 pub mod principal;

@@ -36,6 +36,9 @@ pub struct TenantPolicy {
     pub forbidden_config_prefixes: Vec<String>,
     /// URL prefixes its Python programs may be downloaded from.
     pub script_url_prefixes: Vec<String>,
+    /// Prefixes the savepoint paths it restores from and the savepoint directories it writes
+    /// to must start with (empty: any path the cluster can read and write).
+    pub savepoint_path_prefixes: Vec<String>,
     /// The highest parallelism one Python job may ask for.
     pub max_parallelism: u32,
     /// Jobs not yet ended at once.
@@ -69,6 +72,7 @@ impl Default for TenantPolicy {
                 .map(|p| (*p).to_owned())
                 .collect(),
             script_url_prefixes: Vec::new(),
+            savepoint_path_prefixes: Vec::new(),
             max_parallelism: 64,
             max_live_jobs: 100,
             submissions_per_minute: 120,
@@ -93,6 +97,7 @@ enum Size {
 struct TenantOverrides {
     forbidden_config_prefixes: Option<Vec<String>>,
     script_url_prefixes: Option<Vec<String>>,
+    savepoint_path_prefixes: Option<Vec<String>>,
     max_parallelism: Option<u32>,
     max_live_jobs: Option<u64>,
     submissions_per_minute: Option<u32>,
@@ -196,6 +201,10 @@ impl TenantPolicies {
                 "script_url_prefixes",
                 overrides.script_url_prefixes.is_some(),
             ),
+            (
+                "savepoint_path_prefixes",
+                overrides.savepoint_path_prefixes.is_some(),
+            ),
             ("max_parallelism", overrides.max_parallelism.is_some()),
             ("max_live_jobs", overrides.max_live_jobs.is_some()),
             (
@@ -220,6 +229,10 @@ impl TenantPolicies {
                 .script_url_prefixes
                 .clone()
                 .unwrap_or_else(|| defaults.script_url_prefixes.clone()),
+            savepoint_path_prefixes: overrides
+                .savepoint_path_prefixes
+                .clone()
+                .unwrap_or_else(|| defaults.savepoint_path_prefixes.clone()),
             max_parallelism: overrides
                 .max_parallelism
                 .unwrap_or(defaults.max_parallelism),

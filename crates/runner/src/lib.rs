@@ -35,6 +35,9 @@ pub struct SubmitterSpec {
     pub flink_job_id: String,
     /// The program: its script (inline or by URL), files, arguments and Flink options.
     pub program: PythonSpec,
+    /// The `flink run` options that restore the program's Flink job from a savepoint, in the
+    /// spelling of the cluster's Flink version (empty: a fresh start).
+    pub restore_arguments: Vec<String>,
 }
 
 /// Where a submitter (`flink run -d …`) is.
@@ -125,12 +128,10 @@ pub(crate) fn program_files(program: &PythonSpec) -> Vec<(String, String)> {
     files
 }
 
-/// Builds the `flink run` argument vector (launcher first) for a program.
-pub fn flink_run_argv(
-    program: &PythonSpec,
-    flink_job_id: &str,
-    context: &ArgvContext,
-) -> Vec<String> {
+/// Builds the `flink run` argument vector (launcher first) for a submitter's program.
+pub fn flink_run_argv(spec: &SubmitterSpec, context: &ArgvContext) -> Vec<String> {
+    let program = &spec.program;
+    let flink_job_id = &spec.flink_job_id;
     let dir = context.program_dir.trim_end_matches('/');
     let mut argv = vec![
         context.flink_executable.clone(),
@@ -149,6 +150,7 @@ pub fn flink_run_argv(
         argv.push("-p".to_string());
         argv.push(parallelism.to_string());
     }
+    argv.extend(spec.restore_arguments.iter().cloned());
     if let Some(python) = &context.python_executable {
         argv.extend(["-pyexec".to_string(), python.clone()]);
         argv.extend(["-pyclientexec".to_string(), python.clone()]);
@@ -190,6 +192,16 @@ mod tests {
 
     use super::*;
 
+    fn spec(program: PythonSpec, flink_job_id: &str) -> SubmitterSpec {
+        SubmitterSpec {
+            job_id: "0b6f0a5e-3b7c-4d1e-9f00-1234567890ab".parse().unwrap(),
+            tenant: "default".into(),
+            flink_job_id: flink_job_id.into(),
+            program,
+            restore_arguments: Vec::new(),
+        }
+    }
+
     fn program() -> PythonSpec {
         PythonSpec {
             script: Some("print('hi')".into()),
@@ -202,6 +214,7 @@ mod tests {
             parallelism: None,
             flink_configuration: BTreeMap::new(),
             inline_py_files: BTreeMap::new(),
+            restore: None,
         }
     }
 
@@ -216,7 +229,10 @@ mod tests {
 
     #[test]
     fn minimal_program_runs_detached_under_its_job_id() {
-        let argv = flink_run_argv(&program(), "0123456789abcdef0123456789abcdef", &context());
+        let argv = flink_run_argv(
+            &spec(program(), "0123456789abcdef0123456789abcdef"),
+            &context(),
+        );
         assert_eq!(
             argv,
             [
@@ -250,7 +266,9 @@ mod tests {
             .insert("helpers.py".into(), "X = 1".into());
         let mut context = context();
         context.python_executable = Some("/venv/bin/python".into());
-        let argv = flink_run_argv(&program, "ab", &context);
+        let mut spec = spec(program.clone(), "ab");
+        spec.restore_arguments = vec!["-s".into(), "s3://sp/savepoint-1".into(), "-n".into()];
+        let argv = flink_run_argv(&spec, &context);
         assert_eq!(
             argv,
             [
@@ -265,6 +283,9 @@ mod tests {
                 "taskmanager.memory.process.size=2g",
                 "-p",
                 "4",
+                "-s",
+                "s3://sp/savepoint-1",
+                "-n",
                 "-pyexec",
                 "/venv/bin/python",
                 "-pyclientexec",

@@ -66,6 +66,7 @@ pub(crate) fn control_code(error: &ControlError) -> Code {
         ControlError::PermissionDenied(_) => Code::PermissionDenied,
         ControlError::ResourceExhausted { .. } => Code::ResourceExhausted,
         ControlError::ShuttingDown | ControlError::Unavailable(_) => Code::Unavailable,
+        ControlError::DeadlineExceeded(_) => Code::DeadlineExceeded,
         ControlError::Gateway(gateway) => match gateway {
             GatewayError::Unreachable(_) => Code::Unavailable,
             GatewayError::UnsupportedVersion { .. } => Code::FailedPrecondition,

@@ -40,7 +40,8 @@ use thiserror::Error;
 
 use flinkbroker_model::audit::{AuditFilter, AuditPage, NewAuditEvent};
 use flinkbroker_model::job::{
-    Job, JobId, JobKind, JobState, LogEnd, LogSummary, NewJob, StatementRecord, UnixMillis,
+    Job, JobId, JobKind, JobState, LogEnd, LogSummary, NewJob, SavepointRecord, StatementRecord,
+    UnixMillis,
 };
 
 pub use sea::SeaStore;
@@ -345,8 +346,13 @@ pub trait Store: ResultLog + Leases + AuditTrail + Send + Sync {
     /// Records the tail of a Python job's submitter output.
     async fn set_submitter_output(&self, id: JobId, output: &str) -> Result<(), StoreError>;
 
-    /// Records where a stop-with-savepoint wrote the savepoint.
-    async fn set_savepoint_path(&self, id: JobId, path: &str) -> Result<(), StoreError>;
+    /// Records the savepoints of a job's Flink jobs (the whole list, oldest first), and the
+    /// latest completed one's location as the job's savepoint path.
+    async fn set_savepoints(
+        &self,
+        id: JobId,
+        savepoints: &[SavepointRecord],
+    ) -> Result<(), StoreError>;
 
     /// Lists the jobs not in a terminal state (for reconciling after a restart).
     async fn list_unfinished(&self) -> Result<Vec<Job>, StoreError>;

@@ -37,8 +37,8 @@ use super::{
     CreateOutcome, JobFilter, JobMetrics, JobPage, StatementUpdate, Store, StoreError, TenantUsage,
 };
 use flinkbroker_model::job::{
-    Job, JobId, JobKind, JobSpec, JobState, LogEnd, LogSummary, NewJob, StateTransition,
-    StatementRecord, StatementState, UnixMillis,
+    Job, JobId, JobKind, JobSpec, JobState, LogEnd, LogSummary, NewJob, SavepointRecord,
+    StateTransition, StatementRecord, StatementState, UnixMillis,
 };
 use flinkbroker_model::sql_script::StatementKind;
 
@@ -280,8 +280,12 @@ impl Store for SeaStore {
         self.record_submitter_output(id, output).await
     }
 
-    async fn set_savepoint_path(&self, id: JobId, path: &str) -> Result<(), StoreError> {
-        self.record_savepoint_path(id, path).await
+    async fn set_savepoints(
+        &self,
+        id: JobId,
+        savepoints: &[SavepointRecord],
+    ) -> Result<(), StoreError> {
+        self.record_savepoints(id, savepoints).await
     }
 
     async fn tenant_usage(&self, tenant: &str) -> Result<TenantUsage, StoreError> {
@@ -567,6 +571,11 @@ fn job_from_rows(
         flink_job_id: row.flink_job_id,
         submitter_output: row.submitter_output,
         savepoint_path: row.savepoint_path,
+        savepoints: match &row.savepoints_json {
+            Some(json) => serde_json::from_str(json)
+                .map_err(|e| corrupt(format!("savepoints_json does not parse: {e}")))?,
+            None => Vec::new(),
+        },
         owner: row.owner,
         cancel_request: row.cancel_request,
         statements,

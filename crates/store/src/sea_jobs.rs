@@ -14,7 +14,8 @@ use super::sea::{commit, db_error, load_job, load_jobs, parse_job_state, rollbac
 use super::sea_audit::insert_audit;
 use super::{CreateOutcome, SeaStore, StatementUpdate, Store, StoreError};
 use flinkbroker_model::job::{
-    Job, JobId, JobState, NewJob, StateTransition, UnixMillis, now_millis,
+    Job, JobId, JobState, NewJob, SavepointRecord, SavepointState, StateTransition, UnixMillis,
+    now_millis,
 };
 
 /// The reason recorded with the first history entry of every job.
@@ -185,16 +186,28 @@ impl SeaStore {
             .await
     }
 
-    /// Records where a stop-with-savepoint wrote the savepoint.
-    pub(super) async fn record_savepoint_path(
+    /// Records a job's savepoints, and the latest completed one's location as its path (a
+    /// path recorded before savepoints were listed stays until a savepoint completes).
+    pub(super) async fn record_savepoints(
         &self,
         id: JobId,
-        path: &str,
+        savepoints: &[SavepointRecord],
     ) -> Result<(), StoreError> {
-        let update = job::Entity::update_many()
-            .col_expr(job::Column::SavepointPath, Expr::value(path))
+        let json = serde_json::to_string(savepoints).map_err(|e| {
+            StoreError::Database(format!("cannot encode the savepoints of job {id}: {e}"))
+        })?;
+        let latest = savepoints
+            .iter()
+            .rev()
+            .find(|savepoint| savepoint.state == SavepointState::Completed)
+            .and_then(|savepoint| savepoint.location.clone());
+        let mut update = job::Entity::update_many()
+            .col_expr(job::Column::SavepointsJson, Expr::value(json))
             .col_expr(job::Column::UpdatedAt, updated_now());
-        self.update_job_columns(id, "cannot record the savepoint path", update)
+        if let Some(latest) = latest {
+            update = update.col_expr(job::Column::SavepointPath, Expr::value(latest));
+        }
+        self.update_job_columns(id, "cannot record the savepoints", update)
             .await
     }
 
@@ -265,6 +278,7 @@ impl SeaStore {
             flink_job_id: ActiveValue::Set(new_job.flink_job_id.clone()),
             submitter_output: ActiveValue::Set(None),
             savepoint_path: ActiveValue::Set(None),
+            savepoints_json: ActiveValue::Set(None),
             owner: ActiveValue::Set(new_job.lease.as_ref().map(|(owner, _)| owner.clone())),
             lease_until: ActiveValue::Set(new_job.lease.as_ref().map(|(_, until)| *until)),
             cancel_request: ActiveValue::Set(None),
@@ -460,6 +474,7 @@ fn created_job(new_job: NewJob) -> Job {
         flink_job_id: new_job.flink_job_id,
         submitter_output: None,
         savepoint_path: None,
+        savepoints: Vec::new(),
         owner: new_job.lease.as_ref().map(|(owner, _)| owner.clone()),
         cancel_request: None,
         statements,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use flinkbroker::config::ServeConfig;
 use flinkbroker_flink::jobmanager::{
-    FlinkError, FlinkJobStatus, JobManager, RestJobManager, SavepointStatus,
+    FlinkError, FlinkJobStatus, JobManager, RestJobManager, SavepointFormat, SavepointStatus,
 };
 use flinkbroker_flink::sql_gateway::RestSqlGateway;
 use flinkbroker_proto::job_service_client::JobServiceClient;
@@ -28,6 +28,10 @@ pub(crate) struct RefusingCancels(pub RestJobManager);
 impl JobManager for RefusingCancels {
     async fn ping(&self) -> Result<(), FlinkError> {
         self.0.ping().await
+    }
+
+    async fn flink_version(&self) -> Result<String, FlinkError> {
+        self.0.flink_version().await
     }
 
     async fn job_status(&self, flink_job_id: &str) -> Result<FlinkJobStatus, FlinkError> {
@@ -54,9 +58,22 @@ impl JobManager for RefusingCancels {
         flink_job_id: &str,
         trigger_id: &str,
         target_directory: Option<&str>,
+        format: SavepointFormat,
     ) -> Result<String, FlinkError> {
         self.0
-            .stop_with_savepoint(flink_job_id, trigger_id, target_directory)
+            .stop_with_savepoint(flink_job_id, trigger_id, target_directory, format)
+            .await
+    }
+
+    async fn trigger_savepoint(
+        &self,
+        flink_job_id: &str,
+        trigger_id: &str,
+        target_directory: Option<&str>,
+        format: SavepointFormat,
+    ) -> Result<String, FlinkError> {
+        self.0
+            .trigger_savepoint(flink_job_id, trigger_id, target_directory, format)
             .await
     }
 

@@ -433,7 +433,7 @@ impl FlinkCluster {
     }
 
     /// Reads `GET <path>` of the JobManager's REST API as JSON; panics on any failure.
-    async fn rest_json(&self, path: &str) -> serde_json::Value {
+    pub(crate) async fn rest_json(&self, path: &str) -> serde_json::Value {
         flinkbroker::install_crypto_provider();
         let url = format!("{}{path}", self.rest_url);
         let response = reqwest::Client::new()

@@ -14,21 +14,15 @@ use tracing::{info, warn};
 
 use super::super::CancelOptions;
 use super::super::driver::{Core, Interrupt};
+use super::super::savepoint::{StopOutcome, cancel_reason, options_from_reason};
 use super::super::stop::Stopped;
-use flinkbroker_flink::jobmanager::{
-    FlinkError, FlinkJobStatus, SavepointStatus, savepoint_trigger_id,
-};
+use flinkbroker_flink::jobmanager::{FlinkError, FlinkJobStatus};
 use flinkbroker_model::job::{Job, JobSpec, JobState};
 use flinkbroker_runner::{SubmitterSpec, SubmitterState};
 
 const FIRST_POLL: Duration = Duration::from_millis(100);
 /// Attempts at starting a submitter (0.1 s, 0.4 s, 1.6 s, 6.4 s apart) before the job fails.
 const SUBMITTER_START_ATTEMPTS: u32 = 5;
-/// How long a savepoint may take before the stop is given up (the Flink job keeps running).
-const SAVEPOINT_TIMEOUT: Duration = Duration::from_secs(300);
-/// The CANCELING reason of a stop with a savepoint; a resumed cancel reads the directory back.
-const STOP_WITH_SAVEPOINT: &str = "stop with a savepoint requested";
-const SAVEPOINT_DIRECTORY: &str = "; directory: ";
 
 /// Runs a Python job's driver to the job's end (or the broker's shutdown).
 /// Returns true when the job must be taken up again (its progress could not be recorded).
@@ -209,11 +203,17 @@ impl PythonDriver {
         let JobSpec::Python(program) = &self.core.job.spec else {
             return Err(Interrupt::Failed("not a python job".into()));
         };
+        let program = program.clone();
+        let restore_arguments = match self.core.cluster_version_for_restore().await? {
+            Some((version, restore)) => version.restore_arguments(&restore),
+            None => Vec::new(),
+        };
         let spec = SubmitterSpec {
             job_id: self.core.job.id,
             tenant: self.core.job.tenant.clone(),
             flink_job_id: self.flink_job_id.clone(),
-            program: program.clone(),
+            program,
+            restore_arguments,
         };
         // The Kubernetes API (or the local file system) may refuse for a moment: a few
         // attempts, then the refusal is the job's.
@@ -394,7 +394,7 @@ impl PythonDriver {
         replies: Vec<oneshot::Sender<Job>>,
     ) -> AfterCancel {
         if self.core.job.state != JobState::Canceling {
-            let reason = reason_for(&options);
+            let reason = cancel_reason(&options, "the flink job");
             if let Err(interrupt) = self.core.transition(JobState::Canceling, &reason).await {
                 // The callers learn from the dropped answer that the cancel was not recorded.
                 drop(replies);
@@ -465,12 +465,13 @@ impl PythonDriver {
                 )));
             }
             Some(_) if options.stop_with_savepoint => {
-                match self
-                    .stop_with_savepoint(options.savepoint_directory.as_deref())
-                    .await?
-                {
-                    Ok(location) => format!("stopped by request with a savepoint at {location}"),
-                    Err(keeps_running) => return Ok(Err(keeps_running)),
+                let target = [(flink_job_id.clone(), None)];
+                match self.core.stop_with_savepoints(&target, options).await? {
+                    StopOutcome::Stopped(locations) => format!(
+                        "stopped by request with a savepoint at {}",
+                        locations.join(", ")
+                    ),
+                    StopOutcome::KeepsRunning(reason) => return Ok(Err(KeepsRunning(reason))),
                 }
             }
             Some(_) => {
@@ -500,107 +501,14 @@ impl PythonDriver {
             ))),
         }
     }
-
-    /// Triggers a stop with a savepoint (its trigger id derived from the Flink job id, so a
-    /// resumed stop joins the one under way) and waits for the savepoint.
-    async fn stop_with_savepoint(
-        &mut self,
-        directory: Option<&str>,
-    ) -> Result<Result<String, KeepsRunning>, Interrupt> {
-        let flink_job_id = self.flink_job_id.clone();
-        let trigger = savepoint_trigger_id(&flink_job_id);
-        let jobmanager = self.core.jobmanager().clone();
-        if let Err(error) = jobmanager
-            .stop_with_savepoint(&flink_job_id, &trigger, directory)
-            .await
-        {
-            return Ok(Err(KeepsRunning(format!(
-                "stop with a savepoint of flink job {flink_job_id} was refused: {error}; the flink job keeps running"
-            ))));
-        }
-        info!(job_id = %self.core.job.id, flink_job_id = %flink_job_id, trigger_id = %trigger, "stop with savepoint triggered");
-        let deadline = Instant::now() + SAVEPOINT_TIMEOUT;
-        let mut pause = FIRST_POLL;
-        loop {
-            match jobmanager.savepoint_status(&flink_job_id, &trigger).await {
-                Ok(SavepointStatus::Completed { location }) => {
-                    self.core.set_savepoint_path(&location).await?;
-                    return Ok(Ok(location));
-                }
-                Ok(SavepointStatus::Failed { cause }) => {
-                    return Ok(Err(KeepsRunning(format!(
-                        "stop with a savepoint of flink job {flink_job_id} failed: {cause}; the flink job keeps running"
-                    ))));
-                }
-                Ok(SavepointStatus::InProgress) => {}
-                Err(error) => {
-                    warn!(job_id = %self.core.job.id, flink_job_id = %flink_job_id, %error, "cannot read the savepoint's status");
-                }
-            }
-            if Instant::now() >= deadline {
-                return Ok(Err(KeepsRunning(format!(
-                    "the savepoint of flink job {flink_job_id} did not complete within {} s; the flink job keeps running",
-                    SAVEPOINT_TIMEOUT.as_secs()
-                ))));
-            }
-            self.core.pause(pause).await?;
-            pause = (pause * 2).min(self.core.limits().poll_interval);
-        }
-    }
 }
 
 /// Why a stop with a savepoint did not stop the Flink job (it runs on).
 struct KeepsRunning(String);
-
-/// The CANCELING reason recorded for a cancel, from which a resumed cancel reads its options.
-fn reason_for(options: &CancelOptions) -> String {
-    if !options.stop_with_savepoint {
-        return "cancel requested; stopping the flink job".into();
-    }
-    match &options.savepoint_directory {
-        Some(directory) => format!("{STOP_WITH_SAVEPOINT}{SAVEPOINT_DIRECTORY}{directory}"),
-        None => STOP_WITH_SAVEPOINT.into(),
-    }
-}
-
-/// Reads the options of a cancel back from its CANCELING reason.
-fn options_from_reason(reason: &str) -> CancelOptions {
-    match reason.strip_prefix(STOP_WITH_SAVEPOINT) {
-        Some(rest) => CancelOptions {
-            stop_with_savepoint: true,
-            savepoint_directory: rest.strip_prefix(SAVEPOINT_DIRECTORY).map(str::to_owned),
-        },
-        None => CancelOptions::default(),
-    }
-}
 
 /// Returns the Flink job id of a Python job: the one recorded, else the one derived from its id.
 fn program_flink_job_id(job: &Job) -> String {
     job.flink_job_id
         .clone()
         .unwrap_or_else(|| job.id.flink_job_id_for_program())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{CancelOptions, options_from_reason, reason_for};
-
-    #[test]
-    fn a_resumed_cancel_reads_its_options_back_from_the_reason() {
-        for options in [
-            CancelOptions::default(),
-            CancelOptions {
-                stop_with_savepoint: true,
-                savepoint_directory: None,
-            },
-            CancelOptions {
-                stop_with_savepoint: true,
-                savepoint_directory: Some("file:///savepoints/recs".into()),
-            },
-        ] {
-            let back = options_from_reason(&reason_for(&options));
-            assert_eq!(back.stop_with_savepoint, options.stop_with_savepoint);
-            assert_eq!(back.savepoint_directory, options.savepoint_directory);
-        }
-    }
 }

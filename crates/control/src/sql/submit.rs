@@ -14,6 +14,9 @@ impl Controller {
         let texts = admission::sql_statements(&self.limits, &submission.script)?;
         let policy = self.limits.tenants.policy(&submission.tenant);
         admission::sql_configuration(&policy, submission.properties.keys(), &texts)?;
+        if let Some(restore) = &submission.restore {
+            admission::savepoint_path(&policy, "restore.savepoint_path", &restore.savepoint_path)?;
+        }
         let new_job = NewJob {
             id: JobId::new_random(),
             request_id: submission.request_id,
@@ -25,6 +28,7 @@ impl Controller {
                 runtime_mode: submission.runtime_mode,
                 properties: submission.properties,
                 result_limits: submission.result_limits,
+                restore: submission.restore,
             }),
             statements: pending_statements(&texts),
             flink_job_id: None,

@@ -86,6 +86,7 @@ async fn a_job_recorded_pending_whose_driver_never_ran_is_driven_from_the_start_
             runtime_mode: RuntimeMode::Streaming,
             properties: BTreeMap::new(),
             result_limits: Default::default(),
+            restore: None,
         }),
         statements: pending_statements(&texts),
         flink_job_id: None,

@@ -140,6 +140,7 @@ impl Broker {
             request_id: None,
             labels: BTreeMap::new(),
             result_limits: Default::default(),
+            restore: None,
         };
         within("submit_sql", self.controller.submit_sql(submission))
             .await
@@ -252,5 +253,6 @@ pub(crate) fn python_program() -> PythonSpec {
         parallelism: Some(2),
         flink_configuration: BTreeMap::new(),
         inline_py_files: BTreeMap::new(),
+        restore: None,
     }
 }

@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use tracing::{Instrument, debug, warn};
 
 use super::{
-    FlinkError, FlinkJobStatus, JobManager, JobProgress, SavepointStatus, TaskManagerMemory,
+    FlinkError, FlinkJobStatus, JobManager, JobProgress, SavepointFormat, SavepointStatus,
+    TaskManagerMemory,
 };
 use crate::java_error::{MAX_MESSAGE_CHARS, innermost_cause, strip_server_side_wrapper, truncate};
 use crate::metrics::{self, Endpoint};
@@ -44,6 +45,10 @@ const STOP_JOB: Endpoint = Endpoint {
     method: "POST",
     path: "/jobs/:jobid/stop",
 };
+const TRIGGER_SAVEPOINT: Endpoint = Endpoint {
+    method: "POST",
+    path: "/jobs/:jobid/savepoints",
+};
 const SAVEPOINT_STATUS: Endpoint = Endpoint {
     method: "GET",
     path: "/jobs/:jobid/savepoints/:triggerid",
@@ -64,6 +69,7 @@ pub(crate) const ENDPOINTS: &[Endpoint] = &[
     JOB_EXCEPTIONS,
     CANCEL_JOB,
     STOP_JOB,
+    TRIGGER_SAVEPOINT,
     SAVEPOINT_STATUS,
     TASKMANAGERS,
     TASKMANAGER_METRICS,
@@ -164,6 +170,31 @@ impl RestJobManager {
             }
         }
     }
+    /// Sends an asynchronous savepoint operation's trigger (a stop or a savepoint) and returns
+    /// the trigger id Flink answers with (the one asked for).
+    async fn trigger(
+        &self,
+        endpoint: Endpoint,
+        request: RequestBuilder,
+        flink_job_id: &str,
+        trigger_id: &str,
+    ) -> Result<String, FlinkError> {
+        let reply = self.execute(endpoint, request).await?;
+        if !reply.status.is_success() {
+            return Err(reply.failure(Some(flink_job_id)));
+        }
+        let accepted: TriggerAccepted = reply.decode(endpoint.path)?;
+        if accepted.request_id != trigger_id {
+            warn!(
+                flink_job_id = %flink_job_id,
+                trigger_id = %trigger_id,
+                request_id = %accepted.request_id,
+                path = endpoint.path,
+                "flink answered a savepoint trigger with another trigger id"
+            );
+        }
+        Ok(accepted.request_id)
+    }
 }
 
 #[async_trait]
@@ -181,6 +212,19 @@ impl JobManager for RestJobManager {
             "flink jobmanager answered"
         );
         Ok(())
+    }
+
+    async fn flink_version(&self) -> Result<String, FlinkError> {
+        let reply = self
+            .execute(OVERVIEW, self.http.get(self.url(&["overview"])))
+            .await?;
+        if !reply.status.is_success() {
+            return Err(reply.failure(None));
+        }
+        let overview: Overview = reply.decode("GET /overview")?;
+        overview
+            .flink_version
+            .ok_or_else(|| FlinkError::Protocol("GET /overview names no flink-version".to_owned()))
     }
 
     async fn job_status(&self, flink_job_id: &str) -> Result<FlinkJobStatus, FlinkError> {
@@ -240,33 +284,41 @@ impl JobManager for RestJobManager {
         flink_job_id: &str,
         trigger_id: &str,
         target_directory: Option<&str>,
+        format: SavepointFormat,
     ) -> Result<String, FlinkError> {
         let request = StopWithSavepointRequest {
             trigger_id,
             drain: false,
             target_directory,
+            format_type: format.as_str(),
         };
-        let reply = self
-            .execute(
-                STOP_JOB,
-                self.http
-                    .post(self.url(&["jobs", flink_job_id, "stop"]))
-                    .json(&request),
-            )
-            .await?;
-        if !reply.status.is_success() {
-            return Err(reply.failure(Some(flink_job_id)));
-        }
-        let accepted: TriggerAccepted = reply.decode("POST /jobs/{jobid}/stop")?;
-        if accepted.request_id != trigger_id {
-            warn!(
-                flink_job_id = %flink_job_id,
-                trigger_id = %trigger_id,
-                request_id = %accepted.request_id,
-                "flink answered stop-with-savepoint with another trigger id"
-            );
-        }
-        Ok(accepted.request_id)
+        let request = self
+            .http
+            .post(self.url(&["jobs", flink_job_id, "stop"]))
+            .json(&request);
+        self.trigger(STOP_JOB, request, flink_job_id, trigger_id)
+            .await
+    }
+
+    async fn trigger_savepoint(
+        &self,
+        flink_job_id: &str,
+        trigger_id: &str,
+        target_directory: Option<&str>,
+        format: SavepointFormat,
+    ) -> Result<String, FlinkError> {
+        let request = TriggerSavepointRequest {
+            trigger_id,
+            cancel_job: false,
+            target_directory,
+            format_type: format.as_str(),
+        };
+        let request = self
+            .http
+            .post(self.url(&["jobs", flink_job_id, "savepoints"]))
+            .json(&request);
+        self.trigger(TRIGGER_SAVEPOINT, request, flink_job_id, trigger_id)
+            .await
     }
 
     async fn savepoint_status(
@@ -507,6 +559,21 @@ struct StopWithSavepointRequest<'a> {
     drain: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     target_directory: Option<&'a str>,
+    format_type: &'static str,
+}
+
+/// `POST /jobs/{jobid}/savepoints` (its fields are kebab-case but for the two camelCase ones,
+/// as Flink's `SavepointTriggerRequestBody` names them).
+#[derive(Serialize)]
+struct TriggerSavepointRequest<'a> {
+    #[serde(rename = "triggerId")]
+    trigger_id: &'a str,
+    #[serde(rename = "cancel-job")]
+    cancel_job: bool,
+    #[serde(rename = "target-directory", skip_serializing_if = "Option::is_none")]
+    target_directory: Option<&'a str>,
+    #[serde(rename = "formatType")]
+    format_type: &'static str,
 }
 
 /// The 202 reply of an asynchronous operation's trigger.

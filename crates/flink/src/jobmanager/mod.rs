@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 pub(crate) use client::ENDPOINTS;
 pub use client::RestJobManager;
+pub use flinkbroker_model::job::SavepointFormat;
 
 /// Namespace of the name-based UUIDs that serve as stop-with-savepoint trigger ids.
 const SAVEPOINT_TRIGGER_NAMESPACE: Uuid =
@@ -27,6 +28,30 @@ pub fn savepoint_trigger_id(flink_job_id: &str) -> String {
     Uuid::new_v5(&SAVEPOINT_TRIGGER_NAMESPACE, name.as_bytes())
         .simple()
         .to_string()
+}
+
+/// A fresh trigger id for a savepoint (32 lowercase hex, the format of Flink's `TriggerId`),
+/// to be recorded before the savepoint is asked for.
+pub fn new_savepoint_trigger_id() -> String {
+    Uuid::new_v4().simple().to_string()
+}
+
+/// The trigger id of the `attempt`-th retry of a savepoint first asked for as `trigger_id`:
+/// Flink keeps a trigger's failure, so a savepoint asked for again needs another id; derived,
+/// so that a retry repeated after a restart joins the one Flink is taking.
+pub fn retry_trigger_id(trigger_id: &str, attempt: u32) -> String {
+    let name = format!("savepoint-retry:{trigger_id}:{attempt}");
+    Uuid::new_v5(&SAVEPOINT_TRIGGER_NAMESPACE, name.as_bytes())
+        .simple()
+        .to_string()
+}
+
+/// Returns true when Flink failed a savepoint only because the job was not ready for one yet
+/// (its JobMaster still initializing, or some of its tasks not running yet): asking again
+/// once the job runs may succeed.
+pub fn savepoint_not_ready_yet(cause: &str) -> bool {
+    cause.contains("while the JobManager is initializing")
+        || cause.contains("Not all required tasks are currently running")
 }
 
 /// A Flink job's status (`GET /jobs/{id}` → `state`).
@@ -111,12 +136,12 @@ pub struct JobProgress {
     pub tasks_deployed: bool,
 }
 
-/// Where a stop-with-savepoint is.
+/// Where a savepoint (or a stop-with-savepoint) is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SavepointStatus {
     /// The savepoint is being taken.
     InProgress,
-    /// The savepoint was taken and the job stopped.
+    /// The savepoint was taken (and, for a stop, the job stopped).
     Completed {
         /// Where the savepoint is.
         location: String,
@@ -173,6 +198,9 @@ pub trait JobManager: Send + Sync {
     /// Checks that the JobManager answers (`GET /overview`).
     async fn ping(&self) -> Result<(), FlinkError>;
 
+    /// Reads the cluster's Flink version (`GET /overview` → `flink-version`), e.g. `1.20.3`.
+    async fn flink_version(&self) -> Result<String, FlinkError>;
+
     /// Reads a job's status (`GET /jobs/{id}`); `JobNotFound` for an unknown id.
     async fn job_status(&self, flink_job_id: &str) -> Result<FlinkJobStatus, FlinkError>;
 
@@ -196,9 +224,21 @@ pub trait JobManager: Send + Sync {
         flink_job_id: &str,
         trigger_id: &str,
         target_directory: Option<&str>,
+        format: SavepointFormat,
     ) -> Result<String, FlinkError>;
 
-    /// Reads a stop-with-savepoint's status (`GET /jobs/{id}/savepoints/{trigger}`).
+    /// Triggers a savepoint that leaves the job running (`POST /jobs/{id}/savepoints` with
+    /// `cancel-job: false`) and returns the trigger id; the caller chooses it, as for a stop.
+    async fn trigger_savepoint(
+        &self,
+        flink_job_id: &str,
+        trigger_id: &str,
+        target_directory: Option<&str>,
+        format: SavepointFormat,
+    ) -> Result<String, FlinkError>;
+
+    /// Reads a savepoint's (or a stop-with-savepoint's) status
+    /// (`GET /jobs/{id}/savepoints/{trigger}`).
     async fn savepoint_status(
         &self,
         flink_job_id: &str,

@@ -140,8 +140,7 @@ pub(super) fn build_config_map(spec: &SubmitterSpec, config: &KubernetesRunnerCo
 /// Builds the Job running [`flink_run_argv`] as the container's command.
 pub(super) fn build_job(spec: &SubmitterSpec, config: &KubernetesRunnerConfig) -> Job {
     let argv = flink_run_argv(
-        &spec.program,
-        &spec.flink_job_id,
+        spec,
         &ArgvContext {
             flink_executable: config.flink_executable.clone(),
             jobmanager_address: config.jobmanager_address.clone(),
@@ -439,7 +438,9 @@ mod tests {
                 parallelism: None,
                 flink_configuration: BTreeMap::new(),
                 inline_py_files: BTreeMap::new(),
+                restore: None,
             },
+            restore_arguments: Vec::new(),
         }
     }
 

@@ -175,8 +175,7 @@ impl LocalRunner {
             ))
         })?;
         let argv = flink_run_argv(
-            &spec.program,
-            &spec.flink_job_id,
+            spec,
             &ArgvContext {
                 flink_executable: self.flink_executable.clone(),
                 jobmanager_address: self.jobmanager_address.clone(),

@@ -4,8 +4,9 @@ use flinkbroker_control::{ResultMessage, StreamEndReason};
 use std::time::Duration;
 
 use flinkbroker_model::job::{
-    Job, JobKind, JobState, LogSummary, StateTransition, StatementRecord, StatementState,
-    UnixMillis,
+    ClaimMode, Job, JobKind, JobSpec, JobState, LogSummary, Restore, SavepointFormat,
+    SavepointKind, SavepointRecord, SavepointState, StateTransition, StatementRecord,
+    StatementState, UnixMillis,
 };
 use flinkbroker_proto as proto;
 
@@ -29,6 +30,7 @@ pub(super) fn audit_event(event: &flinkbroker_model::audit::AuditEvent) -> proto
             AuditAction::Submit => proto::AuditAction::Submit,
             AuditAction::Cancel => proto::AuditAction::Cancel,
             AuditAction::ReadResults => proto::AuditAction::ReadResults,
+            AuditAction::Savepoint => proto::AuditAction::Savepoint,
             AuditAction::Denied => proto::AuditAction::Denied,
         } as i32,
         method: event.method.clone(),
@@ -143,6 +145,52 @@ pub(super) fn job(job: &Job, retention: Duration) -> proto::Job {
         } else {
             job.owner.clone().unwrap_or_default()
         },
+        savepoints: job.savepoints.iter().map(savepoint).collect(),
+        restore: match &job.spec {
+            JobSpec::Sql(spec) => spec.restore.as_ref(),
+            JobSpec::Python(spec) => spec.restore.as_ref(),
+        }
+        .map(restore),
+    }
+}
+
+/// Converts one savepoint record.
+fn savepoint(record: &SavepointRecord) -> proto::Savepoint {
+    use proto::savepoint::{Kind, State};
+    proto::Savepoint {
+        trigger_id: record.trigger_id.clone(),
+        flink_job_id: record.flink_job_id.clone(),
+        statement_index: record.statement_index,
+        kind: match record.kind {
+            SavepointKind::Triggered => Kind::Triggered,
+            SavepointKind::Stop => Kind::Stop,
+        } as i32,
+        format: match record.format {
+            SavepointFormat::Canonical => proto::SavepointFormat::Canonical,
+            SavepointFormat::Native => proto::SavepointFormat::Native,
+        } as i32,
+        directory: record.directory.clone().unwrap_or_default(),
+        state: match record.state {
+            SavepointState::InProgress => State::InProgress,
+            SavepointState::Completed => State::Completed,
+            SavepointState::Failed => State::Failed,
+        } as i32,
+        location: record.location.clone().unwrap_or_default(),
+        error: record.error.clone().unwrap_or_default(),
+        create_time: Some(timestamp(record.created_at)),
+        end_time: record.ended_at.map(timestamp),
+    }
+}
+
+/// Converts the savepoint a job restored from.
+fn restore(restore: &Restore) -> proto::Restore {
+    proto::Restore {
+        savepoint_path: restore.savepoint_path.clone(),
+        allow_non_restored_state: restore.allow_non_restored_state,
+        claim_mode: match restore.claim_mode {
+            ClaimMode::NoClaim => proto::ClaimMode::NoClaim,
+            ClaimMode::Claim => proto::ClaimMode::Claim,
+        } as i32,
     }
 }
 

@@ -18,7 +18,7 @@ use crate::error::{self as api_error, status};
 use crate::metrics;
 use crate::telemetry;
 use flinkbroker_control::error::Error;
-use flinkbroker_control::{CancelOptions, Controller, ResultRequest};
+use flinkbroker_control::{CancelOptions, Controller, ResultRequest, SavepointRequest};
 use flinkbroker_model::audit::AuditAction;
 use flinkbroker_model::job::{Job, JobId, JobKind};
 use flinkbroker_proto as proto;
@@ -208,8 +208,32 @@ impl JobApi {
             stop_with_savepoint: request.stop_with_savepoint,
             savepoint_directory: (!request.savepoint_directory.is_empty())
                 .then_some(request.savepoint_directory),
+            savepoint_format: validate::savepoint_format(
+                "savepoint_format",
+                request.savepoint_format,
+            )?,
         };
         let job = self.controller.cancel_job(id, options).await?;
+        Ok(Response::new(convert::job(&job, self.retention())))
+    }
+
+    async fn trigger_savepoint_call(
+        &self,
+        request: Request<proto::TriggerSavepointRequest>,
+        call: &mut CallRecord,
+    ) -> api_error::Result<Response<proto::Job>> {
+        let caller = authorize(&request, Role::Submitter, call)?;
+        let request = request.into_inner();
+        let id = validate::job_id(&request.job_id)?;
+        let job = self.visible_job(id, &caller, call).await?;
+        if let Some(request_id) = &job.request_id {
+            note_request_id(call, request_id);
+        }
+        let savepoint = SavepointRequest {
+            directory: (!request.directory.is_empty()).then_some(request.directory),
+            format: validate::savepoint_format("format", request.format)?,
+        };
+        let job = self.controller.trigger_savepoint(id, savepoint).await?;
         Ok(Response::new(convert::job(&job, self.retention())))
     }
 
@@ -383,6 +407,15 @@ impl JobService for JobApi {
     ) -> Result<Response<proto::Job>, Status> {
         let call = CallRecord::new("CancelJob", Some(AuditAction::Cancel));
         self.serve(call, request, Self::cancel_job_call).await
+    }
+
+    async fn trigger_savepoint(
+        &self,
+        request: Request<proto::TriggerSavepointRequest>,
+    ) -> Result<Response<proto::Job>, Status> {
+        let call = CallRecord::new("TriggerSavepoint", Some(AuditAction::Savepoint));
+        self.serve(call, request, Self::trigger_savepoint_call)
+            .await
     }
 
     type WatchJobStream = BoxStream<proto::Job>;

@@ -7,7 +7,10 @@ use crate::auth::{Principal, Role};
 use flinkbroker_control::error::{Error, Result};
 use flinkbroker_control::{PythonSubmission, SqlSubmission};
 use flinkbroker_model::audit::{AuditAction, AuditFilter};
-use flinkbroker_model::job::{JobId, JobKind, JobState, PythonSpec, ResultLimits, RuntimeMode};
+use flinkbroker_model::job::{
+    ClaimMode, JobId, JobKind, JobState, PythonSpec, Restore, ResultLimits, RuntimeMode,
+    SavepointFormat,
+};
 use flinkbroker_proto as proto;
 use flinkbroker_store::JobFilter;
 
@@ -211,7 +214,53 @@ pub(super) fn sql_submission(
         request_id: request_id(&request.request_id)?,
         labels: labels(request.labels)?,
         result_limits,
+        restore: request.restore.map(restore).transpose()?,
     })
+}
+
+/// Decodes a submission's `restore` (its path is checked against the tenant's prefixes by
+/// admission).
+fn restore(restore: proto::Restore) -> Result<Restore> {
+    if restore.savepoint_path.is_empty() {
+        return Err(Error::invalid(
+            "restore.savepoint_path",
+            "must name the savepoint to restore from",
+        ));
+    }
+    let claim_mode = match proto::ClaimMode::try_from(restore.claim_mode) {
+        Ok(proto::ClaimMode::Unspecified | proto::ClaimMode::NoClaim) => ClaimMode::NoClaim,
+        Ok(proto::ClaimMode::Claim) => ClaimMode::Claim,
+        Err(_) => {
+            return Err(Error::invalid(
+                "restore.claim_mode",
+                format!(
+                    "unknown value {}; use CLAIM_MODE_NO_CLAIM or CLAIM_MODE_CLAIM",
+                    restore.claim_mode
+                ),
+            ));
+        }
+    };
+    Ok(Restore {
+        savepoint_path: restore.savepoint_path,
+        allow_non_restored_state: restore.allow_non_restored_state,
+        claim_mode,
+    })
+}
+
+/// Decodes a savepoint format.
+pub(super) fn savepoint_format(field: &str, value: i32) -> Result<SavepointFormat> {
+    match proto::SavepointFormat::try_from(value) {
+        Ok(proto::SavepointFormat::Unspecified | proto::SavepointFormat::Canonical) => {
+            Ok(SavepointFormat::Canonical)
+        }
+        Ok(proto::SavepointFormat::Native) => Ok(SavepointFormat::Native),
+        Err(_) => Err(Error::invalid(
+            field,
+            format!(
+                "unknown value {value}; use SAVEPOINT_FORMAT_CANONICAL or SAVEPOINT_FORMAT_NATIVE"
+            ),
+        )),
+    }
 }
 
 const MAX_REQUIREMENTS_BYTES: usize = 64 * 1024;
@@ -375,6 +424,7 @@ pub(super) fn python_submission(
         parallelism,
         flink_configuration,
         inline_py_files,
+        restore: request.restore.map(restore).transpose()?,
     };
     Ok(PythonSubmission {
         tenant: caller.tenant.clone(),
@@ -429,6 +479,7 @@ pub(super) fn audit_request(request: &proto::ListAuditEventsRequest) -> Result<(
         Ok(proto::AuditAction::Submit) => Some(AuditAction::Submit),
         Ok(proto::AuditAction::Cancel) => Some(AuditAction::Cancel),
         Ok(proto::AuditAction::ReadResults) => Some(AuditAction::ReadResults),
+        Ok(proto::AuditAction::Savepoint) => Some(AuditAction::Savepoint),
         Ok(proto::AuditAction::Denied) => Some(AuditAction::Denied),
         Err(_) => {
             return Err(Error::invalid(

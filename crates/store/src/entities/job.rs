@@ -43,6 +43,9 @@ pub(crate) struct Model {
     pub(crate) submitter_output: Option<String>,
     #[sea_orm(column_type = "Text", nullable)]
     pub(crate) savepoint_path: Option<String>,
+    /// Every savepoint of the job's Flink jobs, as a JSON list of `SavepointRecord`.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub(crate) savepoints_json: Option<String>,
     /// The replica driving the job (its lease), and until when (ms since the epoch).
     #[sea_orm(column_type = "Text", nullable)]
     pub(crate) owner: Option<String>,

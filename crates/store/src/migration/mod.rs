@@ -13,6 +13,7 @@ mod m20261202_000001_job_tenant_and_principal;
 mod m20261203_000001_audit_events;
 mod m20261203_000002_result_log_opened_at;
 mod m20261204_000001_result_batches_uncompressed;
+mod m20261205_000001_job_savepoints;
 
 /// Every migration of the job store, oldest first.
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000001_audit_events::Migration),
             Box::new(m20261203_000002_result_log_opened_at::Migration),
             Box::new(m20261204_000001_result_batches_uncompressed::Migration),
+            Box::new(m20261205_000001_job_savepoints::Migration),
         ]
     }
 }

@@ -10,7 +10,8 @@ use async_trait::async_trait;
 
 use super::{Changes, Link, lock};
 use flinkbroker_flink::jobmanager::{
-    FlinkError, FlinkJobStatus, JobManager, JobProgress, SavepointStatus, TaskManagerMemory,
+    FlinkError, FlinkJobStatus, JobManager, JobProgress, SavepointFormat, SavepointStatus,
+    TaskManagerMemory,
 };
 
 /// What a cancel (`PATCH /jobs/{id}?mode=cancel`) does to a running Flink job.
@@ -31,6 +32,8 @@ pub enum OnCancel {
 pub enum JobManagerCall {
     /// `ping`.
     Ping,
+    /// `flink_version`.
+    FlinkVersion,
     /// `job_status` of this Flink job.
     Status(String),
     /// `root_cause` of this Flink job.
@@ -47,6 +50,19 @@ pub enum JobManagerCall {
         trigger_id: String,
         /// The target directory asked for.
         directory: Option<String>,
+        /// The format asked for.
+        format: SavepointFormat,
+    },
+    /// `trigger_savepoint`.
+    TriggerSavepoint {
+        /// The Flink job.
+        flink_job_id: String,
+        /// The caller's trigger id.
+        trigger_id: String,
+        /// The target directory asked for.
+        directory: Option<String>,
+        /// The format asked for.
+        format: SavepointFormat,
     },
     /// `savepoint_status`.
     SavepointStatus {
@@ -67,9 +83,11 @@ struct State {
     root_causes: BTreeMap<String, String>,
     /// Flink jobs none of whose tasks was ever deployed.
     undeployed: std::collections::BTreeSet<String>,
-    /// Completed stops with a savepoint: trigger id → location.
+    /// Completed savepoints (and stops with one): trigger id → location.
     savepoints: BTreeMap<String, String>,
     on_cancel: OnCancel,
+    /// The version `flink_version` reports (1.20.3 unless the test sets another).
+    flink_version: Option<String>,
     /// The registered TaskManagers, in the order `taskmanagers` lists them, with their memory.
     taskmanagers: Vec<(String, TaskManagerMemory)>,
     calls: Vec<JobManagerCall>,
@@ -112,6 +130,11 @@ impl FakeJobManager {
             shared: Arc::clone(&self.shared),
             link: Link::new(),
         }
+    }
+
+    /// Makes `flink_version` report `version` (1.20.3 by default).
+    pub fn set_flink_version(&self, version: &str) {
+        lock(&self.shared.state).flink_version = Some(version.to_owned());
     }
 
     /// Cuts this handle's link: its calls, in flight or later, never answer.
@@ -260,6 +283,18 @@ impl JobManager for FakeJobManager {
             .await
     }
 
+    async fn flink_version(&self) -> Result<String, FlinkError> {
+        self.link
+            .call(async {
+                let state = self.record(JobManagerCall::FlinkVersion);
+                Ok(state
+                    .flink_version
+                    .clone()
+                    .unwrap_or_else(|| "1.20.3".to_owned()))
+            })
+            .await
+    }
+
     async fn job_status(&self, flink_job_id: &str) -> Result<FlinkJobStatus, FlinkError> {
         self.link
             .call(async {
@@ -322,11 +357,50 @@ impl JobManager for FakeJobManager {
             .await
     }
 
+    async fn trigger_savepoint(
+        &self,
+        flink_job_id: &str,
+        trigger_id: &str,
+        target_directory: Option<&str>,
+        format: SavepointFormat,
+    ) -> Result<String, FlinkError> {
+        self.link
+            .call(async {
+                let mut state = self.record(JobManagerCall::TriggerSavepoint {
+                    flink_job_id: flink_job_id.to_owned(),
+                    trigger_id: trigger_id.to_owned(),
+                    directory: target_directory.map(str::to_owned),
+                    format,
+                });
+                match state.jobs.get(flink_job_id) {
+                    None => return Err(FlinkError::JobNotFound(flink_job_id.to_owned())),
+                    Some(FlinkJobStatus::Running) => {}
+                    Some(other) => {
+                        return Err(FlinkError::Server {
+                            status: 409,
+                            message: format!("job {flink_job_id} is {}", other.as_str()),
+                        });
+                    }
+                }
+                // The savepoint completes at once; the job runs on.
+                let location = format!(
+                    "{}/savepoint-{}-{}",
+                    target_directory.unwrap_or("file:///savepoints"),
+                    &flink_job_id[..flink_job_id.len().min(6)],
+                    &trigger_id[..trigger_id.len().min(12)]
+                );
+                state.savepoints.insert(trigger_id.to_owned(), location);
+                Ok(trigger_id.to_owned())
+            })
+            .await
+    }
+
     async fn stop_with_savepoint(
         &self,
         flink_job_id: &str,
         trigger_id: &str,
         target_directory: Option<&str>,
+        format: SavepointFormat,
     ) -> Result<String, FlinkError> {
         self.link
             .call(async {
@@ -334,6 +408,7 @@ impl JobManager for FakeJobManager {
                     flink_job_id: flink_job_id.to_owned(),
                     trigger_id: trigger_id.to_owned(),
                     directory: target_directory.map(str::to_owned),
+                    format,
                 });
                 let Some(status) = state.jobs.get_mut(flink_job_id) else {
                     return Err(FlinkError::JobNotFound(flink_job_id.to_owned()));

@@ -6,7 +6,8 @@
 //! A cancel is acknowledged at once and takes effect at once, but `GET /jobs/{id}` keeps
 //! reporting RUNNING for [`StandinConfig::cancel_delay`](super::StandinConfig::cancel_delay), as
 //! the JobManager's execution graph cache does (`/jobs/overview` is not cached). A
-//! stop-with-savepoint is IN_PROGRESS for that long, then the job is FINISHED. Error bodies
+//! stop-with-savepoint is IN_PROGRESS for that long, then the job is FINISHED; a savepoint
+//! (`POST /jobs/{id}/savepoints`) is IN_PROGRESS as long and leaves the job running. Error bodies
 //! reuse the recorded ones (`tests/fixtures/jobmanager/`).
 
 use std::time::{Duration, Instant, SystemTime};
@@ -110,7 +111,34 @@ impl Job {
     }
 }
 
-/// A stop-with-savepoint, by the client's trigger id.
+/// Which asynchronous savepoint operation a trigger starts.
+#[derive(Clone, Copy)]
+enum SavepointKind {
+    /// `POST /jobs/{id}/stop`.
+    Stop,
+    /// `POST /jobs/{id}/savepoints`.
+    Savepoint,
+}
+
+impl SavepointKind {
+    /// The request body class Flink names when it cannot read one.
+    fn request_body(self) -> &'static str {
+        match self {
+            SavepointKind::Stop => "StopWithSavepointRequestBody",
+            SavepointKind::Savepoint => "SavepointTriggerRequestBody",
+        }
+    }
+
+    /// The field naming the target directory (camelCase for a stop, kebab-case otherwise).
+    fn directory_field(self) -> &'static str {
+        match self {
+            SavepointKind::Stop => "targetDirectory",
+            SavepointKind::Savepoint => "target-directory",
+        }
+    }
+}
+
+/// A savepoint or a stop-with-savepoint, by the client's trigger id.
 struct Savepoint {
     job_id: String,
     trigger_id: String,
@@ -374,6 +402,9 @@ impl Cluster {
             }
             (&Method::PATCH, ["jobs", id]) => with_job_id(id, |id| self.cancel(id, query, now)),
             (&Method::POST, ["jobs", id, "stop"]) => with_job_id(id, |id| self.stop(id, body, now)),
+            (&Method::POST, ["jobs", id, "savepoints"]) => {
+                with_job_id(id, |id| self.trigger_savepoint(id, body, now))
+            }
             (&Method::GET, ["jobs", id, "savepoints", trigger]) => {
                 with_job_id(id, |id| self.savepoint(id, trigger, now))
             }
@@ -473,10 +504,23 @@ impl Cluster {
     /// `POST /jobs/{id}/stop`: triggers a stop-with-savepoint under the client's trigger id (a
     /// repeated trigger id joins the first request); failures show in the savepoint's status.
     fn stop(&mut self, id: &str, body: &[u8], now: Instant) -> Reply {
+        self.trigger(id, body, now, SavepointKind::Stop)
+    }
+
+    /// `POST /jobs/{id}/savepoints`: triggers a savepoint that leaves the job running (or, with
+    /// `cancel-job`, cancels it once taken), under the client's trigger id like a stop.
+    fn trigger_savepoint(&mut self, id: &str, body: &[u8], now: Instant) -> Reply {
+        self.trigger(id, body, now, SavepointKind::Savepoint)
+    }
+
+    fn trigger(&mut self, id: &str, body: &[u8], now: Instant, kind: SavepointKind) -> Reply {
         let bad_body = || {
             rest_error(
                 400,
-                "org.apache.flink.runtime.rest.handler.RestHandlerException: Request did not match expected format StopWithSavepointRequestBody.",
+                &format!(
+                    "org.apache.flink.runtime.rest.handler.RestHandlerException: Request did not match expected format {}.",
+                    kind.request_body()
+                ),
                 None,
                 id,
             )
@@ -497,10 +541,26 @@ impl Cluster {
             },
             Some(_) => return bad_body(),
         };
-        let Some(directory) = request.get("targetDirectory").and_then(Json::as_str) else {
+        match request.get("formatType") {
+            None | Some(Json::Null) => {}
+            Some(Json::String(format)) if format == "CANONICAL" || format == "NATIVE" => {}
+            Some(_) => return bad_body(),
+        }
+        let cancel_job = match kind {
+            SavepointKind::Stop => true,
+            SavepointKind::Savepoint => match request.get("cancel-job") {
+                None | Some(Json::Null) => false,
+                Some(Json::Bool(cancel)) => *cancel,
+                Some(_) => return bad_body(),
+            },
+        };
+        let Some(directory) = request.get(kind.directory_field()).and_then(Json::as_str) else {
             return rest_error(
                 400,
-                "org.apache.flink.runtime.rest.handler.RestHandlerException: Config key [execution.checkpointing.savepoint-dir] is not set. Property [targetDirectory] must be provided.",
+                &format!(
+                    "org.apache.flink.runtime.rest.handler.RestHandlerException: Config key [execution.checkpointing.savepoint-dir] is not set. Property [{}] must be provided.",
+                    kind.directory_field()
+                ),
                 None,
                 id,
             );
@@ -514,7 +574,13 @@ impl Cluster {
                 Some(JobStatus::Running)
                     if self.jobs.iter().any(|j| j.id == id && j.ending.is_none()) =>
                 {
-                    self.end(id, JobStatus::Finished, now);
+                    if cancel_job {
+                        let to = match kind {
+                            SavepointKind::Stop => JobStatus::Finished,
+                            SavepointKind::Savepoint => JobStatus::Canceled,
+                        };
+                        self.end(id, to, now);
+                    }
                     Ok(savepoint_location(directory, id))
                 }
                 Some(JobStatus::Running) => Err((

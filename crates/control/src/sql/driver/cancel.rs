@@ -2,29 +2,60 @@
 //! once the JobManager says each of its Flink jobs stopped.
 
 use super::*;
+use crate::CancelOptions;
+use crate::savepoint::{StopOutcome, cancel_reason, savepoint_targets};
+use flinkbroker_model::job::{SavepointKind, SavepointState};
 
 impl SqlDriver {
     /// Moves the job to CANCELING (answering the callers), cancels its operations, stops its
-    /// Flink jobs, and records CANCELED once the JobManager says each stopped.
+    /// Flink jobs (with a savepoint each when asked), and records CANCELED once the JobManager
+    /// says each stopped. Returns false when a stop with a savepoint failed and the job runs
+    /// on (back in RUNNING, with the reason).
     pub(super) async fn cancel(
         &mut self,
+        options: CancelOptions,
         replies: Vec<tokio::sync::oneshot::Sender<flinkbroker_model::job::Job>>,
-    ) {
+    ) -> bool {
         if self.core.job.state != JobState::Canceling
             && let Err(interrupt) = self
                 .core
                 .transition(
                     JobState::Canceling,
-                    "cancel requested; stopping the job's flink jobs",
+                    &cancel_reason(&options, "the job's flink jobs"),
                 )
                 .await
         {
             // The callers learn from the dropped answer that the cancel was not recorded.
             drop(replies);
             self.core.conclude(interrupt).await;
-            return;
+            return true;
         }
         self.core.answer(replies);
+        let mut canceled = "canceled by request; every flink job it started has stopped".to_owned();
+        if options.stop_with_savepoint {
+            match self.stop_with_savepoints(&options).await {
+                Ok(None) => {}
+                Ok(Some(StopOutcome::Stopped(locations))) => {
+                    canceled = format!(
+                        "stopped by request with savepoints ({}); every flink job it started has stopped",
+                        locations.join(", ")
+                    );
+                }
+                Ok(Some(StopOutcome::KeepsRunning(reason))) => {
+                    return match self.core.transition(JobState::Running, &reason).await {
+                        Ok(()) => false,
+                        Err(interrupt) => {
+                            self.core.conclude(interrupt).await;
+                            true
+                        }
+                    };
+                }
+                Err(interrupt) => {
+                    self.core.conclude(interrupt).await;
+                    return true;
+                }
+            }
+        }
         match self.stop_everything().await {
             Ok(Stopped::All) => {
                 let open: Vec<u32> = self
@@ -44,16 +75,10 @@ impl SqlDriver {
                         .await
                     {
                         self.core.conclude(interrupt).await;
-                        return;
+                        return true;
                     }
                 }
-                let ended = self
-                    .core
-                    .transition(
-                        JobState::Canceled,
-                        "canceled by request; every flink job it started has stopped",
-                    )
-                    .await;
+                let ended = self.core.transition(JobState::Canceled, &canceled).await;
                 match ended {
                     Ok(()) => self.close_session().await,
                     Err(interrupt) => self.core.conclude(interrupt).await,
@@ -69,6 +94,36 @@ impl SqlDriver {
             }
             Err(interrupt) => self.core.conclude(interrupt).await,
         }
+        true
+    }
+
+    /// Stops the job's INSERT and statement set Flink jobs that still run with a savepoint
+    /// each; None when none runs.
+    async fn stop_with_savepoints(
+        &mut self,
+        options: &CancelOptions,
+    ) -> Result<Option<StopOutcome>, Interrupt> {
+        let mut running = Vec::new();
+        for (flink_job_id, statement) in savepoint_targets(&self.core.job) {
+            let recorded = self.core.job.savepoints.iter().any(|s| {
+                s.kind == SavepointKind::Stop
+                    && s.flink_job_id == flink_job_id
+                    && s.state != SavepointState::Failed
+            });
+            match self.core.jobmanager().job_status(&flink_job_id).await {
+                // A stop resumed after a restart: its Flink job may be over already.
+                Ok(status) if status.is_terminal() && !recorded => {}
+                Err(FlinkError::JobNotFound(_)) if !recorded => {}
+                _ => running.push((flink_job_id, statement)),
+            }
+        }
+        if running.is_empty() {
+            return Ok(None);
+        }
+        self.core
+            .stop_with_savepoints(&running, options)
+            .await
+            .map(Some)
     }
 
     /// Cancels running operations and asks the JobManager to stop every Flink job the job

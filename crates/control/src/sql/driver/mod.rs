@@ -69,7 +69,12 @@ pub(crate) async fn run(core: Core) -> bool {
         }
         match driven {
             Ok(()) => driver.finish().await,
-            Err(Interrupt::Cancel { replies, .. }) => driver.cancel(replies).await,
+            Err(Interrupt::Cancel { options, replies }) => {
+                if !driver.cancel(options, replies).await {
+                    // A stop with a savepoint failed: the job runs on, and is followed again.
+                    continue;
+                }
+            }
             Err(Interrupt::Failed(reason)) => {
                 driver.core.conclude(Interrupt::Failed(reason)).await;
                 if driver.core.job.state == JobState::Failed {
@@ -114,9 +119,9 @@ struct SqlDriver {
 impl SqlDriver {
     async fn drive(&mut self) -> Result<(), Interrupt> {
         if self.core.job.state == JobState::Canceling {
-            // A cancel was under way when the broker stopped: finish it.
+            // A cancel was under way when the broker stopped: finish it as it was asked.
             return Err(Interrupt::Cancel {
-                options: Default::default(),
+                options: crate::savepoint::options_from_reason(&self.core.job.state_reason),
                 replies: Vec::new(),
             });
         }

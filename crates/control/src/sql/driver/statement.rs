@@ -139,6 +139,15 @@ impl SqlDriver {
         if let Some(id) = &pinned {
             execution_config.insert(PIPELINE_JOB_ID_KEY.to_string(), id.clone());
         }
+        // Only the statements whose Flink jobs run on restore state: a query started later in
+        // the same session does not (the keys go with this statement, not the session).
+        if statement.kind.runs_on_after_submission()
+            && let Some((version, restore)) = self.core.cluster_version_for_restore().await?
+        {
+            for (key, value) in version.restore_configuration(&restore) {
+                execution_config.insert(key.to_owned(), value);
+            }
+        }
         self.core
             .update_statement(
                 index,
