@@ -476,3 +476,81 @@ async fn jobs_take_savepoints_stop_with_one_and_restore_from_it() {
     flinkbroker(&server, &["jobs", "cancel", &restored_id], &[]).await;
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn sql_validate_and_explain_check_a_script_without_running_it() {
+    let broker = TestBroker::start().await;
+    let server = server(&broker);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let invalid = script(
+        dir.path(),
+        "invalid.sql",
+        "CREATE TABLE src (id INT) WITH ('connector'='datagen');\nSELECT id\n  FROM nope;",
+    );
+    let checked = flinkbroker(
+        &server,
+        &["sql", "validate", "-f", &invalid, "--format", "json"],
+        &[],
+    )
+    .await;
+    assert_eq!(
+        checked.code, 1,
+        "an invalid script exits 1: {}",
+        checked.stderr
+    );
+    let report: Json = serde_json::from_str(&checked.stdout).expect("JSON");
+    assert_eq!(report["valid"], Json::from(false));
+    assert_eq!(report["statements"][0]["verdict"], Json::from("VALID"));
+    assert_eq!(report["statements"][1]["verdict"], Json::from("INVALID"));
+    assert_eq!(
+        report["statements"][1]["error_start"],
+        serde_json::json!({"line": 3, "column": 8})
+    );
+    assert!(
+        checked.stderr.contains("statement 1 is invalid"),
+        "{}",
+        checked.stderr
+    );
+    let table = flinkbroker(&server, &["sql", "validate", "-f", &invalid], &[]).await;
+    assert!(
+        table.stdout.contains("INVALID") && table.stdout.contains("3:8"),
+        "{}",
+        table.stdout
+    );
+
+    let valid = script(
+        dir.path(),
+        "valid.sql",
+        "CREATE TABLE src (id INT) WITH ('connector'='datagen');\nCREATE TABLE snk (id INT) WITH ('connector'='blackhole');\nINSERT INTO snk SELECT id FROM src;",
+    );
+    let explained = flinkbroker(&server, &["sql", "explain", "-f", &valid], &[]).await;
+    assert_eq!(explained.code, 0, "{}", explained.stderr);
+    assert!(
+        explained
+            .stdout
+            .starts_with("-- statement 2 (INSERT): INSERT INTO snk")
+            && explained.stdout.contains("== Optimized Execution Plan =="),
+        "{}",
+        explained.stdout
+    );
+    let submitted = flinkbroker(
+        &server,
+        &["sql", "run", "-f", &invalid, "--validate-first"],
+        &[],
+    )
+    .await;
+    assert_eq!(
+        submitted.code, 2,
+        "refused as invalid: {}",
+        submitted.stderr
+    );
+    assert!(
+        submitted
+            .stderr
+            .contains("statement 2 (line 3, column 8) is invalid"),
+        "{}",
+        submitted.stderr
+    );
+    assert!(broker.standin.flink_jobs().is_empty());
+    broker.stop().await;
+}

@@ -27,6 +27,7 @@ mod savepoints;
 mod server;
 mod sql_gateway_client;
 mod sql_jobs;
+mod sql_validation;
 mod standin;
 mod store_suite;
 mod tenant_policy;

@@ -4,6 +4,9 @@
 import {
   type Job,
   JobKind,
+  JobState,
+  Savepoint_Kind,
+  Savepoint_State,
   type StatementStatus,
   StatementState,
 } from "./gen/flinkbroker/v1/broker_pb";
@@ -45,6 +48,23 @@ export function jobView(
   const statements = h("tbody");
   const message = h("p", { class: "error", role: "alert", id: "job-error" });
   const cancel = h("button", { id: "cancel", class: "danger", hidden: true }, "Cancel job");
+  const savepoint = h("button", { id: "savepoint", hidden: true }, "Savepoint");
+  const savepoints = h("tbody");
+  const savepointsSection = h(
+    "section",
+    { hidden: true },
+    h("h2", {}, "Savepoints"),
+    h(
+      "table",
+      { id: "savepoints", class: "grid" },
+      h(
+        "thead",
+        {},
+        h("tr", {}, ["Taken", "Statement", "Kind", "State", "Location"].map((c) => h("th", {}, c))),
+      ),
+      savepoints,
+    ),
+  );
   const picker = h("select", { id: "statement-picker", "aria-label": "Query statement" });
   const show = h("button", { id: "show-results" }, "Show results");
   const statementsSection = h(
@@ -123,6 +143,22 @@ export function jobView(
     output.textContent = job.submitterOutput;
     outputSection.hidden = !job.submitterOutput;
     cancel.hidden = isTerminal(job.state);
+    savepoint.hidden = job.state !== JobState.RUNNING;
+    fill(
+      savepoints,
+      job.savepoints.map((s) =>
+        h(
+          "tr",
+          {},
+          h("td", {}, when(s.createTime)),
+          h("td", {}, s.statementIndex === undefined ? "—" : String(s.statementIndex + 1)),
+          h("td", {}, Savepoint_Kind[s.kind] ?? ""),
+          h("td", {}, Savepoint_State[s.state] ?? ""),
+          h("td", { class: "mono" }, s.location || s.error),
+        ),
+      ),
+    );
+    savepointsSection.hidden = job.savepoints.length === 0;
 
     const queries = job.statements.filter((s) => s.isQuery);
     resultsSection.hidden = job.kind !== JobKind.SQL || queries.length === 0;
@@ -154,13 +190,31 @@ export function jobView(
     }
   });
 
+  savepoint.addEventListener("click", async () => {
+    const directory = window.prompt(
+      "Write the savepoint to (empty: the cluster's savepoint directory)",
+      "",
+    );
+    if (directory === null) return;
+    savepoint.disabled = true;
+    message.textContent = "";
+    try {
+      render(await broker.triggerSavepoint({ jobId, directory: directory.trim() }));
+    } catch (error) {
+      report(error, message, onSignIn, "Savepoint: ");
+    } finally {
+      savepoint.disabled = false;
+    }
+  });
+
   fill(
     root,
     h("h1", {}, "Job ", h("span", { class: "mono", id: "job-id" }, jobId)),
     message,
-    h("div", { class: "controls" }, cancel),
+    h("div", { class: "controls" }, savepoint, cancel),
     summary,
     statementsSection,
+    savepointsSection,
     resultsSection,
     outputSection,
     h("h2", {}, "State history"),

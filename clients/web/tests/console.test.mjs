@@ -172,6 +172,62 @@ test("the jobs list filters by state and label", async () => {
   await shot("jobs");
 });
 
+test("Validate marks an invalid statement at its line and shows each plan", async () => {
+  await page.goto(`${broker.url}#/`);
+  await typeScript(
+    page,
+    "CREATE TABLE src (id INT, k STRING) WITH ('connector'='datagen');\nSELECT k,\n  COUNT(*) FROM nope GROUP BY k;",
+  );
+  await page.selectOption("#mode", "streaming");
+  await page.click("#validate");
+  await page.locator("#validation", { hasText: "1 invalid statement" }).waitFor();
+  const marked = page.locator(".cm-lintRange-error");
+  await marked.first().waitFor();
+  // The marker is on the script's third line, over the unknown table's name.
+  const where = await page.evaluate(() => {
+    const range = document.querySelector(".cm-lintRange-error");
+    const line = range.closest(".cm-line");
+    return {
+      line: [...document.querySelectorAll(".cm-content .cm-line")].indexOf(line) + 1,
+      text: range.textContent,
+    };
+  });
+  assert.deepEqual(where, { line: 3, text: "nope" });
+  assert.match(await page.textContent("#validation"), /Object 'nope' not found/);
+  await shot("validate-invalid");
+
+  await typeScript(
+    page,
+    "CREATE TABLE src (id INT, k STRING) WITH ('connector'='datagen');\nSELECT k, COUNT(*) FROM src GROUP BY k;",
+  );
+  await page.click("#validate");
+  await page.locator("#validation", { hasText: "Valid: 2 statements" }).waitFor();
+  assert.equal(await page.locator(".cm-lintRange-error").count(), 0);
+  await page.click("#plans-panel summary");
+  const plan = await page.textContent("#plans .plan[data-statement='1'] pre");
+  assert.match(plan, /== Optimized Execution Plan ==/);
+  await shot("validate-plans");
+});
+
+test("a running job takes a savepoint from its page", async () => {
+  const jobId = await run(
+    "CREATE TABLE gen (id INT) WITH ('connector'='datagen');\nCREATE TABLE sink (id INT) WITH ('connector'='blackhole');\nINSERT INTO sink SELECT * FROM gen;",
+    { mode: "streaming" },
+  );
+  await waitForState("RUNNING");
+  page.once("dialog", (dialog) => dialog.accept("file:///savepoints/console"));
+  await page.click("#savepoint");
+  const row = page.locator("#savepoints tbody tr", { hasText: "COMPLETED" });
+  await row.waitFor();
+  assert.match(await row.textContent(), /TRIGGERED.*file:\/savepoints\/console\/savepoint-/);
+  assert.match(await page.textContent(".summary"), /Savepoint/);
+  await shot("savepoint");
+  page.once("dialog", (dialog) => dialog.accept());
+  await page.click("#cancel");
+  await waitForState("CANCELED");
+  assert.ok(jobId);
+});
+
 test("signing out forgets the token", async () => {
   await page.click("#sign-out");
   await page.locator("#token").waitFor();

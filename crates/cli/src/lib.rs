@@ -112,6 +112,29 @@ pub enum ClientCommand {
 pub enum SqlCommand {
     /// Submits a script; with --follow shows its progress and prints its last query's results.
     Run(Box<SqlRunArgs>),
+    /// Checks a script without running it; prints each statement's verdict (exit 1 when one
+    /// is invalid).
+    Validate(CheckArgs),
+    /// Prints the plan of each query, INSERT and statement set of a script, without running it.
+    Explain(CheckArgs),
+}
+
+// No `///` text here: clap derives `--help` text from doc comments.
+#[allow(missing_docs)]
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The script file (`-` reads standard input).
+    #[arg(short = 'f', long = "file")]
+    pub file: PathBuf,
+    /// Check in batch mode (default: streaming).
+    #[arg(long)]
+    pub batch: bool,
+    /// A session property, `key=value` (repeatable).
+    #[arg(long = "set", value_parser = key_value)]
+    pub properties: Vec<(String, String)>,
+    /// A table, or one JSON document.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 // No `///` text here: clap derives `--help` text from doc comments.
@@ -144,6 +167,9 @@ pub struct SqlRunArgs {
     pub max_rows: u64,
     #[command(flatten)]
     pub restore: RestoreArgs,
+    /// Validate the script first; an invalid one is refused before anything runs.
+    #[arg(long)]
+    pub validate_first: bool,
 }
 
 // No `///` text here: clap derives `--help` text from doc comments.
@@ -306,6 +332,39 @@ pub async fn run(server: &ServerArgs, command: ClientCommand) -> Result<(), CliE
     let mut out = stdout.lock();
     match command {
         ClientCommand::Sql(SqlCommand::Run(args)) => sql_run(&mut client, &mut out, *args).await,
+        ClientCommand::Sql(SqlCommand::Validate(args)) => {
+            let format = args.format;
+            let checked = check(&mut client, args).await?;
+            output::validation(&mut out, &checked, format)?;
+            if checked.valid {
+                Ok(())
+            } else {
+                let first = checked
+                    .statements
+                    .iter()
+                    .find(|s| s.verdict == proto::statement_validation::Verdict::Invalid as i32);
+                Err(CliError::Failed(match first {
+                    Some(s) => format!(
+                        "statement {} is invalid: {}",
+                        s.index,
+                        s.error.lines().next().unwrap_or_default()
+                    ),
+                    None => "the script is invalid".to_owned(),
+                }))
+            }
+        }
+        ClientCommand::Sql(SqlCommand::Explain(args)) => {
+            let format = args.format;
+            let checked = check(&mut client, args).await?;
+            output::plans(&mut out, &checked, format)?;
+            if checked.valid {
+                Ok(())
+            } else {
+                Err(CliError::Failed(
+                    "the script is invalid; `sql validate` says where".to_owned(),
+                ))
+            }
+        }
         ClientCommand::Python(PythonCommand::Run(args)) => {
             python_run(&mut client, &mut out, *args).await
         }
@@ -395,6 +454,26 @@ pub async fn run(server: &ServerArgs, command: ClientCommand) -> Result<(), CliE
     }
 }
 
+/// Sends a script to ValidateSql.
+async fn check(
+    client: &mut Client,
+    args: CheckArgs,
+) -> Result<proto::ValidateSqlResponse, CliError> {
+    let script = read_text(&args.file, "the script")?;
+    Ok(client
+        .validate_sql(proto::ValidateSqlRequest {
+            script,
+            runtime_mode: if args.batch {
+                proto::RuntimeMode::Batch
+            } else {
+                proto::RuntimeMode::Streaming
+            } as i32,
+            properties: args.properties.into_iter().collect(),
+        })
+        .await?
+        .into_inner())
+}
+
 fn parse_state(text: &str) -> Result<proto::JobState, CliError> {
     let upper = text.trim().to_ascii_uppercase();
     proto::JobState::from_str_name(&format!("JOB_STATE_{upper}"))
@@ -466,6 +545,7 @@ async fn sql_run(
             labels: args.labels.into_iter().collect(),
             result_limits: None,
             restore: args.restore.request(),
+            validate_first: args.validate_first,
         })
         .await?
         .into_inner();

@@ -126,6 +126,103 @@ pub(crate) fn job_json(job: &proto::Job) -> Json {
     })
 }
 
+/// One statement's validation as JSON.
+fn validation_json(s: &proto::StatementValidation) -> Json {
+    let position = |p: &Option<proto::ScriptPosition>| {
+        p.as_ref()
+            .map(|p| json!({"line": p.line, "column": p.column}))
+    };
+    json!({
+        "index": s.index,
+        "kind": s.kind,
+        "sql": s.sql,
+        "start": position(&s.start),
+        "verdict": verdict_name(s.verdict),
+        "error": s.error,
+        "error_start": position(&s.error_start),
+        "error_end": position(&s.error_end),
+        "plan": s.plan,
+        "note": s.note,
+    })
+}
+
+fn verdict_name(verdict: i32) -> String {
+    proto::statement_validation::Verdict::try_from(verdict)
+        .map(|v| v.as_str_name().trim_start_matches("VERDICT_").to_owned())
+        .unwrap_or_default()
+}
+
+/// Prints a script's validation: a line per statement (verdict, where it starts, the error
+/// or why it was not checked), or JSON.
+pub(crate) fn validation(
+    out: &mut dyn Write,
+    checked: &proto::ValidateSqlResponse,
+    format: Format,
+) -> Result<(), CliError> {
+    if matches!(format, Format::Json | Format::Jsonl) {
+        let all: Vec<Json> = checked.statements.iter().map(validation_json).collect();
+        return writeln!(
+            out,
+            "{}",
+            json!({"valid": checked.valid, "statements": all})
+        )
+        .map_err(io);
+    }
+    let mut lines = table(
+        ["#", "LINE", "KIND", "VERDICT", "STATEMENT", "DETAIL"]
+            .map(str::to_owned)
+            .to_vec(),
+    );
+    for s in &checked.statements {
+        let at = |p: &Option<proto::ScriptPosition>| {
+            p.as_ref()
+                .map(|p| format!("{}:{}", p.line, p.column))
+                .unwrap_or_default()
+        };
+        let detail = if !s.error.is_empty() {
+            format!(
+                "{} {}",
+                at(&s.error_start),
+                s.error.lines().next().unwrap_or_default()
+            )
+        } else {
+            s.note.clone()
+        };
+        lines.add_row(vec![
+            s.index.to_string(),
+            at(&s.start),
+            s.kind.clone(),
+            verdict_name(s.verdict),
+            s.sql.lines().next().unwrap_or_default().to_owned(),
+            detail.trim().to_owned(),
+        ]);
+    }
+    writeln!(out, "{lines}").map_err(io)
+}
+
+/// Prints the plans of a script's queries, INSERTs and statement sets, or JSON.
+pub(crate) fn plans(
+    out: &mut dyn Write,
+    checked: &proto::ValidateSqlResponse,
+    format: Format,
+) -> Result<(), CliError> {
+    if matches!(format, Format::Json | Format::Jsonl) {
+        return validation(out, checked, format);
+    }
+    for s in checked.statements.iter().filter(|s| !s.plan.is_empty()) {
+        writeln!(
+            out,
+            "-- statement {} ({}): {}\n{}",
+            s.index,
+            s.kind,
+            s.sql.lines().next().unwrap_or_default(),
+            s.plan.trim_end()
+        )
+        .map_err(io)?;
+    }
+    Ok(())
+}
+
 /// One savepoint as JSON.
 pub(crate) fn savepoint_json(s: &proto::Savepoint) -> Json {
     json!({

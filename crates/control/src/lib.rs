@@ -45,6 +45,7 @@ mod savepoint;
 mod sql;
 mod stop;
 mod trace;
+mod validate;
 mod watch_job;
 
 use std::collections::BTreeMap;
@@ -66,6 +67,7 @@ use flinkbroker_store::{CreateOutcome, Store, StoreError};
 pub use python::PythonSubmission;
 pub use results::{ResultMessage, ResultRequest, StreamEndReason};
 pub use savepoint::SavepointRequest;
+pub use validate::{ScriptPosition, StatementCheck, ValidateRequest, Verdict};
 
 /// Limits and pacing of the use cases.
 #[derive(Debug, Clone)]
@@ -165,6 +167,9 @@ pub struct SqlSubmission {
     pub result_limits: flinkbroker_model::job::ResultLimits,
     /// The savepoint the statements that start Flink jobs restore from.
     pub restore: Option<flinkbroker_model::job::Restore>,
+    /// Validates the script first (as ValidateSql) and refuses it when a statement is
+    /// invalid.
+    pub validate_first: bool,
 }
 
 /// What CancelJob was asked to do (recorded as JSON for another replica's driver).

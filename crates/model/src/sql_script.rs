@@ -438,6 +438,195 @@ impl PendingStatement {
     }
 }
 
+/// How `ValidateSql` checks one statement in its throwaway gateway session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValidationStep {
+    /// Runs the text: it only changes the session (SET, RESET, USE, temporary objects,
+    /// catalogs and modules of the session), or only reads (SHOW, DESCRIBE, EXPLAIN).
+    Run(Rewrite),
+    /// Runs `EXPLAIN` of the statement: a query, INSERT or statement set is validated and
+    /// planned without starting a Flink job.
+    Explain(Rewrite),
+    /// Not run, for this reason: it would change a catalog or a running job, or start one.
+    Skip(&'static str),
+}
+
+/// The text run for a statement, and how to map a position in it back to the statement.
+/// Rewrites change the first line only: columns on it from `shift_from` on move by `shift`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rewrite {
+    /// The text sent to the gateway.
+    pub text: String,
+    shift_from: u32,
+    shift: i64,
+}
+
+impl Rewrite {
+    fn unchanged(statement: &str) -> Rewrite {
+        Rewrite {
+            text: statement.to_owned(),
+            shift_from: u32::MAX,
+            shift: 0,
+        }
+    }
+
+    /// Maps a 1-based (line, column) of the text run to the statement's own.
+    pub fn to_statement(&self, line: u32, column: u32) -> (u32, u32) {
+        if line == 1 && column >= self.shift_from {
+            let moved = i64::from(column) - self.shift;
+            (line, u32::try_from(moved.max(1)).unwrap_or(1))
+        } else {
+            (line, column)
+        }
+    }
+}
+
+impl Statement {
+    /// Maps a 1-based (line, column) within the statement's text to the script's.
+    pub fn to_script(&self, line: u32, column: u32) -> (u32, u32) {
+        if line <= 1 {
+            (self.line, self.column + column.saturating_sub(1))
+        } else {
+            (self.line + line - 1, column)
+        }
+    }
+}
+
+/// Decides how `ValidateSql` checks a statement (see [`ValidationStep`]). `CREATE TABLE`,
+/// `VIEW` and `FUNCTION` run as `CREATE TEMPORARY …`, so that later statements see them and
+/// no catalog keeps them.
+pub fn validation_step(statement: &str) -> ValidationStep {
+    let kind = classify(statement);
+    let tokens: Vec<Token> = Lexer::new(statement).map_while(Result::ok).collect();
+    let word = |i: usize| -> String {
+        tokens
+            .get(i)
+            .filter(|t| t.kind == TokenKind::Word)
+            .map(|t| t.text(statement).to_ascii_uppercase())
+            .unwrap_or_default()
+    };
+    match kind {
+        StatementKind::Query | StatementKind::Insert | StatementKind::StatementSet => {
+            let Some(first) = tokens.first() else {
+                return ValidationStep::Skip("empty");
+            };
+            if first.is_keyword(statement, "EXECUTE") {
+                // EXECUTE and EXPLAIN are both seven letters: positions do not move.
+                let text = format!("EXPLAIN{}", &statement[first.end..]);
+                return ValidationStep::Explain(Rewrite {
+                    text,
+                    shift_from: u32::MAX,
+                    shift: 0,
+                });
+            }
+            if first.is_keyword(statement, "BEGIN") {
+                // `BEGIN STATEMENT SET;` is the SQL client's spelling.
+                let Some(semicolon) = tokens.iter().find(|t| t.kind == TokenKind::Semicolon) else {
+                    return ValidationStep::Skip("an unterminated statement set");
+                };
+                let prefix = "EXPLAIN STATEMENT SET BEGIN";
+                let text = format!("{prefix}{}", &statement[semicolon.end..]);
+                let old = i64::from(semicolon.column);
+                return ValidationStep::Explain(Rewrite {
+                    text,
+                    shift_from: prefix.chars().count() as u32 + 1,
+                    shift: prefix.chars().count() as i64 - old,
+                });
+            }
+            if matches!(word(0).as_str(), "INSERT" | "SELECT" | "WITH" | "VALUES")
+                || first.text(statement) == "("
+                || kind == StatementKind::Insert
+            {
+                return ValidationStep::Explain(Rewrite {
+                    text: format!("EXPLAIN {statement}"),
+                    shift_from: 9,
+                    shift: 8,
+                });
+            }
+            ValidationStep::Skip("it starts a flink job that cannot be explained")
+        }
+        StatementKind::Set | StatementKind::Reset | StatementKind::Show => {
+            ValidationStep::Run(Rewrite::unchanged(statement))
+        }
+        StatementKind::Ddl => match word(0).as_str() {
+            "USE" | "LOAD" | "UNLOAD" => ValidationStep::Run(Rewrite::unchanged(statement)),
+            "ADD" if word(1) == "JAR" => ValidationStep::Run(Rewrite::unchanged(statement)),
+            "CREATE" => {
+                let is_ctas = word(1) == "TABLE"
+                    && tokens.windows(2).any(|pair| {
+                        pair[0].is_keyword(statement, "AS")
+                            && ["SELECT", "WITH", "VALUES"]
+                                .iter()
+                                .any(|k| pair[1].is_keyword(statement, k))
+                    });
+                let mut next = 1;
+                if word(next) == "OR" && word(next + 1) == "REPLACE" {
+                    next += 2;
+                }
+                match word(next).as_str() {
+                    _ if is_ctas => ValidationStep::Skip(
+                        "CREATE TABLE … AS SELECT would create the table and start a flink job",
+                    ),
+                    "TEMPORARY" | "CATALOG" => ValidationStep::Run(Rewrite::unchanged(statement)),
+                    "TABLE" | "VIEW" | "FUNCTION" => {
+                        // ` TEMPORARY` goes right after `CREATE` (or `OR REPLACE`), on line 1.
+                        let before = &tokens[next - 1];
+                        let inserted = " TEMPORARY";
+                        let text = format!(
+                            "{}{inserted}{}",
+                            &statement[..before.end],
+                            &statement[before.end..]
+                        );
+                        let end_column = before.column
+                            + statement[before.start..before.end].chars().count() as u32;
+                        let (shift_from, shift) = if before.line == 1 {
+                            (end_column + inserted.len() as u32, inserted.len() as i64)
+                        } else {
+                            (u32::MAX, 0)
+                        };
+                        ValidationStep::Run(Rewrite {
+                            text,
+                            shift_from,
+                            shift,
+                        })
+                    }
+                    _ => ValidationStep::Skip("it would change a catalog"),
+                }
+            }
+            _ => ValidationStep::Skip("it would change a catalog"),
+        },
+        StatementKind::StopJob => ValidationStep::Skip("it would stop a running flink job"),
+        StatementKind::Other => ValidationStep::Skip("flinkbroker does not know the statement"),
+    }
+}
+
+/// Finds every `line L, column C` in a message (Flink's parser and validator say where an
+/// error is that way): the byte range of each and its position.
+pub fn positions_in_message(message: &str) -> Vec<(std::ops::Range<usize>, u32, u32)> {
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(at) = message[from..].find("line ") {
+        let start = from + at;
+        from = start + 5;
+        let rest = &message[from..];
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        let Ok(line) = rest[..digits].parse::<u32>() else {
+            continue;
+        };
+        let Some(after) = rest[digits..].strip_prefix(", column ") else {
+            continue;
+        };
+        let column_digits = after.chars().take_while(char::is_ascii_digit).count();
+        let Ok(column) = after[..column_digits].parse::<u32>() else {
+            continue;
+        };
+        let end = from + digits + ", column ".len() + column_digits;
+        found.push((start..end, line, column));
+        from = end;
+    }
+    found
+}
+
 /// The kinds of significant tokens; whitespace and comments are skipped between them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TokenKind {
@@ -1825,5 +2014,92 @@ mod tests {
             let statement = format!("{}{mixed}", leading.concat());
             prop_assert_eq!(classify(&statement), classify(keyword));
         }
+    }
+
+    #[test]
+    fn validation_runs_session_statements_and_explains_the_rest() {
+        let explain = |s: &str| match validation_step(s) {
+            ValidationStep::Explain(rewrite) => rewrite.text,
+            other => panic!("{s}: {other:?}"),
+        };
+        let run = |s: &str| match validation_step(s) {
+            ValidationStep::Run(rewrite) => rewrite.text,
+            other => panic!("{s}: {other:?}"),
+        };
+        assert_eq!(explain("SELECT 1"), "EXPLAIN SELECT 1");
+        assert_eq!(
+            explain("INSERT INTO t SELECT * FROM s"),
+            "EXPLAIN INSERT INTO t SELECT * FROM s"
+        );
+        assert_eq!(
+            explain("EXECUTE STATEMENT SET BEGIN INSERT INTO t SELECT 1; END"),
+            "EXPLAIN STATEMENT SET BEGIN INSERT INTO t SELECT 1; END"
+        );
+        assert_eq!(
+            explain("BEGIN STATEMENT SET;\nINSERT INTO t SELECT 1;\nEND"),
+            "EXPLAIN STATEMENT SET BEGIN\nINSERT INTO t SELECT 1;\nEND"
+        );
+        assert_eq!(
+            run("CREATE TABLE t (id INT) WITH ('connector'='datagen')"),
+            "CREATE TEMPORARY TABLE t (id INT) WITH ('connector'='datagen')"
+        );
+        assert_eq!(
+            run("create view v as select 1"),
+            "create TEMPORARY view v as select 1"
+        );
+        assert_eq!(
+            run("CREATE TEMPORARY TABLE t (id INT)"),
+            "CREATE TEMPORARY TABLE t (id INT)"
+        );
+        assert_eq!(run("SET 'a' = 'b'"), "SET 'a' = 'b'");
+        assert_eq!(run("USE CATALOG c"), "USE CATALOG c");
+        assert_eq!(run("SHOW TABLES"), "SHOW TABLES");
+        for skipped in [
+            "DROP TABLE t",
+            "ALTER TABLE t RENAME TO u",
+            "CREATE DATABASE d",
+            "CREATE TABLE t AS SELECT * FROM s",
+            "STOP JOB 'abc'",
+            "TRUNCATE TABLE t",
+        ] {
+            assert!(
+                matches!(validation_step(skipped), ValidationStep::Skip(_)),
+                "{skipped}"
+            );
+        }
+    }
+
+    #[test]
+    fn positions_map_from_the_text_run_to_the_script() {
+        let script = "SET 'a' = 'b';\n\n  SELECT id,\n    k FRM src;";
+        let statements = split_statements(script).unwrap();
+        let select = &statements[1];
+        assert_eq!((select.line, select.column), (3, 3));
+        let ValidationStep::Explain(rewrite) = validation_step(&select.text) else {
+            panic!("explained");
+        };
+        // The gateway says where in `EXPLAIN SELECT id,\n    k FRM src` it failed.
+        assert_eq!(rewrite.to_statement(2, 11), (2, 11));
+        assert_eq!(select.to_script(2, 11), (4, 11));
+        assert_eq!(rewrite.to_statement(1, 16), (1, 8));
+        assert_eq!(select.to_script(1, 8), (3, 10));
+        let create = "CREATE TABLE t (x FOO)";
+        let ValidationStep::Run(rewrite) = validation_step(create) else {
+            panic!("run");
+        };
+        // `x FOO` is at column 17 of the statement, 27 of the text run.
+        assert_eq!(rewrite.to_statement(1, 27), (1, 17));
+        assert_eq!(rewrite.to_statement(1, 3), (1, 3));
+    }
+
+    #[test]
+    fn positions_are_found_in_gateway_messages() {
+        let message = "From line 1, column 15 to line 2, column 27: Object 'x' not found";
+        let found = positions_in_message(message);
+        assert_eq!(found.len(), 2);
+        assert_eq!((found[0].1, found[0].2), (1, 15));
+        assert_eq!((found[1].1, found[1].2), (2, 27));
+        assert_eq!(&message[found[0].0.clone()], "line 1, column 15");
+        assert!(positions_in_message("no line here; line x, column 3").is_empty());
     }
 }

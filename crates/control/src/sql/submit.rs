@@ -2,12 +2,49 @@
 
 use std::sync::Arc;
 
-use super::super::{Controller, SqlSubmission, admission};
-use crate::error::Result;
+use super::super::{Controller, SqlSubmission, ValidateRequest, Verdict, admission};
+use crate::error::{Error, Result};
 use flinkbroker_model::job::{Job, JobId, JobSpec, NewJob, SqlSpec, now_millis};
 use flinkbroker_store::pending_statements;
 
 impl Controller {
+    /// SubmitSql's `validate_first`: refuses a script with an invalid statement before
+    /// anything is recorded or run. A request id already recorded is answered by `record`.
+    async fn validate_before_submission(&self, submission: &SqlSubmission) -> Result<()> {
+        if let Some(request_id) = &submission.request_id
+            && self
+                .store
+                .job_for_request(&submission.tenant, request_id)
+                .await?
+                .is_some()
+        {
+            return Ok(());
+        }
+        let checks = self
+            .validate_sql(ValidateRequest {
+                tenant: submission.tenant.clone(),
+                script: submission.script.clone(),
+                runtime_mode: submission.runtime_mode,
+                properties: submission.properties.clone(),
+            })
+            .await?;
+        for check in checks {
+            if let Verdict::Invalid { message, start, .. } = check.verdict {
+                let at = start.unwrap_or(check.start);
+                return Err(Error::invalid(
+                    "script",
+                    format!(
+                        "statement {} (line {}, column {}) is invalid: {message}",
+                        check.index + 1,
+                        at.line,
+                        at.column
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Records a SQL job (its statements split and classified once, here) and starts its
     /// driver, or returns the job already recorded for its request id.
     pub async fn submit_sql(self: &Arc<Self>, submission: SqlSubmission) -> Result<Job> {
@@ -16,6 +53,9 @@ impl Controller {
         admission::sql_configuration(&policy, submission.properties.keys(), &texts)?;
         if let Some(restore) = &submission.restore {
             admission::savepoint_path(&policy, "restore.savepoint_path", &restore.savepoint_path)?;
+        }
+        if submission.validate_first {
+            self.validate_before_submission(&submission).await?;
         }
         let new_job = NewJob {
             id: JobId::new_random(),

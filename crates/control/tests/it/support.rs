@@ -141,6 +141,7 @@ impl Broker {
             labels: BTreeMap::new(),
             result_limits: Default::default(),
             restore: None,
+            validate_first: false,
         };
         within("submit_sql", self.controller.submit_sql(submission))
             .await

@@ -1,6 +1,8 @@
 //! Conversions between the job model and the protobuf messages.
 
-use flinkbroker_control::{ResultMessage, StreamEndReason};
+use flinkbroker_control::{
+    ResultMessage, ScriptPosition, StatementCheck, StreamEndReason, Verdict,
+};
 use std::time::Duration;
 
 use flinkbroker_model::job::{
@@ -151,6 +153,52 @@ pub(super) fn job(job: &Job, retention: Duration) -> proto::Job {
             JobSpec::Python(spec) => spec.restore.as_ref(),
         }
         .map(restore),
+    }
+}
+
+/// Converts a script's validation.
+pub(super) fn validation(checks: &[StatementCheck]) -> proto::ValidateSqlResponse {
+    use proto::statement_validation::Verdict as V;
+    let position = |p: &ScriptPosition| proto::ScriptPosition {
+        line: p.line,
+        column: p.column,
+    };
+    let statements: Vec<proto::StatementValidation> = checks
+        .iter()
+        .map(|check| {
+            let mut out = proto::StatementValidation {
+                index: check.index,
+                sql: check.sql.clone(),
+                kind: check.kind.as_str().to_owned(),
+                start: Some(position(&check.start)),
+                ..proto::StatementValidation::default()
+            };
+            match &check.verdict {
+                Verdict::Valid { plan } => {
+                    out.verdict = V::Valid as i32;
+                    out.plan = plan.clone().unwrap_or_default();
+                }
+                Verdict::Invalid {
+                    message,
+                    start,
+                    end,
+                } => {
+                    out.verdict = V::Invalid as i32;
+                    out.error = message.clone();
+                    out.error_start = start.as_ref().map(position);
+                    out.error_end = end.as_ref().map(position);
+                }
+                Verdict::NotChecked(note) => {
+                    out.verdict = V::NotChecked as i32;
+                    out.note = note.clone();
+                }
+            }
+            out
+        })
+        .collect();
+    proto::ValidateSqlResponse {
+        valid: statements.iter().all(|s| s.verdict != V::Invalid as i32),
+        statements,
     }
 }
 

@@ -237,6 +237,17 @@ impl JobApi {
         Ok(Response::new(convert::job(&job, self.retention())))
     }
 
+    async fn validate_sql_call(
+        &self,
+        request: Request<proto::ValidateSqlRequest>,
+        call: &mut CallRecord,
+    ) -> api_error::Result<Response<proto::ValidateSqlResponse>> {
+        let caller = authorize(&request, Role::Submitter, call)?;
+        let request = validate::validate_request(request.into_inner(), &caller)?;
+        let checks = self.controller.validate_sql(request).await?;
+        Ok(Response::new(convert::validation(&checks)))
+    }
+
     async fn watch_job_call(
         &self,
         request: Request<proto::WatchJobRequest>,
@@ -416,6 +427,14 @@ impl JobService for JobApi {
         let call = CallRecord::new("TriggerSavepoint", Some(AuditAction::Savepoint));
         self.serve(call, request, Self::trigger_savepoint_call)
             .await
+    }
+
+    async fn validate_sql(
+        &self,
+        request: Request<proto::ValidateSqlRequest>,
+    ) -> Result<Response<proto::ValidateSqlResponse>, Status> {
+        let call = CallRecord::new("ValidateSql", None);
+        self.serve(call, request, Self::validate_sql_call).await
     }
 
     type WatchJobStream = BoxStream<proto::Job>;

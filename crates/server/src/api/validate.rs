@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::auth::{Principal, Role};
 use flinkbroker_control::error::{Error, Result};
-use flinkbroker_control::{PythonSubmission, SqlSubmission};
+use flinkbroker_control::{PythonSubmission, SqlSubmission, ValidateRequest};
 use flinkbroker_model::audit::{AuditAction, AuditFilter};
 use flinkbroker_model::job::{
     ClaimMode, JobId, JobKind, JobState, PythonSpec, Restore, ResultLimits, RuntimeMode,
@@ -215,6 +215,29 @@ pub(super) fn sql_submission(
         labels: labels(request.labels)?,
         result_limits,
         restore: request.restore.map(restore).transpose()?,
+        validate_first: request.validate_first,
+    })
+}
+
+/// Decodes a ValidateSql request (the script is checked by the controller).
+pub(super) fn validate_request(
+    request: proto::ValidateSqlRequest,
+    caller: &Principal,
+) -> Result<ValidateRequest> {
+    let submission = sql_submission(
+        proto::SubmitSqlRequest {
+            script: request.script,
+            runtime_mode: request.runtime_mode,
+            properties: request.properties,
+            ..proto::SubmitSqlRequest::default()
+        },
+        caller,
+    )?;
+    Ok(ValidateRequest {
+        tenant: submission.tenant,
+        script: submission.script,
+        runtime_mode: submission.runtime_mode,
+        properties: submission.properties,
     })
 }
 

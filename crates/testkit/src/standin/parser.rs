@@ -213,6 +213,8 @@ pub enum Statement {
     },
     Show(ShowKind),
     Describe(Ident),
+    /// `EXPLAIN [PLAN FOR | detail, ...] <query | insert | STATEMENT SET BEGIN ... END>`.
+    Explain(Box<Statement>),
 }
 
 /// Why a statement did not parse.
@@ -435,6 +437,52 @@ impl<'a> Parser<'a> {
         match word.as_str() {
             "SELECT" | "VALUES" | "WITH" => Ok(Statement::Query(self.query()?)),
             "INSERT" => Ok(Statement::Insert(self.insert()?)),
+            "EXPLAIN" => {
+                self.pos += 1;
+                if self.eat_word("PLAN") {
+                    self.expect_word("FOR")?;
+                } else {
+                    const DETAILS: [&str; 4] = [
+                        "ESTIMATED_COST",
+                        "CHANGELOG_MODE",
+                        "JSON_EXECUTION_PLAN",
+                        "PLAN_ADVICE",
+                    ];
+                    while DETAILS.iter().any(|d| self.peek().is_word(d)) {
+                        self.pos += 1;
+                        if !self.peek().is_symbol(",") {
+                            break;
+                        }
+                        self.pos += 1;
+                    }
+                }
+                let t = self.peek();
+                let inner = match t.text.to_ascii_uppercase().as_str() {
+                    "SELECT" | "VALUES" | "WITH" => Statement::Query(self.query()?),
+                    "INSERT" => Statement::Insert(self.insert()?),
+                    "STATEMENT" => {
+                        self.pos += 1;
+                        self.expect_word("SET")?;
+                        self.expect_word("BEGIN")?;
+                        let mut inserts = Vec::new();
+                        while !self.peek().is_word("END") {
+                            inserts.push(self.insert()?);
+                            self.expect_symbol(";")?;
+                        }
+                        self.expect_word("END")?;
+                        Statement::InsertSet(inserts)
+                    }
+                    _ if t.is_symbol("(") => Statement::Query(self.query()?),
+                    _ => {
+                        return Err(self.unexpected(&[
+                            "\"SELECT\"",
+                            "\"INSERT\"",
+                            "\"STATEMENT\"",
+                        ]));
+                    }
+                };
+                Ok(Statement::Explain(Box::new(inner)))
+            }
             "EXECUTE" => {
                 self.pos += 1;
                 if self.eat_word("STATEMENT") {
