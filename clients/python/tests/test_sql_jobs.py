@@ -13,11 +13,13 @@ from flinkbroker import (
     Client,
     EndReason,
     FailedPrecondition,
+    InvalidArgument,
     JobCanceled,
     JobFailed,
     JobKind,
     JobState,
     NotFound,
+    Restore,
     ResultLimits,
     ResultsFailed,
     RowKind,
@@ -180,3 +182,41 @@ def test_to_pandas_builds_a_frame_of_the_rows(client: Client) -> None:
     assert list(frame.columns) == ["id", "name", "row_kind"]
     assert frame["id"].tolist() == list(range(1, 26))
     assert set(frame["row_kind"]) == {"INSERT"}
+
+
+def test_savepoints_restore_and_validation(client: Client) -> None:
+    script = (
+        f"{UNBOUNDED_GEN};\n"
+        "CREATE TABLE sink (id INT) WITH ('connector'='blackhole');\n"
+        "INSERT INTO sink SELECT * FROM gen_unbounded"
+    )
+    job = client.submit_sql(script)
+    for seen in client.watch(job.id, timeout=WAIT):
+        if seen.state == JobState.RUNNING:
+            break
+    taken = client.savepoint(job.id, directory="file:///savepoints/py", native=True)
+    (savepoint,) = taken.savepoints
+    assert savepoint.kind == "TRIGGERED" and savepoint.state == "COMPLETED"
+    assert savepoint.format == "NATIVE" and savepoint.statement_index == 2
+    assert savepoint.location.startswith("file:/savepoints/py/")
+    assert taken.savepoint_path == savepoint.location
+
+    client.cancel(job.id, savepoint="file:///savepoints/py-stop")
+    with pytest.raises(JobCanceled):
+        client.wait(job.id, timeout=WAIT)
+    stopped = client.get(job.id)
+    assert stopped.savepoints[-1].kind == "STOP"
+    restored = client.submit_sql(
+        script, restore=Restore(stopped.savepoint_path, allow_non_restored_state=True)
+    )
+    assert restored.restored_from == stopped.savepoint_path
+    client.cancel(restored.id)
+
+    checked = client.validate_sql(f"{UNBOUNDED_GEN};\nSELECT id\n  FROM nope")
+    assert not checked.valid
+    first, second = checked.statements
+    assert first.verdict == "VALID" and second.verdict == "INVALID"
+    assert (second.error_line, second.error_column) == (3, 8)
+    assert "nope" in second.error
+    with pytest.raises(InvalidArgument, match=r"statement 2 \(line 3, column 8\) is invalid"):
+        client.submit_sql(f"{UNBOUNDED_GEN};\nSELECT id\n  FROM nope", validate_first=True)

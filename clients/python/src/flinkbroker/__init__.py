@@ -10,7 +10,7 @@
 `AsyncClient` offers the same methods for asyncio.
 """
 
-from ._common import ResultLimits, RetryPolicy, TlsConfig
+from ._common import Restore, ResultLimits, RetryPolicy, TlsConfig
 from .aio import AsyncClient, AsyncResultStream
 from .audit import AuditAction, AuditEvent
 from .client import Client, ResultStream
@@ -34,8 +34,9 @@ from .errors import (
     Unauthenticated,
     Unavailable,
 )
-from .jobs import Job, JobKind, JobState, ResultLog, Statement, StatementState, StateTransition
+from .jobs import Job, JobKind, JobState, ResultLog, Savepoint, Statement, StatementState, StateTransition
 from .results import Column, EndReason, Row, RowKind, StreamEnd, to_python
+from .validation import StatementCheck, Validation
 
 __all__ = [
     "Aborted",
@@ -62,6 +63,7 @@ __all__ = [
     "OutOfRange",
     "PermissionDenied",
     "ResourceExhausted",
+    "Restore",
     "ResultLimits",
     "ResultLog",
     "ResultStream",
@@ -70,11 +72,14 @@ __all__ = [
     "Row",
     "RowKind",
     "RpcError",
+    "Savepoint",
+    "StatementCheck",
     "StateTransition",
     "Statement",
     "StatementState",
     "StreamEnd",
     "TlsConfig",
+    "Validation",
     "Unauthenticated",
     "Unavailable",
     "to_python",

@@ -103,6 +103,31 @@ class ResultLimits:
     max_duration: float | timedelta | None = None
 
 
+@dataclass(frozen=True)
+class Restore:
+    """Where a submitted job's Flink jobs restore their state from: a savepoint's location.
+    `allow_non_restored_state` starts the job even when some of the savepoint's state maps to
+    no operator; `claim` hands the savepoint over to Flink (CLAIM instead of NO_CLAIM)."""
+
+    savepoint_path: str
+    allow_non_restored_state: bool = False
+    claim: bool = False
+
+    def to_proto(self) -> pb.Restore:
+        return pb.Restore(
+            savepoint_path=self.savepoint_path,
+            allow_non_restored_state=self.allow_non_restored_state,
+            claim_mode=pb.CLAIM_MODE_CLAIM if self.claim else pb.CLAIM_MODE_NO_CLAIM,
+        )
+
+
+def _runtime_mode(mode: Mode) -> int:
+    modes = {"batch": pb.RUNTIME_MODE_BATCH, "streaming": pb.RUNTIME_MODE_STREAMING}
+    if mode not in modes:
+        raise ValueError(f"mode: must be 'batch' or 'streaming', not {mode!r}")
+    return modes[mode]
+
+
 def submit_sql_request(
     script: str,
     mode: Mode,
@@ -110,17 +135,19 @@ def submit_sql_request(
     request_id: str | None,
     labels: Mapping[str, str] | None,
     result_limits: ResultLimits | None,
+    restore: Restore | None = None,
+    validate_first: bool = False,
 ) -> pb.SubmitSqlRequest:
-    modes = {"batch": pb.RUNTIME_MODE_BATCH, "streaming": pb.RUNTIME_MODE_STREAMING}
-    if mode not in modes:
-        raise ValueError(f"mode: must be 'batch' or 'streaming', not {mode!r}")
     request = pb.SubmitSqlRequest(
         script=script,
-        runtime_mode=modes[mode],
+        runtime_mode=_runtime_mode(mode),
         properties=dict(properties or {}),
         request_id=request_id or "",
         labels=dict(labels or {}),
+        validate_first=validate_first,
     )
+    if restore is not None:
+        request.restore.CopyFrom(restore.to_proto())
     if result_limits is not None:
         request.result_limits.max_rows = result_limits.max_rows
         if result_limits.max_duration is not None:
@@ -147,6 +174,7 @@ def submit_python_request(
     program_args: Sequence[str],
     request_id: str | None,
     labels: Mapping[str, str] | None,
+    restore: Restore | None = None,
 ) -> pb.SubmitPythonRequest:
     """Builds SubmitPython: a URL is passed on, a path to a local file is read into inline
     source, and any other string is taken as the source itself."""
@@ -177,6 +205,8 @@ def submit_python_request(
             request.py_requirements = Path(requirements).read_text()
         else:
             request.py_requirements = str(requirements)
+    if restore is not None:
+        request.restore.CopyFrom(restore.to_proto())
     return request
 
 
@@ -200,13 +230,28 @@ def results_request(
     return request
 
 
-def cancel_request(job_id: str, savepoint: bool | str | None) -> pb.CancelJobRequest:
+def _format(native: bool) -> int:
+    return pb.SAVEPOINT_FORMAT_NATIVE if native else pb.SAVEPOINT_FORMAT_CANONICAL
+
+
+def cancel_request(job_id: str, savepoint: bool | str | None, native: bool = False) -> pb.CancelJobRequest:
     request = pb.CancelJobRequest(job_id=job_id)
     if savepoint:
         request.stop_with_savepoint = True
+        request.savepoint_format = _format(native)
         if isinstance(savepoint, str):
             request.savepoint_directory = savepoint
     return request
+
+
+def savepoint_request(job_id: str, directory: str | None, native: bool) -> pb.TriggerSavepointRequest:
+    return pb.TriggerSavepointRequest(job_id=job_id, directory=directory or "", format=_format(native))
+
+
+def validate_request(script: str, mode: Mode, properties: Mapping[str, str] | None) -> pb.ValidateSqlRequest:
+    return pb.ValidateSqlRequest(
+        script=script, runtime_mode=_runtime_mode(mode), properties=dict(properties or {})
+    )
 
 
 def list_request(

@@ -14,10 +14,11 @@ import grpc.aio
 from google.protobuf.message import Message
 
 from . import _common
-from ._common import Mode, ResultLimits, RetryPolicy, TlsOption, Token
+from ._common import Mode, Restore, ResultLimits, RetryPolicy, TlsOption, Token
 from .audit import AuditAction, AuditEvent
 from .errors import RpcError, Unavailable, from_grpc
 from .jobs import Job, JobKind, JobState
+from .validation import Validation
 from .results import (
     Column,
     Row,
@@ -172,9 +173,15 @@ class AsyncClient:
         request_id: str | None = None,
         labels: Mapping[str, str] | None = None,
         result_limits: ResultLimits | None = None,
+        restore: Restore | None = None,
+        validate_first: bool = False,
     ) -> Job:
-        """Submits a Flink SQL script; returns the recorded job at once."""
-        request = _common.submit_sql_request(script, mode, properties, request_id, labels, result_limits)
+        """Submits a Flink SQL script; returns the recorded job at once. `restore`: the
+        savepoint its INSERT and statement set jobs restore from; `validate_first`: an invalid
+        script is refused (InvalidArgument) before anything runs."""
+        request = _common.submit_sql_request(
+            script, mode, properties, request_id, labels, result_limits, restore, validate_first
+        )
         return Job.from_proto(await self._call(self._stub.SubmitSql, request))
 
     async def submit_python(
@@ -191,6 +198,7 @@ class AsyncClient:
         program_args: Sequence[str] = (),
         request_id: str | None = None,
         labels: Mapping[str, str] | None = None,
+        restore: Restore | None = None,
     ) -> Job:
         """Submits a PyFlink program: a local path (read and sent inline), a URL, or source."""
         request = _common.submit_python_request(
@@ -205,6 +213,7 @@ class AsyncClient:
             program_args=program_args,
             request_id=request_id,
             labels=labels,
+            restore=restore,
         )
         return Job.from_proto(await self._call(self._stub.SubmitPython, request))
 
@@ -251,10 +260,22 @@ class AsyncClient:
             for event in response.events:
                 yield AuditEvent.from_proto(event)
 
-    async def cancel(self, job_id: str, savepoint: bool | str | None = None) -> Job:
+    async def cancel(self, job_id: str, savepoint: bool | str | None = None, native: bool = False) -> Job:
         """Cancels a job (CANCELING at once); see `Client.cancel`."""
-        request = _common.cancel_request(job_id, savepoint)
+        request = _common.cancel_request(job_id, savepoint, native)
         return Job.from_proto(await self._call(self._stub.CancelJob, request))
+
+    async def savepoint(self, job_id: str, directory: str | None = None, native: bool = False) -> Job:
+        """TriggerSavepoint; see `Client.savepoint`."""
+        request = _common.savepoint_request(job_id, directory, native)
+        return Job.from_proto(await self._call(self._stub.TriggerSavepoint, request))
+
+    async def validate_sql(
+        self, script: str, mode: Mode = "streaming", properties: Mapping[str, str] | None = None
+    ) -> Validation:
+        """ValidateSql; see `Client.validate_sql`."""
+        request = _common.validate_request(script, mode, properties)
+        return Validation.from_proto(await self._call(self._stub.ValidateSql, request))
 
     async def watch(self, job_id: str, timeout: float | None = None) -> AsyncIterator[Job]:
         """Yields the job as it is, then each change of its state, until it ends."""

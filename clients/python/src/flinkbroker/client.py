@@ -12,10 +12,11 @@ import grpc
 from google.protobuf.message import Message
 
 from . import _common
-from ._common import Mode, ResultLimits, RetryPolicy, TlsOption, Token
+from ._common import Mode, Restore, ResultLimits, RetryPolicy, TlsOption, Token
 from .audit import AuditAction, AuditEvent
 from .errors import RpcError, Unavailable, from_grpc
 from .jobs import Job, JobKind, JobState
+from .validation import Validation
 from .results import (
     Column,
     Row,
@@ -177,9 +178,15 @@ class Client:
         request_id: str | None = None,
         labels: Mapping[str, str] | None = None,
         result_limits: ResultLimits | None = None,
+        restore: Restore | None = None,
+        validate_first: bool = False,
     ) -> Job:
-        """Submits a Flink SQL script; returns the recorded job at once."""
-        request = _common.submit_sql_request(script, mode, properties, request_id, labels, result_limits)
+        """Submits a Flink SQL script; returns the recorded job at once. `restore`: the
+        savepoint its INSERT and statement set jobs restore from; `validate_first`: an invalid
+        script is refused (InvalidArgument) before anything runs."""
+        request = _common.submit_sql_request(
+            script, mode, properties, request_id, labels, result_limits, restore, validate_first
+        )
         return Job.from_proto(self._call(self._stub.SubmitSql, request))
 
     def submit_python(
@@ -196,6 +203,7 @@ class Client:
         program_args: Sequence[str] = (),
         request_id: str | None = None,
         labels: Mapping[str, str] | None = None,
+        restore: Restore | None = None,
     ) -> Job:
         """Submits a PyFlink program: a local path (read and sent inline), a URL, or source."""
         request = _common.submit_python_request(
@@ -210,6 +218,7 @@ class Client:
             program_args=program_args,
             request_id=request_id,
             labels=labels,
+            restore=restore,
         )
         return Job.from_proto(self._call(self._stub.SubmitPython, request))
 
@@ -254,10 +263,27 @@ class Client:
         for response in pages:
             yield from (AuditEvent.from_proto(event) for event in response.events)
 
-    def cancel(self, job_id: str, savepoint: bool | str | None = None) -> Job:
-        """Cancels a job (CANCELING at once). `savepoint`: True or a directory to stop a Python
-        job with a savepoint instead."""
-        return Job.from_proto(self._call(self._stub.CancelJob, _common.cancel_request(job_id, savepoint)))
+    def cancel(self, job_id: str, savepoint: bool | str | None = None, native: bool = False) -> Job:
+        """Cancels a job (CANCELING at once). `savepoint`: True or a directory to stop the job's
+        Flink jobs with a savepoint each instead (`native` for the state backend's format); the
+        job's `savepoints` then say where each was written."""
+        request = _common.cancel_request(job_id, savepoint, native)
+        return Job.from_proto(self._call(self._stub.CancelJob, request))
+
+    def savepoint(self, job_id: str, directory: str | None = None, native: bool = False) -> Job:
+        """TriggerSavepoint: takes a savepoint of each Flink job a RUNNING job runs, which run
+        on; returns the job once they are written (`job.savepoints`, `job.savepoint_path`).
+        `directory` None uses the cluster's savepoint directory."""
+        request = _common.savepoint_request(job_id, directory, native)
+        return Job.from_proto(self._call(self._stub.TriggerSavepoint, request))
+
+    def validate_sql(
+        self, script: str, mode: Mode = "streaming", properties: Mapping[str, str] | None = None
+    ) -> Validation:
+        """ValidateSql: checks a script without running it; each statement's verdict, the
+        planner's error with its line and column in the script, and the plans."""
+        request = _common.validate_request(script, mode, properties)
+        return Validation.from_proto(self._call(self._stub.ValidateSql, request))
 
     def watch(self, job_id: str, timeout: float | None = None) -> Iterator[Job]:
         """Yields the job as it is, then each change of its state, until it ends; reconnects

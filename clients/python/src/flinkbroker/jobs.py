@@ -100,6 +100,43 @@ class Statement:
 
 
 @dataclass(frozen=True)
+class Savepoint:
+    """One savepoint of one of a job's Flink jobs. `kind` is TRIGGERED (SavepointJob; the
+    Flink job ran on) or STOP (a cancel with a savepoint); `state` IN_PROGRESS, COMPLETED or
+    FAILED; `format` CANONICAL or NATIVE; `location` is what to restore from."""
+
+    trigger_id: str
+    flink_job_id: str
+    statement_index: int | None
+    kind: str
+    format: str
+    directory: str
+    state: str
+    location: str
+    error: str
+    create_time: datetime | None
+    end_time: datetime | None
+
+    @classmethod
+    def from_proto(cls, message: pb.Savepoint) -> Savepoint:
+        return cls(
+            trigger_id=message.trigger_id,
+            flink_job_id=message.flink_job_id,
+            statement_index=message.statement_index if message.HasField("statement_index") else None,
+            kind=pb.Savepoint.Kind.Name(message.kind).removeprefix("KIND_"),
+            format=pb.SavepointFormat.Name(message.format).removeprefix("SAVEPOINT_FORMAT_").replace(
+                "UNSPECIFIED", "CANONICAL"
+            ),
+            directory=message.directory,
+            state=pb.Savepoint.State.Name(message.state).removeprefix("STATE_"),
+            location=message.location,
+            error=message.error,
+            create_time=_time(message.create_time, message.HasField("create_time")),
+            end_time=_time(message.end_time, message.HasField("end_time")),
+        )
+
+
+@dataclass(frozen=True)
 class StateTransition:
     state: JobState
     reason: str
@@ -126,6 +163,8 @@ class Job:
     submitter_output: str
     savepoint_path: str
     history: list[StateTransition]
+    savepoints: list[Savepoint]
+    restored_from: str
     raw: pb.Job = field(repr=False, compare=False)
 
     @classmethod
@@ -150,6 +189,8 @@ class Job:
                 StateTransition(JobState(t.state), t.reason, _time(t.time, t.HasField("time")))
                 for t in message.history
             ],
+            savepoints=[Savepoint.from_proto(s) for s in message.savepoints],
+            restored_from=message.restore.savepoint_path if message.HasField("restore") else "",
             raw=message,
         )
 

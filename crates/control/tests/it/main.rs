@@ -9,11 +9,14 @@
 //! - `sql_cancel`: CancelJob while a statement is submitted or awaits its verdict.
 //! - `sql_refusals`: a query's Flink job refused by the cluster while its results are drained.
 //! - `python`: a Python job through the runner and the JobManager.
+//! - `savepoints`: a savepoint recorded before a crash followed again under its trigger id, and
+//!   a restoring Python job's `flink run` options per Flink release.
 //!
 //! Nothing sleeps to synchronise: tests wait on WatchJob, on the fakes' calls and on holds,
 //! each wait bounded by `support::LIMIT`.
 
 mod python;
+mod savepoints;
 mod sql_cancel;
 mod sql_refusals;
 mod sql_resume;
