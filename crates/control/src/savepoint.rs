@@ -233,6 +233,8 @@ impl Core {
     /// sends back to the driver.
     fn follow_savepoint(&self, record: SavepointRecord) {
         let jobmanager = self.jobmanager().clone();
+        let store = self.store().clone();
+        let job_id = self.job.id;
         let to_driver = self.to_self.clone();
         let stop = self.stop.clone();
         let timeout = self.limits().savepoint_timeout;
@@ -243,12 +245,15 @@ impl Core {
                     _ = stop.cancelled() => return,
                     outcome = take_savepoint(jobmanager.as_ref(), &record, timeout, poll) => outcome,
                 };
-                let _ = to_driver
-                    .send(Command::SavepointEnded {
-                        trigger_id: record.trigger_id,
-                        outcome,
-                    })
-                    .await;
+                let ended = Command::SavepointEnded {
+                    trigger_id: record.trigger_id.clone(),
+                    outcome: outcome.clone(),
+                };
+                if to_driver.send(ended).await.is_err() {
+                    // The job ended meanwhile (a cancel, say) and no driver owns it any more:
+                    // the outcome is recorded here.
+                    record_after_the_job(store.as_ref(), job_id, &record.trigger_id, outcome).await;
+                }
             }
             .in_current_span(),
         );
@@ -422,6 +427,38 @@ impl Core {
             self.set_savepoints(savepoints).await?;
         }
         Ok(())
+    }
+}
+
+/// Records how a savepoint ended once its job has ended and no driver owns the job: a job that
+/// is not over has a driver (here or on another replica), which follows the savepoint again.
+async fn record_after_the_job(
+    store: &dyn flinkbroker_store::Store,
+    job_id: JobId,
+    trigger_id: &str,
+    outcome: std::result::Result<String, String>,
+) {
+    let job = match store.get_job(job_id).await {
+        Ok(job) if job.state.is_terminal() => job,
+        Ok(_) => return,
+        Err(error) => {
+            warn!(job_id = %job_id, trigger_id, %error, "cannot read the job to record its savepoint");
+            return;
+        }
+    };
+    let mut savepoints = job.savepoints;
+    let Some(record) = savepoints
+        .iter_mut()
+        .find(|s| s.trigger_id == trigger_id && s.state == SavepointState::InProgress)
+    else {
+        return;
+    };
+    let note = settle(record, outcome);
+    match store.set_savepoints(job_id, &savepoints).await {
+        Ok(()) => info!(job_id = %job_id, note = %note, "savepoint recorded after its job ended"),
+        Err(error) => {
+            warn!(job_id = %job_id, trigger_id, %error, "cannot record the savepoint of an ended job")
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! under its trigger id; a restoring Python job gets the `flink run` options of the cluster's
 //! release.
 
+use flinkbroker_control::SavepointRequest;
 use flinkbroker_flink::jobmanager::FlinkJobStatus;
 use flinkbroker_model::job::{
     ClaimMode, JobState, Restore, SavepointFormat, SavepointKind, SavepointRecord, SavepointState,
@@ -45,13 +46,16 @@ async fn a_savepoint_recorded_before_a_crash_is_followed_again_under_its_trigger
         .expect("record the savepoint");
 
     let second = world.restart().await;
-    let done = second
-        .wait_for(job.id, "the savepoint completed", |job| {
-            job.savepoints
-                .iter()
-                .any(|s| s.state == SavepointState::Completed)
-        })
-        .await;
+    let done = within("the savepoint completed", async {
+        loop {
+            let job = second.get(job.id).await;
+            if job.savepoints[0].state == SavepointState::Completed {
+                return job;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
     let savepoint = &done.savepoints[0];
     assert_eq!(
         savepoint.trigger_id,
@@ -113,4 +117,56 @@ async fn a_restoring_python_job_runs_with_the_restore_options_of_the_clusters_re
         );
         broker.stop().await;
     }
+}
+
+#[tokio::test]
+async fn a_savepoint_that_ends_after_its_job_was_cancelled_is_still_recorded() {
+    let world = World::new().await;
+    let broker = world.broker();
+    let job = broker.submit_python(python_program()).await;
+    let pinned = job.flink_job_id.clone().expect("pinned");
+    world
+        .jobmanager
+        .set_status(&pinned, FlinkJobStatus::Running);
+    broker.wait_for_state(job.id, JobState::Running).await;
+
+    world.jobmanager.set_savepoints_pending(true);
+    let controller = broker.controller.clone();
+    let id = job.id;
+    let asked = tokio::spawn(async move {
+        controller
+            .trigger_savepoint(id, SavepointRequest::default())
+            .await
+    });
+    within("the savepoint is recorded", async {
+        while broker.get(id).await.savepoints.is_empty() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    broker.cancel(job.id).await;
+    broker.wait_for_state(job.id, JobState::Canceled).await;
+
+    world.jobmanager.set_savepoints_pending(false);
+    let answer = within("the savepoint call answers", asked)
+        .await
+        .expect("joined");
+    let recorded = within("the savepoint is recorded on the ended job", async {
+        loop {
+            let job = world.store.get_job(id).await.expect("job");
+            if job.savepoints[0].state != SavepointState::InProgress {
+                return job;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert_eq!(recorded.state, JobState::Canceled);
+    assert_eq!(recorded.savepoints[0].state, SavepointState::Completed);
+    assert_eq!(recorded.savepoint_path, recorded.savepoints[0].location);
+    // The call saw the job end before its savepoint did, or the savepoint completed.
+    if let Ok(job) = answer {
+        assert_eq!(job.savepoints[0].state, SavepointState::Completed);
+    }
+    broker.stop().await;
 }

@@ -88,6 +88,8 @@ struct State {
     on_cancel: OnCancel,
     /// The version `flink_version` reports (1.20.3 unless the test sets another).
     flink_version: Option<String>,
+    /// While true, savepoints stay IN_PROGRESS.
+    savepoints_pending: bool,
     /// The registered TaskManagers, in the order `taskmanagers` lists them, with their memory.
     taskmanagers: Vec<(String, TaskManagerMemory)>,
     calls: Vec<JobManagerCall>,
@@ -130,6 +132,13 @@ impl FakeJobManager {
             shared: Arc::clone(&self.shared),
             link: Link::new(),
         }
+    }
+
+    /// Keeps savepoints (and stops with one) IN_PROGRESS while `pending` is true (as a large state takes a
+    /// while to write); they complete once it is false again.
+    pub fn set_savepoints_pending(&self, pending: bool) {
+        lock(&self.shared.state).savepoints_pending = pending;
+        self.shared.changes.bump();
     }
 
     /// Makes `flink_version` report `version` (1.20.3 by default).
@@ -438,6 +447,7 @@ impl JobManager for FakeJobManager {
                     trigger_id: trigger_id.to_owned(),
                 });
                 match state.savepoints.get(trigger_id) {
+                    Some(_) if state.savepoints_pending => Ok(SavepointStatus::InProgress),
                     Some(location) => Ok(SavepointStatus::Completed {
                         location: location.clone(),
                     }),
