@@ -294,12 +294,11 @@ impl Core {
         let id = self.job.id;
         self.durably("the savepoints", || store.set_savepoints(id, &savepoints))
             .await?;
-        self.job.savepoint_path = savepoints
-            .iter()
-            .rev()
-            .find(|s| s.state == flinkbroker_model::job::SavepointState::Completed)
-            .and_then(|s| s.location.clone())
-            .or(self.job.savepoint_path.take());
+        // As the store keeps it: a path recorded before savepoints were listed stays until one
+        // completes.
+        if let Some(latest) = flinkbroker_model::job::latest_savepoint_location(&savepoints) {
+            self.job.savepoint_path = Some(latest.to_owned());
+        }
         self.job.savepoints = savepoints;
         self.publish();
         Ok(())

@@ -265,19 +265,31 @@ impl Core {
         trigger_id: String,
         outcome: std::result::Result<String, String>,
     ) -> Result<(), Interrupt> {
+        if let Some(note) = self.settle_recorded(&trigger_id, outcome).await?
+            && !self.job.state.is_terminal()
+        {
+            self.note(&note).await?;
+        }
+        Ok(())
+    }
+
+    /// Completes or fails the recorded savepoint under `trigger_id` while it is in progress,
+    /// durably; returns the note for the job's history (None when none was in progress).
+    async fn settle_recorded(
+        &mut self,
+        trigger_id: &str,
+        outcome: std::result::Result<String, String>,
+    ) -> Result<Option<String>, Interrupt> {
         let mut savepoints = self.job.savepoints.clone();
         let Some(record) = savepoints
             .iter_mut()
             .find(|s| s.trigger_id == trigger_id && s.state == SavepointState::InProgress)
         else {
-            return Ok(());
+            return Ok(None);
         };
         let note = settle(record, outcome);
         self.set_savepoints(savepoints).await?;
-        if !self.job.state.is_terminal() {
-            self.note(&note).await?;
-        }
-        Ok(())
+        Ok(Some(note))
     }
 
     /// Stops Flink jobs with a savepoint each, recorded with the job before each stop is
@@ -420,11 +432,8 @@ impl Core {
         trigger_id: &str,
         outcome: std::result::Result<String, String>,
     ) -> Result<(), Interrupt> {
-        let mut savepoints = self.job.savepoints.clone();
-        if let Some(record) = savepoints.iter_mut().find(|s| s.trigger_id == trigger_id) {
-            let note = settle(record, outcome);
+        if let Some(note) = self.settle_recorded(trigger_id, outcome).await? {
             info!(job_id = %self.job.id, note = %note, "stop with savepoint ended");
-            self.set_savepoints(savepoints).await?;
         }
         Ok(())
     }

@@ -448,6 +448,16 @@ pub struct SavepointRecord {
     pub ended_at: Option<UnixMillis>,
 }
 
+/// Where the latest completed of a job's savepoints (oldest first) was written: the job's
+/// savepoint path.
+pub fn latest_savepoint_location(savepoints: &[SavepointRecord]) -> Option<&str> {
+    savepoints
+        .iter()
+        .rev()
+        .find(|savepoint| savepoint.state == SavepointState::Completed)
+        .and_then(|savepoint| savepoint.location.as_deref())
+}
+
 /// Whether a job restored from a savepoint owns it (Flink's claim mode, `RestoreMode` before
 /// Flink 2.0).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -14,8 +14,8 @@ use super::sea::{commit, db_error, load_job, load_jobs, parse_job_state, rollbac
 use super::sea_audit::insert_audit;
 use super::{CreateOutcome, SeaStore, StatementUpdate, Store, StoreError};
 use flinkbroker_model::job::{
-    Job, JobId, JobState, NewJob, SavepointRecord, SavepointState, StateTransition, UnixMillis,
-    now_millis,
+    Job, JobId, JobState, NewJob, SavepointRecord, StateTransition, UnixMillis,
+    latest_savepoint_location, now_millis,
 };
 
 /// The reason recorded with the first history entry of every job.
@@ -196,11 +196,7 @@ impl SeaStore {
         let json = serde_json::to_string(savepoints).map_err(|e| {
             StoreError::Database(format!("cannot encode the savepoints of job {id}: {e}"))
         })?;
-        let latest = savepoints
-            .iter()
-            .rev()
-            .find(|savepoint| savepoint.state == SavepointState::Completed)
-            .and_then(|savepoint| savepoint.location.clone());
+        let latest = latest_savepoint_location(savepoints).map(str::to_owned);
         let mut update = job::Entity::update_many()
             .col_expr(job::Column::SavepointsJson, Expr::value(json))
             .col_expr(job::Column::UpdatedAt, updated_now());

@@ -170,6 +170,18 @@ impl RestJobManager {
             }
         }
     }
+
+    /// Reads `GET /overview`.
+    async fn overview(&self) -> Result<Overview, FlinkError> {
+        let reply = self
+            .execute(OVERVIEW, self.http.get(self.url(&["overview"])))
+            .await?;
+        if !reply.status.is_success() {
+            return Err(reply.failure(None));
+        }
+        reply.decode("GET /overview")
+    }
+
     /// Sends an asynchronous savepoint operation's trigger (a stop or a savepoint) and returns
     /// the trigger id Flink answers with (the one asked for).
     async fn trigger(
@@ -200,13 +212,7 @@ impl RestJobManager {
 #[async_trait]
 impl JobManager for RestJobManager {
     async fn ping(&self) -> Result<(), FlinkError> {
-        let reply = self
-            .execute(OVERVIEW, self.http.get(self.url(&["overview"])))
-            .await?;
-        if !reply.status.is_success() {
-            return Err(reply.failure(None));
-        }
-        let overview: Overview = reply.decode("GET /overview")?;
+        let overview = self.overview().await?;
         debug!(
             flink_version = overview.flink_version.as_deref().unwrap_or("unknown"),
             "flink jobmanager answered"
@@ -215,14 +221,8 @@ impl JobManager for RestJobManager {
     }
 
     async fn flink_version(&self) -> Result<String, FlinkError> {
-        let reply = self
-            .execute(OVERVIEW, self.http.get(self.url(&["overview"])))
-            .await?;
-        if !reply.status.is_success() {
-            return Err(reply.failure(None));
-        }
-        let overview: Overview = reply.decode("GET /overview")?;
-        overview
+        self.overview()
+            .await?
             .flink_version
             .ok_or_else(|| FlinkError::Protocol("GET /overview names no flink-version".to_owned()))
     }
