@@ -242,6 +242,7 @@ async fn store_append_rows_per_second(
             created_at: now_millis(),
             lease: None,
             audited_as: None,
+            lineage: None,
         })
         .await
         .expect("create job");

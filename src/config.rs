@@ -361,6 +361,16 @@ pub struct ServeConfig {
     #[arg(long, env = "FLINKBROKER_SAVEPOINT_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
     pub savepoint_timeout: Duration,
 
+    /// How long a revision made by UpgradeJob may take to run (its Flink jobs running for
+    /// `--upgrade-running-for`) before it is canceled and the previous revision rolled back.
+    #[arg(long, env = "FLINKBROKER_UPGRADE_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
+    pub upgrade_timeout: Duration,
+
+    /// How long a new revision's Flink jobs must have run before its upgrade is done; a
+    /// revision that fails sooner is rolled back.
+    #[arg(long, env = "FLINKBROKER_UPGRADE_RUNNING_FOR", default_value = "10s", value_parser = parse_duration)]
+    pub upgrade_running_for: Duration,
+
     /// JSON file mapping the SHA-256 (hex) of each bearer token to its principal, tenant and
     /// roles: `{"tokens": [{"sha256": "…", "principal": "…", "tenant": "…", "roles":
     /// ["submitter", "reader"]}]}`. Read again when it changes. Without it every caller is an
@@ -771,6 +781,8 @@ fn limits(config: &ServeConfig, tenants: &TenantPolicies) -> Limits {
         refused_job_retries: config.refused_job_retries,
         refused_job_backoff: config.refused_job_backoff,
         savepoint_timeout: config.savepoint_timeout,
+        upgrade_timeout: config.upgrade_timeout,
+        upgrade_running_for: config.upgrade_running_for,
     }
 }
 

@@ -634,10 +634,8 @@ async fn savepoint_status_of_an_unknown_trigger_is_a_server_error() {
 
 #[tokio::test]
 async fn an_unreachable_jobmanager_is_unreachable() {
-    // A port that was just free: nothing listens on it.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let address = listener.local_addr().expect("address");
-    drop(listener);
+    // Nothing listens on it.
+    let (_held, address) = crate::support::refused_address();
     let jobmanager = jobmanager_at(&format!("http://{address}"), Duration::from_secs(5));
 
     let error = jobmanager.ping().await.unwrap_err();

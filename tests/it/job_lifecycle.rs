@@ -499,6 +499,7 @@ async fn a_resumed_insert_whose_flink_job_exists_is_adopted_not_submitted_again(
         created_at: flinkbroker_model::job::now_millis(),
         lease: None,
         audited_as: None,
+        lineage: None,
     };
     start_flink_job(&broker, &pinned).await;
     record_as_left(&url, new_job, JobState::Submitting).await;
@@ -571,6 +572,7 @@ async fn a_resumed_python_job_whose_flink_job_exists_is_adopted_and_followed() {
         created_at: flinkbroker_model::job::now_millis(),
         lease: None,
         audited_as: None,
+        lineage: None,
     };
     // The submitter had submitted the program's Flink job when the broker died.
     start_flink_job(&broker, &pinned).await;

@@ -260,9 +260,8 @@ async fn with_traces_exported_the_lines_of_a_call_and_of_its_job_carry_the_same_
         .expect("stand-in");
     // No collector answers there: the exporter connects lazily and its exports fail, which
     // leaves the spans and their ids as they are.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let endpoint = format!("http://{}", closed.local_addr().expect("address"));
-    drop(closed);
+    let (_held, closed) = crate::support::refused_address();
+    let endpoint = format!("http://{closed}");
     let mut broker = PipedBroker::start(
         &standin,
         &["--log-format", "json", "--otlp-endpoint", &endpoint],

@@ -32,3 +32,4 @@ mod standin;
 mod store_suite;
 mod tenant_policy;
 mod traces;
+mod upgrades;

@@ -143,9 +143,8 @@ async fn health_reports_the_broker_and_each_dependency_by_name() {
 
 #[tokio::test]
 async fn unreachable_gateway_holds_the_job_until_cancelled_and_shows_in_health_only() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}", closed.local_addr().expect("addr"));
-    drop(closed);
+    let (_held, closed) = crate::support::refused_address();
+    let url = format!("http://{closed}");
     let broker = TestBroker::start_against_gateway(&url).await;
     wait_for_health(&broker, SQL_GATEWAY_HEALTH, ServingStatus::NotServing).await;
     assert_eq!(health_status(&broker, "").await, ServingStatus::Serving);

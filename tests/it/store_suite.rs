@@ -230,6 +230,7 @@ fn sql_job(request_id: Option<&str>, label_pairs: &[(&str, &str)], created_at: i
         created_at,
         lease: None,
         audited_as: None,
+        lineage: None,
     }
 }
 
@@ -259,6 +260,7 @@ fn python_job(label_pairs: &[(&str, &str)], created_at: i64) -> NewJob {
         created_at,
         lease: None,
         audited_as: None,
+        lineage: None,
     }
 }
 
@@ -882,6 +884,7 @@ async fn concurrent_creates_with_one_request_id_record_one_job(store: Arc<dyn St
             CreateOutcome::Created(job) => created.push(job),
             CreateOutcome::Existing(job) => existing.push(job),
             CreateOutcome::Conflict(job) => panic!("same payload conflicts: {job:?}"),
+            CreateOutcome::Replaced(job) => panic!("no job is replaced here: {job:?}"),
         }
     }
     assert_eq!(created.len(), 1, "exactly one create wins");
@@ -1249,6 +1252,7 @@ async fn list_filters_by_state_kind_and_labels(store: Arc<dyn Store>) {
             kind: Some(JobKind::Sql),
             labels: labels(&[("team", "recs")]),
             tenant: None,
+            lineage: None,
         })
         .await,
         vec![odd.id, recs_prod.id]

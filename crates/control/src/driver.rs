@@ -48,6 +48,13 @@ pub(super) enum Command {
         trigger_id: String,
         outcome: Result<String, String>,
     },
+    /// The follower of the job's upgrade recorded a step: the driver records the lineage
+    /// (and the note in the history while the job lives) and answers.
+    SetLineage {
+        lineage: flinkbroker_model::job::Lineage,
+        note: Option<String>,
+        reply: oneshot::Sender<crate::error::Result<()>>,
+    },
 }
 
 /// Why a driver's work stopped before the job's end.
@@ -163,7 +170,11 @@ impl Core {
 
     /// Runs one write to the store, again (a few times, with pauses) while the database
     /// fails; shutdown interrupts.
-    async fn durably<T, F, Fut>(&self, what: &'static str, mut write: F) -> Result<T, Interrupt>
+    pub(crate) async fn durably<T, F, Fut>(
+        &self,
+        what: &'static str,
+        mut write: F,
+    ) -> Result<T, Interrupt>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
@@ -389,6 +400,25 @@ impl Core {
                 trigger_id,
                 outcome,
             } => self.end_savepoint(trigger_id, outcome).await,
+            Command::SetLineage {
+                lineage,
+                note,
+                reply,
+            } => {
+                if let Err(interrupt) = self.set_lineage(lineage, None).await {
+                    let _ = reply.send(Err(Error::Unavailable(
+                        "the job's upgrade could not be recorded".into(),
+                    )));
+                    return Err(interrupt);
+                }
+                if let Some(note) = note
+                    && !self.job.state.is_terminal()
+                {
+                    self.note(&note).await?;
+                }
+                let _ = reply.send(Ok(()));
+                Ok(())
+            }
             Command::Drained { .. } if self.canceling => Ok(()),
             Command::Drained { index, outcome } => {
                 let Some(statement) = self.job.statements.get(index as usize) else {

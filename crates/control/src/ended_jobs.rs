@@ -60,6 +60,15 @@ impl EndedJobs {
         }
     }
 
+    /// Forgets one job (it changed in the store).
+    pub(crate) fn forget(&self, id: JobId) {
+        if let Ok(mut entries) = self.entries.lock()
+            && entries.jobs.remove(&id).is_some()
+        {
+            entries.order.retain(|held| *held != id);
+        }
+    }
+
     /// Forgets every job (result logs were deleted).
     pub(crate) fn clear(&self) {
         if let Ok(mut entries) = self.entries.lock() {

@@ -45,6 +45,7 @@ mod savepoint;
 mod sql;
 mod stop;
 mod trace;
+mod upgrade;
 mod validate;
 mod watch_job;
 
@@ -67,6 +68,7 @@ use flinkbroker_store::{CreateOutcome, Store, StoreError};
 pub use python::PythonSubmission;
 pub use results::{ResultMessage, ResultRequest, StreamEndReason};
 pub use savepoint::SavepointRequest;
+pub use upgrade::{Revision, UpgradeRequest};
 pub use validate::{ScriptPosition, StatementCheck, ValidateRequest, Verdict};
 
 /// Limits and pacing of the use cases.
@@ -114,6 +116,12 @@ pub struct Limits {
     pub refused_job_backoff: Duration,
     /// How long a savepoint may take before it is given up (a stop's Flink job runs on).
     pub savepoint_timeout: Duration,
+    /// How long a revision made by UpgradeJob may take to run before it is cancelled and
+    /// rolled back.
+    pub upgrade_timeout: Duration,
+    /// How long a new revision's Flink jobs must have run before its upgrade is done (a
+    /// revision failing sooner is rolled back).
+    pub upgrade_running_for: Duration,
 }
 
 /// The longest pause before a statement whose Flink job was refused runs again.
@@ -142,6 +150,8 @@ impl Default for Limits {
             refused_job_retries: 3,
             refused_job_backoff: Duration::from_secs(2),
             savepoint_timeout: Duration::from_secs(300),
+            upgrade_timeout: Duration::from_secs(300),
+            upgrade_running_for: Duration::from_secs(10),
         }
     }
 }
@@ -205,6 +215,8 @@ pub struct Controller {
     /// The cluster's Flink version, read from the JobManager the first time a job needs it
     /// (to restore from a savepoint).
     flink_version: tokio::sync::OnceCell<flinkbroker_model::flink_version::FlinkVersion>,
+    /// The revisions whose start a follower task watches (UpgradeJob's last step).
+    upgrade_followers: upgrade::Followers,
 }
 
 impl Controller {
@@ -235,6 +247,7 @@ impl Controller {
             shutdown,
             tasks: TaskTracker::new(),
             flink_version: tokio::sync::OnceCell::new(),
+            upgrade_followers: upgrade::Followers::default(),
         })
     }
 
@@ -306,6 +319,16 @@ impl Controller {
                 request_id: request_id.unwrap_or_default(),
                 job_id: job.id,
             }),
+            CreateOutcome::Replaced(successor) => Err(Error::Aborted(format!(
+                "job {} was replaced already: its revision {} is job {}",
+                successor
+                    .lineage
+                    .upgrade
+                    .as_ref()
+                    .map_or(successor.lineage.lineage_id, |u| u.previous_job_id),
+                successor.lineage.revision,
+                successor.id
+            ))),
         }
     }
 
@@ -327,10 +350,16 @@ impl Controller {
                 let id = core.job.id;
                 // The registry forgets the job however the driver ends, a panic included.
                 let guard = registry::Registration::new(&this.live, id);
+                let mut core = core;
                 core.resume_savepoints();
-                let lost = match core.job.kind {
-                    JobKind::Sql => sql::driver::run(core).await,
-                    JobKind::Python => python::driver::run(core).await,
+                // A revision made by UpgradeJob first stops the revision it replaces.
+                let lost = if core.prepare_upgrade().await {
+                    match core.job.kind {
+                        JobKind::Sql => sql::driver::run(core).await,
+                        JobKind::Python => python::driver::run(core).await,
+                    }
+                } else {
+                    core.lost
                 };
                 drop(guard);
                 if lost {

@@ -147,11 +147,12 @@ pub const JOB_STATES: [JobState; 7] = [
 ];
 
 /// Every audit action, as the `action` label names them.
-const AUDIT_ACTIONS: [AuditAction; 5] = [
+const AUDIT_ACTIONS: [AuditAction; 6] = [
     AuditAction::Submit,
     AuditAction::Cancel,
     AuditAction::ReadResults,
     AuditAction::Savepoint,
+    AuditAction::Upgrade,
     AuditAction::Denied,
 ];
 

@@ -40,6 +40,7 @@ impl Controller {
         if resumed > 0 {
             info!(jobs = resumed, replica = %self.replica, "resumed the jobs left unfinished");
         }
+        self.resume_upgrades().await?;
         let this = Arc::clone(self);
         self.tasks.spawn(async move { this.keep_leases().await });
         let this = Arc::clone(self);

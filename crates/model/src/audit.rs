@@ -17,6 +17,8 @@ pub enum AuditAction {
     ReadResults,
     /// A savepoint taken (TriggerSavepoint).
     Savepoint,
+    /// A job upgraded to a new revision (UpgradeJob).
+    Upgrade,
     /// A call refused: no valid credential, a missing role or guardrail, or another
     /// tenant's job.
     Denied,
@@ -30,6 +32,7 @@ impl AuditAction {
             AuditAction::Cancel => "cancel",
             AuditAction::ReadResults => "read_results",
             AuditAction::Savepoint => "savepoint",
+            AuditAction::Upgrade => "upgrade",
             AuditAction::Denied => "denied",
         }
     }
@@ -41,6 +44,7 @@ impl AuditAction {
             AuditAction::Cancel,
             AuditAction::ReadResults,
             AuditAction::Savepoint,
+            AuditAction::Upgrade,
             AuditAction::Denied,
         ]
         .into_iter()
@@ -109,7 +113,11 @@ pub fn submitted(
         at: now_millis(),
         principal: principal.to_owned(),
         tenant: tenant.to_owned(),
-        action: AuditAction::Submit,
+        action: if method == "UpgradeJob" {
+            AuditAction::Upgrade
+        } else {
+            AuditAction::Submit
+        },
         method: method.to_owned(),
         job_id: Some(job_id.to_owned()),
         request_id: request_id.map(str::to_owned),

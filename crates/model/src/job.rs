@@ -363,6 +363,29 @@ pub enum JobSpec {
 }
 
 impl JobSpec {
+    /// The savepoint the job's Flink jobs restore from.
+    pub fn restore(&self) -> Option<&Restore> {
+        match self {
+            JobSpec::Sql(spec) => spec.restore.as_ref(),
+            JobSpec::Python(spec) => spec.restore.as_ref(),
+        }
+    }
+
+    /// Sets the savepoint the job's Flink jobs restore from.
+    pub fn set_restore(&mut self, restore: Option<Restore>) {
+        match self {
+            JobSpec::Sql(spec) => spec.restore = restore,
+            JobSpec::Python(spec) => spec.restore = restore,
+        }
+    }
+
+    /// The payload without its restore (a revision's is set once its savepoint is taken).
+    pub fn without_restore(&self) -> JobSpec {
+        let mut spec = self.clone();
+        spec.set_restore(None);
+        spec
+    }
+
     /// Returns the kind of job this payload describes.
     pub fn kind(&self) -> JobKind {
         match self {
@@ -494,6 +517,139 @@ pub struct Restore {
     pub claim_mode: ClaimMode,
 }
 
+/// How a revision of a job came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum UpgradeKind {
+    /// UpgradeJob: a new script or program replacing the running revision.
+    Upgrade,
+    /// A revision that failed to start replaced by the revision before it, restored from the
+    /// same savepoint.
+    Rollback,
+}
+
+impl UpgradeKind {
+    /// Returns the name shown to callers.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            UpgradeKind::Upgrade => "UPGRADE",
+            UpgradeKind::Rollback => "ROLLBACK",
+        }
+    }
+}
+
+/// Where the upgrade that made a revision is. Each step is recorded before it is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum UpgradeStep {
+    /// The previous revision is being stopped with a savepoint (a rollback: its Flink jobs
+    /// are being waited for until the JobManager says they stopped).
+    StoppingPrevious,
+    /// The previous revision stopped; this one is being submitted, restoring from the
+    /// savepoint, and watched until its Flink jobs run.
+    Starting,
+    /// This revision's Flink jobs run: the upgrade is done.
+    Done,
+    /// This revision failed to start; the revision before it runs again (`rollback_job_id`).
+    RolledBack,
+    /// The upgrade did not happen or was given up; `note` says why.
+    Abandoned,
+}
+
+impl UpgradeStep {
+    /// Returns the name stored in the database.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            UpgradeStep::StoppingPrevious => "STOPPING_PREVIOUS",
+            UpgradeStep::Starting => "STARTING",
+            UpgradeStep::Done => "DONE",
+            UpgradeStep::RolledBack => "ROLLED_BACK",
+            UpgradeStep::Abandoned => "ABANDONED",
+        }
+    }
+
+    /// Returns true while the upgrade still has a step to take.
+    pub fn in_progress(&self) -> bool {
+        matches!(self, UpgradeStep::StoppingPrevious | UpgradeStep::Starting)
+    }
+}
+
+/// The upgrade (or rollback) that made a revision: the revision it replaces, how that one is
+/// stopped and what this one restores from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Upgrade {
+    /// An upgrade or a rollback.
+    pub kind: UpgradeKind,
+    /// The revision this one replaces (the running one for an upgrade, the one that failed
+    /// to start for a rollback).
+    pub previous_job_id: JobId,
+    /// Where the upgrade is.
+    pub step: UpgradeStep,
+    /// Where the previous revision's savepoint is written (None: the cluster's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub savepoint_directory: Option<String>,
+    /// How the previous revision's savepoint is written.
+    #[serde(default)]
+    pub savepoint_format: SavepointFormat,
+    /// Passed on to the restore: starts even when the savepoint holds state no operator of
+    /// this revision takes.
+    #[serde(default)]
+    pub allow_non_restored_state: bool,
+    /// Passed on to the restore.
+    #[serde(default)]
+    pub claim_mode: ClaimMode,
+    /// The savepoint this revision restores from, once the previous revision stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub savepoint_path: Option<String>,
+    /// The revision that replaced this one after it failed to start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_job_id: Option<JobId>,
+    /// Why the upgrade was rolled back or given up; or, while this revision is canceled to
+    /// roll back, why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl Upgrade {
+    /// The restore this revision's Flink jobs start with, once the savepoint is known.
+    pub fn restore(&self) -> Option<Restore> {
+        self.savepoint_path.as_ref().map(|path| Restore {
+            savepoint_path: path.clone(),
+            allow_non_restored_state: self.allow_non_restored_state,
+            claim_mode: self.claim_mode,
+        })
+    }
+}
+
+/// Where a job stands among the revisions of one streaming job: every upgrade records a new
+/// job (a revision) sharing the first one's lineage id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lineage {
+    /// Shared by every revision: the id of the first.
+    pub lineage_id: JobId,
+    /// 1 for a job as submitted; each upgrade or rollback adds one.
+    pub revision: u32,
+    /// The savepoints handed from each revision to the next, oldest first (the last one is
+    /// what this revision restored from, for a revision made by an upgrade).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub savepoint_chain: Vec<String>,
+    /// How this revision came to be (None for the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<Upgrade>,
+}
+
+impl Lineage {
+    /// The lineage of a job submitted on its own: revision 1 of its own lineage.
+    pub fn first(id: JobId) -> Self {
+        Self {
+            lineage_id: id,
+            revision: 1,
+            savepoint_chain: Vec::new(),
+            upgrade: None,
+        }
+    }
+}
+
 /// Milliseconds since the Unix epoch, as stored.
 pub type UnixMillis = i64;
 
@@ -588,6 +744,9 @@ pub struct Job {
     pub statements: Vec<StatementRecord>,
     /// Every change of the job's state, oldest first.
     pub history: Vec<StateTransition>,
+    /// The job's revision among the revisions of one streaming job, and the upgrade that
+    /// made it.
+    pub lineage: Lineage,
 }
 
 /// A job to record.
@@ -617,6 +776,8 @@ pub struct NewJob {
     /// its audit event with the job, in the same transaction (and one for a repeated
     /// submission answered with the job already recorded).
     pub audited_as: Option<&'static str>,
+    /// A revision made by an upgrade or a rollback; None: revision 1 of its own lineage.
+    pub lineage: Option<Lineage>,
 }
 
 #[cfg(test)]

@@ -40,8 +40,8 @@ use thiserror::Error;
 
 use flinkbroker_model::audit::{AuditFilter, AuditPage, NewAuditEvent};
 use flinkbroker_model::job::{
-    Job, JobId, JobKind, JobState, LogEnd, LogSummary, NewJob, SavepointRecord, StatementRecord,
-    UnixMillis,
+    Job, JobId, JobKind, JobState, Lineage, LogEnd, LogSummary, NewJob, Restore, SavepointRecord,
+    StatementRecord, UnixMillis,
 };
 
 pub use sea::SeaStore;
@@ -102,6 +102,8 @@ pub enum CreateOutcome {
     Existing(Job),
     /// A job with the same `request_id` but a different payload exists.
     Conflict(Job),
+    /// The revision the new job replaces was replaced already, by this job.
+    Replaced(Job),
 }
 
 /// Which jobs ListJobs returns.
@@ -115,6 +117,8 @@ pub struct JobFilter {
     pub kind: Option<JobKind>,
     /// Every one of these labels with this value.
     pub labels: BTreeMap<String, String>,
+    /// Only revisions of this lineage (None: any).
+    pub lineage: Option<JobId>,
 }
 
 /// One page of ListJobs.
@@ -356,6 +360,22 @@ pub trait Store: ResultLog + Leases + AuditTrail + Send + Sync {
 
     /// Lists the jobs not in a terminal state (for reconciling after a restart).
     async fn list_unfinished(&self) -> Result<Vec<Job>, StoreError>;
+
+    /// Records where a revision's upgrade is (its lineage as a whole), and the restore its
+    /// Flink jobs start with once the savepoint is known (written into its spec).
+    async fn set_lineage(
+        &self,
+        id: JobId,
+        lineage: &Lineage,
+        restore: Option<&Restore>,
+    ) -> Result<(), StoreError>;
+
+    /// The revision that replaced a job (by an upgrade or a rollback), if any.
+    async fn successor_of(&self, id: JobId) -> Result<Option<Job>, StoreError>;
+
+    /// The revisions whose upgrade has a step left to take, ended jobs included (a revision
+    /// that failed to start and is not rolled back yet).
+    async fn upgrades_in_progress(&self) -> Result<Vec<Job>, StoreError>;
 
     /// What a tenant's jobs hold now: live jobs, live Python parallelism, result-log bytes.
     async fn tenant_usage(&self, tenant: &str) -> Result<TenantUsage, StoreError>;

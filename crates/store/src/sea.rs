@@ -37,8 +37,8 @@ use super::{
     CreateOutcome, JobFilter, JobMetrics, JobPage, StatementUpdate, Store, StoreError, TenantUsage,
 };
 use flinkbroker_model::job::{
-    Job, JobId, JobKind, JobSpec, JobState, LogEnd, LogSummary, NewJob, SavepointRecord,
-    StateTransition, StatementRecord, StatementState, UnixMillis,
+    Job, JobId, JobKind, JobSpec, JobState, Lineage, LogEnd, LogSummary, NewJob, Restore,
+    SavepointRecord, StateTransition, StatementRecord, StatementState, UnixMillis,
 };
 use flinkbroker_model::sql_script::StatementKind;
 
@@ -308,6 +308,23 @@ impl Store for SeaStore {
     }
     async fn list_unfinished(&self) -> Result<Vec<Job>, StoreError> {
         self.unfinished_jobs().await
+    }
+
+    async fn set_lineage(
+        &self,
+        id: JobId,
+        lineage: &Lineage,
+        restore: Option<&Restore>,
+    ) -> Result<(), StoreError> {
+        self.record_lineage(id, lineage, restore).await
+    }
+
+    async fn successor_of(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        self.successor(id).await
+    }
+
+    async fn upgrades_in_progress(&self) -> Result<Vec<Job>, StoreError> {
+        self.upgrading_jobs().await
     }
 }
 
@@ -580,6 +597,11 @@ fn job_from_rows(
         cancel_request: row.cancel_request,
         statements,
         history,
+        lineage: match &row.lineage_json {
+            Some(json) => serde_json::from_str(json)
+                .map_err(|e| corrupt(format!("lineage_json does not parse: {e}")))?,
+            None => Lineage::first(id),
+        },
     })
 }
 

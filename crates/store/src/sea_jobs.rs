@@ -14,7 +14,7 @@ use super::sea::{commit, db_error, load_job, load_jobs, parse_job_state, rollbac
 use super::sea_audit::insert_audit;
 use super::{CreateOutcome, SeaStore, StatementUpdate, Store, StoreError};
 use flinkbroker_model::job::{
-    Job, JobId, JobState, NewJob, SavepointRecord, StateTransition, UnixMillis,
+    Job, JobId, JobState, Lineage, NewJob, Restore, SavepointRecord, StateTransition, UnixMillis,
     latest_savepoint_location, now_millis,
 };
 
@@ -56,6 +56,11 @@ impl SeaStore {
                 && let Some(outcome) = self.existing_for_request(request_id, &new_job).await?
             {
                 return self.audit_existing(&new_job, outcome).await;
+            }
+            if let Some(upgrade) = new_job.lineage.as_ref().and_then(|l| l.upgrade.as_ref())
+                && let Some(successor) = self.successor(upgrade.previous_job_id).await?
+            {
+                return Ok(CreateOutcome::Replaced(successor));
             }
             if self.job_exists(new_job.id).await? {
                 return Err(StoreError::Database(format!(
@@ -207,6 +212,35 @@ impl SeaStore {
             .await
     }
 
+    /// Records a revision's lineage, and the restore written into its spec.
+    pub(super) async fn record_lineage(
+        &self,
+        id: JobId,
+        lineage: &Lineage,
+        restore: Option<&Restore>,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(lineage).map_err(|e| {
+            StoreError::Database(format!("cannot encode the lineage of job {id}: {e}"))
+        })?;
+        let mut update = job::Entity::update_many()
+            .col_expr(job::Column::LineageJson, Expr::value(json))
+            .col_expr(
+                job::Column::UpgradeStep,
+                Expr::value(lineage.upgrade.as_ref().map(|u| u.step.as_str())),
+            )
+            .col_expr(job::Column::UpdatedAt, updated_now());
+        if let Some(restore) = restore {
+            let mut spec = self.get_job(id).await?.spec;
+            spec.set_restore(Some(restore.clone()));
+            let spec_json = serde_json::to_string(&spec).map_err(|e| {
+                StoreError::Database(format!("cannot encode the spec of job {id}: {e}"))
+            })?;
+            update = update.col_expr(job::Column::SpecJson, Expr::value(spec_json));
+        }
+        self.update_job_columns(id, "cannot record the job's upgrade", update)
+            .await
+    }
+
     /// Finds the job recorded under `request_id` and compares its payload with `new_job`.
     async fn existing_for_request(
         &self,
@@ -216,7 +250,13 @@ impl SeaStore {
         let Some(existing) = self.job_for_request(&new_job.tenant, request_id).await? else {
             return Ok(None);
         };
-        let same_payload = existing.spec == new_job.spec && existing.labels == new_job.labels;
+        // A revision's restore is written into its spec once its savepoint is taken.
+        let same_spec = if new_job.lineage.is_some() {
+            existing.spec.without_restore() == new_job.spec.without_restore()
+        } else {
+            existing.spec == new_job.spec
+        };
+        let same_payload = same_spec && existing.labels == new_job.labels;
         Ok(Some(if same_payload {
             CreateOutcome::Existing(existing)
         } else {
@@ -278,6 +318,35 @@ impl SeaStore {
             owner: ActiveValue::Set(new_job.lease.as_ref().map(|(owner, _)| owner.clone())),
             lease_until: ActiveValue::Set(new_job.lease.as_ref().map(|(_, until)| *until)),
             cancel_request: ActiveValue::Set(None),
+            lineage_id: ActiveValue::Set(Some(
+                new_job
+                    .lineage
+                    .as_ref()
+                    .map_or(new_job.id, |lineage| lineage.lineage_id)
+                    .to_string(),
+            )),
+            replaces_job_id: ActiveValue::Set(
+                new_job
+                    .lineage
+                    .as_ref()
+                    .and_then(|lineage| lineage.upgrade.as_ref())
+                    .map(|upgrade| upgrade.previous_job_id.to_string()),
+            ),
+            upgrade_step: ActiveValue::Set(
+                new_job
+                    .lineage
+                    .as_ref()
+                    .and_then(|lineage| lineage.upgrade.as_ref())
+                    .map(|upgrade| upgrade.step.as_str().to_owned()),
+            ),
+            lineage_json: ActiveValue::Set(match &new_job.lineage {
+                Some(lineage) => {
+                    Some(serde_json::to_string(lineage).map_err(|e| {
+                        DbErr::Custom(format!("cannot encode the job's lineage: {e}"))
+                    })?)
+                }
+                None => None,
+            }),
         })
         .exec_without_returning(txn)
         .await?;
@@ -479,5 +548,8 @@ fn created_job(new_job: NewJob) -> Job {
             reason: CREATED_REASON.to_owned(),
             at: new_job.created_at,
         }],
+        lineage: new_job
+            .lineage
+            .unwrap_or_else(|| Lineage::first(new_job.id)),
     }
 }

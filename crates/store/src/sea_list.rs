@@ -17,7 +17,7 @@ use sea_orm::{
 use super::entities::job;
 use super::sea::{db_error, load_jobs, rollback, unfinished};
 use super::{JobFilter, JobPage, SeaStore, StoreError};
-use flinkbroker_model::job::{Job, JobId, UnixMillis};
+use flinkbroker_model::job::{Job, JobId, UnixMillis, UpgradeStep};
 
 /// The page size used when the caller asks for 0.
 const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -50,6 +50,19 @@ impl SeaStore {
         }
         if !filter.labels.is_empty() {
             query = query.filter(labels_condition(self.backend(), &filter.labels)?);
+        }
+        if let Some(lineage) = filter.lineage {
+            let lineage = lineage.to_string();
+            // Rows recorded before revisions have no lineage id: their lineage is their own.
+            query = query.filter(
+                Condition::any()
+                    .add(job::Column::LineageId.eq(lineage.as_str()))
+                    .add(
+                        Condition::all()
+                            .add(job::Column::LineageId.is_null())
+                            .add(job::Column::Id.eq(lineage.as_str())),
+                    ),
+            );
         }
         if let Some((created_at, id)) = after {
             query = query.filter(
@@ -94,14 +107,46 @@ impl SeaStore {
 
     /// Lists every job not in a terminal state, oldest first.
     pub(super) async fn unfinished_jobs(&self) -> Result<Vec<Job>, StoreError> {
+        self.jobs_where(unfinished(), "cannot list unfinished jobs")
+            .await
+    }
+
+    /// The revisions whose upgrade has a step left to take, oldest first.
+    pub(super) async fn upgrading_jobs(&self) -> Result<Vec<Job>, StoreError> {
+        let steps = [UpgradeStep::StoppingPrevious, UpgradeStep::Starting];
+        self.jobs_where(
+            Condition::all()
+                .add(job::Column::UpgradeStep.is_in(steps.iter().map(UpgradeStep::as_str))),
+            "cannot list the upgrades in progress",
+        )
+        .await
+    }
+
+    /// The job that replaced `id`, if any.
+    pub(super) async fn successor(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        let mut jobs = self
+            .jobs_where(
+                Condition::all().add(job::Column::ReplacesJobId.eq(id.to_string())),
+                "cannot read the job's successor",
+            )
+            .await?;
+        Ok(jobs.pop())
+    }
+
+    /// The jobs matching `condition`, oldest first, read in one transaction.
+    async fn jobs_where(
+        &self,
+        condition: Condition,
+        what: &'static str,
+    ) -> Result<Vec<Job>, StoreError> {
         let txn = self.begin_read().await?;
         let rows = job::Entity::find()
-            .filter(unfinished())
+            .filter(condition)
             .order_by_asc(job::Column::CreatedAt)
             .order_by_asc(job::Column::Id)
             .all(&txn)
             .await
-            .map_err(db_error("cannot list unfinished jobs"));
+            .map_err(db_error(what));
         let jobs = match rows {
             Ok(rows) => load_jobs(&txn, rows).await,
             Err(error) => Err(error),

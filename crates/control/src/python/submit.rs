@@ -26,6 +26,17 @@ impl Controller {
     /// Records a Python job (its Flink job id chosen here, once) and starts its driver, or
     /// returns the job already recorded for its request id.
     pub async fn submit_python(self: &Arc<Self>, submission: PythonSubmission) -> Result<Job> {
+        let new_job = self.python_job(submission, "SubmitPython")?;
+        self.record(new_job).await
+    }
+
+    /// Checks a Python submission against the limits and the tenant's guardrails and builds
+    /// the job to record (its Flink job id chosen here, once), audited as `method`.
+    pub(crate) fn python_job(
+        &self,
+        submission: PythonSubmission,
+        method: &'static str,
+    ) -> Result<NewJob> {
         let policy = self.limits.tenants.policy(&submission.tenant);
         admission::python_program(&self.limits, &policy, &submission.program)?;
         let id = JobId::new_random();
@@ -40,8 +51,9 @@ impl Controller {
             flink_job_id: Some(id.flink_job_id_for_program()),
             created_at: now_millis(),
             lease: None,
-            audited_as: Some("SubmitPython"),
+            audited_as: Some(method),
+            lineage: None,
         };
-        self.record(new_job).await
+        Ok(new_job)
     }
 }

@@ -48,6 +48,17 @@ impl Controller {
     /// Records a SQL job (its statements split and classified once, here) and starts its
     /// driver, or returns the job already recorded for its request id.
     pub async fn submit_sql(self: &Arc<Self>, submission: SqlSubmission) -> Result<Job> {
+        let new_job = self.sql_job(submission, "SubmitSql").await?;
+        self.record(new_job).await
+    }
+
+    /// Checks a SQL submission against the limits and the tenant's guardrails (and
+    /// validates it when asked) and builds the job to record, audited as `method`.
+    pub(crate) async fn sql_job(
+        &self,
+        submission: SqlSubmission,
+        method: &'static str,
+    ) -> Result<NewJob> {
         let texts = admission::sql_statements(&self.limits, &submission.script)?;
         let policy = self.limits.tenants.policy(&submission.tenant);
         admission::sql_configuration(&policy, submission.properties.keys(), &texts)?;
@@ -74,8 +85,9 @@ impl Controller {
             flink_job_id: None,
             created_at: now_millis(),
             lease: None,
-            audited_as: Some("SubmitSql"),
+            audited_as: Some(method),
+            lineage: None,
         };
-        self.record(new_job).await
+        Ok(new_job)
     }
 }

@@ -93,6 +93,7 @@ async fn a_job_recorded_pending_whose_driver_never_ran_is_driven_from_the_start_
         created_at: now_millis(),
         lease: Some((REPLICA.into(), lease_until)),
         audited_as: None,
+        lineage: None,
     };
     let recorded = world.store.create_job(new_job).await.expect("create_job");
     assert!(matches!(recorded, CreateOutcome::Created(_)));

@@ -8,7 +8,7 @@ use std::time::Duration;
 use flinkbroker_model::job::{
     ClaimMode, Job, JobKind, JobSpec, JobState, LogSummary, Restore, SavepointFormat,
     SavepointKind, SavepointRecord, SavepointState, StateTransition, StatementRecord,
-    StatementState, UnixMillis,
+    StatementState, UnixMillis, Upgrade, UpgradeKind, UpgradeStep,
 };
 use flinkbroker_proto as proto;
 
@@ -33,6 +33,7 @@ pub(super) fn audit_event(event: &flinkbroker_model::audit::AuditEvent) -> proto
             AuditAction::Cancel => proto::AuditAction::Cancel,
             AuditAction::ReadResults => proto::AuditAction::ReadResults,
             AuditAction::Savepoint => proto::AuditAction::Savepoint,
+            AuditAction::Upgrade => proto::AuditAction::Upgrade,
             AuditAction::Denied => proto::AuditAction::Denied,
         } as i32,
         method: event.method.clone(),
@@ -153,6 +154,45 @@ pub(super) fn job(job: &Job, retention: Duration) -> proto::Job {
             JobSpec::Python(spec) => spec.restore.as_ref(),
         }
         .map(restore),
+        lineage_id: job.lineage.lineage_id.to_string(),
+        revision: job.lineage.revision,
+        savepoint_chain: job.lineage.savepoint_chain.clone(),
+        upgrade: job.lineage.upgrade.as_ref().map(upgrade),
+    }
+}
+
+/// Converts a savepoint format.
+fn savepoint_format(format: SavepointFormat) -> proto::SavepointFormat {
+    match format {
+        SavepointFormat::Canonical => proto::SavepointFormat::Canonical,
+        SavepointFormat::Native => proto::SavepointFormat::Native,
+    }
+}
+
+/// Converts the upgrade that made a revision.
+fn upgrade(upgrade: &Upgrade) -> proto::Upgrade {
+    use proto::upgrade::{Kind, Step};
+    proto::Upgrade {
+        kind: match upgrade.kind {
+            UpgradeKind::Upgrade => Kind::Upgrade,
+            UpgradeKind::Rollback => Kind::Rollback,
+        } as i32,
+        previous_job_id: upgrade.previous_job_id.to_string(),
+        step: match upgrade.step {
+            UpgradeStep::StoppingPrevious => Step::StoppingPrevious,
+            UpgradeStep::Starting => Step::Starting,
+            UpgradeStep::Done => Step::Done,
+            UpgradeStep::RolledBack => Step::RolledBack,
+            UpgradeStep::Abandoned => Step::Abandoned,
+        } as i32,
+        savepoint_path: upgrade.savepoint_path.clone().unwrap_or_default(),
+        rollback_job_id: upgrade
+            .rollback_job_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+        note: upgrade.note.clone().unwrap_or_default(),
+        savepoint_directory: upgrade.savepoint_directory.clone().unwrap_or_default(),
+        savepoint_format: savepoint_format(upgrade.savepoint_format) as i32,
     }
 }
 
@@ -213,10 +253,7 @@ fn savepoint(record: &SavepointRecord) -> proto::Savepoint {
             SavepointKind::Triggered => Kind::Triggered,
             SavepointKind::Stop => Kind::Stop,
         } as i32,
-        format: match record.format {
-            SavepointFormat::Canonical => proto::SavepointFormat::Canonical,
-            SavepointFormat::Native => proto::SavepointFormat::Native,
-        } as i32,
+        format: savepoint_format(record.format) as i32,
         directory: record.directory.clone().unwrap_or_default(),
         state: match record.state {
             SavepointState::InProgress => State::InProgress,

@@ -237,6 +237,31 @@ impl JobApi {
         Ok(Response::new(convert::job(&job, self.retention())))
     }
 
+    async fn upgrade_job_call(
+        &self,
+        request: Request<proto::UpgradeJobRequest>,
+        call: &mut CallRecord,
+    ) -> api_error::Result<Response<proto::Job>> {
+        let caller = authorize(&request, Role::Submitter, call)?;
+        let request = request.into_inner();
+        note_request_id(call, &request.request_id);
+        let id = validate::job_id(&request.job_id)?;
+        self.visible_job(id, &caller, call).await?;
+        let upgrade = validate::upgrade_request(request, &caller)?;
+        let kind = match upgrade.revision {
+            flinkbroker_control::Revision::Sql(_) => JobKind::Sql,
+            flinkbroker_control::Revision::Python(_) => JobKind::Python,
+        };
+        let started = std::time::Instant::now();
+        let outcome = self.controller.upgrade_job(upgrade).await;
+        metrics::submission(kind, started, &outcome);
+        let job = outcome?;
+        // The store recorded the upgrade's event with the new revision.
+        call.job_id = Some(job.id.to_string());
+        call.recorded = true;
+        Ok(Response::new(convert::job(&job, self.retention())))
+    }
+
     async fn validate_sql_call(
         &self,
         request: Request<proto::ValidateSqlRequest>,
@@ -427,6 +452,14 @@ impl JobService for JobApi {
         let call = CallRecord::new("TriggerSavepoint", Some(AuditAction::Savepoint));
         self.serve(call, request, Self::trigger_savepoint_call)
             .await
+    }
+
+    async fn upgrade_job(
+        &self,
+        request: Request<proto::UpgradeJobRequest>,
+    ) -> Result<Response<proto::Job>, Status> {
+        let call = CallRecord::new("UpgradeJob", Some(AuditAction::Upgrade));
+        self.serve(call, request, Self::upgrade_job_call).await
     }
 
     async fn validate_sql(

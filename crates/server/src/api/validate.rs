@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use crate::auth::{Principal, Role};
 use flinkbroker_control::error::{Error, Result};
-use flinkbroker_control::{PythonSubmission, SqlSubmission, ValidateRequest};
+use flinkbroker_control::{
+    PythonSubmission, Revision, SqlSubmission, UpgradeRequest, ValidateRequest,
+};
 use flinkbroker_model::audit::{AuditAction, AuditFilter};
 use flinkbroker_model::job::{
     ClaimMode, JobId, JobKind, JobState, PythonSpec, Restore, ResultLimits, RuntimeMode,
@@ -243,6 +245,77 @@ pub(super) fn validate_request(
 
 /// Decodes a submission's `restore` (its path is checked against the tenant's prefixes by
 /// admission).
+/// Decodes an UpgradeJob: the new revision as SubmitSql or SubmitPython would take it (its
+/// request id is the upgrade's), and how the running revision's state is carried.
+pub(super) fn upgrade_request(
+    request: proto::UpgradeJobRequest,
+    caller: &Principal,
+) -> Result<UpgradeRequest> {
+    use proto::upgrade_job_request::Revision as R;
+    let job_id = job_id(&request.job_id)?;
+    let revision = match request.revision {
+        Some(R::Sql(mut sql)) => {
+            revision_fields("revision.sql", &sql.request_id, sql.restore.is_some())?;
+            sql.request_id = request.request_id;
+            Revision::Sql(sql_submission(sql, caller)?)
+        }
+        Some(R::Python(mut python)) => {
+            revision_fields(
+                "revision.python",
+                &python.request_id,
+                python.restore.is_some(),
+            )?;
+            python.request_id = request.request_id;
+            Revision::Python(python_submission(python, caller)?)
+        }
+        None => {
+            return Err(Error::invalid(
+                "revision",
+                "is required: the new script (sql) or program (python)",
+            ));
+        }
+    };
+    let claim_mode = claim_mode("claim_mode", request.claim_mode)?;
+    Ok(UpgradeRequest {
+        job_id,
+        revision,
+        savepoint_directory: (!request.savepoint_directory.is_empty())
+            .then_some(request.savepoint_directory),
+        savepoint_format: savepoint_format("savepoint_format", request.savepoint_format)?,
+        allow_non_restored_state: request.allow_non_restored_state,
+        claim_mode,
+    })
+}
+
+/// Refuses the fields of a revision an upgrade sets itself.
+fn revision_fields(field: &str, request_id: &str, has_restore: bool) -> Result<()> {
+    if !request_id.is_empty() {
+        return Err(Error::invalid(
+            format!("{field}.request_id"),
+            "must be empty: an upgrade's idempotency key is UpgradeJobRequest.request_id",
+        ));
+    }
+    if has_restore {
+        return Err(Error::invalid(
+            format!("{field}.restore"),
+            "must be empty: the new revision restores from the savepoint the upgrade takes",
+        ));
+    }
+    Ok(())
+}
+
+/// Decodes a claim mode.
+fn claim_mode(field: &str, value: i32) -> Result<ClaimMode> {
+    match proto::ClaimMode::try_from(value) {
+        Ok(proto::ClaimMode::Unspecified | proto::ClaimMode::NoClaim) => Ok(ClaimMode::NoClaim),
+        Ok(proto::ClaimMode::Claim) => Ok(ClaimMode::Claim),
+        Err(_) => Err(Error::invalid(
+            field,
+            format!("unknown value {value}; use CLAIM_MODE_NO_CLAIM or CLAIM_MODE_CLAIM"),
+        )),
+    }
+}
+
 fn restore(restore: proto::Restore) -> Result<Restore> {
     if restore.savepoint_path.is_empty() {
         return Err(Error::invalid(
@@ -250,19 +323,7 @@ fn restore(restore: proto::Restore) -> Result<Restore> {
             "must name the savepoint to restore from",
         ));
     }
-    let claim_mode = match proto::ClaimMode::try_from(restore.claim_mode) {
-        Ok(proto::ClaimMode::Unspecified | proto::ClaimMode::NoClaim) => ClaimMode::NoClaim,
-        Ok(proto::ClaimMode::Claim) => ClaimMode::Claim,
-        Err(_) => {
-            return Err(Error::invalid(
-                "restore.claim_mode",
-                format!(
-                    "unknown value {}; use CLAIM_MODE_NO_CLAIM or CLAIM_MODE_CLAIM",
-                    restore.claim_mode
-                ),
-            ));
-        }
-    };
+    let claim_mode = claim_mode("restore.claim_mode", restore.claim_mode)?;
     Ok(Restore {
         savepoint_path: restore.savepoint_path,
         allow_non_restored_state: restore.allow_non_restored_state,
@@ -503,6 +564,7 @@ pub(super) fn audit_request(request: &proto::ListAuditEventsRequest) -> Result<(
         Ok(proto::AuditAction::Cancel) => Some(AuditAction::Cancel),
         Ok(proto::AuditAction::ReadResults) => Some(AuditAction::ReadResults),
         Ok(proto::AuditAction::Savepoint) => Some(AuditAction::Savepoint),
+        Ok(proto::AuditAction::Upgrade) => Some(AuditAction::Upgrade),
         Ok(proto::AuditAction::Denied) => Some(AuditAction::Denied),
         Err(_) => {
             return Err(Error::invalid(
@@ -598,6 +660,19 @@ pub(super) fn list_request(
         states,
         kind,
         labels: request.labels.clone().into_iter().collect(),
+        lineage: if request.lineage_id.is_empty() {
+            None
+        } else {
+            Some(request.lineage_id.parse().map_err(|_| {
+                Error::invalid(
+                    "lineage_id",
+                    format!(
+                        "{:?} is not a valid lineage id (a job id)",
+                        request.lineage_id
+                    ),
+                )
+            })?)
+        },
     };
     Ok((filter, page_size))
 }

@@ -53,6 +53,19 @@ pub(crate) struct Model {
     /// A CancelJob recorded for the job's driver, as `CancelRequest` JSON.
     #[sea_orm(column_type = "Text", nullable)]
     pub(crate) cancel_request: Option<String>,
+    /// The id every revision of the job shares (NULL in rows recorded before revisions: the
+    /// job's own id).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub(crate) lineage_id: Option<String>,
+    /// The revision this one replaces (unique: a revision is replaced at most once).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub(crate) replaces_job_id: Option<String>,
+    /// `UpgradeStep::as_str` of the upgrade that made this revision.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub(crate) upgrade_step: Option<String>,
+    /// `Lineage` as JSON (NULL: revision 1 of its own lineage).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub(crate) lineage_json: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

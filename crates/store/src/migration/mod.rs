@@ -14,6 +14,7 @@ mod m20261203_000001_audit_events;
 mod m20261203_000002_result_log_opened_at;
 mod m20261204_000001_result_batches_uncompressed;
 mod m20261205_000001_job_savepoints;
+mod m20261206_000001_job_revisions;
 
 /// Every migration of the job store, oldest first.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000002_result_log_opened_at::Migration),
             Box::new(m20261204_000001_result_batches_uncompressed::Migration),
             Box::new(m20261205_000001_job_savepoints::Migration),
+            Box::new(m20261206_000001_job_revisions::Migration),
         ]
     }
 }
