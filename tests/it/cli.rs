@@ -478,6 +478,158 @@ async fn jobs_take_savepoints_stop_with_one_and_restore_from_it() {
 }
 
 #[tokio::test]
+async fn jobs_upgrade_replaces_a_running_job_and_follows_the_upgrade_to_its_end() {
+    let broker = TestBroker::start_with(
+        flinkbroker_testkit::standin::StandinConfig::default(),
+        &["--upgrade-running-for", "100ms"],
+    )
+    .await;
+    let server = server(&broker);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tables = "CREATE TABLE gen (id INT) WITH ('connector'='datagen', 'fields.id.kind'='sequence', 'fields.id.start'='1', 'fields.id.end'='100000000');\nCREATE TABLE sink_a (id INT) WITH ('connector'='blackhole');\nCREATE TABLE sink_b (id INT) WITH ('connector'='blackhole');\n";
+    let first = script(
+        dir.path(),
+        "v1.sql",
+        &format!("{tables}INSERT INTO sink_a SELECT * FROM gen;"),
+    );
+    let second = script(
+        dir.path(),
+        "v2.sql",
+        &format!("{tables}INSERT INTO sink_b SELECT * FROM gen;"),
+    );
+    let broken = script(
+        dir.path(),
+        "v3.sql",
+        &format!("{tables}INSERT INTO sink_b SELECT * FROM missing_table;"),
+    );
+    let submitted = flinkbroker(&server, &["sql", "run", "-f", &first], &[]).await;
+    assert_eq!(submitted.code, 0, "{}", submitted.stderr);
+    let id = submitted.stdout.trim().to_owned();
+    broker::wait_for_state(
+        &broker.client().await,
+        &id,
+        flinkbroker_proto::JobState::Running,
+    )
+    .await;
+
+    let upgraded = flinkbroker(
+        &server,
+        &[
+            "jobs",
+            "upgrade",
+            &id,
+            "-f",
+            &second,
+            "--dir",
+            "file:///savepoints/cli-upgrade",
+            "--follow",
+            "--format",
+            "json",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(upgraded.code, 0, "{}", upgraded.stderr);
+    assert!(
+        upgraded.stderr.contains("revision 2: STOPPING_PREVIOUS")
+            && upgraded.stderr.contains("revision 2: DONE (RUNNING)"),
+        "{}",
+        upgraded.stderr
+    );
+    let revision: Json = serde_json::from_str(&upgraded.stdout).expect("JSON");
+    assert_eq!(revision["revision"], Json::from(2));
+    assert_eq!(revision["lineage_id"], Json::from(id.as_str()));
+    assert_eq!(revision["upgrade"]["step"], Json::from("DONE"));
+    assert_eq!(
+        revision["upgrade"]["previous_job_id"],
+        Json::from(id.as_str())
+    );
+    let chain = revision["savepoint_chain"].as_array().expect("chain");
+    assert_eq!(chain.len(), 1, "{revision}");
+    assert!(
+        chain[0]
+            .as_str()
+            .is_some_and(|p| p.starts_with("file:/savepoints/cli-upgrade/")),
+        "{revision}"
+    );
+    let second_id = revision["id"].as_str().expect("id").to_owned();
+
+    // A savepoint the cluster refuses (no directory given, none configured): the upgrade is
+    // abandoned and the running revision runs on.
+    let abandoned = flinkbroker(
+        &server,
+        &["jobs", "upgrade", &second_id, "-f", &first, "--follow"],
+        &[],
+    )
+    .await;
+    assert_eq!(abandoned.code, 1, "{}", abandoned.stderr);
+    assert!(
+        abandoned
+            .stderr
+            .contains("upgrade to revision 3 abandoned: upgrade abandoned: revision 2")
+            && abandoned.stderr.contains("runs on"),
+        "{}",
+        abandoned.stderr
+    );
+
+    // A revision that fails to start: rolled back, exit 1 naming the job that runs.
+    let rolled_back = flinkbroker(
+        &server,
+        &[
+            "jobs",
+            "upgrade",
+            &second_id,
+            "-f",
+            &broken,
+            "--dir",
+            "file:///savepoints/cli-upgrade",
+            "--follow",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(rolled_back.code, 1, "{}", rolled_back.stderr);
+    assert!(
+        rolled_back.stderr.contains("revision 4 rolled back; job "),
+        "{}",
+        rolled_back.stderr
+    );
+    assert!(
+        rolled_back.stdout.contains("ROLLED_BACK"),
+        "the table shows the step: {}",
+        rolled_back.stdout
+    );
+
+    // The lineage lists every revision.
+    let listed = flinkbroker(
+        &server,
+        &["jobs", "list", "--lineage", &id, "--format", "json"],
+        &[],
+    )
+    .await;
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let jobs: Vec<Json> = serde_json::from_str(&listed.stdout).expect("JSON");
+    let revisions: Vec<u64> = jobs
+        .iter()
+        .filter_map(|job| job["revision"].as_u64())
+        .collect();
+    assert_eq!(revisions, vec![5, 4, 3, 2, 1], "{}", listed.stdout);
+
+    let usage = flinkbroker(&server, &["jobs", "upgrade", &id], &[]).await;
+    assert_eq!(usage.code, 2, "a revision is required: {}", usage.stderr);
+    let refused = flinkbroker(&server, &["jobs", "upgrade", &id, "-f", &second], &[]).await;
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("only a RUNNING job can be upgraded"),
+        "{}",
+        refused.stderr
+    );
+    broker.stop().await;
+}
+
+#[tokio::test]
 async fn sql_validate_and_explain_check_a_script_without_running_it() {
     let broker = TestBroker::start().await;
     let server = server(&broker);

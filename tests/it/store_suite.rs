@@ -181,6 +181,7 @@ store_suite!(
     gateway_session_is_recorded_and_cleared,
     statement_kinds_and_attempts_are_recorded,
     savepoints_are_recorded,
+    revisions_share_a_lineage_and_replace_a_job_once,
     submitter_output_is_recorded,
     result_log_appends_reads_from_any_offset_and_ends,
     result_log_window_drops_the_oldest_batches,
@@ -2103,4 +2104,143 @@ async fn cancel_requests_are_recorded_once_for_the_owner(store: Arc<dyn Store>) 
     );
     let missing = store.request_cancel(JobId::new_random(), "{}").await;
     assert!(matches!(missing, Err(StoreError::JobNotFound(_))));
+}
+
+async fn revisions_share_a_lineage_and_replace_a_job_once(store: Arc<dyn Store>) {
+    use flinkbroker_model::job::{ClaimMode, Lineage, Restore, Upgrade, UpgradeKind, UpgradeStep};
+    let first = create(&store, sql_job(None, &[], T0)).await;
+    assert_eq!(
+        first.lineage,
+        Lineage::first(first.id),
+        "revision 1 of its own"
+    );
+    let upgrade = Upgrade {
+        kind: UpgradeKind::Upgrade,
+        previous_job_id: first.id,
+        step: UpgradeStep::StoppingPrevious,
+        savepoint_directory: Some("file:///savepoints".into()),
+        savepoint_format: SavepointFormat::Canonical,
+        allow_non_restored_state: true,
+        claim_mode: ClaimMode::NoClaim,
+        savepoint_path: None,
+        rollback_job_id: None,
+        note: None,
+    };
+    let revision = |created_at, upgrade: Upgrade| {
+        let mut job = sql_job(None, &[], created_at);
+        job.lineage = Some(Lineage {
+            lineage_id: first.id,
+            revision: 2,
+            savepoint_chain: Vec::new(),
+            upgrade: Some(upgrade),
+        });
+        job
+    };
+    let second = create(&store, revision(T0 + 1, upgrade.clone())).await;
+    assert_eq!(second.lineage.revision, 2);
+    assert_eq!(
+        store.get_job(second.id).await.expect("get").lineage,
+        second.lineage
+    );
+    // A second revision replacing the same job is refused, naming the one recorded.
+    match store
+        .create_job(revision(T0 + 2, upgrade.clone()))
+        .await
+        .expect("create")
+    {
+        CreateOutcome::Replaced(existing) => assert_eq!(existing.id, second.id),
+        other => panic!("expected Replaced, got {other:?}"),
+    }
+    assert_eq!(
+        store
+            .successor_of(first.id)
+            .await
+            .expect("successor")
+            .map(|j| j.id),
+        Some(second.id)
+    );
+    assert_eq!(
+        store.successor_of(second.id).await.expect("successor"),
+        None
+    );
+    assert_eq!(
+        store
+            .upgrades_in_progress()
+            .await
+            .expect("in progress")
+            .iter()
+            .map(|j| j.id)
+            .collect::<Vec<_>>(),
+        vec![second.id]
+    );
+
+    // The savepoint is known: the step and the restore written into the spec.
+    let mut lineage = second.lineage.clone();
+    let path = "file:/savepoints/savepoint-4f2a1c-0123456789ab".to_owned();
+    lineage.savepoint_chain.push(path.clone());
+    if let Some(upgrade) = lineage.upgrade.as_mut() {
+        upgrade.step = UpgradeStep::Starting;
+        upgrade.savepoint_path = Some(path.clone());
+    }
+    let restore = Restore {
+        savepoint_path: path.clone(),
+        allow_non_restored_state: true,
+        claim_mode: ClaimMode::NoClaim,
+    };
+    store
+        .set_lineage(second.id, &lineage, Some(&restore))
+        .await
+        .expect("record the step");
+    let read = store.get_job(second.id).await.expect("get");
+    assert_eq!(read.lineage, lineage);
+    assert_eq!(read.spec.restore(), Some(&restore));
+
+    // ListJobs by lineage: both revisions, newest first; an unknown lineage lists none.
+    let by_lineage = |lineage| JobFilter {
+        lineage: Some(lineage),
+        ..JobFilter::default()
+    };
+    let listed = store
+        .list_jobs(&by_lineage(first.id), 10, None)
+        .await
+        .expect("list");
+    assert_eq!(
+        listed.jobs.iter().map(|j| j.id).collect::<Vec<_>>(),
+        vec![second.id, first.id]
+    );
+    assert!(
+        store
+            .list_jobs(&by_lineage(JobId::new_random()), 10, None)
+            .await
+            .expect("list")
+            .jobs
+            .is_empty()
+    );
+
+    // An abandoned upgrade replaced nothing: the job can be replaced again.
+    if let Some(upgrade) = lineage.upgrade.as_mut() {
+        upgrade.step = UpgradeStep::Abandoned;
+        upgrade.note = Some("the previous revision runs on".into());
+    }
+    store
+        .set_lineage(second.id, &lineage, None)
+        .await
+        .expect("abandon");
+    assert_eq!(store.successor_of(first.id).await.expect("successor"), None);
+    assert!(
+        store
+            .upgrades_in_progress()
+            .await
+            .expect("in progress")
+            .is_empty()
+    );
+    let third = create(&store, revision(T0 + 3, upgrade)).await;
+    assert_eq!(
+        store
+            .successor_of(first.id)
+            .await
+            .expect("successor")
+            .map(|j| j.id),
+        Some(third.id)
+    );
 }

@@ -27,15 +27,16 @@ SELECT user_id, COUNT(*) AS clicks FROM clicks GROUP BY user_id;
 // only: nothing but the token is kept in the browser).
 let editor: EditorView | undefined;
 
+/** Flink SQL highlighting and completion, as every SQL editor of the console has them. */
+export function sqlLanguage() {
+  return sql({ dialect: StandardSQL, upperCaseKeywords: true });
+}
+
 function sqlEditor(): EditorView {
   if (!editor) {
     editor = new EditorView({
       doc: EXAMPLE,
-      extensions: [
-        basicSetup,
-        sql({ dialect: StandardSQL, upperCaseKeywords: true }),
-        lintGutter(),
-      ],
+      extensions: [basicSetup, sqlLanguage(), lintGutter()],
     });
   }
   return editor;

@@ -1,19 +1,37 @@
 // A job's page: its state live through WatchJob, its state history, its statements with their
-// errors, cancel, and the results of a query statement.
+// errors, cancel, savepoints, the revision it is of its lineage and the upgrade that made it,
+// Upgrade (a running SQL job), and the results of a query statement.
 
 import {
+  ClaimMode,
   type Job,
   JobKind,
   JobState,
+  type Restore,
   Savepoint_Kind,
   Savepoint_State,
+  SavepointFormat,
   type StatementStatus,
   StatementState,
+  type Upgrade,
 } from "./gen/flinkbroker/v1/broker_pb";
 import { broker, report, wasAborted } from "./api";
 import { fill, h, labelText, when } from "./dom";
 import { ResultsTable } from "./results";
-import { badgeClass, isTerminal, jobKind, jobState, statementState } from "./states";
+import {
+  badgeClass,
+  isTerminal,
+  jobKind,
+  jobState,
+  statementState,
+  upgradeInProgress,
+  upgradeKind,
+  upgradeStep,
+} from "./states";
+import { openUpgradeDialog } from "./upgrade";
+
+/** How often the page reads a job whose upgrade goes on after the job ended. */
+const UPGRADE_POLL_MS = 1000;
 
 function field(name: string, value: Node | string, id?: string): HTMLElement[] {
   return [h("dt", {}, name), h("dd", { id }, value)];
@@ -37,6 +55,66 @@ function started(s: StatementStatus): boolean {
   return s.state === StatementState.RUNNING || s.state === StatementState.FINISHED;
 }
 
+function jobLink(id: string, text: string, linkId: string): HTMLAnchorElement {
+  return h("a", { href: `#/jobs/${encodeURIComponent(id)}`, id: linkId }, text);
+}
+
+/** "revision 2 of lineage ID", the lineage linked to the list of its revisions. */
+function revisionText(job: Job): HTMLElement {
+  return h(
+    "span",
+    { id: "revision" },
+    `revision ${job.revision} of lineage `,
+    h(
+      "a",
+      { href: `#/jobs?lineage=${encodeURIComponent(job.lineageId)}`, class: "mono", id: "lineage" },
+      job.lineageId,
+    ),
+  );
+}
+
+function savepointFormat(format: SavepointFormat): string {
+  return format === SavepointFormat.NATIVE ? "native" : "canonical";
+}
+
+function restoreText(restore: Restore): string {
+  const options = [
+    `claim mode ${restore.claimMode === ClaimMode.CLAIM ? "CLAIM" : "NO_CLAIM"}`,
+    restore.allowNonRestoredState ? "non-restored state allowed" : "",
+  ].filter(Boolean);
+  return `${restore.savepointPath} (${options.join(", ")})`;
+}
+
+/** The upgrade (or rollback) that made revision `revision`, and the savepoints of its lineage. */
+function upgradeFields(revision: number, upgrade: Upgrade, chain: string[]): HTMLElement[] {
+  const step = upgradeStep(upgrade.step);
+  return [
+    field("Kind", upgradeKind(upgrade.kind), "upgrade-kind"),
+    field("Step", h("span", { class: badgeClass(step), id: "upgrade-step" }, step)),
+    upgrade.note ? field("Note", upgrade.note, "upgrade-note") : [],
+    field(
+      "Previous revision",
+      jobLink(upgrade.previousJobId, `revision ${revision - 1} (job ${upgrade.previousJobId})`, "previous-revision"),
+    ),
+    upgrade.rollbackJobId
+      ? field(
+          "Rollback revision",
+          jobLink(upgrade.rollbackJobId, `revision ${revision + 1} (job ${upgrade.rollbackJobId})`, "rollback-revision"),
+        )
+      : [],
+    field(
+      "Savepoint written to",
+      `${upgrade.savepointDirectory || "the cluster's savepoint directory"}, ${savepointFormat(upgrade.savepointFormat)}`,
+    ),
+    field(
+      "Savepoint chain",
+      chain.length
+        ? h("ol", { id: "savepoint-chain", class: "chain mono" }, chain.map((path) => h("li", {}, path)))
+        : "none yet",
+    ),
+  ].flat();
+}
+
 export function jobView(
   root: HTMLElement,
   jobId: string,
@@ -49,6 +127,9 @@ export function jobView(
   const message = h("p", { class: "error", role: "alert", id: "job-error" });
   const cancel = h("button", { id: "cancel", class: "danger", hidden: true }, "Cancel job");
   const savepoint = h("button", { id: "savepoint", hidden: true }, "Savepoint");
+  const upgrade = h("button", { id: "upgrade", hidden: true }, "Upgrade");
+  const upgradeSummary = h("dl", { class: "summary", id: "upgrade-summary" });
+  const upgradeSection = h("section", { hidden: true }, h("h2", {}, "Upgrade"), upgradeSummary);
   const savepoints = h("tbody");
   const savepointsSection = h(
     "section",
@@ -117,6 +198,7 @@ export function jobView(
       job.stateReason ? field("Reason", h("span", { id: "state-reason" }, job.stateReason)) : [],
       field("Kind", jobKind(job.kind)),
       field("Tenant", `${job.tenant} (${job.principal || "—"})`),
+      field("Revision", revisionText(job)),
       job.flinkJobId ? field("Flink job", job.flinkJobId) : [],
       field("Created", when(job.createTime)),
       field("Ended", when(job.endTime)),
@@ -124,7 +206,10 @@ export function jobView(
         ? field("Labels", labelText(job.labels))
         : [],
       job.savepointPath ? field("Savepoint", job.savepointPath) : [],
+      job.restore ? field("Restored from", restoreText(job.restore), "restored-from") : [],
     );
+    upgradeSection.hidden = !job.upgrade;
+    fill(upgradeSummary, job.upgrade ? upgradeFields(job.revision, job.upgrade, job.savepointChain) : []);
     fill(
       history,
       job.history.map((t) => {
@@ -144,6 +229,11 @@ export function jobView(
     outputSection.hidden = !job.submitterOutput;
     cancel.hidden = isTerminal(job.state);
     savepoint.hidden = job.state !== JobState.RUNNING;
+    // A revision whose own upgrade goes on is upgraded once that is done.
+    upgrade.hidden =
+      job.kind !== JobKind.SQL ||
+      job.state !== JobState.RUNNING ||
+      (job.upgrade !== undefined && upgradeInProgress(job.upgrade.step));
     fill(
       savepoints,
       job.savepoints.map((s) =>
@@ -207,12 +297,19 @@ export function jobView(
     }
   });
 
+  upgrade.addEventListener("click", () => {
+    if (!latest) return;
+    message.textContent = "";
+    openUpgradeDialog(root, latest, signal, onSignIn);
+  });
+
   fill(
     root,
     h("h1", {}, "Job ", h("span", { class: "mono", id: "job-id" }, jobId)),
     message,
-    h("div", { class: "controls" }, savepoint, cancel),
+    h("div", { class: "controls" }, upgrade, savepoint, cancel),
     summary,
+    upgradeSection,
     statementsSection,
     savepointsSection,
     resultsSection,
@@ -231,6 +328,13 @@ export function jobView(
       // WatchJob sends the job as it is now, then each change until the job ends.
       for await (const job of broker.watchJob({ jobId }, { signal })) {
         render(job);
+      }
+      // A revision that failed to start ends before its upgrade does (the rollback is recorded
+      // after it): read it until the upgrade ends too.
+      while (latest?.upgrade && upgradeInProgress(latest.upgrade.step)) {
+        await new Promise((done) => setTimeout(done, UPGRADE_POLL_MS));
+        if (signal.aborted) return;
+        render(await broker.getJob({ jobId }, { signal }));
       }
     } catch (error) {
       if (wasAborted(error)) return;

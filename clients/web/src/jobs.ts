@@ -1,4 +1,4 @@
-// The jobs list, filtered by state and labels, newest first, a page at a time.
+// The jobs list, filtered by state, labels and lineage, newest first, a page at a time.
 
 import type { Job, JobState } from "./gen/flinkbroker/v1/broker_pb";
 import { broker, report } from "./api";
@@ -16,6 +16,15 @@ function row(job: Job): HTMLTableRowElement {
     h("td", {}, jobKind(job.kind)),
     h("td", {}, h("span", { class: badgeClass(state) }, state)),
     h("td", {}, labelText(job.labels)),
+    h(
+      "td",
+      { class: "num" },
+      h(
+        "a",
+        { href: `#/jobs?lineage=${encodeURIComponent(job.lineageId)}`, title: "Every revision of this job" },
+        String(job.revision),
+      ),
+    ),
     h("td", {}, when(job.createTime)),
     h("td", { class: "reason" }, job.stateReason),
   );
@@ -35,6 +44,13 @@ export function jobsView(root: HTMLElement, query: URLSearchParams, onSignIn: ()
     "aria-label": "Labels",
     value: query.get("label") ?? "",
   });
+  const lineageFilter = h("input", {
+    id: "lineage-filter",
+    class: "mono",
+    placeholder: "the first revision's job id",
+    "aria-label": "Lineage",
+    value: query.get("lineage") ?? "",
+  });
   const apply = h("button", { id: "apply-filter", type: "submit" }, "Filter");
   const body = h("tbody");
   const message = h("p", { class: "error", role: "alert" });
@@ -49,6 +65,7 @@ export function jobsView(root: HTMLElement, query: URLSearchParams, onSignIn: ()
       const response = await broker.listJobs({
         states: stateFilter.value ? [Number(stateFilter.value) as JobState] : [],
         labels: parsePairs(labelFilter.value, "labels"),
+        lineageId: lineageFilter.value.trim(),
         pageSize: PAGE_SIZE,
         pageToken,
       });
@@ -58,7 +75,7 @@ export function jobsView(root: HTMLElement, query: URLSearchParams, onSignIn: ()
       // Says which filter the rows shown answer, once they are all there.
       table.dataset.filter = query.toString();
       if (!body.childElementCount) {
-        body.append(h("tr", {}, h("td", { colspan: 6, class: "empty" }, "No jobs match.")));
+        body.append(h("tr", {}, h("td", { colspan: 7, class: "empty" }, "No jobs match.")));
       }
     } catch (error) {
       report(error, message, onSignIn);
@@ -72,6 +89,7 @@ export function jobsView(root: HTMLElement, query: URLSearchParams, onSignIn: ()
     { class: "controls" },
     h("label", {}, "State ", stateFilter),
     h("label", { class: "grow" }, "Labels ", labelFilter),
+    h("label", {}, "Lineage ", lineageFilter),
     apply,
   );
   form.addEventListener("submit", (event) => {
@@ -79,6 +97,7 @@ export function jobsView(root: HTMLElement, query: URLSearchParams, onSignIn: ()
     const next = new URLSearchParams();
     if (stateFilter.value) next.set("state", stateFilter.value);
     if (labelFilter.value.trim()) next.set("label", labelFilter.value.trim());
+    if (lineageFilter.value.trim()) next.set("lineage", lineageFilter.value.trim());
     const search = next.toString();
     window.location.hash = search ? `#/jobs?${search}` : "#/jobs";
   });
@@ -90,7 +109,7 @@ export function jobsView(root: HTMLElement, query: URLSearchParams, onSignIn: ()
     h(
       "thead",
       {},
-      h("tr", {}, ["Job", "Kind", "State", "Labels", "Created", "Reason"].map((c) => h("th", {}, c))),
+      h("tr", {}, ["Job", "Kind", "State", "Labels", "Revision", "Created", "Reason"].map((c) => h("th", {}, c))),
     ),
     body,
   );

@@ -1,6 +1,12 @@
-// Job and statement states by their short names.
+// Job, statement and upgrade states by their short names.
 
-import { JobKind, JobState, StatementState } from "./gen/flinkbroker/v1/broker_pb";
+import {
+  JobKind,
+  JobState,
+  StatementState,
+  Upgrade_Kind,
+  Upgrade_Step,
+} from "./gen/flinkbroker/v1/broker_pb";
 
 export const JOB_STATES: JobState[] = [
   JobState.PENDING,
@@ -22,6 +28,19 @@ export function statementState(state: StatementState): string {
 
 export function jobKind(kind: JobKind): string {
   return kind === JobKind.SQL ? "SQL" : kind === JobKind.PYTHON ? "Python" : "—";
+}
+
+export function upgradeStep(step: Upgrade_Step): string {
+  return Upgrade_Step[step] ?? "UNSPECIFIED";
+}
+
+export function upgradeKind(kind: Upgrade_Kind): string {
+  return kind === Upgrade_Kind.UPGRADE ? "Upgrade" : kind === Upgrade_Kind.ROLLBACK ? "Rollback" : "—";
+}
+
+/** Whether the upgrade that made a revision is still stopping the previous one or starting it. */
+export function upgradeInProgress(step: Upgrade_Step): boolean {
+  return step === Upgrade_Step.STOPPING_PREVIOUS || step === Upgrade_Step.STARTING;
 }
 
 export function isTerminal(state: JobState): boolean {

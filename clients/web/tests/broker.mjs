@@ -77,9 +77,9 @@ export async function openPage(contextOptions = {}) {
   return { browser, page };
 }
 
-/** Replaces the SQL editor's script with `script`. */
-export async function typeScript(page, script) {
-  const editor = page.locator(".cm-content");
+/** Replaces the script of the SQL editor (the one inside `scope`, if given) with `script`. */
+export async function typeScript(page, script, scope = page) {
+  const editor = scope.locator(".cm-content");
   await editor.click();
   await page.keyboard.press("Control+A");
   await page.keyboard.press("Delete");
@@ -89,9 +89,9 @@ export async function typeScript(page, script) {
 export class Broker {
   /**
    * Starts a stand-in and a broker whose token file knows one submitter token, or with no token
-   * file at all (`authentication: false`).
+   * file at all (`authentication: false`); `flags` are added to the broker's `serve` flags.
    */
-  static async start({ authentication = true } = {}) {
+  static async start({ authentication = true, flags = [] } = {}) {
     for (const bin of [BROKER_BIN, STANDIN_BIN]) {
       if (!existsSync(bin)) {
         throw new Error(`build ${bin} first (cargo build -p flinkbroker -p flinkbroker-testkit --bin flinkbroker --bin sql_gateway_standin)`);
@@ -99,6 +99,7 @@ export class Broker {
     }
     const broker = new Broker();
     broker.authentication = authentication;
+    broker.flags = flags;
     await broker.#start();
     return broker;
   }
@@ -152,6 +153,7 @@ export class Broker {
       "--flink-home", flinkHome,
       "--submitter-work-dir", join(this.workdir, "submitters"),
       "--poll-interval", "100ms",
+      ...this.flags,
     ]);
     await eventually("the broker serves the console", () => {
       if (this.failure) throw this.failure;

@@ -133,3 +133,48 @@ pub(crate) async fn follow(client: &mut Client, job_id: &str) -> Result<proto::J
     display.done();
     Ok(job)
 }
+
+/// The longest `jobs upgrade --follow` waits for an upgrade to end.
+const UPGRADE_LIMIT: Duration = Duration::from_secs(30 * 60);
+
+/// Polls a revision until its upgrade is done, rolled back or abandoned (at most
+/// [`UPGRADE_LIMIT`]), saying each step on stderr; returns the revision then.
+pub(crate) async fn follow_upgrade(client: &mut Client, id: &str) -> Result<proto::Job, CliError> {
+    use proto::upgrade::Step;
+    let started = Instant::now();
+    let mut last = None;
+    loop {
+        let job = client
+            .get_job(proto::GetJobRequest {
+                job_id: id.to_owned(),
+            })
+            .await?
+            .into_inner();
+        let step = job
+            .upgrade
+            .as_ref()
+            .and_then(|u| Step::try_from(u.step).ok())
+            .unwrap_or(Step::Unspecified);
+        if last != Some(step) {
+            eprintln!(
+                "{:>6.1}s revision {}: {} ({})",
+                started.elapsed().as_secs_f64(),
+                job.revision,
+                step.as_str_name().trim_start_matches("STEP_"),
+                state_name(job.state)
+            );
+            last = Some(step);
+        }
+        if !matches!(step, Step::StoppingPrevious | Step::Starting) {
+            return Ok(job);
+        }
+        if started.elapsed() >= UPGRADE_LIMIT {
+            return Err(CliError::Failed(format!(
+                "the upgrade to revision {} (job {id}) did not end within {} minutes; `jobs get {id}` shows where it is",
+                job.revision,
+                UPGRADE_LIMIT.as_secs() / 60
+            )));
+        }
+        tokio::time::sleep(REFRESH).await;
+    }
+}

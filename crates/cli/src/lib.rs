@@ -99,7 +99,7 @@ pub enum ClientCommand {
     /// PyFlink programs.
     #[command(subcommand)]
     Python(PythonCommand),
-    /// Jobs: list, get, watch, cancel, savepoint.
+    /// Jobs: list, get, watch, cancel, savepoint, upgrade.
     #[command(subcommand)]
     Jobs(JobsCommand),
     /// Prints a SQL job's results from its result log.
@@ -251,6 +251,63 @@ pub enum JobsCommand {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Replaces a running job by a new revision that carries its state: the job stops with a
+    /// savepoint and the new script (-f) or program (--python) starts from it. Prints the new
+    /// revision's id; with --follow waits until the upgrade is done (exit 1 when it was
+    /// rolled back or abandoned).
+    Upgrade(Box<UpgradeArgs>),
+}
+
+// No `///` text here: clap derives `--help` text from doc comments.
+#[allow(missing_docs)]
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    /// The running job (revision) to replace.
+    pub id: String,
+    /// A SQL job's new script (`-` reads standard input).
+    #[arg(
+        short = 'f',
+        long = "file",
+        conflicts_with = "python",
+        required_unless_present = "python"
+    )]
+    pub file: Option<PathBuf>,
+    /// The new script runs in batch mode (default: streaming).
+    #[arg(long, requires = "file")]
+    pub batch: bool,
+    /// A session property of the new script, `key=value` (repeatable).
+    #[arg(long = "set", value_parser = key_value, requires = "file")]
+    pub properties: Vec<(String, String)>,
+    /// A Python job's new program: a local file, or an http(s):// URL.
+    #[arg(long)]
+    pub python: Option<String>,
+    /// The new program's parallelism.
+    #[arg(short = 'p', long, requires = "python")]
+    pub parallelism: Option<u32>,
+    /// A Flink configuration override of the new program, `key=value` (repeatable).
+    #[arg(short = 'D', value_parser = key_value, requires = "python")]
+    pub configuration: Vec<(String, String)>,
+    /// Where the running job's savepoint is written (default: the cluster's directory).
+    #[arg(long = "dir")]
+    pub directory: Option<String>,
+    /// Write the savepoint in the state backend's native format (default: canonical).
+    #[arg(long)]
+    pub native: bool,
+    /// Start the new revision even when some of the savepoint's state maps to no operator.
+    #[arg(long)]
+    pub allow_non_restored_state: bool,
+    /// The new revision takes ownership of the savepoint (Flink may delete it later).
+    #[arg(long)]
+    pub claim: bool,
+    /// Idempotency key: upgrading again with it returns the same revision.
+    #[arg(long)]
+    pub request_id: Option<String>,
+    /// Wait until the upgrade is done, rolled back or abandoned, and print the revision.
+    #[arg(long)]
+    pub follow: bool,
+    /// How the followed revision is printed.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 /// Restoring a submitted job's state from a savepoint.
@@ -300,6 +357,9 @@ pub struct ListArgs {
     /// Only jobs with this label, `key=value` (repeatable).
     #[arg(long = "label", value_parser = key_value)]
     pub labels: Vec<(String, String)>,
+    /// Only the revisions of this lineage (a job's `lineage id`).
+    #[arg(long)]
+    pub lineage: Option<String>,
     /// The most jobs listed.
     #[arg(long, default_value_t = 50)]
     pub limit: u32,
@@ -378,6 +438,7 @@ pub async fn run(server: &ServerArgs, command: ClientCommand) -> Result<(), CliE
                 .list_jobs(proto::ListJobsRequest {
                     states,
                     labels: args.labels.into_iter().collect(),
+                    lineage_id: args.lineage.unwrap_or_default(),
                     page_size: i32::try_from(args.limit).unwrap_or(i32::MAX),
                     ..proto::ListJobsRequest::default()
                 })
@@ -438,6 +499,9 @@ pub async fn run(server: &ServerArgs, command: ClientCommand) -> Result<(), CliE
                 })
                 .collect();
             output::savepoints(&mut out, &taken, format)
+        }
+        ClientCommand::Jobs(JobsCommand::Upgrade(args)) => {
+            upgrade(&mut client, &mut out, *args).await
         }
         ClientCommand::Results(args) => {
             print_results(
@@ -566,14 +630,7 @@ async fn python_run(
     out: &mut dyn Write,
     args: PythonRunArgs,
 ) -> Result<(), CliError> {
-    let program = if args.script.starts_with("http://") || args.script.starts_with("https://") {
-        proto::submit_python_request::Program::ScriptUrl(args.script.clone())
-    } else {
-        proto::submit_python_request::Program::Script(read_text(
-            &PathBuf::from(&args.script),
-            "the script",
-        )?)
-    };
+    let program = python_program(&args.script)?;
     let mut inline = HashMap::new();
     for path in &args.py_files {
         let name = path
@@ -612,6 +669,91 @@ async fn python_run(
     ended(&job)?;
     writeln!(out, "{} {}", job.id, output::state_name(job.state))
         .map_err(|e| CliError::Failed(e.to_string()))
+}
+
+/// `jobs upgrade`: sends UpgradeJob, and with --follow waits for the upgrade's end.
+async fn upgrade(
+    client: &mut Client,
+    out: &mut dyn Write,
+    args: UpgradeArgs,
+) -> Result<(), CliError> {
+    use proto::upgrade_job_request::Revision;
+    let revision = match (&args.file, &args.python) {
+        (Some(file), _) => Revision::Sql(proto::SubmitSqlRequest {
+            script: read_text(file, "the script")?,
+            runtime_mode: if args.batch {
+                proto::RuntimeMode::Batch
+            } else {
+                proto::RuntimeMode::Streaming
+            } as i32,
+            properties: args.properties.into_iter().collect(),
+            ..proto::SubmitSqlRequest::default()
+        }),
+        (None, Some(script)) => Revision::Python(proto::SubmitPythonRequest {
+            program: Some(python_program(script)?),
+            parallelism: args
+                .parallelism
+                .map_or(0, |p| i32::try_from(p).unwrap_or(i32::MAX)),
+            flink_configuration: args.configuration.into_iter().collect(),
+            ..proto::SubmitPythonRequest::default()
+        }),
+        (None, None) => {
+            return Err(CliError::Usage(
+                "give the new script (-f FILE) or program (--python FILE)".to_owned(),
+            ));
+        }
+    };
+    let job = client
+        .upgrade_job(proto::UpgradeJobRequest {
+            job_id: args.id,
+            revision: Some(revision),
+            savepoint_directory: args.directory.unwrap_or_default(),
+            savepoint_format: savepoint_format(args.native),
+            allow_non_restored_state: args.allow_non_restored_state,
+            claim_mode: if args.claim {
+                proto::ClaimMode::Claim
+            } else {
+                proto::ClaimMode::NoClaim
+            } as i32,
+            request_id: args.request_id.unwrap_or_default(),
+        })
+        .await?
+        .into_inner();
+    if !args.follow {
+        return writeln!(out, "{}", job.id).map_err(|e| CliError::Failed(e.to_string()));
+    }
+    eprintln!("upgrading to revision {} (job {})", job.revision, job.id);
+    let job = follow::follow_upgrade(client, &job.id).await?;
+    output::job(out, &job, args.format)?;
+    let upgrade = job.upgrade.clone().unwrap_or_default();
+    match proto::upgrade::Step::try_from(upgrade.step) {
+        Ok(proto::upgrade::Step::Done) => Ok(()),
+        Ok(proto::upgrade::Step::RolledBack) => Err(CliError::Failed(format!(
+            "revision {} rolled back; job {} runs: {}",
+            job.revision,
+            upgrade.rollback_job_id,
+            upgrade.note.lines().next().unwrap_or_default()
+        ))),
+        _ => Err(CliError::Failed(format!(
+            "upgrade to revision {} abandoned: {}",
+            job.revision,
+            upgrade.note.lines().next().unwrap_or_default()
+        ))),
+    }
+}
+
+/// A Python program: a URL the submitter downloads, or a local file sent inline.
+fn python_program(script: &str) -> Result<proto::submit_python_request::Program, CliError> {
+    Ok(
+        if script.starts_with("http://") || script.starts_with("https://") {
+            proto::submit_python_request::Program::ScriptUrl(script.to_owned())
+        } else {
+            proto::submit_python_request::Program::Script(read_text(
+                &PathBuf::from(script),
+                "the script",
+            )?)
+        },
+    )
 }
 
 /// Streams a statement's results from the log and prints them.

@@ -116,6 +116,19 @@ pub(crate) fn job_json(job: &proto::Job) -> Json {
         })).collect::<Vec<_>>(),
         "savepoint_path": job.savepoint_path,
         "savepoints": job.savepoints.iter().map(savepoint_json).collect::<Vec<_>>(),
+        "lineage_id": job.lineage_id,
+        "revision": job.revision,
+        "savepoint_chain": job.savepoint_chain,
+        "upgrade": job.upgrade.as_ref().map(|u| json!({
+            "kind": proto::upgrade::Kind::try_from(u.kind)
+                .map(|k| k.as_str_name().trim_start_matches("KIND_").to_owned())
+                .unwrap_or_default(),
+            "previous_job_id": u.previous_job_id,
+            "step": upgrade_step_name(u.step),
+            "savepoint_path": u.savepoint_path,
+            "rollback_job_id": u.rollback_job_id,
+            "note": u.note,
+        })),
         "restore": job.restore.as_ref().map(|r| json!({
             "savepoint_path": r.savepoint_path,
             "allow_non_restored_state": r.allow_non_restored_state,
@@ -124,6 +137,45 @@ pub(crate) fn job_json(job: &proto::Job) -> Json {
                 .unwrap_or_default(),
         })),
     })
+}
+
+/// An upgrade step's name, e.g. `DONE`.
+fn upgrade_step_name(step: i32) -> String {
+    proto::upgrade::Step::try_from(step)
+        .map(|s| s.as_str_name().trim_start_matches("STEP_").to_owned())
+        .unwrap_or_default()
+}
+
+/// `2` for a revision made by an upgrade; empty for a job as submitted.
+fn revision(job: &proto::Job) -> String {
+    if job.revision > 1 {
+        job.revision.to_string()
+    } else {
+        String::new()
+    }
+}
+
+/// `ROLLBACK of <job> · DONE · <note>`, for a revision made by an upgrade or a rollback.
+fn upgrade_text(job: &proto::Job) -> String {
+    let Some(upgrade) = &job.upgrade else {
+        return String::new();
+    };
+    let kind = proto::upgrade::Kind::try_from(upgrade.kind)
+        .map(|k| k.as_str_name().trim_start_matches("KIND_").to_owned())
+        .unwrap_or_default();
+    let mut text = format!(
+        "{kind} of {} · {}",
+        upgrade.previous_job_id,
+        upgrade_step_name(upgrade.step)
+    );
+    if !upgrade.rollback_job_id.is_empty() {
+        text.push_str(&format!(" · rolled back to {}", upgrade.rollback_job_id));
+    }
+    if !upgrade.note.is_empty() {
+        text.push_str(" · ");
+        text.push_str(upgrade.note.lines().next().unwrap_or_default());
+    }
+    text
 }
 
 /// One statement's validation as JSON.
@@ -347,6 +399,10 @@ pub(crate) fn job(out: &mut dyn Write, job: &proto::Job, format: Format) -> Resu
                 .unwrap_or_default(),
         ),
         ("savepoint", job.savepoint_path.clone()),
+        ("revision", revision(job)),
+        ("lineage", job.lineage_id.clone()),
+        ("upgrade", upgrade_text(job)),
+        ("savepoint chain", job.savepoint_chain.join(" → ")),
     ] {
         if !value.is_empty() {
             fields.add_row(vec![name.to_owned(), value]);

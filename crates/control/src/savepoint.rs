@@ -303,7 +303,18 @@ impl Core {
         let mut savepoints = self.job.savepoints.clone();
         let mut records = Vec::new();
         for (flink_job_id, statement_index) in targets {
-            let trigger_id = savepoint_trigger_id(flink_job_id);
+            // A stop that failed before (its Flink job ran on) is asked for again under the
+            // next derived id: Flink keeps a trigger's failure.
+            let first = savepoint_trigger_id(flink_job_id);
+            let mut trigger_id = first.clone();
+            let mut attempt = 0;
+            while savepoints
+                .iter()
+                .any(|s| s.trigger_id == trigger_id && s.state == SavepointState::Failed)
+            {
+                attempt += 1;
+                trigger_id = retry_trigger_id(&first, attempt);
+            }
             if let Some(existing) = savepoints.iter().find(|s| s.trigger_id == trigger_id) {
                 records.push(existing.clone());
                 continue;

@@ -126,7 +126,7 @@ impl Controller {
         }
         new_job.lineage = Some(Lineage {
             lineage_id: previous.lineage.lineage_id,
-            revision: previous.lineage.revision + 1,
+            revision: self.next_revision(&previous).await?,
             savepoint_chain: previous.lineage.savepoint_chain.clone(),
             upgrade: Some(Upgrade {
                 kind: UpgradeKind::Upgrade,
@@ -171,6 +171,19 @@ impl Controller {
         self.store.set_lineage(id, &lineage, None).await?;
         self.ended.forget(id);
         Ok(())
+    }
+
+    /// The number of the next revision of `job`'s lineage: one more than its newest (an
+    /// abandoned upgrade keeps its number).
+    async fn next_revision(&self, job: &Job) -> Result<u32> {
+        let filter = flinkbroker_store::JobFilter {
+            lineage: Some(job.lineage.lineage_id),
+            ..flinkbroker_store::JobFilter::default()
+        };
+        let newest = self.store.list_jobs(&filter, 1, None).await?;
+        Ok(newest.jobs.first().map_or(job.lineage.revision, |newest| {
+            newest.lineage.revision.max(job.lineage.revision)
+        }) + 1)
     }
 
     /// The job as it is now: as its driver publishes it, or from the store.
@@ -375,7 +388,7 @@ impl Controller {
             audited_as: None,
             lineage: Some(Lineage {
                 lineage_id: job.lineage.lineage_id,
-                revision: job.lineage.revision + 1,
+                revision: self.next_revision(&job).await?,
                 savepoint_chain: job.lineage.savepoint_chain.clone(),
                 upgrade: Some(Upgrade {
                     kind: UpgradeKind::Rollback,

@@ -15,7 +15,7 @@ use super::sea_audit::insert_audit;
 use super::{CreateOutcome, SeaStore, StatementUpdate, Store, StoreError};
 use flinkbroker_model::job::{
     Job, JobId, JobState, Lineage, NewJob, Restore, SavepointRecord, StateTransition, UnixMillis,
-    latest_savepoint_location, now_millis,
+    UpgradeStep, latest_savepoint_location, now_millis,
 };
 
 /// The reason recorded with the first history entry of every job.
@@ -229,6 +229,15 @@ impl SeaStore {
                 Expr::value(lineage.upgrade.as_ref().map(|u| u.step.as_str())),
             )
             .col_expr(job::Column::UpdatedAt, updated_now());
+        if lineage
+            .upgrade
+            .as_ref()
+            .is_some_and(|upgrade| upgrade.step == UpgradeStep::Abandoned)
+        {
+            // An abandoned upgrade replaced nothing: the revision it meant to replace (which
+            // may run on) can be upgraded again.
+            update = update.col_expr(job::Column::ReplacesJobId, Expr::value(None::<String>));
+        }
         if let Some(restore) = restore {
             let mut spec = self.get_job(id).await?.spec;
             spec.set_restore(Some(restore.clone()));

@@ -34,7 +34,17 @@ from .errors import (
     Unauthenticated,
     Unavailable,
 )
-from .jobs import Job, JobKind, JobState, ResultLog, Savepoint, Statement, StatementState, StateTransition
+from .jobs import (
+    Job,
+    JobKind,
+    JobState,
+    ResultLog,
+    Savepoint,
+    Statement,
+    StatementState,
+    StateTransition,
+    Upgrade,
+)
 from .results import Column, EndReason, Row, RowKind, StreamEnd, to_python
 from .validation import StatementCheck, Validation
 
@@ -82,5 +92,6 @@ __all__ = [
     "Validation",
     "Unauthenticated",
     "Unavailable",
+    "Upgrade",
     "to_python",
 ]

@@ -248,6 +248,48 @@ def savepoint_request(job_id: str, directory: str | None, native: bool) -> pb.Tr
     return pb.TriggerSavepointRequest(job_id=job_id, directory=directory or "", format=_format(native))
 
 
+def upgrade_request(
+    job_id: str,
+    revision: pb.SubmitSqlRequest | pb.SubmitPythonRequest,
+    savepoint_directory: str | None,
+    native: bool,
+    allow_non_restored_state: bool,
+    claim: bool,
+    request_id: str | None,
+) -> pb.UpgradeJobRequest:
+    """Builds UpgradeJob around the new revision, built as SubmitSql or SubmitPython would be
+    (without a request id or restore: the upgrade sets those)."""
+    request = pb.UpgradeJobRequest(
+        job_id=job_id,
+        savepoint_directory=savepoint_directory or "",
+        savepoint_format=_format(native),
+        allow_non_restored_state=allow_non_restored_state,
+        claim_mode=pb.CLAIM_MODE_CLAIM if claim else pb.CLAIM_MODE_NO_CLAIM,
+        request_id=request_id or "",
+    )
+    if isinstance(revision, pb.SubmitSqlRequest):
+        request.sql.CopyFrom(revision)
+    else:
+        request.python.CopyFrom(revision)
+    return request
+
+
+# How often `wait_for_upgrade` reads a revision that ended before its upgrade did.
+UPGRADE_POLL_INTERVAL = 0.2
+
+
+def upgrade_ended(job: Job) -> bool:
+    """Whether the upgrade that made `job` is over (DONE, ROLLED_BACK or ABANDONED); raises
+    ValueError for a job no upgrade made (revision 1)."""
+    if job.upgrade is None:
+        raise ValueError(f"job {job.id} is revision {job.revision} of its lineage: no upgrade made it")
+    return job.upgrade.ended
+
+
+def upgrade_timeout(job_id: str, timeout: float | None) -> TimeoutError:
+    return TimeoutError(f"the upgrade that made job {job_id} did not end within {timeout}s")
+
+
 def validate_request(script: str, mode: Mode, properties: Mapping[str, str] | None) -> pb.ValidateSqlRequest:
     return pb.ValidateSqlRequest(
         script=script, runtime_mode=_runtime_mode(mode), properties=dict(properties or {})
@@ -259,6 +301,7 @@ def list_request(
     kind: JobKind | None,
     labels: Mapping[str, str] | None,
     tenant: str | None,
+    lineage_id: str | None,
     page_size: int,
     page_token: str,
 ) -> pb.ListJobsRequest:
@@ -267,6 +310,7 @@ def list_request(
         kind=kind.value if kind is not None else pb.JOB_KIND_UNSPECIFIED,
         labels=dict(labels or {}),
         tenant=tenant or "",
+        lineage_id=lineage_id or "",
         page_size=page_size,
         page_token=page_token,
     )

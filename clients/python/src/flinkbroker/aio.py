@@ -5,7 +5,15 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -227,11 +235,12 @@ class AsyncClient:
         labels: Mapping[str, str] | None = None,
         tenant: str | None = None,
         page_size: int = 0,
+        lineage_id: str | None = None,
     ) -> AsyncIterator[Job]:
-        """Yields the matching jobs, newest first, fetching pages as needed."""
+        """Yields the matching jobs, newest first, fetching pages as needed; see `Client.list`."""
         pages = self._pages(
             self._stub.ListJobs,
-            lambda token: _common.list_request(states, kind, labels, tenant, page_size, token),
+            lambda token: _common.list_request(states, kind, labels, tenant, lineage_id, page_size, token),
         )
         async for response in pages:
             for job in response.jobs:
@@ -248,8 +257,9 @@ class AsyncClient:
     ) -> AsyncIterator[AuditEvent]:
         """ListAuditEvents (administrators only): yields the audit trail, newest first,
         fetching pages as needed. Each filter left None matches everything; `action` is an
-        `AuditAction` or its name ("submit", "cancel", "read_results", "denied"); events are
-        at or after `start_time` and before `end_time` (timezone-aware datetimes)."""
+        `AuditAction` or its name ("submit", "cancel", "savepoint", "upgrade", "read_results",
+        "denied"); events are at or after `start_time` and before `end_time` (timezone-aware
+        datetimes)."""
         pages = self._pages(
             self._stub.ListAuditEvents,
             lambda token: _common.audit_request(
@@ -270,6 +280,92 @@ class AsyncClient:
         request = _common.savepoint_request(job_id, directory, native)
         return Job.from_proto(await self._call(self._stub.TriggerSavepoint, request))
 
+    async def upgrade_sql(
+        self,
+        job_id: str,
+        script: str,
+        *,
+        mode: Mode = "streaming",
+        properties: Mapping[str, str] | None = None,
+        labels: Mapping[str, str] | None = None,
+        result_limits: ResultLimits | None = None,
+        validate_first: bool = False,
+        savepoint_directory: str | None = None,
+        native: bool = False,
+        allow_non_restored_state: bool = False,
+        claim: bool = False,
+        request_id: str | None = None,
+    ) -> Job:
+        """UpgradeJob of a RUNNING SQL job; see `Client.upgrade_sql`."""
+        revision = _common.submit_sql_request(
+            script, mode, properties, None, labels, result_limits, None, validate_first
+        )
+        request = _common.upgrade_request(
+            job_id, revision, savepoint_directory, native, allow_non_restored_state, claim, request_id
+        )
+        return Job.from_proto(await self._call(self._stub.UpgradeJob, request))
+
+    async def upgrade_python(
+        self,
+        job_id: str,
+        program: str | os.PathLike[str],
+        *,
+        entry_module: str | None = None,
+        py_files: Sequence[str] = (),
+        py_archives: Sequence[str] = (),
+        inline_py_files: Mapping[str, str] | None = None,
+        requirements: str | os.PathLike[str] | None = None,
+        parallelism: int = 0,
+        flink_configuration: Mapping[str, str] | None = None,
+        program_args: Sequence[str] = (),
+        labels: Mapping[str, str] | None = None,
+        savepoint_directory: str | None = None,
+        native: bool = False,
+        allow_non_restored_state: bool = False,
+        claim: bool = False,
+        request_id: str | None = None,
+    ) -> Job:
+        """UpgradeJob of a RUNNING Python job; see `Client.upgrade_python`."""
+        revision = _common.submit_python_request(
+            program,
+            entry_module=entry_module,
+            py_files=py_files,
+            py_archives=py_archives,
+            inline_py_files=inline_py_files,
+            requirements=requirements,
+            parallelism=parallelism,
+            flink_configuration=flink_configuration,
+            program_args=program_args,
+            request_id=None,
+            labels=labels,
+        )
+        request = _common.upgrade_request(
+            job_id, revision, savepoint_directory, native, allow_non_restored_state, claim, request_id
+        )
+        return Job.from_proto(await self._call(self._stub.UpgradeJob, request))
+
+    async def wait_for_upgrade(self, job_id: str, timeout: float | None = None) -> Job:
+        """Follows a revision until the upgrade that made it ends; see `Client.wait_for_upgrade`."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        watching = self.watch(job_id, timeout)
+        try:
+            async for job in watching:
+                if _common.upgrade_ended(job):
+                    return job
+        except TimeoutError:
+            raise _common.upgrade_timeout(job_id, timeout) from None
+        finally:
+            await watching.aclose()
+        # The revision ended before its upgrade did (one that failed to start is rolled back
+        # after it failed): the record says when the upgrade is over.
+        while True:
+            job = await self.get(job_id)
+            if _common.upgrade_ended(job):
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                raise _common.upgrade_timeout(job_id, timeout)
+            await asyncio.sleep(_common.UPGRADE_POLL_INTERVAL)
+
     async def validate_sql(
         self, script: str, mode: Mode = "streaming", properties: Mapping[str, str] | None = None
     ) -> Validation:
@@ -277,7 +373,7 @@ class AsyncClient:
         request = _common.validate_request(script, mode, properties)
         return Validation.from_proto(await self._call(self._stub.ValidateSql, request))
 
-    async def watch(self, job_id: str, timeout: float | None = None) -> AsyncIterator[Job]:
+    async def watch(self, job_id: str, timeout: float | None = None) -> AsyncGenerator[Job, None]:
         """Yields the job as it is, then each change of its state, until it ends."""
         deadline = None if timeout is None else time.monotonic() + timeout
         failures = 0

@@ -24,6 +24,10 @@ class AuditAction(enum.Enum):
     # A call of any method refused: UNAUTHENTICATED, PERMISSION_DENIED, or NOT_FOUND for
     # another tenant's job.
     DENIED = pb.AUDIT_ACTION_DENIED
+    # TriggerSavepoint.
+    SAVEPOINT = pb.AUDIT_ACTION_SAVEPOINT
+    # UpgradeJob.
+    UPGRADE = pb.AUDIT_ACTION_UPGRADE
 
     @classmethod
     def parse(cls, action: AuditAction | str) -> AuditAction:

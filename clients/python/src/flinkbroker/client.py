@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -232,11 +232,13 @@ class Client:
         labels: Mapping[str, str] | None = None,
         tenant: str | None = None,
         page_size: int = 0,
+        lineage_id: str | None = None,
     ) -> Iterator[Job]:
-        """Yields the matching jobs, newest first, fetching pages as needed."""
+        """Yields the matching jobs, newest first, fetching pages as needed. `lineage_id`: only
+        the revisions of that lineage (`Job.lineage_id`, the first revision's id)."""
         pages = self._pages(
             self._stub.ListJobs,
-            lambda token: _common.list_request(states, kind, labels, tenant, page_size, token),
+            lambda token: _common.list_request(states, kind, labels, tenant, lineage_id, page_size, token),
         )
         for response in pages:
             yield from (Job.from_proto(job) for job in response.jobs)
@@ -252,8 +254,9 @@ class Client:
     ) -> Iterator[AuditEvent]:
         """ListAuditEvents (administrators only): yields the audit trail, newest first,
         fetching pages as needed. Each filter left None matches everything; `action` is an
-        `AuditAction` or its name ("submit", "cancel", "read_results", "denied"); events are
-        at or after `start_time` and before `end_time` (timezone-aware datetimes)."""
+        `AuditAction` or its name ("submit", "cancel", "savepoint", "upgrade", "read_results",
+        "denied"); events are at or after `start_time` and before `end_time` (timezone-aware
+        datetimes)."""
         pages = self._pages(
             self._stub.ListAuditEvents,
             lambda token: _common.audit_request(
@@ -277,6 +280,105 @@ class Client:
         request = _common.savepoint_request(job_id, directory, native)
         return Job.from_proto(self._call(self._stub.TriggerSavepoint, request))
 
+    def upgrade_sql(
+        self,
+        job_id: str,
+        script: str,
+        *,
+        mode: Mode = "streaming",
+        properties: Mapping[str, str] | None = None,
+        labels: Mapping[str, str] | None = None,
+        result_limits: ResultLimits | None = None,
+        validate_first: bool = False,
+        savepoint_directory: str | None = None,
+        native: bool = False,
+        allow_non_restored_state: bool = False,
+        claim: bool = False,
+        request_id: str | None = None,
+    ) -> Job:
+        """UpgradeJob: replaces the RUNNING SQL job `job_id` by a new revision running `script`
+        (the other settings as for `submit_sql`; empty `labels` keep the job's), restored from
+        the savepoint the running job stops with (in `savepoint_directory`, None: the
+        cluster's default; `native` for the state backend's format). Returns the new revision
+        at once, its `upgrade.step` STOPPING_PREVIOUS; `wait_for_upgrade` follows it to its
+        end. `allow_non_restored_state` starts it even when some of the savepoint's state maps
+        to no operator, `claim` hands the savepoint over to Flink; a repeated `request_id`
+        returns the revision it recorded."""
+        revision = _common.submit_sql_request(
+            script, mode, properties, None, labels, result_limits, None, validate_first
+        )
+        request = _common.upgrade_request(
+            job_id, revision, savepoint_directory, native, allow_non_restored_state, claim, request_id
+        )
+        return Job.from_proto(self._call(self._stub.UpgradeJob, request))
+
+    def upgrade_python(
+        self,
+        job_id: str,
+        program: str | os.PathLike[str],
+        *,
+        entry_module: str | None = None,
+        py_files: Sequence[str] = (),
+        py_archives: Sequence[str] = (),
+        inline_py_files: Mapping[str, str] | None = None,
+        requirements: str | os.PathLike[str] | None = None,
+        parallelism: int = 0,
+        flink_configuration: Mapping[str, str] | None = None,
+        program_args: Sequence[str] = (),
+        labels: Mapping[str, str] | None = None,
+        savepoint_directory: str | None = None,
+        native: bool = False,
+        allow_non_restored_state: bool = False,
+        claim: bool = False,
+        request_id: str | None = None,
+    ) -> Job:
+        """UpgradeJob of a RUNNING Python job: the new revision runs `program` (and the other
+        settings as for `submit_python`); see `upgrade_sql` for the rest."""
+        revision = _common.submit_python_request(
+            program,
+            entry_module=entry_module,
+            py_files=py_files,
+            py_archives=py_archives,
+            inline_py_files=inline_py_files,
+            requirements=requirements,
+            parallelism=parallelism,
+            flink_configuration=flink_configuration,
+            program_args=program_args,
+            request_id=None,
+            labels=labels,
+        )
+        request = _common.upgrade_request(
+            job_id, revision, savepoint_directory, native, allow_non_restored_state, claim, request_id
+        )
+        return Job.from_proto(self._call(self._stub.UpgradeJob, request))
+
+    def wait_for_upgrade(self, job_id: str, timeout: float | None = None) -> Job:
+        """Follows the revision `job_id` (as `upgrade_sql` or `upgrade_python` returned it, or a
+        rollback's `rollback_job_id`) until the upgrade that made it ends, and returns it: its
+        `upgrade.step` is then DONE (it runs), ROLLED_BACK (it failed to start;
+        `upgrade.rollback_job_id` runs the previous revision again) or ABANDONED (`upgrade.note`
+        says why). Raises ValueError for a job no upgrade made, TimeoutError after `timeout`
+        seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        watching = self.watch(job_id, timeout)
+        try:
+            for job in watching:
+                if _common.upgrade_ended(job):
+                    return job
+        except TimeoutError:
+            raise _common.upgrade_timeout(job_id, timeout) from None
+        finally:
+            watching.close()
+        # The revision ended before its upgrade did (one that failed to start is rolled back
+        # after it failed): the record says when the upgrade is over.
+        while True:
+            job = self.get(job_id)
+            if _common.upgrade_ended(job):
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                raise _common.upgrade_timeout(job_id, timeout)
+            time.sleep(_common.UPGRADE_POLL_INTERVAL)
+
     def validate_sql(
         self, script: str, mode: Mode = "streaming", properties: Mapping[str, str] | None = None
     ) -> Validation:
@@ -285,7 +387,7 @@ class Client:
         request = _common.validate_request(script, mode, properties)
         return Validation.from_proto(self._call(self._stub.ValidateSql, request))
 
-    def watch(self, job_id: str, timeout: float | None = None) -> Iterator[Job]:
+    def watch(self, job_id: str, timeout: float | None = None) -> Generator[Job, None, None]:
         """Yields the job as it is, then each change of its state, until it ends; reconnects
         when the connection drops. Raises TimeoutError after `timeout` seconds."""
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -99,6 +99,12 @@ class Statement:
         )
 
 
+def _format_name(value: int) -> str:
+    """A savepoint format's name: CANONICAL (also when unset) or NATIVE."""
+    name = pb.SavepointFormat.Name(value).removeprefix("SAVEPOINT_FORMAT_")
+    return "CANONICAL" if name == "UNSPECIFIED" else name
+
+
 @dataclass(frozen=True)
 class Savepoint:
     """One savepoint of one of a job's Flink jobs. `kind` is TRIGGERED (SavepointJob; the
@@ -124,9 +130,7 @@ class Savepoint:
             flink_job_id=message.flink_job_id,
             statement_index=message.statement_index if message.HasField("statement_index") else None,
             kind=pb.Savepoint.Kind.Name(message.kind).removeprefix("KIND_"),
-            format=pb.SavepointFormat.Name(message.format).removeprefix("SAVEPOINT_FORMAT_").replace(
-                "UNSPECIFIED", "CANONICAL"
-            ),
+            format=_format_name(message.format),
             directory=message.directory,
             state=pb.Savepoint.State.Name(message.state).removeprefix("STATE_"),
             location=message.location,
@@ -134,6 +138,46 @@ class Savepoint:
             create_time=_time(message.create_time, message.HasField("create_time")),
             end_time=_time(message.end_time, message.HasField("end_time")),
         )
+
+
+UPGRADE_ENDED_STEPS = frozenset({"DONE", "ROLLED_BACK", "ABANDONED"})
+
+
+@dataclass(frozen=True)
+class Upgrade:
+    """The upgrade (or rollback) that made a revision. `kind` is UPGRADE (UpgradeJob) or
+    ROLLBACK (a revision that failed to start replaced by the one before it); `step`
+    STOPPING_PREVIOUS, STARTING, then DONE, ROLLED_BACK (`rollback_job_id` runs the previous
+    revision again) or ABANDONED (`note` says why); `savepoint_path` is the savepoint this
+    revision restores from, once the previous revision stopped with it; `savepoint_format`
+    CANONICAL or NATIVE."""
+
+    kind: str
+    previous_job_id: str
+    step: str
+    savepoint_path: str
+    rollback_job_id: str
+    note: str
+    savepoint_directory: str
+    savepoint_format: str
+
+    @classmethod
+    def from_proto(cls, message: pb.Upgrade) -> Upgrade:
+        return cls(
+            kind=pb.Upgrade.Kind.Name(message.kind).removeprefix("KIND_"),
+            previous_job_id=message.previous_job_id,
+            step=pb.Upgrade.Step.Name(message.step).removeprefix("STEP_"),
+            savepoint_path=message.savepoint_path,
+            rollback_job_id=message.rollback_job_id,
+            note=message.note,
+            savepoint_directory=message.savepoint_directory,
+            savepoint_format=_format_name(message.savepoint_format),
+        )
+
+    @property
+    def ended(self) -> bool:
+        """Whether the upgrade is over: DONE, ROLLED_BACK or ABANDONED."""
+        return self.step in UPGRADE_ENDED_STEPS
 
 
 @dataclass(frozen=True)
@@ -145,7 +189,12 @@ class StateTransition:
 
 @dataclass(frozen=True)
 class Job:
-    """One recorded job. `raw` is the broker's message, for fields not copied here."""
+    """One recorded job. `raw` is the broker's message, for fields not copied here.
+
+    Every revision of a job (UpgradeJob) is a job of its own: `revision` counts from 1,
+    `lineage_id` is the first revision's id, `savepoint_chain` the savepoints handed from
+    revision to revision (oldest first), and `upgrade` how this revision came to be (None for
+    revision 1)."""
 
     id: str
     kind: JobKind
@@ -165,6 +214,10 @@ class Job:
     history: list[StateTransition]
     savepoints: list[Savepoint]
     restored_from: str
+    lineage_id: str
+    revision: int
+    savepoint_chain: list[str]
+    upgrade: Upgrade | None
     raw: pb.Job = field(repr=False, compare=False)
 
     @classmethod
@@ -191,6 +244,10 @@ class Job:
             ],
             savepoints=[Savepoint.from_proto(s) for s in message.savepoints],
             restored_from=message.restore.savepoint_path if message.HasField("restore") else "",
+            lineage_id=message.lineage_id,
+            revision=message.revision,
+            savepoint_chain=list(message.savepoint_chain),
+            upgrade=Upgrade.from_proto(message.upgrade) if message.HasField("upgrade") else None,
             raw=message,
         )
 
