@@ -33,3 +33,4 @@ mod store_suite;
 mod tenant_policy;
 mod traces;
 mod upgrades;
+mod upgrades_real_flink;

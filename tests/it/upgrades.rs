@@ -330,9 +330,17 @@ async fn a_revision_that_fails_to_start_is_rolled_back_from_the_same_savepoint()
 
 #[tokio::test]
 async fn an_upgrade_goes_on_after_a_broker_restart_at_each_step() {
-    // The revision needs 2 s of running to be done: a restart lands in its last step.
-    let broker =
-        TestBroker::start_with(StandinConfig::default(), &["--upgrade-running-for", "2s"]).await;
+    // Slow enough for a restart to land in each step: a stop's savepoint takes 3 s, an
+    // INSERT's submission 3 s, and the new revision must run for 2 s.
+    let broker = TestBroker::start_with(
+        StandinConfig {
+            cancel_delay: std::time::Duration::from_secs(3),
+            submit_delay: std::time::Duration::from_secs(3),
+            ..StandinConfig::default()
+        },
+        &["--upgrade-running-for", "2s"],
+    )
+    .await;
     let mut client = broker.client().await;
     let first = submit(&mut client, &script("INSERT INTO sink_a SELECT * FROM gen")).await;
     wait_for_state(&client, &first.id, JobState::Running).await;
@@ -345,20 +353,52 @@ async fn an_upgrade_goes_on_after_a_broker_restart_at_each_step() {
         .await
         .expect("upgrade")
         .into_inner();
-    // Restarted while the previous revision is being stopped.
+
+    // Step 1: restarted while the previous revision stops with its savepoint.
+    wait_for_state(&client, &first.id, JobState::Canceling).await;
+    let stopping = get(&mut client, &second.id).await;
+    assert_eq!(
+        stopping.upgrade.as_ref().map(|u| u.step()),
+        Some(upgrade::Step::StoppingPrevious)
+    );
     let broker = broker.restart().await;
     let client = broker.client().await;
+
+    // Step 2: restarted while the new revision's INSERT is being submitted.
+    let submitting = wait_for_job(&client, &second.id, "the new revision submitting", |job| {
+        job.state() == JobState::Submitting
+            && job.upgrade.as_ref().map(|u| u.step()) == Some(upgrade::Step::Starting)
+    })
+    .await;
+    assert!(
+        submitting.restore.is_some(),
+        "the restore is recorded first"
+    );
+    let broker = broker.restart().await;
+    let client = broker.client().await;
+
+    // Step 3: restarted while the running revision is watched.
     let starting = wait_for_job(&client, &second.id, "the new revision running", |job| {
         job.state() == JobState::Running
             && job.upgrade.as_ref().map(|u| u.step()) == Some(upgrade::Step::Starting)
     })
     .await;
-    // Restarted while the new revision is watched.
     let broker = broker.restart().await;
     let client = broker.client().await;
     let done = wait_for_step(&client, &second.id, upgrade::Step::Done).await;
     assert_eq!(done.state(), JobState::Running);
     assert_eq!(insert_flink_job(&done), insert_flink_job(&starting));
+    let stopped = wait_for_state(&client, &first.id, JobState::Canceled).await;
+    assert_eq!(
+        stopped
+            .savepoints
+            .iter()
+            .filter(|s| s.kind() == savepoint::Kind::Stop)
+            .count(),
+        1,
+        "the stop resumed under its trigger id: {:?}",
+        stopped.savepoints
+    );
     // Exactly one revision runs, and each Flink job was submitted once.
     let flink_jobs = broker.standin.flink_jobs();
     let running: Vec<&String> = flink_jobs

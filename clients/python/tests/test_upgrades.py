@@ -171,7 +171,15 @@ def test_an_upgrade_whose_savepoint_is_refused_is_abandoned_and_the_job_runs_on(
     assert "targetDirectory" in abandoned.upgrade.note, abandoned.upgrade.note
     assert (abandoned.upgrade.savepoint_path, abandoned.upgrade.rollback_job_id) == ("", "")
     assert client.get(first.id).state == JobState.RUNNING
-    cancel(client, first.id)
+
+    # The job that ran on can be upgraded again; the revision is numbered after the abandoned one.
+    third = client.wait_for_upgrade(
+        client.upgrade_sql(first.id, TO_SINK_B, savepoint_directory=SAVEPOINTS).id, timeout=WAIT
+    )
+    assert third.upgrade is not None and third.upgrade.step == "DONE"
+    assert (third.state, third.revision, third.upgrade.previous_job_id) == (JobState.RUNNING, 3, first.id)
+    assert [j.revision for j in client.list(lineage_id=first.id)] == [3, 2, 1]
+    cancel(client, third.id)
 
 
 def test_upgrades_are_refused_with_the_reason(client: Client) -> None:

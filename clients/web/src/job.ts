@@ -55,8 +55,8 @@ function started(s: StatementStatus): boolean {
   return s.state === StatementState.RUNNING || s.state === StatementState.FINISHED;
 }
 
-function jobLink(id: string, text: string, linkId: string): HTMLAnchorElement {
-  return h("a", { href: `#/jobs/${encodeURIComponent(id)}`, id: linkId }, text);
+function jobLink(id: string, linkId: string): HTMLAnchorElement {
+  return h("a", { href: `#/jobs/${encodeURIComponent(id)}`, class: "mono", id: linkId }, id);
 }
 
 /** "revision 2 of lineage ID", the lineage linked to the list of its revisions. */
@@ -85,22 +85,16 @@ function restoreText(restore: Restore): string {
   return `${restore.savepointPath} (${options.join(", ")})`;
 }
 
-/** The upgrade (or rollback) that made revision `revision`, and the savepoints of its lineage. */
-function upgradeFields(revision: number, upgrade: Upgrade, chain: string[]): HTMLElement[] {
+/** The upgrade (or rollback) that made a revision, and the savepoints of its lineage. */
+function upgradeFields(upgrade: Upgrade, chain: string[]): HTMLElement[] {
   const step = upgradeStep(upgrade.step);
   return [
     field("Kind", upgradeKind(upgrade.kind), "upgrade-kind"),
     field("Step", h("span", { class: badgeClass(step), id: "upgrade-step" }, step)),
     upgrade.note ? field("Note", upgrade.note, "upgrade-note") : [],
-    field(
-      "Previous revision",
-      jobLink(upgrade.previousJobId, `revision ${revision - 1} (job ${upgrade.previousJobId})`, "previous-revision"),
-    ),
+    field("Previous revision", jobLink(upgrade.previousJobId, "previous-revision")),
     upgrade.rollbackJobId
-      ? field(
-          "Rollback revision",
-          jobLink(upgrade.rollbackJobId, `revision ${revision + 1} (job ${upgrade.rollbackJobId})`, "rollback-revision"),
-        )
+      ? field("Rollback revision", jobLink(upgrade.rollbackJobId, "rollback-revision"))
       : [],
     field(
       "Savepoint written to",
@@ -209,7 +203,7 @@ export function jobView(
       job.restore ? field("Restored from", restoreText(job.restore), "restored-from") : [],
     );
     upgradeSection.hidden = !job.upgrade;
-    fill(upgradeSummary, job.upgrade ? upgradeFields(job.revision, job.upgrade, job.savepointChain) : []);
+    fill(upgradeSummary, job.upgrade ? upgradeFields(job.upgrade, job.savepointChain) : []);
     fill(
       history,
       job.history.map((t) => {

@@ -18,7 +18,7 @@ const DIFF_TIMEOUT_MS = 500;
  * The script the job runs: its statements (the broker records them without their terminating
  * semicolons), each ended by one, a line each.
  */
-export function jobScript(job: Job): string {
+function jobScript(job: Job): string {
   return job.statements.map((s) => `${s.sql};\n`).join("");
 }
 
@@ -157,9 +157,9 @@ export function openUpgradeDialog(
     h(
       "p",
       { class: "status" },
-      `Revision ${job.revision} stops with a savepoint; revision ${job.revision + 1} runs this ` +
-        "script in streaming mode, restoring from it. If it fails to start, revision " +
-        `${job.revision}'s script runs again from the same savepoint.`,
+      `Revision ${job.revision} stops with a savepoint; a new revision runs this script in ` +
+        "streaming mode, restoring from it. If the new revision fails to start, " +
+        `revision ${job.revision}'s script runs again from the same savepoint.`,
     ),
     h("div", { class: "editor" }, view.dom),
     h(

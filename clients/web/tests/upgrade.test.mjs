@@ -94,8 +94,11 @@ test("a running job is upgraded from its page to a revision restored from its sa
   await typeScript(page, upgraded("gne"), dialog);
   await page.click("#upgrade-submit");
   const refusal = dialog.locator("#upgrade-error");
-  await refusal.filter({ hasText: "INVALID_ARGUMENT" }).waitFor();
-  assert.match(await refusal.textContent(), /gne/);
+  await refusal.filter({ hasText: "InvalidArgument" }).waitFor();
+  assert.match(
+    await refusal.textContent(),
+    /^InvalidArgument: script: statement 4 \(line 4, column 34\) is invalid: .*Object 'gne' not found$/,
+  );
   assert.equal(await page.textContent("#job-state"), "RUNNING");
 
   await typeScript(page, upgraded("gen"), dialog);
@@ -172,11 +175,14 @@ test("a revision that fails to start is rolled back, and its page links the roll
   await waitForState("FAILED");
   assert.match(await page.textContent("#upgrade-note"), /^failed to start \(.*missing_table/s);
   const rollback = page.locator("#rollback-revision");
-  assert.match(await rollback.textContent(), /^revision 3 \(job [0-9a-f-]{36}\)$/);
+  const third = await rollback.textContent();
+  assert.match(third, /^[0-9a-f-]{36}$/);
+  assert.ok((await page.textContent("#upgrade-note")).includes(`rolled back: revision 3 (job ${third})`));
   assert.equal(await page.locator("#upgrade").isVisible(), false);
   await shot("upgrade-rolled-back");
 
   await rollback.click();
+  await page.waitForURL((url) => url.hash === `#/jobs/${third}`);
   await page.locator("#upgrade-step", { hasText: "DONE" }).waitFor();
   await waitForState("RUNNING");
   assert.equal(await page.textContent("#upgrade-kind"), "Rollback");
