@@ -354,7 +354,7 @@ pub(crate) fn jobs(
         }
         Format::Table | Format::Csv => {
             let mut t = table(
-                ["ID", "KIND", "STATE", "TENANT", "CREATED", "LABELS"]
+                ["ID", "KIND", "STATE", "REV", "TENANT", "CREATED", "LABELS"]
                     .map(str::to_owned)
                     .to_vec(),
             );
@@ -363,6 +363,7 @@ pub(crate) fn jobs(
                     job.id.clone(),
                     kind_name(job.kind).to_owned(),
                     state_name(job.state).to_owned(),
+                    job.revision.max(1).to_string(),
                     job.tenant.clone(),
                     time(&job.create_time),
                     labels(job),
