@@ -526,3 +526,41 @@ async fn upgrades_are_refused_with_the_reason() {
     }
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn an_upgrade_fits_in_the_live_job_quota_of_the_job_it_replaces() {
+    let mut flags = vec!["--tenant-max-live-jobs", "1"];
+    flags.extend_from_slice(FAST);
+    let broker = TestBroker::start_with(StandinConfig::default(), &flags).await;
+    let mut client = broker.client().await;
+    let first = submit(&mut client, &script("INSERT INTO sink_a SELECT * FROM gen")).await;
+    wait_for_state(&client, &first.id, JobState::Running).await;
+    // A second job is over the quota; a revision replacing the first is not.
+    let refused = client
+        .submit_sql(SubmitSqlRequest {
+            script: script("INSERT INTO sink_b SELECT * FROM gen"),
+            ..SubmitSqlRequest::default()
+        })
+        .await
+        .expect_err("over the quota");
+    assert_eq!(
+        refused.code(),
+        Code::ResourceExhausted,
+        "{}",
+        refused.message()
+    );
+    let second = client
+        .upgrade_job(upgrade_to(
+            &first.id,
+            &script("INSERT INTO sink_b SELECT * FROM gen"),
+            "",
+        ))
+        .await
+        .expect("the upgrade fits")
+        .into_inner();
+    let done = wait_for_step(&client, &second.id, upgrade::Step::Done).await;
+    assert_eq!(done.state(), JobState::Running);
+    broker::cancel(&mut client, &second.id).await;
+    wait_for_state(&client, &second.id, JobState::Canceled).await;
+    broker.stop().await;
+}

@@ -153,7 +153,20 @@ impl Quotas {
         policy: &TenantPolicy,
     ) -> Result<()> {
         let tenant = job.tenant.as_str();
-        let usage = store.tenant_usage(tenant).await?;
+        let mut usage = store.tenant_usage(tenant).await?;
+        // A revision made by UpgradeJob replaces a live job: what that one holds is freed
+        // before the new one runs.
+        if let Some(upgrade) = job.lineage.as_ref().and_then(|l| l.upgrade.as_ref())
+            && let Ok(replaced) = store.get_job(upgrade.previous_job_id).await
+            && !replaced.state.is_terminal()
+        {
+            usage.live_jobs = usage.live_jobs.saturating_sub(1);
+            if let JobSpec::Python(program) = &replaced.spec {
+                usage.python_parallelism = usage
+                    .python_parallelism
+                    .saturating_sub(u64::from(program.effective_parallelism()));
+            }
+        }
         if usage.live_jobs >= policy.max_live_jobs {
             return Err(over_quota(
                 tenant,

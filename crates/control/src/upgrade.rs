@@ -232,6 +232,10 @@ impl Controller {
         let mut pause = Duration::from_millis(50);
         loop {
             let job = self.current_job(id).await?;
+            if !job.state.is_terminal() && self.live.get(id).is_none() {
+                // Another driver (a later one here, or another replica's) follows it now.
+                return Ok(());
+            }
             let Some(upgrade) = job.lineage.upgrade.clone() else {
                 return Ok(());
             };
