@@ -5,6 +5,7 @@
 
 mod support;
 
+mod arrow_results;
 mod audit;
 mod auth;
 mod cli;

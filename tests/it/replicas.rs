@@ -453,6 +453,7 @@ async fn read_results(
             };
             match message.message {
                 Some(Message::Schema(_) | Message::Progress(_)) | None => {}
+                Some(Message::Arrow(_)) => panic!("arrow batches for a ROWS request"),
                 Some(Message::Rows(batch)) => {
                     if batch.first_row_offset != reading.ids.len() as u64 {
                         reading.offset_mismatches.push(format!(

@@ -91,6 +91,7 @@ async fn stream_results(client: &mut Client, request: StreamOperationResultsRequ
                 rows.extend(batch.rows);
             }
             Message::Progress(_) => {}
+            Message::Arrow(_) => panic!("arrow batches for a ROWS request"),
             Message::End(end) => {
                 assert!(
                     stream.message().await.expect("stream").is_none(),

@@ -783,6 +783,11 @@ async fn print_results(
             Some(Message::Schema(schema)) => writer.schema(&schema)?,
             Some(Message::Rows(batch)) => writer.rows(&batch.rows)?,
             Some(Message::Progress(_)) | None => {}
+            Some(Message::Arrow(_)) => {
+                return Err(CliError::Failed(
+                    "the broker sent arrow batches for rows asked as ROWS".into(),
+                ));
+            }
             Some(Message::End(end)) => {
                 let rows = writer.finish()?;
                 return match proto::stream_end::Reason::try_from(end.reason) {

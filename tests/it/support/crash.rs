@@ -621,6 +621,7 @@ impl Connector {
                         };
                         match message.message {
                             Some(Message::Schema(_) | Message::Progress(_)) | None => {}
+                            Some(Message::Arrow(_)) => panic!("arrow batches for a ROWS request"),
                             Some(Message::Rows(batch)) => {
                                 if read.attempt.is_some_and(|a| a != batch.attempt) {
                                     read.offset_mismatches.push(format!(

@@ -114,6 +114,7 @@ pub fn schema_to_proto(columns: &[ColumnInfo]) -> proto::ResultSchema {
                 r#type: Some(logical_type_to_proto(&c.logical_type)),
             })
             .collect(),
+        arrow_schema: Vec::new(),
     }
 }
 

@@ -1,5 +1,6 @@
 //! The tonic service: decodes and validates requests, calls `control`, encodes replies.
 
+mod arrow;
 mod convert;
 mod validate;
 
@@ -20,7 +21,7 @@ use crate::telemetry;
 use flinkbroker_control::error::Error;
 use flinkbroker_control::{CancelOptions, Controller, ResultRequest, SavepointRequest};
 use flinkbroker_model::audit::AuditAction;
-use flinkbroker_model::job::{Job, JobId, JobKind};
+use flinkbroker_model::job::{Job, JobId, JobKind, JobSpec, RuntimeMode};
 use flinkbroker_proto as proto;
 use flinkbroker_proto::job_service_server::JobService;
 use flinkbroker_store::JobFilter;
@@ -133,7 +134,25 @@ impl JobApi {
         let caller = authorize(&request, Role::Reader, call)?;
         let request = request.into_inner();
         let job_id = validate::job_id(&request.job_id)?;
-        self.visible_job(job_id, &caller, call).await?;
+        let job = self.visible_job(job_id, &caller, call).await?;
+        let arrow = match proto::ResultEncoding::try_from(request.encoding) {
+            Ok(proto::ResultEncoding::Unspecified | proto::ResultEncoding::Rows) => None,
+            // A streaming job's results are a changelog: each row carries its kind.
+            Ok(proto::ResultEncoding::Arrow) => Some(arrow::ArrowResults::new(
+                matches!(&job.spec, JobSpec::Sql(spec) if spec.runtime_mode == RuntimeMode::Streaming),
+                self.controller.limits().max_message_bytes,
+            )),
+            Err(_) => {
+                return Err(Error::invalid(
+                    "encoding",
+                    format!(
+                        "unknown value {}; use RESULT_ENCODING_ROWS or RESULT_ENCODING_ARROW",
+                        request.encoding
+                    ),
+                )
+                .into());
+            }
+        };
         if request.max_rows < 0 {
             return Err(Error::invalid(
                 "max_rows",
@@ -156,8 +175,21 @@ impl JobApi {
                 attempt: request.attempt,
             })
             .await?;
-        let stream = ReceiverStream::new(receiver)
-            .map(|item| item.map(convert::result_message).map_err(status));
+        let Some(mut arrow) = arrow else {
+            let stream = ReceiverStream::new(receiver)
+                .map(|item| item.map(convert::result_message).map_err(status));
+            return Ok(Response::new(Box::pin(stream)));
+        };
+        // One message of rows may become several arrow batches (each within the size bound);
+        // an error ends the stream.
+        let stream = futures::StreamExt::flat_map(ReceiverStream::new(receiver), move |item| {
+            let converted: Vec<Result<proto::StreamOperationResultsResponse, Status>> =
+                match item.and_then(|message| arrow.convert(message)) {
+                    Ok(messages) => messages.into_iter().map(Ok).collect(),
+                    Err(error) => vec![Err(status(error))],
+                };
+            futures::stream::iter(converted)
+        });
         Ok(Response::new(Box::pin(stream)))
     }
 
