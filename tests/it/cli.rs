@@ -630,6 +630,92 @@ async fn jobs_upgrade_replaces_a_running_job_and_follows_the_upgrade_to_its_end(
 }
 
 #[tokio::test]
+async fn results_are_written_to_arrow_and_parquet_files_as_rows_read_them() {
+    let broker = TestBroker::start().await;
+    let server = server(&broker);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = script(
+        dir.path(),
+        "types.sql",
+        "SELECT 1 AS c_int, 'a' AS c_str, CAST(NULL AS INT) AS c_null, TRUE AS c_bool, CAST(7 AS BIGINT) AS c_bigint, ARRAY[1,2] AS c_arr, MAP['k', 1] AS c_map, ROW(1, 'x') AS c_row, DATE '2024-01-02' AS c_date, TIME '03:04:05' AS c_time, TIMESTAMP '2024-01-02 03:04:05.678' AS c_ts, TO_TIMESTAMP_LTZ(0, 3) AS c_ltz, CAST(1.5 AS DECIMAL(10,2)) AS c_dec, CAST(2.5 AS DOUBLE) AS c_double, X'CAFE' AS c_bytes",
+    );
+    let submitted = flinkbroker(&server, &["sql", "run", "-f", &file, "--batch"], &[]).await;
+    assert_eq!(submitted.code, 0, "{}", submitted.stderr);
+    let id = submitted.stdout.trim().to_owned();
+    let mut client = broker.client().await;
+    broker::wait_for_state(&client, &id, flinkbroker_proto::JobState::Finished).await;
+    // The rows as the ROWS encoding sends them.
+    let mut stream = client
+        .stream_operation_results(flinkbroker_proto::StreamOperationResultsRequest {
+            job_id: id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("stream")
+        .into_inner();
+    let mut schema = None;
+    let mut rows = Vec::new();
+    while let Some(message) = stream.message().await.expect("message") {
+        use flinkbroker_proto::stream_operation_results_response::Message;
+        match message.message {
+            Some(Message::Schema(s)) => schema = Some(s),
+            Some(Message::Rows(batch)) => rows.extend(batch.rows),
+            _ => {}
+        }
+    }
+    let schema = schema.expect("schema");
+
+    let arrow_path = dir.path().join("types.arrow");
+    let parquet_path = dir.path().join("types.parquet");
+    for (format, path) in [("arrow", &arrow_path), ("parquet", &parquet_path)] {
+        let path_text = path.display().to_string();
+        let written = flinkbroker(
+            &server,
+            &["results", &id, "--format", format, "--output", &path_text],
+            &[],
+        )
+        .await;
+        assert_eq!(written.code, 0, "{format}: {}", written.stderr);
+        assert!(
+            written
+                .stderr
+                .contains(&format!("1 rows written to {path_text}")),
+            "{}",
+            written.stderr
+        );
+        assert!(!dir.path().join(format!("types.{format}.partial")).exists());
+    }
+    let from_arrow: Vec<flinkbroker_proto::Row> = arrow_ipc::reader::FileReader::try_new(
+        std::fs::File::open(&arrow_path).expect("file"),
+        None,
+    )
+    .expect("an arrow ipc file")
+    .flat_map(|batch| flinkbroker_arrow::rows(&batch.expect("batch"), &schema).expect("rows"))
+    .collect();
+    assert_eq!(
+        from_arrow, rows,
+        "the arrow file holds the rows, value by value"
+    );
+    let from_parquet: Vec<flinkbroker_proto::Row> =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(&parquet_path).expect("file"),
+        )
+        .expect("a parquet file")
+        .build()
+        .expect("reader")
+        .flat_map(|batch| flinkbroker_arrow::rows(&batch.expect("batch"), &schema).expect("rows"))
+        .collect();
+    assert_eq!(
+        from_parquet, rows,
+        "the parquet file holds the rows, value by value"
+    );
+
+    let usage = flinkbroker(&server, &["results", &id, "--format", "parquet"], &[]).await;
+    assert_eq!(usage.code, 2, "--output is required: {}", usage.stderr);
+    broker.stop().await;
+}
+
+#[tokio::test]
 async fn sql_validate_and_explain_check_a_script_without_running_it() {
     let broker = TestBroker::start().await;
     let server = server(&broker);

@@ -52,6 +52,8 @@ use arrow_schema::{
 use flinkbroker_proto as proto;
 use proto::value::Kind;
 
+pub use arrow_array::RecordBatch as ArrowRecordBatch;
+
 /// The column a changelog's rows carry their kind in: `+I`, `-U`, `+U` or `-D`.
 pub const ROW_KIND_COLUMN: &str = "$row_kind";
 
@@ -602,6 +604,39 @@ fn in_unit(ts: &prost_types::Timestamp, unit: TimeUnit) -> Option<i64> {
     ts.seconds
         .checked_mul(per_second)?
         .checked_add(i64::from(ts.nanos / nanos_per_unit))
+}
+
+/// Reads record batches from Arrow IPC messages as they arrive (the schema message first).
+#[derive(Debug, Default)]
+pub struct Decoder {
+    inner: arrow_ipc::reader::StreamDecoder,
+    schema: Option<SchemaRef>,
+}
+
+impl Decoder {
+    /// Reads one whole message or more; returns the batches it completed.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<RecordBatch>, Error> {
+        if self.schema.is_none() {
+            // The schema message has no body: the stream decoder takes it in only with the
+            // next message's bytes, so it is read here at once.
+            self.schema = Some(Arc::new(arrow_ipc::convert::try_schema_from_ipc_buffer(
+                bytes,
+            )?));
+        }
+        let mut buffer = arrow_buffer::Buffer::from(bytes.to_vec());
+        let mut batches = Vec::new();
+        while !buffer.is_empty() {
+            if let Some(batch) = self.inner.decode(&mut buffer)? {
+                batches.push(batch);
+            }
+        }
+        Ok(batches)
+    }
+
+    /// The stream's schema, once its message was read.
+    pub fn schema(&self) -> Option<SchemaRef> {
+        self.schema.clone()
+    }
 }
 
 /// Reads an Arrow IPC stream (a schema message and record batch messages, the end marker

@@ -236,3 +236,35 @@ fn values_that_do_not_fit_are_refused_naming_their_column() {
         "{error}"
     );
 }
+
+#[test]
+fn the_decoder_reads_messages_as_they_arrive() {
+    let schema = proto::ResultSchema {
+        columns: vec![column("n", t("BIGINT", false))],
+        arrow_schema: Vec::new(),
+    };
+    let mut encoder = Encoder::new(&schema, false).expect("encoder");
+    let mut decoder = flinkbroker_arrow::Decoder::default();
+    assert!(
+        decoder
+            .push(&encoder.schema_message().expect("schema"))
+            .expect("schema")
+            .is_empty()
+    );
+    assert_eq!(decoder.schema().expect("schema").field(0).name(), "n");
+    for n in 0..3 {
+        let row = proto::Row {
+            kind: 1,
+            values: vec![v(Kind::IntValue(n))],
+        };
+        let batches = decoder
+            .push(
+                &encoder
+                    .batch_message(std::slice::from_ref(&row))
+                    .expect("batch"),
+            )
+            .expect("decoded");
+        assert_eq!(batches.len(), 1, "each batch as it arrives");
+        assert_eq!(rows(&batches[0], &schema).expect("rows"), vec![row]);
+    }
+}

@@ -16,6 +16,7 @@
 //! - `values`: result values as text (tables, CSV) and as JSON.
 
 mod connect;
+mod files;
 mod follow;
 mod output;
 mod values;
@@ -378,11 +379,34 @@ pub struct ResultsArgs {
     /// The first row offset.
     #[arg(long, default_value_t = 0)]
     pub from_row: u64,
-    /// The most rows printed (0: all).
-    #[arg(long, default_value_t = 10_000)]
-    pub max_rows: u64,
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    /// The most rows printed (0: all); files written with --output hold every row unless
+    /// given.
+    #[arg(long)]
+    pub max_rows: Option<u64>,
+    /// How rows are printed, or written to --output (arrow: an Arrow IPC file; parquet).
+    #[arg(long, value_enum, default_value_t = ResultFormat::Table)]
+    pub format: ResultFormat,
+    /// The file `--format arrow|parquet` writes (batch by batch, never the whole result in
+    /// memory).
+    #[arg(long, required_if_eq_any = [("format", "arrow"), ("format", "parquet")])]
+    pub output: Option<PathBuf>,
+}
+
+/// How `results` prints rows, or the file it writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ResultFormat {
+    /// An aligned table.
+    Table,
+    /// CSV with a header line.
+    Csv,
+    /// One JSON document.
+    Json,
+    /// One JSON object a line.
+    Jsonl,
+    /// An Arrow IPC file (Feather v2), written to --output.
+    Arrow,
+    /// A Parquet file, written to --output.
+    Parquet,
 }
 
 /// Runs a client command; the error says what went wrong and how the process exits.
@@ -504,14 +528,44 @@ pub async fn run(server: &ServerArgs, command: ClientCommand) -> Result<(), CliE
             upgrade(&mut client, &mut out, *args).await
         }
         ClientCommand::Results(args) => {
+            let text = match args.format {
+                ResultFormat::Table => Format::Table,
+                ResultFormat::Csv => Format::Csv,
+                ResultFormat::Json => Format::Json,
+                ResultFormat::Jsonl => Format::Jsonl,
+                ResultFormat::Arrow | ResultFormat::Parquet => {
+                    let path = args.output.ok_or_else(|| {
+                        CliError::Usage("--format arrow|parquet needs --output FILE".into())
+                    })?;
+                    let file = if args.format == ResultFormat::Arrow {
+                        files::FileFormat::Arrow
+                    } else {
+                        files::FileFormat::Parquet
+                    };
+                    return files::write_results(
+                        &mut client,
+                        proto::StreamOperationResultsRequest {
+                            job_id: args.id,
+                            statement_index: args.statement,
+                            max_rows: i64::try_from(args.max_rows.unwrap_or(0)).unwrap_or(i64::MAX),
+                            resume_from_row: args.from_row,
+                            encoding: proto::ResultEncoding::Arrow as i32,
+                            ..proto::StreamOperationResultsRequest::default()
+                        },
+                        file,
+                        &path,
+                    )
+                    .await;
+                }
+            };
             print_results(
                 &mut client,
                 &mut out,
                 &args.id,
                 args.statement,
                 args.from_row,
-                args.max_rows,
-                args.format,
+                args.max_rows.unwrap_or(10_000),
+                text,
             )
             .await
         }
