@@ -1,7 +1,9 @@
 //! Streams a large result (1 M rows × 5 mixed columns by default, `BENCH_ROWS` to change) from
 //! the SQL Gateway stand-in through StreamOperationResults, next to a plain reqwest client
 //! fetching the same pages, and prints rows/s of both and their ratio; then rows/s of the
-//! JSON page to protobuf conversion alone, and the process's peak memory.
+//! JSON page to protobuf conversion alone; then the finished job's logged results read again
+//! with encoding ROWS and with encoding ARROW (converted as the log is read), and their ratio;
+//! and the process's peak memory.
 //!
 //! Run with `cargo bench --bench stream_results`.
 
@@ -17,11 +19,13 @@ use broker::TestBroker;
 use flinkbroker_flink::rows;
 use flinkbroker_flink::sql_gateway::wire::FetchResultsBody;
 use flinkbroker_proto::stream_operation_results_response::Message;
-use flinkbroker_proto::{RuntimeMode, StreamOperationResultsRequest, SubmitSqlRequest};
+use flinkbroker_proto::{
+    ResultEncoding, RuntimeMode, StreamOperationResultsRequest, SubmitSqlRequest,
+};
 use gateway_pages::{Clock, plain_client_rows_per_second, standin_config, start_query, table_ddl};
 
 /// The broker: SubmitSql, then StreamOperationResults to the end.
-async fn broker_rows_per_second(broker: &TestBroker, rows: u64) -> (u64, f64) {
+async fn broker_rows_per_second(broker: &TestBroker, rows: u64) -> (String, u64, f64) {
     let mut client = broker.client().await;
     let job = client
         .submit_sql(SubmitSqlRequest {
@@ -38,7 +42,7 @@ async fn broker_rows_per_second(broker: &TestBroker, rows: u64) -> (u64, f64) {
     let started = Instant::now();
     let mut stream = client
         .stream_operation_results(StreamOperationResultsRequest {
-            job_id: job.id,
+            job_id: job.id.clone(),
             ..StreamOperationResultsRequest::default()
         })
         .await
@@ -48,6 +52,38 @@ async fn broker_rows_per_second(broker: &TestBroker, rows: u64) -> (u64, f64) {
     while let Some(message) = stream.message().await.expect("message") {
         match message.message {
             Some(Message::Rows(batch)) => count += batch.rows.len() as u64,
+            Some(Message::End(end)) => {
+                assert_eq!(end.rows_sent, count, "{}", end.error);
+                break;
+            }
+            _ => {}
+        }
+    }
+    (job.id, count, started.elapsed().as_secs_f64())
+}
+
+/// A finished job's logged results read again to their end in `encoding`.
+async fn logged_rows_per_second(
+    broker: &TestBroker,
+    job_id: &str,
+    encoding: ResultEncoding,
+) -> (u64, f64) {
+    let mut client = broker.client().await;
+    let started = Instant::now();
+    let mut stream = client
+        .stream_operation_results(StreamOperationResultsRequest {
+            job_id: job_id.to_owned(),
+            encoding: encoding as i32,
+            ..StreamOperationResultsRequest::default()
+        })
+        .await
+        .expect("stream")
+        .into_inner();
+    let mut count = 0u64;
+    while let Some(message) = stream.message().await.expect("message") {
+        match message.message {
+            Some(Message::Rows(batch)) => count += batch.rows.len() as u64,
+            Some(Message::Arrow(batch)) => count += batch.row_count,
             Some(Message::End(end)) => {
                 assert_eq!(end.rows_sent, count, "{}", end.error);
                 break;
@@ -113,7 +149,7 @@ fn main() {
 
         let (plain_rows, plain_secs) =
             plain_client_rows_per_second(&base, "plain_big", rows, Clock::FromFirstPage).await;
-        let (broker_rows, broker_secs) = broker_rows_per_second(&broker, rows).await;
+        let (job_id, broker_rows, broker_secs) = broker_rows_per_second(&broker, rows).await;
         assert_eq!(plain_rows, rows);
         assert_eq!(broker_rows, rows);
         let plain_rate = plain_rows as f64 / plain_secs;
@@ -130,6 +166,20 @@ fn main() {
         println!(
             "JSON page -> protobuf alone:   {:>12.0} rows/s ({convert_secs:.2} s)",
             converted as f64 / convert_secs
+        );
+        let (logged_rows, rows_secs) =
+            logged_rows_per_second(&broker, &job_id, ResultEncoding::Rows).await;
+        let (arrow_rows, arrow_secs) =
+            logged_rows_per_second(&broker, &job_id, ResultEncoding::Arrow).await;
+        assert_eq!(logged_rows, rows);
+        assert_eq!(arrow_rows, rows);
+        let rows_rate = logged_rows as f64 / rows_secs;
+        let arrow_rate = arrow_rows as f64 / arrow_secs;
+        println!("the log read again, ROWS:      {rows_rate:>12.0} rows/s ({rows_secs:.2} s)");
+        println!("the log read again, ARROW:     {arrow_rate:>12.0} rows/s ({arrow_secs:.2} s)");
+        println!(
+            "ratio ARROW / ROWS:            {:>12.2}",
+            arrow_rate / rows_rate
         );
         if let (Some(before), Some(after)) = (rss_before, peak_rss_kib()) {
             println!(

@@ -361,6 +361,11 @@ pub struct ServeConfig {
     #[arg(long, env = "FLINKBROKER_SAVEPOINT_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
     pub savepoint_timeout: Duration,
 
+    /// The most distinct rows the TABLE view of one statement's results holds; a larger table
+    /// is refused (FAILED_PRECONDITION naming this flag) and its changelog stays readable.
+    #[arg(long, env = "FLINKBROKER_MAX_TABLE_ROWS", default_value_t = 1_000_000)]
+    pub max_table_rows: u64,
+
     /// How long a revision made by UpgradeJob may take to run (its Flink jobs running for
     /// `--upgrade-running-for`) before it is canceled and the previous revision rolled back.
     #[arg(long, env = "FLINKBROKER_UPGRADE_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
@@ -781,6 +786,7 @@ fn limits(config: &ServeConfig, tenants: &TenantPolicies) -> Limits {
         refused_job_retries: config.refused_job_retries,
         refused_job_backoff: config.refused_job_backoff,
         savepoint_timeout: config.savepoint_timeout,
+        max_table_rows: config.max_table_rows,
         upgrade_timeout: config.upgrade_timeout,
         upgrade_running_for: config.upgrade_running_for,
     }

@@ -82,6 +82,7 @@ async fn read(client: &mut Client, request: StreamOperationResultsRequest) -> Re
                 ipc.extend_from_slice(&batch.ipc_message);
             }
             Message::Progress(_) => {}
+            Message::Snapshot(_) => panic!("no table snapshot in a changelog"),
             Message::End(end) => {
                 let schema = schema.expect("schema");
                 let mut arrow_schema = None;

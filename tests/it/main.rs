@@ -31,6 +31,7 @@ mod sql_jobs;
 mod sql_validation;
 mod standin;
 mod store_suite;
+mod table_view;
 mod tenant_policy;
 mod traces;
 mod upgrades;

@@ -453,7 +453,9 @@ async fn read_results(
             };
             match message.message {
                 Some(Message::Schema(_) | Message::Progress(_)) | None => {}
-                Some(Message::Arrow(_)) => panic!("arrow batches for a ROWS request"),
+                Some(Message::Arrow(_) | Message::Snapshot(_)) => {
+                    panic!("arrow batches or a table snapshot for a ROWS changelog request")
+                }
                 Some(Message::Rows(batch)) => {
                     if batch.first_row_offset != reading.ids.len() as u64 {
                         reading.offset_mismatches.push(format!(

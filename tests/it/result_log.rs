@@ -87,7 +87,9 @@ async fn read(
             .expect("stream message")
             .expect("stream ends with an end message");
         match message.message.expect("message set") {
-            Message::Arrow(_) => panic!("arrow batches for a ROWS request"),
+            Message::Arrow(_) | Message::Snapshot(_) => {
+                panic!("arrow batches or a table snapshot for a ROWS changelog request")
+            }
             Message::Schema(schema) => {
                 assert!(read.ids.is_empty(), "schema comes first");
                 assert_eq!(schema.columns.len(), 2);

@@ -91,7 +91,9 @@ async fn stream_results(client: &mut Client, request: StreamOperationResultsRequ
                 rows.extend(batch.rows);
             }
             Message::Progress(_) => {}
-            Message::Arrow(_) => panic!("arrow batches for a ROWS request"),
+            Message::Arrow(_) | Message::Snapshot(_) => {
+                panic!("arrow batches or a table snapshot for a ROWS changelog request")
+            }
             Message::End(end) => {
                 assert!(
                     stream.message().await.expect("stream").is_none(),

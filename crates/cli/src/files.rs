@@ -129,7 +129,7 @@ async fn write_to(
                     sink.write(&record_batch)?;
                 }
             }
-            Some(Message::Rows(_)) => {
+            Some(Message::Rows(_) | Message::Snapshot(_)) => {
                 return Err(CliError::Failed(
                     "the broker sent rows for results asked as arrow".into(),
                 ));

@@ -386,10 +386,23 @@ pub struct ResultsArgs {
     /// How rows are printed, or written to --output (arrow: an Arrow IPC file; parquet).
     #[arg(long, value_enum, default_value_t = ResultFormat::Table)]
     pub format: ResultFormat,
+    /// changelog: every row as logged, with its kind; table: the current table (the
+    /// changelog applied), printed once the stream ends.
+    #[arg(long, value_enum, default_value_t = ResultView::Changelog)]
+    pub view: ResultView,
     /// The file `--format arrow|parquet` writes (batch by batch, never the whole result in
     /// memory).
     #[arg(long, required_if_eq_any = [("format", "arrow"), ("format", "parquet")])]
     pub output: Option<PathBuf>,
+}
+
+/// How `results` reads a statement's results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ResultView {
+    /// Every row as logged, with its kind.
+    Changelog,
+    /// The current table: a snapshot from the broker, then its changes applied.
+    Table,
 }
 
 /// How `results` prints rows, or the file it writes.
@@ -534,6 +547,11 @@ pub async fn run(server: &ServerArgs, command: ClientCommand) -> Result<(), CliE
                 ResultFormat::Json => Format::Json,
                 ResultFormat::Jsonl => Format::Jsonl,
                 ResultFormat::Arrow | ResultFormat::Parquet => {
+                    if args.view == ResultView::Table {
+                        return Err(CliError::Usage(
+                            "--view table prints a table; write files of the changelog".into(),
+                        ));
+                    }
                     let path = args.output.ok_or_else(|| {
                         CliError::Usage("--format arrow|parquet needs --output FILE".into())
                     })?;
@@ -558,16 +576,25 @@ pub async fn run(server: &ServerArgs, command: ClientCommand) -> Result<(), CliE
                     .await;
                 }
             };
-            print_results(
-                &mut client,
-                &mut out,
-                &args.id,
-                args.statement,
-                args.from_row,
-                args.max_rows.unwrap_or(10_000),
-                text,
-            )
-            .await
+            let table = args.view == ResultView::Table;
+            let request = proto::StreamOperationResultsRequest {
+                job_id: args.id,
+                statement_index: args.statement,
+                // A table is printed whole: it is bounded by the broker's --max-table-rows.
+                max_rows: if table {
+                    0
+                } else {
+                    i64::try_from(args.max_rows.unwrap_or(10_000)).unwrap_or(i64::MAX)
+                },
+                resume_from_row: args.from_row,
+                view: if table {
+                    proto::ResultView::Table
+                } else {
+                    proto::ResultView::Changelog
+                } as i32,
+                ..proto::StreamOperationResultsRequest::default()
+            };
+            print_results(&mut client, &mut out, request, text).await
         }
     }
 }
@@ -674,7 +701,12 @@ async fn sql_run(
     let job = follow::follow(client, &job.id).await?;
     ended(&job)?;
     if job.statements.iter().any(|s| s.is_query) {
-        print_results(client, out, &job.id, None, 0, args.max_rows, args.format).await?;
+        let request = proto::StreamOperationResultsRequest {
+            job_id: job.id.clone(),
+            max_rows: i64::try_from(args.max_rows).unwrap_or(i64::MAX),
+            ..proto::StreamOperationResultsRequest::default()
+        };
+        print_results(client, out, request, args.format).await?;
     }
     Ok(())
 }
@@ -814,28 +846,32 @@ fn python_program(script: &str) -> Result<proto::submit_python_request::Program,
 async fn print_results(
     client: &mut Client,
     out: &mut dyn Write,
-    job_id: &str,
-    statement: Option<u32>,
-    from_row: u64,
-    max_rows: u64,
+    request: proto::StreamOperationResultsRequest,
     format: Format,
 ) -> Result<(), CliError> {
+    let table = request.view == proto::ResultView::Table as i32;
     let mut stream = client
-        .stream_operation_results(proto::StreamOperationResultsRequest {
-            job_id: job_id.to_owned(),
-            statement_index: statement,
-            max_rows: i64::try_from(max_rows).unwrap_or(i64::MAX),
-            resume_from_row: from_row,
-            ..proto::StreamOperationResultsRequest::default()
-        })
+        .stream_operation_results(request)
         .await?
         .into_inner();
     let mut writer = output::RowWriter::new(out, format);
+    let mut applied = table.then(values::Table::default);
     use proto::stream_operation_results_response::Message;
     while let Some(message) = stream.message().await? {
         match message.message {
             Some(Message::Schema(schema)) => writer.schema(&schema)?,
-            Some(Message::Rows(batch)) => writer.rows(&batch.rows)?,
+            Some(Message::Rows(batch)) => match applied.as_mut() {
+                Some(held) => held.apply(&batch.rows),
+                None => writer.rows(&batch.rows)?,
+            },
+            Some(Message::Snapshot(snapshot)) => match applied.as_mut() {
+                Some(held) => held.apply(&snapshot.rows),
+                None => {
+                    return Err(CliError::Failed(
+                        "the broker sent a table snapshot for a changelog".into(),
+                    ));
+                }
+            },
             Some(Message::Progress(_)) | None => {}
             Some(Message::Arrow(_)) => {
                 return Err(CliError::Failed(
@@ -843,6 +879,9 @@ async fn print_results(
                 ));
             }
             Some(Message::End(end)) => {
+                if let Some(held) = applied.take() {
+                    writer.rows(&held.rows())?;
+                }
                 let rows = writer.finish()?;
                 return match proto::stream_end::Reason::try_from(end.reason) {
                     Ok(proto::stream_end::Reason::Failed) => Err(CliError::Failed(format!(

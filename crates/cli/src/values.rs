@@ -215,3 +215,54 @@ mod tests {
         }
     }
 }
+
+/// A statement's table on the client: a snapshot's rows and the changes after it applied
+/// (+I and +U add a row, -U and -D take one away), in the order rows first appeared.
+#[derive(Default)]
+pub(crate) struct Table {
+    rows: Vec<(proto::Row, u64)>,
+    index: std::collections::HashMap<Vec<u8>, usize>,
+}
+
+impl Table {
+    /// Applies changelog rows.
+    pub(crate) fn apply(&mut self, rows: &[proto::Row]) {
+        use prost::Message as _;
+        for row in rows {
+            let key = proto::Row {
+                kind: 0,
+                values: row.values.clone(),
+            }
+            .encode_to_vec();
+            let retracts = matches!(
+                proto::RowKind::try_from(row.kind),
+                Ok(proto::RowKind::UpdateBefore | proto::RowKind::Delete)
+            );
+            match (self.index.get(&key), retracts) {
+                (Some(&at), true) => {
+                    self.rows[at].1 = self.rows[at].1.saturating_sub(1);
+                }
+                (Some(&at), false) => self.rows[at].1 += 1,
+                (None, true) => {}
+                (None, false) => {
+                    self.index.insert(key, self.rows.len());
+                    self.rows.push((
+                        proto::Row {
+                            kind: proto::RowKind::Insert as i32,
+                            values: row.values.clone(),
+                        },
+                        1,
+                    ));
+                }
+            }
+        }
+    }
+
+    /// The rows the table holds, each as many times as it is held.
+    pub(crate) fn rows(self) -> Vec<proto::Row> {
+        self.rows
+            .into_iter()
+            .flat_map(|(row, count)| std::iter::repeat_n(row, count as usize))
+            .collect()
+    }
+}

@@ -116,6 +116,8 @@ pub struct Limits {
     pub refused_job_backoff: Duration,
     /// How long a savepoint may take before it is given up (a stop's Flink job runs on).
     pub savepoint_timeout: Duration,
+    /// The most distinct rows one TABLE view of a statement's results holds.
+    pub max_table_rows: u64,
     /// How long a revision made by UpgradeJob may take to run before it is cancelled and
     /// rolled back.
     pub upgrade_timeout: Duration,
@@ -150,6 +152,7 @@ impl Default for Limits {
             refused_job_retries: 3,
             refused_job_backoff: Duration::from_secs(2),
             savepoint_timeout: Duration::from_secs(300),
+            max_table_rows: 1_000_000,
             upgrade_timeout: Duration::from_secs(300),
             upgrade_running_for: Duration::from_secs(10),
         }

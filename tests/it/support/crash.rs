@@ -621,7 +621,11 @@ impl Connector {
                         };
                         match message.message {
                             Some(Message::Schema(_) | Message::Progress(_)) | None => {}
-                            Some(Message::Arrow(_)) => panic!("arrow batches for a ROWS request"),
+                            Some(Message::Arrow(_) | Message::Snapshot(_)) => {
+                                panic!(
+                                    "arrow batches or a table snapshot for a ROWS changelog request"
+                                )
+                            }
                             Some(Message::Rows(batch)) => {
                                 if read.attempt.is_some_and(|a| a != batch.attempt) {
                                     read.offset_mismatches.push(format!(

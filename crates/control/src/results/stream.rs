@@ -79,6 +79,15 @@ pub enum ResultMessage {
         /// The statement's attempt the rows come from.
         attempt: u32,
     },
+    /// View TABLE: part of the table as of a log offset, before the changes after it.
+    Snapshot {
+        /// The rows, each INSERT.
+        rows: Vec<proto::Row>,
+        /// The changelog rows before this offset are applied.
+        as_of_row_offset: u64,
+        /// The snapshot's last message.
+        last: bool,
+    },
     /// Sent while no rows arrive: how far the results are.
     Progress {
         /// Rows in the result log so far.
@@ -251,7 +260,7 @@ fn check_offset(job_id: JobId, index: u32, log: &LogSummary, offset: u64) -> Res
 
 /// Picks the statement to read: the one asked for, or the last one whose results are part of
 /// the job's outcome.
-fn select_statement(job: &Job, asked: Option<u32>) -> Result<u32> {
+pub(super) fn select_statement(job: &Job, asked: Option<u32>) -> Result<u32> {
     let count = job.statements.len();
     match asked {
         Some(index) => {

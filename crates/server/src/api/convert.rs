@@ -293,6 +293,15 @@ pub(super) fn result_message(message: ResultMessage) -> proto::StreamOperationRe
             first_row_offset,
             attempt,
         }),
+        ResultMessage::Snapshot {
+            rows,
+            as_of_row_offset,
+            last,
+        } => Message::Snapshot(proto::TableSnapshot {
+            rows,
+            as_of_row_offset,
+            last,
+        }),
         ResultMessage::Progress {
             rows_logged,
             earliest_row_offset,

@@ -164,17 +164,40 @@ impl JobApi {
             .max_duration
             .map(|d| validate::duration("max_duration", &d))
             .transpose()?;
-        let receiver = self
-            .controller
-            .stream_results(ResultRequest {
-                job_id,
-                statement_index: request.statement_index,
-                max_rows: (request.max_rows > 0).then_some(request.max_rows as u64),
-                max_duration,
-                resume_from_row: request.resume_from_row,
-                attempt: request.attempt,
-            })
-            .await?;
+        let table = match proto::ResultView::try_from(request.view) {
+            Ok(proto::ResultView::Unspecified | proto::ResultView::Changelog) => false,
+            Ok(proto::ResultView::Table) => true,
+            Err(_) => {
+                return Err(Error::invalid(
+                    "view",
+                    format!(
+                        "unknown value {}; use RESULT_VIEW_CHANGELOG or RESULT_VIEW_TABLE",
+                        request.view
+                    ),
+                )
+                .into());
+            }
+        };
+        if table && arrow.is_some() {
+            return Err(Error::invalid(
+                "encoding",
+                "view TABLE is sent as ROWS; ask for RESULT_ENCODING_ROWS (or view CHANGELOG for arrow)",
+            )
+            .into());
+        }
+        let result_request = ResultRequest {
+            job_id,
+            statement_index: request.statement_index,
+            max_rows: (request.max_rows > 0).then_some(request.max_rows as u64),
+            max_duration,
+            resume_from_row: request.resume_from_row,
+            attempt: request.attempt,
+        };
+        let receiver = if table {
+            self.controller.stream_table(result_request).await?
+        } else {
+            self.controller.stream_results(result_request).await?
+        };
         let Some(mut arrow) = arrow else {
             let stream = ReceiverStream::new(receiver)
                 .map(|item| item.map(convert::result_message).map_err(status));
