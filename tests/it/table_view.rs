@@ -213,6 +213,35 @@ async fn a_finished_group_by_reads_as_its_changelog_applied_before_and_after_a_r
         let user = row["user_id"].as_i64().expect("user_id");
         assert_eq!(row["clicks"].as_i64(), Some(counts[&user]), "{row}");
     }
+
+    // sql run --follow --view table: a new run's table counts each of the 300 clicks once.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("clicks.sql");
+    std::fs::write(&file, BOUNDED).expect("script");
+    let server = format!("http://{}", broker.addr);
+    let output = tokio::task::spawn_blocking(move || {
+        let mut command = assert_cmd::Command::cargo_bin("flinkbroker").expect("binary");
+        command.env_remove("FLINKBROKER_TOKEN");
+        command
+            .env("FLINKBROKER_SERVER", server)
+            .args(["sql", "run", "-f"])
+            .arg(&file)
+            .args(["--follow", "--view", "table", "--format", "json"])
+            .output()
+            .expect("runs")
+    })
+    .await
+    .expect("joined");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let printed = printed.as_array().expect("rows");
+    assert_eq!(printed.len(), 6, "{printed:?}");
+    let total: i64 = printed.iter().filter_map(|r| r["clicks"].as_i64()).sum();
+    assert_eq!(total, 300);
     broker.stop().await;
 }
 
@@ -333,5 +362,84 @@ async fn a_table_past_its_bound_is_refused_and_its_changelog_stays_readable() {
         "{}",
         refused.message()
     );
+    broker.stop().await;
+}
+
+/// Runs the CLI binary with a terminal as its standard output (`script`), so that it shows a
+/// live table; returns its exit status and what the terminal received.
+async fn on_a_terminal(server: String, args: Vec<String>) -> (bool, String) {
+    let binary = assert_cmd::cargo::cargo_bin("flinkbroker");
+    let command_line = std::iter::once(binary.display().to_string())
+        .chain(args)
+        .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    tokio::task::spawn_blocking(move || {
+        let output = std::process::Command::new("script")
+            .args(["-qec", &command_line, "/dev/null"])
+            .env("FLINKBROKER_SERVER", server)
+            .env_remove("FLINKBROKER_TOKEN")
+            .output()
+            .expect("script runs");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    })
+    .await
+    .expect("joined")
+}
+
+#[tokio::test]
+async fn the_cli_follows_a_running_table_live_on_a_terminal_and_prints_it_at_the_end() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.client().await;
+    let job = submit(&mut client, sql(UNBOUNDED, RuntimeMode::Streaming)).await;
+    eventually("rows logged", LIMIT, || {
+        let client = &client;
+        let job = &job;
+        // Every one of the 6 users has appeared long before (the users are drawn at random).
+        async move { (rows_logged(client, job).await >= 200).then_some(()) }
+    })
+    .await;
+    let server = format!("http://{}", broker.addr);
+    let (ok, screen) = on_a_terminal(
+        server.clone(),
+        [
+            "results",
+            &job.id,
+            "--view",
+            "table",
+            "--follow",
+            "--max-rows",
+            "60",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    )
+    .await;
+    assert!(ok, "{screen}");
+    assert!(screen.contains('\u{1b}'), "drawn in place: {screen:?}");
+    // The final table: one row per user, no row kind column.
+    let final_table = screen.rsplit("user_id").next().expect("a table");
+    let rows = final_table.lines().filter(|l| l.starts_with('│')).count();
+    assert_eq!(rows, 6, "{screen}");
+    assert!(!screen.contains("+U"), "a table has no row kinds: {screen}");
+
+    // Without --follow: the table as of now, printed once.
+    let (ok, now) = on_a_terminal(
+        server,
+        ["results", &job.id, "--view", "table", "--format", "json"]
+            .map(str::to_owned)
+            .to_vec(),
+    )
+    .await;
+    assert!(ok, "{now}");
+    let json_start = now.find('[').expect("a JSON array");
+    let printed: serde_json::Value =
+        serde_json::from_str(now[json_start..].lines().next().expect("line").trim()).expect("JSON");
+    assert_eq!(printed.as_array().map(Vec::len), Some(6), "{now}");
+    broker::cancel(&mut client, &job.id).await;
+    wait_for_state(&client, &job.id, JobState::Canceled).await;
     broker.stop().await;
 }

@@ -178,3 +178,35 @@ pub(crate) async fn follow_upgrade(client: &mut Client, id: &str) -> Result<prot
         tokio::time::sleep(REFRESH).await;
     }
 }
+
+/// A table redrawn in place on the terminal as its changes arrive.
+pub(crate) struct LiveTable {
+    bar: ProgressBar,
+}
+
+impl LiveTable {
+    /// The most rows shown while the table changes.
+    const ROWS: usize = 40;
+
+    pub(crate) fn new() -> LiveTable {
+        let bar = ProgressBar::new_spinner();
+        if let Ok(style) = ProgressStyle::with_template("{msg}") {
+            bar.set_style(style);
+        }
+        LiveTable { bar }
+    }
+
+    /// Shows the table as it is now.
+    pub(crate) fn show(&self, columns: &[String], table: &super::values::Table) {
+        self.bar.set_message(super::output::table_text(
+            columns,
+            &table.current(),
+            Self::ROWS,
+        ));
+    }
+
+    /// Clears the live view (the final table is printed after it).
+    pub(crate) fn finish(self) {
+        self.bar.finish_and_clear();
+    }
+}

@@ -22,7 +22,7 @@ mod output;
 mod values;
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -171,6 +171,10 @@ pub struct SqlRunArgs {
     /// Validate the script first; an invalid one is refused before anything runs.
     #[arg(long)]
     pub validate_first: bool,
+    /// With --follow, how the last query's results are printed: changelog (every row with
+    /// its kind) or table (the changelog applied).
+    #[arg(long, value_enum, default_value_t = ResultView::Changelog, requires = "follow")]
+    pub view: ResultView,
 }
 
 // No `///` text here: clap derives `--help` text from doc comments.
@@ -390,6 +394,11 @@ pub struct ResultsArgs {
     /// changelog applied), printed once the stream ends.
     #[arg(long, value_enum, default_value_t = ResultView::Changelog)]
     pub view: ResultView,
+    /// With --view table: keep applying the changes after the snapshot (a terminal shows the
+    /// table as it changes) and print it when the results end; without, print the table as
+    /// it is now.
+    #[arg(long)]
+    pub follow: bool,
     /// The file `--format arrow|parquet` writes (batch by batch, never the whole result in
     /// memory).
     #[arg(long, required_if_eq_any = [("format", "arrow"), ("format", "parquet")])]
@@ -580,12 +589,10 @@ pub async fn run(server: &ServerArgs, command: ClientCommand) -> Result<(), CliE
             let request = proto::StreamOperationResultsRequest {
                 job_id: args.id,
                 statement_index: args.statement,
-                // A table is printed whole: it is bounded by the broker's --max-table-rows.
-                max_rows: if table {
-                    0
-                } else {
-                    i64::try_from(args.max_rows.unwrap_or(10_000)).unwrap_or(i64::MAX)
-                },
+                // A table is printed whole (the broker bounds it by --max-table-rows); with
+                // it, --max-rows bounds the changes followed.
+                max_rows: i64::try_from(args.max_rows.unwrap_or(if table { 0 } else { 10_000 }))
+                    .unwrap_or(i64::MAX),
                 resume_from_row: args.from_row,
                 view: if table {
                     proto::ResultView::Table
@@ -594,6 +601,9 @@ pub async fn run(server: &ServerArgs, command: ClientCommand) -> Result<(), CliE
                 } as i32,
                 ..proto::StreamOperationResultsRequest::default()
             };
+            if table && !args.follow {
+                return print_table_now(&mut client, &mut out, request, text).await;
+            }
             print_results(&mut client, &mut out, request, text).await
         }
     }
@@ -701,9 +711,20 @@ async fn sql_run(
     let job = follow::follow(client, &job.id).await?;
     ended(&job)?;
     if job.statements.iter().any(|s| s.is_query) {
+        let table = args.view == ResultView::Table;
         let request = proto::StreamOperationResultsRequest {
             job_id: job.id.clone(),
-            max_rows: i64::try_from(args.max_rows).unwrap_or(i64::MAX),
+            // A table is printed whole: it is bounded by the broker's --max-table-rows.
+            max_rows: if table {
+                0
+            } else {
+                i64::try_from(args.max_rows).unwrap_or(i64::MAX)
+            },
+            view: if table {
+                proto::ResultView::Table
+            } else {
+                proto::ResultView::Changelog
+            } as i32,
             ..proto::StreamOperationResultsRequest::default()
         };
         print_results(client, out, request, args.format).await?;
@@ -842,6 +863,45 @@ fn python_program(script: &str) -> Result<proto::submit_python_request::Program,
     )
 }
 
+/// `results --view table` without --follow: prints the table as of its snapshot, and stops
+/// reading there.
+async fn print_table_now(
+    client: &mut Client,
+    out: &mut dyn Write,
+    request: proto::StreamOperationResultsRequest,
+    format: Format,
+) -> Result<(), CliError> {
+    use proto::stream_operation_results_response::Message;
+    let mut stream = client.stream_operation_results(request).await?.into_inner();
+    let mut writer = output::RowWriter::new(out, format).without_kinds();
+    while let Some(message) = stream.message().await? {
+        match message.message {
+            Some(Message::Schema(schema)) => writer.schema(&schema)?,
+            Some(Message::Snapshot(snapshot)) => {
+                writer.rows(&snapshot.rows)?;
+                if snapshot.last {
+                    let rows = writer.finish()?;
+                    eprintln!(
+                        "{rows} rows as of row {} of the changelog",
+                        snapshot.as_of_row_offset
+                    );
+                    return Ok(());
+                }
+            }
+            Some(Message::End(end)) => {
+                return Err(CliError::Failed(format!(
+                    "the results ended before the table was sent: {}",
+                    end.error.lines().next().unwrap_or("no rows were logged")
+                )));
+            }
+            Some(Message::Rows(_) | Message::Arrow(_) | Message::Progress(_)) | None => {}
+        }
+    }
+    Err(CliError::Unreachable(
+        "the result stream ended without its end message".into(),
+    ))
+}
+
 /// Streams a statement's results from the log and prints them.
 async fn print_results(
     client: &mut Client,
@@ -850,22 +910,39 @@ async fn print_results(
     format: Format,
 ) -> Result<(), CliError> {
     let table = request.view == proto::ResultView::Table as i32;
-    let mut stream = client
-        .stream_operation_results(request)
-        .await?
-        .into_inner();
+    let mut stream = client.stream_operation_results(request).await?.into_inner();
     let mut writer = output::RowWriter::new(out, format);
+    if table {
+        writer = writer.without_kinds();
+    }
     let mut applied = table.then(values::Table::default);
+    // A terminal shows the table as it changes.
+    let live = (table && format == Format::Table && std::io::stdout().is_terminal())
+        .then(follow::LiveTable::new);
+    let mut columns: Vec<String> = Vec::new();
     use proto::stream_operation_results_response::Message;
     while let Some(message) = stream.message().await? {
         match message.message {
-            Some(Message::Schema(schema)) => writer.schema(&schema)?,
+            Some(Message::Schema(schema)) => {
+                columns = schema.columns.iter().map(|c| c.name.clone()).collect();
+                writer.schema(&schema)?
+            }
             Some(Message::Rows(batch)) => match applied.as_mut() {
-                Some(held) => held.apply(&batch.rows),
+                Some(held) => {
+                    held.apply(&batch.rows);
+                    if let Some(live) = &live {
+                        live.show(&columns, held);
+                    }
+                }
                 None => writer.rows(&batch.rows)?,
             },
             Some(Message::Snapshot(snapshot)) => match applied.as_mut() {
-                Some(held) => held.apply(&snapshot.rows),
+                Some(held) => {
+                    held.apply(&snapshot.rows);
+                    if let (Some(live), true) = (&live, snapshot.last) {
+                        live.show(&columns, held);
+                    }
+                }
                 None => {
                     return Err(CliError::Failed(
                         "the broker sent a table snapshot for a changelog".into(),
@@ -879,6 +956,9 @@ async fn print_results(
                 ));
             }
             Some(Message::End(end)) => {
+                if let Some(live) = live {
+                    live.finish();
+                }
                 if let Some(held) = applied.take() {
                     writer.rows(&held.rows())?;
                 }

@@ -459,6 +459,8 @@ pub(crate) struct RowWriter<'a> {
     /// Whether the rows carry changes (a changelog): the table then shows each row's kind.
     table: Option<Table>,
     rows: u64,
+    /// Whether a table shows each row's kind (not for a materialized table's rows).
+    kinds: bool,
 }
 
 impl<'a> RowWriter<'a> {
@@ -469,7 +471,14 @@ impl<'a> RowWriter<'a> {
             columns: Vec::new(),
             table: None,
             rows: 0,
+            kinds: true,
         }
+    }
+
+    /// A writer of a table's rows (all INSERT): a table shows no row kind column.
+    pub(crate) fn without_kinds(mut self) -> Self {
+        self.kinds = false;
+        self
     }
 
     /// Starts the output with the result's columns.
@@ -477,7 +486,11 @@ impl<'a> RowWriter<'a> {
         self.columns = schema.columns.iter().map(|c| c.name.clone()).collect();
         match self.format {
             Format::Table => {
-                let mut header = vec!["op".to_owned()];
+                let mut header = if self.kinds {
+                    vec!["op".to_owned()]
+                } else {
+                    Vec::new()
+                };
                 header.extend(self.columns.iter().cloned());
                 self.table = Some(table(header));
             }
@@ -497,7 +510,11 @@ impl<'a> RowWriter<'a> {
             match self.format {
                 Format::Table => {
                     if let Some(table) = self.table.as_mut() {
-                        let mut cells = vec![values::row_kind(row.kind).to_owned()];
+                        let mut cells = if self.kinds {
+                            vec![values::row_kind(row.kind).to_owned()]
+                        } else {
+                            Vec::new()
+                        };
                         cells.extend(row.values.iter().map(values::text));
                         table.add_row(cells);
                     }
@@ -544,4 +561,18 @@ impl<'a> RowWriter<'a> {
         self.out.flush().map_err(io)?;
         Ok(self.rows)
     }
+}
+
+/// A materialized table as an aligned table's text (for a live view), at most `max_rows` rows
+/// (the rest counted in a last line).
+pub(crate) fn table_text(columns: &[String], rows: &[proto::Row], max_rows: usize) -> String {
+    let mut shown = table(columns.to_vec());
+    for row in rows.iter().take(max_rows) {
+        shown.add_row(row.values.iter().map(values::text).collect::<Vec<_>>());
+    }
+    let mut text = shown.to_string();
+    if rows.len() > max_rows {
+        text.push_str(&format!("\n… and {} more rows", rows.len() - max_rows));
+    }
+    text
 }

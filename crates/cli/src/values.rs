@@ -258,6 +258,14 @@ impl Table {
         }
     }
 
+    /// The rows the table holds now, each as many times as it is held.
+    pub(crate) fn current(&self) -> Vec<proto::Row> {
+        self.rows
+            .iter()
+            .flat_map(|(row, count)| std::iter::repeat_n(row.clone(), *count as usize))
+            .collect()
+    }
+
     /// The rows the table holds, each as many times as it is held.
     pub(crate) fn rows(self) -> Vec<proto::Row> {
         self.rows
