@@ -1,6 +1,7 @@
 // A job's page: its state live through WatchJob, its state history, its statements with their
 // errors, cancel, savepoints, the revision it is of its lineage and the upgrade that made it,
-// Upgrade (a running SQL job), and the results of a query statement.
+// Upgrade (a running SQL job), and the results of a query statement, as its changelog or as its
+// table.
 
 import {
   ClaimMode,
@@ -17,7 +18,7 @@ import {
 } from "./gen/flinkbroker/v1/broker_pb";
 import { broker, report, wasAborted } from "./api";
 import { fill, h, labelText, when } from "./dom";
-import { ResultsTable } from "./results";
+import { ResultsTable, ViewToggle } from "./results";
 import {
   badgeClass,
   isTerminal,
@@ -142,6 +143,10 @@ export function jobView(
   );
   const picker = h("select", { id: "statement-picker", "aria-label": "Query statement" });
   const show = h("button", { id: "show-results" }, "Show results");
+  // Switching the view reads the shown statement's results again in the other view.
+  const resultsView = new ViewToggle(() => {
+    if (results) openResults(results.index);
+  });
   const statementsSection = h(
     "section",
     {},
@@ -158,7 +163,7 @@ export function jobView(
     "section",
     { hidden: true },
     h("h2", {}, "Results"),
-    h("div", { class: "controls" }, h("label", {}, "Statement ", picker), show),
+    h("div", { class: "controls" }, h("label", {}, "Statement ", picker), show, resultsView.element),
     resultsArea,
   );
   const output = h("pre", { class: "output", id: "submitter-output" });
@@ -178,7 +183,7 @@ export function jobView(
     signal.addEventListener("abort", () => controller.abort(), { once: true });
     results = { index, controller };
     picker.value = String(index);
-    const table = new ResultsTable(jobId, index, controller.signal, onSignIn);
+    const table = new ResultsTable(jobId, index, resultsView.view, controller.signal, onSignIn);
     fill(resultsArea, table.element);
     void table.run();
   }
