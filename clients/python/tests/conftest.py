@@ -31,6 +31,14 @@ STANDIN_BIN = Path(
 )
 FAKE_FLINK = REPO / "tests" / "fixtures" / "fake-flink" / "flink"
 STARTUP_DEADLINE = 30.0
+# One value of each type of the type fixtures, read as rows and as Arrow.
+ALL_TYPES = (
+    "SELECT 1 AS c_int, 'a' AS c_str, CAST(NULL AS INT) AS c_null, TRUE AS c_bool, "
+    "CAST(7 AS BIGINT) AS c_bigint, ARRAY[1,2] AS c_arr, MAP['k', 1] AS c_map, "
+    "ROW(1, 'x') AS c_row, DATE '2024-01-02' AS c_date, TIME '03:04:05' AS c_time, "
+    "TIMESTAMP '2024-01-02 03:04:05.678' AS c_ts, TO_TIMESTAMP_LTZ(0, 3) AS c_ltz, "
+    "CAST(1.5 AS DECIMAL(10,2)) AS c_dec, CAST(2.5 AS DOUBLE) AS c_double, X'CAFE' AS c_bytes"
+)
 
 T = TypeVar("T")
 

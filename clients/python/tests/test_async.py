@@ -61,3 +61,31 @@ def test_async_cancel_and_auth_errors(broker: Broker) -> None:
             assert states[-1] == JobState.CANCELED
 
     asyncio.run(scenario())
+
+
+def test_async_results_as_arrow_and_pandas(broker: Broker) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pytest.importorskip("pandas")
+
+    async def scenario() -> None:
+        async with AsyncClient(broker.target, token=broker.tokens.submitter) as client:
+            job = await client.submit_sql(SCRIPT, mode="batch")
+            await client.wait(job.id, timeout=60)
+            table = await client.results(job.id).to_arrow()
+            assert table.schema.field("price").type == pa.decimal128(10, 2)
+            assert table.column("id").to_pylist() == list(range(1, 31))
+
+            stream = client.results(job.id, from_row=10)
+            batches = [batch async for batch in stream.iter_batches()]
+            assert all(b.schema == stream.arrow_schema for b in batches)
+            assert [i for b in batches for i in b.column("id").to_pylist()] == list(range(11, 31))
+            assert stream.end is not None and stream.end.next_row_offset == 30
+
+            via_arrow = await client.results(job.id).to_pandas()
+            via_rows = await client.results(job.id).to_pandas(arrow=False)
+            assert list(via_arrow.columns) == list(via_rows.columns) == ["id", "price", "row_kind"]
+            assert via_arrow["id"].tolist() == via_rows["id"].tolist() == list(range(1, 31))
+            assert via_arrow["price"].tolist() == via_rows["price"].tolist()
+            assert set(via_arrow["row_kind"]) == {"INSERT"}
+
+    asyncio.run(scenario())

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from conftest import ALL_TYPES
 from flinkbroker import (
     AlreadyExists,
     Client,
@@ -34,13 +35,6 @@ BOUNDED_GEN = (
 UNBOUNDED_GEN = (
     "CREATE TABLE gen_unbounded (id INT) WITH ('connector'='datagen', "
     "'fields.id.kind'='sequence', 'fields.id.start'='1', 'fields.id.end'='100000000')"
-)
-ALL_TYPES = (
-    "SELECT 1 AS c_int, 'a' AS c_str, CAST(NULL AS INT) AS c_null, TRUE AS c_bool, "
-    "CAST(7 AS BIGINT) AS c_bigint, ARRAY[1,2] AS c_arr, MAP['k', 1] AS c_map, "
-    "ROW(1, 'x') AS c_row, DATE '2024-01-02' AS c_date, TIME '03:04:05' AS c_time, "
-    "TIMESTAMP '2024-01-02 03:04:05.678' AS c_ts, TO_TIMESTAMP_LTZ(0, 3) AS c_ltz, "
-    "CAST(1.5 AS DECIMAL(10,2)) AS c_dec, CAST(2.5 AS DOUBLE) AS c_double, X'CAFE' AS c_bytes"
 )
 WAIT = 60.0
 

@@ -217,8 +217,12 @@ def results_request(
     attempt: int | None,
     max_rows: int,
     max_duration: float | timedelta | None,
+    arrow: bool = False,
 ) -> pb.StreamOperationResultsRequest:
+    """Builds StreamOperationResults; `arrow` asks for Arrow record batches instead of rows."""
     request = pb.StreamOperationResultsRequest(job_id=job_id, resume_from_row=next_row, max_rows=max_rows)
+    if arrow:
+        request.encoding = pb.RESULT_ENCODING_ARROW
     if statement is not None:
         request.statement_index = statement
     if attempt is not None:

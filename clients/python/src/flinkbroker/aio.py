@@ -21,30 +21,25 @@ import grpc
 import grpc.aio
 from google.protobuf.message import Message
 
-from . import _common
+from . import _arrow, _common
 from ._common import Mode, Restore, ResultLimits, RetryPolicy, TlsOption, Token
+from ._stream import ResultStreamState
 from .audit import AuditAction, AuditEvent
 from .errors import RpcError, Unavailable, from_grpc
 from .jobs import Job, JobKind, JobState
-from .validation import Validation
-from .results import (
-    Column,
-    Row,
-    StreamEnd,
-    columns_from_schema,
-    end_from_proto,
-    row_from_proto,
-    rows_to_pandas,
-)
+from .results import Row, rows_to_pandas
 from .v1 import broker_pb2 as pb
 from .v1 import broker_pb2_grpc
+from .validation import Validation
 
 if TYPE_CHECKING:
     import pandas
+    import pyarrow
 
 
-class AsyncResultStream:
-    """The asyncio twin of `ResultStream`: iterate it once with `async for`."""
+class AsyncResultStream(ResultStreamState):
+    """The asyncio twin of `ResultStream`: iterate it once with `async for`, or read Arrow with
+    `iter_batches()` (`async for`) or `await to_arrow()`, or `await to_pandas()`."""
 
     def __init__(
         self,
@@ -55,54 +50,30 @@ class AsyncResultStream:
         max_rows: int,
         max_duration: float | timedelta | None,
     ) -> None:
+        super().__init__(job_id, statement, from_row, max_rows, max_duration)
         self._client = client
-        self.job_id = job_id
-        self.statement = statement
-        self.next_row = from_row
-        self.attempt: int | None = None
-        self.columns: list[Column] | None = None
-        self.end: StreamEnd | None = None
-        self.resumed_from: list[int] = []
-        self._max_rows = max_rows
-        self._max_duration = max_duration
-        self._rows_read = 0
-        self._started = False
 
     def __aiter__(self) -> AsyncIterator[Row]:
-        if self._started:
-            raise RuntimeError("an AsyncResultStream can be iterated once")
-        self._started = True
+        self._start()
         return self._rows()
 
-    async def _rows(self) -> AsyncIterator[Row]:
+    async def _messages(self) -> AsyncIterator[pb.StreamOperationResultsResponse]:
+        """Yields the messages holding rows until the end, reconnecting when the connection
+        drops and resuming after the last row read."""
         failures = 0
         policy = self._client.retry_policy
         while True:
-            remaining = self._max_rows - self._rows_read if self._max_rows else 0
-            request = _common.results_request(
-                self.job_id, self.statement, self.next_row, self.attempt, remaining, self._max_duration
+            call = self._client._stub.StreamOperationResults(
+                self._request(), metadata=self._client._metadata()
             )
-            call = self._client._stub.StreamOperationResults(request, metadata=self._client._metadata())
             try:
                 async for message in call:
-                    which = message.WhichOneof("message")
-                    if which == "schema":
-                        self.columns = columns_from_schema(message.schema)
-                    elif which == "rows":
-                        failures = 0
-                        batch = message.rows
-                        self.attempt = batch.attempt
-                        for i, row in enumerate(batch.rows):
-                            offset = batch.first_row_offset + i
-                            if offset < self.next_row:
-                                continue
-                            self.next_row = offset + 1
-                            self._rows_read += 1
-                            yield row_from_proto(row, self.columns or [], offset)
-                    elif which == "end":
-                        self.end = end_from_proto(message.end)
-                        _common.check_end(self.end, self.job_id)
+                    if message.WhichOneof("message") == "end":
+                        self._on_end(message.end)
                         return
+                    if self._take(message):
+                        failures = 0
+                        yield message
                 broken: RpcError = Unavailable("the result stream closed without its end message")
             except grpc.aio.AioRpcError as error:
                 broken = from_grpc(error)
@@ -114,10 +85,36 @@ class AsyncResultStream:
             await asyncio.sleep(policy.backoff(failures))
             self.resumed_from.append(self.next_row)
 
-    async def to_pandas(self) -> pandas.DataFrame:
-        """Reads the remaining rows into a DataFrame (needs pandas), with a `row_kind` column."""
-        rows = [row async for row in self]
-        return rows_to_pandas(rows, self.columns or [])
+    async def _rows(self) -> AsyncIterator[Row]:
+        async for message in self._messages():
+            for row in self._rows_of(message.rows):
+                yield row
+
+    async def _batches(self) -> AsyncIterator[pyarrow.RecordBatch]:
+        async for message in self._messages():
+            batch = self._record_batch(message.arrow)
+            if batch is not None:
+                yield batch
+
+    def iter_batches(self) -> AsyncIterator[pyarrow.RecordBatch]:
+        """Reads the results as Arrow (needs pyarrow): yields each `pyarrow.RecordBatch` as it
+        arrives; see `ResultStream.iter_batches`."""
+        self._start_arrow("iter_batches()")
+        return self._batches()
+
+    async def to_arrow(self) -> pyarrow.Table:
+        """Reads the remaining results as Arrow (needs pyarrow) into a `pyarrow.Table`."""
+        pa = self._start_arrow("to_arrow()")
+        batches = [batch async for batch in self._batches()]
+        return _arrow.to_table(pa, batches, self.arrow_schema)
+
+    async def to_pandas(self, arrow: bool | None = None) -> pandas.DataFrame:
+        """Reads the remaining results into a DataFrame; see `ResultStream.to_pandas`."""
+        pa = self._pandas_pyarrow(arrow)
+        if pa is None:
+            rows = [row async for row in self]
+            return rows_to_pandas(rows, self.columns or [])
+        return _arrow.table_to_pandas(pa, await self.to_arrow(), self.columns or [])
 
 
 class AsyncClient:
@@ -419,5 +416,6 @@ class AsyncClient:
         max_rows: int = 0,
         max_duration: float | timedelta | None = None,
     ) -> AsyncResultStream:
-        """Streams a statement's rows (default: the job's last query) from `from_row`."""
+        """Streams a statement's results (default: the job's last query) from `from_row`; see
+        `Client.results`."""
         return AsyncResultStream(self, job_id, statement, from_row, max_rows, max_duration)

@@ -11,33 +11,28 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from google.protobuf.message import Message
 
-from . import _common
+from . import _arrow, _common
 from ._common import Mode, Restore, ResultLimits, RetryPolicy, TlsOption, Token
+from ._stream import ResultStreamState
 from .audit import AuditAction, AuditEvent
 from .errors import RpcError, Unavailable, from_grpc
 from .jobs import Job, JobKind, JobState
-from .validation import Validation
-from .results import (
-    Column,
-    Row,
-    StreamEnd,
-    columns_from_schema,
-    end_from_proto,
-    row_from_proto,
-    rows_to_pandas,
-)
+from .results import Row, rows_to_pandas
 from .v1 import broker_pb2 as pb
 from .v1 import broker_pb2_grpc
+from .validation import Validation
 
 if TYPE_CHECKING:
     import pandas
+    import pyarrow
 
 
-class ResultStream:
-    """The rows of one statement, read as they come; iterate it once. Reconnects and resumes
-    from the row after the last one yielded when the connection drops. `columns` is set once
-    the schema arrived, `end` once the stream ended, and `resumed_from` lists the offsets
-    reconnected streams started at."""
+class ResultStream(ResultStreamState):
+    """The results of one statement, read once as they come: iterate it for `Row`s, or read
+    Arrow with `iter_batches()` or `to_arrow()`, or a DataFrame with `to_pandas()`. Reconnects
+    and resumes after the last row read when the connection drops. `columns` is set once the
+    schema arrived (`arrow_schema` too when read as Arrow), `end` once the stream ended, and
+    `resumed_from` lists the offsets reconnected streams started at."""
 
     def __init__(
         self,
@@ -48,54 +43,30 @@ class ResultStream:
         max_rows: int,
         max_duration: float | timedelta | None,
     ) -> None:
+        super().__init__(job_id, statement, from_row, max_rows, max_duration)
         self._client = client
-        self.job_id = job_id
-        self.statement = statement
-        self.next_row = from_row
-        self.attempt: int | None = None
-        self.columns: list[Column] | None = None
-        self.end: StreamEnd | None = None
-        self.resumed_from: list[int] = []
-        self._max_rows = max_rows
-        self._max_duration = max_duration
-        self._rows_read = 0
-        self._started = False
 
     def __iter__(self) -> Iterator[Row]:
-        if self._started:
-            raise RuntimeError("a ResultStream can be iterated once")
-        self._started = True
+        self._start()
         return self._rows()
 
-    def _rows(self) -> Iterator[Row]:
+    def _messages(self) -> Iterator[pb.StreamOperationResultsResponse]:
+        """Yields the messages holding rows until the end, reconnecting when the connection
+        drops and resuming after the last row read."""
         failures = 0
         policy = self._client.retry_policy
         while True:
-            remaining = self._max_rows - self._rows_read if self._max_rows else 0
-            request = _common.results_request(
-                self.job_id, self.statement, self.next_row, self.attempt, remaining, self._max_duration
+            call = self._client._stub.StreamOperationResults(
+                self._request(), metadata=self._client._metadata()
             )
-            call = self._client._stub.StreamOperationResults(request, metadata=self._client._metadata())
             try:
                 for message in call:
-                    which = message.WhichOneof("message")
-                    if which == "schema":
-                        self.columns = columns_from_schema(message.schema)
-                    elif which == "rows":
-                        failures = 0
-                        batch = message.rows
-                        self.attempt = batch.attempt
-                        for i, row in enumerate(batch.rows):
-                            offset = batch.first_row_offset + i
-                            if offset < self.next_row:
-                                continue
-                            self.next_row = offset + 1
-                            self._rows_read += 1
-                            yield row_from_proto(row, self.columns or [], offset)
-                    elif which == "end":
-                        self.end = end_from_proto(message.end)
-                        _common.check_end(self.end, self.job_id)
+                    if message.WhichOneof("message") == "end":
+                        self._on_end(message.end)
                         return
+                    if self._take(message):
+                        failures = 0
+                        yield message
                 broken: RpcError = Unavailable("the result stream closed without its end message")
             except grpc.RpcError as error:
                 broken = from_grpc(error)
@@ -104,14 +75,39 @@ class ResultStream:
             failures += 1
             if not policy.should_retry(broken.code, failures):
                 raise broken
-            # Resume after the last row yielded, from the same attempt.
+            # Resume after the last row read, from the same attempt.
             time.sleep(policy.backoff(failures))
             self.resumed_from.append(self.next_row)
 
-    def to_pandas(self) -> pandas.DataFrame:
-        """Reads the remaining rows into a DataFrame (needs pandas), with a `row_kind` column."""
-        rows = list(self)
-        return rows_to_pandas(rows, self.columns or [])
+    def _rows(self) -> Iterator[Row]:
+        for message in self._messages():
+            yield from self._rows_of(message.rows)
+
+    def _batches(self) -> Iterator[pyarrow.RecordBatch]:
+        for message in self._messages():
+            batch = self._record_batch(message.arrow)
+            if batch is not None:
+                yield batch
+
+    def iter_batches(self) -> Iterator[pyarrow.RecordBatch]:
+        """Reads the results as Arrow (needs pyarrow): yields each `pyarrow.RecordBatch` as it
+        arrives, all of `arrow_schema` (a streaming job's first column `$row_kind`)."""
+        self._start_arrow("iter_batches()")
+        return self._batches()
+
+    def to_arrow(self) -> pyarrow.Table:
+        """Reads the remaining results as Arrow (needs pyarrow) into a `pyarrow.Table`."""
+        pa = self._start_arrow("to_arrow()")
+        return _arrow.to_table(pa, list(self._batches()), self.arrow_schema)
+
+    def to_pandas(self, arrow: bool | None = None) -> pandas.DataFrame:
+        """Reads the remaining results into a DataFrame (needs pandas), with a `row_kind`
+        column. As Arrow when pyarrow is installed (`arrow=True` insists, `arrow=False` reads
+        rows); without it, as rows, saying so once."""
+        pa = self._pandas_pyarrow(arrow)
+        if pa is None:
+            return rows_to_pandas(list(self), self.columns or [])
+        return _arrow.table_to_pandas(pa, self.to_arrow(), self.columns or [])
 
 
 class Client:
@@ -431,5 +427,6 @@ class Client:
         max_rows: int = 0,
         max_duration: float | timedelta | None = None,
     ) -> ResultStream:
-        """Streams a statement's rows (default: the job's last query) from `from_row`."""
+        """Streams a statement's results (default: the job's last query) from `from_row`: rows
+        when iterated, Arrow with `iter_batches()`/`to_arrow()`, a DataFrame with `to_pandas()`."""
         return ResultStream(self, job_id, statement, from_row, max_rows, max_duration)

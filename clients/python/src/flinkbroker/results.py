@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import enum
+import importlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .v1 import broker_pb2 as pb
@@ -84,11 +86,12 @@ class Row(Mapping[str, Any]):
         return f"Row({self._values!r}, kind={self.kind.name}, offset={self.offset})"
 
 
-def _hashable(value: Any) -> Any:
+def hashable(value: Any) -> Any:
+    """A MAP key as a dict key: lists become tuples and dicts tuples of their items."""
     if isinstance(value, list):
-        return tuple(_hashable(v) for v in value)
+        return tuple(hashable(v) for v in value)
     if isinstance(value, dict):
-        return tuple((k, _hashable(v)) for k, v in value.items())
+        return tuple((k, hashable(v)) for k, v in value.items())
     return value
 
 
@@ -123,7 +126,7 @@ def to_python(value: pb.Value, logical_type: pb.LogicalType | None = None) -> An
         key_type = logical_type.key_type if logical_type is not None else None
         value_type = logical_type.value_type if logical_type is not None else None
         return {
-            _hashable(to_python(e.key, key_type)): to_python(e.value, value_type)
+            hashable(to_python(e.key, key_type)): to_python(e.value, value_type)
             for e in value.map_value.entries
         }
     if kind == "row_value":
@@ -160,13 +163,18 @@ def end_from_proto(end: pb.StreamEnd) -> StreamEnd:
     return StreamEnd(EndReason(end.reason), end.error, end.next_row_offset)
 
 
-def rows_to_pandas(rows: list[Row], columns: list[Column]) -> pandas.DataFrame:
-    """Builds a DataFrame with one column per result column and a `row_kind` column."""
+def require_pandas() -> ModuleType:
+    """pandas, or ImportError saying how to install it."""
     try:
-        import pandas
+        return importlib.import_module("pandas")
     except ImportError as error:
         raise ImportError("to_pandas() needs pandas: pip install 'flinkbroker-client[pandas]'") from error
+
+
+def rows_to_pandas(rows: list[Row], columns: list[Column]) -> pandas.DataFrame:
+    """Builds a DataFrame with one column per result column and a `row_kind` column."""
+    pd = require_pandas()
     names = [c.name for c in columns]
-    frame = pandas.DataFrame([[row[n] for n in names] for row in rows], columns=names)
+    frame = pd.DataFrame([[row[n] for n in names] for row in rows], columns=names)
     frame["row_kind"] = [row.kind.name for row in rows]
     return frame
