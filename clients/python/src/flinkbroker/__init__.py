@@ -11,9 +11,9 @@
 """
 
 from ._common import Restore, ResultLimits, RetryPolicy, TlsConfig
-from .aio import AsyncClient, AsyncResultStream
+from .aio import AsyncClient, AsyncResultStream, AsyncTableStream
 from .audit import AuditAction, AuditEvent
-from .client import Client, ResultStream
+from .client import Client, ResultStream, TableStream
 from .errors import (
     Aborted,
     AlreadyExists,
@@ -45,7 +45,7 @@ from .jobs import (
     StateTransition,
     Upgrade,
 )
-from .results import Column, EndReason, Row, RowKind, StreamEnd, to_python
+from .results import Column, EndReason, ResultTable, Row, RowKind, StreamEnd, to_python
 from .validation import StatementCheck, Validation
 
 __all__ = [
@@ -53,6 +53,7 @@ __all__ = [
     "AlreadyExists",
     "AsyncClient",
     "AsyncResultStream",
+    "AsyncTableStream",
     "AuditAction",
     "AuditEvent",
     "Client",
@@ -77,6 +78,7 @@ __all__ = [
     "ResultLimits",
     "ResultLog",
     "ResultStream",
+    "ResultTable",
     "ResultsFailed",
     "RetryPolicy",
     "Row",
@@ -88,6 +90,7 @@ __all__ = [
     "Statement",
     "StatementState",
     "StreamEnd",
+    "TableStream",
     "TlsConfig",
     "Validation",
     "Unauthenticated",

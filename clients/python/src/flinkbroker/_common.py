@@ -21,6 +21,7 @@ from .v1 import broker_pb2 as pb
 PemSource = bytes | str | os.PathLike[str] | None
 Token = str | Callable[[], str] | None
 Mode = Literal["batch", "streaming"]
+View = Literal["changelog", "table"]
 
 
 def _read_pem(source: PemSource) -> bytes | None:
@@ -218,11 +219,15 @@ def results_request(
     max_rows: int,
     max_duration: float | timedelta | None,
     arrow: bool = False,
+    table: bool = False,
 ) -> pb.StreamOperationResultsRequest:
-    """Builds StreamOperationResults; `arrow` asks for Arrow record batches instead of rows."""
+    """Builds StreamOperationResults; `arrow` asks for Arrow record batches instead of rows,
+    `table` for the statement's table (a snapshot, then its changes) instead of its changelog."""
     request = pb.StreamOperationResultsRequest(job_id=job_id, resume_from_row=next_row, max_rows=max_rows)
     if arrow:
         request.encoding = pb.RESULT_ENCODING_ARROW
+    if table:
+        request.view = pb.RESULT_VIEW_TABLE
     if statement is not None:
         request.statement_index = statement
     if attempt is not None:
@@ -232,6 +237,13 @@ def results_request(
         request.max_duration.seconds = duration["seconds"]
         request.max_duration.nanos = duration["nanos"]
     return request
+
+
+def is_table_view(view: View) -> bool:
+    """Whether `view` asks for the table ("table") rather than the changelog ("changelog")."""
+    if view not in ("changelog", "table"):
+        raise ValueError(f"view: must be 'changelog' or 'table', not {view!r}")
+    return view == "table"
 
 
 def _format(native: bool) -> int:

@@ -15,19 +15,19 @@ from collections.abc import (
     Sequence,
 )
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import grpc
 import grpc.aio
 from google.protobuf.message import Message
 
 from . import _arrow, _common
-from ._common import Mode, Restore, ResultLimits, RetryPolicy, TlsOption, Token
-from ._stream import ResultStreamState
+from ._common import Mode, Restore, ResultLimits, RetryPolicy, TlsOption, Token, View
+from ._stream import ResultStreamState, StreamState, TableStreamState
 from .audit import AuditAction, AuditEvent
 from .errors import RpcError, Unavailable, from_grpc
 from .jobs import Job, JobKind, JobState
-from .results import Row, rows_to_pandas
+from .results import ResultTable, Row, require_pandas, rows_to_pandas
 from .v1 import broker_pb2 as pb
 from .v1 import broker_pb2_grpc
 from .validation import Validation
@@ -35,6 +35,35 @@ from .validation import Validation
 if TYPE_CHECKING:
     import pandas
     import pyarrow
+
+
+async def _read_results(
+    client: AsyncClient, state: StreamState
+) -> AsyncGenerator[pb.StreamOperationResultsResponse, None]:
+    """Yields the messages of a result stream that hold results, until its end; reconnects when
+    the connection drops, each time with the request `state` makes then."""
+    failures = 0
+    policy = client.retry_policy
+    while True:
+        call = client._stub.StreamOperationResults(state._request(), metadata=client._metadata())
+        try:
+            async for message in call:
+                if message.WhichOneof("message") == "end":
+                    state._on_end(message.end)
+                    return
+                if state._take(message):
+                    failures = 0
+                    yield message
+            broken: RpcError = Unavailable("the result stream closed without its end message")
+        except grpc.aio.AioRpcError as error:
+            broken = from_grpc(error)
+        finally:
+            call.cancel()
+        failures += 1
+        if not policy.should_retry(broken.code, failures):
+            raise broken
+        await asyncio.sleep(policy.backoff(failures))
+        state._reconnecting()
 
 
 class AsyncResultStream(ResultStreamState):
@@ -57,33 +86,10 @@ class AsyncResultStream(ResultStreamState):
         self._start()
         return self._rows()
 
-    async def _messages(self) -> AsyncIterator[pb.StreamOperationResultsResponse]:
+    def _messages(self) -> AsyncIterator[pb.StreamOperationResultsResponse]:
         """Yields the messages holding rows until the end, reconnecting when the connection
         drops and resuming after the last row read."""
-        failures = 0
-        policy = self._client.retry_policy
-        while True:
-            call = self._client._stub.StreamOperationResults(
-                self._request(), metadata=self._client._metadata()
-            )
-            try:
-                async for message in call:
-                    if message.WhichOneof("message") == "end":
-                        self._on_end(message.end)
-                        return
-                    if self._take(message):
-                        failures = 0
-                        yield message
-                broken: RpcError = Unavailable("the result stream closed without its end message")
-            except grpc.aio.AioRpcError as error:
-                broken = from_grpc(error)
-            finally:
-                call.cancel()
-            failures += 1
-            if not policy.should_retry(broken.code, failures):
-                raise broken
-            await asyncio.sleep(policy.backoff(failures))
-            self.resumed_from.append(self.next_row)
+        return _read_results(self._client, self)
 
     async def _rows(self) -> AsyncIterator[Row]:
         async for message in self._messages():
@@ -115,6 +121,72 @@ class AsyncResultStream(ResultStreamState):
             rows = [row async for row in self]
             return rows_to_pandas(rows, self.columns or [])
         return _arrow.table_to_pandas(pa, await self.to_arrow(), self.columns or [])
+
+
+class AsyncTableStream(TableStreamState):
+    """The asyncio twin of `TableStream`: `await snapshot()`, `async for` over `updates()`,
+    `await to_pandas()`, `await close()`."""
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        job_id: str,
+        statement: int | None,
+        from_row: int,
+        max_rows: int,
+        max_duration: float | timedelta | None,
+    ) -> None:
+        super().__init__(job_id, statement, from_row, max_rows, max_duration)
+        self._client = client
+        self._reader: AsyncGenerator[None, None] | None = None
+
+    def _changes(self) -> AsyncGenerator[None, None]:
+        """Reads on: yields each time the table changed, until the stream ends. Every read
+        shares one reader, so each continues where the last stopped."""
+        if self._reader is None:
+            self._reader = self._read()
+        return self._reader
+
+    async def _read(self) -> AsyncGenerator[None, None]:
+        messages = _read_results(self._client, self)
+        try:
+            async for message in messages:
+                if self._apply(message):
+                    yield
+        finally:
+            await messages.aclose()
+
+    async def snapshot(self) -> ResultTable:
+        """The table as of the stream's snapshot; see `TableStream.snapshot`."""
+        if self._snapshot is None:
+            async for _ in self._changes():
+                if self._snapshot is not None:
+                    break
+        return self._first_snapshot()
+
+    async def updates(self) -> AsyncIterator[ResultTable]:
+        """Yields the table now, then after each batch of changes until the stream ends; see
+        `TableStream.updates`."""
+        await self.snapshot()
+        yield self._current()
+        async for _ in self._changes():
+            yield self._current()
+
+    async def to_pandas(self, follow: bool = False) -> pandas.DataFrame:
+        """The table as a DataFrame, as of the snapshot or (`follow`) the end of the stream;
+        see `TableStream.to_pandas`."""
+        require_pandas()
+        await self.snapshot()
+        if follow:
+            async for _ in self._changes():
+                pass
+        return self._current().to_pandas()
+
+    async def close(self) -> None:
+        """Stops reading: the stream to the broker is cancelled; the table read so far stays."""
+        if self._reader is None:
+            self._reader = self._read()
+        await self._reader.aclose()
 
 
 class AsyncClient:
@@ -407,6 +479,7 @@ class AsyncClient:
             raise Unavailable(f"watching job {job_id} returned nothing")
         return _common.final_job(last)
 
+    @overload
     def results(
         self,
         job_id: str,
@@ -415,7 +488,33 @@ class AsyncClient:
         *,
         max_rows: int = 0,
         max_duration: float | timedelta | None = None,
-    ) -> AsyncResultStream:
-        """Streams a statement's results (default: the job's last query) from `from_row`; see
-        `Client.results`."""
+        view: Literal["changelog"] = "changelog",
+    ) -> AsyncResultStream: ...
+
+    @overload
+    def results(
+        self,
+        job_id: str,
+        statement: int | None = None,
+        from_row: int = 0,
+        *,
+        max_rows: int = 0,
+        max_duration: float | timedelta | None = None,
+        view: Literal["table"],
+    ) -> AsyncTableStream: ...
+
+    def results(
+        self,
+        job_id: str,
+        statement: int | None = None,
+        from_row: int = 0,
+        *,
+        max_rows: int = 0,
+        max_duration: float | timedelta | None = None,
+        view: View = "changelog",
+    ) -> AsyncResultStream | AsyncTableStream:
+        """Streams a statement's results (default: the job's last query), as its changelog from
+        `from_row` or (`view="table"`) as its table; see `Client.results`."""
+        if _common.is_table_view(view):
+            return AsyncTableStream(self, job_id, statement, from_row, max_rows, max_duration)
         return AsyncResultStream(self, job_id, statement, from_row, max_rows, max_duration)

@@ -6,18 +6,18 @@ import os
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import grpc
 from google.protobuf.message import Message
 
 from . import _arrow, _common
-from ._common import Mode, Restore, ResultLimits, RetryPolicy, TlsOption, Token
-from ._stream import ResultStreamState
+from ._common import Mode, Restore, ResultLimits, RetryPolicy, TlsOption, Token, View
+from ._stream import ResultStreamState, StreamState, TableStreamState
 from .audit import AuditAction, AuditEvent
 from .errors import RpcError, Unavailable, from_grpc
 from .jobs import Job, JobKind, JobState
-from .results import Row, rows_to_pandas
+from .results import ResultTable, Row, require_pandas, rows_to_pandas
 from .v1 import broker_pb2 as pb
 from .v1 import broker_pb2_grpc
 from .validation import Validation
@@ -25,6 +25,35 @@ from .validation import Validation
 if TYPE_CHECKING:
     import pandas
     import pyarrow
+
+
+def _read_results(
+    client: Client, state: StreamState
+) -> Generator[pb.StreamOperationResultsResponse, None, None]:
+    """Yields the messages of a result stream that hold results, until its end; reconnects when
+    the connection drops, each time with the request `state` makes then."""
+    failures = 0
+    policy = client.retry_policy
+    while True:
+        call = client._stub.StreamOperationResults(state._request(), metadata=client._metadata())
+        try:
+            for message in call:
+                if message.WhichOneof("message") == "end":
+                    state._on_end(message.end)
+                    return
+                if state._take(message):
+                    failures = 0
+                    yield message
+            broken: RpcError = Unavailable("the result stream closed without its end message")
+        except grpc.RpcError as error:
+            broken = from_grpc(error)
+        finally:
+            call.cancel()
+        failures += 1
+        if not policy.should_retry(broken.code, failures):
+            raise broken
+        time.sleep(policy.backoff(failures))
+        state._reconnecting()
 
 
 class ResultStream(ResultStreamState):
@@ -53,31 +82,7 @@ class ResultStream(ResultStreamState):
     def _messages(self) -> Iterator[pb.StreamOperationResultsResponse]:
         """Yields the messages holding rows until the end, reconnecting when the connection
         drops and resuming after the last row read."""
-        failures = 0
-        policy = self._client.retry_policy
-        while True:
-            call = self._client._stub.StreamOperationResults(
-                self._request(), metadata=self._client._metadata()
-            )
-            try:
-                for message in call:
-                    if message.WhichOneof("message") == "end":
-                        self._on_end(message.end)
-                        return
-                    if self._take(message):
-                        failures = 0
-                        yield message
-                broken: RpcError = Unavailable("the result stream closed without its end message")
-            except grpc.RpcError as error:
-                broken = from_grpc(error)
-            finally:
-                call.cancel()
-            failures += 1
-            if not policy.should_retry(broken.code, failures):
-                raise broken
-            # Resume after the last row read, from the same attempt.
-            time.sleep(policy.backoff(failures))
-            self.resumed_from.append(self.next_row)
+        return _read_results(self._client, self)
 
     def _rows(self) -> Iterator[Row]:
         for message in self._messages():
@@ -108,6 +113,85 @@ class ResultStream(ResultStreamState):
         if pa is None:
             return rows_to_pandas(list(self), self.columns or [])
         return _arrow.table_to_pandas(pa, self.to_arrow(), self.columns or [])
+
+
+class TableStream(TableStreamState):
+    """The results of one statement read as its table (`results(..., view="table")`): the
+    table as of a snapshot, then the changes after it applied as they come. `snapshot()` is
+    the table as of the snapshot; `updates()` yields the table after the snapshot and after
+    each batch of changes, until the stream ends; `to_pandas()` is the table as a DataFrame;
+    `table` the table as far as read. Each reads on from where the last stopped. A dropped
+    connection is opened again as a new table stream, whose new snapshot replaces the table
+    (`resumed_from` lists their offsets). `columns` is set once the schema arrived, `end` once
+    the stream ended."""
+
+    def __init__(
+        self,
+        client: Client,
+        job_id: str,
+        statement: int | None,
+        from_row: int,
+        max_rows: int,
+        max_duration: float | timedelta | None,
+    ) -> None:
+        super().__init__(job_id, statement, from_row, max_rows, max_duration)
+        self._client = client
+        self._reader: Generator[None, None, None] | None = None
+
+    def _changes(self) -> Generator[None, None, None]:
+        """Reads on: yields each time the table changed, until the stream ends. Every read
+        shares one reader, so each continues where the last stopped."""
+        if self._reader is None:
+            self._reader = self._read()
+        return self._reader
+
+    def _read(self) -> Generator[None, None, None]:
+        messages = _read_results(self._client, self)
+        try:
+            for message in messages:
+                if self._apply(message):
+                    yield
+        finally:
+            messages.close()
+
+    def snapshot(self) -> ResultTable:
+        """The table as of the stream's snapshot (its `as_of_row_offset`: the changelog rows
+        before it applied), read first if it has not been yet. Of a finished job's statement it
+        is the whole table."""
+        if self._snapshot is None:
+            for _ in self._changes():
+                if self._snapshot is not None:
+                    break
+        return self._first_snapshot()
+
+    def updates(self) -> Iterator[ResultTable]:
+        """Yields the table as it is now (after the snapshot, read first if need be), then
+        again after each batch of changes applied (or a new snapshot, after a reconnection),
+        until the stream ends: at the end of the results, at `max_rows` changes, or after
+        `max_duration`."""
+        self.snapshot()
+        yield self._current()
+        for _ in self._changes():
+            yield self._current()
+
+    def to_pandas(self, follow: bool = False) -> pandas.DataFrame:
+        """The table as a DataFrame (needs pandas): one column per result column, no row kind.
+        Without `follow`, the table as of the snapshot (or as far as `updates()` read on), so a
+        running job's table is returned at once. With `follow`, the table once every change is
+        applied, when the stream ends: at the end of the results, at `max_rows` changes or
+        after `max_duration` (without either, a running job's stream ends with the job)."""
+        require_pandas()
+        self.snapshot()
+        if follow:
+            for _ in self._changes():
+                pass
+        return self._current().to_pandas()
+
+    def close(self) -> None:
+        """Stops reading: the stream to the broker is cancelled; the table read so far stays."""
+        if self._reader is None:
+            self._reader = self._read()
+        self._reader.close()
 
 
 class Client:
@@ -418,6 +502,7 @@ class Client:
         *_, job = self.watch(job_id, timeout)
         return _common.final_job(job)
 
+    @overload
     def results(
         self,
         job_id: str,
@@ -426,7 +511,37 @@ class Client:
         *,
         max_rows: int = 0,
         max_duration: float | timedelta | None = None,
-    ) -> ResultStream:
-        """Streams a statement's results (default: the job's last query) from `from_row`: rows
-        when iterated, Arrow with `iter_batches()`/`to_arrow()`, a DataFrame with `to_pandas()`."""
+        view: Literal["changelog"] = "changelog",
+    ) -> ResultStream: ...
+
+    @overload
+    def results(
+        self,
+        job_id: str,
+        statement: int | None = None,
+        from_row: int = 0,
+        *,
+        max_rows: int = 0,
+        max_duration: float | timedelta | None = None,
+        view: Literal["table"],
+    ) -> TableStream: ...
+
+    def results(
+        self,
+        job_id: str,
+        statement: int | None = None,
+        from_row: int = 0,
+        *,
+        max_rows: int = 0,
+        max_duration: float | timedelta | None = None,
+        view: View = "changelog",
+    ) -> ResultStream | TableStream:
+        """Streams a statement's results (default: the job's last query). `view="changelog"`:
+        every row from `from_row` as a `ResultStream`: rows when iterated, Arrow with
+        `iter_batches()`/`to_arrow()`, a DataFrame with `to_pandas()`. `view="table"`: the
+        table the changelog describes as a `TableStream`, which starts from a snapshot
+        (`from_row` must be 0: the broker refuses another with InvalidArgument) and whose
+        `max_rows` counts the changes after it."""
+        if _common.is_table_view(view):
+            return TableStream(self, job_id, statement, from_row, max_rows, max_duration)
         return ResultStream(self, job_id, statement, from_row, max_rows, max_duration)

@@ -64,11 +64,13 @@ class StreamEnd:
 
 
 class Row(Mapping[str, Any]):
-    """One result row: a read-only mapping of column name to value, with its `kind` and `offset`."""
+    """One result row: a read-only mapping of column name to value, with its `kind` and `offset`
+    (its offset in the statement's changelog; None for a row of a `ResultTable`, which stands
+    for no single changelog row)."""
 
     __slots__ = ("_values", "kind", "offset")
 
-    def __init__(self, values: dict[str, Any], kind: RowKind, offset: int) -> None:
+    def __init__(self, values: dict[str, Any], kind: RowKind, offset: int | None) -> None:
         self._values = values
         self.kind = kind
         self.offset = offset
@@ -151,12 +153,36 @@ def columns_from_schema(schema: pb.ResultSchema) -> list[Column]:
     ]
 
 
-def row_from_proto(row: pb.Row, columns: list[Column], offset: int) -> Row:
-    values = {
+def _values(row: pb.Row, columns: list[Column]) -> dict[str, Any]:
+    return {
         column.name: to_python(value, column.logical_type)
         for column, value in zip(columns, row.values, strict=True)
     }
-    return Row(values, RowKind(row.kind), offset)
+
+
+def row_from_proto(row: pb.Row, columns: list[Column], offset: int) -> Row:
+    return Row(_values(row, columns), RowKind(row.kind), offset)
+
+
+def table_row_from_proto(row: pb.Row, columns: list[Column]) -> Row:
+    """A row of a table: its values, kind INSERT, no offset."""
+    return Row(_values(row, columns), RowKind.INSERT, None)
+
+
+@dataclass(frozen=True)
+class ResultTable:
+    """A statement's table as of one offset of its changelog (`results(..., view="table")`):
+    the changelog rows before `as_of_row_offset` applied (+I and +U add a row, -U and -D take
+    one away). `rows` are the rows it holds, each of kind INSERT, in the order they first
+    appeared; a row held twice comes twice. `columns` as the stream's."""
+
+    rows: tuple[Row, ...]
+    as_of_row_offset: int
+    columns: tuple[Column, ...]
+
+    def to_pandas(self) -> pandas.DataFrame:
+        """The table as a DataFrame (needs pandas): one column per result column, no row kind."""
+        return rows_to_pandas(list(self.rows), list(self.columns), row_kind=False)
 
 
 def end_from_proto(end: pb.StreamEnd) -> StreamEnd:
@@ -171,10 +197,12 @@ def require_pandas() -> ModuleType:
         raise ImportError("to_pandas() needs pandas: pip install 'flinkbroker-client[pandas]'") from error
 
 
-def rows_to_pandas(rows: list[Row], columns: list[Column]) -> pandas.DataFrame:
-    """Builds a DataFrame with one column per result column and a `row_kind` column."""
+def rows_to_pandas(rows: list[Row], columns: list[Column], row_kind: bool = True) -> pandas.DataFrame:
+    """Builds a DataFrame with one column per result column and, with `row_kind`, a `row_kind`
+    column (each row's kind by name)."""
     pd = require_pandas()
     names = [c.name for c in columns]
     frame = pd.DataFrame([[row[n] for n in names] for row in rows], columns=names)
-    frame["row_kind"] = [row.kind.name for row in rows]
+    if row_kind:
+        frame["row_kind"] = [row.kind.name for row in rows]
     return frame
