@@ -177,8 +177,9 @@ def zone(dtype: Any) -> str:
 def assert_same_frame(via_arrow: Any, via_rows: Any) -> None:
     """The same columns and values; dtypes differ only as the README says: narrower integers
     and floats (INT as int32, rows give int64), datetimes in the column's unit (ms for
-    TIMESTAMP(3), rows give us), and an integer column whose values are all NULL as float64
-    NaN (rows give None in an object column)."""
+    TIMESTAMP(3), rows give us), an integer column whose values are all NULL as float64
+    NaN (rows give None in an object column), and DECIMAL Arrow-backed (rows give Decimal
+    objects in an object column)."""
     assert list(via_arrow.columns) == list(via_rows.columns)
     assert len(via_arrow) == len(via_rows)
     for name in via_rows.columns:
@@ -191,7 +192,10 @@ def assert_same_frame(via_arrow: Any, via_rows: Any) -> None:
         narrower = (arrow_dtype.kind, rows_dtype.kind) in (("i", "i"), ("f", "f"))
         other_unit = arrow_dtype.kind == rows_dtype.kind == "M" and zone(arrow_dtype) == zone(rows_dtype)
         all_null = arrow_dtype.kind == "f" and rows_dtype.kind == "O" and all(v is None for v in row_values)
-        assert narrower or other_unit or all_null, (
+        arrow_decimal = isinstance(arrow_dtype, pytest.importorskip("pandas").ArrowDtype) and (
+            pa.types.is_decimal(arrow_dtype.pyarrow_dtype)
+        )
+        assert narrower or other_unit or all_null or arrow_decimal, (
             f"{name}: {arrow_dtype} through Arrow, {rows_dtype} through rows"
         )
 
