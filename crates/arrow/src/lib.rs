@@ -257,7 +257,6 @@ impl Encoder {
                 rows.iter().map(|row| row_kind_text(row.kind)),
             )));
         }
-        static NULL: proto::Value = proto::Value { kind: None };
         for (index, t) in self.types.iter().enumerate() {
             let values: Vec<&proto::Value> = rows
                 .iter()
@@ -298,6 +297,24 @@ pub fn row_kind_text(kind: i32) -> &'static str {
         Ok(proto::RowKind::UpdateAfter) => "+U",
         Ok(proto::RowKind::Delete) => "-D",
         _ => "+I",
+    }
+}
+
+/// A value that is not there (a missing column, a NULL struct's fields): NULL.
+static NULL: proto::Value = proto::Value { kind: None };
+
+/// The key and value types of a MAP, or of a MULTISET (each element to its count).
+fn map_entry_types(t: &proto::LogicalType) -> (proto::LogicalType, proto::LogicalType) {
+    if t.type_root == "MULTISET" {
+        (
+            t.element_type.as_deref().cloned().unwrap_or_default(),
+            multiset_count(),
+        )
+    } else {
+        (
+            t.key_type.as_deref().cloned().unwrap_or_default(),
+            t.value_type.as_deref().cloned().unwrap_or_default(),
+        )
     }
 }
 
@@ -461,17 +478,7 @@ fn build(
             )
         }
         DataType::Map(entries, _) => {
-            let (key_type, value_type) = if t.type_root == "MULTISET" {
-                (
-                    t.element_type.as_deref().cloned().unwrap_or_default(),
-                    multiset_count(),
-                )
-            } else {
-                (
-                    t.key_type.as_deref().cloned().unwrap_or_default(),
-                    t.value_type.as_deref().cloned().unwrap_or_default(),
-                )
-            };
+            let (key_type, value_type) = map_entry_types(t);
             let DataType::Struct(fields) = entries.data_type() else {
                 return Err("a map's entries are a struct".into());
             };
@@ -479,7 +486,6 @@ fn build(
             offsets.push(0i32);
             let mut keys: Vec<&proto::Value> = Vec::new();
             let mut items: Vec<&proto::Value> = Vec::new();
-            static NULL: proto::Value = proto::Value { kind: None };
             for value in values {
                 match &value.kind {
                     None | Some(Kind::NullValue(_)) => {}
@@ -516,7 +522,6 @@ fn build(
             )
         }
         DataType::Struct(fields) => {
-            static NULL: proto::Value = proto::Value { kind: None };
             for value in values {
                 if !matches!(
                     value.kind,
@@ -774,17 +779,7 @@ fn value(array: &dyn Array, row: usize, t: &proto::LogicalType) -> Result<proto:
         DataType::Map(_, _) => {
             let map = downcast::<MapArray>(array)?;
             let entries = map.value(row);
-            let (key_type, value_type) = if t.type_root == "MULTISET" {
-                (
-                    t.element_type.as_deref().cloned().unwrap_or_default(),
-                    multiset_count(),
-                )
-            } else {
-                (
-                    t.key_type.as_deref().cloned().unwrap_or_default(),
-                    t.value_type.as_deref().cloned().unwrap_or_default(),
-                )
-            };
+            let (key_type, value_type) = map_entry_types(t);
             Kind::MapValue(proto::MapValue {
                 entries: (0..entries.len())
                     .map(|i| {

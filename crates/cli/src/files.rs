@@ -136,24 +136,14 @@ async fn write_to(
             }
             Some(Message::Progress(_)) | None => {}
             Some(Message::End(end)) => {
-                return match proto::stream_end::Reason::try_from(end.reason) {
-                    Ok(proto::stream_end::Reason::Failed) => Err(CliError::Failed(format!(
-                        "the statement failed: {}",
-                        end.error.lines().next().unwrap_or_default()
-                    ))),
-                    Ok(proto::stream_end::Reason::Canceled) => {
-                        Err(CliError::Failed("the job was cancelled".into()))
-                    }
-                    _ => {
-                        let Some(sink) = sink else {
-                            return Err(CliError::Failed(
-                                "the results ended before their schema".into(),
-                            ));
-                        };
-                        sink.close()?;
-                        Ok(rows)
-                    }
+                super::stream_failure(&end)?;
+                let Some(sink) = sink else {
+                    return Err(CliError::Failed(
+                        "the results ended before their schema".into(),
+                    ));
                 };
+                sink.close()?;
+                return Ok(rows);
             }
         }
     }

@@ -587,19 +587,13 @@ pub async fn run(server: &ServerArgs, command: ClientCommand) -> Result<(), CliE
             };
             let table = args.view == ResultView::Table;
             let request = proto::StreamOperationResultsRequest {
-                job_id: args.id,
                 statement_index: args.statement,
-                // A table is printed whole (the broker bounds it by --max-table-rows); with
-                // it, --max-rows bounds the changes followed.
-                max_rows: i64::try_from(args.max_rows.unwrap_or(if table { 0 } else { 10_000 }))
-                    .unwrap_or(i64::MAX),
                 resume_from_row: args.from_row,
-                view: if table {
-                    proto::ResultView::Table
-                } else {
-                    proto::ResultView::Changelog
-                } as i32,
-                ..proto::StreamOperationResultsRequest::default()
+                ..result_request(
+                    args.id,
+                    args.view,
+                    args.max_rows.unwrap_or(if table { 0 } else { 10_000 }),
+                )
             };
             if table && !args.follow {
                 return print_table_now(&mut client, &mut out, request, text).await;
@@ -711,22 +705,12 @@ async fn sql_run(
     let job = follow::follow(client, &job.id).await?;
     ended(&job)?;
     if job.statements.iter().any(|s| s.is_query) {
-        let table = args.view == ResultView::Table;
-        let request = proto::StreamOperationResultsRequest {
-            job_id: job.id.clone(),
-            // A table is printed whole: it is bounded by the broker's --max-table-rows.
-            max_rows: if table {
-                0
-            } else {
-                i64::try_from(args.max_rows).unwrap_or(i64::MAX)
-            },
-            view: if table {
-                proto::ResultView::Table
-            } else {
-                proto::ResultView::Changelog
-            } as i32,
-            ..proto::StreamOperationResultsRequest::default()
+        let max_rows = if args.view == ResultView::Table {
+            0
+        } else {
+            args.max_rows
         };
+        let request = result_request(job.id.clone(), args.view, max_rows);
         print_results(client, out, request, args.format).await?;
     }
     Ok(())
@@ -863,6 +847,39 @@ fn python_program(script: &str) -> Result<proto::submit_python_request::Program,
     )
 }
 
+/// The error a result stream's end says the results have: the statement failed or the job
+/// was cancelled.
+pub(crate) fn stream_failure(end: &proto::StreamEnd) -> Result<(), CliError> {
+    match proto::stream_end::Reason::try_from(end.reason) {
+        Ok(proto::stream_end::Reason::Failed) => Err(CliError::Failed(format!(
+            "the statement failed: {}",
+            end.error.lines().next().unwrap_or_default()
+        ))),
+        Ok(proto::stream_end::Reason::Canceled) => {
+            Err(CliError::Failed("the job was cancelled".into()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A result request of the changelog (up to `max_rows`, 0 for all), or of the table (whole:
+/// the broker bounds it by --max-table-rows; `max_rows` then bounds the changes followed).
+fn result_request(
+    job_id: String,
+    view: ResultView,
+    max_rows: u64,
+) -> proto::StreamOperationResultsRequest {
+    proto::StreamOperationResultsRequest {
+        job_id,
+        max_rows: i64::try_from(max_rows).unwrap_or(i64::MAX),
+        view: match view {
+            ResultView::Table => proto::ResultView::Table,
+            ResultView::Changelog => proto::ResultView::Changelog,
+        } as i32,
+        ..proto::StreamOperationResultsRequest::default()
+    }
+}
+
 /// `results --view table` without --follow: prints the table as of its snapshot, and stops
 /// reading there.
 async fn print_table_now(
@@ -963,19 +980,9 @@ async fn print_results(
                     writer.rows(&held.rows())?;
                 }
                 let rows = writer.finish()?;
-                return match proto::stream_end::Reason::try_from(end.reason) {
-                    Ok(proto::stream_end::Reason::Failed) => Err(CliError::Failed(format!(
-                        "the statement failed: {}",
-                        end.error.lines().next().unwrap_or_default()
-                    ))),
-                    Ok(proto::stream_end::Reason::Canceled) => {
-                        Err(CliError::Failed("the job was cancelled".into()))
-                    }
-                    _ => {
-                        eprintln!("{rows} rows");
-                        Ok(())
-                    }
-                };
+                stream_failure(&end)?;
+                eprintln!("{rows} rows");
+                return Ok(());
             }
         }
     }
