@@ -9,6 +9,8 @@
 
 #[path = "../tests/it/support/broker.rs"]
 mod broker;
+#[path = "../tests/it/support/counting_jobmanager.rs"]
+mod counting_jobmanager;
 #[path = "support/gateway_pages.rs"]
 mod gateway_pages;
 use flinkbroker_testkit::standin as sql_gateway_standin;

@@ -316,6 +316,11 @@ pub struct ServeConfig {
     #[arg(long, env = "FLINKBROKER_RESULT_RETENTION", default_value = "24h", value_parser = parse_duration)]
     pub result_retention: Duration,
 
+    /// How long an ended job is kept after it ended; then the janitor deletes it with its
+    /// statements, history and result logs (its audit events stay for --audit-retention).
+    #[arg(long, env = "FLINKBROKER_JOB_RETENTION", default_value = "2160h", value_parser = parse_duration)]
+    pub job_retention: Duration,
+
     /// How often the janitor deletes the result logs past their retention.
     #[arg(long, env = "FLINKBROKER_JANITOR_INTERVAL", default_value = "1m", value_parser = parse_duration)]
     pub janitor_interval: Duration,
@@ -343,6 +348,17 @@ pub struct ServeConfig {
     /// another replica logs, jobs it drives (WatchJob), cancels recorded for this replica.
     #[arg(long, env = "FLINKBROKER_REPLICA_POLL_INTERVAL", default_value = "200ms", value_parser = parse_duration)]
     pub replica_poll_interval: Duration,
+
+    /// How often a replica that holds more than its fair share of the live jobs
+    /// (ceil(unfinished jobs / live replicas), plus a tolerance) hands some over to the
+    /// others.
+    #[arg(long, env = "FLINKBROKER_REBALANCE_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub rebalance_interval: Duration,
+
+    /// The most jobs a replica hands over at once; 0 never hands one over (replicas under
+    /// their share still take up the jobs nobody holds).
+    #[arg(long, env = "FLINKBROKER_REBALANCE_BATCH", default_value_t = 100)]
+    pub rebalance_batch: u64,
 
     /// How many times a SQL statement runs again when the cluster refuses its Flink job at
     /// once (`NoResourceAvailableException` before any task ran: no free slots); after that
@@ -375,6 +391,12 @@ pub struct ServeConfig {
     /// revision that fails sooner is rolled back.
     #[arg(long, env = "FLINKBROKER_UPGRADE_RUNNING_FOR", default_value = "10s", value_parser = parse_duration)]
     pub upgrade_running_for: Duration,
+
+    /// How many jobs taken up again (after a restart, or from another replica) are resumed at
+    /// once; the others wait until one follows its Flink jobs again, so that the gateway and
+    /// the JobManager see a bounded burst however many jobs are taken up.
+    #[arg(long, env = "FLINKBROKER_RESUME_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub resume_concurrency: u32,
 
     /// JSON file mapping the SHA-256 (hex) of each bearer token to its principal, tenant and
     /// roles: `{"tokens": [{"sha256": "…", "principal": "…", "tenant": "…", "roles":
@@ -778,17 +800,21 @@ fn limits(config: &ServeConfig, tenants: &TenantPolicies) -> Limits {
         result_log_window_bytes: config.result_log_window_bytes,
         result_retention: config.result_retention,
         audit_retention: config.audit_retention,
+        job_retention: config.job_retention,
         janitor_interval: config.janitor_interval,
         max_message_bytes: config.max_message_bytes,
         progress_interval: config.progress_interval,
         lease_duration: config.lease_duration,
         replica_poll_interval: config.replica_poll_interval,
+        rebalance_interval: config.rebalance_interval,
+        rebalance_batch: config.rebalance_batch,
         refused_job_retries: config.refused_job_retries,
         refused_job_backoff: config.refused_job_backoff,
         savepoint_timeout: config.savepoint_timeout,
         max_table_rows: config.max_table_rows,
         upgrade_timeout: config.upgrade_timeout,
         upgrade_running_for: config.upgrade_running_for,
+        resume_concurrency: config.resume_concurrency as usize,
     }
 }
 

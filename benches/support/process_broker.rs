@@ -73,7 +73,7 @@ impl ProcessBroker {
         ];
         args.extend_from_slice(extra);
         let log = std::fs::File::create(&log_path).expect("broker log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_flinkbroker"))
+        let child = Command::new(broker_binary())
             .args(&args)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
@@ -170,6 +170,18 @@ impl ProcessBroker {
             let _ = self.child.kill().await;
         }
     }
+
+    /// Kills the broker with SIGKILL (no shutdown: its leases stay held) and reaps it.
+    pub(crate) async fn kill(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// The broker binary: `BENCH_FLINKBROKER_BIN` when set (a copy that a later build cannot
+/// replace mid-run, or another revision's build), else this build's.
+pub(crate) fn broker_binary() -> String {
+    std::env::var("BENCH_FLINKBROKER_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_flinkbroker").to_owned())
 }
 
 /// A loopback port nothing listens on right now.

@@ -42,7 +42,7 @@ const PINNED_JOB_ID: &str = "$internal.pipeline.job-id";
 const LEASE_DURATION: &str = "2s";
 const REPLICA_POLL_INTERVAL: &str = "100ms";
 /// Longest wait for one unary answer or one stream message from a live replica.
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest a replica may take to report SERVING after its start.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest the other replicas may take to drive the killed replica's jobs.
@@ -57,18 +57,18 @@ const MAX_STREAMS: u32 = 5;
 
 /// One `flinkbroker serve` child process listening on a port the kernel chose. Dropping it
 /// kills it.
-struct Replica {
-    id: String,
-    child: Child,
+pub(crate) struct Replica {
+    pub(crate) id: String,
+    pub(crate) child: Child,
     log_path: PathBuf,
-    address: String,
+    pub(crate) address: String,
     channel: Channel,
 }
 
 impl Replica {
     /// Starts the binary with `arguments` and `--replica-id id` on `127.0.0.1:0`, logging to
     /// `<id>.log` under `log_dir`, and waits until it reports SERVING.
-    async fn start(id: &str, arguments: &[String], log_dir: &Path) -> Replica {
+    pub(crate) async fn start(id: &str, arguments: &[String], log_dir: &Path) -> Replica {
         let log_path = log_dir.join(format!("{id}.log"));
         let log = std::fs::File::create(&log_path).expect("replica log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_flinkbroker"))
@@ -147,12 +147,12 @@ impl Replica {
         }
     }
 
-    fn client(&self) -> JobServiceClient<Channel> {
+    pub(crate) fn client(&self) -> JobServiceClient<Channel> {
         JobServiceClient::new(self.channel.clone())
     }
 
     /// Kills the replica with SIGKILL; panics when it had exited by itself before.
-    async fn kill(&mut self) {
+    pub(crate) async fn kill(&mut self) {
         if let Ok(Some(status)) = self.child.try_wait() {
             panic!(
                 "replica {} had exited by itself ({status}) before the kill:\n{}",
@@ -168,7 +168,7 @@ impl Replica {
     }
 
     /// Returns None while the replica runs, else how it exited and its last log lines.
-    fn exited(&mut self) -> Option<String> {
+    pub(crate) fn exited(&mut self) -> Option<String> {
         match self.child.try_wait() {
             Ok(None) => None,
             Ok(Some(status)) => Some(format!(
@@ -180,7 +180,7 @@ impl Replica {
         }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         read_log(&self.log_path)
     }
 
@@ -212,7 +212,7 @@ impl Replica {
         }
     }
 
-    async fn submit_sql(&self, request: SubmitSqlRequest) -> Job {
+    pub(crate) async fn submit_sql(&self, request: SubmitSqlRequest) -> Job {
         tokio::time::timeout(CALL_TIMEOUT, self.client().submit_sql(request))
             .await
             .unwrap_or_else(|_| panic!("SubmitSql on {}: no answer", self.id))
@@ -242,21 +242,21 @@ impl Drop for Replica {
     }
 }
 
-fn tail(text: &str, lines: usize) -> String {
+pub(crate) fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// The stand-in, a fresh database and the `serve` flags every replica shares.
-struct Service {
-    standin: Standin,
-    arguments: Vec<String>,
-    work_dir: tempfile::TempDir,
+pub(crate) struct Service {
+    pub(crate) standin: Standin,
+    pub(crate) arguments: Vec<String>,
+    pub(crate) work_dir: tempfile::TempDir,
     _database: PostgresDatabase,
 }
 
 impl Service {
-    async fn start(name: &str) -> Service {
+    pub(crate) async fn start(name: &str) -> Service {
         let standin = Standin::spawn(StandinConfig {
             not_ready_pages: 1,
             rows_per_page: 200,
@@ -314,7 +314,7 @@ impl Service {
     }
 
     /// Prints every problem and fails the test when there is one, keeping the replicas' logs.
-    fn assert_no_problems(&mut self, problems: &[String], replicas: &[&Replica]) {
+    pub(crate) fn assert_no_problems(&mut self, problems: &[String], replicas: &[&Replica]) {
         for problem in problems {
             eprintln!("problem: {problem}");
         }
@@ -339,7 +339,7 @@ impl Service {
 
     /// Starts the replicas: the first alone (it migrates the fresh database), then the others
     /// together.
-    async fn replicas(&self, ids: &[&str]) -> Vec<Replica> {
+    pub(crate) async fn replicas(&self, ids: &[&str]) -> Vec<Replica> {
         let (first, others) = ids.split_first().expect("at least one replica");
         let mut replicas = vec![Replica::start(first, &self.arguments, self.work_dir.path()).await];
         let starts = others
@@ -965,7 +965,7 @@ fn query_log(job: &Job) -> flinkbroker_proto::ResultLogStatus {
 // Cancels and reads through any replica
 
 /// An unbounded INSERT: its Flink job runs until it is cancelled.
-fn unbounded_insert(table: &str) -> String {
+pub(crate) fn unbounded_insert(table: &str) -> String {
     format!(
         "CREATE TABLE src_{table} (id BIGINT) WITH ('connector'='datagen', 'rows-per-second'='5');\n\
          CREATE TABLE snk_{table} (id BIGINT) WITH ('connector'='blackhole');\n\
@@ -973,7 +973,7 @@ fn unbounded_insert(table: &str) -> String {
     )
 }
 
-fn streaming_request(script: String, request_id: &str, run: &str) -> SubmitSqlRequest {
+pub(crate) fn streaming_request(script: String, request_id: &str, run: &str) -> SubmitSqlRequest {
     SubmitSqlRequest {
         script,
         runtime_mode: RuntimeMode::Streaming as i32,
@@ -984,7 +984,7 @@ fn streaming_request(script: String, request_id: &str, run: &str) -> SubmitSqlRe
 }
 
 /// The Flink job id of a job's last statement, lowercase ("" before it started one).
-fn last_flink_job_id(job: &Job) -> String {
+pub(crate) fn last_flink_job_id(job: &Job) -> String {
     job.statements
         .last()
         .map(|statement| statement.flink_job_id.to_ascii_lowercase())

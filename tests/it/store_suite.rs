@@ -173,6 +173,7 @@ store_suite!(
     statement_updates_change_only_the_given_fields,
     list_filters_by_state_kind_and_labels,
     list_pages_through_every_job_once,
+    list_pages_of_combined_filters_hold_every_match_once_newest_first,
     list_pages_stay_stable_while_jobs_are_added,
     list_page_size_zero_uses_the_default,
     malformed_page_tokens_are_rejected,
@@ -194,6 +195,7 @@ store_suite!(
 shared_database_suite!(
     migrations_run_again_without_changes,
     corrupt_rows_are_reported_not_panicked_on,
+    ended_jobs_expire_oldest_first_in_batches_with_their_records_but_not_their_audit_events,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1289,6 +1291,91 @@ async fn list_pages_through_every_job_once(store: Arc<dyn Store>) {
     assert_eq!(distinct.len(), ids.len(), "no job twice");
 }
 
+async fn list_pages_of_combined_filters_hold_every_match_once_newest_first(store: Arc<dyn Store>) {
+    // Two tenants, two labels each, four states; pairs of jobs share a creation time.
+    let states = [
+        JobState::Pending,
+        JobState::Running,
+        JobState::Failed,
+        JobState::Finished,
+    ];
+    let mut jobs = Vec::new();
+    for n in 0..40_i64 {
+        let team = ["recs", "search", "ads"][(n % 3) as usize];
+        let env = if n % 5 < 2 { "prod" } else { "dev" };
+        let mut new_job = sql_job(None, &[("team", team), ("env", env)], T0 + n / 2);
+        new_job.tenant = if n % 4 == 0 { "ml" } else { "default" }.into();
+        let job = create(&store, new_job).await;
+        let state = states[(n * 7 % 4) as usize];
+        if state != JobState::Pending {
+            store
+                .transition(job.id, JobState::Running, "running")
+                .await
+                .expect("running");
+        }
+        if state.is_terminal() {
+            store.transition(job.id, state, "ended").await.expect("end");
+        }
+        jobs.push(store.get_job(job.id).await.expect("get"));
+    }
+    let filters = [
+        JobFilter {
+            states: vec![JobState::Running, JobState::Failed],
+            ..JobFilter::default()
+        },
+        JobFilter {
+            states: vec![JobState::Failed, JobState::Finished, JobState::Pending],
+            tenant: Some("default".into()),
+            ..JobFilter::default()
+        },
+        JobFilter {
+            tenant: Some("ml".into()),
+            labels: labels(&[("team", "recs")]),
+            ..JobFilter::default()
+        },
+        JobFilter {
+            states: vec![JobState::Finished, JobState::Running],
+            labels: labels(&[("env", "prod"), ("team", "search")]),
+            ..JobFilter::default()
+        },
+        JobFilter {
+            states: vec![JobState::Pending, JobState::Failed],
+            tenant: Some("default".into()),
+            kind: Some(JobKind::Sql),
+            labels: labels(&[("team", "ads")]),
+            lineage: None,
+        },
+    ];
+    for filter in filters {
+        let expected: Vec<Job> = jobs
+            .iter()
+            .filter(|job| filter.states.is_empty() || filter.states.contains(&job.state))
+            .filter(|job| {
+                filter
+                    .tenant
+                    .as_ref()
+                    .is_none_or(|tenant| &job.tenant == tenant)
+            })
+            .filter(|job| filter.kind.is_none_or(|kind| job.kind == kind))
+            .filter(|job| {
+                filter
+                    .labels
+                    .iter()
+                    .all(|(key, value)| job.labels.get(key) == Some(value))
+            })
+            .cloned()
+            .collect();
+        assert!(!expected.is_empty(), "{filter:?} matches a job");
+        for page_size in [1, 3, 50] {
+            assert_eq!(
+                all_pages(&store, &filter, page_size).await,
+                newest_first(&expected),
+                "{filter:?}, pages of {page_size}"
+            );
+        }
+    }
+}
+
 async fn list_pages_stay_stable_while_jobs_are_added(store: Arc<dyn Store>) {
     let mut jobs = Vec::new();
     for n in 0..10_i64 {
@@ -2243,4 +2330,238 @@ async fn revisions_share_a_lineage_and_replace_a_job_once(store: Arc<dyn Store>)
             .map(|j| j.id),
         Some(third.id)
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Retention of ended jobs
+
+/// Rows of `table` recorded under a job, read with a connection of its own.
+async fn rows_of(raw: &DatabaseConnection, table: &str, job: JobId) -> i64 {
+    let row = raw
+        .query_one_raw(sea_orm::Statement::from_string(
+            raw.get_database_backend(),
+            format!("SELECT COUNT(*) AS n FROM {table} WHERE job_id = '{job}'"),
+        ))
+        .await
+        .expect("count rows")
+        .expect("a row");
+    row.try_get("", "n").expect("count")
+}
+
+/// Returns once the clock reads later than `millis` (a millisecond at most, unless the clock
+/// stands still).
+async fn clock_past(millis: i64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while flinkbroker_model::job::now_millis() <= millis {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the clock does not move"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+/// A revision of `previous`'s lineage replacing it, its upgrade at `step`.
+fn revision_of(previous: &Job, step: flinkbroker_model::job::UpgradeStep) -> NewJob {
+    use flinkbroker_model::job::{ClaimMode, Lineage, Upgrade, UpgradeKind};
+    let mut job = sql_job(None, &[], previous.created_at + 1);
+    job.lineage = Some(Lineage {
+        lineage_id: previous.lineage.lineage_id,
+        revision: previous.lineage.revision + 1,
+        savepoint_chain: Vec::new(),
+        upgrade: Some(Upgrade {
+            kind: UpgradeKind::Upgrade,
+            previous_job_id: previous.id,
+            step,
+            savepoint_directory: None,
+            savepoint_format: SavepointFormat::Canonical,
+            allow_non_restored_state: false,
+            claim_mode: ClaimMode::NoClaim,
+            savepoint_path: None,
+            rollback_job_id: None,
+            note: None,
+        }),
+    });
+    job
+}
+
+async fn ended_jobs_expire_oldest_first_in_batches_with_their_records_but_not_their_audit_events(
+    test_store: &TestStore,
+) {
+    use flinkbroker_model::job::UpgradeStep;
+    let store = &test_store.store;
+    let raw = raw_connection(&test_store.url).await;
+    let end = |id: JobId, state: JobState| {
+        let store = store.clone();
+        async move {
+            store
+                .transition(id, JobState::Running, "running")
+                .await
+                .expect("running");
+            store
+                .transition(id, state, "ended")
+                .await
+                .expect("end")
+                .ended_at
+                .expect("ended at")
+        }
+    };
+
+    // Five jobs that end before the cut, each with statements, history, a label, a result
+    // log with rows and an audit event.
+    let mut expired = Vec::new();
+    let mut last_end = 0;
+    for n in 0..5_i64 {
+        let mut new_job = sql_job(Some(&format!("old-{n}")), &[("team", "recs")], T0 + n);
+        new_job.audited_as = Some("SubmitSql");
+        let job = create(store, new_job).await;
+        store
+            .open_log(job.id, 2, 0, Vec::new())
+            .await
+            .expect("open");
+        store
+            .append_log(
+                job.id,
+                2,
+                append(0, vec![batch(0, 4, 40)], None, Some(LogEnd::EndOfResults)),
+            )
+            .await
+            .expect("append");
+        let state = [JobState::Finished, JobState::Failed, JobState::Canceled][n as usize % 3];
+        // Each ends in a millisecond of its own, so that "oldest first" is one order.
+        clock_past(last_end).await;
+        last_end = last_end.max(end(job.id, state).await);
+        expired.push(job.id);
+    }
+    // Revisions that end before the cut too, but that a revision still needs: one replaced by
+    // a live revision (done upgrading), one replaced by an ended revision whose upgrade has a
+    // step left (which stays too).
+    let replaced = create(store, sql_job(None, &[], T0 + 10)).await;
+    let successor = create(store, revision_of(&replaced, UpgradeStep::Done)).await;
+    last_end = last_end.max(end(replaced.id, JobState::Canceled).await);
+    store
+        .transition(successor.id, JobState::Running, "running")
+        .await
+        .expect("running");
+    let stopped = create(store, sql_job(None, &[], T0 + 20)).await;
+    let stuck = create(store, revision_of(&stopped, UpgradeStep::StoppingPrevious)).await;
+    last_end = last_end.max(end(stopped.id, JobState::Canceled).await);
+    last_end = last_end.max(end(stuck.id, JobState::Failed).await);
+
+    // The cut: every job above ended before it; the next ones end at it or later.
+    let cut = last_end + 1;
+    clock_past(last_end).await;
+    let recent = create(store, sql_job(None, &[("team", "recs")], T0 + 30)).await;
+    let recent_end = end(recent.id, JobState::Finished).await;
+    assert!(recent_end >= cut);
+    let live = create(store, sql_job(None, &[("team", "recs")], T0 + 40)).await;
+    store
+        .transition(live.id, JobState::Running, "running")
+        .await
+        .expect("running");
+
+    let present = |ids: Vec<JobId>| {
+        let store = store.clone();
+        async move {
+            let mut present = 0;
+            for id in ids {
+                match store.get_job(id).await {
+                    Ok(_) => present += 1,
+                    Err(StoreError::JobNotFound(missing)) => assert_eq!(missing, id),
+                    Err(other) => panic!("get job {id}: {other:?}"),
+                }
+            }
+            present
+        }
+    };
+    // At most the limit per call, oldest first, until none is left.
+    assert_eq!(store.expire_jobs(cut, 2).await.expect("expire"), 2);
+    assert_eq!(present(expired.clone()).await, 3);
+    assert_eq!(
+        present(expired[..2].to_vec()).await,
+        0,
+        "the oldest go first"
+    );
+    assert_eq!(store.expire_jobs(cut, 2).await.expect("expire"), 2);
+    assert_eq!(store.expire_jobs(cut, 2).await.expect("expire"), 1);
+    assert_eq!(store.expire_jobs(cut, 2).await.expect("expire"), 0);
+    assert_eq!(present(expired.clone()).await, 0);
+
+    for id in &expired {
+        for table in [
+            "job_statements",
+            "job_state_transitions",
+            "job_labels",
+            "result_logs",
+            "result_batches",
+        ] {
+            assert_eq!(rows_of(&raw, table, *id).await, 0, "{table} of {id}");
+        }
+        assert_eq!(
+            rows_of(&raw, "audit_events", *id).await,
+            1,
+            "the audit event stays"
+        );
+        assert!(
+            store
+                .read_log(*id, 2, 0, 10, 1 << 20)
+                .await
+                .expect("read")
+                .is_none()
+        );
+    }
+    let events = store
+        .list_audit(&AuditFilter::default(), 100, None)
+        .await
+        .expect("list audit")
+        .events;
+    assert_eq!(events.len(), expired.len(), "{events:?}");
+    let label_page = store
+        .list_jobs(
+            &JobFilter {
+                labels: labels(&[("team", "recs")]),
+                ..JobFilter::default()
+            },
+            100,
+            None,
+        )
+        .await
+        .expect("list by label");
+    assert_eq!(
+        label_page.jobs.iter().map(|job| job.id).collect::<Vec<_>>(),
+        vec![live.id, recent.id]
+    );
+    assert_eq!(
+        present(vec![
+            replaced.id,
+            successor.id,
+            stopped.id,
+            stuck.id,
+            recent.id,
+            live.id
+        ])
+        .await,
+        6,
+        "newer, live and needed jobs stay"
+    );
+
+    // Once the live revision ended, the revision it replaced goes with it; a revision whose
+    // upgrade has a step left stays, and so does the revision it replaces.
+    let successor_end = end(successor.id, JobState::Finished).await;
+    let later = successor_end.max(recent_end) + 1;
+    assert_eq!(store.expire_jobs(later, 100).await.expect("expire"), 3);
+    assert_eq!(present(vec![replaced.id, successor.id, recent.id]).await, 0);
+    assert_eq!(present(vec![stopped.id, stuck.id, live.id]).await, 3);
+    // Given up, the upgrade replaced nothing: both revisions go.
+    let mut lineage = store.get_job(stuck.id).await.expect("stuck").lineage;
+    if let Some(upgrade) = lineage.upgrade.as_mut() {
+        upgrade.step = UpgradeStep::Abandoned;
+    }
+    store
+        .set_lineage(stuck.id, &lineage, None)
+        .await
+        .expect("abandon");
+    assert_eq!(store.expire_jobs(later, 100).await.expect("expire"), 2);
+    assert_eq!(present(vec![stopped.id, stuck.id]).await, 0);
+    assert_eq!(present(vec![live.id]).await, 1, "the live job stays");
 }

@@ -319,8 +319,9 @@ async fn a_submitted_job_is_traced_from_its_call_to_its_flink_job() {
     );
 
     // Each request to the gateway and the JobManager: in the call's trace, under the job
-    // (the health probes' requests have traces of their own).
-    let probes = ["GET /api_versions", "GET /overview"];
+    // (the health probes' requests have traces of their own, and so do the reads of the jobs
+    // overview, which serve every job at once).
+    let probes = ["GET /api_versions", "GET /overview", "GET /jobs/overview"];
     let requests: Vec<&Span> = spans
         .iter()
         .map(|(_, span)| span)
@@ -360,11 +361,17 @@ async fn a_submitted_job_is_traced_from_its_call_to_its_flink_job() {
                 == Some(operation.as_str())),
         "the INSERT's operation is polled under its handle"
     );
-    let jobmanager = named("GET /jobs/:jobid");
+    // Followed through the jobs overview, read for every job at once; a request about the
+    // one job names it.
+    let overviews = named("GET /jobs/overview");
     assert!(
-        !jobmanager.is_empty(),
-        "the flink job is followed on the jobmanager"
+        !overviews.is_empty()
+            && overviews
+                .iter()
+                .all(|span| attribute(span, "peer.service").as_deref() == Some("jobmanager")),
+        "the flink job is followed through the jobmanager's jobs overview"
     );
+    let jobmanager = named("GET /jobs/:jobid");
     assert!(jobmanager.iter().all(|span| {
         attribute(span, "flink.job_id").as_deref() == Some(flink_job_id.as_str())
             && attribute(span, "peer.service").as_deref() == Some("jobmanager")

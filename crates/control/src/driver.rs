@@ -40,7 +40,9 @@ pub(super) enum Command {
     /// TriggerSavepoint: the driver records a savepoint of each of the job's running Flink
     /// jobs and answers with their trigger ids (or why none can be taken).
     Savepoint {
-        request: SavepointRequest,
+        // Boxed, as the large variants are: every live job's command channel holds a block of
+        // commands.
+        request: Box<SavepointRequest>,
         reply: oneshot::Sender<crate::error::Result<Vec<String>>>,
     },
     /// A triggered savepoint ended: its location, or why it failed.
@@ -51,7 +53,7 @@ pub(super) enum Command {
     /// The follower of the job's upgrade recorded a step: the driver records the lineage
     /// (and the note in the history while the job lives) and answers.
     SetLineage {
-        lineage: flinkbroker_model::job::Lineage,
+        lineage: Box<flinkbroker_model::job::Lineage>,
         note: Option<String>,
         reply: oneshot::Sender<crate::error::Result<()>>,
     },
@@ -103,6 +105,12 @@ pub(super) struct Core {
     pub stop: CancellationToken,
     /// The driver's own command channel, for the tasks it starts (drains).
     pub to_self: mpsc::Sender<Command>,
+    /// A job taken up again holds one of the replica's resume slots (`--resume-concurrency`)
+    /// until it follows its job again ([`Core::settled`]), so that a restart or a takeover of
+    /// many jobs sends the gateway and the JobManager a bounded burst.
+    resume_slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// True from the job's take-up until it follows its Flink jobs again.
+    taking_up: bool,
 }
 
 impl Core {
@@ -157,10 +165,38 @@ impl Core {
             to_self: commands_tx,
             job,
             resuming: resumed.is_some(),
-            resumed_because: resumed.unwrap_or_default(),
+            resumed_because: resumed.clone().unwrap_or_default(),
             published,
             commands,
+            resume_slot: None,
+            taking_up: resumed.is_some(),
         })
+    }
+
+    /// Waits for one of the replica's resume slots (a job taken up again); false at shutdown.
+    pub(crate) async fn take_resume_slot(&mut self) -> bool {
+        let slots = Arc::clone(&self.controller.resume_slots);
+        tokio::select! {
+            _ = self.stop.cancelled() => false,
+            slot = slots.acquire_owned() => {
+                self.resume_slot = slot.ok();
+                true
+            }
+        }
+    }
+
+    /// The job taken up is followed again: its resume slot goes to the next job.
+    pub(crate) fn settled(&mut self) {
+        self.resume_slot = None;
+        if std::mem::take(&mut self.taking_up) {
+            metrics::job_resumed();
+        }
+    }
+
+    /// The driver waits for a system that does not answer, sending nothing meanwhile: its
+    /// resume slot goes to the next job.
+    pub(crate) fn yield_resume_slot(&mut self) {
+        self.resume_slot = None;
     }
 
     /// Publishes the job as it is now to GetJob, WatchJob and result streams.
@@ -334,7 +370,18 @@ impl Core {
     /// Waits `pause`, taking commands meanwhile: returns early after a command changed
     /// something, and with the interrupt a cancel or shutdown is.
     pub(crate) async fn pause(&mut self, pause: Duration) -> Result<(), Interrupt> {
-        let sleep = tokio::time::sleep(pause);
+        self.wait_for(std::future::pending(), pause).await
+    }
+
+    /// Waits until `event` happens, at most `at_most`, taking commands meanwhile: returns
+    /// early after a command changed something, and with the interrupt a cancel or shutdown
+    /// is.
+    pub(crate) async fn wait_for(
+        &mut self,
+        event: impl Future<Output = ()>,
+        at_most: Duration,
+    ) -> Result<(), Interrupt> {
+        let sleep = tokio::time::sleep(at_most);
         tokio::pin!(sleep);
         tokio::select! {
             biased;
@@ -344,6 +391,7 @@ impl Core {
                 // The registry holds a sender for as long as the driver runs.
                 None => Ok(()),
             },
+            _ = event => Ok(()),
             _ = &mut sleep => Ok(()),
         }
     }
@@ -394,7 +442,7 @@ impl Core {
                     ))));
                     return Ok(());
                 }
-                self.begin_savepoints(request, reply).await
+                Box::pin(self.begin_savepoints(*request, reply)).await
             }
             Command::SavepointEnded {
                 trigger_id,
@@ -405,16 +453,20 @@ impl Core {
                 note,
                 reply,
             } => {
-                if let Err(interrupt) = self.set_lineage(lineage, None).await {
+                // The note first: whoever sees the step recorded finds its note in the history.
+                let recorded = match note {
+                    Some(note) if !self.job.state.is_terminal() => self.note(&note).await,
+                    _ => Ok(()),
+                };
+                let recorded = match recorded {
+                    Ok(()) => self.set_lineage(*lineage, None).await,
+                    Err(interrupt) => Err(interrupt),
+                };
+                if let Err(interrupt) = recorded {
                     let _ = reply.send(Err(Error::Unavailable(
                         "the job's upgrade could not be recorded".into(),
                     )));
                     return Err(interrupt);
-                }
-                if let Some(note) = note
-                    && !self.job.state.is_terminal()
-                {
-                    self.note(&note).await?;
                 }
                 let _ = reply.send(Ok(()));
                 Ok(())
@@ -505,6 +557,9 @@ impl Core {
             Interrupt::Refused { index, cause } => {
                 self.fail(&format!("statement {} failed: {cause}", index + 1))
                     .await
+            }
+            Interrupt::Shutdown if self.controller.handovers.contains(self.job.id) => {
+                info!(job_id = %self.job.id, state = self.job.state.as_str(), "driver stopped: the job is handed over to another replica (fair shares)");
             }
             Interrupt::Shutdown if !self.controller.shutdown.is_cancelled() => {
                 info!(job_id = %self.job.id, state = self.job.state.as_str(), "driver stopped: this replica no longer holds the job's lease");

@@ -14,7 +14,8 @@ impl Controller {
                 Ok(job)
             }
             None => {
-                let retention = self.limits.result_retention;
+                // A cached job is good until its logs or the job itself may be deleted.
+                let retention = self.limits.result_retention.min(self.limits.job_retention);
                 if let Some(job) = self.ended.get(id, retention) {
                     return Ok(job);
                 }

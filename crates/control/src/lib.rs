@@ -36,11 +36,13 @@ mod get_job;
 mod list_audit;
 mod list_jobs;
 pub mod metrics;
+mod observer;
 mod python;
 mod quotas;
 mod registry;
 mod replicas;
 mod results;
+mod retention;
 mod savepoint;
 mod sql;
 mod stop;
@@ -98,6 +100,9 @@ pub struct Limits {
     pub result_retention: Duration,
     /// How long audit events are kept.
     pub audit_retention: Duration,
+    /// How long ended jobs are kept (with their statements, history and result logs) after
+    /// they ended.
+    pub job_retention: Duration,
     /// How often expired result logs (and audit events) are deleted.
     pub janitor_interval: Duration,
     /// The most encoded rows in one result stream message.
@@ -108,6 +113,10 @@ pub struct Limits {
     pub lease_duration: Duration,
     /// How often the database is looked at for what other replicas changed.
     pub replica_poll_interval: Duration,
+    /// How often a replica over its fair share of the live jobs hands some over.
+    pub rebalance_interval: Duration,
+    /// The most jobs a replica hands over at once (0: none; it keeps what it has).
+    pub rebalance_batch: u64,
     /// How many times a statement whose Flink job the cluster refused at once (no slots,
     /// before any task ran) runs again before its job fails.
     pub refused_job_retries: u32,
@@ -124,6 +133,9 @@ pub struct Limits {
     /// How long a new revision's Flink jobs must have run before its upgrade is done (a
     /// revision failing sooner is rolled back).
     pub upgrade_running_for: Duration,
+    /// How many jobs taken up again (after a restart or a takeover) are resumed at once; the
+    /// others wait until one follows its job again.
+    pub resume_concurrency: usize,
 }
 
 /// The longest pause before a statement whose Flink job was refused runs again.
@@ -144,17 +156,21 @@ impl Default for Limits {
             result_log_window_bytes: 256 << 20,
             result_retention: Duration::from_secs(24 * 3600),
             audit_retention: Duration::from_secs(90 * 24 * 3600),
+            job_retention: Duration::from_secs(90 * 24 * 3600),
             janitor_interval: Duration::from_secs(60),
             max_message_bytes: 4 << 20,
             progress_interval: Duration::from_secs(2),
             lease_duration: Duration::from_secs(10),
             replica_poll_interval: Duration::from_millis(200),
+            rebalance_interval: Duration::from_secs(5),
+            rebalance_batch: 100,
             refused_job_retries: 3,
             refused_job_backoff: Duration::from_secs(2),
             savepoint_timeout: Duration::from_secs(300),
             max_table_rows: 1_000_000,
             upgrade_timeout: Duration::from_secs(300),
             upgrade_running_for: Duration::from_secs(10),
+            resume_concurrency: 32,
         }
     }
 }
@@ -210,7 +226,6 @@ pub struct Controller {
     /// Held while a submission is checked against the quotas and recorded.
     admission: tokio::sync::Mutex<()>,
     tails: results::Tails,
-    statuses: results::StatusCache,
     /// This replica's name in the job leases.
     replica: String,
     shutdown: CancellationToken,
@@ -220,6 +235,13 @@ pub struct Controller {
     flink_version: tokio::sync::OnceCell<flinkbroker_model::flink_version::FlinkVersion>,
     /// The revisions whose start a follower task watches (UpgradeJob's last step).
     upgrade_followers: upgrade::Followers,
+    /// The jobs this replica is handing over: their drivers stop, then their leases go.
+    handovers: replicas::Handovers,
+    /// The one reader of the cluster's jobs overview that every driver follows its Flink
+    /// jobs through.
+    observer: Arc<observer::Observer>,
+    /// The slots of jobs being taken up again (`Limits::resume_concurrency`).
+    resume_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Controller {
@@ -234,6 +256,14 @@ impl Controller {
         shutdown: CancellationToken,
     ) -> Arc<Self> {
         let quotas = quotas::Quotas::new();
+        let tasks = TaskTracker::new();
+        let resume_concurrency = limits.resume_concurrency.max(1);
+        let observer = observer::Observer::new(
+            Arc::clone(&jobmanager),
+            limits.poll_interval,
+            shutdown.clone(),
+            tasks.clone(),
+        );
         Arc::new(Self {
             quotas,
             store,
@@ -245,12 +275,14 @@ impl Controller {
             ended: ended_jobs::EndedJobs::default(),
             admission: tokio::sync::Mutex::new(()),
             tails: results::Tails::default(),
-            statuses: results::StatusCache::default(),
             replica,
             shutdown,
-            tasks: TaskTracker::new(),
+            tasks,
             flink_version: tokio::sync::OnceCell::new(),
             upgrade_followers: upgrade::Followers::default(),
+            handovers: replicas::Handovers::default(),
+            observer,
+            resume_slots: Arc::new(tokio::sync::Semaphore::new(resume_concurrency)),
         })
     }
 
@@ -348,29 +380,31 @@ impl Controller {
             core.job.kind.as_str(),
             &core.job.tenant,
         );
-        self.tasks.spawn(
-            async move {
-                let id = core.job.id;
-                // The registry forgets the job however the driver ends, a panic included.
-                let guard = registry::Registration::new(&this.live, id);
-                let mut core = core;
-                core.resume_savepoints();
-                // A revision made by UpgradeJob first stops the revision it replaces.
-                let lost = if core.prepare_upgrade().await {
-                    match core.job.kind {
-                        JobKind::Sql => sql::driver::run(core).await,
-                        JobKind::Python => python::driver::run(core).await,
-                    }
-                } else {
-                    core.lost
-                };
-                drop(guard);
-                if lost {
-                    this.take_up_again(id).await;
+        let driver = async move {
+            let id = core.job.id;
+            // The registry forgets the job however the driver ends, a panic included.
+            let guard = registry::Registration::new(&this.live, id);
+            let mut core = core;
+            core.resume_savepoints();
+            // A revision made by UpgradeJob first stops the revision it replaces (which
+            // may itself wait for a resume slot: so the slot is taken after).
+            let lost = if !Box::pin(core.prepare_upgrade()).await {
+                core.lost
+            } else if core.resuming && !core.take_resume_slot().await {
+                // Shutdown: the job is taken up at the next start.
+                false
+            } else {
+                match core.job.kind {
+                    JobKind::Sql => sql::driver::run(core).await,
+                    JobKind::Python => python::driver::run(core).await,
                 }
+            };
+            drop(guard);
+            if lost {
+                Box::pin(this.take_up_again(id)).await;
             }
-            .instrument(span),
-        );
+        };
+        self.tasks.spawn(driver.instrument(span));
     }
 
     /// Starts a new driver for a job whose driver could not record its progress, once the
@@ -388,6 +422,8 @@ impl Controller {
                     info!(job_id = %id, owner = ?job.owner, "the job is driven by another replica now");
                     return;
                 }
+                // Handed over (or its lease ran out) meanwhile: another replica takes it up.
+                Ok(_) if !self.may_take_up_again(id).await => return,
                 Ok(job) => {
                     info!(job_id = %id, "taking up a job whose progress could not be recorded");
                     self.spawn_driver(job, Some("after its progress could not be recorded".into()));

@@ -1,8 +1,8 @@
 //! The series the use cases and drivers record: job state changes, statement failures,
-//! result rows logged and streamed, open streams, lease takeovers, quota refusals and audit
-//! events. Every label has a small, fixed set of values: no job, session or operation ids;
-//! tenants are named only when the tenant policy file names them. Each series is exported at
-//! zero from start-up under the label values it is known to take.
+//! result rows logged and streamed, open streams, lease takeovers and handovers, quota refusals
+//! and audit events. Every label has a small, fixed set of values: no job, session or
+//! operation ids; tenants are named only when the tenant policy file names them. Each series
+//! is exported at zero from start-up under the label values it is known to take.
 
 use flinkbroker_flink::sql_gateway::GatewayError;
 use flinkbroker_model::audit::AuditAction;
@@ -29,6 +29,10 @@ pub const RESULT_BYTES_STREAMED: &str = "flinkbroker_result_bytes_streamed_total
 pub const RESULT_STREAMS_OPEN: &str = "flinkbroker_result_streams_open";
 /// The series `flinkbroker_lease_takeovers_total`.
 pub const LEASE_TAKEOVERS: &str = "flinkbroker_lease_takeovers_total";
+/// The series `flinkbroker_lease_handovers_total`.
+pub const LEASE_HANDOVERS: &str = "flinkbroker_lease_handovers_total";
+/// The series `flinkbroker_jobs_resumed_total`.
+pub const JOBS_RESUMED: &str = "flinkbroker_jobs_resumed_total";
 /// The series `flinkbroker_quota_refusals_total`.
 pub const QUOTA_REFUSALS: &str = "flinkbroker_quota_refusals_total";
 /// The series `flinkbroker_audit_events_total`.
@@ -102,6 +106,20 @@ pub const METRICS: &[Metric] = &[
         exported: Exported::AtZero(|| {
             each_combination(&[&[takeover_source(true), takeover_source(false)]])
         }),
+    },
+    Metric {
+        name: LEASE_HANDOVERS,
+        kind: MetricKind::Counter,
+        labels: &[],
+        help: "Jobs this replica handed over to the others (over its fair share), each after its driver here ended",
+        exported: Exported::AtZero(no_labels),
+    },
+    Metric {
+        name: JOBS_RESUMED,
+        kind: MetricKind::Counter,
+        labels: &[],
+        help: "Jobs taken up again (after a restart or a takeover) that follow their Flink jobs again",
+        exported: Exported::AtZero(no_labels),
     },
     Metric {
         name: QUOTA_REFUSALS,
@@ -279,6 +297,16 @@ const fn takeover_source(from_other_replica: bool) -> &'static str {
 /// Counts a job taken up: from another replica, or this replica's own after a restart.
 pub fn lease_takeover(from_other_replica: bool) {
     counter!(LEASE_TAKEOVERS, "from" => takeover_source(from_other_replica)).increment(1);
+}
+
+/// Counts a job taken up again that follows its Flink jobs again.
+pub fn job_resumed() {
+    counter!(JOBS_RESUMED).increment(1);
+}
+
+/// Counts a job handed over to the other replicas (its lease given up after its driver ended).
+pub fn lease_handover() {
+    counter!(LEASE_HANDOVERS).increment(1);
 }
 
 /// Counts a submission refused over a quota. The tenant is named only when the tenant

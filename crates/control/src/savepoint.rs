@@ -79,7 +79,10 @@ impl Controller {
         let (reply, answer) = oneshot::channel();
         let asked = async {
             live.commands
-                .send(Command::Savepoint { request, reply })
+                .send(Command::Savepoint {
+                    request: Box::new(request),
+                    reply,
+                })
                 .await
                 .ok()?;
             answer.await.ok()

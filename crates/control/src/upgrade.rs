@@ -157,7 +157,7 @@ impl Controller {
         if let Some(live) = self.live.get(id) {
             let (reply, answer) = oneshot::channel();
             let command = Command::SetLineage {
-                lineage: lineage.clone(),
+                lineage: Box::new(lineage.clone()),
                 note,
                 reply,
             };

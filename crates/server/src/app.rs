@@ -176,6 +176,12 @@ pub async fn serve_with_metrics(
         config.replica_id.clone(),
         shutdown.clone(),
     );
+    // The recorder is installed before the jobs are taken up, so that their takeovers and
+    // resumptions are counted.
+    let metrics_handle = match metrics_listener {
+        Some(_) => Some(metrics::install()?),
+        None => None,
+    };
     controller.recover().await?;
     info!(
         replica = controller.replica(),
@@ -194,10 +200,10 @@ pub async fn serve_with_metrics(
         .build_v1alpha()
         .context("cannot build reflection v1alpha")?;
 
-    let metrics_endpoint = match metrics_listener {
-        Some(listener) => {
+    let metrics_endpoint = match metrics_listener.zip(metrics_handle) {
+        Some((listener, handle)) => {
             let scrape = metrics::Scrape {
-                handle: metrics::install()?,
+                handle,
                 store: Arc::clone(&dependencies.store),
                 jobmanager: Arc::clone(&dependencies.jobmanager),
                 result_log_max_bytes: config.limits.result_log_max_bytes,

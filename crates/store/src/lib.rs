@@ -18,8 +18,9 @@
 //! - `sea_list`: ListJobs paging and the unfinished jobs.
 //! - `sea_metrics`: a tenant's usage and the counts the metrics read.
 //! - `sea_log`: the result log ([`ResultLog`]).
-//! - `sea_lease`: leases and recorded cancels ([`Leases`]).
+//! - `sea_lease`: leases, the replicas' heartbeats and recorded cancels ([`Leases`]).
 //! - `sea_audit`: the audit trail ([`AuditTrail`]).
+//! - `sea_retention`: the retention of ended jobs ([`Store::expire_jobs`]).
 
 mod entities;
 pub mod migration;
@@ -31,6 +32,7 @@ mod sea_list;
 mod sea_log;
 mod sea_log_sqlite;
 mod sea_metrics;
+mod sea_retention;
 mod sea_wal;
 
 use std::collections::BTreeMap;
@@ -247,12 +249,59 @@ pub trait Leases: Send + Sync {
     /// Gives up every lease `owner` holds (a replica stopping), so others claim them at once.
     async fn release(&self, owner: &str) -> Result<(), StoreError>;
 
+    /// Extends to `until` the leases `owner` still holds at `now` (not expired, not handed
+    /// over); returns those jobs. Unlike [`Leases::renew`], a lease that ran out stays out.
+    async fn extend(
+        &self,
+        owner: &str,
+        now: UnixMillis,
+        until: UnixMillis,
+    ) -> Result<Vec<JobId>, StoreError>;
+
+    /// Hands one lease over (to whichever replica claims it next): only while `owner` holds it
+    /// at `now`, it then ends at `now`; the owner stays recorded until the next claim, so the
+    /// next owner knows whom it took the job from. True when handed over.
+    async fn hand_over(&self, id: JobId, owner: &str, now: UnixMillis) -> Result<bool, StoreError>;
+
+    /// Records that `replica` is alive until `until`, and forgets the replicas whose heartbeat
+    /// ran out before `now`.
+    async fn heartbeat(
+        &self,
+        replica: &str,
+        now: UnixMillis,
+        until: UnixMillis,
+    ) -> Result<(), StoreError>;
+
+    /// What fair shares are computed from, read in one snapshot: the replicas alive at `now`,
+    /// the unfinished jobs and those of them nobody holds a lease on at `now`.
+    async fn census(&self, now: UnixMillis) -> Result<Census, StoreError>;
+
+    /// A replica stopping: forgets its heartbeat and ends at `now` every lease it holds, except
+    /// those of `still_driven` jobs (their drivers had not ended; those leases run out).
+    async fn leave(
+        &self,
+        replica: &str,
+        now: UnixMillis,
+        still_driven: &[JobId],
+    ) -> Result<(), StoreError>;
+
     /// Records a CancelJob for the job's driver, unless one is recorded or the job ended.
     async fn request_cancel(&self, id: JobId, request: &str) -> Result<(), StoreError>;
 
     /// Lists the jobs `owner` drives with a cancel recorded that their driver did not act
     /// on yet (still not CANCELING), with the recorded request.
     async fn cancel_requests(&self, owner: &str) -> Result<Vec<(JobId, String)>, StoreError>;
+}
+
+/// The replicas alive and the jobs they share, as one snapshot read them ([`Leases::census`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Census {
+    /// The ids of the replicas whose heartbeat had not run out, sorted.
+    pub replicas: Vec<String>,
+    /// Jobs not in a terminal state.
+    pub unfinished_jobs: u64,
+    /// Unfinished jobs whose lease nobody held (never claimed, expired or handed over).
+    pub unclaimed_jobs: u64,
 }
 
 /// The audit trail: appended, listed, and deleted only once older than its retention.
@@ -390,6 +439,14 @@ pub trait Store: ResultLog + Leases + AuditTrail + Send + Sync {
         tenant: &str,
         request_id: &str,
     ) -> Result<Option<Job>, StoreError>;
+
+    /// Deletes at most `limit` jobs that ended (a terminal state) before `ended_before`,
+    /// oldest first, with their statements, history, labels and result logs, in one
+    /// transaction; returns how many were deleted. Their audit events stay (they expire with
+    /// the audit trail's own retention). A revision stays while the revision replacing it is
+    /// live or its upgrade has a step left, and so does a revision whose own upgrade has a
+    /// step left.
+    async fn expire_jobs(&self, ended_before: UnixMillis, limit: u64) -> Result<u64, StoreError>;
 }
 
 /// Returns the statements of a job in the shape `NewJob` wants, all PENDING, each classified

@@ -22,9 +22,9 @@ use sea_orm::sqlx::postgres::PgConnectOptions;
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     AccessMode, ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database,
-    DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityTrait, IsolationLevel,
-    QueryFilter, QueryOrder, QuerySelect, RuntimeErr, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait,
+    DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityTrait, FromQueryResult,
+    IsolationLevel, QueryFilter, QueryResult, QuerySelect, QueryTrait, RuntimeErr, Select,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 
@@ -53,8 +53,6 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(30);
 /// Serialises migrations of brokers that start at the same time against one PostgreSQL.
 const MIGRATION_LOCK_KEY: i64 = 0x666c_696e_6b62_726b;
-/// Ids per `IN (...)` list when loading statements and history of many jobs.
-const LOAD_CHUNK: usize = 500;
 
 /// The sea-orm store (SQLite file or memory, PostgreSQL).
 #[derive(Debug, Clone)]
@@ -236,10 +234,8 @@ impl Store for SeaStore {
     }
 
     async fn get_job(&self, id: JobId) -> Result<Job, StoreError> {
-        let txn = self.begin_read().await?;
-        let job = load_job(&txn, id).await;
-        rollback(txn).await?;
-        job
+        // One statement: a snapshot of its own, no transaction needed.
+        load_job(&self.db, id).await
     }
     async fn list_jobs(
         &self,
@@ -301,10 +297,7 @@ impl Store for SeaStore {
         tenant: &str,
         request_id: &str,
     ) -> Result<Option<Job>, StoreError> {
-        let txn = self.begin_read().await?;
-        let existing = find_by_request_id(&txn, tenant, request_id).await;
-        rollback(txn).await?;
-        existing
+        find_by_request_id(&self.db, tenant, request_id).await
     }
     async fn list_unfinished(&self) -> Result<Vec<Job>, StoreError> {
         self.unfinished_jobs().await
@@ -326,15 +319,36 @@ impl Store for SeaStore {
     async fn upgrades_in_progress(&self) -> Result<Vec<Job>, StoreError> {
         self.upgrading_jobs().await
     }
+
+    async fn expire_jobs(&self, ended_before: UnixMillis, limit: u64) -> Result<u64, StoreError> {
+        self.expire_ended_jobs(ended_before, limit).await
+    }
 }
 
-/// The states of a job that is not over.
-pub(super) fn unfinished() -> Condition {
-    Condition::all().add(job::Column::State.is_not_in([
+/// The states of a job that is not over, as stored.
+pub(super) fn live_states() -> [&'static str; 4] {
+    [
+        JobState::Pending.as_str(),
+        JobState::Submitting.as_str(),
+        JobState::Running.as_str(),
+        JobState::Canceling.as_str(),
+    ]
+}
+
+/// The terminal states, as stored.
+pub(super) fn terminal_states() -> [&'static str; 3] {
+    [
         JobState::Finished.as_str(),
         JobState::Failed.as_str(),
         JobState::Canceled.as_str(),
-    ]))
+    ]
+}
+
+/// The states of a job that is not over. Named one by one rather than as "not terminal": an
+/// IN list walks the indexes that lead with the state, where NOT IN reads every job, and the
+/// ended jobs outnumber the live ones by far.
+pub(super) fn unfinished() -> Condition {
+    Condition::all().add(job::Column::State.is_in(live_states()))
 }
 
 /// Jobs no replica holds a live lease on: never claimed, or their lease has lapsed at `now`.
@@ -388,105 +402,252 @@ async fn find_by_request_id<C: ConnectionTrait>(
     tenant: &str,
     request_id: &str,
 ) -> Result<Option<Job>, StoreError> {
-    let row = job::Entity::find()
+    // Unique per tenant: at most one row.
+    let select = job::Entity::find()
         .filter(job::Column::Tenant.eq(tenant))
-        .filter(job::Column::RequestId.eq(request_id))
-        .one(conn)
-        .await
-        .map_err(db_error("cannot read the job of a request id"))?;
-    match row {
-        Some(row) => Ok(load_jobs(conn, vec![row]).await?.pop()),
-        None => Ok(None),
-    }
+        .filter(job::Column::RequestId.eq(request_id));
+    Ok(read_jobs(conn, select, None).await?.pop())
 }
 
 /// Reads one job with its statements and history.
 pub(super) async fn load_job<C: ConnectionTrait>(conn: &C, id: JobId) -> Result<Job, StoreError> {
-    let row = job::Entity::find_by_id(id.to_string())
-        .one(conn)
-        .await
-        .map_err(db_error("cannot read the job"))?
-        .ok_or(StoreError::JobNotFound(id))?;
-    load_jobs(conn, vec![row])
+    read_jobs(conn, job::Entity::find_by_id(id.to_string()), None)
         .await?
         .pop()
         .ok_or(StoreError::JobNotFound(id))
 }
 
-/// Completes job rows with their statements (by index) and history (oldest first).
-pub(super) async fn load_jobs<C: ConnectionTrait>(
+/// Reads one job's row, or reports the job unknown.
+pub(super) async fn job_row<C: ConnectionTrait>(
     conn: &C,
-    rows: Vec<job::Model>,
+    id: JobId,
+) -> Result<job::Model, StoreError> {
+    // By its key: at most one row, read without a LIMIT (see `read_jobs`).
+    job::Entity::find_by_id(id.to_string())
+        .all(conn)
+        .await
+        .map_err(db_error("cannot read the job"))?
+        .pop()
+        .ok_or(StoreError::JobNotFound(id))
+}
+
+/// The columns of `job_statements` a job is read with.
+const STATEMENT_FIELDS: [&str; 9] = [
+    "idx",
+    "sql",
+    "state",
+    "operation_handle",
+    "flink_job_id",
+    "error",
+    "is_query",
+    "kind",
+    "attempt",
+];
+/// The columns of `job_state_transitions` a job is read with.
+const HISTORY_FIELDS: [&str; 4] = ["id", "state", "reason", "at"];
+/// The columns of `result_logs` a job is read with: the heads, without the schema.
+const LOG_FIELDS: [&str; 12] = [
+    "idx",
+    "attempt",
+    "rows_logged",
+    "earliest_row",
+    "bytes_held",
+    "bytes_logged",
+    "next_token",
+    "fetch_sent",
+    "end_reason",
+    "updated_at",
+    "deleted_at",
+    "opened_at",
+];
+
+/// A JSON array of the rows of `table` that belong to the job of the outer query's row, with
+/// `fields`, built by the database (NULL or `[]` when there is none).
+fn child_rows_json(backend: DbBackend, table: &str, fields: &[&str]) -> String {
+    let pairs = fields
+        .iter()
+        .map(|field| format!(r#"'{field}', "child"."{field}""#))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (aggregate, close) = match backend {
+        DbBackend::Postgres => ("CAST(json_agg(json_build_object(", ")) AS TEXT)"),
+        _ => ("json_group_array(json_object(", "))"),
+    };
+    format!(
+        r#"(SELECT {aggregate}{pairs}{close} FROM "{table}" AS "child" WHERE "child"."job_id" = "jobs"."id")"#
+    )
+}
+
+/// Reads the jobs `select` selects (in its order, at most `limit`), each with its statements,
+/// history and result log heads, in one statement: one round trip and one snapshot, however
+/// many jobs. The children come as JSON arrays the database builds per job, where reading
+/// them as rows of their own took three more round trips, and a row each.
+///
+/// The limit is written into the SQL rather than bound: the SQLite linked here (3.51) plans a
+/// query whose LIMIT is a bound parameter for that parameter's value, and so parses and plans
+/// it again at every execution (which cost more than running it).
+pub(super) async fn read_jobs<C: ConnectionTrait>(
+    conn: &C,
+    select: Select<job::Entity>,
+    limit: Option<u64>,
 ) -> Result<Vec<Job>, StoreError> {
-    let mut statements: HashMap<String, Vec<job_statement::Model>> = HashMap::new();
-    let mut history: HashMap<String, Vec<job_state_transition::Model>> = HashMap::new();
-    let mut logs: HashMap<String, Vec<result_log::Model>> = HashMap::new();
-    for chunk in rows.chunks(LOAD_CHUNK) {
-        let ids: Vec<&str> = chunk.iter().map(|row| row.id.as_str()).collect();
-        let statement_rows = job_statement::Entity::find()
-            .filter(job_statement::Column::JobId.is_in(ids.iter().copied()))
-            .order_by_asc(job_statement::Column::JobId)
-            .order_by_asc(job_statement::Column::Idx)
-            .all(conn)
-            .await
-            .map_err(db_error("cannot read job statements"))?;
-        for statement in statement_rows {
-            statements
-                .entry(statement.job_id.clone())
-                .or_default()
-                .push(statement);
-        }
-        let history_rows = job_state_transition::Entity::find()
-            .filter(job_state_transition::Column::JobId.is_in(ids.iter().copied()))
-            .order_by_asc(job_state_transition::Column::JobId)
-            .order_by_asc(job_state_transition::Column::Id)
-            .all(conn)
-            .await
-            .map_err(db_error("cannot read job history"))?;
-        for entry in history_rows {
-            history.entry(entry.job_id.clone()).or_default().push(entry);
-        }
-        let sql_ids: Vec<&str> = chunk
-            .iter()
-            .filter(|row| row.kind == JobKind::Sql.as_str())
-            .map(|row| row.id.as_str())
-            .collect();
-        if !sql_ids.is_empty() {
-            let log_rows = result_log::Entity::find()
-                .select_only()
-                .columns([
-                    result_log::Column::JobId,
-                    result_log::Column::Idx,
-                    result_log::Column::Attempt,
-                    result_log::Column::RowsLogged,
-                    result_log::Column::EarliestRow,
-                    result_log::Column::BytesHeld,
-                    result_log::Column::BytesLogged,
-                    result_log::Column::NextToken,
-                    result_log::Column::FetchSent,
-                    result_log::Column::EndReason,
-                    result_log::Column::UpdatedAt,
-                    result_log::Column::DeletedAt,
-                    result_log::Column::OpenedAt,
-                ])
-                .expr_as(Expr::value(Vec::<u8>::new()), "schema")
-                .filter(result_log::Column::JobId.is_in(sql_ids))
-                .all(conn)
-                .await
-                .map_err(db_error("cannot read result logs"))?;
-            for log in log_rows {
-                logs.entry(log.job_id.clone()).or_default().push(log);
+    let backend = conn.get_database_backend();
+    let select = select
+        .column_as(
+            Expr::cust(child_rows_json(
+                backend,
+                "job_statements",
+                &STATEMENT_FIELDS,
+            )),
+            "statements_json",
+        )
+        .column_as(
+            Expr::cust(child_rows_json(
+                backend,
+                "job_state_transitions",
+                &HISTORY_FIELDS,
+            )),
+            "history_json",
+        )
+        .column_as(
+            Expr::cust(child_rows_json(backend, "result_logs", &LOG_FIELDS)),
+            "logs_json",
+        );
+    let mut statement = select.build(backend);
+    if let Some(limit) = limit {
+        // LIMIT is the last clause of a SELECT without OFFSET or locking.
+        statement.sql.push_str(&format!(" LIMIT {limit}"));
+    }
+    let rows = conn
+        .query_all_raw(statement)
+        .await
+        .map_err(db_error("cannot read jobs"))?;
+    rows.iter().map(job_from_result).collect()
+}
+
+/// Converts one row of `read_jobs` into a `Job`.
+fn job_from_result(result: &QueryResult) -> Result<Job, StoreError> {
+    let row = job::Model::from_query_result(result, "").map_err(db_error("cannot read a job"))?;
+    let corrupt = |detail: String| StoreError::Corrupt {
+        job_id: row.id.clone(),
+        detail,
+    };
+    let children = |column: &str| -> Result<Vec<ChildRow>, StoreError> {
+        let json: Option<String> = result
+            .try_get("", column)
+            .map_err(db_error("cannot read a job"))?;
+        match json {
+            None => Ok(Vec::new()),
+            Some(json) => {
+                serde_json::from_str::<Vec<serde_json::Map<String, serde_json::Value>>>(&json)
+                    .map(|rows| rows.into_iter().map(ChildRow).collect())
+                    .map_err(|e| corrupt(format!("{column} does not parse: {e}")))
             }
         }
-    }
-    rows.into_iter()
-        .map(|row| {
-            let statements = statements.remove(&row.id).unwrap_or_default();
-            let history = history.remove(&row.id).unwrap_or_default();
-            let logs = logs.remove(&row.id).unwrap_or_default();
-            job_from_rows(row, statements, history, logs)
+    };
+    let mut statements = children("statements_json")?
+        .into_iter()
+        .map(|child| {
+            Ok(job_statement::Model {
+                job_id: row.id.clone(),
+                idx: child.int("idx")?,
+                sql: child.text("sql")?,
+                state: child.text("state")?,
+                operation_handle: child.optional_text("operation_handle")?,
+                flink_job_id: child.optional_text("flink_job_id")?,
+                error: child.optional_text("error")?,
+                is_query: child.flag("is_query")?,
+                kind: child.optional_text("kind")?,
+                attempt: child.int("attempt")?,
+            })
         })
-        .collect()
+        .collect::<Result<Vec<_>, String>>()
+        .map_err(|detail| corrupt(format!("a statement: {detail}")))?;
+    statements.sort_by_key(|statement| statement.idx);
+    let mut history = children("history_json")?
+        .into_iter()
+        .map(|child| {
+            Ok(job_state_transition::Model {
+                id: child.int("id")?,
+                job_id: row.id.clone(),
+                state: child.text("state")?,
+                reason: child.text("reason")?,
+                at: child.int("at")?,
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()
+        .map_err(|detail| corrupt(format!("a history entry: {detail}")))?;
+    history.sort_by_key(|entry| entry.id);
+    let logs = children("logs_json")?
+        .into_iter()
+        .map(|child| {
+            Ok(result_log::Model {
+                job_id: row.id.clone(),
+                idx: child.int("idx")?,
+                attempt: child.int("attempt")?,
+                schema: Vec::new(),
+                rows_logged: child.int("rows_logged")?,
+                earliest_row: child.int("earliest_row")?,
+                bytes_held: child.int("bytes_held")?,
+                bytes_logged: child.int("bytes_logged")?,
+                next_token: child.optional_int("next_token")?,
+                fetch_sent: child.optional_int("fetch_sent")?,
+                end_reason: child.optional_text("end_reason")?,
+                updated_at: child.int("updated_at")?,
+                deleted_at: child.optional_int("deleted_at")?,
+                opened_at: child.optional_int("opened_at")?,
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()
+        .map_err(|detail| corrupt(format!("a result log: {detail}")))?;
+    job_from_rows(row, statements, history, logs)
+}
+
+/// One child row of a job, as a JSON object the database built.
+struct ChildRow(serde_json::Map<String, serde_json::Value>);
+
+impl ChildRow {
+    fn field(&self, name: &str) -> &serde_json::Value {
+        self.0.get(name).unwrap_or(&serde_json::Value::Null)
+    }
+
+    fn optional_int(&self, name: &str) -> Result<Option<i64>, String> {
+        match self.field(name) {
+            serde_json::Value::Null => Ok(None),
+            value => value
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| format!("{name} {value} is not an integer")),
+        }
+    }
+
+    fn int(&self, name: &str) -> Result<i64, String> {
+        self.optional_int(name)?
+            .ok_or_else(|| format!("{name} is missing"))
+    }
+
+    fn optional_text(&self, name: &str) -> Result<Option<String>, String> {
+        match self.field(name) {
+            serde_json::Value::Null => Ok(None),
+            serde_json::Value::String(text) => Ok(Some(text.clone())),
+            value => Err(format!("{name} {value} is not text")),
+        }
+    }
+
+    fn text(&self, name: &str) -> Result<String, String> {
+        self.optional_text(name)?
+            .ok_or_else(|| format!("{name} is missing"))
+    }
+
+    /// A boolean column: `true`/`false` from PostgreSQL, 1/0 from SQLite.
+    fn flag(&self, name: &str) -> Result<bool, String> {
+        match self.field(name) {
+            serde_json::Value::Bool(flag) => Ok(*flag),
+            serde_json::Value::Number(number) if number.as_i64() == Some(0) => Ok(false),
+            serde_json::Value::Number(number) if number.as_i64() == Some(1) => Ok(true),
+            value => Err(format!("{name} {value} is not a boolean")),
+        }
+    }
 }
 
 /// Converts stored rows into a `Job`, refusing anything it cannot read back.

@@ -1,5 +1,5 @@
-//! Job writes on SQLite and PostgreSQL: a new job is recorded with its statements, its first
-//! history entry and its audit event in one transaction; a transition is a compare-and-set
+//! Job writes on SQLite and PostgreSQL: a new job is recorded with its statements, its labels
+//! (`job_labels`), its first history entry and its audit event in one transaction; a transition is a compare-and-set
 //! update (`WHERE state = <the state read>`), tried again when another writer changed the job
 //! first; statements and a job's bookkeeping columns are updated in place.
 
@@ -9,8 +9,8 @@ use sea_orm::{
     QueryFilter, SqlErr,
 };
 
-use super::entities::{job, job_state_transition, job_statement};
-use super::sea::{commit, db_error, load_job, load_jobs, parse_job_state, rollback};
+use super::entities::{job, job_label, job_state_transition, job_statement};
+use super::sea::{commit, db_error, job_row, load_job, parse_job_state, rollback};
 use super::sea_audit::insert_audit;
 use super::{CreateOutcome, SeaStore, StatementUpdate, Store, StoreError};
 use flinkbroker_model::job::{
@@ -380,6 +380,22 @@ impl SeaStore {
                 .exec_without_returning(txn)
                 .await?;
         }
+        if !new_job.labels.is_empty() {
+            // ListJobs by label walks these rows (the job reads its labels from labels_json).
+            let labels = new_job
+                .labels
+                .iter()
+                .map(|(key, value)| job_label::ActiveModel {
+                    job_id: ActiveValue::Set(id.clone()),
+                    key: ActiveValue::Set(key.clone()),
+                    value: ActiveValue::Set(value.clone()),
+                    tenant: ActiveValue::Set(new_job.tenant.clone()),
+                    created_at: ActiveValue::Set(new_job.created_at),
+                });
+            job_label::Entity::insert_many(labels)
+                .exec_without_returning(txn)
+                .await?;
+        }
         insert_history(
             txn,
             &id,
@@ -440,11 +456,7 @@ async fn transition_in(
     state: JobState,
     reason: &str,
 ) -> Result<Option<Job>, StoreError> {
-    let row = job::Entity::find_by_id(id.to_string())
-        .one(txn)
-        .await
-        .map_err(db_error("cannot read the job"))?
-        .ok_or(StoreError::JobNotFound(id))?;
+    let row = job_row(txn, id).await?;
     let current = parse_job_state(&row.id, &row.state)?;
     if current.is_terminal() && current != state {
         return Err(StoreError::TerminalState {
@@ -454,7 +466,7 @@ async fn transition_in(
         });
     }
     if current == state && row.state_reason == reason {
-        return Ok(load_jobs(txn, vec![row]).await?.pop());
+        return load_job(txn, id).await.map(Some);
     }
     // The clock may step back; a job's timestamps must not.
     let now = Ord::max(now_millis(), row.updated_at);

@@ -1,15 +1,51 @@
 //! Leases on SQLite and PostgreSQL: `jobs.owner` and `jobs.lease_until`, changed only by
-//! compare-and-set updates, so two replicas can never both take a job; and the cancel
-//! requests recorded for a job's driver (`jobs.cancel_request`).
+//! compare-and-set updates, so two replicas can never both take a job; the replicas'
+//! heartbeats (`replicas`), from which each replica computes its fair share of the live jobs;
+//! and the cancel requests recorded for a job's driver (`jobs.cancel_request`).
+//!
+//! A lease handed over (or given up by a stopping replica) ends at the time it was given up,
+//! not at 0: how long a job has gone unclaimed is `now - lease_until`, which tells a job
+//! waiting for a replica under its share from one nobody took up for a whole lease.
 
 use async_trait::async_trait;
-use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect,
+};
 
-use super::entities::job;
-use super::sea::{db_error, unfinished, without_lease};
-use super::{Leases, SeaStore, StoreError};
+use super::entities::{job, replica};
+use super::sea::{commit, db_error, rollback, unfinished, without_lease};
+use super::{Census, Leases, SeaStore, StoreError};
 use flinkbroker_model::job::{JobId, JobState, UnixMillis};
+
+/// The unfinished jobs, by the names of the live states (not "not terminal"), so that the
+/// state index serves a count however many ended jobs the table holds.
+fn live_states() -> Condition {
+    Condition::all().add(job::Column::State.is_in([
+        JobState::Pending.as_str(),
+        JobState::Submitting.as_str(),
+        JobState::Running.as_str(),
+        JobState::Canceling.as_str(),
+    ]))
+}
+
+/// Commits `txn` when `outcome` is a success, else rolls it back; returns the outcome.
+async fn finish<T>(
+    txn: DatabaseTransaction,
+    outcome: Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    match outcome {
+        Ok(value) => {
+            commit(txn).await?;
+            Ok(value)
+        }
+        Err(error) => {
+            rollback(txn).await?;
+            Err(error)
+        }
+    }
+}
 
 fn parse_ids(ids: Vec<String>) -> Result<Vec<JobId>, StoreError> {
     ids.into_iter()
@@ -95,6 +131,143 @@ impl Leases for SeaStore {
         Ok(())
     }
 
+    async fn extend(
+        &self,
+        owner: &str,
+        now: UnixMillis,
+        until: UnixMillis,
+    ) -> Result<Vec<JobId>, StoreError> {
+        let txn = self.begin_write().await?;
+        let extended = async {
+            job::Entity::update_many()
+                .col_expr(job::Column::LeaseUntil, Expr::value(until))
+                .filter(job::Column::Owner.eq(owner))
+                .filter(unfinished())
+                .filter(job::Column::LeaseUntil.gt(now))
+                .exec(&txn)
+                .await
+                .map_err(db_error("cannot extend the leases"))?;
+            job::Entity::find()
+                .select_only()
+                .column(job::Column::Id)
+                .filter(job::Column::Owner.eq(owner))
+                .filter(unfinished())
+                .filter(job::Column::LeaseUntil.gt(now))
+                .into_tuple::<String>()
+                .all(&txn)
+                .await
+                .map_err(db_error("cannot read the leases"))
+        }
+        .await;
+        parse_ids(finish(txn, extended).await?)
+    }
+
+    async fn hand_over(&self, id: JobId, owner: &str, now: UnixMillis) -> Result<bool, StoreError> {
+        let result = job::Entity::update_many()
+            .col_expr(job::Column::LeaseUntil, Expr::value(now))
+            .filter(job::Column::Id.eq(id.to_string()))
+            .filter(job::Column::Owner.eq(owner))
+            .filter(unfinished())
+            .filter(job::Column::LeaseUntil.gt(now))
+            .exec(&self.db)
+            .await
+            .map_err(db_error("cannot hand the job's lease over"))?;
+        Ok(result.rows_affected == 1)
+    }
+
+    async fn heartbeat(
+        &self,
+        replica: &str,
+        now: UnixMillis,
+        until: UnixMillis,
+    ) -> Result<(), StoreError> {
+        let txn = self.begin_write().await?;
+        let beaten = async {
+            replica::Entity::insert(replica::ActiveModel {
+                id: ActiveValue::Set(replica.to_owned()),
+                alive_until: ActiveValue::Set(until),
+            })
+            .on_conflict(
+                OnConflict::column(replica::Column::Id)
+                    .update_column(replica::Column::AliveUntil)
+                    .to_owned(),
+            )
+            .exec(&txn)
+            .await
+            .map_err(db_error("cannot record the replica's heartbeat"))?;
+            replica::Entity::delete_many()
+                .filter(replica::Column::AliveUntil.lt(now))
+                .filter(replica::Column::Id.ne(replica))
+                .exec(&txn)
+                .await
+                .map_err(db_error("cannot forget replicas whose heartbeat ran out"))?;
+            Ok(())
+        }
+        .await;
+        finish(txn, beaten).await
+    }
+
+    async fn census(&self, now: UnixMillis) -> Result<Census, StoreError> {
+        let txn = self.begin_read().await?;
+        let census = async {
+            let replicas = replica::Entity::find()
+                .select_only()
+                .column(replica::Column::Id)
+                .filter(replica::Column::AliveUntil.gte(now))
+                .order_by_asc(replica::Column::Id)
+                .into_tuple::<String>()
+                .all(&txn)
+                .await
+                .map_err(db_error("cannot read the replicas"))?;
+            let unfinished_jobs = job::Entity::find()
+                .filter(live_states())
+                .count(&txn)
+                .await
+                .map_err(db_error("cannot count the unfinished jobs"))?;
+            let unclaimed_jobs = job::Entity::find()
+                .filter(live_states())
+                .filter(without_lease(now))
+                .count(&txn)
+                .await
+                .map_err(db_error("cannot count the jobs without a lease"))?;
+            Ok(Census {
+                replicas,
+                unfinished_jobs,
+                unclaimed_jobs,
+            })
+        }
+        .await;
+        rollback(txn).await?;
+        census
+    }
+
+    async fn leave(
+        &self,
+        replica: &str,
+        now: UnixMillis,
+        still_driven: &[JobId],
+    ) -> Result<(), StoreError> {
+        let txn = self.begin_write().await?;
+        let left = async {
+            replica::Entity::delete_by_id(replica.to_owned())
+                .exec(&txn)
+                .await
+                .map_err(db_error("cannot forget the replica"))?;
+            job::Entity::update_many()
+                .col_expr(job::Column::LeaseUntil, Expr::value(now))
+                .filter(job::Column::Owner.eq(replica))
+                .filter(unfinished())
+                .filter(job::Column::LeaseUntil.gt(now))
+                .filter(job::Column::Id.is_not_in(still_driven.iter().map(ToString::to_string)))
+                .exec(&txn)
+                .await
+                .map_err(db_error("cannot give the leases up"))?;
+            Ok(())
+        }
+        .await;
+        finish(txn, left).await
+    }
+
     async fn request_cancel(&self, id: JobId, request: &str) -> Result<(), StoreError> {
         let result = job::Entity::update_many()
             .col_expr(job::Column::CancelRequest, Expr::value(request))
@@ -123,11 +296,12 @@ impl Leases for SeaStore {
             .columns([job::Column::Id, job::Column::CancelRequest])
             .filter(job::Column::Owner.eq(owner))
             .filter(job::Column::CancelRequest.is_not_null())
-            .filter(job::Column::State.is_not_in([
-                JobState::Canceling.as_str(),
-                JobState::Finished.as_str(),
-                JobState::Failed.as_str(),
-                JobState::Canceled.as_str(),
+            // The states named (not "neither canceling nor ended"), so that the owner's jobs
+            // are found through (owner, state) and not among all it ever drove.
+            .filter(job::Column::State.is_in([
+                JobState::Pending.as_str(),
+                JobState::Submitting.as_str(),
+                JobState::Running.as_str(),
             ]))
             .into_tuple::<(String, Option<String>)>()
             .all(&self.db)

@@ -15,23 +15,29 @@ impl SeaStore {
     pub(super) async fn usage_of(&self, tenant: &str) -> Result<TenantUsage, StoreError> {
         let txn = self.begin_read().await?;
         let usage = async {
-            let live = job::Entity::find()
-                .select_only()
-                .columns([job::Column::Kind, job::Column::SpecJson])
+            // Counted, not read: a submission's check costs the same however many live SQL
+            // jobs the tenant has. Only live Python jobs' specs are read, for their parallelism.
+            let live_jobs = job::Entity::find()
                 .filter(job::Column::Tenant.eq(tenant))
                 .filter(unfinished())
-                .into_tuple::<(String, String)>()
+                .count(&txn)
+                .await
+                .map_err(db_error("cannot count a tenant's live jobs"))?;
+            let python_specs = job::Entity::find()
+                .select_only()
+                .column(job::Column::SpecJson)
+                .filter(job::Column::Tenant.eq(tenant))
+                .filter(job::Column::Kind.eq(JobKind::Python.as_str()))
+                .filter(unfinished())
+                .into_tuple::<String>()
                 .all(&txn)
                 .await
-                .map_err(db_error("cannot read a tenant's live jobs"))?;
+                .map_err(db_error("cannot read a tenant's live python jobs"))?;
             let mut usage = TenantUsage {
-                live_jobs: live.len() as u64,
+                live_jobs,
                 ..TenantUsage::default()
             };
-            for (kind, spec) in live {
-                if kind != JobKind::Python.as_str() {
-                    continue;
-                }
+            for spec in python_specs {
                 // A spec that does not parse is reported where the job is read; here it
                 // counts as parallelism 1.
                 usage.python_parallelism += serde_json::from_str::<JobSpec>(&spec)

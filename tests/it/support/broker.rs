@@ -5,11 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use flinkbroker::config::ServeConfig;
-use flinkbroker_flink::jobmanager::{
-    FlinkError, FlinkJobStatus, JobManager, RestJobManager, SavepointFormat, SavepointStatus,
-};
+use flinkbroker_flink::jobmanager::{JobManager, RestJobManager};
 use flinkbroker_flink::sql_gateway::RestSqlGateway;
 use flinkbroker_proto::job_service_client::JobServiceClient;
 use flinkbroker_server::app::{self, Dependencies};
@@ -19,83 +16,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
+use super::counting_jobmanager::CountingJobManager;
 use super::sql_gateway_standin::{Standin, StandinConfig};
-
-/// The stand-in's JobManager, except that cancel requests fail as if it could not be reached.
-pub(crate) struct RefusingCancels(pub RestJobManager);
-
-#[async_trait]
-impl JobManager for RefusingCancels {
-    async fn ping(&self) -> Result<(), FlinkError> {
-        self.0.ping().await
-    }
-
-    async fn flink_version(&self) -> Result<String, FlinkError> {
-        self.0.flink_version().await
-    }
-
-    async fn job_status(&self, flink_job_id: &str) -> Result<FlinkJobStatus, FlinkError> {
-        self.0.job_status(flink_job_id).await
-    }
-
-    async fn root_cause(&self, flink_job_id: &str) -> Result<Option<String>, FlinkError> {
-        self.0.root_cause(flink_job_id).await
-    }
-
-    async fn job_progress(
-        &self,
-        flink_job_id: &str,
-    ) -> Result<flinkbroker_flink::jobmanager::JobProgress, FlinkError> {
-        self.0.job_progress(flink_job_id).await
-    }
-
-    async fn cancel(&self, _flink_job_id: &str) -> Result<(), FlinkError> {
-        Err(FlinkError::Unreachable("connection refused".into()))
-    }
-
-    async fn stop_with_savepoint(
-        &self,
-        flink_job_id: &str,
-        trigger_id: &str,
-        target_directory: Option<&str>,
-        format: SavepointFormat,
-    ) -> Result<String, FlinkError> {
-        self.0
-            .stop_with_savepoint(flink_job_id, trigger_id, target_directory, format)
-            .await
-    }
-
-    async fn trigger_savepoint(
-        &self,
-        flink_job_id: &str,
-        trigger_id: &str,
-        target_directory: Option<&str>,
-        format: SavepointFormat,
-    ) -> Result<String, FlinkError> {
-        self.0
-            .trigger_savepoint(flink_job_id, trigger_id, target_directory, format)
-            .await
-    }
-
-    async fn savepoint_status(
-        &self,
-        flink_job_id: &str,
-        trigger_id: &str,
-    ) -> Result<SavepointStatus, FlinkError> {
-        self.0.savepoint_status(flink_job_id, trigger_id).await
-    }
-
-    async fn taskmanagers(&self) -> Result<Vec<String>, FlinkError> {
-        self.0.taskmanagers().await
-    }
-
-    async fn taskmanager_memory(
-        &self,
-        taskmanager_id: &str,
-    ) -> Result<flinkbroker_flink::jobmanager::TaskManagerMemory, FlinkError> {
-        self.0.taskmanager_memory(taskmanager_id).await
-    }
-}
 
 /// How to start a test broker.
 #[derive(Default)]
@@ -109,6 +31,8 @@ pub(crate) struct Options<'a> {
     pub jobmanager: Option<Arc<dyn JobManager>>,
     /// The stand-in's JobManager refuses cancels, as if it could not be reached.
     pub refuse_jobmanager_cancels: bool,
+    /// The stand-in's JobManager counts the broker's calls (`TestBroker::counted`).
+    pub count_jobmanager_calls: bool,
 }
 
 /// A running broker and its stand-in gateway (which also plays the JobManager).
@@ -123,6 +47,8 @@ pub(crate) struct TestBroker {
     _database_dir: tempfile::TempDir,
     args: Vec<String>,
     jobmanager: Arc<dyn JobManager>,
+    /// The JobManager's call counts, with `Options::count_jobmanager_calls`.
+    pub counted: Option<Arc<CountingJobManager>>,
     shutdown: CancellationToken,
     server: JoinHandle<()>,
 }
@@ -186,10 +112,16 @@ impl TestBroker {
         args.extend(options.flags.iter().map(|flag| flag.to_string()));
         let stand_in_jobmanager =
             RestJobManager::new(&standin.base_url, Duration::from_secs(10)).expect("jobmanager");
+        let mut counted = None;
         let jobmanager: Arc<dyn JobManager> = match options.jobmanager {
             Some(jobmanager) => jobmanager,
-            None if options.refuse_jobmanager_cancels => {
-                Arc::new(RefusingCancels(stand_in_jobmanager))
+            None if options.count_jobmanager_calls || options.refuse_jobmanager_cancels => {
+                let counting = Arc::new(CountingJobManager::new(
+                    stand_in_jobmanager,
+                    options.refuse_jobmanager_cancels,
+                ));
+                counted = Some(Arc::clone(&counting));
+                counting
             }
             None => Arc::new(stand_in_jobmanager),
         };
@@ -202,6 +134,7 @@ impl TestBroker {
             _database_dir: database_dir,
             args,
             jobmanager,
+            counted,
             shutdown,
             server,
         }

@@ -7,6 +7,7 @@ pub(crate) use flinkbroker_testkit::standin as sql_gateway_standin;
 pub mod broker;
 pub mod broker_binary;
 pub mod callers;
+pub mod counting_jobmanager;
 pub mod crash;
 pub mod flink_cluster;
 pub mod jwt;

@@ -14,6 +14,7 @@ use tracing::{info, warn};
 
 use super::super::CancelOptions;
 use super::super::driver::{Core, Interrupt};
+use super::super::observer::{self, Observed};
 use super::super::savepoint::{StopOutcome, cancel_reason, options_from_reason};
 use super::super::stop::Stopped;
 use flinkbroker_flink::jobmanager::{FlinkError, FlinkJobStatus};
@@ -43,17 +44,17 @@ pub(crate) async fn run(core: Core) -> bool {
                     .transition(JobState::Finished, "the flink job finished")
                     .await
                 {
-                    driver.core.conclude(interrupt).await;
+                    Box::pin(driver.core.conclude(interrupt)).await;
                 }
                 return driver.core.lost;
             }
             Err(Interrupt::Cancel { options, replies }) => {
-                if driver.cancel(options, replies).await == AfterCancel::Ended {
+                if Box::pin(driver.cancel(options, replies)).await == AfterCancel::Ended {
                     return driver.core.lost;
                 }
             }
             Err(other) => {
-                driver.core.conclude(other).await;
+                Box::pin(driver.core.conclude(other)).await;
                 return driver.core.lost;
             }
         }
@@ -89,12 +90,12 @@ impl PythonDriver {
             self.core
                 .transition(JobState::Submitting, "starting the submitter")
                 .await?;
-            self.start_submitter().await?;
+            Box::pin(self.start_submitter()).await?;
         } else if self.core.resuming {
             self.core.resuming = false;
-            self.resume().await?;
+            Box::pin(self.resume()).await?;
         }
-        self.await_flink_job().await?;
+        Box::pin(self.await_flink_job()).await?;
         if self.core.job.state != JobState::Running {
             let reason = format!("flink job {} is running", self.flink_job_id);
             self.core.transition(JobState::Running, &reason).await?;
@@ -175,13 +176,26 @@ impl PythonDriver {
         deadline: Option<Instant>,
     ) -> Result<Option<FlinkJobStatus>, Interrupt> {
         loop {
-            match self
+            // The overview answers for every job taken up at once; a job it does not list is
+            // asked about by its id.
+            let status = match self
                 .core
                 .controller
-                .jobmanager
-                .job_status(&self.flink_job_id)
+                .observer
+                .current(&self.flink_job_id)
                 .await
             {
+                Ok(Observed::Listed(status)) => Ok(status),
+                Ok(Observed::Unseen | Observed::NotListed) => {
+                    self.core
+                        .controller
+                        .jobmanager
+                        .job_status(&self.flink_job_id)
+                        .await
+                }
+                Err(error) => Err(error),
+            };
+            match status {
                 Ok(status) => return Ok(Some(status)),
                 Err(FlinkError::JobNotFound(_)) => return Ok(None),
                 Err(error) if deadline.is_some_and(|deadline| Instant::now() >= deadline) => {
@@ -193,6 +207,7 @@ impl PythonDriver {
                 }
                 Err(error) => {
                     warn!(job_id = %self.core.job.id, flink_job_id = %self.flink_job_id, %error, "cannot read the flink job's status; asking again");
+                    self.core.yield_resume_slot();
                     self.core.pause(self.core.limits().poll_interval).await?;
                 }
             }
@@ -314,8 +329,10 @@ impl PythonDriver {
         Ok(())
     }
 
-    /// Follows the Flink job to its end.
+    /// Follows the Flink job to its end through the cluster's observer (`GET /jobs/:jobid`
+    /// only while the overview does not list it).
     async fn follow(&mut self) -> Result<(), Interrupt> {
+        let mut watch = self.core.controller.observer.follow(&self.flink_job_id);
         loop {
             self.core.take_commands().await?;
             if !self.submitter_done
@@ -325,21 +342,26 @@ impl PythonDriver {
                 self.submitter_done = true;
                 self.keep_output().await;
             }
-            match self
-                .core
-                .controller
-                .jobmanager
-                .job_status(&self.flink_job_id)
-                .await
-            {
-                Ok(FlinkJobStatus::Finished) => {
+            let status = match watch.seen() {
+                Observed::Unseen => None,
+                Observed::Listed(status) => Some(Ok(status)),
+                Observed::NotListed => Some(
+                    self.core
+                        .controller
+                        .jobmanager
+                        .job_status(&self.flink_job_id)
+                        .await,
+                ),
+            };
+            match status {
+                Some(Ok(FlinkJobStatus::Finished)) => {
                     info!(job_id = %self.core.job.id, flink_job_id = %self.flink_job_id, "flink job finished");
                     if !self.submitter_done {
                         self.keep_output().await;
                     }
                     return Ok(());
                 }
-                Ok(status) => {
+                Some(Ok(status)) => {
                     if let Some(reason) = self
                         .core
                         .controller
@@ -349,11 +371,20 @@ impl PythonDriver {
                         return Err(Interrupt::Failed(reason));
                     }
                 }
-                Err(error) => {
+                Some(Err(error)) => {
                     warn!(job_id = %self.core.job.id, flink_job_id = %self.flink_job_id, %error, "cannot read the flink job's status");
                 }
+                None => {}
             }
-            self.core.pause(self.core.limits().poll_interval).await?;
+            self.core.settled();
+            // The submitter (while it runs) is looked at every poll; the Flink job when the
+            // observer sees it change.
+            let recheck = if self.submitter_done {
+                observer::FOLLOW_RECHECK
+            } else {
+                self.core.limits().poll_interval
+            };
+            self.core.wait_for(watch.changed(), recheck).await?;
         }
     }
 

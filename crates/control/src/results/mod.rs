@@ -7,6 +7,5 @@ mod stream;
 mod table;
 mod tails;
 
-pub(super) use stream::StatusCache;
 pub use stream::{ResultMessage, ResultRequest, StreamEndReason};
 pub(super) use tails::Tails;

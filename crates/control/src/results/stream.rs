@@ -8,8 +8,7 @@
 //! `--progress-interval`. Nothing a stream does drives the job: a client that leaves costs
 //! nothing, and the job's drain goes on without readers.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use prost::Message as _;
@@ -21,6 +20,7 @@ use super::super::Controller;
 use super::drain::decode_batch;
 use crate::error::{Error, Result};
 use crate::metrics;
+use crate::observer::Observed;
 use flinkbroker_flink::sql_gateway::ColumnInfo;
 use flinkbroker_model::job::{Job, JobId, JobKind, JobState, LogEnd, LogSummary, StatementState};
 use flinkbroker_proto as proto;
@@ -112,13 +112,6 @@ pub enum ResultMessage {
 
 type Sender = mpsc::Sender<Result<ResultMessage>>;
 
-/// The Flink job statuses progress messages report, each read at most once per progress
-/// interval however many streams wait on it.
-#[derive(Default)]
-pub(crate) struct StatusCache {
-    statuses: Mutex<HashMap<String, (Instant, String)>>,
-}
-
 impl Controller {
     /// Checks a result request and starts streaming; the receiver yields the messages.
     pub async fn stream_results(
@@ -194,27 +187,23 @@ impl Controller {
         Ok(rx)
     }
 
-    /// The status of a Flink job for a progress message (cached for one progress interval).
+    /// The status of a Flink job for a progress message, from the cluster's observer (an
+    /// overview at most one poll interval old, shared by every stream and driver).
     async fn flink_status(&self, flink_job_id: &str) -> String {
-        let fresh = self.limits.progress_interval;
-        if let Ok(statuses) = self.statuses.statuses.lock()
-            && let Some((read, status)) = statuses.get(flink_job_id)
-            && read.elapsed() < fresh
-        {
-            return status.clone();
-        }
-        let status = match self.jobmanager.job_status(flink_job_id).await {
+        let status = match self.observer.current(flink_job_id).await {
+            Ok(Observed::Listed(status)) => return status.as_str().to_owned(),
+            Ok(Observed::Unseen | Observed::NotListed) => {
+                self.jobmanager.job_status(flink_job_id).await
+            }
+            Err(error) => Err(error),
+        };
+        match status {
             Ok(status) => status.as_str().to_owned(),
             Err(error) => {
                 debug!(flink_job_id, %error, "no flink job status for a progress message");
                 String::new()
             }
-        };
-        if let Ok(mut statuses) = self.statuses.statuses.lock() {
-            statuses.retain(|_, (read, _)| read.elapsed() < fresh);
-            statuses.insert(flink_job_id.to_owned(), (Instant::now(), status.clone()));
         }
-        status
     }
 }
 

@@ -282,7 +282,7 @@ async fn crash_while_a_statement_awaits_its_verdict_takes_it_from_the_same_opera
 }
 
 #[tokio::test]
-async fn crash_while_running_continues_in_the_same_session_and_finishes() {
+async fn crash_while_running_takes_the_job_up_without_a_session_and_finishes() {
     let world = World::new().await;
     let first = world.broker();
     let job = first.submit_sql(SCRIPT).await;
@@ -292,7 +292,22 @@ async fn crash_while_running_continues_in_the_same_session_and_finishes() {
         running.state_reason,
         format!("every statement was submitted; waiting for flink job {pinned} to end")
     );
-    let session = running.gateway_session.clone().expect("a session");
+    // Every statement has its verdict: the session is closed, and so recorded.
+    let sessions = world.gateway.sessions_opened();
+    assert_eq!(sessions.len(), 1);
+    let session = sessions[0].clone();
+    within(
+        "the session is closed once no statement needs it",
+        world
+            .gateway
+            .wait_until(|gateway| gateway.sessions_closed().contains(&session)),
+    )
+    .await;
+    first
+        .wait_for(job.id, "no session recorded", |job| {
+            job.gateway_session.is_none()
+        })
+        .await;
     first.crash();
 
     let second = world.restart().await;
@@ -305,21 +320,19 @@ async fn crash_while_running_continues_in_the_same_session_and_finishes() {
     assert!(
         has_reason(
             &resumed,
-            &format!("resumed after a broker restart: continuing in sql gateway session {session}")
+            "resumed after a broker restart: every statement has its verdict; following its flink jobs"
         ),
         "{}",
         describe(&resumed)
     );
     assert_eq!(world.gateway.statements().len(), 3, "nothing sent again");
+    assert_eq!(
+        world.gateway.sessions_opened(),
+        [session],
+        "no session opened again"
+    );
     assert_pinned_once(&world, &pinned);
     finish(&second, &world, &job).await;
-    within(
-        "the session is closed",
-        world
-            .gateway
-            .wait_until(|gateway| gateway.sessions_closed().contains(&session)),
-    )
-    .await;
     second.stop().await;
 }
 

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use tracing::{Instrument, debug, warn};
 
 use super::{
-    FlinkError, FlinkJobStatus, JobManager, JobProgress, SavepointFormat, SavepointStatus,
-    TaskManagerMemory,
+    FlinkError, FlinkJobStatus, JobManager, JobOverview, JobProgress, SavepointFormat,
+    SavepointStatus, TaskManagerMemory,
 };
 use crate::java_error::{MAX_MESSAGE_CHARS, innermost_cause, strip_server_side_wrapper, truncate};
 use crate::metrics::{self, Endpoint};
@@ -28,6 +28,10 @@ const UNKNOWN_ROUTE_PREFIX: &str = "Not found: ";
 const OVERVIEW: Endpoint = Endpoint {
     method: "GET",
     path: "/overview",
+};
+const JOBS_OVERVIEW: Endpoint = Endpoint {
+    method: "GET",
+    path: "/jobs/overview",
 };
 const JOB: Endpoint = Endpoint {
     method: "GET",
@@ -65,6 +69,7 @@ const TASKMANAGER_METRICS: Endpoint = Endpoint {
 /// Every endpoint the client calls.
 pub(crate) const ENDPOINTS: &[Endpoint] = &[
     OVERVIEW,
+    JOBS_OVERVIEW,
     JOB,
     JOB_EXCEPTIONS,
     CANCEL_JOB,
@@ -225,6 +230,36 @@ impl JobManager for RestJobManager {
             .await?
             .flink_version
             .ok_or_else(|| FlinkError::Protocol("GET /overview names no flink-version".to_owned()))
+    }
+
+    async fn jobs_overview(&self) -> Result<Vec<JobOverview>, FlinkError> {
+        let reply = self
+            .execute(
+                JOBS_OVERVIEW,
+                self.http.get(self.url(&["jobs", "overview"])),
+            )
+            .await?;
+        if !reply.status.is_success() {
+            return Err(reply.failure(None));
+        }
+        let overview: JobsOverview = reply.decode("GET /jobs/overview")?;
+        overview
+            .jobs
+            .into_iter()
+            .map(|job| {
+                let status = FlinkJobStatus::parse(&job.state).ok_or_else(|| {
+                    FlinkError::Protocol(format!(
+                        "unknown flink job state {:?} of job {} in GET /jobs/overview",
+                        job.state, job.jid
+                    ))
+                })?;
+                Ok(JobOverview {
+                    flink_job_id: job.jid,
+                    status,
+                    last_modification: job.last_modification,
+                })
+            })
+            .collect()
     }
 
     async fn job_status(&self, flink_job_id: &str) -> Result<FlinkJobStatus, FlinkError> {
@@ -490,6 +525,21 @@ struct JobDetails {
     state: String,
     #[serde(default)]
     vertices: Vec<VertexDetails>,
+}
+
+/// `GET /jobs/overview`.
+#[derive(Deserialize)]
+struct JobsOverview {
+    jobs: Vec<JobOverviewEntry>,
+}
+
+/// One job of `GET /jobs/overview`.
+#[derive(Deserialize)]
+struct JobOverviewEntry {
+    jid: String,
+    state: String,
+    #[serde(rename = "last-modification", default)]
+    last_modification: i64,
 }
 
 /// A vertex of `GET /jobs/{jobid}`: its `start-time` is the earliest time one of its tasks

@@ -136,6 +136,17 @@ pub struct JobProgress {
     pub tasks_deployed: bool,
 }
 
+/// One job of `GET /jobs/overview`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobOverview {
+    /// The Flink job id (`jid`).
+    pub flink_job_id: String,
+    /// Its state.
+    pub status: FlinkJobStatus,
+    /// When its state last changed (`last-modification`, ms since the epoch).
+    pub last_modification: i64,
+}
+
 /// Where a savepoint (or a stop-with-savepoint) is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SavepointStatus {
@@ -200,6 +211,10 @@ pub trait JobManager: Send + Sync {
 
     /// Reads the cluster's Flink version (`GET /overview` → `flink-version`), e.g. `1.20.3`.
     async fn flink_version(&self) -> Result<String, FlinkError>;
+
+    /// Reads the state of every job the cluster knows, running or kept in its history
+    /// (`GET /jobs/overview`): one request for all of them, however many there are.
+    async fn jobs_overview(&self) -> Result<Vec<JobOverview>, FlinkError>;
 
     /// Reads a job's status (`GET /jobs/{id}`); `JobNotFound` for an unknown id.
     async fn job_status(&self, flink_job_id: &str) -> Result<FlinkJobStatus, FlinkError>;

@@ -5,7 +5,9 @@
 
 pub(crate) mod audit_event;
 pub(crate) mod job;
+pub(crate) mod job_label;
 pub(crate) mod job_state_transition;
 pub(crate) mod job_statement;
+pub(crate) mod replica;
 pub(crate) mod result_batch;
 pub(crate) mod result_log;

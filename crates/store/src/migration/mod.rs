@@ -15,6 +15,8 @@ mod m20261203_000002_result_log_opened_at;
 mod m20261204_000001_result_batches_uncompressed;
 mod m20261205_000001_job_savepoints;
 mod m20261206_000001_job_revisions;
+mod m20261207_000001_jobs_at_scale;
+mod m20261207_000002_replicas;
 
 /// Every migration of the job store, oldest first.
 pub struct Migrator;
@@ -32,6 +34,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000001_result_batches_uncompressed::Migration),
             Box::new(m20261205_000001_job_savepoints::Migration),
             Box::new(m20261206_000001_job_revisions::Migration),
+            Box::new(m20261207_000001_jobs_at_scale::Migration),
+            Box::new(m20261207_000002_replicas::Migration),
         ]
     }
 }

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 
 use super::{Changes, Link, lock};
 use flinkbroker_flink::jobmanager::{
-    FlinkError, FlinkJobStatus, JobManager, JobProgress, SavepointFormat, SavepointStatus,
-    TaskManagerMemory,
+    FlinkError, FlinkJobStatus, JobManager, JobOverview, JobProgress, SavepointFormat,
+    SavepointStatus, TaskManagerMemory,
 };
 
 /// What a cancel (`PATCH /jobs/{id}?mode=cancel`) does to a running Flink job.
@@ -34,6 +34,8 @@ pub enum JobManagerCall {
     Ping,
     /// `flink_version`.
     FlinkVersion,
+    /// `jobs_overview`.
+    Overview,
     /// `job_status` of this Flink job.
     Status(String),
     /// `root_cause` of this Flink job.
@@ -300,6 +302,23 @@ impl JobManager for FakeJobManager {
                     .flink_version
                     .clone()
                     .unwrap_or_else(|| "1.20.3".to_owned()))
+            })
+            .await
+    }
+
+    async fn jobs_overview(&self) -> Result<Vec<JobOverview>, FlinkError> {
+        self.link
+            .call(async {
+                let state = self.record(JobManagerCall::Overview);
+                Ok(state
+                    .jobs
+                    .iter()
+                    .map(|(id, status)| JobOverview {
+                        flink_job_id: id.clone(),
+                        status: *status,
+                        last_modification: 0,
+                    })
+                    .collect())
             })
             .await
     }

@@ -1,7 +1,7 @@
 //! The gateway's state: sessions and their catalogs, operations with their status machine and
 //! result fetchers, and the cluster's jobs.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
@@ -21,7 +21,7 @@ use super::types::{
     DataType, LogicalType, Timestamp, Value, epoch_millis, plain_text, write_json_string,
     write_json_value,
 };
-use super::{FlinkRelease, RecordedStatement, StandinConfig};
+use super::{FlinkRelease, RecordedStatement, RequestCounts, StandinConfig};
 
 const SESSION_PROPERTIES: &str =
     include_str!("../../../../tests/fixtures/sql-gateway/session-properties.json");
@@ -30,6 +30,10 @@ const SESSION_PROPERTIES: &str =
 const RECORDED_COMPLETIONS: [(&str, usize, &[&str]); 2] =
     [("SELECT * FR", 11, &["FROM"]), ("SHOW TAB", 8, &["TABLES"])];
 const JOB_ID_KEY: &str = "$internal.pipeline.job-id";
+/// The span over which requests are counted for their peaks.
+const REQUEST_SLOT: Duration = Duration::from_millis(100);
+/// Slots kept (an hour's).
+const REQUEST_SLOTS_KEPT: usize = 36_000;
 
 /// An HTTP answer: status and JSON body.
 #[derive(Clone, Debug, PartialEq)]
@@ -257,6 +261,23 @@ struct State {
     canceled: Vec<String>,
     /// Requests per URL version prefix (`-` for unversioned URLs).
     api_versions: BTreeMap<String, usize>,
+    /// Requests per API family since the start.
+    requests: RequestCounts,
+    /// Requests per API family in each `REQUEST_SLOT`, the last `REQUEST_SLOTS_KEPT` of them;
+    /// the front one is slot `first_request_slot` since the start.
+    request_slots: VecDeque<RequestCounts>,
+    first_request_slot: usize,
+    /// When `GET /jobs/{id}` last answered for each Flink job.
+    status_reads: HashMap<String, Instant>,
+    /// When `GET /jobs` or `/jobs/overview` last listed every job.
+    jobs_listed_at: Option<Instant>,
+}
+
+/// Which API a request went to.
+#[derive(Clone, Copy)]
+enum Api {
+    Gateway,
+    JobManager,
 }
 
 /// The parsed body of `POST .../statements`.
@@ -270,6 +291,8 @@ pub struct StatementRequest {
 /// The stand-in gateway.
 pub struct Gateway {
     config: StandinConfig,
+    /// Where request slots are counted from.
+    started: Instant,
     base_properties: Vec<(String, String)>,
     state: Mutex<State>,
 }
@@ -285,6 +308,7 @@ impl Gateway {
         let cluster = Cluster::new(config.cancel_delay);
         Gateway {
             config,
+            started: Instant::now(),
             base_properties,
             state: Mutex::new(State {
                 sessions: HashMap::new(),
@@ -293,6 +317,11 @@ impl Gateway {
                 heartbeats: 0,
                 canceled: Vec::new(),
                 api_versions: BTreeMap::new(),
+                requests: RequestCounts::default(),
+                request_slots: VecDeque::new(),
+                first_request_slot: 0,
+                status_reads: HashMap::new(),
+                jobs_listed_at: None,
             }),
         }
     }
@@ -330,11 +359,72 @@ impl Gateway {
 
     /// Counts a request under its URL's version prefix.
     pub fn note_api_version(&self, prefix: &str) {
-        *self
-            .lock()
-            .api_versions
-            .entry(prefix.to_owned())
-            .or_default() += 1;
+        let mut state = self.lock();
+        *state.api_versions.entry(prefix.to_owned()).or_default() += 1;
+        self.count_request(&mut state, Api::Gateway, Instant::now());
+    }
+
+    /// The slot `at` falls in, counted from the start.
+    fn request_slot(&self, at: Instant) -> usize {
+        let since = at.saturating_duration_since(self.started);
+        usize::try_from(since.as_nanos() / REQUEST_SLOT.as_nanos()).unwrap_or(usize::MAX)
+    }
+
+    fn count_request(&self, state: &mut State, api: Api, now: Instant) {
+        let add = |counts: &mut RequestCounts| match api {
+            Api::Gateway => counts.gateway += 1,
+            Api::JobManager => counts.jobmanager += 1,
+        };
+        add(&mut state.requests);
+        let slot = self.request_slot(now);
+        if slot < state.first_request_slot {
+            return;
+        }
+        while state.first_request_slot + state.request_slots.len() <= slot {
+            state.request_slots.push_back(RequestCounts::default());
+        }
+        while state.request_slots.len() > REQUEST_SLOTS_KEPT {
+            state.request_slots.pop_front();
+            state.first_request_slot += 1;
+        }
+        if let Some(counts) = state.request_slots.get_mut(slot - state.first_request_slot) {
+            add(counts);
+        }
+    }
+
+    pub fn request_counts(&self) -> RequestCounts {
+        self.lock().requests
+    }
+
+    pub fn peak_requests_per_slot(&self, from: Instant, to: Instant) -> RequestCounts {
+        let (from, to) = (self.request_slot(from), self.request_slot(to));
+        let state = self.lock();
+        let mut peak = RequestCounts::default();
+        for (index, counts) in state.request_slots.iter().enumerate() {
+            let slot = state.first_request_slot + index;
+            if slot < from || slot > to {
+                continue;
+            }
+            peak.gateway = peak.gateway.max(counts.gateway);
+            peak.jobmanager = peak.jobmanager.max(counts.jobmanager);
+        }
+        peak
+    }
+
+    pub fn flink_jobs_reported_since(&self, flink_job_ids: &[String], since: Instant) -> usize {
+        let state = self.lock();
+        if state.jobs_listed_at.is_some_and(|at| at >= since) {
+            return flink_job_ids.len();
+        }
+        flink_job_ids
+            .iter()
+            .filter(|id| {
+                state
+                    .status_reads
+                    .get(&id.to_ascii_lowercase())
+                    .is_some_and(|at| *at >= since)
+            })
+            .count()
     }
 
     pub fn requests_by_api_version(&self) -> BTreeMap<String, usize> {
@@ -388,14 +478,27 @@ impl Gateway {
         query: Option<&str>,
         body: &[u8],
     ) -> Option<Reply> {
-        self.lock().cluster.handle(
+        let now = Instant::now();
+        let mut state = self.lock();
+        let reply = state.cluster.handle(
             method,
             segments,
             query,
             body,
             self.config.flink_release.version(),
-            Instant::now(),
-        )
+            now,
+        )?;
+        self.count_request(&mut state, Api::JobManager, now);
+        if method == Method::GET {
+            match segments {
+                ["jobs"] | ["jobs", "overview"] => state.jobs_listed_at = Some(now),
+                ["jobs", id] if reply.status == 200 => {
+                    state.status_reads.insert(id.to_ascii_lowercase(), now);
+                }
+                _ => {}
+            }
+        }
+        Some(reply)
     }
 
     // ------------------------------------------------------------------ sessions
@@ -1572,4 +1675,37 @@ fn render_page(
     }
     out.push('}');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::http::route;
+    use super::*;
+
+    #[test]
+    fn requests_are_counted_by_api_family() {
+        let gateway = Gateway::new(StandinConfig::default());
+        let started = Instant::now();
+        let job = "0123456789abcdef0123456789abcdef".to_owned();
+        assert_eq!(
+            gateway.flink_jobs_reported_since(std::slice::from_ref(&job), started),
+            0
+        );
+        route(&gateway, &Method::GET, "/v3/info", None, b"");
+        route(&gateway, &Method::POST, "/v1/sessions", None, b"{}");
+        route(&gateway, &Method::GET, "/jobs/overview", None, b"");
+        assert_eq!(
+            gateway.request_counts(),
+            RequestCounts {
+                gateway: 2,
+                jobmanager: 1
+            }
+        );
+        // The three requests fall in one or two slots.
+        let peak = gateway.peak_requests_per_slot(started, Instant::now());
+        assert!((1..=2).contains(&peak.gateway), "{peak:?}");
+        assert_eq!(peak.jobmanager, 1);
+        // A listing of every job reports each job's status.
+        assert_eq!(gateway.flink_jobs_reported_since(&[job], started), 1);
+    }
 }

@@ -66,7 +66,7 @@ pub use release::FlinkRelease;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -126,6 +126,15 @@ pub struct RecordedStatement {
     pub operation_handle: Option<String>,
 }
 
+/// Requests the stand-in received, by API family.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RequestCounts {
+    /// SQL Gateway requests (heartbeats included).
+    pub gateway: u64,
+    /// JobManager REST API requests.
+    pub jobmanager: u64,
+}
+
 /// A running stand-in server.
 pub struct Standin {
     /// E.g. `http://127.0.0.1:41234`: the SQL Gateway and the JobManager REST API.
@@ -170,6 +179,24 @@ impl Standin {
     /// Requests received per URL version prefix (`v1` … `v4`; `-` for unversioned URLs).
     pub fn requests_by_api_version(&self) -> BTreeMap<String, usize> {
         self.gateway.requests_by_api_version()
+    }
+
+    /// Requests received so far, by API family.
+    pub fn request_counts(&self) -> RequestCounts {
+        self.gateway.request_counts()
+    }
+
+    /// The most requests of each API family received within one 100 ms slot (slots counted
+    /// from the stand-in's start) among the slots from `from` to `to`; each family's peak on
+    /// its own. Slots older than an hour are forgotten.
+    pub fn peak_requests_per_100ms(&self, from: Instant, to: Instant) -> RequestCounts {
+        self.gateway.peak_requests_per_slot(from, to)
+    }
+
+    /// How many of `flink_job_ids` the JobManager API reported the status of at or after
+    /// `since`: by `GET /jobs/{id}`, or by listing every job (`GET /jobs`, `/jobs/overview`).
+    pub fn flink_jobs_reported_since(&self, flink_job_ids: &[String], since: Instant) -> usize {
+        self.gateway.flink_jobs_reported_since(flink_job_ids, since)
     }
 
     /// Sessions currently open.

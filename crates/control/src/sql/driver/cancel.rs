@@ -207,14 +207,33 @@ impl SqlDriver {
     }
 
     /// Asks the JobManager (or the gateway) to cancel one Flink job; a refusal is logged, and
-    /// the wait that follows tells whether the job stopped.
-    pub(super) async fn ask_to_cancel(&self, session: Option<&SessionHandle>, flink_job_id: &str) {
-        match self
+    /// the wait that follows tells whether the job stopped. When the JobManager cannot cancel
+    /// and the job holds no session (it was closed once every statement had its verdict), one
+    /// is opened for `STOP JOB`.
+    pub(super) async fn ask_to_cancel(
+        &mut self,
+        session: Option<&SessionHandle>,
+        flink_job_id: &str,
+    ) {
+        let session = session.cloned().or_else(|| self.session.clone());
+        let mut answer = self
             .core
             .controller
-            .request_cancel(session, flink_job_id)
-            .await
-        {
+            .request_cancel(session.as_ref(), flink_job_id)
+            .await;
+        if answer.is_err() && session.is_none() {
+            info!(job_id = %self.core.job.id, flink_job_id, "the jobmanager cannot cancel and the job holds no sql gateway session; opening one for STOP JOB");
+            answer = match self.new_session().await {
+                Ok(opened) => {
+                    self.core
+                        .controller
+                        .request_cancel(Some(&opened), flink_job_id)
+                        .await
+                }
+                Err(_) => answer,
+            };
+        }
+        match answer {
             Ok(()) => {
                 info!(job_id = %self.core.job.id, flink_job_id, "flink job cancel requested")
             }

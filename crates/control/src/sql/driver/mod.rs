@@ -29,6 +29,7 @@ use tracing::{Instrument, info, warn};
 use super::PIPELINE_JOB_ID_KEY;
 use crate::driver::{Core, Interrupt};
 use crate::metrics::{self, StatementFailure};
+use crate::observer::{self, FlinkJobWatch, Observed};
 use crate::results::drain::Drain;
 use crate::stop::Stopped;
 use flinkbroker_flink::jobmanager::{FlinkError, FlinkJobStatus};
@@ -62,25 +63,25 @@ pub(crate) async fn run(core: Core) -> bool {
         let mut driven = driver.drive().await;
         // A statement whose Flink job the cluster refused runs again, then the job goes on.
         while let Err(Interrupt::Refused { index, cause }) = driven {
-            driven = match driver.rerun_refused(index, &cause).await {
+            driven = match Box::pin(driver.rerun_refused(index, &cause)).await {
                 Ok(()) => driver.drive().await,
                 Err(interrupt) => Err(interrupt),
             };
         }
         match driven {
-            Ok(()) => driver.finish().await,
+            Ok(()) => Box::pin(driver.finish()).await,
             Err(Interrupt::Cancel { options, replies }) => {
-                if !driver.cancel(options, replies).await {
+                if !Box::pin(driver.cancel(options, replies)).await {
                     // A stop with a savepoint failed: the job runs on, and is followed again.
                     continue;
                 }
             }
             Err(Interrupt::Failed(reason)) => {
-                driver.core.conclude(Interrupt::Failed(reason)).await;
+                Box::pin(driver.core.conclude(Interrupt::Failed(reason))).await;
                 if driver.core.job.state == JobState::Failed {
-                    driver.stop_after_failure().await;
+                    Box::pin(driver.stop_after_failure()).await;
                 }
-                driver.close_session().await;
+                Box::pin(driver.close_session()).await;
             }
             Err(Interrupt::Resume(why)) => {
                 // Take the job up again as after a restart, from what is recorded.
@@ -93,7 +94,7 @@ pub(crate) async fn run(core: Core) -> bool {
                 driver.core.resumed_because = "after an unanswered submission".into();
                 continue;
             }
-            Err(other) => driver.core.conclude(other).await,
+            Err(other) => Box::pin(driver.core.conclude(other)).await,
         }
         break;
     }
@@ -130,10 +131,12 @@ impl SqlDriver {
                 .transition(JobState::Submitting, "opening a sql gateway session")
                 .await?;
         }
-        self.open_session().await?;
+        // Each step's future is boxed: a live job's task then holds only what following it
+        // needs.
+        Box::pin(self.open_session()).await?;
         for index in 0..self.core.job.statements.len() {
             self.core.take_commands().await?;
-            self.give_verdict(index).await?;
+            Box::pin(self.give_verdict(index)).await?;
         }
         if self.core.job.state != JobState::Running {
             let reason = running_reason(&self.core.job.statements);
@@ -158,12 +161,17 @@ impl SqlDriver {
         }
     }
 
-    /// Waits until every query's results were logged and every INSERT's Flink job ended.
+    /// Waits until every query's results were logged and every INSERT's Flink job ended,
+    /// following the Flink jobs through the cluster's observer (`GET /jobs/:jobid` only for a
+    /// job the overview does not list). The gateway session is closed as soon as no statement
+    /// needs it.
     async fn follow(&mut self) -> Result<(), Interrupt> {
         let mut ended: HashSet<String> = HashSet::new();
-        let mut unknown: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
+        let mut unknown: HashMap<String, u32> = HashMap::new();
+        let mut watches: Vec<FlinkJobWatch> = Vec::new();
         loop {
             self.core.take_commands().await?;
+            self.release_idle_session().await;
             let mut waiting = 0;
             for statement in self.core.job.statements.clone() {
                 if statement.is_query && statement.state != StatementState::Finished {
@@ -178,15 +186,34 @@ impl SqlDriver {
                 if ended.contains(&flink_job_id) {
                     continue;
                 }
-                match self
-                    .core
-                    .controller
-                    .jobmanager
-                    .job_status(&flink_job_id)
-                    .await
+                let position = match watches
+                    .iter()
+                    .position(|watch| watch.flink_job_id() == flink_job_id)
                 {
+                    Some(position) => position,
+                    None => {
+                        watches.push(self.core.controller.observer.follow(&flink_job_id));
+                        watches.len() - 1
+                    }
+                };
+                let status = match watches[position].seen() {
+                    Observed::Unseen => {
+                        waiting += 1;
+                        continue;
+                    }
+                    Observed::Listed(status) => Ok(status),
+                    Observed::NotListed => {
+                        self.core
+                            .controller
+                            .jobmanager
+                            .job_status(&flink_job_id)
+                            .await
+                    }
+                };
+                match status {
                     Ok(FlinkJobStatus::Finished) => {
                         info!(job_id = %self.core.job.id, flink_job_id = %flink_job_id, "flink job finished");
+                        watches.swap_remove(position);
                         ended.insert(flink_job_id);
                     }
                     Ok(_) if unknown.remove(&flink_job_id).is_some() => waiting += 1,
@@ -232,7 +259,13 @@ impl SqlDriver {
             if waiting == 0 {
                 return Ok(());
             }
-            self.core.pause(self.core.limits().poll_interval).await?;
+            self.core.settled();
+            self.core
+                .wait_for(
+                    observer::any_changed(&mut watches),
+                    observer::FOLLOW_RECHECK,
+                )
+                .await?;
         }
     }
 
@@ -265,6 +298,8 @@ impl SqlDriver {
             match call().await {
                 Err(error @ GatewayError::Unreachable(_)) => {
                     warn!(job_id = %self.core.job.id, what, %error, retry_ms = pause.as_millis() as u64, "sql gateway unreachable; waiting for it");
+                    // Waiting sends nothing: the resume slot goes to another job.
+                    self.core.yield_resume_slot();
                     if !noted {
                         noted = true;
                         self.core

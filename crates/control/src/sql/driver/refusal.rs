@@ -79,6 +79,8 @@ impl SqlDriver {
             ))
             .await?;
         self.core.pause_fully(pause).await?;
+        // The session may have been closed once every statement had its verdict.
+        self.reopen_session().await?;
         self.submit(index, attempt + 1).await
     }
 }

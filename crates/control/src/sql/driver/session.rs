@@ -8,6 +8,26 @@ impl SqlDriver {
     /// job is resumed, replays the statements that build session state.
     pub(super) async fn open_session(&mut self) -> Result<(), Interrupt> {
         let gateway = self.core.gateway().clone();
+        let needs_session = self
+            .core
+            .job
+            .statements
+            .iter()
+            .any(|s| s.state != StatementState::Finished);
+        if !needs_session {
+            // Every statement has its verdict: the rest is followed on the JobManager, and a
+            // session left from before is closed.
+            if self.core.resuming {
+                self.core
+                    .note(&format!(
+                        "resumed {}: every statement has its verdict; following its flink jobs",
+                        self.core.resumed_because
+                    ))
+                    .await?;
+            }
+            self.release_idle_session().await;
+            return Ok(());
+        }
         // A statement submitted without its operation recorded (the broker stopped in
         // between) may have run in the recorded session: submitting it there again could
         // collide with itself (`CREATE TABLE` twice). A new session starts clean.
@@ -47,16 +67,22 @@ impl SqlDriver {
                 info!(job_id = %self.core.job.id, session = %recorded, %error, "the earlier sql gateway session was not closed");
             }
         }
-        let needs_session = self
-            .core
-            .job
-            .statements
-            .iter()
-            .any(|s| s.state != StatementState::Finished);
-        if !needs_session {
-            // Every statement has its verdict: the rest is followed on the JobManager.
-            return Ok(());
+        let handle = self.new_session().await?;
+        if self.core.resuming {
+            let replayed = self.replay_session_state(&handle).await?;
+            self.core
+                .note(&format!(
+                    "resumed {}: the sql gateway session was gone; opened session {} and replayed {replayed} statement(s) that build session state",
+                    self.core.resumed_because, handle.0,
+                ))
+                .await?;
         }
+        Ok(())
+    }
+
+    /// Opens a session with the job's properties, records it and keeps it alive.
+    pub(super) async fn new_session(&mut self) -> Result<SessionHandle, Interrupt> {
+        let gateway = self.core.gateway().clone();
         let JobSpec::Sql(spec) = &self.core.job.spec else {
             return Err(Interrupt::Failed("not a sql job".into()));
         };
@@ -73,6 +99,12 @@ impl SqlDriver {
         self.core.set_gateway_session(Some(&handle.0)).await?;
         info!(job_id = %self.core.job.id, session = %handle.0, "sql gateway session opened");
         self.use_session(handle.clone());
+        Ok(handle)
+    }
+
+    /// Runs the finished statements that build session state again in `handle`; returns how
+    /// many.
+    async fn replay_session_state(&mut self, handle: &SessionHandle) -> Result<usize, Interrupt> {
         let replay: Vec<StatementRecord> = self
             .core
             .job
@@ -81,20 +113,47 @@ impl SqlDriver {
             .filter(|s| s.state == StatementState::Finished && builds_session_state(s.kind, &s.sql))
             .cloned()
             .collect();
-        if self.core.resuming {
-            for statement in &replay {
-                self.replay(&handle, statement).await?;
-            }
-            self.core
-                .note(&format!(
-                    "resumed {}: the sql gateway session was gone; opened session {} and replayed {} statement(s) that build session state",
-                    self.core.resumed_because,
-                    handle.0,
-                    replay.len()
-                ))
-                .await?;
+        for statement in &replay {
+            self.replay(handle, statement).await?;
         }
-        Ok(())
+        Ok(replay.len())
+    }
+
+    /// Closes the session once no statement needs it: every statement has its verdict and
+    /// every query's results are logged. The job's Flink jobs are followed on the JobManager
+    /// from then on; a statement that must run again (a refused Flink job) opens a new
+    /// session (`reopen_session`).
+    pub(super) async fn release_idle_session(&mut self) {
+        let recorded = self.session.is_some() || self.core.job.gateway_session.is_some();
+        if !recorded
+            || self
+                .core
+                .job
+                .statements
+                .iter()
+                .any(|s| s.state != StatementState::Finished)
+        {
+            return;
+        }
+        info!(job_id = %self.core.job.id, "every statement has its verdict and every query's results are logged: the sql gateway session is no longer needed");
+        self.close_session().await;
+        self.continued_session = false;
+    }
+
+    /// Opens a session again when the job has none (it was closed once no statement needed
+    /// it), replaying the statements that build session state.
+    pub(super) async fn reopen_session(&mut self) -> Result<(), Interrupt> {
+        if self.session.is_some() {
+            return Ok(());
+        }
+        let handle = self.new_session().await?;
+        let replayed = self.replay_session_state(&handle).await?;
+        self.core
+            .note(&format!(
+                "opened sql gateway session {} again and replayed {replayed} statement(s) that build session state",
+                handle.0
+            ))
+            .await
     }
 
     pub(super) fn use_session(&mut self, handle: SessionHandle) {
