@@ -3,6 +3,10 @@
 //! then the time the pending migrations take on it, and the latency of ListJobs (filtered by
 //! state, by a label, with and without a tenant) and GetJob of ended jobs through gRPC against
 //! the real `flinkbroker` binary, once the live jobs it drives against the stand-in settled.
+//! Each call's figures come with the broker's CPU time per call, which other load on the
+//! machine does not move as it moves latencies, and with two references measured alike: GetJob
+//! of an ended job the broker holds in memory, and the gRPC health Check. On PostgreSQL the
+//! database is vacuumed and analysed after the migrations, as autovacuum would be soon after.
 //!
 //! [`measure`] returns the figures, [`print`] prints them against the targets. A bench includes
 //! this file with `#[path = "support/store_scale.rs"] mod store_scale;`.
@@ -167,7 +171,8 @@ pub(crate) async fn measure(
     let seed = seed(&db, settings).await;
     let seed_time = started.elapsed();
     if db.get_database_backend() == DbBackend::Postgres {
-        // A database that has been in use has its statistics; a bulk load has none yet.
+        // A database that has been in use has its statistics (the migrations read them); a
+        // bulk load has none yet.
         db.execute_unprepared("ANALYZE").await.expect("analyze");
     }
     db.close().await.expect("close the seeding connection");
@@ -178,6 +183,15 @@ pub(crate) async fn measure(
         .expect("connect and migrate");
     let migration_time = started.elapsed();
     drop(store);
+    if backend == "postgres" {
+        // What autovacuum does in the first minutes after a bulk load (and after the
+        // migration's backfill), done before measuring rather than during.
+        let db = raw_connection(database_url).await;
+        db.execute_unprepared("VACUUM ANALYZE")
+            .await
+            .expect("vacuum analyze");
+        db.close().await.expect("close the vacuuming connection");
+    }
 
     let standin = Standin::spawn(StandinConfig::default())
         .await
