@@ -453,15 +453,7 @@ impl Core {
                 note,
                 reply,
             } => {
-                // The note first: whoever sees the step recorded finds its note in the history.
-                let recorded = match note {
-                    Some(note) if !self.job.state.is_terminal() => self.note(&note).await,
-                    _ => Ok(()),
-                };
-                let recorded = match recorded {
-                    Ok(()) => self.set_lineage(*lineage, None).await,
-                    Err(interrupt) => Err(interrupt),
-                };
+                let recorded = self.set_lineage_noted(*lineage, note).await;
                 if let Err(interrupt) = recorded {
                     let _ = reply.send(Err(Error::Unavailable(
                         "the job's upgrade could not be recorded".into(),

@@ -696,6 +696,29 @@ impl Core {
         self.publish();
         Ok(())
     }
+
+    /// Records the job's lineage and, while the job lives, a note in its history, and
+    /// publishes both at once: a reader (GetJob, WatchJob) that sees the step sees its note.
+    pub(super) async fn set_lineage_noted(
+        &mut self,
+        lineage: Lineage,
+        note: Option<String>,
+    ) -> Result<(), Interrupt> {
+        let store = Arc::clone(self.store());
+        let id = self.job.id;
+        self.durably("the job's upgrade", || {
+            store.set_lineage(id, &lineage, None)
+        })
+        .await?;
+        self.job.lineage = lineage;
+        match note {
+            Some(note) if !self.job.state.is_terminal() => self.note(&note).await,
+            _ => {
+                self.publish();
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Where the stop with a savepoint that ended a revision wrote its savepoint.

@@ -82,7 +82,7 @@ impl SeaStore {
         Ok(jobs.pop())
     }
 
-    /// The jobs matching `condition`, oldest first, read in one transaction.
+    /// The jobs matching `condition`, oldest first, read in one statement.
     async fn jobs_where(
         &self,
         condition: Condition,
