@@ -8,13 +8,7 @@ impl SqlDriver {
     /// job is resumed, replays the statements that build session state.
     pub(super) async fn open_session(&mut self) -> Result<(), Interrupt> {
         let gateway = self.core.gateway().clone();
-        let needs_session = self
-            .core
-            .job
-            .statements
-            .iter()
-            .any(|s| s.state != StatementState::Finished);
-        if !needs_session {
+        if !self.needs_session() {
             // Every statement has its verdict: the rest is followed on the JobManager, and a
             // session left from before is closed.
             if self.core.resuming {
@@ -125,14 +119,7 @@ impl SqlDriver {
     /// session (`reopen_session`).
     pub(super) async fn release_idle_session(&mut self) {
         let recorded = self.session.is_some() || self.core.job.gateway_session.is_some();
-        if !recorded
-            || self
-                .core
-                .job
-                .statements
-                .iter()
-                .any(|s| s.state != StatementState::Finished)
-        {
+        if !recorded || self.needs_session() {
             return;
         }
         info!(job_id = %self.core.job.id, "every statement has its verdict and every query's results are logged: the sql gateway session is no longer needed");
@@ -154,6 +141,15 @@ impl SqlDriver {
                 handle.0
             ))
             .await
+    }
+
+    /// True while a statement has no verdict yet or a query's results are still logged.
+    fn needs_session(&self) -> bool {
+        self.core
+            .job
+            .statements
+            .iter()
+            .any(|s| s.state != StatementState::Finished)
     }
 
     pub(super) fn use_session(&mut self, handle: SessionHandle) {
