@@ -122,10 +122,8 @@ impl Observer {
             self.tasks.spawn(async move { this.run().await });
         }
         let mut shared = self.shared();
-        let initial = shared
-            .latest
-            .as_ref()
-            .filter(|snapshot| snapshot.read_at.elapsed() < self.interval)
+        let initial = self
+            .fresh_in(&shared)
             .map_or(Observed::Unseen, |snapshot| snapshot.observed(flink_job_id));
         let first = shared.followed.is_empty();
         let followed = shared
@@ -160,7 +158,12 @@ impl Observer {
     }
 
     fn fresh(&self) -> Option<Arc<Snapshot>> {
-        self.shared()
+        self.fresh_in(&self.shared())
+    }
+
+    /// The latest overview when it is younger than the poll interval.
+    fn fresh_in(&self, shared: &Shared) -> Option<Arc<Snapshot>> {
+        shared
             .latest
             .as_ref()
             .filter(|snapshot| snapshot.read_at.elapsed() < self.interval)
