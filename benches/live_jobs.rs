@@ -39,10 +39,11 @@
 //! pause between all jobs RUNNING and the window), `BENCH_WINDOW_SECONDS` (60: one default
 //! `--heartbeat-interval`, so that whatever a job does once a minute is counted once),
 //! `BENCH_RESTARTS` (`kill,term`: the order of the restarts; empty: none),
-//! `BENCH_STORE_BACKENDS` (`sqlite,postgres`: the stores ListJobs and GetJob are then measured
-//! on, with 100 000 ended and 1 000 live jobs, as `benches/store_scale.rs` does; empty: none), `BENCH_FLINKBROKER_BIN` (the broker binary
-//! to run instead of this build's, e.g. a copy that a build in the shared target directory
-//! cannot replace between the restarts).
+//! `BENCH_STORE_BACKENDS` (`sqlite,postgres`: the stores ListJobs, GetJob and a metrics scrape
+//! are then measured on, with 100 000 ended and 1 000 live jobs, as `benches/store_scale.rs`
+//! does, `BENCH_CALLS` and `BENCH_GET_CALLS` calls each; empty: none), `BENCH_FLINKBROKER_BIN`
+//! (the broker binary to run instead of this build's, e.g. a copy that a build in the shared
+//! target directory cannot replace between the restarts).
 
 // The store's measure brings the process broker with it.
 #[path = "support/store_scale.rs"]
@@ -197,6 +198,9 @@ impl Bench<'_> {
 }
 
 fn main() {
+    // The metrics scrapes of the store measure go through reqwest, which needs the
+    // process-wide TLS provider the broker installs.
+    flinkbroker::install_crypto_provider();
     let settings = Settings::from_env();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -209,7 +213,7 @@ fn main() {
     runtime.block_on(store_latencies());
 }
 
-/// ListJobs and GetJob with 100 000 ended and 1 000 live jobs in the store (the measure of
+/// ListJobs, GetJob and a metrics scrape with 100 000 ended and 1 000 live jobs in the store (the measure of
 /// `benches/store_scale.rs`), on each of `BENCH_STORE_BACKENDS` (`sqlite,postgres`; empty:
 /// none).
 async fn store_latencies() {
@@ -217,6 +221,7 @@ async fn store_latencies() {
         ended_jobs: 100_000,
         live_jobs: 1_000,
         calls: env_number("BENCH_CALLS", 500usize).max(1),
+        get_calls: env_number("BENCH_GET_CALLS", 5_000usize).max(1),
         warmup_calls: 20,
         only: Vec::new(),
     };

@@ -1,11 +1,12 @@
 //! The store at scale, on SQLite and PostgreSQL: 100 000 ended jobs and 1 000 live ones
 //! seeded in bulk, the migrations timed on that database, then the real `flinkbroker` binary on
 //! it (driving the live jobs against the stand-in) answering ListJobs (first page, filtered by
-//! state and by a label) and GetJob of ended jobs. Targets: ListJobs p99 <= 20 ms, GetJob of an
-//! ended job p99 <= 2 ms.
+//! state and by a label), GetJob of ended jobs and a metrics scrape. Targets: ListJobs p99 <= 20
+//! ms, GetJob of an ended job p99 <= 2 ms, a metrics scrape p99 <= 20 ms.
 //!
 //! Environment: `BENCH_BACKENDS` (`sqlite,postgres`), `BENCH_ENDED_JOBS` (100000),
-//! `BENCH_LIVE_JOBS` (1000), `BENCH_CALLS` (500 per query), `BENCH_WARMUP_CALLS` (20),
+//! `BENCH_LIVE_JOBS` (1000), `BENCH_CALLS` (500 per query), `BENCH_GET_CALLS` (5000 GetJob
+//! calls, each of its own ended job), `BENCH_WARMUP_CALLS` (20),
 //! `BENCH_ONLY` (parts of the call names to measure, comma-separated: `GetJob,label`).
 //! SQLite: a file in a temporary directory (`BENCH_SQLITE_PATH`: this file instead, kept).
 //! PostgreSQL: a fresh database on the server the tests use (`FLINKBROKER_TEST_POSTGRES_URL`,

@@ -185,7 +185,7 @@ pub(crate) fn broker_binary() -> String {
 }
 
 /// A loopback port nothing listens on right now.
-fn free_port() -> SocketAddr {
+pub(crate) fn free_port() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     listener.local_addr().expect("local addr")
 }

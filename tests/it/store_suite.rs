@@ -642,7 +642,8 @@ async fn job_metrics_count_jobs_by_kind_and_state_leases_and_the_largest_open_lo
         groups,
         vec![
             (JobKind::Python, JobState::Pending, 1, true),
-            (JobKind::Sql, JobState::Finished, 1, true),
+            // Only the live states' oldest change is read (for the stuck-job gauge).
+            (JobKind::Sql, JobState::Finished, 1, false),
             (JobKind::Sql, JobState::Pending, 1, true),
         ]
     );

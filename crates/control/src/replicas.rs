@@ -383,7 +383,9 @@ impl Controller {
                 _ = tokio::time::sleep(every) => {}
             }
             // The leases as they are now: one handed over since the last renewal is not held.
-            let held: HashSet<JobId> = match self.extend_leases().await {
+            // Read, not extended: the renewals (`keep_leases`) are the only writes of the
+            // leases this replica keeps, so a round of sharing rewrites no job's row.
+            let held: HashSet<JobId> = match self.store.held(&self.replica, now_millis()).await {
                 Ok(held) => held.into_iter().collect(),
                 Err(error) => {
                     warn!(%error, "cannot read the job leases; no jobs are shared out this round");

@@ -258,6 +258,10 @@ pub trait Leases: Send + Sync {
         until: UnixMillis,
     ) -> Result<Vec<JobId>, StoreError>;
 
+    /// The jobs whose lease `owner` holds at `now` (not expired, not handed over), read
+    /// without extending them.
+    async fn held(&self, owner: &str, now: UnixMillis) -> Result<Vec<JobId>, StoreError>;
+
     /// Hands one lease over (to whichever replica claims it next): only while `owner` holds it
     /// at `now`, it then ends at `now`; the owner stays recorded until the next claim, so the
     /// next owner knows whom it took the job from. True when handed over.
@@ -343,7 +347,7 @@ pub struct JobGroup {
     pub state: JobState,
     /// How many jobs the group holds.
     pub jobs: u64,
-    /// The oldest last change of a job in the group.
+    /// The oldest last change of a job in the group; read for the live states only.
     pub oldest_change: Option<UnixMillis>,
 }
 

@@ -24,7 +24,7 @@ use sea_orm::{
     AccessMode, ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database,
     DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, EntityTrait, FromQueryResult,
     IsolationLevel, QueryFilter, QueryResult, QuerySelect, QueryTrait, RuntimeErr, Select,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, TryGetableMany,
 };
 use sea_orm_migration::MigratorTrait;
 
@@ -483,9 +483,8 @@ fn child_rows_json(backend: DbBackend, table: &str, fields: &[&str]) -> String {
 /// many jobs. The children come as JSON arrays the database builds per job, where reading
 /// them as rows of their own took three more round trips, and a row each.
 ///
-/// The limit is written into the SQL rather than bound: the SQLite linked here (3.51) plans a
-/// query whose LIMIT is a bound parameter for that parameter's value, and so parses and plans
-/// it again at every execution (which cost more than running it).
+/// The limit is written into the SQL rather than bound ([`limited`]): planning again at every
+/// execution cost more than running the query.
 pub(super) async fn read_jobs<C: ConnectionTrait>(
     conn: &C,
     select: Select<job::Entity>,
@@ -513,16 +512,64 @@ pub(super) async fn read_jobs<C: ConnectionTrait>(
             Expr::cust(child_rows_json(backend, "result_logs", &LOG_FIELDS)),
             "logs_json",
         );
-    let mut statement = select.build(backend);
-    if let Some(limit) = limit {
-        // LIMIT is the last clause of a SELECT without OFFSET or locking.
-        statement.sql.push_str(&format!(" LIMIT {limit}"));
-    }
+    let statement = match limit {
+        Some(limit) => limited(backend, select, limit),
+        None => select.build(backend),
+    };
     let rows = conn
         .query_all_raw(statement)
         .await
         .map_err(db_error("cannot read jobs"))?;
     rows.iter().map(job_from_result).collect()
+}
+
+/// `select` (without OFFSET or locking) with `limit` written into its SQL rather than bound:
+/// the SQLite linked here (3.51) plans a query whose LIMIT is a bound parameter for that
+/// parameter's value, and so parses and plans it again at every execution.
+pub(super) fn limited<Q: QueryTrait>(backend: DbBackend, select: Q, limit: u64) -> Statement {
+    let mut statement = select.build(backend);
+    // LIMIT is the last clause of a SELECT without OFFSET or locking.
+    statement.sql.push_str(&format!(" LIMIT {limit}"));
+    statement
+}
+
+/// The first `limit` rows `select` selects, as tuples of its columns in order (see
+/// [`limited`]).
+pub(super) async fn limited_tuples<T, C, Q>(
+    conn: &C,
+    select: Q,
+    limit: u64,
+) -> Result<Vec<T>, DbErr>
+where
+    T: TryGetableMany,
+    C: ConnectionTrait,
+    Q: QueryTrait,
+{
+    let rows = conn
+        .query_all_raw(limited(conn.get_database_backend(), select, limit))
+        .await?;
+    rows.iter()
+        .map(|row| T::try_get_many_by_index(row).map_err(DbErr::from))
+        .collect()
+}
+
+/// The first `limit` models `select` selects (see [`limited`]).
+pub(super) async fn limited_models<M, C, Q>(
+    conn: &C,
+    select: Q,
+    limit: u64,
+) -> Result<Vec<M>, DbErr>
+where
+    M: FromQueryResult,
+    C: ConnectionTrait,
+    Q: QueryTrait,
+{
+    let rows = conn
+        .query_all_raw(limited(conn.get_database_backend(), select, limit))
+        .await?;
+    rows.iter()
+        .map(|row| M::from_query_result(row, ""))
+        .collect()
 }
 
 /// Converts one row of `read_jobs` into a `Job`.

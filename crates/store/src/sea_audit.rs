@@ -8,11 +8,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sea_orm::sea_query::{Order, Query};
 use sea_orm::{
     ActiveValue, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
 };
 
 use super::entities::audit_event;
-use super::sea::db_error;
+use super::sea::{db_error, limited_models};
 use super::{AuditTrail, SeaStore, StoreError};
 use flinkbroker_model::audit::{AuditAction, AuditEvent, AuditFilter, AuditPage, NewAuditEvent};
 use flinkbroker_model::job::UnixMillis;
@@ -60,12 +59,11 @@ impl AuditTrail for SeaStore {
         if let Some(id) = before {
             query = query.filter(audit_event::Column::Id.lt(id));
         }
-        let rows = query
-            .order_by_desc(audit_event::Column::Id)
-            .limit(u64::from(page_size) + 1)
-            .all(&self.db)
-            .await
-            .map_err(db_error("cannot list audit events"))?;
+        let newest_first = query.order_by_desc(audit_event::Column::Id);
+        let rows: Vec<audit_event::Model> =
+            limited_models(&self.db, newest_first, u64::from(page_size) + 1)
+                .await
+                .map_err(db_error("cannot list audit events"))?;
         let has_more = rows.len() > page_size as usize;
         let events = rows
             .into_iter()

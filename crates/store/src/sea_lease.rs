@@ -10,25 +10,14 @@
 use async_trait::async_trait;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
 use super::entities::{job, replica};
-use super::sea::{commit, db_error, rollback, unfinished, without_lease};
+use super::sea::{commit, db_error, limited_tuples, rollback, unfinished, without_lease};
 use super::{Census, Leases, SeaStore, StoreError};
 use flinkbroker_model::job::{JobId, JobState, UnixMillis};
-
-/// The unfinished jobs, by the names of the live states (not "not terminal"), so that the
-/// state index serves a count however many ended jobs the table holds.
-fn live_states() -> Condition {
-    Condition::all().add(job::Column::State.is_in([
-        JobState::Pending.as_str(),
-        JobState::Submitting.as_str(),
-        JobState::Running.as_str(),
-        JobState::Canceling.as_str(),
-    ]))
-}
 
 /// Commits `txn` when `outcome` is a success, else rolls it back; returns the outcome.
 async fn finish<T>(
@@ -45,6 +34,24 @@ async fn finish<T>(
             Err(error)
         }
     }
+}
+
+/// The ids of the unfinished jobs whose lease `owner` holds at `now`.
+async fn held_at<C: ConnectionTrait>(
+    conn: &C,
+    owner: &str,
+    now: UnixMillis,
+) -> Result<Vec<String>, StoreError> {
+    job::Entity::find()
+        .select_only()
+        .column(job::Column::Id)
+        .filter(job::Column::Owner.eq(owner))
+        .filter(unfinished())
+        .filter(job::Column::LeaseUntil.gt(now))
+        .into_tuple::<String>()
+        .all(conn)
+        .await
+        .map_err(db_error("cannot read the leases"))
 }
 
 fn parse_ids(ids: Vec<String>) -> Result<Vec<JobId>, StoreError> {
@@ -106,18 +113,16 @@ impl Leases for SeaStore {
     }
 
     async fn claimable(&self, now: UnixMillis, limit: u64) -> Result<Vec<JobId>, StoreError> {
-        let ids = job::Entity::find()
+        let oldest_first = job::Entity::find()
             .select_only()
             .column(job::Column::Id)
             .filter(unfinished())
             .filter(without_lease(now))
-            .order_by_asc(job::Column::CreatedAt)
-            .limit(limit)
-            .into_tuple::<String>()
-            .all(&self.db)
+            .order_by_asc(job::Column::CreatedAt);
+        let ids: Vec<(String,)> = limited_tuples(&self.db, oldest_first, limit)
             .await
             .map_err(db_error("cannot find jobs to take over"))?;
-        parse_ids(ids)
+        parse_ids(ids.into_iter().map(|(id,)| id).collect())
     }
 
     async fn release(&self, owner: &str) -> Result<(), StoreError> {
@@ -147,19 +152,14 @@ impl Leases for SeaStore {
                 .exec(&txn)
                 .await
                 .map_err(db_error("cannot extend the leases"))?;
-            job::Entity::find()
-                .select_only()
-                .column(job::Column::Id)
-                .filter(job::Column::Owner.eq(owner))
-                .filter(unfinished())
-                .filter(job::Column::LeaseUntil.gt(now))
-                .into_tuple::<String>()
-                .all(&txn)
-                .await
-                .map_err(db_error("cannot read the leases"))
+            held_at(&txn, owner, now).await
         }
         .await;
         parse_ids(finish(txn, extended).await?)
+    }
+
+    async fn held(&self, owner: &str, now: UnixMillis) -> Result<Vec<JobId>, StoreError> {
+        parse_ids(held_at(&self.db, owner, now).await?)
     }
 
     async fn hand_over(&self, id: JobId, owner: &str, now: UnixMillis) -> Result<bool, StoreError> {
@@ -220,12 +220,12 @@ impl Leases for SeaStore {
                 .await
                 .map_err(db_error("cannot read the replicas"))?;
             let unfinished_jobs = job::Entity::find()
-                .filter(live_states())
+                .filter(unfinished())
                 .count(&txn)
                 .await
                 .map_err(db_error("cannot count the unfinished jobs"))?;
             let unclaimed_jobs = job::Entity::find()
-                .filter(live_states())
+                .filter(unfinished())
                 .filter(without_lease(now))
                 .count(&txn)
                 .await

@@ -10,7 +10,7 @@ use sea_orm::{
 };
 
 use super::entities::{job, result_batch, result_log};
-use super::sea::{commit, db_error, log_summary, rollback};
+use super::sea::{commit, db_error, limited_models, limited_tuples, log_summary, rollback};
 use super::sea_log_sqlite::LogWriter;
 use super::{LogAppend, LogBatch, LogRead, ResultLog, SeaStore, StoreError};
 use flinkbroker_model::job::{JobId, LogSummary, UnixMillis, now_millis};
@@ -258,17 +258,15 @@ impl SeaStore {
             let mut bytes_held = head.bytes_held;
             let mut cutoff = None;
             while bytes_held > window {
-                let oldest = result_batch::Entity::find()
+                let oldest_first = result_batch::Entity::find()
                     .select_only()
                     .columns([result_batch::Column::EndRow, result_batch::Column::Bytes])
                     .filter(result_batch::Column::JobId.eq(id.as_str()))
                     .filter(result_batch::Column::Idx.eq(i64::from(index)))
                     .filter(result_batch::Column::EndRow.gt(cutoff.unwrap_or(head.earliest_row)))
                     .filter(result_batch::Column::EndRow.lt(head.rows_logged))
-                    .order_by_asc(result_batch::Column::EndRow)
-                    .limit(WINDOW_SCAN)
-                    .into_tuple::<(i64, i64)>()
-                    .all(txn)
+                    .order_by_asc(result_batch::Column::EndRow);
+                let oldest: Vec<(i64, i64)> = limited_tuples(txn, oldest_first, WINDOW_SCAN)
                     .await
                     .map_err(db_error("cannot read the result log"))?;
                 if oldest.is_empty() {
@@ -504,13 +502,12 @@ impl ResultLog for SeaStore {
             let Some(head) = find_head(&txn, job_id, index).await? else {
                 return Ok(None);
             };
-            let rows = result_batch::Entity::find()
+            let from = result_batch::Entity::find()
                 .filter(result_batch::Column::JobId.eq(job_id.to_string()))
                 .filter(result_batch::Column::Idx.eq(i64::from(index)))
                 .filter(result_batch::Column::EndRow.gt(to_i64(from_row)))
-                .order_by_asc(result_batch::Column::EndRow)
-                .limit(max_batches.max(1))
-                .all(&txn)
+                .order_by_asc(result_batch::Column::EndRow);
+            let rows: Vec<result_batch::Model> = limited_models(&txn, from, max_batches.max(1))
                 .await
                 .map_err(db_error("cannot read the result log"))?;
             let mut batches = Vec::with_capacity(rows.len());

@@ -1,6 +1,8 @@
 //! Aggregate reads on SQLite and PostgreSQL, each from one snapshot: what a tenant's jobs
 //! hold now (for its quotas), and the job counts the metrics read at each scrape.
 
+use std::collections::HashMap;
+
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect};
 
@@ -77,20 +79,37 @@ impl SeaStore {
     pub(super) async fn metrics_at(&self, now: UnixMillis) -> Result<JobMetrics, StoreError> {
         let txn = self.begin_read().await?;
         let metrics = async {
-            let groups = job::Entity::find()
+            // Every job counted from `idx_jobs_kind_state` alone, in its order; the live
+            // jobs' oldest change read from their rows (a few, by the live states).
+            let counts = job::Entity::find()
                 .select_only()
                 .column(job::Column::Kind)
                 .column(job::Column::State)
                 .expr(Expr::cust("CAST(COUNT(*) AS BIGINT)"))
-                .expr(Expr::cust(r#"MIN("jobs"."updated_at")"#))
                 .group_by(job::Column::Kind)
                 .group_by(job::Column::State)
-                .into_tuple::<(String, String, i64, Option<i64>)>()
+                .into_tuple::<(String, String, i64)>()
                 .all(&txn)
                 .await
-                .map_err(db_error("cannot count jobs by kind and state"))?;
-            let mut by_kind_and_state = Vec::with_capacity(groups.len());
-            for (kind, state, jobs, oldest_change) in groups {
+                .map_err(db_error("cannot count the jobs by kind and state"))?;
+            let oldest_live: HashMap<(String, String), i64> = job::Entity::find()
+                .select_only()
+                .column(job::Column::Kind)
+                .column(job::Column::State)
+                .expr(Expr::cust(r#"MIN("jobs"."updated_at")"#))
+                .filter(unfinished())
+                .group_by(job::Column::Kind)
+                .group_by(job::Column::State)
+                .into_tuple::<(String, String, i64)>()
+                .all(&txn)
+                .await
+                .map_err(db_error("cannot read the live jobs' oldest change"))?
+                .into_iter()
+                .map(|(kind, state, oldest)| ((kind, state), oldest))
+                .collect();
+            let mut by_kind_and_state = Vec::new();
+            for (kind, state, jobs) in counts {
+                let oldest_change = oldest_live.get(&(kind.clone(), state.clone())).copied();
                 // A row the store cannot read is reported where the job is read.
                 let (Some(kind), Some(state)) = (JobKind::parse(&kind), JobState::parse(&state))
                 else {
@@ -119,6 +138,7 @@ impl SeaStore {
                 .expr(Expr::cust(
                     r#"CAST(COALESCE(MAX("result_logs"."bytes_held"), 0) AS BIGINT)"#,
                 ))
+                // The open logs alone, by `idx_result_logs_open`.
                 .filter(result_log::Column::EndReason.is_null())
                 .filter(result_log::Column::DeletedAt.is_null())
                 .filter(result_log::Column::JobId.in_subquery(live))

@@ -17,6 +17,7 @@ mod m20261205_000001_job_savepoints;
 mod m20261206_000001_job_revisions;
 mod m20261207_000001_jobs_at_scale;
 mod m20261207_000002_replicas;
+mod m20261208_000001_job_metrics_indexes;
 
 /// Every migration of the job store, oldest first.
 pub struct Migrator;
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000001_job_revisions::Migration),
             Box::new(m20261207_000001_jobs_at_scale::Migration),
             Box::new(m20261207_000002_replicas::Migration),
+            Box::new(m20261208_000001_job_metrics_indexes::Migration),
         ]
     }
 }
