@@ -294,6 +294,7 @@ impl Leases for SeaStore {
         let rows = job::Entity::find()
             .select_only()
             .columns([job::Column::Id, job::Column::CancelRequest])
+            // The few jobs with a recorded cancel, by `idx_jobs_cancel_requested`.
             .filter(job::Column::Owner.eq(owner))
             .filter(job::Column::CancelRequest.is_not_null())
             // The states named (not "neither canceling nor ended"), so that the owner's jobs

@@ -1,4 +1,4 @@
-//! What a metrics scrape reads, without reading every job:
+//! What a metrics scrape and a replica's rounds read, without reading every job:
 //!
 //! - `idx_jobs_kind_state`: the jobs counted by kind and state, the ended ones too. With this
 //!   index the count of ended jobs reads the index alone, in its order, instead of every row
@@ -9,6 +9,9 @@
 //!   SQLite to read every ended job in those states and sort them.
 //! - `idx_result_logs_open`, partial: the largest open result log among the live jobs, from
 //!   the open logs alone instead of every log ever kept.
+//! - `idx_jobs_cancel_requested`, partial: the cancels recorded for a replica's jobs, which it
+//!   looks for every `--replica-poll-interval`, from the few jobs with a recorded cancel
+//!   instead of every live job it drives.
 
 use sea_orm_migration::prelude::*;
 
@@ -38,10 +41,28 @@ impl MigrationTrait for Migration {
                     .and_where(Expr::col(ResultLogs::DeletedAt).is_null())
                     .to_owned(),
             )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_jobs_cancel_requested")
+                    .table(Jobs::Table)
+                    .col(Jobs::Owner)
+                    .and_where(Expr::col(Jobs::CancelRequest).is_not_null())
+                    .to_owned(),
+            )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("idx_jobs_cancel_requested")
+                    .table(Jobs::Table)
+                    .to_owned(),
+            )
+            .await?;
         manager
             .drop_index(
                 Index::drop()
@@ -66,6 +87,8 @@ enum Jobs {
     Table,
     State,
     Kind,
+    Owner,
+    CancelRequest,
 }
 
 #[derive(DeriveIden)]
