@@ -194,6 +194,7 @@ store_suite!(
 
 shared_database_suite!(
     migrations_run_again_without_changes,
+    the_newest_migrations_roll_back_and_apply_again,
     corrupt_rows_are_reported_not_panicked_on,
     ended_jobs_expire_oldest_first_in_batches_with_their_records_but_not_their_audit_events,
 );
@@ -1669,6 +1670,63 @@ async fn migrations_run_again_without_changes(test_store: &TestStore) {
     let migrations =
         i64::try_from(flinkbroker_store::migration::Migrator::migrations().len()).expect("count");
     assert_eq!(applied, migrations, "each migration is recorded once");
+}
+
+/// The schema changes of the job store at scale (labels table, indexes, replicas, the metrics
+/// indexes) undo cleanly, and a store connecting afterwards applies them again over the same
+/// jobs.
+async fn the_newest_migrations_roll_back_and_apply_again(test_store: &TestStore) {
+    use flinkbroker_store::migration::Migrator;
+    use sea_orm_migration::MigratorTrait;
+    let job = create(
+        &test_store.store,
+        sql_job(Some("kept"), &[("team", "a")], T0),
+    )
+    .await;
+    let raw = raw_connection(&test_store.url).await;
+    let newest = Migrator::migrations()
+        .iter()
+        .rev()
+        .take_while(|migration| migration.name() >= "m20261207_000001_jobs_at_scale")
+        .count();
+    assert!(newest >= 3, "the store-at-scale migrations are the newest");
+    Migrator::down(&raw, Some(u32::try_from(newest).expect("count")))
+        .await
+        .expect("roll the newest migrations back");
+    let pending = Migrator::get_pending_migrations(&raw)
+        .await
+        .expect("pending migrations");
+    assert_eq!(
+        pending.len(),
+        newest,
+        "every rolled-back migration is pending"
+    );
+    drop(raw);
+
+    let again = SeaStore::connect(&test_store.url)
+        .await
+        .expect("connect and migrate again");
+    assert_eq!(again.get_job(job.id).await.expect("get"), job);
+    let by_label = again
+        .list_jobs(
+            &JobFilter {
+                labels: labels(&[("team", "a")]),
+                ..JobFilter::default()
+            },
+            10,
+            None,
+        )
+        .await
+        .expect("list by label");
+    assert_eq!(
+        by_label
+            .jobs
+            .iter()
+            .map(|listed| listed.id)
+            .collect::<Vec<_>>(),
+        vec![job.id],
+        "the labels table is filled again from the jobs"
+    );
 }
 
 async fn corrupt_rows_are_reported_not_panicked_on(test_store: &TestStore) {

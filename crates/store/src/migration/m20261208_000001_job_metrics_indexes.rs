@@ -55,30 +55,24 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_index(
-                Index::drop()
-                    .name("idx_jobs_cancel_requested")
-                    .table(Jobs::Table)
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .drop_index(
-                Index::drop()
-                    .name("idx_result_logs_open")
-                    .table(ResultLogs::Table)
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .drop_index(
-                Index::drop()
-                    .name("idx_jobs_kind_state")
-                    .table(Jobs::Table)
-                    .to_owned(),
-            )
-            .await
+        let indexes = [
+            Index::drop()
+                .name("idx_jobs_cancel_requested")
+                .table(Jobs::Table)
+                .to_owned(),
+            Index::drop()
+                .name("idx_result_logs_open")
+                .table(ResultLogs::Table)
+                .to_owned(),
+            Index::drop()
+                .name("idx_jobs_kind_state")
+                .table(Jobs::Table)
+                .to_owned(),
+        ];
+        for index in indexes {
+            manager.drop_index(index).await?;
+        }
+        Ok(())
     }
 }
 
