@@ -408,7 +408,7 @@ async fn savepoints_are_taken_and_restored_on_a_real_flink_cluster() {
         let cluster = &cluster;
         let checkpoints_path = &checkpoints_path;
         async move {
-            let checkpoints = cluster.rest_json(checkpoints_path).await;
+            let checkpoints = cluster.rest_json_when_ready(checkpoints_path).await?;
             checkpoints["latest"]["restored"]["external_path"]
                 .as_str()
                 .map(str::to_owned)

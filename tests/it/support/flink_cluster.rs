@@ -453,6 +453,33 @@ impl FlinkCluster {
             .unwrap_or_else(|error| panic!("GET {url}: not JSON: {error}"))
     }
 
+    /// Reads `GET <path>` like [`FlinkCluster::rest_json`], but answers None (and says why on
+    /// stderr) when the JobManager answers with an error status: for what it cannot tell yet,
+    /// such as the checkpoint statistics of a job still being restored (Flink 2.1 answers 500
+    /// for a moment then). Panics when the JobManager does not answer at all.
+    pub(crate) async fn rest_json_when_ready(&self, path: &str) -> Option<serde_json::Value> {
+        flinkbroker::install_crypto_provider();
+        let url = format!("{}{path}", self.rest_url);
+        let response = reqwest::Client::new()
+            .get(&url)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("GET {url}: {error}"));
+        if !response.status().is_success() {
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            eprintln!("GET {url}: {status} (asked again): {body}");
+            return None;
+        }
+        Some(
+            response
+                .json()
+                .await
+                .unwrap_or_else(|error| panic!("GET {url}: not JSON: {error}")),
+        )
+    }
+
     /// Returns the entry of the cluster's one TaskManager in `GET /taskmanagers`.
     pub(crate) async fn taskmanager(&self) -> serde_json::Value {
         let overview = self.rest_json("/taskmanagers").await;
