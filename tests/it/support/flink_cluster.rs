@@ -432,8 +432,8 @@ impl FlinkCluster {
         }
     }
 
-    /// Reads `GET <path>` of the JobManager's REST API as JSON; panics on any failure.
-    pub(crate) async fn rest_json(&self, path: &str) -> serde_json::Value {
+    /// Sends `GET <path>` to the JobManager's REST API; panics when it does not answer.
+    async fn rest_get(&self, path: &str) -> (String, reqwest::Response) {
         flinkbroker::install_crypto_provider();
         let url = format!("{}{path}", self.rest_url);
         let response = reqwest::Client::new()
@@ -442,6 +442,12 @@ impl FlinkCluster {
             .send()
             .await
             .unwrap_or_else(|error| panic!("GET {url}: {error}"));
+        (url, response)
+    }
+
+    /// Reads `GET <path>` of the JobManager's REST API as JSON; panics on any failure.
+    pub(crate) async fn rest_json(&self, path: &str) -> serde_json::Value {
+        let (url, response) = self.rest_get(path).await;
         assert!(
             response.status().is_success(),
             "GET {url}: {}",
@@ -458,14 +464,7 @@ impl FlinkCluster {
     /// such as the checkpoint statistics of a job still being restored (Flink 2.1 answers 500
     /// for a moment then). Panics when the JobManager does not answer at all.
     pub(crate) async fn rest_json_when_ready(&self, path: &str) -> Option<serde_json::Value> {
-        flinkbroker::install_crypto_provider();
-        let url = format!("{}{path}", self.rest_url);
-        let response = reqwest::Client::new()
-            .get(&url)
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await
-            .unwrap_or_else(|error| panic!("GET {url}: {error}"));
+        let (url, response) = self.rest_get(path).await;
         if !response.status().is_success() {
             let status = response.status();
             let body = response.text().await.unwrap_or_default();
