@@ -24,7 +24,7 @@ impl Controller {
                 reply,
             };
             let asked = async {
-                live.commands.send(command).await.ok()?;
+                live.commands.send(Box::new(command)).await.ok()?;
                 answer.await.ok()
             };
             match tokio::time::timeout(CANCEL_ANSWER_TIMEOUT, asked).await {

@@ -27,7 +27,8 @@ const COMMAND_BUFFER: usize = 16;
 /// Attempts at one durable write before the driver gives the job up to the next start.
 const STORE_ATTEMPTS: u32 = 5;
 
-/// A command to a job's driver.
+/// A command to a job's driver. Commands travel boxed: every live job's command channel holds
+/// a block of slots from its start, a pointer each rather than the largest command each.
 pub(super) enum Command {
     /// CancelJob: the driver answers with the job once it is CANCELING (or already over).
     Cancel {
@@ -40,9 +41,7 @@ pub(super) enum Command {
     /// TriggerSavepoint: the driver records a savepoint of each of the job's running Flink
     /// jobs and answers with their trigger ids (or why none can be taken).
     Savepoint {
-        // Boxed, as the large variants are: every live job's command channel holds a block of
-        // commands.
-        request: Box<SavepointRequest>,
+        request: SavepointRequest,
         reply: oneshot::Sender<crate::error::Result<Vec<String>>>,
     },
     /// A triggered savepoint ended: its location, or why it failed.
@@ -53,7 +52,7 @@ pub(super) enum Command {
     /// The follower of the job's upgrade recorded a step: the driver records the lineage
     /// (and the note in the history while the job lives) and answers.
     SetLineage {
-        lineage: Box<flinkbroker_model::job::Lineage>,
+        lineage: flinkbroker_model::job::Lineage,
         note: Option<String>,
         reply: oneshot::Sender<crate::error::Result<()>>,
     },
@@ -96,7 +95,7 @@ pub(super) struct Core {
     /// Why the job is taken up again (for its history), e.g. "after a broker restart".
     pub resumed_because: String,
     published: watch::Sender<Job>,
-    commands: mpsc::Receiver<Command>,
+    commands: mpsc::Receiver<Box<Command>>,
     /// Callers of CancelJob answered once the job is CANCELING.
     canceling: bool,
     /// True when the driver stopped without the job's end and the job must be taken up again.
@@ -104,7 +103,7 @@ pub(super) struct Core {
     /// Cancelled at shutdown, and when this replica lost the job's lease.
     pub stop: CancellationToken,
     /// The driver's own command channel, for the tasks it starts (drains).
-    pub to_self: mpsc::Sender<Command>,
+    pub to_self: mpsc::Sender<Box<Command>>,
     /// A job taken up again holds one of the replica's resume slots (`--resume-concurrency`)
     /// until it follows its job again ([`Core::settled`]), so that a restart or a takeover of
     /// many jobs sends the gateway and the JobManager a bounded burst.
@@ -420,8 +419,8 @@ impl Core {
         Ok(())
     }
 
-    async fn handle(&mut self, command: Command) -> Result<(), Interrupt> {
-        match command {
+    async fn handle(&mut self, command: Box<Command>) -> Result<(), Interrupt> {
+        match *command {
             Command::Cancel { options, reply } => {
                 if self.canceling || self.job.state.is_terminal() {
                     // A second cancel changes nothing.
@@ -442,7 +441,7 @@ impl Core {
                     ))));
                     return Ok(());
                 }
-                Box::pin(self.begin_savepoints(*request, reply)).await
+                Box::pin(self.begin_savepoints(request, reply)).await
             }
             Command::SavepointEnded {
                 trigger_id,
@@ -453,7 +452,7 @@ impl Core {
                 note,
                 reply,
             } => {
-                let recorded = self.set_lineage_noted(*lineage, note).await;
+                let recorded = self.set_lineage_noted(lineage, note).await;
                 if let Err(interrupt) = recorded {
                     let _ = reply.send(Err(Error::Unavailable(
                         "the job's upgrade could not be recorded".into(),

@@ -12,7 +12,7 @@ use flinkbroker_model::job::{Job, JobId};
 #[derive(Clone)]
 pub(super) struct LiveJob {
     /// Commands to the job's driver.
-    pub commands: mpsc::Sender<Command>,
+    pub commands: mpsc::Sender<Box<Command>>,
     /// The job as its driver last published it.
     pub job: watch::Receiver<Job>,
     /// Stops the driver (this replica lost the job's lease).

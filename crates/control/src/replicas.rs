@@ -583,7 +583,7 @@ impl Controller {
             // A driver busy right now takes it at the next round.
             if live
                 .commands
-                .try_send(Command::Cancel { options, reply })
+                .try_send(Box::new(Command::Cancel { options, reply }))
                 .is_ok()
             {
                 info!(job_id = %id, "recorded cancel passed to the job's driver");

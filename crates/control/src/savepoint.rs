@@ -79,10 +79,7 @@ impl Controller {
         let (reply, answer) = oneshot::channel();
         let asked = async {
             live.commands
-                .send(Command::Savepoint {
-                    request: Box::new(request),
-                    reply,
-                })
+                .send(Box::new(Command::Savepoint { request, reply }))
                 .await
                 .ok()?;
             answer.await.ok()
@@ -252,7 +249,7 @@ impl Core {
                     trigger_id: record.trigger_id.clone(),
                     outcome: outcome.clone(),
                 };
-                if to_driver.send(ended).await.is_err() {
+                if to_driver.send(Box::new(ended)).await.is_err() {
                     // The job ended meanwhile (a cancel, say) and no driver owns it any more:
                     // the outcome is recorded here.
                     record_after_the_job(store.as_ref(), job_id, &record.trigger_id, outcome).await;

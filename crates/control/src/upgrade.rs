@@ -157,11 +157,11 @@ impl Controller {
         if let Some(live) = self.live.get(id) {
             let (reply, answer) = oneshot::channel();
             let command = Command::SetLineage {
-                lineage: Box::new(lineage.clone()),
+                lineage: lineage.clone(),
                 note,
                 reply,
             };
-            if live.commands.send(command).await.is_ok()
+            if live.commands.send(Box::new(command)).await.is_ok()
                 && let Ok(recorded) = answer.await
             {
                 return recorded;

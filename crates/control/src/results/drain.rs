@@ -79,7 +79,7 @@ pub(crate) struct Drain {
     pub bounded: bool,
     pub limits: ResultLimits,
     /// The job's driver, told the outcome.
-    pub driver: mpsc::Sender<Command>,
+    pub driver: mpsc::Sender<Box<Command>>,
 }
 
 /// An append: in flight on a task of its own (a page without rows, recorded while the next
@@ -115,7 +115,7 @@ impl Drain {
                 }
             }
             // The driver may have ended meanwhile; it then resumes from the log.
-            let _ = driver.send(Command::Drained { index, outcome }).await;
+            let _ = driver.send(Box::new(Command::Drained { index, outcome })).await;
         }
         // Its fetches belong to the job's trace.
         .in_current_span()))

@@ -172,17 +172,24 @@ impl SqlDriver {
         loop {
             self.core.take_commands().await?;
             self.release_idle_session().await;
-            let mut waiting = 0;
-            for statement in self.core.job.statements.clone() {
-                if statement.is_query && statement.state != StatementState::Finished {
-                    waiting += 1;
-                }
-                if !statement.kind.runs_on_after_submission() {
-                    continue;
-                }
-                let Some(flink_job_id) = statement.flink_job_id else {
-                    continue;
-                };
+            let statements = &self.core.job.statements;
+            let mut waiting = statements
+                .iter()
+                .filter(|statement| {
+                    statement.is_query && statement.state != StatementState::Finished
+                })
+                .count();
+            // The Flink jobs to follow, taken apart from the job (its SQL text and all), which
+            // every live job would otherwise copy at each change the observer publishes.
+            let followed: Vec<(u32, String)> = statements
+                .iter()
+                .filter(|statement| statement.kind.runs_on_after_submission())
+                .filter_map(|statement| {
+                    let flink_job_id = statement.flink_job_id.as_ref()?;
+                    (!ended.contains(flink_job_id)).then(|| (statement.index, flink_job_id.clone()))
+                })
+                .collect();
+            for (index, flink_job_id) in followed {
                 if ended.contains(&flink_job_id) {
                     continue;
                 }
@@ -219,12 +226,9 @@ impl SqlDriver {
                     Ok(_) if unknown.remove(&flink_job_id).is_some() => waiting += 1,
                     Ok(status) => {
                         if status == FlinkJobStatus::Failed
-                            && let Some(cause) = self.core.refused(statement.index).await
+                            && let Some(cause) = self.core.refused(index).await
                         {
-                            return Err(Interrupt::Refused {
-                                index: statement.index,
-                                cause,
-                            });
+                            return Err(Interrupt::Refused { index, cause });
                         }
                         if let Some(reason) = self
                             .core
@@ -234,7 +238,7 @@ impl SqlDriver {
                         {
                             return Err(Interrupt::Failed(format!(
                                 "statement {}: {reason}",
-                                statement.index + 1
+                                index + 1
                             )));
                         }
                         waiting += 1;
@@ -245,7 +249,7 @@ impl SqlDriver {
                         if *misses >= UNKNOWN_FLINK_JOB_POLLS {
                             return Err(Interrupt::Failed(format!(
                                 "statement {}: the jobmanager no longer knows flink job {flink_job_id} (its end is unknown; it may have ended and expired from the jobmanager's history)",
-                                statement.index + 1
+                                index + 1
                             )));
                         }
                         waiting += 1;
