@@ -142,6 +142,12 @@ pub struct ServeConfig {
     #[arg(long, env = "FLINKBROKER_HEALTH_INTERVAL", default_value = "10s", value_parser = parse_duration)]
     pub health_interval: Duration,
 
+    /// How often memory the allocator holds free is handed back to the operating system
+    /// (glibc `malloc_trim`): what a burst freed (a thousand submissions at once, say) would
+    /// otherwise stay resident. 0s: never.
+    #[arg(long, env = "FLINKBROKER_MEMORY_TRIM_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub memory_trim_interval: Duration,
+
     /// Where Python submitters run: `local` (a `flink run` child process) or `kubernetes`
     /// (a batch/v1 Job per submission).
     #[arg(long, env = "FLINKBROKER_JOB_RUNNER", value_enum, default_value_t = RunnerKind::Local)]
@@ -1020,6 +1026,7 @@ mod tests {
         assert_eq!(config.jobmanager_url, "http://127.0.0.1:8081");
         assert_eq!(config.jobmanager_address(), "127.0.0.1:8081");
         assert_eq!(config.job_runner, RunnerKind::Local);
+        assert_eq!(config.memory_trim_interval, Duration::from_secs(30));
         assert!(config.script_url_prefixes.is_empty());
         assert!(!config.server_config().unwrap().authentication_configured());
         assert!(config.jwt.settings().unwrap().is_none());

@@ -77,6 +77,30 @@ fn refuse_command_line(error: clap::Error) -> ExitCode {
 }
 
 /// Runs the broker until SIGINT or SIGTERM, with logging and (when configured) trace export.
+/// Hands the memory glibc's arenas hold free back to the operating system every `interval`
+/// (never when it is zero), off the runtime's workers.
+async fn trim_memory(interval: std::time::Duration) {
+    if interval.is_zero() {
+        return;
+    }
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // The first tick is now: the broker has freed nothing yet.
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        // SAFETY: malloc_trim only returns free pages of the allocator's own arenas to the
+        // kernel; it takes the arenas' locks and is safe from any thread.
+        let trimmed = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
+        if let Ok(released) = trimmed {
+            tracing::debug!(
+                released = released != 0,
+                "freed memory handed back to the operating system"
+            );
+        }
+    }
+}
+
 fn serve(runtime: &tokio::runtime::Runtime, config: ServeConfig) -> anyhow::Result<()> {
     let variable = |name: &str| std::env::var(name).ok();
     let export = config.trace_export(variable);
@@ -86,10 +110,14 @@ fn serve(runtime: &tokio::runtime::Runtime, config: ServeConfig) -> anyhow::Resu
         let _entered = runtime.enter();
         telemetry::init(logs, &export)?
     };
+    let trim_interval = config.memory_trim_interval;
     let served = config.server_config().and_then(|server| {
         runtime.block_on(async {
             let token = shutdown::on_signal();
-            app::run(server, token).await
+            let trimming = tokio::spawn(trim_memory(trim_interval));
+            let served = app::run(server, token).await;
+            trimming.abort();
+            served
         })
     });
     // After the server and the job drivers stopped (their spans ended), with the runtime still

@@ -321,3 +321,30 @@ async fn with_traces_exported_the_lines_of_a_call_and_of_its_job_carry_the_same_
     );
     standin.shutdown().await;
 }
+
+/// Every `--memory-trim-interval` the broker hands the memory its allocator holds free back to
+/// the operating system, and says so at debug level.
+#[tokio::test]
+async fn freed_memory_is_handed_back_every_trim_interval() {
+    let standin = Standin::spawn(StandinConfig::default())
+        .await
+        .expect("stand-in");
+    let trimmed = |line: &str| line.contains("freed memory handed back to the operating system");
+    let mut broker = PipedBroker::start(
+        &standin,
+        &["--memory-trim-interval", "20ms"],
+        &[("RUST_LOG", "info,flinkbroker=debug")],
+        text_address,
+    )
+    .await;
+    // After a job came and went.
+    let job_id = submit(&broker).await;
+    broker
+        .wait_for_line("the job's end", |line| {
+            line.contains(&job_id) && line.contains("FINISHED")
+        })
+        .await;
+    let trim = broker.wait_for_line("a memory trim", trimmed).await;
+    assert!(trim.contains("DEBUG"), "at debug level: {trim}");
+    standin.shutdown().await;
+}
