@@ -76,7 +76,6 @@ fn refuse_command_line(error: clap::Error) -> ExitCode {
     }
 }
 
-/// Runs the broker until SIGINT or SIGTERM, with logging and (when configured) trace export.
 /// Hands the memory glibc's arenas hold free back to the operating system every `interval`
 /// (never when it is zero), off the runtime's workers.
 async fn trim_memory(interval: std::time::Duration) {
@@ -101,6 +100,7 @@ async fn trim_memory(interval: std::time::Duration) {
     }
 }
 
+/// Runs the broker until SIGINT or SIGTERM, with logging and (when configured) trace export.
 fn serve(runtime: &tokio::runtime::Runtime, config: ServeConfig) -> anyhow::Result<()> {
     let variable = |name: &str| std::env::var(name).ok();
     let export = config.trace_export(variable);

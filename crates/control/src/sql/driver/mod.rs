@@ -184,10 +184,7 @@ impl SqlDriver {
             let followed: Vec<(u32, String)> = statements
                 .iter()
                 .filter(|statement| statement.kind.runs_on_after_submission())
-                .filter_map(|statement| {
-                    let flink_job_id = statement.flink_job_id.as_ref()?;
-                    (!ended.contains(flink_job_id)).then(|| (statement.index, flink_job_id.clone()))
-                })
+                .filter_map(|statement| Some((statement.index, statement.flink_job_id.clone()?)))
                 .collect();
             for (index, flink_job_id) in followed {
                 if ended.contains(&flink_job_id) {
