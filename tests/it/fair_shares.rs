@@ -23,7 +23,8 @@ use futures::StreamExt;
 use tokio::time::Instant;
 
 use crate::replicas::{
-    CALL_TIMEOUT, Replica, Service, last_flink_job_id, streaming_request, tail, unbounded_insert,
+    CALL_TIMEOUT, Replica, Service, last_flink_job_id, set_flag, streaming_request, tail,
+    unbounded_insert,
 };
 use crate::support::crash;
 use crate::support::postgres::PostgresDatabase;
@@ -45,6 +46,9 @@ const PINNED_JOB_ID: &str = "$internal.pipeline.job-id";
 /// What the replicas log when a handover ends a lease, and when they take a job up.
 const RELEASED: &str = "handing the job over: its driver here ended; ending its lease";
 const TAKEN_UP: &str = "taking the job up";
+/// What a replica's driver of a job logs as it ends because the replica could not renew the
+/// job's lease in time (a replica starved of CPU or of the database).
+const LEASE_LAPSED: &str = "driver stopped: this replica no longer holds the job's lease";
 /// What a resumed job's history says about a takeover.
 const TAKEN_OVER_NOTE: &str = "after taking the job over from replica";
 
@@ -275,7 +279,8 @@ async fn joining_replicas_get_a_fair_share_by_clean_handovers_and_a_dead_ones_sh
                 .filter(|event| event.kind == EventKind::Released)
                 .count();
             // Taken up from another replica (a replica may also take back a job it handed over
-            // that nobody claimed for two leases: its history says "after a broker restart").
+            // that nobody claimed for two leases, or whose lease it could not renew in time:
+            // its history says "after this replica's lease on it had ended").
             let taken_up = job_events
                 .iter()
                 .filter(|event| {
@@ -624,14 +629,6 @@ async fn store_leases_share_and_hand_over_on_postgres() {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/// Sets a flag's value in a `serve` argument list (replacing the value given before).
-fn set_flag(arguments: &mut Vec<String>, flag: &str, value: &str) {
-    match arguments.iter().position(|argument| argument == flag) {
-        Some(at) if at + 1 < arguments.len() => arguments[at + 1] = value.to_owned(),
-        _ => arguments.extend([flag.to_owned(), value.to_owned()]),
-    }
-}
-
 /// Waits for `condition`, looking every `every`, until `deadline`; returns whether it held.
 async fn wait_until_every(
     every: Duration,
@@ -733,6 +730,8 @@ impl Owners {
 enum EventKind {
     /// The replica's driver of the job ended and it ends the job's lease.
     Released,
+    /// The replica's driver of the job ended because the replica could not renew its lease.
+    Lapsed,
     /// The replica claimed the job and starts its driver.
     TakenUp,
 }
@@ -756,6 +755,8 @@ fn lease_events(logs: &[(&str, String)]) -> HashMap<String, Vec<LeaseEvent>> {
         for line in log.lines() {
             let kind = if line.contains(RELEASED) {
                 EventKind::Released
+            } else if line.contains(LEASE_LAPSED) {
+                EventKind::Lapsed
             } else if line.contains(TAKEN_UP) {
                 EventKind::TakenUp
             } else {
@@ -807,7 +808,7 @@ struct Walk<'a> {
 impl Walk<'_> {
     fn step(&mut self, event: &LeaseEvent) -> Result<(), String> {
         match event.kind {
-            EventKind::Released => {
+            EventKind::Released | EventKind::Lapsed => {
                 if self.owner.as_deref() == Some(event.replica.as_str()) {
                     self.owner = None;
                     self.released_by = Some(event.replica.clone());

@@ -28,6 +28,7 @@ use flinkbroker_proto::{
     StreamOperationResultsRequest, SubmitSqlRequest, WatchJobRequest,
 };
 use postgres_support::PostgresDatabase;
+use sea_orm::{ConnectionTrait, TransactionTrait};
 use sql_gateway_standin::{Standin, StandinConfig};
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
@@ -252,7 +253,7 @@ pub(crate) struct Service {
     pub(crate) standin: Standin,
     pub(crate) arguments: Vec<String>,
     pub(crate) work_dir: tempfile::TempDir,
-    _database: PostgresDatabase,
+    pub(crate) database: PostgresDatabase,
 }
 
 impl Service {
@@ -309,7 +310,7 @@ impl Service {
             standin,
             arguments,
             work_dir,
-            _database: database,
+            database,
         }
     }
 
@@ -321,7 +322,18 @@ impl Service {
         if !problems.is_empty() {
             self.keep_logs(replicas);
         }
-        assert!(problems.is_empty(), "{} problems", problems.len());
+        // The panic message names the problems too: it is what a failing run shows last.
+        assert!(
+            problems.is_empty(),
+            "{} problems; the first: {}",
+            problems.len(),
+            problems
+                .iter()
+                .take(3)
+                .map(|problem| problem.chars().take(600).collect::<String>())
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
     }
 
     /// Keeps the replicas' logs after the test and prints where they are and how they end.
@@ -347,6 +359,14 @@ impl Service {
             .map(|id| Replica::start(id, &self.arguments, self.work_dir.path()));
         replicas.extend(futures::future::join_all(starts).await);
         replicas
+    }
+}
+
+/// Sets a flag's value in a `serve` argument list (replacing the value given before).
+pub(crate) fn set_flag(arguments: &mut Vec<String>, flag: &str, value: &str) {
+    match arguments.iter().position(|argument| argument == flag) {
+        Some(at) if at + 1 < arguments.len() => arguments[at + 1] = value.to_owned(),
+        _ => arguments.extend([flag.to_owned(), value.to_owned()]),
     }
 }
 
@@ -1514,4 +1534,158 @@ async fn a_cancel_while_the_driving_replica_is_dead_is_carried_out_by_the_one_ta
         started.elapsed().as_secs_f64()
     );
     service.assert_no_problems(&problems, &replicas.iter().collect::<Vec<_>>());
+}
+
+// ---------------------------------------------------------------------------------------------
+// A lease renewal the database does not answer
+
+/// Jobs whose lease renewal is held up.
+const LAPSE_JOBS: usize = 2;
+/// What a driver logs as it ends because its replica could not renew the job's lease.
+const LEASE_LAPSED: &str = "driver stopped: this replica no longer holds the job's lease";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_whose_lease_renewal_hangs_stops_its_drivers_before_the_leases_run_out() {
+    let _turn = crash::one_at_a_time().await;
+    let mut service = Service::start("replicas_lapse").await;
+    // Renewals every second; the drivers stop a quarter lease (1 s) before the leases end.
+    set_flag(&mut service.arguments, "--lease-duration", "4s");
+    let replica = Replica::start("replica-a", &service.arguments, service.work_dir.path()).await;
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let mut jobs = Vec::new();
+    for index in 0..LAPSE_JOBS {
+        let request = streaming_request(
+            unbounded_insert(&format!("lapse_{index}")),
+            &format!("lapse-{index}"),
+            &run,
+        );
+        jobs.push(replica.submit_sql(request).await);
+    }
+    let all_running = async |since: Instant, note: &str| {
+        let mut seen: Vec<String> = Vec::new();
+        let held = wait_until(since + Duration::from_secs(30), async || {
+            seen.clear();
+            let mut all = true;
+            for job in &jobs {
+                match replica.get_job(&job.id).await {
+                    Ok(job) => {
+                        all &= job.state() == JobState::Running
+                            && job.driven_by == replica.id
+                            && !last_flink_job_id(&job).is_empty()
+                            && job.history.iter().any(|entry| entry.reason.contains(note));
+                        seen.push(crash::describe(&job));
+                    }
+                    Err(error) => {
+                        all = false;
+                        seen.push(error);
+                    }
+                }
+            }
+            all
+        })
+        .await;
+        (held, seen)
+    };
+    let (running, seen) = all_running(Instant::now(), "").await;
+    assert!(
+        running,
+        "the jobs were not RUNNING on replica-a within 30 s: {seen:?}\n{}",
+        tail(&replica.log(), 20)
+    );
+
+    // Every job row locked in an open transaction: the replica's lease renewal (an UPDATE of
+    // those rows) waits, as on a database that does not answer. Reads go on.
+    let database = sea_orm::Database::connect(service.database.url.as_str())
+        .await
+        .expect("connect to the database");
+    let lock = database.begin().await.expect("begin a transaction");
+    lock.execute_unprepared("SELECT id FROM jobs FOR UPDATE")
+        .await
+        .expect("lock the job rows");
+    let locked = Instant::now();
+    let stopped = wait_until(locked + Duration::from_secs(20), async || {
+        replica.log_lines_containing(&[LEASE_LAPSED]).len() >= LAPSE_JOBS
+    })
+    .await;
+    let stop_took = locked.elapsed();
+    // The leases as the last renewal left them (the blocked one changed nothing).
+    let leases = lock
+        .query_all_raw(sea_orm::Statement::from_string(
+            lock.get_database_backend(),
+            "SELECT id, lease_until FROM jobs",
+        ))
+        .await
+        .expect("read the leases");
+    let mut problems: Vec<String> = Vec::new();
+    if !stopped {
+        problems.push(format!(
+            "the drivers did not stop within 20 s of the renewal hanging:\n{}",
+            tail(&replica.log(), 20)
+        ));
+    }
+    if replica
+        .log_lines_containing(&["job leases could not be renewed in time"])
+        .is_empty()
+    {
+        problems.push("the replica did not say that it could not renew the leases".to_owned());
+    }
+    for row in &leases {
+        let id: String = row.try_get("", "id").expect("id");
+        let lease_until: i64 = row.try_get("", "lease_until").expect("lease_until");
+        let stops = replica.log_lines_containing(&[LEASE_LAPSED, &format!("job_id={id}")]);
+        match stops
+            .first()
+            .and_then(|line| line.split_whitespace().next())
+        {
+            Some(at) => {
+                let at = chrono::DateTime::parse_from_rfc3339(at)
+                    .map(|at| at.timestamp_millis())
+                    .unwrap_or(i64::MAX);
+                if at >= lease_until {
+                    problems.push(format!(
+                        "job {id}: its driver stopped at {at} ms, after its lease ran out at {lease_until} ms"
+                    ));
+                }
+            }
+            None => problems.push(format!("job {id}: its driver did not stop")),
+        }
+    }
+    // A lapsed lease is no failure: the jobs stay RUNNING meanwhile.
+    for job in &jobs {
+        match replica.get_job(&job.id).await {
+            Ok(seen) if seen.state() == JobState::Running => {}
+            Ok(seen) => problems.push(format!(
+                "job {} while its lease lapsed: {}",
+                job.id,
+                crash::describe(&seen)
+            )),
+            Err(error) => problems.push(error),
+        }
+    }
+
+    // The database answers again: the replica takes its jobs up again, adopting the Flink
+    // jobs that ran on (each INSERT reached the gateway once).
+    lock.rollback().await.expect("end the transaction");
+    let (resumed, seen) =
+        all_running(Instant::now(), "after this replica's lease on it had ended").await;
+    if !resumed {
+        problems.push(format!(
+            "the jobs were not taken up again within 30 s: {seen:?}"
+        ));
+    }
+    for index in 0..LAPSE_JOBS {
+        let submissions = pinned_submissions(&service.standin, &format!("snk_lapse_{index} "));
+        if submissions.len() != 1 {
+            problems.push(format!(
+                "the INSERT of job lapse-{index} reached the gateway {} times: {submissions:?}",
+                submissions.len()
+            ));
+        }
+    }
+    eprintln!(
+        "the drivers of {} jobs stopped within {:.1}s of the job rows being locked; taken up again after the lock: {resumed}",
+        leases.len(),
+        stop_took.as_secs_f64()
+    );
+    service.assert_no_problems(&problems, &[&replica]);
 }

@@ -181,6 +181,16 @@ async fn drivers_ended(jobs: Vec<watch::Receiver<Job>>) {
     }
 }
 
+/// When a replica takes up a job whose lease last named itself: what its history says.
+#[derive(Debug, Clone, Copy)]
+enum Resumption {
+    /// At the replica's start: the process that drove the job before is gone.
+    Restart,
+    /// While the replica runs: its lease on the job ended (a handover nobody claimed, or a
+    /// renewal the database did not answer in time).
+    Running,
+}
+
 impl Controller {
     /// Takes up every job this replica held, and its share of the jobs nobody holds any more
     /// (a restart, or a replica that died), then keeps the leases and runs the janitor in the
@@ -195,7 +205,7 @@ impl Controller {
         let shares = Shares::of(&self.store.census(now).await?, &self.replica);
         let held = u64::try_from(own.len()).unwrap_or(u64::MAX);
         let resumed = self
-            .take_over(own, shares.share.saturating_sub(held))
+            .take_over(own, shares.share.saturating_sub(held), Resumption::Restart)
             .await?;
         if resumed > 0 {
             info!(jobs = resumed, replica = %self.replica, share = shares.share, replicas = shares.replicas, "resumed the jobs left unfinished");
@@ -221,11 +231,16 @@ impl Controller {
     /// driver here drives), then claims jobs nobody holds: every one nobody claimed for
     /// [`ORPHANED_AFTER_LEASES`] leases, and the others while under the share (`room` more),
     /// at most [`TAKEOVER_BATCH`] claims in all. Returns how many jobs were taken up.
-    async fn take_over(self: &Arc<Self>, own: Vec<JobId>, room: u64) -> Result<usize> {
+    async fn take_over(
+        self: &Arc<Self>,
+        own: Vec<JobId>,
+        room: u64,
+        resumption: Resumption,
+    ) -> Result<usize> {
         let now = now_millis();
         let mut taken = 0;
         for id in own {
-            if self.take_up(id).await? {
+            if self.take_up(id, resumption).await? {
                 taken += 1;
             }
         }
@@ -260,7 +275,7 @@ impl Controller {
             if !looked_at.insert(id) {
                 continue;
             }
-            if self.take_up(id).await? {
+            if self.take_up(id, resumption).await? {
                 claimed += 1;
                 room = room.saturating_sub(1);
                 taken += 1;
@@ -271,7 +286,7 @@ impl Controller {
 
     /// Claims one job's lease and starts its driver; false when a driver here drives it, it is
     /// being handed over, it is over, or another replica claimed it first.
-    async fn take_up(self: &Arc<Self>, id: JobId) -> Result<bool> {
+    async fn take_up(self: &Arc<Self>, id: JobId, resumption: Resumption) -> Result<bool> {
         if self.live.get(id).is_some() || self.handovers.contains(id) {
             return Ok(false);
         }
@@ -299,7 +314,10 @@ impl Controller {
             Some(owner) if from_other_replica => {
                 format!("after taking the job over from replica {owner}")
             }
-            _ => "after a broker restart".to_owned(),
+            _ => match resumption {
+                Resumption::Restart => "after a broker restart".to_owned(),
+                Resumption::Running => "after this replica's lease on it had ended (a handover nobody claimed, or a renewal not answered in time)".to_owned(),
+            },
         };
         metrics::lease_takeover(from_other_replica);
         info!(job_id = %id, state = job.state.as_str(), replica = %self.replica, previous_owner = ?before.owner, "taking the job up");
@@ -347,20 +365,35 @@ impl Controller {
             }
             // The drivers running before the renewal: a job taken up since has its lease.
             let driven = self.live.ids();
-            match self.renew_leases().await {
-                Ok(held) => {
-                    renewed = Instant::now();
+            // The leases it extends run from before the request; those held now run out a
+            // lease after the last renewal began. The drivers stop a quarter lease before, so
+            // that no other replica drives a job this one still drives: a renewal that has not
+            // answered by then is given up, as one that failed.
+            let attempt = Instant::now();
+            let stop_at = renewed + self.limits.lease_duration.saturating_sub(renew_every);
+            // Past that point (the drivers stopped already), a renewal gets a quarter lease.
+            let answer_by = if stop_at > attempt {
+                stop_at
+            } else {
+                attempt + renew_every
+            };
+            let renewal = tokio::time::timeout_at(answer_by, self.renew_leases()).await;
+            let error = match renewal {
+                Ok(Ok(held)) => {
+                    renewed = attempt;
                     self.stop_drivers_without_lease(&driven, &held);
+                    continue;
                 }
-                Err(error) => {
-                    warn!(%error, "cannot renew the job leases");
-                    // Stop before the leases run out, so that no other replica drives a job
-                    // this one still drives.
-                    if renewed.elapsed() + renew_every >= self.limits.lease_duration {
-                        warn!(replica = %self.replica, "job leases could not be renewed in time; stopping this replica's drivers until the database answers");
-                        self.stop_drivers_without_lease(&driven, &HashSet::new());
-                    }
-                }
+                Ok(Err(error)) => error.to_string(),
+                Err(_) => format!(
+                    "the database did not answer within {:?}",
+                    answer_by.saturating_duration_since(attempt)
+                ),
+            };
+            warn!(%error, "cannot renew the job leases");
+            if Instant::now() >= stop_at {
+                warn!(replica = %self.replica, "job leases could not be renewed in time; stopping this replica's drivers until the database answers");
+                self.stop_drivers_without_lease(&driven, &HashSet::new());
             }
         }
         // No claim or handover may come after the leases are given up.
@@ -420,7 +453,11 @@ impl Controller {
                 self.hand_over_excess(&held, shares).await;
             }
             if let Err(error) = self
-                .take_over(own, shares.share.saturating_sub(holding))
+                .take_over(
+                    own,
+                    shares.share.saturating_sub(holding),
+                    Resumption::Running,
+                )
                 .await
             {
                 warn!(%error, "cannot take jobs over");
