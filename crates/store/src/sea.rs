@@ -14,6 +14,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -411,7 +412,21 @@ async fn find_by_request_id<C: ConnectionTrait>(
 
 /// Reads one job with its statements and history.
 pub(super) async fn load_job<C: ConnectionTrait>(conn: &C, id: JobId) -> Result<Job, StoreError> {
-    read_jobs(conn, job::Entity::find_by_id(id.to_string()), None)
+    // The statement is the same for every job: built once per backend, the id bound.
+    static POSTGRES: OnceLock<String> = OnceLock::new();
+    static SQLITE: OnceLock<String> = OnceLock::new();
+    let backend = conn.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => &POSTGRES,
+        _ => &SQLITE,
+    }
+    .get_or_init(|| {
+        with_children(backend, job::Entity::find_by_id(String::new()))
+            .build(backend)
+            .sql
+    });
+    let statement = Statement::from_sql_and_values(backend, sql.as_str(), [id.to_string().into()]);
+    read_statement(conn, statement)
         .await?
         .pop()
         .ok_or(StoreError::JobNotFound(id))
@@ -491,7 +506,17 @@ pub(super) async fn read_jobs<C: ConnectionTrait>(
     limit: Option<u64>,
 ) -> Result<Vec<Job>, StoreError> {
     let backend = conn.get_database_backend();
-    let select = select
+    let select = with_children(backend, select);
+    let statement = match limit {
+        Some(limit) => limited(backend, select, limit),
+        None => select.build(backend),
+    };
+    read_statement(conn, statement).await
+}
+
+/// `select` with each job's statements, history and result log heads as JSON columns.
+fn with_children(backend: DbBackend, select: Select<job::Entity>) -> Select<job::Entity> {
+    select
         .column_as(
             Expr::cust(child_rows_json(
                 backend,
@@ -511,11 +536,14 @@ pub(super) async fn read_jobs<C: ConnectionTrait>(
         .column_as(
             Expr::cust(child_rows_json(backend, "result_logs", &LOG_FIELDS)),
             "logs_json",
-        );
-    let statement = match limit {
-        Some(limit) => limited(backend, select, limit),
-        None => select.build(backend),
-    };
+        )
+}
+
+/// Runs a statement of [`with_children`] and reads its jobs.
+async fn read_statement<C: ConnectionTrait>(
+    conn: &C,
+    statement: Statement,
+) -> Result<Vec<Job>, StoreError> {
     let rows = conn
         .query_all_raw(statement)
         .await
@@ -579,121 +607,149 @@ fn job_from_result(result: &QueryResult) -> Result<Job, StoreError> {
         job_id: row.id.clone(),
         detail,
     };
-    let children = |column: &str| -> Result<Vec<ChildRow>, StoreError> {
-        let json: Option<String> = result
-            .try_get("", column)
-            .map_err(db_error("cannot read a job"))?;
-        match json {
-            None => Ok(Vec::new()),
-            Some(json) => {
-                serde_json::from_str::<Vec<serde_json::Map<String, serde_json::Value>>>(&json)
-                    .map(|rows| rows.into_iter().map(ChildRow).collect())
-                    .map_err(|e| corrupt(format!("{column} does not parse: {e}")))
-            }
-        }
-    };
-    let mut statements = children("statements_json")?
+    let mut statements = children::<StatementChild>(result, "statements_json")
+        .map_err(|detail| corrupt(format!("a statement: {detail}")))?
         .into_iter()
-        .map(|child| {
-            Ok(job_statement::Model {
-                job_id: row.id.clone(),
-                idx: child.int("idx")?,
-                sql: child.text("sql")?,
-                state: child.text("state")?,
-                operation_handle: child.optional_text("operation_handle")?,
-                flink_job_id: child.optional_text("flink_job_id")?,
-                error: child.optional_text("error")?,
-                is_query: child.flag("is_query")?,
-                kind: child.optional_text("kind")?,
-                attempt: child.int("attempt")?,
-            })
+        .map(|child| job_statement::Model {
+            job_id: row.id.clone(),
+            idx: child.idx,
+            sql: child.sql,
+            state: child.state,
+            operation_handle: child.operation_handle,
+            flink_job_id: child.flink_job_id,
+            error: child.error,
+            is_query: child.is_query.0,
+            kind: child.kind,
+            attempt: child.attempt,
         })
-        .collect::<Result<Vec<_>, String>>()
-        .map_err(|detail| corrupt(format!("a statement: {detail}")))?;
+        .collect::<Vec<_>>();
     statements.sort_by_key(|statement| statement.idx);
-    let mut history = children("history_json")?
+    let mut history = children::<HistoryChild>(result, "history_json")
+        .map_err(|detail| corrupt(format!("a history entry: {detail}")))?
         .into_iter()
-        .map(|child| {
-            Ok(job_state_transition::Model {
-                id: child.int("id")?,
-                job_id: row.id.clone(),
-                state: child.text("state")?,
-                reason: child.text("reason")?,
-                at: child.int("at")?,
-            })
+        .map(|child| job_state_transition::Model {
+            id: child.id,
+            job_id: row.id.clone(),
+            state: child.state,
+            reason: child.reason,
+            at: child.at,
         })
-        .collect::<Result<Vec<_>, String>>()
-        .map_err(|detail| corrupt(format!("a history entry: {detail}")))?;
+        .collect::<Vec<_>>();
     history.sort_by_key(|entry| entry.id);
-    let logs = children("logs_json")?
+    let logs = children::<LogChild>(result, "logs_json")
+        .map_err(|detail| corrupt(format!("a result log: {detail}")))?
         .into_iter()
-        .map(|child| {
-            Ok(result_log::Model {
-                job_id: row.id.clone(),
-                idx: child.int("idx")?,
-                attempt: child.int("attempt")?,
-                schema: Vec::new(),
-                rows_logged: child.int("rows_logged")?,
-                earliest_row: child.int("earliest_row")?,
-                bytes_held: child.int("bytes_held")?,
-                bytes_logged: child.int("bytes_logged")?,
-                next_token: child.optional_int("next_token")?,
-                fetch_sent: child.optional_int("fetch_sent")?,
-                end_reason: child.optional_text("end_reason")?,
-                updated_at: child.int("updated_at")?,
-                deleted_at: child.optional_int("deleted_at")?,
-                opened_at: child.optional_int("opened_at")?,
-            })
+        .map(|child| result_log::Model {
+            job_id: row.id.clone(),
+            idx: child.idx,
+            attempt: child.attempt,
+            schema: Vec::new(),
+            rows_logged: child.rows_logged,
+            earliest_row: child.earliest_row,
+            bytes_held: child.bytes_held,
+            bytes_logged: child.bytes_logged,
+            next_token: child.next_token,
+            fetch_sent: child.fetch_sent,
+            end_reason: child.end_reason,
+            updated_at: child.updated_at,
+            deleted_at: child.deleted_at,
+            opened_at: child.opened_at,
         })
-        .collect::<Result<Vec<_>, String>>()
-        .map_err(|detail| corrupt(format!("a result log: {detail}")))?;
+        .collect();
     job_from_rows(row, statements, history, logs)
 }
 
-/// One child row of a job, as a JSON object the database built.
-struct ChildRow(serde_json::Map<String, serde_json::Value>);
-
-impl ChildRow {
-    fn field(&self, name: &str) -> &serde_json::Value {
-        self.0.get(name).unwrap_or(&serde_json::Value::Null)
+/// The child rows of a job in `column` (a JSON array the database built, NULL for none),
+/// decoded into `T` (whose fields are [`STATEMENT_FIELDS`], [`HISTORY_FIELDS`] or
+/// [`LOG_FIELDS`]); an error names what did not decode.
+fn children<T: serde::de::DeserializeOwned>(
+    result: &QueryResult,
+    column: &str,
+) -> Result<Vec<T>, String> {
+    let json: Option<String> = result
+        .try_get("", column)
+        .map_err(|e| format!("{column} cannot be read: {e}"))?;
+    match json {
+        None => Ok(Vec::new()),
+        Some(json) => serde_json::from_str(&json).map_err(|e| format!("{column}: {e}")),
     }
+}
 
-    fn optional_int(&self, name: &str) -> Result<Option<i64>, String> {
-        match self.field(name) {
-            serde_json::Value::Null => Ok(None),
-            value => value
-                .as_i64()
-                .map(Some)
-                .ok_or_else(|| format!("{name} {value} is not an integer")),
+/// A row of `job_statements` as [`child_rows_json`] builds it.
+#[derive(serde::Deserialize)]
+struct StatementChild {
+    idx: i64,
+    sql: String,
+    state: String,
+    operation_handle: Option<String>,
+    flink_job_id: Option<String>,
+    error: Option<String>,
+    is_query: Flag,
+    kind: Option<String>,
+    attempt: i64,
+}
+
+/// A row of `job_state_transitions` as [`child_rows_json`] builds it.
+#[derive(serde::Deserialize)]
+struct HistoryChild {
+    id: i64,
+    state: String,
+    reason: String,
+    at: i64,
+}
+
+/// The head of a `result_logs` row as [`child_rows_json`] builds it.
+#[derive(serde::Deserialize)]
+struct LogChild {
+    idx: i64,
+    attempt: i64,
+    rows_logged: i64,
+    earliest_row: i64,
+    bytes_held: i64,
+    bytes_logged: i64,
+    next_token: Option<i64>,
+    fetch_sent: Option<i64>,
+    end_reason: Option<String>,
+    updated_at: i64,
+    deleted_at: Option<i64>,
+    opened_at: Option<i64>,
+}
+
+/// A boolean column in JSON: `true`/`false` from PostgreSQL, 1/0 from SQLite.
+struct Flag(bool);
+
+impl<'de> serde::Deserialize<'de> for Flag {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Flag, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Flag;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a boolean, or 0 or 1")
+            }
+            fn visit_bool<E: serde::de::Error>(self, flag: bool) -> Result<Flag, E> {
+                Ok(Flag(flag))
+            }
+            fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<Flag, E> {
+                match number {
+                    0 => Ok(Flag(false)),
+                    1 => Ok(Flag(true)),
+                    _ => Err(E::invalid_value(
+                        serde::de::Unexpected::Unsigned(number),
+                        &self,
+                    )),
+                }
+            }
+            fn visit_i64<E: serde::de::Error>(self, number: i64) -> Result<Flag, E> {
+                match u64::try_from(number) {
+                    Ok(number) => self.visit_u64(number),
+                    Err(_) => Err(E::invalid_value(
+                        serde::de::Unexpected::Signed(number),
+                        &self,
+                    )),
+                }
+            }
         }
-    }
-
-    fn int(&self, name: &str) -> Result<i64, String> {
-        self.optional_int(name)?
-            .ok_or_else(|| format!("{name} is missing"))
-    }
-
-    fn optional_text(&self, name: &str) -> Result<Option<String>, String> {
-        match self.field(name) {
-            serde_json::Value::Null => Ok(None),
-            serde_json::Value::String(text) => Ok(Some(text.clone())),
-            value => Err(format!("{name} {value} is not text")),
-        }
-    }
-
-    fn text(&self, name: &str) -> Result<String, String> {
-        self.optional_text(name)?
-            .ok_or_else(|| format!("{name} is missing"))
-    }
-
-    /// A boolean column: `true`/`false` from PostgreSQL, 1/0 from SQLite.
-    fn flag(&self, name: &str) -> Result<bool, String> {
-        match self.field(name) {
-            serde_json::Value::Bool(flag) => Ok(*flag),
-            serde_json::Value::Number(number) if number.as_i64() == Some(0) => Ok(false),
-            serde_json::Value::Number(number) if number.as_i64() == Some(1) => Ok(true),
-            value => Err(format!("{name} {value} is not a boolean")),
-        }
+        deserializer.deserialize_any(Visitor)
     }
 }
 
