@@ -624,6 +624,18 @@ async fn job_metrics_count_jobs_by_kind_and_state_leases_and_the_largest_open_lo
         .transition(ended.id, JobState::Finished, "test")
         .await
         .expect("transition");
+    // Said again with another reason, an ended job is still counted once.
+    store
+        .transition(ended.id, JobState::Finished, "test again")
+        .await
+        .expect("transition again");
+    let ended_too = create(&store, sql_job(None, &[], T0 + 3)).await;
+    for state in [JobState::Running, JobState::Finished] {
+        store
+            .transition(ended_too.id, state, "test")
+            .await
+            .expect("transition");
+    }
 
     let metrics = store.job_metrics(1_500).await.expect("metrics");
     let mut groups: Vec<(JobKind, JobState, u64, bool)> = metrics
@@ -644,7 +656,7 @@ async fn job_metrics_count_jobs_by_kind_and_state_leases_and_the_largest_open_lo
         vec![
             (JobKind::Python, JobState::Pending, 1, true),
             // Only the live states' oldest change is read (for the stuck-job gauge).
-            (JobKind::Sql, JobState::Finished, 1, false),
+            (JobKind::Sql, JobState::Finished, 2, false),
             (JobKind::Sql, JobState::Pending, 1, true),
         ]
     );
@@ -653,6 +665,15 @@ async fn job_metrics_count_jobs_by_kind_and_state_leases_and_the_largest_open_lo
     // Once the lease expired, the held job counts too.
     let later = store.job_metrics(2_500).await.expect("metrics");
     assert_eq!(later.live_without_lease, 2);
+    // Deleted at retention, the ended jobs are no longer counted.
+    assert_eq!(store.expire_jobs(i64::MAX, 10).await.expect("expire"), 2);
+    let kept = store.job_metrics(2_500).await.expect("metrics");
+    assert!(
+        kept.by_kind_and_state
+            .iter()
+            .all(|group| !group.state.is_terminal()),
+        "{kept:?}"
+    );
 }
 
 fn audit_event(at: i64, tenant: &str, principal: &str, action: AuditAction) -> NewAuditEvent {
@@ -1683,6 +1704,14 @@ async fn the_newest_migrations_roll_back_and_apply_again(test_store: &TestStore)
         sql_job(Some("kept"), &[("team", "a")], T0),
     )
     .await;
+    let failed = create(&test_store.store, python_job(&[], T0 + 1)).await;
+    test_store
+        .store
+        .transition(failed.id, JobState::Failed, "test")
+        .await
+        .expect("fail");
+    let failed = test_store.store.get_job(failed.id).await.expect("get");
+    let metrics = test_store.store.job_metrics(T0).await.expect("metrics");
     let raw = raw_connection(&test_store.url).await;
     let newest = Migrator::migrations()
         .iter()
@@ -1726,6 +1755,12 @@ async fn the_newest_migrations_roll_back_and_apply_again(test_store: &TestStore)
             .collect::<Vec<_>>(),
         vec![job.id],
         "the labels table is filled again from the jobs"
+    );
+    assert_eq!(again.get_job(failed.id).await.expect("get"), failed);
+    assert_eq!(
+        again.job_metrics(T0).await.expect("metrics"),
+        metrics,
+        "the ended jobs are counted again from the jobs"
     );
 }
 

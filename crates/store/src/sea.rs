@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::sqlx::postgres::PgConnectOptions;
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
@@ -32,7 +32,7 @@ use sea_orm_migration::MigratorTrait;
 use super::sea_log_sqlite::LogWriter;
 use super::sea_wal::{CHECKPOINT_INTERVAL, JOURNAL_SIZE_LIMIT, WalCheckpoints};
 
-use super::entities::{job, job_state_transition, job_statement, result_log};
+use super::entities::{ended_job_count, job, job_state_transition, job_statement, result_log};
 use super::migration::Migrator;
 use super::{
     CreateOutcome, JobFilter, JobMetrics, JobPage, StatementUpdate, Store, StoreError, TenantUsage,
@@ -343,6 +343,35 @@ pub(super) fn terminal_states() -> [&'static str; 3] {
         JobState::Failed.as_str(),
         JobState::Canceled.as_str(),
     ]
+}
+
+/// Changes by `change` the count of the ended jobs of `kind` in `state` (`ended_job_counts`),
+/// within the transaction that ends or deletes them.
+pub(super) async fn count_ended<C: ConnectionTrait>(
+    conn: &C,
+    kind: &str,
+    state: &str,
+    change: i64,
+) -> Result<(), DbErr> {
+    let row = ended_job_count::ActiveModel {
+        kind: sea_orm::ActiveValue::Set(kind.to_owned()),
+        state: sea_orm::ActiveValue::Set(state.to_owned()),
+        jobs: sea_orm::ActiveValue::Set(change),
+    };
+    // Qualified: PostgreSQL would find a bare `jobs` ambiguous beside `excluded.jobs`.
+    let counted = Expr::col((ended_job_count::Entity, ended_job_count::Column::Jobs)).add(change);
+    ended_job_count::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([
+                ended_job_count::Column::Kind,
+                ended_job_count::Column::State,
+            ])
+            .value(ended_job_count::Column::Jobs, counted)
+            .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await
+        .map(|_| ())
 }
 
 /// The states of a job that is not over. Named one by one rather than as "not terminal": an

@@ -10,7 +10,7 @@ use sea_orm::{
 };
 
 use super::entities::{job, job_label, job_state_transition, job_statement};
-use super::sea::{commit, db_error, job_row, load_job, parse_job_state, rollback};
+use super::sea::{commit, count_ended, db_error, job_row, load_job, parse_job_state, rollback};
 use super::sea_audit::insert_audit;
 use super::{CreateOutcome, SeaStore, StatementUpdate, Store, StoreError};
 use flinkbroker_model::job::{
@@ -487,6 +487,11 @@ async fn transition_in(
         .map_err(db_error("cannot update the job state"))?;
     if result.rows_affected == 0 {
         return Ok(None);
+    }
+    if current != state && state.is_terminal() {
+        count_ended(txn, &row.kind, state.as_str(), 1)
+            .await
+            .map_err(db_error("cannot count the ended job"))?;
     }
     // A new reason in the same live state (a resumption, say) is history too; an ended job's
     // history stays as it ended.

@@ -1,12 +1,10 @@
 //! Aggregate reads on SQLite and PostgreSQL, each from one snapshot: what a tenant's jobs
 //! hold now (for its quotas), and the job counts the metrics read at each scrape.
 
-use std::collections::HashMap;
-
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect};
 
-use super::entities::{job, result_log};
+use super::entities::{ended_job_count, job, result_log};
 use super::sea::{db_error, rollback, unfinished, without_lease};
 use super::{JobGroup, JobMetrics, SeaStore, StoreError, TenantUsage};
 use flinkbroker_model::job::{JobKind, JobSpec, JobState, UnixMillis};
@@ -79,37 +77,37 @@ impl SeaStore {
     pub(super) async fn metrics_at(&self, now: UnixMillis) -> Result<JobMetrics, StoreError> {
         let txn = self.begin_read().await?;
         let metrics = async {
-            // Every job counted from `idx_jobs_kind_state` alone, in its order; the live
-            // jobs' oldest change read from their rows (a few, by the live states).
-            let counts = job::Entity::find()
+            // The live jobs (a few, by the live states) counted from their rows, with their
+            // oldest change; the ended ones read from `ended_job_counts`, which the
+            // transactions that end and delete jobs keep, instead of counted at each scrape.
+            let live = job::Entity::find()
                 .select_only()
                 .column(job::Column::Kind)
                 .column(job::Column::State)
                 .expr(Expr::cust("CAST(COUNT(*) AS BIGINT)"))
-                .group_by(job::Column::Kind)
-                .group_by(job::Column::State)
-                .into_tuple::<(String, String, i64)>()
-                .all(&txn)
-                .await
-                .map_err(db_error("cannot count the jobs by kind and state"))?;
-            let oldest_live: HashMap<(String, String), i64> = job::Entity::find()
-                .select_only()
-                .column(job::Column::Kind)
-                .column(job::Column::State)
                 .expr(Expr::cust(r#"MIN("jobs"."updated_at")"#))
                 .filter(unfinished())
                 .group_by(job::Column::Kind)
                 .group_by(job::Column::State)
-                .into_tuple::<(String, String, i64)>()
+                .into_tuple::<(String, String, i64, i64)>()
                 .all(&txn)
                 .await
-                .map_err(db_error("cannot read the live jobs' oldest change"))?
+                .map_err(db_error("cannot count the live jobs by kind and state"))?;
+            let ended = ended_job_count::Entity::find()
+                .filter(ended_job_count::Column::Jobs.gt(0))
+                .all(&txn)
+                .await
+                .map_err(db_error("cannot read the ended jobs' counts"))?;
+            let counts = live
                 .into_iter()
-                .map(|(kind, state, oldest)| ((kind, state), oldest))
-                .collect();
+                .map(|(kind, state, jobs, oldest)| (kind, state, jobs, Some(oldest)))
+                .chain(
+                    ended
+                        .into_iter()
+                        .map(|count| (count.kind, count.state, count.jobs, None)),
+                );
             let mut by_kind_and_state = Vec::new();
-            for (kind, state, jobs) in counts {
-                let oldest_change = oldest_live.get(&(kind.clone(), state.clone())).copied();
+            for (kind, state, jobs, oldest_change) in counts {
                 // A row the store cannot read is reported where the job is read.
                 let (Some(kind), Some(state)) = (JobKind::parse(&kind), JobState::parse(&state))
                 else {
@@ -122,6 +120,7 @@ impl SeaStore {
                     oldest_change,
                 });
             }
+            by_kind_and_state.sort_by_key(|group| (group.kind.as_str(), group.state.as_str()));
             let live_without_lease = job::Entity::find()
                 .filter(unfinished())
                 .filter(without_lease(now))

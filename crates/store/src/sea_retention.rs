@@ -8,6 +8,8 @@
 //! to roll back to its spec). A revision whose own upgrade has a step left stays too (the
 //! upgrade is resumed after a restart).
 
+use std::collections::BTreeMap;
+
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_orm::sea_query::{LockBehavior, LockType};
 use sea_orm::{
@@ -18,7 +20,7 @@ use sea_orm::{
 use super::entities::{
     job, job_label, job_state_transition, job_statement, result_batch, result_log,
 };
-use super::sea::{commit, db_error, live_states, rollback, terminal_states};
+use super::sea::{commit, count_ended, db_error, live_states, rollback, terminal_states};
 use super::{SeaStore, StoreError};
 use flinkbroker_model::job::{UnixMillis, UpgradeStep};
 
@@ -61,7 +63,7 @@ async fn delete_expired(
     // SQLite would rather read every ended job through the state index and sort them.
     let mut candidates = job::Entity::find()
         .select_only()
-        .columns([job::Column::Id, job::Column::State])
+        .columns([job::Column::Id, job::Column::State, job::Column::Kind])
         .filter(job::Column::EndedAt.lt(ended_before))
         .filter(
             Condition::any()
@@ -76,13 +78,16 @@ async fn delete_expired(
         // The janitors of other replicas take the next jobs instead of waiting for these.
         candidates = candidates.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
     }
-    let candidates: Vec<(String, String)> = candidates.into_tuple().all(txn).await?;
+    let candidates: Vec<(String, String, String)> = candidates.into_tuple().all(txn).await?;
     let terminal = terminal_states();
-    let ids: Vec<String> = candidates
-        .into_iter()
-        .filter(|(_, state)| terminal.contains(&state.as_str()))
-        .map(|(id, _)| id)
-        .collect();
+    let mut ended: BTreeMap<(String, String), i64> = BTreeMap::new();
+    let mut ids: Vec<String> = Vec::new();
+    for (id, state, kind) in candidates {
+        if terminal.contains(&state.as_str()) {
+            *ended.entry((kind, state)).or_default() += 1;
+            ids.push(id);
+        }
+    }
     if ids.is_empty() {
         return Ok(0);
     }
@@ -112,6 +117,11 @@ async fn delete_expired(
         .filter(job::Column::State.is_in(terminal_states()))
         .exec(txn)
         .await?;
+    // The rows read above are these (locked on PostgreSQL, under the write lock on SQLite),
+    // and an ended job never changes state: each counted once less.
+    for ((kind, state), jobs) in ended {
+        count_ended(txn, &kind, &state, -jobs).await?;
+    }
     Ok(deleted.rows_affected)
 }
 

@@ -4,6 +4,7 @@
 //! them for queries.
 
 pub(crate) mod audit_event;
+pub(crate) mod ended_job_count;
 pub(crate) mod job;
 pub(crate) mod job_label;
 pub(crate) mod job_state_transition;

@@ -18,6 +18,7 @@ mod m20261206_000001_job_revisions;
 mod m20261207_000001_jobs_at_scale;
 mod m20261207_000002_replicas;
 mod m20261208_000001_job_metrics_indexes;
+mod m20261209_000001_ended_job_counts;
 
 /// Every migration of the job store, oldest first.
 pub struct Migrator;
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000001_jobs_at_scale::Migration),
             Box::new(m20261207_000002_replicas::Migration),
             Box::new(m20261208_000001_job_metrics_indexes::Migration),
+            Box::new(m20261209_000001_ended_job_counts::Migration),
         ]
     }
 }
