@@ -196,6 +196,9 @@ impl Controller {
     /// (a restart, or a replica that died), then keeps the leases and runs the janitor in the
     /// background.
     pub async fn recover(self: &Arc<Self>) -> Result<()> {
+        // Every lease taken below runs a whole lease from this instant or later: the
+        // renewals count from here, not from the end of the takeover, which may take seconds.
+        let began = Instant::now();
         let now = now_millis();
         let until = self.lease_until();
         self.store.heartbeat(&self.replica, now, until).await?;
@@ -212,7 +215,8 @@ impl Controller {
         }
         self.resume_upgrades().await?;
         let this = Arc::clone(self);
-        self.tasks.spawn(async move { this.keep_leases().await });
+        self.tasks
+            .spawn(async move { this.keep_leases(began).await });
         let this = Arc::clone(self);
         self.tasks.spawn(async move { this.janitor().await });
         Ok(())
@@ -348,12 +352,13 @@ impl Controller {
     /// Renews the leases and passes recorded cancels to the drivers, until shutdown, while a
     /// task of its own shares the jobs out; then leaves the replicas. Renewals never wait for
     /// the sharing, however long a round of claims or handovers takes.
-    async fn keep_leases(self: Arc<Self>) {
+    async fn keep_leases(self: Arc<Self>, taken: Instant) {
         let this = Arc::clone(&self);
         let sharing = self.tasks.spawn(async move { this.share_jobs().await });
         let renew_every = self.limits.lease_duration / 4;
         let poll = self.limits.replica_poll_interval.min(renew_every);
-        let mut renewed = Instant::now();
+        // When the leases held were last taken or renewed (the request's start).
+        let mut renewed = taken;
         loop {
             tokio::select! {
                 _ = self.shutdown.cancelled() => break,
