@@ -632,29 +632,24 @@ where
 /// Converts one row of `read_jobs` into a `Job`.
 fn job_from_result(result: &QueryResult) -> Result<Job, StoreError> {
     let row = job::Model::from_query_result(result, "").map_err(db_error("cannot read a job"))?;
-    let corrupt = |detail: String| StoreError::Corrupt {
-        job_id: row.id.clone(),
-        detail,
-    };
-    let mut statements = children::<StatementChild>(result, "statements_json")
-        .map_err(|detail| corrupt(format!("a statement: {detail}")))?
-        .into_iter()
-        .map(|child| job_statement::Model {
-            job_id: row.id.clone(),
-            idx: child.idx,
-            sql: child.sql,
-            state: child.state,
-            operation_handle: child.operation_handle,
-            flink_job_id: child.flink_job_id,
-            error: child.error,
-            is_query: child.is_query.0,
-            kind: child.kind,
-            attempt: child.attempt,
-        })
-        .collect::<Vec<_>>();
+    let mut statements =
+        children::<StatementChild>(result, &row.id, "statements_json", "a statement")?
+            .into_iter()
+            .map(|child| job_statement::Model {
+                job_id: row.id.clone(),
+                idx: child.idx,
+                sql: child.sql,
+                state: child.state,
+                operation_handle: child.operation_handle,
+                flink_job_id: child.flink_job_id,
+                error: child.error,
+                is_query: child.is_query.0,
+                kind: child.kind,
+                attempt: child.attempt,
+            })
+            .collect::<Vec<_>>();
     statements.sort_by_key(|statement| statement.idx);
-    let mut history = children::<HistoryChild>(result, "history_json")
-        .map_err(|detail| corrupt(format!("a history entry: {detail}")))?
+    let mut history = children::<HistoryChild>(result, &row.id, "history_json", "a history entry")?
         .into_iter()
         .map(|child| job_state_transition::Model {
             id: child.id,
@@ -665,8 +660,7 @@ fn job_from_result(result: &QueryResult) -> Result<Job, StoreError> {
         })
         .collect::<Vec<_>>();
     history.sort_by_key(|entry| entry.id);
-    let logs = children::<LogChild>(result, "logs_json")
-        .map_err(|detail| corrupt(format!("a result log: {detail}")))?
+    let logs = children::<LogChild>(result, &row.id, "logs_json", "a result log")?
         .into_iter()
         .map(|child| result_log::Model {
             job_id: row.id.clone(),
@@ -690,17 +684,22 @@ fn job_from_result(result: &QueryResult) -> Result<Job, StoreError> {
 
 /// The child rows of a job in `column` (a JSON array the database built, NULL for none),
 /// decoded into `T` (whose fields are [`STATEMENT_FIELDS`], [`HISTORY_FIELDS`] or
-/// [`LOG_FIELDS`]); an error names what did not decode.
+/// [`LOG_FIELDS`]); one that does not decode makes the job corrupt, naming `what` it is.
 fn children<T: serde::de::DeserializeOwned>(
     result: &QueryResult,
+    job_id: &str,
     column: &str,
-) -> Result<Vec<T>, String> {
+    what: &str,
+) -> Result<Vec<T>, StoreError> {
     let json: Option<String> = result
         .try_get("", column)
-        .map_err(|e| format!("{column} cannot be read: {e}"))?;
+        .map_err(db_error("cannot read a job"))?;
     match json {
         None => Ok(Vec::new()),
-        Some(json) => serde_json::from_str(&json).map_err(|e| format!("{column}: {e}")),
+        Some(json) => serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
+            job_id: job_id.to_owned(),
+            detail: format!("{what}: {column} does not parse: {e}"),
+        }),
     }
 }
 
